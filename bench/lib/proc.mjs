@@ -1,0 +1,163 @@
+// Child processes for benchmarks: start, run with a deadline, stop by PID.
+//
+// Contract: every process a benchmark starts goes through this module, so
+// `installCleanup()` can kill exactly those PIDs (and no others) when the
+// benchmark is interrupted or exits early. Nothing here kills by name.
+
+import { spawn, spawnSync } from 'node:child_process';
+
+/** PID -> ChildProcess for every child still running. */
+const live = new Map();
+
+/** Keep this much of a long-running process's output, for error reports. */
+const OUTPUT_TAIL = 64 * 1024;
+
+/**
+ * Start a long-running process (a server, a proxy). Returns a handle:
+ * `{ name, pid, child, exited, exitCode, signal, spawnError, output(), exitPromise }`.
+ * `pid` is undefined when the spawn itself failed (`spawnError` says why).
+ */
+export function startProcess(name, cmd, args, { cwd, env } = {}) {
+  const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let tail = '';
+  const append = (chunk) => {
+    tail = (tail + chunk.toString()).slice(-OUTPUT_TAIL);
+  };
+  child.stdout.on('data', append);
+  child.stderr.on('data', append);
+  const handle = {
+    name,
+    pid: child.pid,
+    child,
+    exited: false,
+    exitCode: null,
+    signal: null,
+    spawnError: null,
+    output: () => tail,
+    exitPromise: null,
+  };
+  handle.exitPromise = new Promise((resolve) => {
+    child.once('error', (err) => {
+      handle.spawnError = err;
+      handle.exited = true;
+      if (child.pid) live.delete(child.pid);
+      resolve();
+    });
+    child.once('exit', (code, signal) => {
+      handle.exited = true;
+      handle.exitCode = code;
+      handle.signal = signal;
+      live.delete(child.pid);
+      resolve();
+    });
+  });
+  if (child.pid) live.set(child.pid, child);
+  return handle;
+}
+
+/** Resolves true if `promise` settled within `ms`, false otherwise. */
+function within(promise, ms) {
+  let timer;
+  return Promise.race([
+    promise.then(() => true),
+    new Promise((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Stop a process started by `startProcess`: SIGTERM, then SIGKILL after
+ * `graceMs`. Resolves once it has exited (or after SIGKILL + 2 s, whichever first).
+ */
+export async function stopProcess(handle, graceMs = 5000) {
+  if (!handle || handle.exited || !handle.pid) return;
+  signalPid(handle.pid, 'SIGTERM');
+  if (await within(handle.exitPromise, graceMs)) return;
+  signalPid(handle.pid, 'SIGKILL');
+  await within(handle.exitPromise, 2000);
+}
+
+/** Send a signal to one PID; a process that is already gone is not an error. */
+function signalPid(pid, signal) {
+  try {
+    process.kill(pid, signal);
+  } catch (err) {
+    if (err.code !== 'ESRCH') throw err;
+  }
+}
+
+/**
+ * Run a command to completion with a hard deadline (SIGKILL at `timeoutMs`).
+ * Resolves `{ code, signal, stdout, stderr, timedOut, error }`; never rejects.
+ */
+export function runCommand(cmd, args, { timeoutMs = 30000, cwd, env } = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    if (child.pid) live.set(child.pid, child);
+    const out = [];
+    const err = [];
+    child.stdout.on('data', (b) => out.push(b));
+    child.stderr.on('data', (b) => err.push(b));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      if (child.pid) signalPid(child.pid, 'SIGKILL');
+    }, timeoutMs);
+    const finish = (code, signal, error) => {
+      clearTimeout(timer);
+      if (child.pid) live.delete(child.pid);
+      resolve({
+        code,
+        signal,
+        stdout: Buffer.concat(out).toString(),
+        stderr: Buffer.concat(err).toString(),
+        timedOut,
+        error,
+      });
+    };
+    child.once('error', (e) => finish(null, null, e));
+    child.once('close', (code, signal) => finish(code, signal, null));
+  });
+}
+
+/** First line of `cmd args` (e.g. a version banner), or null when it cannot run. Synchronous, 5 s bound. */
+export function firstLine(cmd, args) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 5000 });
+  if (r.error || r.status === null) return null;
+  const text = `${r.stdout}\n${r.stderr}`.trim();
+  return text ? text.split('\n')[0].trim() : null;
+}
+
+/** Absolute path of an executable on PATH, or null. */
+export function which(cmd) {
+  const r = spawnSync('sh', ['-c', 'command -v "$1"', 'sh', cmd], { encoding: 'utf8', timeout: 5000 });
+  const path = r.status === 0 ? r.stdout.trim() : '';
+  return path || null;
+}
+
+let cleanupInstalled = false;
+
+/**
+ * On SIGINT/SIGTERM or process exit, SIGKILL every child this module started
+ * that is still running. Call once, at the start of a benchmark.
+ */
+export function installCleanup() {
+  if (cleanupInstalled) return;
+  cleanupInstalled = true;
+  const killAll = () => {
+    for (const pid of live.keys()) signalPid(pid, 'SIGKILL');
+    live.clear();
+  };
+  process.on('exit', killAll);
+  for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.once(sig, () => {
+      process.stderr.write(`\n${sig}: stopping benchmark processes\n`);
+      killAll();
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    });
+  }
+}
+
+/** Sleep for `ms` milliseconds. */
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
