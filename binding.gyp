@@ -1,0 +1,31 @@
+# The addon for node-gyp / prebuildify. Same sources as CMakeLists.txt
+# (test/build-sources.test.ts fails when the lists differ).
+{
+  "targets": [
+    {
+      "target_name": "fulcrum",
+      "sources": [
+        "native/addon/addon.cc",
+        "native/addon/engine_handle.cc",
+        "native/addon/errors.cc",
+        "native/addon/snapshot_reader.cc",
+        "native/engine/address.cc",
+        "native/engine/counters.cc",
+        "native/engine/engine.cc",
+        "native/engine/event_sink.cc",
+        "native/engine/listener.cc",
+        "native/engine/picker.cc",
+        "native/engine/pipe_pool.cc",
+        "native/engine/service.cc",
+        "native/engine/tcp_connection.cc",
+        "native/engine/timer_queue.cc",
+        "native/engine/worker.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++20", "-fexceptions", "-Wall", "-Wextra", "-Wshadow", "-Wnon-virtual-dtor", "-fvisibility=hidden"]
+    }
+  ]
+}

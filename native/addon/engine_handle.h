@@ -1,0 +1,50 @@
+// The JS class `Engine` of the addon: a thin wrapper that owns a
+// fulcrum::Engine, converts arguments and results, and delivers worker events
+// to a JS callback through one thread-safe function.
+//
+// JS API (typed in src/engine/native.ts):
+//   new Engine({ workers, onEvents(events[]) })
+//   engine.apply(snapshot)                 throws Error{code: errno name}
+//   engine.setBackendState(slot, state)    state: 0 up, 1 down, 2 drain
+//   engine.stop()                          idempotent; joins the workers
+//   engine.counters                        ArrayBuffer over the counter arena
+//   engine.workers                         number of worker threads
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+
+#include "../engine/engine.h"
+
+namespace fulcrum::addon {
+
+class EngineHandle : public Napi::ObjectWrap<EngineHandle> {
+ public:
+  static Napi::Function define_class(Napi::Env env);
+  explicit EngineHandle(const Napi::CallbackInfo& info);
+  ~EngineHandle() override;
+
+ private:
+  Napi::Value apply(const Napi::CallbackInfo& info);
+  Napi::Value set_backend_state(const Napi::CallbackInfo& info);
+  Napi::Value stop(const Napi::CallbackInfo& info);
+  Napi::Value counters(const Napi::CallbackInfo& info);
+  Napi::Value workers(const Napi::CallbackInfo& info);
+
+  // Stops the engine and releases the thread-safe function. Safe to call more
+  // than once, from stop(), the GC finalizer or the environment cleanup hook.
+  void shutdown();
+  static void on_env_cleanup(void* self);
+  // JS thread: hands the queued events to the onEvents callback.
+  static void deliver_events(Napi::Env env, Napi::Function callback, EventSink* sink);
+
+  std::unique_ptr<Engine> engine_;
+  Napi::ThreadSafeFunction events_tsfn_;
+  bool tsfn_live_ = false;
+  bool cleanup_hook_added_ = false;
+  Napi::Reference<Napi::ArrayBuffer> counters_ref_;
+  napi_env env_ = nullptr;
+};
+
+}  // namespace fulcrum::addon

@@ -1,0 +1,18 @@
+// Turning the engine's -errno results into JS errors. No C++ exception
+// crosses into JS: the glue throws a JS Error whose `code` is the errno name.
+#pragma once
+
+#include <napi.h>
+
+#include <string>
+
+namespace fulcrum::addon {
+
+// An Error with .code = "EADDRINUSE" (etc.), .errno = the positive number, and
+// a message "<context>: <strerror>".
+Napi::Error errno_error(Napi::Env env, int error, const std::string& context);
+
+// errno's symbolic name ("ECONNREFUSED"), or "E<number>" when unknown.
+std::string errno_name(int error);
+
+}  // namespace fulcrum::addon

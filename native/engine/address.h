@@ -1,0 +1,28 @@
+// Socket addresses: parsing the numeric host/port pairs the control plane
+// sends, and formatting them back for messages.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <string>
+
+namespace fulcrum {
+
+struct SocketAddress {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+
+  int family() const { return storage.ss_family; }
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
+  sockaddr* get() { return reinterpret_cast<sockaddr*>(&storage); }
+};
+
+// Parses a numeric IPv4 or IPv6 literal (no brackets) and a port into *out.
+// Returns 0, or -EINVAL when host is not a numeric address.
+int parse_socket_address(const std::string& host, int port, SocketAddress* out);
+
+// "127.0.0.1:80" or "[::1]:80".
+std::string format_socket_address(const SocketAddress& address);
+
+}  // namespace fulcrum

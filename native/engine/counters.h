@@ -1,0 +1,96 @@
+// Shared-memory counters. Each worker owns one cache-line-aligned block and is
+// the only writer of it; the control plane sums the blocks on a timer through
+// one external ArrayBuffer (see the layout exported by the N-API glue).
+//
+// Arena layout (all u64, little endian as the host):
+//   [global block: GlobalCounter]                      one 64-byte line
+//   [worker 0 block] ... [worker N-1 block]             kWorkerBlockBytes each
+// A worker block:
+//   [WorkerCounter line][ServiceCounter x kMaxServices][BackendCounter x kMaxBackends]
+// Service and backend counters are indexed by the slot the control plane
+// assigns, so they survive reloads.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace fulcrum {
+
+inline constexpr uint32_t kCounterLayoutVersion = 1;
+inline constexpr uint32_t kMaxServices = 256;
+inline constexpr uint32_t kMaxBackends = 4096;
+inline constexpr size_t kCacheLine = 64;
+inline constexpr size_t kLineWords = kCacheLine / sizeof(uint64_t);
+
+enum GlobalCounter : uint32_t { kEventsDropped = 0, kGlobalCounterCount };
+enum WorkerCounter : uint32_t { kPooledPipes = 0, kAcceptPauses, kWorkerCounterCount };
+// Shared by services and backends. For a service, kAccepted counts accepted
+// clients and kFailed clients closed without reaching any backend; for a
+// backend, kAccepted counts established connections and kFailed failed
+// connect attempts (refused, timed out, unreachable).
+enum TrafficCounter : uint32_t {
+  kAccepted = 0,
+  kActive,
+  kFailed,
+  kBytesIn,   // client -> backend
+  kBytesOut,  // backend -> client
+  kTrafficCounterCount
+};
+
+static_assert(kGlobalCounterCount <= kLineWords && kWorkerCounterCount <= kLineWords &&
+              kTrafficCounterCount <= kLineWords);
+
+inline constexpr size_t kServiceOffsetWords = kLineWords;
+inline constexpr size_t kBackendOffsetWords = kServiceOffsetWords + kMaxServices * kLineWords;
+inline constexpr size_t kWorkerBlockWords = kBackendOffsetWords + kMaxBackends * kLineWords;
+
+// A view of one worker's block. Single writer: add() uses a relaxed load and
+// store instead of a locked read-modify-write, which is exact because no other
+// thread writes these words, and readers see whole u64 values.
+class WorkerCounters {
+ public:
+  explicit WorkerCounters(std::atomic<uint64_t>* block) : block_(block) {}
+
+  void add_worker(WorkerCounter c, int64_t n) { add(block_ + c, n); }
+  void set_worker(WorkerCounter c, uint64_t v) { block_[c].store(v, std::memory_order_relaxed); }
+  void add_service(uint32_t slot, TrafficCounter c, int64_t n) {
+    add(block_ + kServiceOffsetWords + slot * kLineWords + c, n);
+  }
+  void add_backend(uint32_t slot, TrafficCounter c, int64_t n) {
+    add(block_ + kBackendOffsetWords + slot * kLineWords + c, n);
+  }
+
+ private:
+  static void add(std::atomic<uint64_t>* word, int64_t n) {
+    word->store(word->load(std::memory_order_relaxed) + static_cast<uint64_t>(n),
+                std::memory_order_relaxed);
+  }
+  std::atomic<uint64_t>* block_;
+};
+
+// Owns the memory. Shared between the engine and the JS ArrayBuffer that
+// views it, so whichever is released last frees it.
+class CounterArena {
+ public:
+  explicit CounterArena(uint32_t workers);
+  ~CounterArena();
+  CounterArena(const CounterArena&) = delete;
+  CounterArena& operator=(const CounterArena&) = delete;
+
+  void* data() const { return words_; }
+  size_t byte_length() const { return words_count_ * sizeof(uint64_t); }
+  uint32_t workers() const { return workers_; }
+  WorkerCounters worker(uint32_t index) const {
+    return WorkerCounters(words_ + kLineWords + index * kWorkerBlockWords);
+  }
+  void add_global(GlobalCounter c, uint64_t n) { words_[c].fetch_add(n, std::memory_order_relaxed); }
+
+ private:
+  uint32_t workers_;
+  size_t words_count_;
+  std::atomic<uint64_t>* words_;
+};
+
+}  // namespace fulcrum

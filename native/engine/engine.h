@@ -1,0 +1,63 @@
+// The data plane as a plain C++ library: no Node types here (the N-API glue
+// lives in native/addon/). Every method runs on the control-plane (JS) thread;
+// the engine talks to its workers only by message.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "counters.h"
+#include "event_sink.h"
+#include "service.h"
+#include "worker.h"
+
+namespace fulcrum {
+
+struct EngineOptions {
+  uint32_t workers = 1;
+  // Runs on a worker thread when events become available; must not block.
+  std::function<void(EventSink*)> wake_events;
+};
+
+class Engine {
+ public:
+  // Starts the worker threads. Returns 0 or -errno.
+  static int create(EngineOptions options, std::unique_ptr<Engine>* out);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Makes `services` the running configuration. Listeners whose address stays
+  // keep their sockets (no connection in their backlog is lost); new ones are
+  // bound now, so a bind error (EADDRINUSE...) is returned here and nothing
+  // changes; removed ones are closed by their worker. Open connections keep
+  // the service definition they started with.
+  // Returns 0, or -errno with *context naming what failed ("bind 127.0.0.1:80").
+  int apply(std::vector<ServiceSpec> services, std::string* context);
+  // Returns 0, or -EINVAL for a slot out of range.
+  int set_backend_state(uint32_t slot, BackendState state);
+  // Closes every socket and joins the workers. Idempotent.
+  void stop();
+
+  bool stopped() const { return stopped_; }
+  uint32_t worker_count() const { return static_cast<uint32_t>(workers_.size()); }
+  const std::shared_ptr<CounterArena>& counters() const { return counters_; }
+  EventSink& events() { return *events_; }
+
+ private:
+  Engine() = default;
+  std::shared_ptr<CounterArena> counters_;
+  std::unique_ptr<EventSink> events_;
+  std::unique_ptr<BackendStates> states_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  // Listening sockets by "tcp " + address, one fd per worker. Once posted to
+  // the workers they own the fds; this map only remembers which exist.
+  std::map<std::string, std::vector<int>> listeners_;
+  bool stopped_ = false;
+};
+
+}  // namespace fulcrum

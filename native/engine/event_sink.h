@@ -1,0 +1,54 @@
+// Events from the workers to the control plane (connect failures for passive
+// health, listener errors, accept pauses). Workers push; the JS thread takes
+// the whole batch. A worker never waits on JS: the lock is held only to append
+// or to swap the batch out, a full queue drops the event and counts it, and
+// JS is woken only when the queue goes from empty to non-empty.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <vector>
+
+#include "counters.h"
+
+namespace fulcrum {
+
+enum class EventType : uint8_t {
+  kConnectFailed,  // service, backend, error
+  kListenerError,  // service, error (accept failed for a reason other than fd shortage)
+  kAcceptPaused,   // error (EMFILE, ENFILE, ENOBUFS, ENOMEM)
+  kAcceptResumed,
+};
+
+inline constexpr uint32_t kNoSlot = UINT32_MAX;
+
+struct Event {
+  EventType type;
+  uint32_t worker;
+  uint32_t service_slot = kNoSlot;
+  uint32_t backend_slot = kNoSlot;
+  int error = 0;  // positive errno
+};
+
+class EventSink {
+ public:
+  // wake(sink) runs on a worker thread and must not block (a thread-safe
+  // function's non-blocking call); the JS thread then calls take().
+  EventSink(std::shared_ptr<CounterArena> counters, std::function<void(EventSink*)> wake, size_t capacity = 4096)
+      : counters_(std::move(counters)), wake_(std::move(wake)), capacity_(capacity) {}
+
+  // Any thread. Returns false when the event was dropped.
+  bool push(const Event& event);
+  // JS thread: takes every queued event.
+  std::vector<Event> take();
+
+ private:
+  std::shared_ptr<CounterArena> counters_;
+  std::function<void(EventSink*)> wake_;
+  size_t capacity_;
+  std::mutex mutex_;
+  std::vector<Event> queue_;
+};
+
+}  // namespace fulcrum

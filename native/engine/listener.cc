@@ -1,0 +1,29 @@
+#include "listener.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace fulcrum {
+
+int open_tcp_listener(const SocketAddress& address) {
+  int fd = socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int one = 1;
+  // SO_REUSEADDR: restart while old connections sit in TIME_WAIT.
+  // SO_REUSEPORT: one socket per worker on the same address.
+  // IPV6_V6ONLY: [::]:80 and 0.0.0.0:80 are separate listeners, as in HAProxy.
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+      (address.family() == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0) ||
+      bind(fd, address.get(), address.length) < 0 || listen(fd, SOMAXCONN) < 0) {
+    int error = errno;
+    close(fd);
+    return -error;
+  }
+  return fd;
+}
+
+}  // namespace fulcrum

@@ -1,0 +1,298 @@
+#include "tcp_connection.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "worker.h"
+
+namespace fulcrum {
+
+namespace {
+
+// Edge-triggered, registered once per socket for everything we may care about.
+constexpr uint32_t kSocketEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+// Splice rounds per direction per pump, so one fast connection cannot starve
+// the others on its worker; what remains runs after the current batch.
+constexpr int kRoundsPerPump = 16;
+
+void set_nodelay(int fd) {
+  int one = 1;
+  // Small database and game messages must not wait for Nagle; splice already
+  // hands the kernel large chunks when there are large amounts to move.
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+// Closes fd; with reset, the peer gets an RST instead of a FIN.
+void close_socket(int fd, bool reset) {
+  if (fd < 0) return;
+  if (reset) {
+    linger hard{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+  }
+  close(fd);
+}
+
+bool is_resource_shortage(int error) {
+  return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
+}
+
+}  // namespace
+
+TcpConnection::TcpConnection(Worker& worker, std::shared_ptr<const Service> service, int client_fd)
+    : worker_(worker), service_(std::move(service)) {
+  client_.handle = IoHandle{IoHandle::Kind::kClient, this};
+  client_.fd = client_fd;
+  backend_.handle = IoHandle{IoHandle::Kind::kBackend, this};
+}
+
+// The worker deletes a connection only after finish() (retire()), so there is
+// nothing left to release here.
+TcpConnection::~TcpConnection() = default;
+
+void TcpConnection::start() {
+  set_nodelay(client_.fd);
+  int result = worker_.watch(client_.fd, &client_.handle, kSocketEvents);
+  if (result < 0) {
+    fail_client();
+    return;
+  }
+  connect_next_backend();
+}
+
+void TcpConnection::connect_next_backend() {
+  const int index = service_->pick(tried_, tried_count_);
+  if (index < 0) {
+    fail_client();
+    return;
+  }
+  tried_[tried_count_++] = static_cast<uint32_t>(index);
+  backend_index_ = index;
+  const BackendSpec& backend = service_->backend(index);
+
+  backend_ = Side{};
+  backend_.handle = IoHandle{IoHandle::Kind::kBackend, this};
+  backend_.fd = socket(backend.address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (backend_.fd < 0) {
+    // Our shortage, not the backend's fault: no failure is counted against it.
+    if (is_resource_shortage(errno)) worker_.on_resource_shortage(errno);
+    fail_client();
+    return;
+  }
+  set_nodelay(backend_.fd);
+  int result = worker_.watch(backend_.fd, &backend_.handle, kSocketEvents);
+  if (result < 0) {
+    close_backend_socket(false);
+    fail_client();
+    return;
+  }
+  if (connect(backend_.fd, backend.address.get(), backend.address.length) == 0) {
+    on_connected();
+    return;
+  }
+  if (errno != EINPROGRESS) {
+    on_connect_result(errno);
+    return;
+  }
+  worker_.timers().arm(this, worker_.now_ms(), service_->spec().connect_timeout_ms);
+}
+
+void TcpConnection::on_connect_result(int error) {
+  if (error == 0) {
+    on_connected();
+    return;
+  }
+  const BackendSpec& backend = service_->backend(backend_index_);
+  worker_.counters().add_backend(backend.slot, kFailed, 1);
+  worker_.emit(Event{EventType::kConnectFailed, worker_.index(), service_->spec().slot, backend.slot, error});
+  worker_.timers().cancel(this);
+  close_backend_socket(false);
+  if (tried_count_ <= service_->spec().retries && tried_count_ < kMaxTries) {
+    connect_next_backend();
+  } else {
+    fail_client();
+  }
+}
+
+void TcpConnection::on_connected() {
+  state_ = State::kRelaying;
+  backend_established_ = true;
+  backend_.writable = true;
+  const BackendSpec& backend = service_->backend(backend_index_);
+  worker_.counters().add_backend(backend.slot, kAccepted, 1);
+  worker_.counters().add_backend(backend.slot, kActive, 1);
+  last_touch_ms_ = worker_.now_ms();
+  worker_.timers().arm(this, last_touch_ms_, service_->spec().idle_timeout_ms);
+  pump();
+}
+
+void TcpConnection::fail_client() {
+  worker_.counters().add_service(service_->spec().slot, kFailed, 1);
+  finish(false, false);
+}
+
+void TcpConnection::on_io(const IoHandle* handle, uint32_t events) {
+  if (state_ == State::kClosed) return;
+  Side& side = handle == &client_.handle ? client_ : backend_;
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) side.readable = true;
+  if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) side.writable = true;
+
+  if (state_ == State::kConnecting) {
+    if (&side == &backend_ && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+      int error = 0;
+      socklen_t length = sizeof error;
+      if (getsockopt(backend_.fd, SOL_SOCKET, SO_ERROR, &error, &length) < 0) error = errno;
+      on_connect_result(error);
+    } else if (&side == &client_ && (events & EPOLLERR)) {
+      // The client reset while we were still connecting: nobody to serve.
+      worker_.timers().cancel(this);
+      finish(false, true);
+    }
+    // Client data or EOF waits in the socket until the backend is connected.
+    return;
+  }
+  pump();
+}
+
+void TcpConnection::pump() {
+  if (state_ != State::kRelaying) return;
+  bool progress = false;
+  bool budget_spent = false;
+  RelayError error;
+  if (!transfer(client_, backend_, upstream_, true, &progress, &budget_spent, &error) ||
+      !transfer(backend_, client_, downstream_, false, &progress, &budget_spent, &error)) {
+    // A reset (or any error) on one side resets the other, so neither peer
+    // mistakes a broken stream for a complete one. A local failure resets both.
+    const bool reset_client = error.side != &client_;
+    const bool reset_backend = error.side != &backend_;
+    finish(reset_client, reset_backend);
+    return;
+  }
+  if (progress) touch();
+  if (client_.read_eof && backend_.read_eof && client_.write_shut && backend_.write_shut) {
+    finish(false, false);
+    return;
+  }
+  if (budget_spent) worker_.queue_resume(this);
+}
+
+bool TcpConnection::transfer(Side& src, Side& dst, Flow& flow, bool upstream, bool* progress,
+                             bool* budget_spent, RelayError* error) {
+  PipePool& pipes = worker_.pipes();
+  const size_t capacity = pipes.capacity();
+  for (int round = 0;; round++) {
+    if (round == kRoundsPerPump) {
+      *budget_spent = true;
+      break;
+    }
+    bool moved = false;
+    // Flush the pipe first: it makes room for more input.
+    if (flow.pending > 0 && dst.writable) {
+      ssize_t n = splice(flow.pipe.read_fd, nullptr, dst.fd, nullptr, flow.pending, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n > 0) {
+        flow.pending -= static_cast<size_t>(n);
+        moved = true;
+        const TrafficCounter counter = upstream ? kBytesIn : kBytesOut;
+        worker_.counters().add_service(service_->spec().slot, counter, n);
+        worker_.counters().add_backend(service_->backend(backend_index_).slot, counter, n);
+      } else if (errno == EAGAIN) {
+        dst.writable = false;
+      } else if (errno != EINTR) {
+        // EPIPE, ECONNRESET: the destination is gone.
+        *error = RelayError{errno, &dst};
+        return false;
+      }
+    }
+    if (flow.pending == 0) pipes.release(&flow.pipe);
+
+    if (src.readable && !src.read_eof && flow.pending < capacity) {
+      if (!flow.pipe.valid()) {
+        int result = pipes.acquire(&flow.pipe);
+        if (result < 0) {
+          if (is_resource_shortage(-result)) worker_.on_resource_shortage(-result);
+          *error = RelayError{-result, nullptr};
+          return false;
+        }
+      }
+      ssize_t n = splice(src.fd, nullptr, flow.pipe.write_fd, nullptr, capacity - flow.pending,
+                         SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n > 0) {
+        flow.pending += static_cast<size_t>(n);
+        moved = true;
+      } else if (n == 0) {
+        src.read_eof = true;
+        moved = true;
+      } else if (errno == EAGAIN) {
+        // EAGAIN means "socket empty" only when the pipe is empty; otherwise
+        // the pipe may be full (it counts buffers, not bytes) and the socket
+        // must be tried again once the pipe has drained.
+        if (flow.pending == 0) src.readable = false;
+      } else if (errno != EINTR) {
+        *error = RelayError{errno, &src};
+        return false;
+      }
+      if (flow.pending == 0) pipes.release(&flow.pipe);
+    }
+    if (!moved) break;
+    *progress = true;
+  }
+  if (src.read_eof && flow.pending == 0 && !dst.write_shut) {
+    // Half-close: the source has said all it will; tell the destination.
+    if (shutdown(dst.fd, SHUT_WR) < 0 && errno != ENOTCONN) {
+      *error = RelayError{errno, &dst};
+      return false;
+    }
+    dst.write_shut = true;
+  }
+  return true;
+}
+
+void TcpConnection::touch() {
+  // Re-arming moves the timer to the tail of its list: cheap, and done at
+  // most once per millisecond tick.
+  const uint64_t now = worker_.now_ms();
+  if (now == last_touch_ms_) return;
+  last_touch_ms_ = now;
+  worker_.timers().arm(this, now, service_->spec().idle_timeout_ms);
+}
+
+void TcpConnection::on_timer(uint64_t) {
+  if (state_ == State::kConnecting) {
+    on_connect_result(ETIMEDOUT);
+  } else if (state_ == State::kRelaying) {
+    // Idle timeout: nothing moved either way for idle_timeout_ms.
+    finish(false, false);
+  }
+}
+
+void TcpConnection::close_backend_socket(bool reset) {
+  close_socket(backend_.fd, reset);
+  backend_.fd = -1;
+}
+
+void TcpConnection::finish(bool reset_client, bool reset_backend) {
+  if (state_ == State::kClosed) return;
+  state_ = State::kClosed;
+  worker_.timers().cancel(this);
+  close_socket(client_.fd, reset_client);
+  client_.fd = -1;
+  close_backend_socket(reset_backend);
+  for (Flow* flow : {&upstream_, &downstream_}) {
+    // A pipe still holding bytes of a broken stream is not reused.
+    if (flow->pending == 0) {
+      worker_.pipes().release(&flow->pipe);
+    } else {
+      PipePool::destroy(&flow->pipe);
+    }
+  }
+  worker_.counters().add_service(service_->spec().slot, kActive, -1);
+  if (backend_established_) worker_.counters().add_backend(service_->backend(backend_index_).slot, kActive, -1);
+  worker_.retire(this);
+}
+
+}  // namespace fulcrum

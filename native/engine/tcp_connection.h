@@ -1,0 +1,118 @@
+// One proxied TCP connection: the accepted client socket, the backend socket,
+// and the bytes in flight between them. Runs entirely on the worker thread
+// that accepted it.
+//
+// Life of a connection:
+//
+//   state       | on                         | goes to
+//   ------------+----------------------------+---------------------------------
+//   kConnecting | backend connect succeeds   | kRelaying
+//               | refused / timeout / error  | kConnecting (next backend) while
+//               |                            | tries remain, else closed (client
+//               |                            | closed, service `failed` counted)
+//               | client error               | closed
+//   kRelaying   | a side's EOF, pipe drained | shutdown(SHUT_WR) on the other
+//               | both sides shut            | closed
+//               | reset/error on one side    | closed, the other side reset
+//               | idle timeout               | closed
+//   (any)       | engine stop                | closed
+//
+// Bytes move with splice(): socket -> pipe -> socket, never through user
+// space. Sockets are registered edge-triggered once; the readable/writable
+// flags remember what epoll said until a syscall answers EAGAIN.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "io_handle.h"
+#include "pipe_pool.h"
+#include "service.h"
+#include "timer_queue.h"
+
+namespace fulcrum {
+
+class Worker;
+
+class TcpConnection final : public Timer {
+ public:
+  // Takes ownership of client_fd (non-blocking, already counted as accepted).
+  TcpConnection(Worker& worker, std::shared_ptr<const Service> service, int client_fd);
+  ~TcpConnection() override;
+  TcpConnection(const TcpConnection&) = delete;
+  TcpConnection& operator=(const TcpConnection&) = delete;
+
+  // Registers the client socket and starts connecting to a backend.
+  void start();
+  // An epoll event on one of this connection's sockets.
+  void on_io(const IoHandle* handle, uint32_t events);
+  // Moves more bytes after an earlier pump() stopped at its budget.
+  void resume() { pump(); }
+  // Engine stop: close both sockets now.
+  void close_now() { finish(false, false); }
+  bool closed() const { return state_ == State::kClosed; }
+
+  // The worker's list of live connections (intrusive, for stop()).
+  TcpConnection* prev_live = nullptr;
+  TcpConnection* next_live = nullptr;
+  // Set while queued on the worker's resume list.
+  bool queued_for_resume = false;
+
+ protected:
+  void on_timer(uint64_t now_ms) override;
+
+ private:
+  enum class State : uint8_t { kConnecting, kRelaying, kClosed };
+
+  // One socket and what is known about it.
+  struct Side {
+    IoHandle handle;
+    int fd = -1;
+    bool readable = false;
+    bool writable = false;
+    bool read_eof = false;    // read returned 0: the peer shut its write side
+    bool write_shut = false;  // we shut our write side towards the peer
+  };
+
+  // One direction's bytes in flight.
+  struct Flow {
+    Pipe pipe;
+    size_t pending = 0;
+  };
+
+  // Where a relay error came from, which decides which side gets the reset.
+  struct RelayError {
+    int error = 0;
+    Side* side = nullptr;  // nullptr: a local failure (no pipe could be had)
+  };
+
+  void connect_next_backend();
+  void on_connect_result(int error);
+  void on_connected();
+  void fail_client();
+  void pump();
+  // Moves bytes src -> dst until both would block or the budget is spent.
+  // Returns false on error (in *error). *progress is set when bytes or an EOF moved.
+  bool transfer(Side& src, Side& dst, Flow& flow, bool upstream, bool* progress, bool* budget_spent,
+                RelayError* error);
+  void touch();
+  void finish(bool reset_client, bool reset_backend);
+  void close_backend_socket(bool reset);
+
+  Worker& worker_;
+  std::shared_ptr<const Service> service_;
+  State state_ = State::kConnecting;
+  Side client_;
+  Side backend_;
+  Flow upstream_;    // client -> backend
+  Flow downstream_;  // backend -> client
+  int backend_index_ = -1;
+  bool backend_established_ = false;
+  uint64_t last_touch_ms_ = 0;
+  // Backends tried for this client: the first attempt plus at most 16 retries.
+  static constexpr uint32_t kMaxTries = 17;
+  uint32_t tried_[kMaxTries] = {};
+  uint32_t tried_count_ = 0;
+};
+
+}  // namespace fulcrum

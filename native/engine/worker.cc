@@ -1,0 +1,311 @@
+#include "worker.h"
+
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <ctime>
+#include <string>
+
+#include "tcp_connection.h"
+
+namespace fulcrum {
+
+namespace {
+
+constexpr int kMaxEventsPerWait = 256;
+// Accepts per listener readiness, so a connection storm on one listener still
+// lets established connections move.
+constexpr int kAcceptsPerEvent = 64;
+// After an fd shortage, accepting is retried this often even if no
+// connection closes (one that closes retries at once).
+constexpr uint64_t kAcceptRetryMs = 100;
+// Empty pipes kept per worker.
+constexpr size_t kMaxPooledPipes = 256;
+// Upper bound of one epoll_wait, so a clock jump or lost wakeup is harmless.
+constexpr int kMaxWaitMs = 1000;
+
+uint64_t monotonic_ms() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<uint64_t>(now.tv_sec) * 1000 + static_cast<uint64_t>(now.tv_nsec) / 1000000;
+}
+
+}  // namespace
+
+Worker::Worker(uint32_t index, std::shared_ptr<CounterArena> counters, EventSink* events)
+    : index_(index),
+      counters_(std::move(counters)),
+      events_(events),
+      worker_counters_(counters_->worker(index)),
+      pipes_(worker_counters_, kMaxPooledPipes) {}
+
+Worker::~Worker() {
+  if (thread_.joinable()) {
+    post_stop();
+    join();
+  }
+  if (mailbox_fd_ >= 0) close(mailbox_fd_);
+  if (epoll_fd_ >= 0) close(epoll_fd_);
+  // Listeners posted to a loop that never ran (start() failed) are still ours.
+  for (Message& message : mailbox_) {
+    for (ListenerBinding& binding : message.listeners) close(binding.fd);
+  }
+}
+
+int Worker::start() {
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0) return -errno;
+  mailbox_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (mailbox_fd_ < 0) return -errno;
+  epoll_event event{};
+  event.events = EPOLLIN;
+  event.data.ptr = &mailbox_handle_;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, mailbox_fd_, &event) < 0) return -errno;
+  update_clock();
+  try {
+    thread_ = std::thread([this] { run(); });
+  } catch (const std::system_error& e) {
+    return -e.code().value();
+  }
+  std::string name = "fulcrum-w" + std::to_string(index_);
+  pthread_setname_np(thread_.native_handle(), name.substr(0, 15).c_str());
+  return 0;
+}
+
+void Worker::post(Message message) {
+  {
+    std::lock_guard<std::mutex> lock(mailbox_mutex_);
+    mailbox_.push_back(std::move(message));
+  }
+  uint64_t one = 1;
+  // Cannot block (non-blocking eventfd); EAGAIN means a wakeup is already pending.
+  ssize_t written = write(mailbox_fd_, &one, sizeof one);
+  (void)written;
+}
+
+void Worker::post_listeners(std::vector<ListenerBinding> listeners) {
+  Message message;
+  message.listeners = std::move(listeners);
+  post(std::move(message));
+}
+
+void Worker::post_stop() {
+  Message message;
+  message.stop = true;
+  post(std::move(message));
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::update_clock() { now_ms_ = monotonic_ms(); }
+
+void Worker::run() {
+  epoll_event events[kMaxEventsPerWait];
+  while (running_) {
+    const int wait_ms = resume_queue_.empty() ? timers_.wait_ms(now_ms_, kMaxWaitMs) : 0;
+    const int count = epoll_wait(epoll_fd_, events, kMaxEventsPerWait, wait_ms);
+    update_clock();
+    for (int i = 0; i < count; i++) {
+      auto* handle = static_cast<IoHandle*>(events[i].data.ptr);
+      switch (handle->kind) {
+        case IoHandle::Kind::kMailbox:
+          take_messages();
+          break;
+        case IoHandle::Kind::kListener:
+          accept_from(static_cast<Listener*>(handle->owner));
+          break;
+        case IoHandle::Kind::kClient:
+        case IoHandle::Kind::kBackend:
+          static_cast<TcpConnection*>(handle->owner)->on_io(handle, events[i].events);
+          break;
+      }
+    }
+    run_resume_queue();
+    timers_.expire(now_ms_);
+    free_retired();
+  }
+  close_everything();
+}
+
+void Worker::take_messages() {
+  uint64_t count;
+  ssize_t got = read(mailbox_fd_, &count, sizeof count);
+  (void)got;
+  std::vector<Message> messages;
+  {
+    std::lock_guard<std::mutex> lock(mailbox_mutex_);
+    messages.swap(mailbox_);
+  }
+  for (Message& message : messages) {
+    if (message.stop) {
+      running_ = false;
+    } else {
+      replace_listeners(std::move(message.listeners));
+    }
+  }
+}
+
+void Worker::replace_listeners(std::vector<ListenerBinding> bindings) {
+  std::vector<std::unique_ptr<Listener>> next;
+  for (ListenerBinding& binding : bindings) {
+    auto kept = std::find_if(listeners_.begin(), listeners_.end(),
+                             [&](const auto& l) { return l && l->fd == binding.fd; });
+    if (kept != listeners_.end()) {
+      // Same socket, possibly a new service definition: new connections get
+      // it, open ones keep the one they started with.
+      (*kept)->service = std::move(binding.service);
+      next.push_back(std::move(*kept));
+      continue;
+    }
+    auto listener = std::make_unique<Listener>();
+    listener->handle = IoHandle{IoHandle::Kind::kListener, listener.get()};
+    listener->fd = binding.fd;
+    listener->service = std::move(binding.service);
+    epoll_event event{};
+    event.events = accept_paused_ ? 0u : static_cast<uint32_t>(EPOLLIN);
+    event.data.ptr = &listener->handle;
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listener->fd, &event) < 0) {
+      emit(Event{EventType::kListenerError, index_, listener->service->spec().slot, kNoSlot, errno});
+    }
+    next.push_back(std::move(listener));
+  }
+  for (auto& old : listeners_) {
+    if (old) close(old->fd);  // closing also removes it from epoll
+  }
+  listeners_ = std::move(next);
+}
+
+void Worker::accept_from(Listener* listener) {
+  for (int i = 0; i < kAcceptsPerEvent && !accept_paused_; i++) {
+    int fd = accept4(listener->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      switch (errno) {
+        case EAGAIN:
+          return;
+        case EINTR:
+        case ECONNABORTED:  // the client gave up while queued
+        case EPROTO:
+        case EPERM:  // firewall said no to this one connection
+          continue;
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM:
+          // The connection stays in the backlog; pausing keeps a
+          // level-triggered listener from spinning until fds free up.
+          on_resource_shortage(errno);
+          return;
+        default:
+          emit(Event{EventType::kListenerError, index_, listener->service->spec().slot, kNoSlot, errno});
+          pause_accepting(errno);
+          return;
+      }
+    }
+    const uint32_t slot = listener->service->spec().slot;
+    worker_counters_.add_service(slot, kAccepted, 1);
+    worker_counters_.add_service(slot, kActive, 1);
+    auto* connection = new TcpConnection(*this, listener->service, fd);
+    connection->next_live = live_;
+    if (live_ != nullptr) live_->prev_live = connection;
+    live_ = connection;
+    connection->start();
+  }
+}
+
+void Worker::on_resource_shortage(int error) {
+  if (!accept_paused_) pause_accepting(error);
+}
+
+void Worker::pause_accepting(int error) {
+  if (accept_paused_) return;
+  accept_paused_ = true;
+  worker_counters_.add_worker(kAcceptPauses, 1);
+  for (auto& listener : listeners_) {
+    epoll_event event{};
+    event.data.ptr = &listener->handle;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listener->fd, &event);
+  }
+  timers_.arm(&resume_accept_timer_, now_ms_, kAcceptRetryMs);
+  emit(Event{EventType::kAcceptPaused, index_, kNoSlot, kNoSlot, error});
+}
+
+void Worker::resume_accepting() {
+  if (!accept_paused_) return;
+  accept_paused_ = false;
+  timers_.cancel(&resume_accept_timer_);
+  for (auto& listener : listeners_) {
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.ptr = &listener->handle;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listener->fd, &event);
+  }
+  emit(Event{EventType::kAcceptResumed, index_, kNoSlot, kNoSlot, 0});
+}
+
+int Worker::watch(int fd, IoHandle* handle, uint32_t events) {
+  epoll_event event{};
+  event.events = events;
+  event.data.ptr = handle;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event) < 0) return -errno;
+  return 0;
+}
+
+void Worker::queue_resume(TcpConnection* connection) {
+  if (connection->queued_for_resume) return;
+  connection->queued_for_resume = true;
+  resume_queue_.push_back(connection);
+}
+
+void Worker::run_resume_queue() {
+  if (resume_queue_.empty()) return;
+  std::vector<TcpConnection*> queue;
+  queue.swap(resume_queue_);
+  for (TcpConnection* connection : queue) {
+    connection->queued_for_resume = false;
+    if (!connection->closed()) connection->resume();
+  }
+}
+
+void Worker::retire(TcpConnection* connection) {
+  if (connection->prev_live != nullptr) {
+    connection->prev_live->next_live = connection->next_live;
+  } else {
+    live_ = connection->next_live;
+  }
+  if (connection->next_live != nullptr) connection->next_live->prev_live = connection->prev_live;
+  connection->prev_live = connection->next_live = nullptr;
+  retired_.push_back(connection);
+  // A closed connection freed fds: the best moment to try accepting again.
+  if (accept_paused_) resume_accepting();
+}
+
+void Worker::free_retired() {
+  // Retired connections may still be referenced by events later in the batch
+  // just handled or by the resume queue; both are done by now.
+  if (!resume_queue_.empty()) {
+    std::erase_if(resume_queue_, [](TcpConnection* c) { return c->closed(); });
+  }
+  for (TcpConnection* connection : retired_) delete connection;
+  retired_.clear();
+}
+
+void Worker::emit(Event event) {
+  if (events_ != nullptr) events_->push(event);
+}
+
+void Worker::close_everything() {
+  while (live_ != nullptr) live_->close_now();  // close_now() unlinks it
+  resume_queue_.clear();
+  free_retired();
+  timers_.cancel(&resume_accept_timer_);
+  for (auto& listener : listeners_) close(listener->fd);
+  listeners_.clear();
+}
+
+}  // namespace fulcrum

@@ -1,0 +1,127 @@
+// A data-plane worker: one thread, one epoll loop, its own listening sockets
+// (SO_REUSEPORT), its own timers, pipe pool and counter block. Nothing here is
+// shared with other workers except the read-mostly Service objects, the
+// backend state table and the event sink.
+//
+// The JS thread talks to a worker only through its mailbox (a mutex-guarded
+// queue plus an eventfd); the worker takes messages at the top of its loop,
+// which is the safe point where a new set of listeners/services is swapped in.
+#pragma once
+
+#include <sys/epoll.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "counters.h"
+#include "event_sink.h"
+#include "io_handle.h"
+#include "pipe_pool.h"
+#include "service.h"
+#include "timer_queue.h"
+
+namespace fulcrum {
+
+class TcpConnection;
+
+// A listening socket handed to a worker, with the service it serves.
+struct ListenerBinding {
+  int fd;
+  std::shared_ptr<const Service> service;
+};
+
+class Worker {
+ public:
+  Worker(uint32_t index, std::shared_ptr<CounterArena> counters, EventSink* events);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // JS thread. Creates the epoll fd, the mailbox and the thread. Returns 0 or -errno.
+  int start();
+  // JS thread. The worker takes ownership of every fd in listeners that it
+  // does not already have, and closes the ones it has that are not listed.
+  void post_listeners(std::vector<ListenerBinding> listeners);
+  // JS thread. Asks the loop to close everything and return; join() waits.
+  void post_stop();
+  void join();
+
+  // --- Worker thread only: the services a connection uses. ---
+  uint32_t index() const { return index_; }
+  uint64_t now_ms() const { return now_ms_; }
+  TimerQueue& timers() { return timers_; }
+  PipePool& pipes() { return pipes_; }
+  WorkerCounters& counters() { return worker_counters_; }
+  void emit(Event event);
+  // Adds/changes a connection socket's epoll registration. Returns 0 or -errno.
+  int watch(int fd, IoHandle* handle, uint32_t events);
+  // A connection that stopped at its per-event budget runs again after the
+  // current batch of events, before the loop sleeps.
+  void queue_resume(TcpConnection* connection);
+  // A connection has closed its sockets; it is freed after the current batch.
+  void retire(TcpConnection* connection);
+  // socket()/pipe()/accept() ran out of file descriptors or memory.
+  void on_resource_shortage(int error);
+
+ private:
+  struct Listener {
+    IoHandle handle;
+    int fd;
+    std::shared_ptr<const Service> service;
+  };
+  struct Message {
+    bool stop = false;
+    std::vector<ListenerBinding> listeners;
+  };
+  // Retries accepting after a shortage even if no connection closes.
+  class ResumeAcceptTimer final : public Timer {
+   public:
+    explicit ResumeAcceptTimer(Worker& worker) : worker_(worker) {}
+
+   protected:
+    void on_timer(uint64_t) override { worker_.resume_accepting(); }
+
+   private:
+    Worker& worker_;
+  };
+
+  void run();
+  void post(Message message);
+  void take_messages();
+  void replace_listeners(std::vector<ListenerBinding> bindings);
+  void accept_from(Listener* listener);
+  void pause_accepting(int error);
+  void resume_accepting();
+  void run_resume_queue();
+  void free_retired();
+  void close_everything();
+  void update_clock();
+
+  const uint32_t index_;
+  std::shared_ptr<CounterArena> counters_;
+  EventSink* events_;
+  WorkerCounters worker_counters_;
+  int epoll_fd_ = -1;
+  int mailbox_fd_ = -1;
+  IoHandle mailbox_handle_{IoHandle::Kind::kMailbox, nullptr};
+  std::thread thread_;
+
+  std::mutex mailbox_mutex_;
+  std::vector<Message> mailbox_;
+
+  bool running_ = true;
+  uint64_t now_ms_ = 0;
+  TimerQueue timers_;
+  PipePool pipes_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  bool accept_paused_ = false;
+  ResumeAcceptTimer resume_accept_timer_{*this};
+  TcpConnection* live_ = nullptr;  // head of the intrusive list of open connections
+  std::vector<TcpConnection*> resume_queue_;
+  std::vector<TcpConnection*> retired_;
+};
+
+}  // namespace fulcrum
