@@ -1,0 +1,56 @@
+// Reads the engine's shared-memory counters: sums each counter over the
+// per-worker blocks, straight from the ArrayBuffer, without a native call.
+import type { CounterLayout } from './native.js';
+
+export type TrafficField = keyof CounterLayout['traffic'];
+export type TrafficTotals = Record<TrafficField, number>;
+
+export class CounterReader {
+  readonly #layout: CounterLayout;
+  readonly #words: BigUint64Array;
+  readonly #workers: number;
+
+  constructor(buffer: ArrayBuffer, layout: CounterLayout, workers: number) {
+    this.#layout = layout;
+    this.#words = new BigUint64Array(buffer);
+    this.#workers = workers;
+  }
+
+  service(slot: number): TrafficTotals {
+    return this.#traffic(this.#layout.serviceOffset + slot * this.#layout.slotStride);
+  }
+
+  backend(slot: number): TrafficTotals {
+    return this.#traffic(this.#layout.backendOffset + slot * this.#layout.slotStride);
+  }
+
+  worker(field: keyof CounterLayout['worker']): number {
+    return this.#sum(this.#layout.worker[field]);
+  }
+
+  global(field: keyof CounterLayout['global']): number {
+    return Number(this.#words[this.#layout.globalOffset + this.#layout.global[field]]);
+  }
+
+  #traffic(base: number): TrafficTotals {
+    const fields = this.#layout.traffic;
+    return {
+      accepted: this.#sum(base + fields.accepted),
+      active: this.#sum(base + fields.active),
+      failed: this.#sum(base + fields.failed),
+      bytesIn: this.#sum(base + fields.bytesIn),
+      bytesOut: this.#sum(base + fields.bytesOut),
+    };
+  }
+
+  /** Sum of one word over all worker blocks. Gauges (active) are u64 that
+   * wrap within a worker only transiently, so the sum is taken modulo 2^64. */
+  #sum(offsetInBlock: number): number {
+    let total = 0n;
+    const { firstWorkerOffset, workerStride } = this.#layout;
+    for (let worker = 0; worker < this.#workers; worker++) {
+      total += this.#words[firstWorkerOffset + worker * workerStride + offsetInBlock]!;
+    }
+    return Number(BigInt.asIntN(64, total));
+  }
+}

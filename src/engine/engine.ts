@@ -1,0 +1,298 @@
+// The data plane as the control plane sees it. Owns the native engine (its
+// threads and sockets), turns validated configs into native snapshots with
+// stable slots, reads counters from shared memory and re-emits worker events
+// with names instead of slots.
+import { EventEmitter } from 'node:events';
+import { availableParallelism } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { FulcrumConfig, ServiceConfig } from '../config/types.js';
+import { CounterReader, type TrafficTotals } from './counter-reader.js';
+import {
+  loadNative,
+  NativeBackendState,
+  type NativeEngine,
+  type NativeEvent,
+  type NativeServiceSpec,
+} from './native.js';
+import { SlotTable } from './slot-table.js';
+
+export type BackendState = 'up' | 'down' | 'drain';
+
+export interface TrafficCounters {
+  /** Client connections accepted (service) or connections established to it (backend). */
+  accepted: number;
+  /** Connections open now. */
+  active: number;
+  /** Service: clients closed because no backend could be reached. Backend: failed connect attempts. */
+  failed: number;
+  /** Bytes client → backend. */
+  bytesIn: number;
+  /** Bytes backend → client. */
+  bytesOut: number;
+}
+
+export interface BackendStats extends TrafficCounters {
+  address: string;
+  weight: number;
+  state: BackendState;
+}
+
+export interface ServiceStats extends TrafficCounters {
+  name: string;
+  listen: string;
+  backends: BackendStats[];
+}
+
+export interface EngineStats {
+  services: ServiceStats[];
+  /** Empty pipes kept in the workers' pools (each holds two fds). */
+  pooledPipes: number;
+  /** Times accepting was paused because the process ran out of file descriptors. */
+  acceptPauses: number;
+}
+
+/** Something the data plane reports (batched, delivered on the JS thread). */
+export interface EngineEvent {
+  type: 'connect_failed' | 'listener_error' | 'accept_paused' | 'accept_resumed' | 'events_dropped';
+  service?: string;
+  backend?: string;
+  /** errno name, e.g. ECONNREFUSED, ETIMEDOUT, EMFILE. */
+  code?: string;
+  worker?: number;
+  count?: number;
+}
+
+export interface EngineOptions {
+  /** Worker threads; defaults to os.availableParallelism(). */
+  workers?: number;
+}
+
+const backendKey = (service: string, address: string): string => `${service}\u0000${address}`;
+const DRAIN_POLL_MS = 50;
+
+/**
+ * The data plane. Owns the native engine's threads and sockets; the JS side
+ * only hands it configs and reads counters. Emits 'event' (EngineEvent).
+ */
+export class Engine extends EventEmitter {
+  readonly #native: NativeEngine;
+  readonly #counters: CounterReader;
+  readonly #serviceSlots: SlotTable;
+  readonly #backendSlots: SlotTable;
+  /** Counter values a reused slot had when it was handed out, subtracted in stats(). */
+  readonly #baselines = new Map<string, TrafficTotals>();
+  readonly #states = new Map<number, BackendState>();
+  #config: FulcrumConfig | undefined;
+  #eventsDropped = 0;
+  #stopped = false;
+
+  private constructor(native: NativeEngine) {
+    super();
+    this.#native = native;
+    const { counterLayout } = loadNative();
+    this.#counters = new CounterReader(native.counters, counterLayout, native.workers);
+    this.#serviceSlots = new SlotTable(counterLayout.maxServices);
+    this.#backendSlots = new SlotTable(counterLayout.maxBackends);
+  }
+
+  static start(options: EngineOptions = {}): Engine {
+    const addon = loadNative();
+    const workers = options.workers ?? availableParallelism();
+    let engine: Engine | undefined;
+    const native = new addon.Engine({ workers, onEvents: (events) => {
+        if (engine) engine.#onNativeEvents(events);
+      },
+    });
+    engine = new Engine(native);
+    return engine;
+  }
+
+  get workers(): number {
+    return this.#native.workers;
+  }
+
+  /** Bind new listeners, keep ones that stay, close removed ones; open connections are untouched.
+   * Throws an Error whose `code` is the errno name (EADDRINUSE...) and leaves the running config in place. */
+  apply(config: FulcrumConfig): void {
+    this.#assertRunning();
+    const acquired: Array<{ table: SlotTable; key: string }> = [];
+    const acquire = (table: SlotTable, key: string, baselineOf?: (slot: number) => TrafficTotals): number => {
+      const { slot, isNew } = table.acquire(key);
+      if (isNew) {
+        acquired.push({ table, key });
+        if (baselineOf) this.#baselines.set(key, baselineOf(slot));
+      }
+      return slot;
+    };
+    let services: NativeServiceSpec[];
+    try {
+      services = config.services.map((service) => this.#serviceSpec(service, acquire));
+      this.#native.apply({ services });
+    } catch (error) {
+      for (const { table, key } of acquired) {
+        table.release(key);
+        this.#baselines.delete(key);
+      }
+      throw error;
+    }
+    // New backends start up (a reused slot may still say down).
+    for (const service of services) {
+      for (const backend of service.backends) {
+        if (!this.#states.has(backend.slot)) this.#setState(backend.slot, 'up');
+      }
+    }
+    this.#releaseRemoved(config);
+    this.#config = config;
+  }
+
+  setBackendState(service: string, backend: string, state: BackendState): void {
+    this.#assertRunning();
+    const slot = this.#backendSlots.get(backendKey(service, backend));
+    if (slot === undefined) {
+      throw Object.assign(new Error(`no backend ${backend} in service ${service}`), { code: 'FULCRUM_ERR_NOT_FOUND' });
+    }
+    this.#setState(slot, state);
+  }
+
+  stats(): EngineStats {
+    const services = (this.#config?.services ?? []).map((service): ServiceStats => {
+      const slot = this.#serviceSlots.get(service.name)!;
+      return {
+        name: service.name,
+        listen: service.listen.text,
+        ...this.#traffic(service.name, this.#counters.service(slot)),
+        backends: service.backends.map((backend): BackendStats => {
+          const key = backendKey(service.name, backend.address.text);
+          const backendSlot = this.#backendSlots.get(key)!;
+          return {
+            address: backend.address.text,
+            weight: backend.weight,
+            state: this.#states.get(backendSlot) ?? 'up',
+            ...this.#traffic(key, this.#counters.backend(backendSlot)),
+          };
+        }),
+      };
+    });
+    return {
+      services,
+      pooledPipes: this.#counters.worker('pooledPipes'),
+      acceptPauses: this.#counters.worker('acceptPauses'),
+    };
+  }
+
+  /** Connections open across all services. */
+  activeConnections(): number {
+    let active = 0;
+    for (const name of this.#serviceSlots.keys()) {
+      active += this.#counters.service(this.#serviceSlots.get(name)!).active;
+    }
+    return active;
+  }
+
+  /** Close every listener, then wait until open connections finish or `timeoutMs` passes.
+   * Resolves true when all finished. Connections still open are left for stop(). */
+  async drain(timeoutMs: number): Promise<boolean> {
+    if (this.#stopped) return this.activeConnections() === 0;
+    this.#native.apply({ services: [] });
+    const deadline = Date.now() + timeoutMs;
+    while (this.activeConnections() > 0) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await sleep(Math.min(DRAIN_POLL_MS, left));
+    }
+    return true;
+  }
+
+  /** Close everything and join the worker threads. Idempotent. */
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#native.stop();
+  }
+
+  #serviceSpec(
+    service: ServiceConfig,
+    acquire: (table: SlotTable, key: string, baselineOf?: (slot: number) => TrafficTotals) => number,
+  ): NativeServiceSpec {
+    return {
+      slot: acquire(this.#serviceSlots, service.name, (slot) => this.#counters.service(slot)),
+      name: service.name,
+      listenHost: service.listen.host,
+      listenPort: service.listen.port,
+      balance: service.balance,
+      connectTimeoutMs: service.timeouts.connectMs,
+      idleTimeoutMs: service.timeouts.idleMs,
+      retries: service.retries,
+      backends: service.backends.map((backend) => ({
+        slot: acquire(this.#backendSlots, backendKey(service.name, backend.address.text), (slot) =>
+          this.#counters.backend(slot),
+        ),
+        host: backend.address.host,
+        port: backend.address.port,
+        weight: backend.weight,
+      })),
+    };
+  }
+
+  /** Frees the slots of services and backends the new config no longer has. */
+  #releaseRemoved(config: FulcrumConfig): void {
+    const serviceNames = new Set(config.services.map((s) => s.name));
+    const backendKeys = new Set(
+      config.services.flatMap((s) => s.backends.map((b) => backendKey(s.name, b.address.text))),
+    );
+    for (const name of [...this.#serviceSlots.keys()]) {
+      if (!serviceNames.has(name)) this.#serviceSlots.release(name);
+    }
+    for (const key of [...this.#backendSlots.keys()]) {
+      if (backendKeys.has(key)) continue;
+      const slot = this.#backendSlots.get(key)!;
+      this.#backendSlots.release(key);
+      this.#states.delete(slot);
+    }
+  }
+
+  #setState(slot: number, state: BackendState): void {
+    this.#native.setBackendState(slot, NativeBackendState[state]);
+    this.#states.set(slot, state);
+  }
+
+  /** Counters minus the baseline a reused slot started from (gauges are not baselined). */
+  #traffic(key: string, raw: TrafficTotals): TrafficCounters {
+    const base = this.#baselines.get(key);
+    if (!base) return raw;
+    return {
+      accepted: raw.accepted - base.accepted,
+      active: raw.active,
+      failed: raw.failed - base.failed,
+      bytesIn: raw.bytesIn - base.bytesIn,
+      bytesOut: raw.bytesOut - base.bytesOut,
+    };
+  }
+
+  #onNativeEvents(events: NativeEvent[]): void {
+    const serviceNames = new Map<number, string>();
+    for (const name of this.#serviceSlots.keys()) serviceNames.set(this.#serviceSlots.get(name)!, name);
+    const backendNames = new Map<number, string>();
+    for (const key of this.#backendSlots.keys()) {
+      backendNames.set(this.#backendSlots.get(key)!, key.slice(key.indexOf('\u0000') + 1));
+    }
+    for (const event of events) {
+      const named: EngineEvent = { type: event.type, worker: event.worker };
+      if (event.serviceSlot !== undefined) named.service = serviceNames.get(event.serviceSlot);
+      if (event.backendSlot !== undefined) named.backend = backendNames.get(event.backendSlot);
+      if (event.code !== undefined) named.code = event.code;
+      this.emit('event', named);
+    }
+    const dropped = this.#counters.global('eventsDropped');
+    if (dropped > this.#eventsDropped) {
+      this.emit('event', { type: 'events_dropped', count: dropped - this.#eventsDropped } satisfies EngineEvent);
+      this.#eventsDropped = dropped;
+    }
+  }
+
+  #assertRunning(): void {
+    if (this.#stopped) {
+      throw Object.assign(new Error('the engine is stopped'), { code: 'FULCRUM_ERR_STOPPED' });
+    }
+  }
+}

@@ -1,0 +1,96 @@
+// Loads the native addon and types its surface. The addon's own contract is
+// in native/addon/engine_handle.h; this file is its TypeScript mirror.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { dirname, resolve } from 'node:path';
+
+export interface NativeBackendSpec {
+  slot: number;
+  host: string;
+  port: number;
+  weight: number;
+}
+
+export interface NativeServiceSpec {
+  slot: number;
+  name: string;
+  listenHost: string;
+  listenPort: number;
+  balance: 'roundrobin' | 'weighted';
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+  retries: number;
+  backends: NativeBackendSpec[];
+}
+
+export interface NativeSnapshot {
+  services: NativeServiceSpec[];
+}
+
+export interface NativeEvent {
+  type: 'connect_failed' | 'listener_error' | 'accept_paused' | 'accept_resumed';
+  worker: number;
+  serviceSlot?: number;
+  backendSlot?: number;
+  code?: string;
+}
+
+/** Offsets and strides in u64 words; field maps give the word within a block. */
+export interface CounterLayout {
+  version: number;
+  globalOffset: number;
+  firstWorkerOffset: number;
+  workerStride: number;
+  serviceOffset: number;
+  backendOffset: number;
+  slotStride: number;
+  maxServices: number;
+  maxBackends: number;
+  global: { eventsDropped: number };
+  worker: { pooledPipes: number; acceptPauses: number };
+  traffic: { accepted: number; active: number; failed: number; bytesIn: number; bytesOut: number };
+}
+
+/** Backend states as the addon numbers them. */
+export const NativeBackendState = { up: 0, down: 1, drain: 2 } as const;
+
+export interface NativeEngine {
+  apply(snapshot: NativeSnapshot): void;
+  setBackendState(slot: number, state: number): void;
+  stop(): void;
+  readonly counters: ArrayBuffer;
+  readonly workers: number;
+}
+
+export interface NativeAddon {
+  Engine: new (options: { workers: number; onEvents: (events: NativeEvent[]) => void }) => NativeEngine;
+  counterLayout: CounterLayout;
+}
+
+/** The layout version this code reads; the addon must match. */
+const SUPPORTED_LAYOUT = 1;
+
+const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+let loaded: NativeAddon | undefined;
+
+/**
+ * The addon: `FULCRUM_NATIVE` (a path to a .node file, used by the sanitizer
+ * builds) or whatever node-gyp-build finds (build/Release, build/Debug,
+ * prebuilds/).
+ */
+export function loadNative(): NativeAddon {
+  if (loaded) return loaded;
+  const require = createRequire(import.meta.url);
+  const override = process.env.FULCRUM_NATIVE;
+  const addon = (override
+    ? require(resolve(override))
+    : (require('node-gyp-build') as (dir: string) => unknown)(packageRoot)) as NativeAddon;
+  if (addon.counterLayout.version !== SUPPORTED_LAYOUT) {
+    throw new Error(
+      `native addon counter layout ${addon.counterLayout.version}, expected ${SUPPORTED_LAYOUT}: rebuild with npm run build`,
+    );
+  }
+  loaded = addon;
+  return addon;
+}
