@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs the test suite against a debug build of the addon compiled with a
+# sanitizer: `test/sanitized.sh address` (AddressSanitizer) or
+# `test/sanitized.sh undefined` (UndefinedBehaviorSanitizer). Extra arguments
+# go to tap (e.g. a single test file). npm run test:asan / test:ubsan call it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+kind=${1:?usage: test/sanitized.sh address|undefined [tap args]}
+shift
+case "$kind" in
+  address) out=build-asan ;;
+  undefined) out=build-ubsan ;;
+  *) echo "unknown sanitizer '$kind': expected address or undefined" >&2; exit 2 ;;
+esac
+
+npx cmake-js compile --debug --out "$out" --CDFULCRUM_SANITIZE="$kind" >"$out.log" 2>&1 || {
+  cat "$out.log" >&2; exit 1; }
+addon=$(find "$out" -name fulcrum.node -print -quit)
+[ -n "$addon" ] || { echo "no fulcrum.node under $out" >&2; exit 1; }
+export FULCRUM_NATIVE="$PWD/$addon"
+
+if [ "$kind" = address ]; then
+  # Node itself is not instrumented, so the ASan runtime must be loaded first.
+  # Leak checking is off: V8 and Node keep allocations until exit by design,
+  # which LeakSanitizer would report on every run.
+  export LD_PRELOAD="$(g++ -print-file-name=libasan.so)"
+  export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1:detect_stack_use_after_return=0"
+else
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+fi
+echo "sanitizer: $kind, addon: $FULCRUM_NATIVE"
+npx tsc -p tsconfig.json
+npx tap "$@"
