@@ -176,12 +176,18 @@ void Worker::replace_listeners(std::vector<ListenerBinding> bindings) {
     next.push_back(std::move(listener));
   }
   for (auto& old : listeners_) {
-    if (old) close(old->fd);  // closing also removes it from epoll
+    if (!old) continue;
+    // Closing also removes it from epoll. The object itself lives until the
+    // end of this loop iteration: an event for it may follow in this batch.
+    close(old->fd);
+    old->fd = -1;
+    retired_listeners_.push_back(std::move(old));
   }
   listeners_ = std::move(next);
 }
 
 void Worker::accept_from(Listener* listener) {
+  if (listener->fd < 0) return;  // removed by a reload earlier in this batch
   for (int i = 0; i < kAcceptsPerEvent && !accept_paused_; i++) {
     int fd = accept4(listener->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
@@ -293,6 +299,7 @@ void Worker::free_retired() {
   }
   for (TcpConnection* connection : retired_) delete connection;
   retired_.clear();
+  retired_listeners_.clear();
 }
 
 void Worker::emit(Event event) {

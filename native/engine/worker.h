@@ -61,7 +61,8 @@ class Worker {
   // A connection that stopped at its per-event budget runs again after the
   // current batch of events, before the loop sleeps.
   void queue_resume(TcpConnection* connection);
-  // A connection has closed its sockets; it is freed after the current batch.
+  // A connection has closed its sockets; it is freed after the current batch
+  // (free_retired), as are listeners a reload removed.
   void retire(TcpConnection* connection);
   // socket()/pipe()/accept() ran out of file descriptors or memory.
   void on_resource_shortage(int error);
@@ -122,6 +123,7 @@ class Worker {
   TcpConnection* live_ = nullptr;  // head of the intrusive list of open connections
   std::vector<TcpConnection*> resume_queue_;
   std::vector<TcpConnection*> retired_;
+  std::vector<std::unique_ptr<Listener>> retired_listeners_;
 };
 
 }  // namespace fulcrum
