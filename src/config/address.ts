@@ -1,0 +1,73 @@
+// Addresses in the config: `host:port` or `[v6]:port`. Hosts are numeric IP
+// literals (names are not resolved: a load balancer must not depend on DNS to
+// start), plus `localhost` (127.0.0.1) and, for listen addresses, `*` (0.0.0.0).
+import { isIPv4, isIPv6 } from 'node:net';
+import type { Endpoint } from './types.js';
+import { describeValue } from './describe.js';
+
+/** listen: where clients connect (wildcards allowed). backend: where Fulcrum connects (a specific host). */
+export type AddressRole = 'listen' | 'backend';
+
+export type EndpointResult = { ok: true; endpoint: Endpoint } | { ok: false; message: string };
+
+const EXAMPLE: Record<AddressRole, string> = { listen: '127.0.0.1:6432', backend: '127.0.0.1:5432' };
+
+/** Parse what the YAML held as an address for `role`. */
+export function parseEndpoint(value: unknown, role: AddressRole): EndpointResult {
+  const what = role === 'listen' ? 'listen address' : 'address';
+  if (typeof value !== 'string') {
+    return fail(`bad ${what} ${describeValue(value)}: expected host:port, e.g. ${EXAMPLE[role]}`);
+  }
+  const bad = (why: string): EndpointResult => fail(`bad ${what} ${JSON.stringify(value)}: ${why}`);
+
+  let host: string;
+  let portText: string;
+  if (value.startsWith('[')) {
+    const close = value.indexOf(']');
+    if (close < 0 || value[close + 1] !== ':') return bad('expected [v6]:port, e.g. [::1]:7000');
+    host = value.slice(1, close);
+    portText = value.slice(close + 2);
+    if (host.includes('%')) return bad('IPv6 zone ids (%eth0) are not supported');
+    if (!isIPv6(host)) return bad(`"${host}" is not an IPv6 address`);
+  } else {
+    const colon = value.lastIndexOf(':');
+    if (colon < 0) return bad(`expected host:port, e.g. ${EXAMPLE[role]}`);
+    host = value.slice(0, colon);
+    portText = value.slice(colon + 1);
+    if (host.includes(':')) return bad(`an IPv6 address goes in brackets, e.g. [${host}]:${portText}`);
+    if (host === '') return bad(`missing host; expected host:port, e.g. ${EXAMPLE[role]}`);
+    if (host === 'localhost') host = '127.0.0.1';
+    else if (host === '*' && role === 'listen') host = '0.0.0.0';
+    else if (!isIPv4(host)) {
+      const allowed = role === 'listen' ? 'an IP address, localhost or *' : 'an IP address or localhost';
+      return bad(`host "${host}" is not ${allowed} (host names are not resolved)`);
+    }
+  }
+
+  if (!/^\d+$/.test(portText)) return bad(`port ${JSON.stringify(portText)} is not a number; expected 1 to 65535`);
+  const port = Number(portText);
+  if (port < 1 || port > 65535) return fail(`port ${portText} out of range in ${what} ${JSON.stringify(value)}; expected 1 to 65535`);
+
+  const family = isIPv6(host) ? 6 : 4;
+  // WHATWG URL serialises IPv6 in the RFC 5952 form (lowercase, longest zero run compressed).
+  if (family === 6) host = new URL(`http://[${host}]/`).hostname.slice(1, -1);
+  if (role === 'backend' && (host === '0.0.0.0' || host === '::')) {
+    return bad(`a backend needs a specific host, not the wildcard ${host}`);
+  }
+  const text = family === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+  return { ok: true, endpoint: { host, port, family, text } };
+}
+
+/** Whether two listen endpoints would take the same connections: same port and family, and equal or one a wildcard. */
+export function endpointsOverlap(a: Endpoint, b: Endpoint): boolean {
+  if (a.port !== b.port || a.family !== b.family) return false;
+  return a.host === b.host || isWildcard(a) || isWildcard(b);
+}
+
+export function isWildcard(endpoint: Endpoint): boolean {
+  return endpoint.host === '0.0.0.0' || endpoint.host === '::';
+}
+
+function fail(message: string): EndpointResult {
+  return { ok: false, message };
+}

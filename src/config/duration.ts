@@ -1,0 +1,50 @@
+// Durations in the config: `<number><unit>` (500ms, 1.5s, 10m, 2h, 1d) or a
+// bare integer meaning milliseconds. Parsed to whole milliseconds.
+
+import { describeValue } from './describe.js';
+
+const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+type Unit = keyof typeof UNIT_MS;
+
+const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
+
+export const DURATION_EXPECTED =
+  'expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m, or an integer of milliseconds';
+
+export type DurationResult = { ok: true; ms: number } | { ok: false; message: string };
+
+/**
+ * Parse `value` (what the YAML held) as a duration of at least 1ms and at most
+ * `maxMs`. `what` names the setting in messages (e.g. "timeouts.connect").
+ */
+export function parseDuration(value: unknown, what: string, maxMs: number): DurationResult {
+  let ms: number;
+  if (typeof value === 'number') {
+    if (!Number.isSafeInteger(value)) return fail(`bad duration ${value} for ${what}: ${DURATION_EXPECTED}`);
+    ms = value;
+  } else if (typeof value === 'string') {
+    const match = DURATION_RE.exec(value);
+    if (match === null) return fail(`bad duration ${JSON.stringify(value)} for ${what}: ${DURATION_EXPECTED}`);
+    ms = Number(match[1]) * UNIT_MS[match[2] as Unit];
+    if (!Number.isInteger(ms)) {
+      return fail(`bad duration ${JSON.stringify(value)} for ${what}: expected a whole number of milliseconds`);
+    }
+  } else {
+    return fail(`bad duration ${describeValue(value)} for ${what}: ${DURATION_EXPECTED}`);
+  }
+  if (ms <= 0) return fail(`bad duration ${JSON.stringify(value)} for ${what}: must be greater than 0`);
+  if (ms > maxMs) return fail(`${what} ${JSON.stringify(value)} is too long: expected at most ${formatDuration(maxMs)}`);
+  return { ok: true, ms };
+}
+
+/** The shortest exact text for `ms`: 90000 → "90s", 3600000 → "1h", 1500 → "1500ms". */
+export function formatDuration(ms: number): string {
+  for (const unit of ['d', 'h', 'm', 's'] as const) {
+    if (ms >= UNIT_MS[unit] && ms % UNIT_MS[unit] === 0) return `${ms / UNIT_MS[unit]}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+function fail(message: string): DurationResult {
+  return { ok: false, message };
+}
