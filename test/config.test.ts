@@ -1,0 +1,319 @@
+// Config loading: every malformed fixture gives exactly the expected
+// `file:line:column: message` lines; good configs give the expected typed
+// object; the shipped configs and the JSON Schema are valid.
+//
+// To cover a new config feature, add a fixture under test/fixtures/configs/
+// and a row to BAD_FIXTURES or GOOD_FIXTURES (every bad-*.yaml needs a row).
+import t from 'tap';
+import { readdir, readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Ajv } from 'ajv';
+import { parseEndpoint } from '../src/config/address.js';
+import { formatDuration, parseDuration } from '../src/config/duration.js';
+import { loadConfig, parseConfig } from '../src/config/load.js';
+import { SCHEMA_FILE, configValidator, readConfigSchema } from '../src/config/schema.js';
+import type { Endpoint, FulcrumConfig, ServiceConfig } from '../src/config/types.js';
+import { ConfigError, FulcrumError, UsageError } from '../src/errors.js';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const FIXTURES = join(ROOT, 'test/fixtures/configs');
+
+/** Each malformed fixture and every issue it must produce, as `line:column: message`, in order. */
+const BAD_FIXTURES: Record<string, string[]> = {
+  'bad-unknown-key.yaml': [
+    '3:5: missing required key "listen" in service',
+    '4:5: unknown key "listn" in service; did you mean "listen"? expected one of: name, protocol, listen, balance, backends, timeouts, retries',
+    '7:9: unknown key "wieght" in backend; did you mean "weight"? expected one of: address, weight',
+  ],
+  'bad-wrong-type.yaml': [
+    '2:10: workers: expected "auto" or an integer from 1 to 256, got "many"',
+    '8:17: weight: expected an integer from 1 to 256, got "heavy"',
+    '9:14: retries: expected an integer from 0 to 16, got a list',
+  ],
+  'bad-address.yaml': [
+    '3:13: bad listen address "127.0.0.1": expected host:port, e.g. 127.0.0.1:6432',
+    '5:18: bad address "db1.internal:5432": host "db1.internal" is not an IP address or localhost (host names are not resolved)',
+    '6:18: bad address "::1:5432": an IPv6 address goes in brackets, e.g. [::1]:5432',
+    '7:18: bad address "0.0.0.0:5432": a backend needs a specific host, not the wildcard 0.0.0.0',
+  ],
+  'bad-port-range.yaml': [
+    '3:13: port 70000 out of range in listen address "127.0.0.1:70000"; expected 1 to 65535',
+    '5:18: port 0 out of range in address "[::1]:0"; expected 1 to 65535',
+  ],
+  'bad-duplicate-listen.yaml': [
+    '6:13: duplicate listen address 127.0.0.1:6432 (also used by service "a" at line 3)',
+    '9:13: listen address 0.0.0.0:6432 overlaps 127.0.0.1:6432 of service "a" at line 3 (0.0.0.0:6432 takes port 6432 on every address)',
+  ],
+  'bad-empty-backends.yaml': [
+    '4:15: backends must not be empty',
+    '7:5: backends: expected a non-empty list, got an empty value',
+  ],
+  'bad-duration.yaml': [
+    '1:16: bad duration "30 seconds" for drain_timeout: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m, or an integer of milliseconds',
+    '8:16: timeouts.connect "2h" is too long: expected at most 1h',
+    '9:13: bad duration 0 for timeouts.idle: must be greater than 0',
+    '14:26: bad duration "0.5ms" for timeouts.connect: expected a whole number of milliseconds',
+    '14:39: bad duration "-1s" for timeouts.idle: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m, or an integer of milliseconds',
+  ],
+  'bad-balance.yaml': ['4:14: unknown balance "leastcon"; expected one of: roundrobin, weighted'],
+  'bad-protocol.yaml': [
+    '3:15: protocol "udp" is not supported yet; expected tcp',
+    '8:15: unknown protocol "sctp"; expected tcp',
+  ],
+  'bad-missing-key.yaml': [
+    '2:5: missing required key "listen" in service',
+    '4:9: missing required key "address" in backend',
+  ],
+  'bad-duplicate-name.yaml': ['5:11: duplicate service name "pg" (also at line 2)'],
+  'bad-yaml-syntax.yaml': ['3:13: YAML syntax error: the string that starts here has no closing "'],
+  'bad-weight-range.yaml': [
+    '7:17: weight: expected an integer from 1 to 256, got 0',
+    '9:17: weight: expected an integer from 1 to 256, got 300',
+    '11:17: weight: expected an integer from 1 to 256, got 1.5',
+    '12:14: retries: expected an integer from 0 to 16, got 17',
+  ],
+  'bad-duplicate-yaml-key.yaml': ['5:5: duplicate key "listen" (first at line 3)'],
+  'bad-duplicate-backend.yaml': ['6:18: duplicate backend 127.0.0.1:5432 in service "pg" (also at line 5)'],
+  'bad-empty.yaml': ['1:1: the config is empty; expected a mapping with at least a "services" list'],
+  'bad-top-level.yaml': ['1:1: the top level must be a mapping (workers, drain_timeout, log, services), got a list'],
+  'bad-unquoted-star.yaml': [
+    '3:13: unknown alias *:6432: no anchor &:6432 before it (to write a value that starts with *, quote it: "*:6432")',
+  ],
+  'bad-service-name.yaml': ['2:11: name: expected 1 to 64 characters of A-Z a-z 0-9 _ . -, got "my service"'],
+  'bad-many.yaml': [
+    '2:10: workers: expected "auto" or an integer from 1 to 256, got 0',
+    '3:15: unknown log.level "verbose"; expected one of: fatal, error, warn, info, debug, trace',
+    '7:15: backends must not be empty',
+    '9:13: duplicate listen address 127.0.0.1:6432 (also used by service "pg" at line 6)',
+    '10:14: unknown balance "random"; expected one of: roundrobin, weighted',
+    '13:17: weight: expected an integer from 1 to 256, got 1000',
+    '14:5: unknown key "timeout" in service; did you mean "timeouts"? expected one of: name, protocol, listen, balance, backends, timeouts, retries',
+  ],
+};
+
+function v4(host: string, port: number): Endpoint {
+  return { host, port, family: 4, text: `${host}:${port}` };
+}
+function v6(host: string, port: number): Endpoint {
+  return { host, port, family: 6, text: `[${host}]:${port}` };
+}
+/** A service with every default, overridden by `fields`. */
+function service(fields: Partial<ServiceConfig> & Pick<ServiceConfig, 'name' | 'listen' | 'backends'>): ServiceConfig {
+  return { protocol: 'tcp', balance: 'roundrobin', timeouts: { connectMs: 2000, idleMs: 600_000 }, retries: 2, ...fields };
+}
+
+/** Each good fixture and the config it must load as (`file` is filled in by the test). */
+const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
+  'good-minimal.yaml': {
+    workers: availableParallelism(),
+    drainTimeoutMs: 30_000,
+    log: { level: 'info' },
+    services: [service({ name: 'pg', listen: v4('127.0.0.1', 6432), backends: [{ address: v4('127.0.0.1', 5432), weight: 1 }] })],
+  },
+  'good-full.yaml': {
+    workers: 4,
+    drainTimeoutMs: 1500,
+    log: { level: 'debug' },
+    services: [
+      service({
+        name: 'v6.svc-1',
+        listen: v6('::1', 7000),
+        balance: 'weighted',
+        backends: [
+          { address: v6('::1', 7001), weight: 256 },
+          { address: v4('127.0.0.1', 7002), weight: 1 },
+        ],
+        timeouts: { connectMs: 1500, idleMs: 86_400_000 },
+        retries: 0,
+      }),
+      service({
+        name: 'any',
+        listen: v4('0.0.0.0', 7000),
+        backends: [{ address: v4('10.1.2.3', 80), weight: 1 }],
+        timeouts: { connectMs: 500, idleMs: 600_000 },
+        retries: 16,
+      }),
+    ],
+  },
+};
+
+t.test('every bad fixture has a row, and every row a fixture', async (t) => {
+  const files = (await readdir(FIXTURES)).filter((f) => f.startsWith('bad-')).sort();
+  t.same(files, Object.keys(BAD_FIXTURES).sort());
+  t.ok(files.length >= 10);
+});
+
+for (const [fixture, expected] of Object.entries(BAD_FIXTURES)) {
+  t.test(`${fixture} is rejected with exactly the expected issues`, async (t) => {
+    const file = join(FIXTURES, fixture);
+    const err = await loadConfig(file).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    if (!(err instanceof ConfigError)) {
+      t.fail(`expected a ConfigError, got ${String(err)}`);
+      return;
+    }
+    t.equal(err.code, 'FULCRUM_ERR_CONFIG');
+    t.equal(err.message, expected.map((issue) => `${file}:${issue}`).join('\n'));
+    t.same(
+      err.issues.map((i) => `${i.line}:${i.column}: ${i.message}`),
+      expected,
+    );
+    t.ok(err.issues.every((i) => i.file === file));
+  });
+}
+
+for (const [fixture, expected] of Object.entries(GOOD_FIXTURES)) {
+  t.test(`${fixture} loads as the expected config`, async (t) => {
+    const file = join(FIXTURES, fixture);
+    t.same(await loadConfig(file), { file, ...expected });
+  });
+}
+
+t.test('parseConfig: file names issues as given and becomes absolute in the config', async (t) => {
+  const text = await readFile(join(FIXTURES, 'good-minimal.yaml'), 'utf8');
+  t.equal(parseConfig(text, 'rel/dir/x.yaml').file, resolve('rel/dir/x.yaml'));
+  t.throws(() => parseConfig('services: 3\n', 'rel/x.yaml'), {
+    code: 'FULCRUM_ERR_CONFIG',
+    message: 'rel/x.yaml:1:11: services: expected a non-empty list, got 3',
+  });
+});
+
+t.test('parseConfig: a YAML alias bomb is refused, not expanded', async (t) => {
+  const lines = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
+  for (let i = 1; i < 8; i++) {
+    const prev = String.fromCharCode(96 + i);
+    const name = String.fromCharCode(97 + i);
+    lines.push(`${name}: &${name} [${Array(10).fill(`*${prev}`).join(', ')}]`);
+  }
+  t.throws(() => parseConfig(lines.join('\n'), 'bomb.yaml'), {
+    message: 'bomb.yaml:1:1: cannot expand YAML aliases: Excessive alias count indicates a resource exhaustion attack',
+  });
+});
+
+t.test('loadConfig: an unreadable file is a ConfigError naming the path and errno', async (t) => {
+  const missing = join(FIXTURES, 'no-such-file.yaml');
+  await t.rejects(loadConfig(missing), {
+    code: 'FULCRUM_ERR_CONFIG',
+    message: `${missing}: cannot read config: no such file (ENOENT)`,
+    issues: [{ file: missing, line: 0, column: 0, message: 'cannot read config: no such file (ENOENT)' }],
+  });
+  await t.rejects(loadConfig(FIXTURES), { message: `${FIXTURES}: cannot read config: is a directory (EISDIR)` });
+});
+
+t.test('errors: stable codes, one base class', async (t) => {
+  const config = new ConfigError([{ file: 'f.yaml', line: 2, column: 3, message: 'm' }]);
+  t.ok(config instanceof FulcrumError && config instanceof Error);
+  t.equal(config.name, 'ConfigError');
+  t.equal(config.message, 'f.yaml:2:3: m');
+  const usage = new UsageError('missing command', 'check');
+  t.ok(usage instanceof FulcrumError);
+  t.equal(usage.code, 'FULCRUM_ERR_USAGE');
+  t.equal(usage.command, 'check');
+  t.throws(() => new ConfigError([]), TypeError);
+});
+
+/** [input, expected canonical text, or the error message] for parseEndpoint. */
+const ENDPOINTS: [unknown, 'listen' | 'backend', string][] = [
+  ['127.0.0.1:80', 'backend', '127.0.0.1:80'],
+  ['localhost:80', 'backend', '127.0.0.1:80'],
+  ['*:80', 'listen', '0.0.0.0:80'],
+  ['[::]:80', 'listen', '[::]:80'],
+  ['[0:0::1]:80', 'backend', '[::1]:80'],
+  ['[FD00:0:0:0:0:0:0:12]:5432', 'backend', '[fd00::12]:5432'],
+  ['*:80', 'backend', 'bad address "*:80": host "*" is not an IP address or localhost (host names are not resolved)'],
+  ['127.000.0.1:80', 'listen', 'bad listen address "127.000.0.1:80": host "127.000.0.1" is not an IP address, localhost or * (host names are not resolved)'],
+  ['[::1]80', 'listen', 'bad listen address "[::1]80": expected [v6]:port, e.g. [::1]:7000'],
+  ['[1.2.3.4]:80', 'listen', 'bad listen address "[1.2.3.4]:80": "1.2.3.4" is not an IPv6 address'],
+  [':80', 'listen', 'bad listen address ":80": missing host; expected host:port, e.g. 127.0.0.1:6432'],
+  ['1.2.3.4:http', 'backend', 'bad address "1.2.3.4:http": port "http" is not a number; expected 1 to 65535'],
+  [6432, 'listen', 'bad listen address 6432: expected host:port, e.g. 127.0.0.1:6432'],
+  ['[::]:80', 'backend', 'bad address "[::]:80": a backend needs a specific host, not the wildcard ::'],
+];
+
+t.test('parseEndpoint', async (t) => {
+  for (const [input, role, expected] of ENDPOINTS) {
+    const result = parseEndpoint(input, role);
+    t.equal(result.ok ? result.endpoint.text : result.message, expected, `${role} ${String(input)}`);
+  }
+});
+
+/** [input, expected milliseconds, or the error message] for parseDuration with a 1h limit. */
+const DURATIONS: [unknown, number | string][] = [
+  ['500ms', 500],
+  ['1.5s', 1500],
+  ['10m', 600_000],
+  ['1h', 3_600_000],
+  [250, 250],
+  ['2h', 'x "2h" is too long: expected at most 1h'],
+  ['1.5', 'bad duration "1.5" for x: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m, or an integer of milliseconds'],
+  ['0s', 'bad duration "0s" for x: must be greater than 0'],
+  [true, 'bad duration true for x: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m, or an integer of milliseconds'],
+];
+
+t.test('parseDuration and formatDuration', async (t) => {
+  for (const [input, expected] of DURATIONS) {
+    const result = parseDuration(input, 'x', 3_600_000);
+    t.equal(result.ok ? result.ms : result.message, expected, String(input));
+  }
+  t.same([1500, 90_000, 3_600_000, 86_400_000, 1].map(formatDuration), ['1500ms', '90s', '1h', '1d', '1ms']);
+});
+
+t.test('the default config is the documented demo', async (t) => {
+  const file = join(ROOT, 'config/fulcrum.yaml');
+  t.same(await loadConfig(file), {
+    file,
+    workers: availableParallelism(),
+    drainTimeoutMs: 10_000,
+    log: { level: 'info' },
+    services: [
+      service({
+        name: 'demo',
+        listen: v4('127.0.0.1', 7070),
+        balance: 'weighted',
+        backends: [
+          { address: v4('127.0.0.1', 7071), weight: 2 },
+          { address: v4('127.0.0.1', 7072), weight: 1 },
+          { address: v4('127.0.0.1', 7073), weight: 1 },
+        ],
+      }),
+    ],
+  });
+});
+
+t.test('every shipped config validates and points editors at the schema', async (t) => {
+  const dirs = [join(ROOT, 'config'), join(ROOT, 'config/examples')];
+  let count = 0;
+  for (const dir of dirs) {
+    for (const name of (await readdir(dir)).filter((f) => f.endsWith('.yaml'))) {
+      const file = join(dir, name);
+      count++;
+      await t.resolves(loadConfig(file), name);
+      const modeline = /^# yaml-language-server: \$schema=(\S+)$/m.exec(await readFile(file, 'utf8'));
+      t.equal(modeline && resolve(dirname(file), modeline[1] ?? ''), SCHEMA_FILE, `${name} names the schema`);
+    }
+  }
+  t.ok(count >= 2);
+});
+
+t.test('the schema compiles in strict Ajv and documents every key', async (t) => {
+  const schema = readConfigSchema();
+  t.equal(new Ajv({ strict: true, allowUnionTypes: true }).validateSchema(schema), true, 'valid against its meta-schema');
+  t.type(configValidator(), 'function');
+  // Walk every subschema: objects are closed, and every property says what it is for.
+  const walk = (node: unknown, where: string): void => {
+    if (node === null || typeof node !== 'object') return;
+    const s = node as Record<string, unknown>;
+    if (s.type === 'object') t.equal(s.additionalProperties, false, `${where} is closed`);
+    if (s.properties !== undefined) {
+      for (const [key, sub] of Object.entries(s.properties as Record<string, Record<string, unknown>>)) {
+        t.type(sub.description, 'string', `${where}.${key} has a description`);
+      }
+    }
+    for (const [key, value] of Object.entries(s)) walk(value, `${where}/${key}`);
+  };
+  walk(schema, '#');
+});
