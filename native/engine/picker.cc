@@ -2,10 +2,11 @@
 
 namespace fulcrum {
 
-int SequencePicker::pick(const PickFilter& filter) {
+int SequencePicker::pick(const PickFilter& filter, bool retry) {
   const uint64_t length = cycle_.size();
   if (length == 0) return -1;
-  const uint64_t start = cursor_.fetch_add(1, std::memory_order_relaxed);
+  // A retry starts from the next turn without taking it.
+  const uint64_t start = retry ? cursor_.load(std::memory_order_relaxed) : cursor_.fetch_add(1, std::memory_order_relaxed);
   for (uint64_t step = 0; step < length; step++) {
     uint32_t index = cycle_[(start + step) % length];
     if (filter.allowed(index)) return static_cast<int>(index);

@@ -31,7 +31,10 @@ class Picker {
  public:
   virtual ~Picker() = default;
   // Returns the index of an allowed backend, or -1 when none is allowed.
-  virtual int pick(const PickFilter& filter) = 0;
+  // `retry` is set when this client's earlier attempt failed: the choice must
+  // not count as a new turn, or retries would shift every later client's turn
+  // (with backends [dead, live], each client would try the dead one first).
+  virtual int pick(const PickFilter& filter, bool retry) = 0;
 };
 
 // Round robin and smooth weighted round robin (nginx's algorithm) share one
@@ -42,7 +45,7 @@ class Picker {
 class SequencePicker final : public Picker {
  public:
   explicit SequencePicker(std::vector<uint32_t> cycle) : cycle_(std::move(cycle)) {}
-  int pick(const PickFilter& filter) override;
+  int pick(const PickFilter& filter, bool retry) override;
   const std::vector<uint32_t>& cycle() const { return cycle_; }
 
  private:

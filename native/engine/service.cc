@@ -21,8 +21,9 @@ int Service::pick(const uint32_t* tried, uint32_t tried_count) const {
   // First choice: an up backend this client has not tried. Failing that, an
   // up backend again (a single backend restarting is worth a second try, as
   // HAProxy's retries do).
-  int index = picker_->pick(PickFilter{untried});
-  if (index < 0 && tried_count > 0) index = picker_->pick(PickFilter{is_up});
+  const bool retry = tried_count > 0;
+  int index = picker_->pick(PickFilter{untried}, retry);
+  if (index < 0 && retry) index = picker_->pick(PickFilter{is_up}, retry);
   return index;
 }
 
