@@ -1,0 +1,209 @@
+// The running lifecycle shared by `fulcrum run` and `fulcrum demo`:
+// start the engine, apply the config, log what listens, then wait for a signal
+// and drain.
+//
+//   state      on SIGINT/SIGTERM                    on drain settled
+//   ---------  -----------------------------------  ------------------------
+//   running    drain(drainTimeoutMs) → draining     -
+//   draining   (≥ SAME_PRESS_MS after the first)    stop() → exit 0
+//              stop() at once, cut open → exit 0    (logs drained / timeout)
+//
+// A signal repeated within SAME_PRESS_MS of the first counts as the same
+// request: one Ctrl-C under `npm start` reaches node twice, once from the
+// terminal (the whole process group) and once forwarded by npm.
+import { createServer } from 'node:net';
+import { Engine, type EngineEvent } from '../engine/engine.js';
+import type { FulcrumConfig, ServiceConfig } from '../config/types.js';
+import type { Logger } from '../logger.js';
+import { EXIT_OK, EXIT_RUNTIME } from './exit-codes.js';
+
+/** Signals closer together than this are one stop request (see the header). */
+export const SAME_PRESS_MS = 300;
+/** How often engine counters are logged at debug level; the timer also keeps Node alive
+ * while only native threads hold work (they do not keep the event loop running). */
+const STATS_INTERVAL_MS = 5000;
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+
+export interface ServeHooks {
+  /** Runs once every service listens, before waiting for a signal (the demo prints its guide here). */
+  onListening?: (config: FulcrumConfig) => void;
+}
+
+/**
+ * Run `config` until SIGINT/SIGTERM and return the process exit code:
+ * 0 after a stop by signal, 1 when the engine cannot start or a listener cannot
+ * bind (one line on stderr names the address). Never rejects.
+ */
+export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeHooks = {}): Promise<number> {
+  logger.info({ config: config.file, workers: config.workers, services: config.services.length }, 'starting');
+  let engine: Engine;
+  try {
+    engine = Engine.start({ workers: config.workers });
+  } catch (err) {
+    return fail(logger, `cannot start the data-plane engine: ${errorText(err)}`, err);
+  }
+  engine.on('event', (event: EngineEvent) => logEngineEvent(logger, event));
+
+  try {
+    engine.apply(config);
+  } catch (err) {
+    engine.stop();
+    return fail(logger, await describeApplyError(err, config), err);
+  }
+  for (const service of config.services) {
+    logger.info(
+      {
+        service: service.name,
+        listen: service.listen.text,
+        backends: service.backends.map((b) => b.address.text),
+        balance: service.balance,
+      },
+      'listening',
+    );
+  }
+  hooks.onListening?.(config);
+  await untilStopped(engine, config, logger);
+  return EXIT_OK;
+}
+
+/** Resolves once the engine is stopped after a stop signal (drained, timed out or cut). */
+function untilStopped(engine: Engine, config: FulcrumConfig, logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    const keepAlive = setInterval(() => logStats(engine, logger), STATS_INTERVAL_MS);
+    let firstSignalAt: number | undefined;
+    let stopped = false;
+
+    const stop = (): void => {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(keepAlive);
+      for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+      engine.stop();
+      logger.info('stopped');
+      resolve();
+    };
+
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (firstSignalAt === undefined) {
+        firstSignalAt = Date.now();
+        // drain() closes the listeners before it returns its promise, so once
+        // "draining" is logged new connects are refused.
+        const drained = engine.drain(config.drainTimeoutMs);
+        logger.info(
+          { signal, open: engine.activeConnections(), drainTimeoutMs: config.drainTimeoutMs },
+          'draining: listeners closed, waiting for open connections (send the signal again to stop now)',
+        );
+        drained.then(
+          (all) => {
+            if (stopped) return;
+            if (all) logger.info('drained: all connections finished');
+            else logger.warn({ open: engine.activeConnections() }, 'drain timeout: closing the connections still open');
+            stop();
+          },
+          (err: unknown) => {
+            logger.error({ err }, 'drain failed: stopping now');
+            stop();
+          },
+        );
+        return;
+      }
+      if (Date.now() - firstSignalAt < SAME_PRESS_MS) {
+        logger.debug({ signal }, 'repeated signal ignored (same stop request)');
+        return;
+      }
+      logger.warn({ signal, open: engine.activeConnections() }, 'second signal: stopping now, open connections cut');
+      stop();
+    };
+
+    for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+  });
+}
+
+const WARN_EVENTS: ReadonlySet<EngineEvent['type']> = new Set([
+  'connect_failed',
+  'accept_paused',
+  'listener_error',
+  'events_dropped',
+]);
+
+function logEngineEvent(logger: Logger, event: EngineEvent): void {
+  const { type, ...fields } = event;
+  if (WARN_EVENTS.has(type)) logger.warn({ event: type, ...fields }, type);
+  else logger.info({ event: type, ...fields }, type);
+}
+
+function logStats(engine: Engine, logger: Logger): void {
+  if (!logger.isLevelEnabled('debug')) return;
+  const stats = engine.stats();
+  logger.debug(
+    {
+      services: stats.services.map((s) => ({
+        name: s.name,
+        accepted: s.accepted,
+        active: s.active,
+        failed: s.failed,
+        bytesIn: s.bytesIn,
+        bytesOut: s.bytesOut,
+      })),
+      pooledPipes: stats.pooledPipes,
+      acceptPauses: stats.acceptPauses,
+    },
+    'stats',
+  );
+}
+
+/** Log the failure and write it as one line on stderr; returns the runtime exit code. */
+function fail(logger: Logger, line: string, err: unknown): number {
+  logger.error({ err }, line);
+  process.stderr.write(`fulcrum: ${line}\n`);
+  return EXIT_RUNTIME;
+}
+
+const BIND_CODES: Readonly<Record<string, string>> = {
+  EADDRINUSE: 'address already in use',
+  EADDRNOTAVAIL: 'address not available on this host',
+  EACCES: 'permission denied',
+};
+
+/**
+ * One line for an apply() failure that names the address. The engine's Error
+ * carries the errno name in `code`; when its message names no listen address,
+ * the busy one is found by trying to bind each (the engine has released its own
+ * listeners by then).
+ */
+async function describeApplyError(err: unknown, config: FulcrumConfig): Promise<string> {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const reason = code && BIND_CODES[code] ? `${BIND_CODES[code]} (${code})` : errorText(err);
+  if (!code || !BIND_CODES[code]) return `cannot apply the config: ${reason}`;
+  const message = errorText(err);
+  let service = config.services.find((s) => message.includes(s.listen.text));
+  if (service === undefined && config.services.length === 1) service = config.services[0];
+  if (service === undefined) service = await findUnbindable(config.services, code);
+  if (service === undefined) {
+    const all = config.services.map((s) => s.listen.text).join(', ');
+    return `cannot listen on one of ${all}: ${reason}`;
+  }
+  return `cannot listen on ${service.listen.text} (service ${service.name}): ${reason}`;
+}
+
+async function findUnbindable(services: readonly ServiceConfig[], code: string): Promise<ServiceConfig | undefined> {
+  for (const service of services) {
+    if ((await tryBind(service)) === code) return service;
+  }
+  return undefined;
+}
+
+/** Bind and close at once; resolves undefined when binding works, else the errno name. */
+function tryBind(service: ServiceConfig): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'EUNKNOWN'));
+    server.listen({ host: service.listen.host, port: service.listen.port, exclusive: true }, () => {
+      server.close(() => resolve(undefined));
+    });
+  });
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

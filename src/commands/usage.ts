@@ -1,0 +1,118 @@
+// Command-line usage: help texts, and option parsing on top of node:util
+// parseArgs that turns its errors into UsageError (src/errors.ts; exit 2).
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { UsageError } from '../errors.js';
+import { LOG_LEVELS, isLogLevel, type LogLevel } from '../logger.js';
+
+export type CommandName = 'run' | 'check' | 'demo';
+export const COMMANDS: readonly CommandName[] = ['run', 'check', 'demo'];
+
+export function isCommandName(value: string): value is CommandName {
+  return (COMMANDS as readonly string[]).includes(value);
+}
+
+export const MAIN_USAGE = `Usage: fulcrum <command> [options]
+
+Fulcrum is a layer-4 TCP load balancer: a TypeScript control plane driving a
+C++ splice() data plane.
+
+Commands:
+  run     Load a config and balance traffic until SIGINT/SIGTERM
+  check   Validate a config file and exit
+  demo    Start demo echo backends for a config's loopback backends, then run it
+
+Options:
+  -h, --help      Show help (also: fulcrum <command> --help)
+  -v, --version   Print the version
+
+Exit codes: 0 ok, 1 runtime error, 2 usage or config error.
+`;
+
+const LEVELS = LOG_LEVELS.join('|');
+
+export const COMMAND_USAGE: Record<CommandName, string> = {
+  run: `Usage: fulcrum run -c FILE [--log-level LEVEL]
+
+Load FILE, bind every service's listen address and relay connections to its
+backends. On SIGINT or SIGTERM, stop accepting (new connects are refused) and
+let open connections finish for up to drain_timeout; a second signal stops at
+once and cuts them. Logs are JSON lines on stdout.
+
+Options:
+  -c, --config FILE     Config file (YAML)
+      --log-level LEVEL Override log.level (${LEVELS})
+  -h, --help            Show this help
+`,
+  check: `Usage: fulcrum check -c FILE
+
+Validate FILE without starting anything. Prints "FILE: OK (N services)" and
+exits 0, or prints one "file:line:column: message" line per problem to stderr
+and exits 2.
+
+Options:
+  -c, --config FILE     Config file (YAML)
+  -h, --help            Show this help
+`,
+  demo: `Usage: fulcrum demo [-c FILE] [--log-level LEVEL]
+
+What \`npm start\` runs. For every backend in FILE on a loopback address, start
+a small demo backend in this process that greets each connection with a line
+"fulcrum demo backend HOST:PORT" and then echoes what it receives; then run
+FILE exactly like \`fulcrum run\`, and print how to send traffic through it.
+
+Options:
+  -c, --config FILE     Config file (YAML), default: the bundled config/fulcrum.yaml
+      --log-level LEVEL Override log.level (${LEVELS})
+  -h, --help            Show this help
+`,
+};
+
+/** Options shared by the commands; each command declares the subset it takes. */
+const OPTION_SPECS = {
+  config: { type: 'string', short: 'c' },
+  'log-level': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+type OptionName = keyof typeof OPTION_SPECS;
+
+export interface CommandOptions {
+  config: string | undefined;
+  logLevel: LogLevel | undefined;
+  help: boolean;
+}
+
+/**
+ * Parse a command's arguments (after the command name). Accepts only `allowed`
+ * options and no positionals. Throws UsageError naming the bad argument.
+ */
+export function parseCommandOptions(
+  command: CommandName,
+  args: readonly string[],
+  allowed: readonly OptionName[],
+): CommandOptions {
+  const options: Partial<Record<OptionName, (typeof OPTION_SPECS)[OptionName]>> = {};
+  for (const name of allowed) options[name] = OPTION_SPECS[name];
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: [...args], options, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new UsageError(describeParseError(err), command);
+  }
+  const config = values.config;
+  const logLevel = values['log-level'];
+  if (typeof logLevel === 'string' && !isLogLevel(logLevel)) {
+    throw new UsageError(`--log-level: expected one of ${LEVELS}, got '${logLevel}'`, command);
+  }
+  return {
+    config: typeof config === 'string' ? config : undefined,
+    logLevel: typeof logLevel === 'string' ? logLevel : undefined,
+    help: values.help === true,
+  };
+}
+
+/** parseArgs' messages are good but long; keep their first sentence. */
+function describeParseError(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.split('. ')[0] ?? message;
+}

@@ -1,0 +1,24 @@
+// Public API of the `fulcrum` package, for embedding the balancer in a Node
+// program instead of running the CLI. Everything else under src/ is internal.
+export { Engine } from './engine/engine.js';
+export type {
+  BackendState,
+  BackendStats,
+  EngineEvent,
+  EngineOptions,
+  EngineStats,
+  ServiceStats,
+  TrafficCounters,
+} from './engine/engine.js';
+export { loadConfig, parseConfig } from './config/load.js';
+export { ConfigError } from './errors.js';
+export type {
+  Balance,
+  BackendConfig,
+  Endpoint,
+  FulcrumConfig,
+  Protocol,
+  ServiceConfig,
+  ServiceTimeouts,
+} from './config/types.js';
+export { createLogger, LOG_LEVELS, type LogLevel, type Logger } from './logger.js';

@@ -1,0 +1,34 @@
+// The process logger: pino JSON lines on stdout, written synchronously so log
+// lines and human output (the demo's instructions) keep their order and
+// nothing is lost when the process exits right after logging.
+import { pino, type DestinationStream, type Logger } from 'pino';
+import type { FulcrumConfig } from './config/types.js';
+
+export type LogLevel = FulcrumConfig['log']['level'];
+export type { Logger };
+
+/** The levels `log.level` and `--log-level` accept, most severe first. */
+export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
+
+export function isLogLevel(value: string): value is LogLevel {
+  return (LOG_LEVELS as readonly string[]).includes(value);
+}
+
+/**
+ * Build the logger. `destination` defaults to stdout (fd 1); tests may pass
+ * another pino destination. Nothing Fulcrum logs carries credentials today;
+ * when secrets arrive (admin tokens, health-check passwords) list their paths
+ * in pino's `redact` option here, in one place, and never log a config object whole.
+ */
+export function createLogger(
+  level: LogLevel,
+  destination: DestinationStream = pino.destination({ dest: 1, sync: true }),
+): Logger {
+  return pino(
+    {
+      name: 'fulcrum',
+      level,
+    },
+    destination,
+  );
+}
