@@ -11,7 +11,7 @@
 //        [--targets direct,fulcrum,haproxy] [--omit 1] [--quick] [--write]
 
 import { parseArgs } from 'node:util';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { installCleanup, stopProcess } from './lib/proc.mjs';
@@ -78,13 +78,15 @@ function options() {
 }
 
 const gbps = (bps) => bps / 1e9;
+/** 1/5/15-minute load averages: other work on the machine skews every target, so it is recorded. */
+const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const log = (line = '') => process.stdout.write(`${line}\n`);
 
-/** `73% (63/9/1)`: a process's CPU and its busiest threads', for the per-round lines. */
+/** `73% (fulcrum-w0 50, fulcrum-w1 23)`: a process's CPU and its busy threads', for the per-measurement lines. */
 function cpuText(proc) {
   if (!proc) return '–';
-  const threads = proc.threads.filter((t) => t.pct >= 1).slice(0, 4).map((t) => t.pct.toFixed(0));
-  return `${proc.pct.toFixed(0)}%${threads.length > 1 ? ` (threads ${threads.join('/')})` : ''}`;
+  const threads = proc.threads.filter((t) => t.pct >= 1).slice(0, 4).map((t) => `${t.comm} ${t.pct.toFixed(0)}`);
+  return `${proc.pct.toFixed(0)}% (${threads.join(', ') || 'no thread above 1%'})`;
 }
 
 async function main() {
@@ -96,8 +98,10 @@ async function main() {
   const haproxyVer = haproxyVersion();
   machine.push(['iperf3', iperfVer ?? 'not installed'], ['haproxy', haproxyVer ?? 'not installed'], ['fulcrum', fulcrumVersion()]);
 
+  const loadAtStart = loadavg();
   log(`command: ${commandLine()}`);
   for (const [k, v] of machine) log(`${k.padEnd(8)} ${v}`);
+  log(`loadavg  ${loadAtStart} (at start)`);
   log(`plan: ${opt.rounds} round(s) x streams ${opt.streams.join(',')} x targets ${opt.targets.join(',')}; ` +
     `iperf3 -t ${opt.duration} -O ${opt.omit} each; proxies with ${PROXY_THREADS} threads`);
   if (!iperfVer) throw new Error('iperf3 is not installed (apt-get install iperf3)');
@@ -189,18 +193,21 @@ async function main() {
             serverCpu: r.serverCpuPct,
             clientCpu: r.clientCpuPct,
             busy: cpu.machineBusyPct,
+            others: cpu.othersPct,
           });
           log(`${label} ${fixed(gbps(r.bitsPerSecond), 2).padStart(7)} Gbit/s   ` +
-            `proxy cpu ${cpuText(proxy).padEnd(22)} iperf3 client ${fixed(r.clientCpuPct, 0)}% server ${fixed(r.serverCpuPct, 0)}%   ` +
-            `machine busy ${fixed(cpu.machineBusyPct, 0)}%`);
+            `proxy cpu ${cpuText(proxy).padEnd(36)} iperf3 client ${fixed(r.clientCpuPct, 0)}% server ${fixed(r.serverCpuPct, 0)}%   ` +
+            `machine busy ${fixed(cpu.machineBusyPct, 0)}%, other processes ${fixed(cpu.othersPct, 0)}%`);
         }
       }
     }
 
+    const load = `${loadAtStart} at start, ${loadavg()} at end`;
+    log(`\nloadavg: ${load}`);
     const report = summaryMarkdown(opt, samples, skipped);
     log(`\n${report}`);
     if (opt.write) {
-      const how = writeSection(SECTION, sectionMarkdown(opt, machine, report));
+      const how = writeSection(SECTION, sectionMarkdown(opt, [...machine, ['loadavg', load]], report));
       log(`\n${RESULTS_FILE}: section '${SECTION}' ${how}`);
     }
   } finally {
@@ -244,6 +251,11 @@ function summaryMarkdown(opt, samples, skipped) {
     parts.push(`Target, 4 streams: Fulcrum ≥ HAProxy: ${verdict}.\n`);
   }
   parts.push('Proxy CPU: median over rounds of the proxy process\'s CPU time during a measurement, % of one core (2 cores = 200%).');
+  const others = [...samples.values()].flatMap((m) => [...m.values()].flat()).map((x) => x.others).filter(Number.isFinite);
+  if (others.length) {
+    parts.push(`Processes outside the benchmark used a median ${fixed(median(others), 0)}% of one core during measurements ` +
+      `(max ${fixed(Math.max(...others), 0)}%); above ~10% the absolute numbers are depressed, the ratios less so.`);
+  }
   if (skipped.size) parts.push('');
   for (const [name, reason] of skipped) parts.push(`- ${name} skipped: ${reason.split('\n')[0].replace(/; output:$/, '')}`);
   return parts.join('\n');

@@ -59,19 +59,46 @@ function systemTicks() {
   return { total, idle: v[3] + (v[4] ?? 0) };
 }
 
-/** Take a CPU snapshot of the given PIDs (undefined/null entries are ignored) and of the machine. */
+/**
+ * Ticks of every process that is neither this process nor one of its children
+ * (the benchmark's own servers, proxies and clients): Map pid -> ticks.
+ */
+function otherTicks() {
+  const others = new Map();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    if (pid === process.pid) continue;
+    let text;
+    try {
+      text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue; // exited while we looked
+    }
+    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    // rest[1] is field 4, ppid.
+    if (Number(rest[1]) === process.pid) continue;
+    others.set(pid, Number(rest[11]) + Number(rest[12]));
+  }
+  return others;
+}
+
+/** Take a CPU snapshot of the given PIDs (undefined/null entries are ignored), of other processes and of the machine. */
 export function cpuSnapshot(pids) {
   const procs = new Map();
   for (const pid of pids) {
     if (pid) procs.set(pid, { self: readStat(`/proc/${pid}/stat`), threads: threadTicks(pid) });
   }
-  return { at: process.hrtime.bigint(), system: systemTicks(), procs };
+  return { at: process.hrtime.bigint(), system: systemTicks(), procs, others: otherTicks() };
 }
 
 /**
  * Compare two snapshots. Returns
- * `{ seconds, machineBusyPct, procs: Map pid -> { pct, threads: [{ tid, comm, pct }] } }`,
+ * `{ seconds, machineBusyPct, othersPct, procs: Map pid -> { pct, threads: [{ tid, comm, pct }] } }`,
  * threads sorted busiest first. A PID missing from either snapshot is left out.
+ * `machineBusyPct` is of the whole machine (100 = every core busy); `othersPct`
+ * is the CPU of processes outside the benchmark (% of one core), a lower bound
+ * since processes that started and ended between the snapshots are not seen.
  */
 export function cpuDelta(before, after) {
   const seconds = Number(after.at - before.at) / 1e9;
@@ -91,5 +118,7 @@ export function cpuDelta(before, after) {
     threads.sort((x, y) => y.pct - x.pct);
     procs.set(pid, { pct: pct(a.self.ticks - b.self.ticks), threads });
   }
-  return { seconds, machineBusyPct, procs };
+  let otherTicksSum = 0;
+  for (const [pid, ticks] of after.others) otherTicksSum += ticks - (before.others.get(pid) ?? 0);
+  return { seconds, machineBusyPct, othersPct: pct(otherTicksSum), procs };
 }
