@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { installCleanup, stopProcess } from './lib/proc.mjs';
+import { installCleanup, onInterrupt, stopProcess } from './lib/proc.mjs';
 import { freePorts } from './lib/net.mjs';
 import { cpuSnapshot, cpuDelta } from './lib/cpu.mjs';
 import { summarize, ratio, fixed, median } from './lib/stats.mjs';
@@ -108,6 +108,7 @@ async function main() {
 
   const [serverPort, fulcrumPort, haproxyPort] = await freePorts(3);
   const dir = mkdtempSync(join(tmpdir(), 'fulcrum-bench-'));
+  onInterrupt(() => rmSync(dir, { recursive: true, force: true }));
   /** name -> { port, handle? } for targets that are up. */
   const running = new Map();
   /** name -> reason, for targets left out. */

@@ -137,6 +137,13 @@ export function which(cmd) {
 }
 
 let cleanupInstalled = false;
+/** Extra synchronous work for an interrupted run (e.g. removing a temp dir), see `onInterrupt`. */
+const interruptHooks = [];
+
+/** Run `fn` (synchronous) if the benchmark is stopped by SIGINT/SIGTERM, after its children are killed. */
+export function onInterrupt(fn) {
+  interruptHooks.push(fn);
+}
 
 /**
  * On SIGINT/SIGTERM or process exit, SIGKILL every child this module started
@@ -154,6 +161,13 @@ export function installCleanup() {
     process.once(sig, () => {
       process.stderr.write(`\n${sig}: stopping benchmark processes\n`);
       killAll();
+      for (const fn of interruptHooks) {
+        try {
+          fn();
+        } catch {
+          // best effort: we are exiting anyway
+        }
+      }
       process.exit(sig === 'SIGINT' ? 130 : 143);
     });
   }
