@@ -28,7 +28,9 @@ Napi::Object counter_layout(Napi::Env env) {
   layout.Set("maxServices", kMaxServices);
   layout.Set("maxBackends", kMaxBackends);
   layout.Set("global", fields({{"eventsDropped", kEventsDropped}}));
-  layout.Set("worker", fields({{"pooledPipes", kPooledPipes}, {"acceptPauses", kAcceptPauses}}));
+  layout.Set("worker", fields({{"pooledPipes", kPooledPipes},
+                               {"acceptPauses", kAcceptPauses},
+                               {"appliedGeneration", kAppliedGeneration}}));
   layout.Set("traffic", fields({{"accepted", kAccepted},
                                 {"active", kActive},
                                 {"failed", kFailed},

@@ -117,9 +117,10 @@ Napi::Value EngineHandle::apply(const Napi::CallbackInfo& info) {
   std::vector<ServiceSpec> services;
   if (!read_snapshot(env, info[0], &services)) return env.Undefined();
   std::string context;
-  int result = engine_->apply(std::move(services), &context);
+  uint64_t generation = 0;
+  int result = engine_->apply(std::move(services), &context, &generation);
   if (result < 0) throw errno_error(env, -result, context);
-  return env.Undefined();
+  return Napi::Number::New(env, static_cast<double>(generation));
 }
 
 Napi::Value EngineHandle::set_backend_state(const Napi::CallbackInfo& info) {

@@ -25,7 +25,10 @@ inline constexpr size_t kCacheLine = 64;
 inline constexpr size_t kLineWords = kCacheLine / sizeof(uint64_t);
 
 enum GlobalCounter : uint32_t { kEventsDropped = 0, kGlobalCounterCount };
-enum WorkerCounter : uint32_t { kPooledPipes = 0, kAcceptPauses, kWorkerCounterCount };
+// kAppliedGeneration: the generation of the last snapshot this worker has
+// swapped in (see Engine::apply), so the control plane can tell when a reload
+// or a drain has taken effect everywhere without waiting on a worker.
+enum WorkerCounter : uint32_t { kPooledPipes = 0, kAcceptPauses, kAppliedGeneration, kWorkerCounterCount };
 // Shared by services and backends. For a service, kAccepted counts accepted
 // clients and kFailed clients closed without reaching any backend; for a
 // backend, kAccepted counts established connections and kFailed failed

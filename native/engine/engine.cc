@@ -37,7 +37,7 @@ int Engine::create(EngineOptions options, std::unique_ptr<Engine>* out) {
 
 Engine::~Engine() { stop(); }
 
-int Engine::apply(std::vector<ServiceSpec> services, std::string* context) {
+int Engine::apply(std::vector<ServiceSpec> services, std::string* context, uint64_t* generation) {
   if (stopped_) return -ESHUTDOWN;
   for (const ServiceSpec& spec : services) {
     if (spec.slot >= kMaxServices) return -EINVAL;
@@ -86,8 +86,10 @@ int Engine::apply(std::vector<ServiceSpec> services, std::string* context) {
     const std::vector<int>& fds = next[key];
     for (size_t i = 0; i < worker_count; i++) per_worker[i].push_back(ListenerBinding{fds[i], service});
   }
-  for (size_t i = 0; i < worker_count; i++) workers_[i]->post_listeners(std::move(per_worker[i]));
+  generation_++;
+  for (size_t i = 0; i < worker_count; i++) workers_[i]->post_listeners(std::move(per_worker[i]), generation_);
   listeners_ = std::move(next);
+  *generation = generation_;
   return 0;
 }
 

@@ -36,8 +36,10 @@ class Engine {
   // bound now, so a bind error (EADDRINUSE...) is returned here and nothing
   // changes; removed ones are closed by their worker. Open connections keep
   // the service definition they started with.
-  // Returns 0, or -errno with *context naming what failed ("bind 127.0.0.1:80").
-  int apply(std::vector<ServiceSpec> services, std::string* context);
+  // Returns 0 and the snapshot's generation in *generation (each worker
+  // publishes it in kAppliedGeneration once it has swapped the snapshot in),
+  // or -errno with *context naming what failed ("bind 127.0.0.1:80").
+  int apply(std::vector<ServiceSpec> services, std::string* context, uint64_t* generation);
   // Returns 0, or -EINVAL for a slot out of range.
   int set_backend_state(uint32_t slot, BackendState state);
   // Closes every socket and joins the workers. Idempotent.
@@ -57,6 +59,7 @@ class Engine {
   // Listening sockets by "tcp " + address, one fd per worker. Once posted to
   // the workers they own the fds; this map only remembers which exist.
   std::map<std::string, std::vector<int>> listeners_;
+  uint64_t generation_ = 0;
   bool stopped_ = false;
 };
 

@@ -87,9 +87,10 @@ void Worker::post(Message message) {
   (void)written;
 }
 
-void Worker::post_listeners(std::vector<ListenerBinding> listeners) {
+void Worker::post_listeners(std::vector<ListenerBinding> listeners, uint64_t generation) {
   Message message;
   message.listeners = std::move(listeners);
+  message.generation = generation;
   post(std::move(message));
 }
 
@@ -147,6 +148,7 @@ void Worker::take_messages() {
       running_ = false;
     } else {
       replace_listeners(std::move(message.listeners));
+      worker_counters_.set_worker(kAppliedGeneration, message.generation);
     }
   }
 }

@@ -44,7 +44,8 @@ class Worker {
   int start();
   // JS thread. The worker takes ownership of every fd in listeners that it
   // does not already have, and closes the ones it has that are not listed.
-  void post_listeners(std::vector<ListenerBinding> listeners);
+  // Once done, the worker publishes `generation` in its kAppliedGeneration counter.
+  void post_listeners(std::vector<ListenerBinding> listeners, uint64_t generation);
   // JS thread. Asks the loop to close everything and return; join() waits.
   void post_stop();
   void join();
@@ -76,6 +77,7 @@ class Worker {
   struct Message {
     bool stop = false;
     std::vector<ListenerBinding> listeners;
+    uint64_t generation = 0;
   };
   // Retries accepting after a shortage even if no connection closes.
   class ResumeAcceptTimer final : public Timer {

@@ -86,13 +86,15 @@ function untilStopped(engine: Engine, config: FulcrumConfig, logger: Logger): Pr
     const onSignal = (signal: NodeJS.Signals): void => {
       if (firstSignalAt === undefined) {
         firstSignalAt = Date.now();
-        // drain() closes the listeners before it returns its promise, so once
-        // "draining" is logged new connects are refused.
-        const drained = engine.drain(config.drainTimeoutMs);
-        logger.info(
-          { signal, open: engine.activeConnections(), drainTimeoutMs: config.drainTimeoutMs },
-          'draining: listeners closed, waiting for open connections (send the signal again to stop now)',
-        );
+        // "draining" is logged once every worker has closed its listeners, so
+        // from then on new connects are refused.
+        const drained = engine.closeListeners().then(() => {
+          logger.info(
+            { signal, open: engine.activeConnections(), drainTimeoutMs: config.drainTimeoutMs },
+            'draining: listeners closed, waiting for open connections (send the signal again to stop now)',
+          );
+          return engine.drain(config.drainTimeoutMs);
+        });
         drained.then(
           (all) => {
             if (stopped) return;

@@ -28,6 +28,16 @@ export class CounterReader {
     return this.#sum(this.#layout.worker[field]);
   }
 
+  /** The smallest value of a worker counter across workers (for generations). */
+  workerMin(field: keyof CounterLayout['worker']): number {
+    const { firstWorkerOffset, workerStride } = this.#layout;
+    let min = Infinity;
+    for (let worker = 0; worker < this.#workers; worker++) {
+      min = Math.min(min, Number(this.#words[firstWorkerOffset + worker * workerStride + this.#layout.worker[field]]));
+    }
+    return min;
+  }
+
   global(field: keyof CounterLayout['global']): number {
     return Number(this.#words[this.#layout.globalOffset + this.#layout.global[field]]);
   }

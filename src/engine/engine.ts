@@ -69,6 +69,7 @@ export interface EngineOptions {
 
 const backendKey = (service: string, address: string): string => `${service}\u0000${address}`;
 const DRAIN_POLL_MS = 50;
+const LISTENER_CLOSE_BOUND_MS = 5000;
 
 /**
  * The data plane. Owns the native engine's threads and sockets; the JS side
@@ -189,12 +190,22 @@ export class Engine extends EventEmitter {
     return active;
   }
 
-  /** Close every listener, then wait until open connections finish or `timeoutMs` passes.
-   * Resolves true when all finished. Connections still open are left for stop(). */
+  /** Close every listener. Resolves once every worker has closed its
+   * sockets, so a connect made after that is refused. Open connections go on. */
+  async closeListeners(): Promise<void> {
+    if (this.#stopped) return;
+    const generation = this.#native.apply({ services: [] });
+    // Workers take the message within one turn of their loop; the bound only
+    // guards against a wedged worker turning a stop into a hang.
+    const deadline = Date.now() + LISTENER_CLOSE_BOUND_MS;
+    while (this.#counters.workerMin('appliedGeneration') < generation && Date.now() < deadline) await sleep(1);
+  }
+
+  /** closeListeners(), then wait until open connections finish or `timeoutMs` passes.
+   * Resolves true when all finished; connections still open are left for stop(). */
   async drain(timeoutMs: number): Promise<boolean> {
-    if (this.#stopped) return this.activeConnections() === 0;
-    this.#native.apply({ services: [] });
     const deadline = Date.now() + timeoutMs;
+    await this.closeListeners();
     while (this.activeConnections() > 0) {
       const left = deadline - Date.now();
       if (left <= 0) return false;

@@ -47,7 +47,7 @@ export interface CounterLayout {
   maxServices: number;
   maxBackends: number;
   global: { eventsDropped: number };
-  worker: { pooledPipes: number; acceptPauses: number };
+  worker: { pooledPipes: number; acceptPauses: number; appliedGeneration: number };
   traffic: { accepted: number; active: number; failed: number; bytesIn: number; bytesOut: number };
 }
 
@@ -55,7 +55,9 @@ export interface CounterLayout {
 export const NativeBackendState = { up: 0, down: 1, drain: 2 } as const;
 
 export interface NativeEngine {
-  apply(snapshot: NativeSnapshot): void;
+  /** Returns the snapshot's generation; each worker publishes it in its
+   * `appliedGeneration` counter once the snapshot is in effect there. */
+  apply(snapshot: NativeSnapshot): number;
   setBackendState(slot: number, state: number): void;
   stop(): void;
   readonly counters: ArrayBuffer;
