@@ -7,11 +7,16 @@ import { join, relative } from 'node:path';
 
 const root = join(import.meta.dirname, '..');
 
+/** The addon's sources in CMakeLists.txt: the engine list plus the glue list. */
 function cmakeSources(): string[] {
   const text = readFileSync(join(root, 'CMakeLists.txt'), 'utf8');
-  const block = /set\(FULCRUM_SOURCES([^)]*)\)/.exec(text);
-  if (!block) throw new Error('CMakeLists.txt has no set(FULCRUM_SOURCES ...)');
-  return block[1]!.split(/\s+/).filter((s) => s.endsWith('.cc')).sort();
+  return ['FULCRUM_ENGINE_SOURCES', 'FULCRUM_ADDON_SOURCES']
+    .flatMap((name) => {
+      const block = new RegExp(`set\\(${name}([^)]*)\\)`).exec(text);
+      if (!block) throw new Error(`CMakeLists.txt has no set(${name} ...)`);
+      return block[1]!.split(/\s+/).filter((s) => s.endsWith('.cc'));
+    })
+    .sort();
 }
 
 function gypSources(): string[] {

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 namespace fulcrum {
@@ -27,19 +28,27 @@ int parse_socket_address(const std::string& host, int port, SocketAddress* out) 
   return -EINVAL;
 }
 
+int socket_port(const SocketAddress& address) {
+  if (address.family() == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&address.storage)->sin_port);
+  if (address.family() == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&address.storage)->sin6_port);
+  return 0;
+}
+
 std::string format_socket_address(const SocketAddress& address) {
-  char text[INET6_ADDRSTRLEN] = "?";
+  // snprintf rather than string concatenation: GCC 12 warns falsely
+  // (-Wrestrict) on "[" + std::string once this is inlined.
+  char host[INET6_ADDRSTRLEN] = "?";
+  char text[INET6_ADDRSTRLEN + 16];
   if (address.family() == AF_INET) {
-    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&address.storage);
-    inet_ntop(AF_INET, &v4->sin_addr, text, sizeof text);
-    return std::string(text) + ":" + std::to_string(ntohs(v4->sin_port));
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&address.storage)->sin_addr, host, sizeof host);
+    snprintf(text, sizeof text, "%s:%d", host, socket_port(address));
+  } else if (address.family() == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&address.storage)->sin6_addr, host, sizeof host);
+    snprintf(text, sizeof text, "[%s]:%d", host, socket_port(address));
+  } else {
+    return "?";
   }
-  if (address.family() == AF_INET6) {
-    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&address.storage);
-    inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof text);
-    return "[" + std::string(text) + "]:" + std::to_string(ntohs(v6->sin6_port));
-  }
-  return "?";
+  return text;
 }
 
 }  // namespace fulcrum

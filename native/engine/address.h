@@ -22,6 +22,9 @@ struct SocketAddress {
 // Returns 0, or -EINVAL when host is not a numeric address.
 int parse_socket_address(const std::string& host, int port, SocketAddress* out);
 
+// The port, in host byte order.
+int socket_port(const SocketAddress& address);
+
 // "127.0.0.1:80" or "[::1]:80".
 std::string format_socket_address(const SocketAddress& address);
 

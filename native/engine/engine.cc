@@ -41,6 +41,11 @@ int Engine::apply(std::vector<ServiceSpec> services, std::string* context, uint6
   if (stopped_) return -ESHUTDOWN;
   for (const ServiceSpec& spec : services) {
     if (spec.slot >= kMaxServices) return -EINVAL;
+    if (socket_port(spec.listen) == 0) {
+      // Each worker's SO_REUSEPORT socket would get its own random port.
+      *context = "service " + spec.name + ": listen port 0";
+      return -EINVAL;
+    }
     for (const BackendSpec& backend : spec.backends) {
       if (backend.slot >= kMaxBackends) return -EINVAL;
     }
