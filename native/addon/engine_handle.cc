@@ -116,10 +116,14 @@ Napi::Value EngineHandle::apply(const Napi::CallbackInfo& info) {
   if (!engine_ || engine_->stopped()) throw errno_error(env, ESHUTDOWN, "apply on a stopped engine");
   std::vector<ServiceSpec> services;
   if (!read_snapshot(env, info[0], &services)) return env.Undefined();
-  std::string context;
+  ApplyFailure failure;
   uint64_t generation = 0;
-  int result = engine_->apply(std::move(services), &context, &generation);
-  if (result < 0) throw errno_error(env, -result, context);
+  int result = engine_->apply(std::move(services), &failure, &generation);
+  if (result < 0) {
+    Napi::Error error = errno_error(env, -result, failure.message);
+    if (!failure.service.empty()) error.Set("service", failure.service);
+    throw error;
+  }
   return Napi::Number::New(env, static_cast<double>(generation));
 }
 

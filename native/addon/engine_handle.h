@@ -4,7 +4,7 @@
 //
 // JS API (typed in src/engine/native.ts):
 //   new Engine({ workers, onEvents(events[]) })
-//   engine.apply(snapshot) -> generation   throws Error{code: errno name}
+//   engine.apply(snapshot) -> generation   throws Error{code: errno name, service?}
 //   engine.setBackendState(slot, state)    state: 0 up, 1 down, 2 drain
 //   engine.stop()                          idempotent; joins the workers
 //   engine.counters                        ArrayBuffer over the counter arena

@@ -37,13 +37,13 @@ int Engine::create(EngineOptions options, std::unique_ptr<Engine>* out) {
 
 Engine::~Engine() { stop(); }
 
-int Engine::apply(std::vector<ServiceSpec> services, std::string* context, uint64_t* generation) {
+int Engine::apply(std::vector<ServiceSpec> services, ApplyFailure* failure, uint64_t* generation) {
   if (stopped_) return -ESHUTDOWN;
   for (const ServiceSpec& spec : services) {
     if (spec.slot >= kMaxServices) return -EINVAL;
     if (socket_port(spec.listen) == 0) {
       // Each worker's SO_REUSEPORT socket would get its own random port.
-      *context = "service " + spec.name + ": listen port 0";
+      *failure = ApplyFailure{"listen port 0 for service " + spec.name, spec.name};
       return -EINVAL;
     }
     for (const BackendSpec& backend : spec.backends) {
@@ -61,7 +61,7 @@ int Engine::apply(std::vector<ServiceSpec> services, std::string* context, uint6
       // The control plane rejects this first; re-checked so two services can
       // never silently share one SO_REUSEPORT group.
       for (int opened_fd : opened) close(opened_fd);
-      *context = "duplicate listen address " + format_socket_address(spec.listen) + " for service " + spec.name;
+      *failure = ApplyFailure{"duplicate listen address " + format_socket_address(spec.listen) + " for service " + spec.name, spec.name};
       return -EADDRINUSE;
     }
     auto existing = listeners_.find(key);
@@ -75,7 +75,7 @@ int Engine::apply(std::vector<ServiceSpec> services, std::string* context, uint6
       if (fd < 0) {
         for (int opened_fd : opened) close(opened_fd);
         for (int opened_fd : fds) close(opened_fd);
-        *context = "bind " + format_socket_address(spec.listen) + " for service " + spec.name;
+        *failure = ApplyFailure{"bind " + format_socket_address(spec.listen) + " for service " + spec.name, spec.name};
         return fd;
       }
       fds.push_back(fd);

@@ -17,6 +17,12 @@
 
 namespace fulcrum {
 
+// Why apply() failed, beyond the errno.
+struct ApplyFailure {
+  std::string message;  // "bind 127.0.0.1:80 for service pg"
+  std::string service;  // the service whose listener failed, when one did
+};
+
 struct EngineOptions {
   uint32_t workers = 1;
   // Runs on a worker thread when events become available; must not block.
@@ -38,8 +44,8 @@ class Engine {
   // the service definition they started with.
   // Returns 0 and the snapshot's generation in *generation (each worker
   // publishes it in kAppliedGeneration once it has swapped the snapshot in),
-  // or -errno with *context naming what failed ("bind 127.0.0.1:80").
-  int apply(std::vector<ServiceSpec> services, std::string* context, uint64_t* generation);
+  // or -errno with *failure saying what failed.
+  int apply(std::vector<ServiceSpec> services, ApplyFailure* failure, uint64_t* generation);
   // Returns 0, or -EINVAL for a slot out of range.
   int set_backend_state(uint32_t slot, BackendState state);
   // Closes every socket and joins the workers. Idempotent.

@@ -11,9 +11,8 @@
 // A signal repeated within SAME_PRESS_MS of the first counts as the same
 // request: one Ctrl-C under `npm start` reaches node twice, once from the
 // terminal (the whole process group) and once forwarded by npm.
-import { createServer } from 'node:net';
 import { Engine, type EngineEvent } from '../engine/engine.js';
-import type { FulcrumConfig, ServiceConfig } from '../config/types.js';
+import type { FulcrumConfig } from '../config/types.js';
 import type { Logger } from '../logger.js';
 import { EXIT_OK, EXIT_RUNTIME } from './exit-codes.js';
 
@@ -48,7 +47,7 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
     engine.apply(config);
   } catch (err) {
     engine.stop();
-    return fail(logger, await describeApplyError(err, config), err);
+    return fail(logger, describeApplyError(err, config), err);
   }
   for (const service of config.services) {
     logger.info(
@@ -173,37 +172,13 @@ const BIND_CODES: Readonly<Record<string, string>> = {
  * the busy one is found by trying to bind each (the engine has released its own
  * listeners by then).
  */
-async function describeApplyError(err: unknown, config: FulcrumConfig): Promise<string> {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+/** One line for a failed apply; the engine's error names the service whose listener failed. */
+function describeApplyError(err: unknown, config: FulcrumConfig): string {
+  const { code, service: name } = (err ?? {}) as { code?: string; service?: string };
   const reason = code && BIND_CODES[code] ? `${BIND_CODES[code]} (${code})` : errorText(err);
-  if (!code || !BIND_CODES[code]) return `cannot apply the config: ${reason}`;
-  const message = errorText(err);
-  let service = config.services.find((s) => message.includes(s.listen.text));
-  if (service === undefined && config.services.length === 1) service = config.services[0];
-  if (service === undefined) service = await findUnbindable(config.services, code);
-  if (service === undefined) {
-    const all = config.services.map((s) => s.listen.text).join(', ');
-    return `cannot listen on one of ${all}: ${reason}`;
-  }
+  const service = config.services.find((s) => s.name === name);
+  if (!service) return `cannot apply the config: ${reason}`;
   return `cannot listen on ${service.listen.text} (service ${service.name}): ${reason}`;
-}
-
-async function findUnbindable(services: readonly ServiceConfig[], code: string): Promise<ServiceConfig | undefined> {
-  for (const service of services) {
-    if ((await tryBind(service)) === code) return service;
-  }
-  return undefined;
-}
-
-/** Bind and close at once; resolves undefined when binding works, else the errno name. */
-function tryBind(service: ServiceConfig): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'EUNKNOWN'));
-    server.listen({ host: service.listen.host, port: service.listen.port, exclusive: true }, () => {
-      server.close(() => resolve(undefined));
-    });
-  });
 }
 
 function errorText(err: unknown): string {

@@ -69,7 +69,7 @@ export interface EngineOptions {
 
 const backendKey = (service: string, address: string): string => `${service}\u0000${address}`;
 const DRAIN_POLL_MS = 50;
-const LISTENER_CLOSE_BOUND_MS = 5000;
+const APPLY_BOUND_MS = 5000;
 
 /**
  * The data plane. Owns the native engine's threads and sockets; the JS side
@@ -85,6 +85,8 @@ export class Engine extends EventEmitter {
   readonly #states = new Map<number, BackendState>();
   #config: FulcrumConfig | undefined;
   #eventsDropped = 0;
+  /** Generation of the last snapshot handed to the workers. */
+  #generation = 0;
   #stopped = false;
 
   private constructor(native: NativeEngine) {
@@ -113,7 +115,9 @@ export class Engine extends EventEmitter {
   }
 
   /** Bind new listeners, keep ones that stay, close removed ones; open connections are untouched.
-   * Throws an Error whose `code` is the errno name (EADDRINUSE...) and leaves the running config in place. */
+   * Throws an Error whose `code` is the errno name (EADDRINUSE...) and, when a
+   * listener failed, whose `service` names its service; the running config
+   * stays in place. */
   apply(config: FulcrumConfig): void {
     this.#assertRunning();
     const acquired: Array<{ table: SlotTable; key: string }> = [];
@@ -128,7 +132,7 @@ export class Engine extends EventEmitter {
     let services: NativeServiceSpec[];
     try {
       services = config.services.map((service) => this.#serviceSpec(service, acquire));
-      this.#native.apply({ services });
+      this.#generation = this.#native.apply({ services });
     } catch (error) {
       for (const { table, key } of acquired) {
         table.release(key);
@@ -190,15 +194,24 @@ export class Engine extends EventEmitter {
     return active;
   }
 
+  /** Resolves once every worker runs the last applied snapshot: new
+   * listeners accept there, removed ones are closed. (apply() binds new
+   * listeners before it returns, so connects queue even before this.) */
+  async whenApplied(): Promise<void> {
+    // Workers take a snapshot within one turn of their loop; the bound only
+    // guards against a wedged worker turning a stop or reload into a hang.
+    const deadline = Date.now() + APPLY_BOUND_MS;
+    while (!this.#stopped && this.#counters.workerMin('appliedGeneration') < this.#generation && Date.now() < deadline) {
+      await sleep(1);
+    }
+  }
+
   /** Close every listener. Resolves once every worker has closed its
    * sockets, so a connect made after that is refused. Open connections go on. */
   async closeListeners(): Promise<void> {
     if (this.#stopped) return;
-    const generation = this.#native.apply({ services: [] });
-    // Workers take the message within one turn of their loop; the bound only
-    // guards against a wedged worker turning a stop into a hang.
-    const deadline = Date.now() + LISTENER_CLOSE_BOUND_MS;
-    while (this.#counters.workerMin('appliedGeneration') < generation && Date.now() < deadline) await sleep(1);
+    this.#generation = this.#native.apply({ services: [] });
+    await this.whenApplied();
   }
 
   /** closeListeners(), then wait until open connections finish or `timeoutMs` passes.

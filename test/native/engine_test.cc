@@ -193,27 +193,27 @@ void test_engine_apply() {
   const int busy = bind_port(&busy_fd);
   const int free_port = bind_port(&free_fd);
   close(free_fd);  // free again; the engine takes it below
-  std::string context;
+  fulcrum::ApplyFailure failure;
   uint64_t generation = 0;
 
-  check(engine->apply({service("good", 0, free_port, 1)}, &context, &generation) == 0, "a service binds");
+  check(engine->apply({service("good", 0, free_port, 1)}, &failure, &generation) == 0, "a service binds");
   check(generation == 1 && wait_for_generation(*engine, 1), "every worker reports generation 1");
   check(can_connect(free_port), "and accepts connections");
 
-  context.clear();
-  int result = engine->apply({service("good", 0, free_port, 1), service("clash", 1, busy, 1)}, &context, &generation);
+  int result = engine->apply({service("good", 0, free_port, 1), service("clash", 1, busy, 1)}, &failure, &generation);
   check(result == -EADDRINUSE, "a port in use fails the whole apply with -EADDRINUSE");
-  check(context == "bind 127.0.0.1:" + std::to_string(busy) + " for service clash", "naming what failed: " + context);
+  check(failure.message == "bind 127.0.0.1:" + std::to_string(busy) + " for service clash",
+        "naming what failed: " + failure.message);
+  check(failure.service == "clash", "and which service");
   check(generation == 1, "no new generation");
   check(can_connect(free_port), "the running service still accepts");
 
-  context.clear();
-  result = engine->apply({service("a", 0, free_port, 1), service("b", 1, free_port, 1)}, &context, &generation);
+  result = engine->apply({service("a", 0, free_port, 1), service("b", 1, free_port, 1)}, &failure, &generation);
   check(result == -EADDRINUSE, "two services on one address are refused");
-  result = engine->apply({service("zero", 0, 0, 1)}, &context, &generation);
+  result = engine->apply({service("zero", 0, 0, 1)}, &failure, &generation);
   check(result == -EINVAL, "listen port 0 is refused (each worker would get its own port)");
 
-  check(engine->apply({}, &context, &generation) == 0 && wait_for_generation(*engine, generation),
+  check(engine->apply({}, &failure, &generation) == 0 && wait_for_generation(*engine, generation),
         "an empty snapshot applies");
   check(!can_connect(free_port), "and its listeners are closed by then");
   check(engine->set_backend_state(fulcrum::kMaxBackends, fulcrum::BackendState::kDown) == -EINVAL,
@@ -221,7 +221,7 @@ void test_engine_apply() {
   engine->stop();
   engine->stop();
   check(engine->stopped(), "stop is idempotent");
-  check(engine->apply({}, &context, &generation) == -ESHUTDOWN, "a stopped engine refuses apply");
+  check(engine->apply({}, &failure, &generation) == -ESHUTDOWN, "a stopped engine refuses apply");
   close(busy_fd);
 }
 
