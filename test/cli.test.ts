@@ -2,7 +2,8 @@
 // `check`, and the demo's clear failure when a backend port is busy.
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { ROOT, runCli, serviceYaml, startServer, writeConfig } from './helpers/cli.js';
+import { startServer } from './helpers/backends.js';
+import { ROOT, runCli, serviceYaml, writeConfig } from './helpers/cli.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 

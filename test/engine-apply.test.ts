@@ -6,6 +6,8 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { parseConfig } from '../src/config/load.js';
 import { Engine } from '../src/engine/engine.js';
+import { startServer } from './helpers/backends.js';
+import { connectOutcome, openConn } from './helpers/traffic.js';
 
 interface Service {
   name: string;
@@ -30,24 +32,14 @@ const configOf = (services: Service[]) =>
 
 /** A backend that greets with its name, then echoes. */
 async function namedBackend(t: Test, name: string): Promise<number> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
+  const { port } = await startServer(t, (socket) => {
     socket.write(`${name}\n`);
     socket.pipe(socket);
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => {
-    for (const socket of sockets) socket.destroy();
-    server.close();
-  });
-  return (server.address() as net.AddressInfo).port;
+  return port;
 }
 
-/** Ports free right now (bound to 0, then released). */
+/** Ports free right now: all bound to 0 at once (so they differ), then released. */
 async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(
     Array.from({ length: count }, async () => {
@@ -61,48 +53,8 @@ async function freePorts(count: number): Promise<number[]> {
   return ports;
 }
 
-/** A client that reads line by line. */
-async function client(t: Test, port: number): Promise<{ line: () => Promise<string>; socket: net.Socket }> {
-  const socket = net.connect(port, '127.0.0.1');
-  t.teardown(() => socket.destroy());
-  await once(socket, 'connect');
-  socket.setEncoding('utf8');
-  let buffered = '';
-  const waiting: Array<(line: string) => void> = [];
-  const flush = (): void => {
-    let index;
-    while (waiting.length > 0 && (index = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, index);
-      buffered = buffered.slice(index + 1);
-      waiting.shift()!(line);
-    }
-  };
-  socket.on('data', (chunk: string) => {
-    buffered += chunk;
-    flush();
-  });
-  const line = () =>
-    new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no line within 5 s')), 5000);
-      waiting.push((l) => {
-        clearTimeout(timer);
-        resolve(l);
-      });
-      flush();
-    });
-  return { line, socket };
-}
-
-async function refused(port: number): Promise<boolean> {
-  const socket = net.connect(port, '127.0.0.1');
-  try {
-    await once(socket, 'connect');
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ECONNREFUSED';
-  } finally {
-    socket.destroy();
-  }
+async function greeting(t: Test, port: number): Promise<string> {
+  return (await openConn(t, port)).readLine();
 }
 
 t.test('a failed apply names the service and leaves the running config', async (t) => {
@@ -115,8 +67,8 @@ t.test('a failed apply names the service and leaves the running config', async (
   const engine = Engine.start({ workers: 2 });
   t.teardown(() => engine.stop());
   engine.apply(configOf([{ name: 'first', port: first!, backends: [backend] }]));
-  const before = await client(t, first!);
-  t.equal(await before.line(), 'one', 'the first config serves');
+  const before = await openConn(t, first!);
+  t.equal(await before.readLine(), 'one', 'the first config serves');
 
   const error = (() => {
     try {
@@ -133,10 +85,9 @@ t.test('a failed apply names the service and leaves the running config', async (
   t.equal(error?.service, 'second', 'the error names the service whose listener failed');
   t.match(error?.message, `bind 127.0.0.1:${second} for service second`);
   t.strictSame(engine.stats().services.map((s) => s.name), ['first'], 'stats still show the running config');
-  const after = await client(t, first!);
-  t.equal(await after.line(), 'one', 'the running service still accepts');
+  t.equal(await greeting(t, first!), 'one', 'the running service still accepts');
   before.socket.write('still here\n');
-  t.equal(await before.line(), 'still here', 'and the open connection still relays');
+  t.equal(await before.readLine(), 'still here', 'and the open connection still relays');
 });
 
 t.test('a reload keeps listeners that stay and never touches open connections', async (t) => {
@@ -147,8 +98,8 @@ t.test('a reload keeps listeners that stay and never touches open connections', 
   t.teardown(() => engine.stop());
 
   engine.apply(configOf([{ name: 'kept', port: kept!, backends: [oldBackend] }]));
-  const open = await client(t, kept!);
-  t.equal(await open.line(), 'old');
+  const open = await openConn(t, kept!);
+  t.equal(await open.readLine(), 'old');
 
   // Same listener, new backend list, plus a new service.
   engine.apply(configOf([
@@ -156,16 +107,16 @@ t.test('a reload keeps listeners that stay and never touches open connections', 
     { name: 'added', port: added!, backends: [oldBackend] },
   ]));
   await engine.whenApplied();
-  t.equal(await (await client(t, kept!)).line(), 'new', 'new connections use the new backend list');
-  t.equal(await (await client(t, added!)).line(), 'old', 'the added service serves');
+  t.equal(await greeting(t, kept!), 'new', 'new connections use the new backend list');
+  t.equal(await greeting(t, added!), 'old', 'the added service serves');
   open.socket.write('ping\n');
-  t.equal(await open.line(), 'ping', 'the connection opened before the reload still relays to its backend');
+  t.equal(await open.readLine(), 'ping', 'the connection opened before the reload still relays to its backend');
 
   // Remove the kept service: its listener closes, its open connection goes on.
   engine.apply(configOf([{ name: 'added', port: added!, backends: [oldBackend] }]));
   await engine.whenApplied();
-  t.ok(await refused(kept!), 'the removed service refuses new connects');
+  t.equal(await connectOutcome(t, kept!), 'ECONNREFUSED', 'the removed service refuses new connects');
   open.socket.write('pong\n');
-  t.equal(await open.line(), 'pong', 'and its open connection still relays');
-  t.equal(await (await client(t, added!)).line(), 'old', 'the remaining service serves');
+  t.equal(await open.readLine(), 'pong', 'and its open connection still relays');
+  t.equal(await greeting(t, added!), 'old', 'the remaining service serves');
 });

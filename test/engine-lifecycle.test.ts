@@ -3,35 +3,19 @@
 // stop(). The addon's environment cleanup hook must stop the worker threads
 // and close the sockets: the process exits 0 promptly, and the client sees
 // its connection end.
-import t, { type Test } from 'tap';
+import t from 'tap';
 import net from 'node:net';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
+import { startEchoServer } from './helpers/backends.js';
 
 const fixture = join(import.meta.dirname, 'fixtures', 'engine-exit.mjs');
 
-async function echoBackend(t: Test): Promise<number> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    socket.pipe(socket);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => {
-    for (const socket of sockets) socket.destroy();
-    server.close();
-  });
-  return (server.address() as net.AddressInfo).port;
-}
-
 for (const mode of ['process-exit', 'worker-terminate']) {
   t.test(`${mode} with an open connection`, async (t) => {
-    const backendPort = await echoBackend(t);
+    const { port: backendPort } = await startEchoServer(t);
     const child = spawn(process.execPath, [fixture, mode, String(backendPort)], { stdio: ['pipe', 'pipe', 'inherit'] });
     t.teardown(() => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');

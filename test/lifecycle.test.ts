@@ -2,20 +2,12 @@
 // signal (graceful drain, drain timeout, second signal), plus the npm start path.
 import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
-import {
-  connect,
-  connectOutcome,
-  serviceYaml,
-  startCli,
-  startEchoServer,
-  startFulcrum,
-  startServer,
-  writeConfig,
-  type Client,
-} from './helpers/cli.js';
+import { startEchoServer, startServer } from './helpers/backends.js';
+import { serviceYaml, startCli, startFulcrum, writeConfig } from './helpers/cli.js';
+import { type Conn, connectOutcome, openConn } from './helpers/traffic.js';
 
 /** Send a random payload and expect the same bytes back (the backend echoes). */
-async function echoes(t: Test, client: Client, size: number, what: string): Promise<void> {
+async function echoes(t: Test, client: Conn, size: number, what: string): Promise<void> {
   const payload = randomBytes(size);
   client.socket.write(payload);
   const back = await client.read(size);
@@ -28,7 +20,7 @@ t.test('graceful stop: refuse new connects, finish open ones, exit 0', async (t)
   const listening = proc.logs.find((l) => l.msg === 'listening');
   t.match(listening, { service: 'echo', listen: `127.0.0.1:${port}`, backends: [`127.0.0.1:${backend.port}`], balance: 'roundrobin' });
 
-  const client = await connect(t, port);
+  const client = await openConn(t, port);
   await echoes(t, client, 64 * 1024, 'before the signal');
 
   proc.signal('SIGTERM');
@@ -40,7 +32,8 @@ t.test('graceful stop: refuse new connects, finish open ones, exit 0', async (t)
 
   // Half-close from the client: the echo backend ends its side, which reaches us.
   client.socket.end();
-  t.equal(await client.waitEnd(), 0, 'the connection ends cleanly with nothing unread');
+  await client.waitEnd();
+  t.equal(client.buffered, 0, 'the connection ends cleanly with nothing unread');
   // Well before the 30 s drain timeout.
   const exit = await proc.waitForExit(10_000);
   t.same(exit, { code: 0, signal: null }, 'exits 0');
@@ -51,7 +44,7 @@ t.test('graceful stop: refuse new connects, finish open ones, exit 0', async (t)
 t.test('drain timeout: an idle connection is closed and the process exits by itself', async (t) => {
   const backend = await startEchoServer(t);
   const { proc, port } = await startFulcrum(t, (p) => serviceYaml({ listenPort: p, backendPorts: [backend.port], drainTimeout: '1s' }));
-  const client = await connect(t, port);
+  const client = await openConn(t, port);
   await echoes(t, client, 1024, 'before the signal');
 
   const signalledAt = Date.now();
@@ -69,7 +62,7 @@ t.test('drain timeout: an idle connection is closed and the process exits by its
 t.test('a second signal cuts the drain short; a repeat within the same press does not', async (t) => {
   const backend = await startEchoServer(t);
   const { proc, port } = await startFulcrum(t, (p) => serviceYaml({ listenPort: p, backendPorts: [backend.port], drainTimeout: '30s' }));
-  const client = await connect(t, port);
+  const client = await openConn(t, port);
   await echoes(t, client, 1024, 'before the signal');
 
   // One Ctrl-C under npm start arrives twice at once (terminal + npm forwarding).
@@ -112,7 +105,7 @@ t.test('npm start: demo backends answer through Fulcrum, Ctrl-C stops', async (t
   await proc.waitFor('the guide', () => (proc.stdout.includes('Press Ctrl-C') ? true : undefined));
   t.match(proc.stdout, /nc 127\.0\.0\.1 7070/, 'tells how to connect');
 
-  const client = await connect(t, 7070);
+  const client = await openConn(t, 7070);
   const banner = await client.readLine();
   t.match(banner, /^fulcrum demo backend 127\.0\.0\.1:707[123]$/, 'a demo backend greets');
   await echoes(t, client, 4096, 'through the demo');

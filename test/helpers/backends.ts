@@ -2,10 +2,11 @@
 // a child process per backend, so its sockets and CPU are not the engine's.
 // Each is killed by its PID at teardown.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
 import { HOST } from './traffic.js';
+import { Waiters } from './waiters.js';
 
 export const BACKEND_FIXTURE = fileURLToPath(new URL('../fixtures/backend.mjs', import.meta.url));
 
@@ -39,7 +40,7 @@ export interface Backend {
 
 class BackendProcess implements Backend {
   readonly reports: CloseReport[] = [];
-  readonly #watchers = new Set<() => void>();
+  readonly #waiters = new Waiters();
   port = 0;
   stderr = '';
   exited = false;
@@ -55,26 +56,17 @@ class BackendProcess implements Backend {
   }
 
   notify(): void {
-    for (const watcher of [...this.#watchers]) watcher();
+    this.#waiters.notify();
   }
 
   waitForReport(match: (r: CloseReport) => boolean, timeoutMs = 5_000): Promise<CloseReport> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        const found = this.reports.find(match);
-        if (found === undefined && !this.exited) return;
-        clearTimeout(timer);
-        this.#watchers.delete(check);
-        if (found) resolve(found);
-        else reject(new Error(`backend ${this.mode} (pid ${this.pid}) exited before the report; stderr: ${this.stderr}`));
-      };
-      const timer = setTimeout(() => {
-        this.#watchers.delete(check);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for a close report from backend ${this.mode} :${this.port}; have ${JSON.stringify(this.reports)}`));
-      }, timeoutMs);
-      this.#watchers.add(check);
-      check();
-    });
+    return this.#waiters.wait(
+      `a close report from backend ${this.mode} :${this.port}`,
+      () => this.reports.find(match),
+      timeoutMs,
+      () => (this.exited ? `backend ${this.mode} (pid ${this.pid}) exited` : undefined),
+      (message) => new Error(`${message}; have ${JSON.stringify(this.reports)}; stderr: ${this.stderr}`),
+    );
   }
 }
 
@@ -154,3 +146,37 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+// In-process servers, for tests where the backend's behaviour is a few lines
+// of the test itself (a greeting, a refusal to read).
+
+/** Listen on 127.0.0.1 port 0 with `onConnection`; closed (with its sockets) at teardown. */
+export function startServer(t: Test, onConnection: (socket: Socket) => void): Promise<{ server: Server; port: number }> {
+  const sockets = new Set<Socket>();
+  const server = createServer({ allowHalfOpen: true }, (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    onConnection(socket);
+  });
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  );
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, HOST, () => {
+      const address = server.address();
+      resolve({ server, port: typeof address === 'object' && address !== null ? address.port : 0 });
+    });
+  });
+}
+
+/** An echo backend: echoes every byte and ends its side when the client ends (half-close). */
+export function startEchoServer(t: Test): Promise<{ server: Server; port: number }> {
+  return startServer(t, (socket) => socket.pipe(socket));
+}
+

@@ -3,11 +3,12 @@
 // registered with t.teardown; every wait is bounded in time.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
+import { freePort } from './backends.js';
+import { Waiters } from './waiters.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI = join(ROOT, 'dist', 'cli.js');
@@ -39,7 +40,7 @@ export class CliProcess {
   readonly logs: LogLine[] = [];
   exit: Exit | undefined;
   readonly #exited: Promise<Exit>;
-  readonly #watchers = new Set<() => void>();
+  readonly #waiters = new Waiters();
   #partial = '';
 
   constructor(args: readonly string[], cwd = ROOT) {
@@ -47,13 +48,13 @@ export class CliProcess {
     this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => this.#onStdout(chunk));
     this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
       this.stderr += chunk;
-      this.#notify();
+      this.#waiters.notify();
     });
     this.#exited = new Promise((resolve) => {
       // 'close' (not 'exit') so every byte of output has been read.
       this.child.once('close', (code, signal) => {
         this.exit = { code, signal };
-        this.#notify();
+        this.#waiters.notify();
         resolve(this.exit);
       });
     });
@@ -71,11 +72,7 @@ export class CliProcess {
         // Not a log line (demo guide text); kept in `stdout` only.
       }
     }
-    this.#notify();
-  }
-
-  #notify(): void {
-    for (const watcher of [...this.#watchers]) watcher();
+    this.#waiters.notify();
   }
 
   /**
@@ -83,22 +80,8 @@ export class CliProcess {
    * process exits first or `timeoutMs` passes. The error shows the output so far.
    */
   waitFor<T>(what: string, done: () => T | undefined, timeoutMs = 15_000): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const finish = (err: Error | undefined, value?: T): void => {
-        clearTimeout(timer);
-        this.#watchers.delete(check);
-        if (err) reject(err);
-        else resolve(value as T);
-      };
-      const check = (): void => {
-        const value = done();
-        if (value !== undefined) finish(undefined, value);
-        else if (this.exit) finish(this.#error(`exited (${JSON.stringify(this.exit)}) before ${what}`));
-      };
-      const timer = setTimeout(() => finish(this.#error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
-      this.#watchers.add(check);
-      check();
-    });
+    const exited = (): string | undefined => (this.exit ? `exited (${JSON.stringify(this.exit)})` : undefined);
+    return this.#waiters.wait(what, done, timeoutMs, exited, (message) => this.#error(message));
   }
 
   /** Wait for a log line whose `msg` starts with `prefix` (and passes `match`, if given). */
@@ -178,49 +161,6 @@ export function serviceYaml(o: ServiceYaml): string {
   ].join('\n');
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, close). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Listen on 127.0.0.1 port 0 with `onConnection`; closed (with its sockets) at teardown. */
-export function startServer(t: Test, onConnection: (socket: Socket) => void): Promise<{ server: Server; port: number }> {
-  const sockets = new Set<Socket>();
-  const server = createServer({ allowHalfOpen: true }, (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => socket.destroy());
-    onConnection(socket);
-  });
-  t.teardown(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      resolve({ server, port: typeof address === 'object' && address !== null ? address.port : 0 });
-    });
-  });
-}
-
-/** An echo backend: echoes every byte and ends its side when the client ends (half-close). */
-export function startEchoServer(t: Test): Promise<{ server: Server; port: number }> {
-  return startServer(t, (socket) => socket.pipe(socket));
-}
-
 /**
  * Start `fulcrum run` on a free port and wait until it logs `listening`.
  * The port is picked by binding port 0 and closing it, so another process can
@@ -246,125 +186,4 @@ export async function startFulcrum(
     }
   }
   throw new Error(`fulcrum run did not start: ${last}`);
-}
-
-/** A client socket with a byte buffer that tests read from with bounded waits. */
-export class Client {
-  readonly socket: Socket;
-  #buffer = Buffer.alloc(0);
-  #ended = false;
-  #closed = false;
-  readonly #watchers = new Set<() => void>();
-
-  constructor(socket: Socket) {
-    this.socket = socket;
-    socket.on('data', (chunk: Buffer) => {
-      this.#buffer = Buffer.concat([this.#buffer, chunk]);
-      this.#notify();
-    });
-    socket.on('end', () => {
-      this.#ended = true;
-      this.#notify();
-    });
-    socket.on('error', () => {
-      // Surfaces as 'close'; tests assert on closure, not on the error kind.
-    });
-    socket.once('close', () => {
-      this.#closed = true;
-      this.#notify();
-    });
-  }
-
-  #notify(): void {
-    for (const watcher of [...this.#watchers]) watcher();
-  }
-
-  #wait<T>(what: string, done: () => T | undefined, timeoutMs: number): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const finish = (err: Error | undefined, value?: T): void => {
-        clearTimeout(timer);
-        this.#watchers.delete(check);
-        if (err) reject(err);
-        else resolve(value as T);
-      };
-      const check = (): void => {
-        const value = done();
-        if (value !== undefined) finish(undefined, value);
-        else if (this.#ended || this.#closed) finish(new Error(`connection ended before ${what} (have ${this.#buffer.length} bytes)`));
-      };
-      const timer = setTimeout(() => finish(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
-      this.#watchers.add(check);
-      check();
-    });
-  }
-
-  /** Read exactly `n` bytes. */
-  read(n: number, timeoutMs = 10_000): Promise<Buffer> {
-    return this.#wait(`${n} bytes`, () => {
-      if (this.#buffer.length < n) return undefined;
-      const out = this.#buffer.subarray(0, n);
-      this.#buffer = this.#buffer.subarray(n);
-      return out;
-    }, timeoutMs);
-  }
-
-  /** Read one line, without its '\n'. */
-  readLine(timeoutMs = 10_000): Promise<string> {
-    return this.#wait('a line', () => {
-      const at = this.#buffer.indexOf(0x0a);
-      if (at < 0) return undefined;
-      const line = this.#buffer.subarray(0, at).toString('utf8');
-      this.#buffer = this.#buffer.subarray(at + 1);
-      return line;
-    }, timeoutMs);
-  }
-
-  /** Wait until the peer ends or the connection closes; resolves the unread byte count. */
-  async waitEnd(timeoutMs = 10_000): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for the connection to end`)), timeoutMs);
-      const check = (): void => {
-        if (!this.#ended && !this.#closed) return;
-        clearTimeout(timer);
-        this.#watchers.delete(check);
-        resolve();
-      };
-      this.#watchers.add(check);
-      check();
-    });
-    return this.#buffer.length;
-  }
-}
-
-/** Connect to 127.0.0.1:port; the socket is destroyed at teardown. */
-export function connect(t: Test, port: number, timeoutMs = 5_000): Promise<Client> {
-  return new Promise((resolve, reject) => {
-    const socket = netConnect({ host: '127.0.0.1', port, allowHalfOpen: true });
-    t.teardown(() => {
-      socket.destroy();
-    });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`connect to 127.0.0.1:${port} timed out after ${timeoutMs} ms`));
-    }, timeoutMs);
-    socket.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      resolve(new Client(socket));
-    });
-  });
-}
-
-/** Try to connect; resolves the errno name of the failure, or 'connected' if it succeeded. */
-export async function connectOutcome(t: Test, port: number): Promise<string> {
-  try {
-    const client = await connect(t, port);
-    client.socket.destroy();
-    return 'connected';
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code ?? String(err);
-  }
 }

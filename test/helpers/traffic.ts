@@ -6,6 +6,7 @@
 import { createCipheriv, createHash, type Cipher } from 'node:crypto';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Test } from 'tap';
+import { Waiters } from './waiters.js';
 
 export const HOST = '127.0.0.1';
 export const KiB = 1024;
@@ -83,7 +84,7 @@ export class Conn {
   receivedTotal = 0;
   #chunks: Buffer[] = [];
   #buffered = 0;
-  readonly #watchers = new Set<() => void>();
+  readonly #waiters = new Waiters();
   readonly closed: Promise<void>;
 
   constructor(socket: Socket) {
@@ -92,20 +93,20 @@ export class Conn {
       this.#chunks.push(chunk);
       this.#buffered += chunk.length;
       this.receivedTotal += chunk.length;
-      this.#notify();
+      this.#waiters.notify();
     });
     socket.on('end', () => {
       this.endedAt = Date.now();
-      this.#notify();
+      this.#waiters.notify();
     });
     socket.on('error', (err: NodeJS.ErrnoException) => {
       this.error ??= err.code ?? err.message;
-      this.#notify();
+      this.#waiters.notify();
     });
     this.closed = new Promise((resolve) =>
       socket.once('close', () => {
         this.closedAt = Date.now();
-        this.#notify();
+        this.#waiters.notify();
         resolve();
       }),
     );
@@ -113,10 +114,6 @@ export class Conn {
 
   get buffered(): number {
     return this.#buffered;
-  }
-
-  #notify(): void {
-    for (const watcher of [...this.#watchers]) watcher();
   }
 
   #take(n: number): Buffer {
@@ -130,23 +127,9 @@ export class Conn {
 
   /** Resolves when done() returns a value; rejects on timeout, or when the connection ends first. */
   #wait<T>(what: string, done: () => T | undefined, timeoutMs: number): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const finish = (err: Error | undefined, value?: T): void => {
-        clearTimeout(timer);
-        this.#watchers.delete(check);
-        if (err) reject(err);
-        else resolve(value as T);
-      };
-      const check = (): void => {
-        const value = done();
-        if (value !== undefined) finish(undefined, value);
-        else if (this.endedAt !== undefined || this.closedAt !== undefined)
-          finish(new Error(`connection ${this.describe()} before ${what} (have ${this.#buffered} bytes)`));
-      };
-      const timer = setTimeout(() => finish(new Error(`timed out after ${timeoutMs} ms waiting for ${what} (have ${this.#buffered} bytes)`)), timeoutMs);
-      this.#watchers.add(check);
-      check();
-    });
+    const ended = (): string | undefined =>
+      this.endedAt !== undefined || this.closedAt !== undefined ? `connection ${this.describe()}` : undefined;
+    return this.#waiters.wait(what, done, timeoutMs, ended, (message) => new Error(`${message} (have ${this.#buffered} bytes)`));
   }
 
   /** Read exactly n bytes. */
@@ -181,20 +164,7 @@ export class Conn {
   }
 
   #settle(what: string, done: () => boolean, timeoutMs: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        if (!done()) return;
-        clearTimeout(timer);
-        this.#watchers.delete(check);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.#watchers.delete(check);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-      }, timeoutMs);
-      this.#watchers.add(check);
-      check();
-    });
+    return this.#waiters.wait(what, () => (done() ? true : undefined), timeoutMs).then(() => undefined);
   }
 
   /** Write and wait until the bytes are handed to the kernel. */
@@ -232,6 +202,17 @@ export function openConn(t: Test, port: number, timeoutMs = 5_000): Promise<Conn
       resolve(new Conn(socket));
     });
   });
+}
+
+/** Try to connect; resolves the errno name of the failure, or 'connected' if it succeeded. */
+export async function connectOutcome(t: Test, port: number): Promise<string> {
+  try {
+    const conn = await openConn(t, port);
+    conn.socket.destroy();
+    return 'connected';
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? String(err);
+  }
 }
 
 /** Send one line/bytes and read the same bytes back: proof that a relay works end to end. */
