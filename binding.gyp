@@ -14,9 +14,12 @@
         "native/engine/engine.cc",
         "native/engine/event_sink.cc",
         "native/engine/listener.cc",
+        "native/engine/load_sampler.cc",
+        "native/engine/maglev.cc",
         "native/engine/picker.cc",
         "native/engine/pipe_pool.cc",
         "native/engine/service.cc",
+        "native/engine/sticky_table.cc",
         "native/engine/tcp_connection.cc",
         "native/engine/timer_queue.cc",
         "native/engine/worker.cc"

@@ -1,7 +1,9 @@
-// Backend choice. A Picker is built once per service from its spec and shared
-// by every worker; pick() runs concurrently on all of them, so any state it
-// keeps is atomic. New algorithms implement Picker and are added to
-// make_picker().
+// Backend choice. A Picker is built once per service snapshot (and again when
+// a weight changes at run time) over one set of backends (the primaries, or
+// the backups) and shared by every worker: pick() runs concurrently on all of
+// them, so any state it keeps is atomic, and what changes between picks
+// (connections, connect times, byte rates, slow start) is read from the shared
+// BackendTable. make_picker() is the one place that knows every algorithm.
 #pragma once
 
 #include <atomic>
@@ -9,12 +11,25 @@
 #include <memory>
 #include <vector>
 
-#include "service.h"
+#include "backend_table.h"
 
 namespace fulcrum {
 
-// Tells a picker which backends it may choose now. A non-owning callable
-// (a pointer and a trampoline), so the hot path never allocates.
+enum class Balance : uint8_t {
+  kRoundRobin,      // each in turn, weights ignored
+  kWeighted,        // smooth weighted round robin (nginx)
+  kLeastConn,       // fewest active connections per unit of weight, ties in turn
+  kRandom,          // weighted power of two choices: two weighted draws, the less loaded wins
+  kSource,          // hash of the client address over the weighted backends
+  kMaglev,          // Maglev consistent hashing over the 5-tuple or the client address
+  kLeastTime,       // lowest connect-time EWMA x (active + 1), per unit of weight
+  kLeastBandwidth,  // lowest bytes per second over the last seconds, per unit of weight
+  kFirst,           // the first backend (in config order) with room, up to max_connections
+};
+
+// Tells a picker which backends it may choose now (up, not tried yet by this
+// client, below max_connections). A non-owning callable (a pointer and a
+// trampoline), so the hot path never allocates.
 class PickFilter {
  public:
   template <typename F>
@@ -27,36 +42,54 @@ class PickFilter {
   bool (*call_)(const void*, uint32_t);
 };
 
+// One backend as a picker sees it.
+struct PickerBackend {
+  uint32_t index = 0;           // position in the service's backend list: what pick() returns
+  uint32_t slot = 0;            // row in the BackendTable
+  uint32_t weight = 1;          // 0..256; 0 takes no new connections
+  uint64_t identity = 0;        // hash of the backend's address: the same across reloads
+  uint32_t slow_start_ms = 0;   // 0: no ramp
+};
+
+struct PickRequest {
+  const PickFilter& filter;
+  // Set when this client's earlier attempt failed: the choice must not count
+  // as a new turn, or retries would shift every later client's turn.
+  bool retry = false;
+  // The hash the hashing algorithms use: of the 5-tuple or of the client
+  // address (see HashKey); source always gets the client address hash.
+  uint64_t flow_hash = 0;
+  uint64_t source_hash = 0;
+  uint64_t now_ms = 0;  // monotonic, for slow start
+};
+
+enum class HashKey : uint8_t { kFiveTuple, kSource };
+
+struct PickerOptions {
+  Balance balance = Balance::kRoundRobin;
+  HashKey hash_key = HashKey::kFiveTuple;  // maglev only
+  uint32_t maglev_table_size = 65537;      // a prime
+};
+
 class Picker {
  public:
   virtual ~Picker() = default;
-  // Returns the index of an allowed backend, or -1 when none is allowed.
-  // `retry` is set when this client's earlier attempt failed: the choice must
-  // not count as a new turn, or retries would shift every later client's turn
-  // (with backends [dead, live], each client would try the dead one first).
-  virtual int pick(const PickFilter& filter, bool retry) = 0;
+  // Returns the index (PickerBackend::index) of an allowed backend, or -1 when
+  // none is allowed.
+  virtual int pick(const PickRequest& request) = 0;
 };
 
-// Round robin and smooth weighted round robin (nginx's algorithm) share one
-// mechanism: the cycle of backend indices is computed once, and a cursor
-// shared by all workers walks it. One atomic increment per pick keeps the
-// distribution exact across workers, and skipping a backend that is not
-// allowed only moves on to the next entry of the same cycle.
-class SequencePicker final : public Picker {
- public:
-  explicit SequencePicker(std::vector<uint32_t> cycle) : cycle_(std::move(cycle)) {}
-  int pick(const PickFilter& filter, bool retry) override;
-  const std::vector<uint32_t>& cycle() const { return cycle_; }
-
- private:
-  std::vector<uint32_t> cycle_;
-  alignas(kCacheLine) std::atomic<uint64_t> cursor_{0};
-};
+std::unique_ptr<Picker> make_picker(const PickerOptions& options, std::vector<PickerBackend> backends,
+                                    const BackendTable& table);
 
 // One cycle of smooth weighted round robin: each backend appears weight times,
 // spread as evenly as the weights allow (5,1,1 gives a a b a c a a).
 std::vector<uint32_t> smooth_weighted_cycle(const std::vector<uint32_t>& weights);
 
-std::unique_ptr<Picker> make_picker(const ServiceSpec& spec);
+// The Maglev lookup table (Eirinakis et al., NSDI 2016): entry -> position in
+// `backends`, each backend filling a share of the `size` entries in proportion
+// to its weight. Built from identities, so removing one backend moves only the
+// entries it held. `size` must be a prime larger than the backend count.
+std::vector<uint32_t> maglev_table(const std::vector<PickerBackend>& backends, uint32_t size);
 
 }  // namespace fulcrum

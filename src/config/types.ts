@@ -3,7 +3,19 @@
 // Keys are camelCase here; the YAML spells them in snake_case.
 
 export type Protocol = 'tcp';
-export type Balance = 'roundrobin' | 'weighted';
+export type Balance =
+  | 'roundrobin'
+  | 'weighted'
+  | 'leastconn'
+  | 'random'
+  | 'source'
+  | 'maglev'
+  | 'least_time'
+  | 'least_bandwidth'
+  | 'first';
+
+/** What `balance: maglev` hashes: the whole 5-tuple, or the client address only. */
+export type HashKey = 'five_tuple' | 'source';
 
 /** A parsed `host:port` or `[v6]:port`. `host` is a numeric IP literal. */
 export interface Endpoint {
@@ -16,8 +28,31 @@ export interface Endpoint {
 
 export interface BackendConfig {
   address: Endpoint;
-  /** 1..256, default 1. */
+  /** 0..256, default 1. 0 takes no new connections (HAProxy's weight 0). */
   weight: number;
+  /** Takes traffic only while no primary (non-backup) backend is up. Default false. */
+  backup: boolean;
+  /** Connections at once, counted over every worker; 0 (the default) is no limit. */
+  maxConnections: number;
+  /** Ramp after coming back up: the backend's own `slow_start`, else the service's; 0 is none. */
+  slowStartMs: number;
+}
+
+/** Connections waiting for a backend with room (every candidate at max_connections). */
+export interface QueueConfig {
+  /** How many may wait at once over every worker; 0 refuses at once. Default 1024. */
+  size: number;
+  /** How long one may wait before it is refused; default the service's connect timeout. */
+  timeoutMs: number;
+}
+
+/** Session persistence: a client keeps its backend while it keeps coming back. */
+export interface StickyConfig {
+  key: 'source';
+  /** An entry expires this long after the client's last new connection. Default 30m. */
+  timeoutMs: number;
+  /** Entries in the table (clients remembered at once). Default 65536. */
+  size: number;
 }
 
 export interface ServiceTimeouts {
@@ -36,6 +71,14 @@ export interface ServiceConfig {
   timeouts: ServiceTimeouts;
   /** Extra connect attempts on other backends after the first fails, default 2. */
   retries: number;
+  /** maglev only (default five_tuple). */
+  hashKey: HashKey;
+  /** maglev only: entries in the lookup table, a prime; default 65537. */
+  maglevTableSize: number;
+  queue: QueueConfig;
+  sticky: StickyConfig | undefined;
+  /** How long a backend set to `drain` keeps its open connections; default the top-level drain_timeout. */
+  drainTimeoutMs: number;
 }
 
 export interface FulcrumConfig {
