@@ -13,11 +13,17 @@ export const DURATION_EXPECTED =
 
 export type DurationResult = { ok: true; ms: number } | { ok: false; message: string };
 
+/** `zero: 'off'` accepts 0 (in any unit) for settings where 0 turns a feature off, such as slow_start. */
+export interface DurationOptions {
+  zero?: 'off';
+}
+
 /**
- * Parse `value` (what the YAML held) as a duration of at least 1ms and at most
- * `maxMs`. `what` names the setting in messages (e.g. "timeouts.connect").
+ * Parse `value` (what the YAML held) as a duration of at least 1ms (or 0 with
+ * `zero: 'off'`) and at most `maxMs`. `what` names the setting in messages
+ * (e.g. "timeouts.connect").
  */
-export function parseDuration(value: unknown, what: string, maxMs: number): DurationResult {
+export function parseDuration(value: unknown, what: string, maxMs: number, options: DurationOptions = {}): DurationResult {
   let ms: number;
   if (typeof value === 'number') {
     if (!Number.isSafeInteger(value)) return fail(`bad duration ${value} for ${what}: ${DURATION_EXPECTED}`);
@@ -32,6 +38,7 @@ export function parseDuration(value: unknown, what: string, maxMs: number): Dura
   } else {
     return fail(`bad duration ${describeValue(value)} for ${what}: ${DURATION_EXPECTED}`);
   }
+  if (ms === 0 && options.zero === 'off') return { ok: true, ms: 0 };
   if (ms <= 0) return fail(`bad duration ${JSON.stringify(value)} for ${what}: must be greater than 0`);
   if (ms > maxMs) return fail(`${what} ${JSON.stringify(value)} is too long: expected at most ${formatDuration(maxMs)}`);
   return { ok: true, ms };

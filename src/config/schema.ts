@@ -16,7 +16,7 @@ import type { YamlSource } from './source.js';
 export const SCHEMA_FILE = fileURLToPath(new URL('../../config/fulcrum.schema.json', import.meta.url));
 
 /** Definitions whose values validate.ts parses and reports on itself. */
-const CHECKED_IN_TS = ['duration', 'listenAddress', 'backendAddress'];
+const CHECKED_IN_TS = ['duration', 'durationOrOff', 'listenAddress', 'backendAddress'];
 
 /** What a value of a pattern-checked definition must look like, in words. */
 const PATTERN_EXPECTED: Record<string, string> = {

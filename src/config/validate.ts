@@ -1,22 +1,49 @@
 // Config validation: the structure through the JSON Schema (schema.ts), then
 // what a schema cannot say, here: addresses and durations parsed, names and
-// listen addresses unique, no backend twice in a service. Every issue found is
-// reported; the typed config is built only when there are none.
+// listen addresses unique, no backend twice in a service, at least one
+// non-backup backend, Maglev keys only with balance: maglev and its table size
+// a prime. Every issue found is reported; the typed config is built only when
+// there are none, with the defaults that depend on other keys resolved.
 import { availableParallelism } from 'node:os';
 import type { ConfigIssue } from '../errors.js';
 import { endpointsOverlap, isWildcard, parseEndpoint, type AddressRole } from './address.js';
 import { describeValue } from './describe.js';
 import { parseDuration } from './duration.js';
 import { schemaIssues } from './schema.js';
-import type { ConfigPath, YamlSource } from './source.js';
-import type { BackendConfig, Balance, Endpoint, FulcrumConfig, Protocol, ServiceConfig } from './types.js';
+import type { Anchor, ConfigPath, YamlSource } from './source.js';
+import type { BackendConfig, Balance, Endpoint, FulcrumConfig, HashKey, Protocol, ServiceConfig, StickyConfig } from './types.js';
 
 /** Upper bounds for durations: beyond these a value is surely a mistake (and timers stay well within 2^31 ms). */
 export const DURATION_LIMITS_MS = {
   drainTimeout: 24 * 3_600_000,
   connect: 3_600_000,
   idle: 7 * 86_400_000,
+  slowStart: 3_600_000,
+  queueTimeout: 3_600_000,
+  stickyTimeout: 7 * 86_400_000,
 } as const;
+
+/** Defaults that the schema cannot fill in: it would make "only with balance: maglev" impossible to tell. */
+export const MAGLEV_DEFAULTS = { hashKey: 'five_tuple', tableSize: 65_537 } as const satisfies {
+  hashKey: HashKey;
+  tableSize: number;
+};
+
+/** The schema's bounds for maglev_table_size (both primes). */
+const MAGLEV_TABLE_RANGE = { min: 251, max: 4_194_301 } as const;
+
+/** Every balance (a Record, so the compiler sees a missing one): the maglev check runs only on a balance the schema accepted. */
+const BALANCES: Readonly<Record<Balance, true>> = {
+  roundrobin: true,
+  weighted: true,
+  leastconn: true,
+  random: true,
+  source: true,
+  maglev: true,
+  least_time: true,
+  least_bandwidth: true,
+  first: true,
+};
 
 export type ValidationResult =
   | { ok: true; config: Omit<FulcrumConfig, 'file'> }
@@ -48,9 +75,22 @@ interface RawService {
   protocol: Protocol;
   listen: string;
   balance: Balance;
-  backends: { address: string; weight: number }[];
+  hash_key?: HashKey;
+  maglev_table_size?: number;
+  backends: RawBackend[];
   timeouts: { connect: string | number; idle: string | number };
   retries: number;
+  slow_start: string | number;
+  queue: { size: number; timeout?: string | number };
+  sticky?: { key: StickyConfig['key']; timeout: string | number; size: number };
+  drain_timeout?: string | number;
+}
+interface RawBackend {
+  address: string;
+  weight: number;
+  backup: boolean;
+  max_connections?: number;
+  slow_start?: string | number;
 }
 
 interface ListenSeen {
@@ -93,7 +133,12 @@ class SemanticChecker {
         this.#duration(service.timeouts, [...at, 'timeouts', 'connect'], DURATION_LIMITS_MS.connect);
         this.#duration(service.timeouts, [...at, 'timeouts', 'idle'], DURATION_LIMITS_MS.idle);
       }
+      this.#duration(service, [...at, 'slow_start'], DURATION_LIMITS_MS.slowStart, 'off');
+      if (isRecord(service.queue)) this.#duration(service.queue, [...at, 'queue', 'timeout'], DURATION_LIMITS_MS.queueTimeout);
+      if (isRecord(service.sticky)) this.#duration(service.sticky, [...at, 'sticky', 'timeout'], DURATION_LIMITS_MS.stickyTimeout);
+      this.#duration(service, [...at, 'drain_timeout'], DURATION_LIMITS_MS.drainTimeout);
       if (Array.isArray(service.backends)) this.#checkBackends(service.backends as unknown[], at, label);
+      this.#checkMaglev(service, at);
     });
     return this.#issues;
   }
@@ -104,21 +149,42 @@ class SemanticChecker {
       workers: raw.workers === 'auto' ? availableParallelism() : raw.workers,
       drainTimeoutMs: this.#parsedDuration(['drain_timeout']),
       log: { level: raw.log.level },
-      services: raw.services.map((s, i): ServiceConfig => ({
-        name: s.name,
-        protocol: s.protocol,
-        listen: this.#parsedEndpoint(['services', i, 'listen']),
-        balance: s.balance,
-        backends: s.backends.map((b, j): BackendConfig => ({
-          address: this.#parsedEndpoint(['services', i, 'backends', j, 'address']),
-          weight: b.weight,
-        })),
-        timeouts: {
-          connectMs: this.#parsedDuration(['services', i, 'timeouts', 'connect']),
-          idleMs: this.#parsedDuration(['services', i, 'timeouts', 'idle']),
-        },
-        retries: s.retries,
+      services: raw.services.map((s, i) => this.#buildService(s, ['services', i], this.#parsedDuration(['drain_timeout']))),
+    };
+  }
+
+  /** One service, with the defaults that come from elsewhere resolved (queue timeout, drain timeout, slow start). */
+  #buildService(s: RawService, at: ConfigPath, topDrainTimeoutMs: number): ServiceConfig {
+    const connectMs = this.#parsedDuration([...at, 'timeouts', 'connect']);
+    const serviceSlowStartMs = this.#parsedDuration([...at, 'slow_start']);
+    return {
+      name: s.name,
+      protocol: s.protocol,
+      listen: this.#parsedEndpoint([...at, 'listen']),
+      balance: s.balance,
+      backends: s.backends.map((b, j): BackendConfig => ({
+        address: this.#parsedEndpoint([...at, 'backends', j, 'address']),
+        weight: b.weight,
+        backup: b.backup,
+        maxConnections: b.max_connections ?? 0,
+        slowStartMs: this.#optionalDuration([...at, 'backends', j, 'slow_start']) ?? serviceSlowStartMs,
       })),
+      timeouts: {
+        connectMs,
+        idleMs: this.#parsedDuration([...at, 'timeouts', 'idle']),
+      },
+      retries: s.retries,
+      hashKey: s.hash_key ?? MAGLEV_DEFAULTS.hashKey,
+      maglevTableSize: s.maglev_table_size ?? MAGLEV_DEFAULTS.tableSize,
+      queue: {
+        size: s.queue.size,
+        timeoutMs: this.#optionalDuration([...at, 'queue', 'timeout']) ?? connectMs,
+      },
+      sticky:
+        s.sticky === undefined
+          ? undefined
+          : { key: s.sticky.key, timeoutMs: this.#parsedDuration([...at, 'sticky', 'timeout']), size: s.sticky.size },
+      drainTimeoutMs: this.#optionalDuration([...at, 'drain_timeout']) ?? topDrainTimeoutMs,
     };
   }
 
@@ -141,8 +207,14 @@ class SemanticChecker {
 
   #checkBackends(backends: unknown[], at: ConfigPath, service: string): void {
     const seen = new Map<string, number>();
+    const records = backends.filter(isRecord);
+    // Backups serve only while a primary is not available: with no primary at all they would be plain backends.
+    if (records.length > 0 && records.length === backends.length && records.every((b) => b.backup === true)) {
+      this.#report([...at, 'backends'], `every backend of service ${service} is a backup; at least one must not be`, 'key');
+    }
     backends.forEach((backend, j) => {
       if (!isRecord(backend)) return;
+      this.#duration(backend, [...at, 'backends', j, 'slow_start'], DURATION_LIMITS_MS.slowStart, 'off');
       const path = [...at, 'backends', j, 'address'];
       const endpoint = this.#endpoint(backend, path, 'backend');
       if (endpoint === undefined) return;
@@ -155,6 +227,36 @@ class SemanticChecker {
     });
   }
 
+  /**
+   * hash_key and maglev_table_size belong to balance: maglev; the table size
+   * must be a prime (the Maglev permutation needs it) larger than the backend
+   * count. Values the schema rejected (type, range) are not checked again.
+   */
+  #checkMaglev(service: Record<string, unknown>, at: ConfigPath): void {
+    const balance = service.balance;
+    if (typeof balance !== 'string' || !Object.hasOwn(BALANCES, balance)) return; // the schema reported it
+    if (balance !== 'maglev') {
+      for (const key of ['hash_key', 'maglev_table_size']) {
+        if (service[key] !== undefined) {
+          this.#report([...at, key], `${key} applies only to balance: maglev (this service has balance: ${balance})`, 'key');
+        }
+      }
+      return;
+    }
+    const size = service.maglev_table_size;
+    if (typeof size !== 'number' || !Number.isInteger(size) || size < MAGLEV_TABLE_RANGE.min || size > MAGLEV_TABLE_RANGE.max) return;
+    const path = [...at, 'maglev_table_size'];
+    if (!isPrime(size)) {
+      const [below, above] = nearestPrimes(size);
+      this.#report(path, `maglev_table_size ${size} must be a prime; nearest primes are ${below} and ${above}`);
+      return;
+    }
+    const backends = Array.isArray(service.backends) ? service.backends.length : 0;
+    if (size <= backends) {
+      this.#report(path, `maglev_table_size ${size} must be larger than the number of backends (${backends})`);
+    }
+  }
+
   /** Parse the address at `path` (the last segment is the key in `parent`); undefined when absent or bad. */
   #endpoint(parent: Record<string, unknown>, path: ConfigPath, role: AddressRole): Endpoint | undefined {
     const value = parent[String(path.at(-1))];
@@ -165,11 +267,12 @@ class SemanticChecker {
     return result.endpoint;
   }
 
-  #duration(parent: Record<string, unknown>, path: ConfigPath, maxMs: number): void {
+  /** Parse the duration at `path` when present; `zero: 'off'` where 0 turns the feature off. */
+  #duration(parent: Record<string, unknown>, path: ConfigPath, maxMs: number, zero?: 'off'): void {
     const value = parent[String(path.at(-1))];
     if (value === undefined) return;
     const what = path.filter((s) => typeof s === 'string' && s !== 'services').join('.');
-    const result = parseDuration(value, what, maxMs);
+    const result = parseDuration(value, what, maxMs, zero === undefined ? {} : { zero });
     if (!result.ok) this.#report(path, result.message);
     else this.#durations.set(path.join('/'), result.ms);
   }
@@ -181,15 +284,37 @@ class SemanticChecker {
   }
 
   #parsedDuration(path: ConfigPath): number {
-    const ms = this.#durations.get(path.join('/'));
+    const ms = this.#optionalDuration(path);
     if (ms === undefined) throw new Error(`internal: no parsed duration at ${path.join('/')}`);
     return ms;
   }
 
-  #report(path: ConfigPath, message: string): undefined {
-    this.#issues.push(this.#source.issue(path, message));
+  /** The parsed duration at `path`, undefined when the key was absent (and the schema has no default for it). */
+  #optionalDuration(path: ConfigPath): number | undefined {
+    return this.#durations.get(path.join('/'));
+  }
+
+  #report(path: ConfigPath, message: string, anchor: Anchor = 'value'): undefined {
+    this.#issues.push(this.#source.issue(path, message, anchor));
     return undefined;
   }
+}
+
+/** Trial division: table sizes are at most ~4.2M, so at most ~1000 divisions. */
+export function isPrime(n: number): boolean {
+  if (!Number.isInteger(n) || n < 2) return false;
+  if (n % 2 === 0) return n === 2;
+  for (let d = 3; d * d <= n; d += 2) if (n % d === 0) return false;
+  return true;
+}
+
+/** The largest prime below `n` and the smallest above it (prime gaps here are under 200). */
+export function nearestPrimes(n: number): [number, number] {
+  let below = n - 1;
+  while (below > 2 && !isPrime(below)) below--;
+  let above = n + 1;
+  while (!isPrime(above)) above++;
+  return [below, above];
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
