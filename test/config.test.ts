@@ -11,10 +11,11 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import { parseEndpoint } from '../src/config/address.js';
-import { formatDuration, parseDuration } from '../src/config/duration.js';
+import { DURATION_EXPECTED, formatDuration, parseDuration } from '../src/config/duration.js';
 import { loadConfig, parseConfig } from '../src/config/load.js';
 import { SCHEMA_FILE, configValidator, readConfigSchema } from '../src/config/schema.js';
-import type { Endpoint, FulcrumConfig, ServiceConfig } from '../src/config/types.js';
+import type { BackendConfig, Endpoint, FulcrumConfig, ServiceConfig } from '../src/config/types.js';
+import { isPrime, nearestPrimes } from '../src/config/validate.js';
 import { ConfigError, FulcrumError, UsageError } from '../src/errors.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -24,12 +25,12 @@ const FIXTURES = join(ROOT, 'test/fixtures/configs');
 const BAD_FIXTURES: Record<string, string[]> = {
   'bad-unknown-key.yaml': [
     '3:5: missing required key "listen" in service',
-    '4:5: unknown key "listn" in service; did you mean "listen"? expected one of: name, protocol, listen, balance, backends, timeouts, retries',
-    '7:9: unknown key "wieght" in backend; did you mean "weight"? expected one of: address, weight',
+    '4:5: unknown key "listn" in service; did you mean "listen"? expected one of: name, protocol, listen, balance, hash_key, maglev_table_size, backends, timeouts, retries, slow_start, queue, sticky, drain_timeout',
+    '7:9: unknown key "wieght" in backend; did you mean "weight"? expected one of: address, weight, backup, max_connections, slow_start',
   ],
   'bad-wrong-type.yaml': [
     '2:10: workers: expected "auto" or an integer from 1 to 256, got "many"',
-    '8:17: weight: expected an integer from 1 to 256, got "heavy"',
+    '8:17: weight: expected an integer from 0 to 256, got "heavy"',
     '9:14: retries: expected an integer from 0 to 16, got a list',
   ],
   'bad-address.yaml': [
@@ -57,7 +58,7 @@ const BAD_FIXTURES: Record<string, string[]> = {
     '14:26: bad duration "0.5ms" for timeouts.connect: expected a whole number of milliseconds',
     '14:39: bad duration "-1s" for timeouts.idle: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m, or an integer of milliseconds',
   ],
-  'bad-balance.yaml': ['4:14: unknown balance "leastcon"; expected one of: roundrobin, weighted'],
+  'bad-balance.yaml': ['4:14: unknown balance "leastcon"; expected one of: roundrobin, weighted, leastconn, random, source, maglev, least_time, least_bandwidth, first'],
   'bad-protocol.yaml': [
     '3:15: protocol "udp" is not supported yet; expected tcp',
     '8:15: unknown protocol "sctp"; expected tcp',
@@ -69,9 +70,9 @@ const BAD_FIXTURES: Record<string, string[]> = {
   'bad-duplicate-name.yaml': ['5:11: duplicate service name "pg" (also at line 2)'],
   'bad-yaml-syntax.yaml': ['3:13: YAML syntax error: the string that starts here has no closing "'],
   'bad-weight-range.yaml': [
-    '7:17: weight: expected an integer from 1 to 256, got 0',
-    '9:17: weight: expected an integer from 1 to 256, got 300',
-    '11:17: weight: expected an integer from 1 to 256, got 1.5',
+    '7:17: weight: expected an integer from 0 to 256, got -1',
+    '9:17: weight: expected an integer from 0 to 256, got 300',
+    '11:17: weight: expected an integer from 0 to 256, got 1.5',
     '12:14: retries: expected an integer from 0 to 16, got 17',
   ],
   'bad-duplicate-yaml-key.yaml': ['5:5: duplicate key "listen" (first at line 3)'],
@@ -82,14 +83,50 @@ const BAD_FIXTURES: Record<string, string[]> = {
     '3:13: unknown alias *:6432: no anchor &:6432 before it (to write a value that starts with *, quote it: "*:6432")',
   ],
   'bad-service-name.yaml': ['2:11: name: expected 1 to 64 characters of A-Z a-z 0-9 _ . -, got "my service"'],
+  'bad-hash-key.yaml': [
+    '5:5: hash_key applies only to balance: maglev (this service has balance: roundrobin)',
+    '11:5: maglev_table_size applies only to balance: maglev (this service has balance: leastconn)',
+    '17:15: unknown hash_key "destination"; expected one of: five_tuple, source',
+  ],
+  'bad-maglev-table-size.yaml': [
+    '5:24: maglev_table_size 65536 must be a prime; nearest primes are 65521 and 65537',
+    '11:24: maglev_table_size: expected an integer from 251 to 4194301, got 101',
+    '17:24: maglev_table_size: expected an integer from 251 to 4194301, got 5000000',
+  ],
+  'bad-maglev-small-table.yaml': ['6:24: maglev_table_size 251 must be larger than the number of backends (252)'],
+  'bad-all-backup.yaml': [
+    '4:5: every backend of service "pg" is a backup; at least one must not be',
+    '13:17: backup: expected true or false, got "yes"',
+  ],
+  'bad-queue.yaml': [
+    '4:20: queue.size: expected an integer from 0 to 1000000, got -1',
+    '4:33: queue.timeout "2h" is too long: expected at most 1h',
+    '7:26: max_connections: expected an integer from 1 to 1000000, got 0',
+    '11:13: queue.size: expected an integer from 0 to 1000000, got 2000000',
+    '12:7: unknown key "length" in queue; expected one of: size, timeout',
+    '15:26: max_connections: expected an integer from 1 to 1000000, got 1000001',
+  ],
+  'bad-sticky.yaml': [
+    '4:13: missing required key "key" in sticky',
+    '4:24: sticky.timeout "8d" is too long: expected at most 7d',
+    '10:12: unknown sticky.key "cookie"; expected source',
+    '11:13: sticky.size: expected an integer from 1 to 16777216, got 0',
+    '16:13: sticky: expected a mapping, got true',
+  ],
+  'bad-slow-start.yaml': [
+    '4:17: slow_start "2h" is too long: expected at most 1h',
+    '5:20: bad duration 0 for drain_timeout: must be greater than 0',
+    '8:21: bad duration "fast" for backends.slow_start: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m, or an integer of milliseconds',
+    '10:21: bad duration "-5s" for backends.slow_start: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m, or an integer of milliseconds',
+  ],
   'bad-many.yaml': [
     '2:10: workers: expected "auto" or an integer from 1 to 256, got 0',
     '3:15: unknown log.level "verbose"; expected one of: fatal, error, warn, info, debug, trace',
     '7:15: backends must not be empty',
     '9:13: duplicate listen address 127.0.0.1:6432 (also used by service "pg" at line 6)',
-    '10:14: unknown balance "random"; expected one of: roundrobin, weighted',
-    '13:17: weight: expected an integer from 1 to 256, got 1000',
-    '14:5: unknown key "timeout" in service; did you mean "timeouts"? expected one of: name, protocol, listen, balance, backends, timeouts, retries',
+    '10:14: unknown balance "fastest"; expected one of: roundrobin, weighted, leastconn, random, source, maglev, least_time, least_bandwidth, first',
+    '13:17: weight: expected an integer from 0 to 256, got 1000',
+    '14:5: unknown key "timeout" in service; did you mean "timeouts"? expected one of: name, protocol, listen, balance, hash_key, maglev_table_size, backends, timeouts, retries, slow_start, queue, sticky, drain_timeout',
   ],
 };
 
@@ -99,9 +136,28 @@ function v4(host: string, port: number): Endpoint {
 function v6(host: string, port: number): Endpoint {
   return { host, port, family: 6, text: `[${host}]:${port}` };
 }
-/** A service with every default, overridden by `fields`. */
+/**
+ * A service with every default, overridden by `fields`. The defaults that come
+ * from other keys (queue timeout: the connect timeout; drain timeout: the
+ * top-level one) are those of a config with neither set.
+ */
 function service(fields: Partial<ServiceConfig> & Pick<ServiceConfig, 'name' | 'listen' | 'backends'>): ServiceConfig {
-  return { protocol: 'tcp', balance: 'roundrobin', timeouts: { connectMs: 2000, idleMs: 600_000 }, retries: 2, ...fields };
+  return {
+    protocol: 'tcp',
+    balance: 'roundrobin',
+    timeouts: { connectMs: 2000, idleMs: 600_000 },
+    retries: 2,
+    hashKey: 'five_tuple',
+    maglevTableSize: 65_537,
+    queue: { size: 1024, timeoutMs: fields.timeouts?.connectMs ?? 2000 },
+    sticky: undefined,
+    drainTimeoutMs: 30_000,
+    ...fields,
+  };
+}
+/** A backend with every default, overridden by `fields`. */
+function backend(address: Endpoint, fields: Partial<Omit<BackendConfig, 'address'>> = {}): BackendConfig {
+  return { address, weight: 1, backup: false, maxConnections: 0, slowStartMs: 0, ...fields };
 }
 
 /** Each good fixture and the config it must load as (`file` is filled in by the test). */
@@ -110,7 +166,7 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
     workers: availableParallelism(),
     drainTimeoutMs: 30_000,
     log: { level: 'info' },
-    services: [service({ name: 'pg', listen: v4('127.0.0.1', 6432), backends: [{ address: v4('127.0.0.1', 5432), weight: 1 }] })],
+    services: [service({ name: 'pg', listen: v4('127.0.0.1', 6432), backends: [backend(v4('127.0.0.1', 5432))] })],
   },
   'good-full.yaml': {
     workers: 4,
@@ -122,22 +178,84 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
         listen: v6('::1', 7000),
         balance: 'weighted',
         backends: [
-          { address: v6('::1', 7001), weight: 256 },
-          { address: v4('127.0.0.1', 7002), weight: 1 },
+          backend(v6('::1', 7001), { weight: 256 }),
+          backend(v4('127.0.0.1', 7002)),
         ],
         timeouts: { connectMs: 1500, idleMs: 86_400_000 },
         retries: 0,
+        drainTimeoutMs: 1500,
       }),
       service({
         name: 'any',
         listen: v4('0.0.0.0', 7000),
-        backends: [{ address: v4('10.1.2.3', 80), weight: 1 }],
+        backends: [backend(v4('10.1.2.3', 80))],
         timeouts: { connectMs: 500, idleMs: 600_000 },
         retries: 16,
+        drainTimeoutMs: 1500,
+      }),
+    ],
+  },
+  'good-lifecycle.yaml': {
+    workers: availableParallelism(),
+    drainTimeoutMs: 45_000,
+    log: { level: 'info' },
+    services: [
+      service({
+        name: 'mysql',
+        listen: v4('127.0.0.1', 3307),
+        balance: 'maglev',
+        hashKey: 'source',
+        maglevTableSize: 251,
+        backends: [
+          backend(v4('10.0.0.1', 3306), { weight: 0, maxConnections: 500, slowStartMs: 30_000 }),
+          backend(v4('10.0.0.2', 3306), { weight: 256, maxConnections: 1_000_000, slowStartMs: 0 }),
+          backend(v4('10.0.0.3', 3306), { backup: true, slowStartMs: 60_000 }),
+          backend(v4('10.0.0.4', 3306), { slowStartMs: 30_000 }),
+        ],
+        timeouts: { connectMs: 1000, idleMs: 600_000 },
+        queue: { size: 0, timeoutMs: 250 },
+        sticky: { key: 'source', timeoutMs: 7_200_000, size: 1000 },
+        drainTimeoutMs: 300_000,
+      }),
+      service({
+        name: 'defaults',
+        listen: v4('127.0.0.1', 3308),
+        balance: 'maglev',
+        backends: [backend(v4('10.0.0.5', 3306), { slowStartMs: 3_600_000 })],
+        timeouts: { connectMs: 3000, idleMs: 600_000 },
+        queue: { size: 1_000_000, timeoutMs: 3000 },
+        sticky: { key: 'source', timeoutMs: 1_800_000, size: 65_536 },
+        drainTimeoutMs: 45_000,
+      }),
+    ],
+  },
+  'good-algorithms.yaml': {
+    workers: availableParallelism(),
+    drainTimeoutMs: 30_000,
+    log: { level: 'info' },
+    services: [
+      ...(['roundrobin', 'weighted', 'leastconn', 'random', 'source', 'maglev', 'least_time', 'least_bandwidth'] as const).map((balance, i) =>
+        service({
+          name: ['rr', 'wrr', 'lc', 'p2c', 'src', 'mg', 'lt', 'lb'][i] ?? '',
+          listen: v4('127.0.0.1', 7001 + i),
+          balance,
+          backends: [backend(v4('10.0.0.1', 80), balance === 'weighted' ? { weight: 3 } : {})],
+        }),
+      ),
+      service({
+        name: 'fill',
+        listen: v4('127.0.0.1', 7009),
+        balance: 'first',
+        backends: [backend(v4('10.0.0.1', 80)), backend(v4('10.0.0.2', 80))],
       }),
     ],
   },
 };
+
+t.test('every good fixture has a row, and every row a fixture', async (t) => {
+  const files = (await readdir(FIXTURES)).filter((f) => f.startsWith('good-')).sort();
+  t.same(files, Object.keys(GOOD_FIXTURES).sort());
+});
 
 t.test('every bad fixture has a row, and every row a fixture', async (t) => {
   const files = (await readdir(FIXTURES)).filter((f) => f.startsWith('bad-')).sort();
@@ -259,7 +377,20 @@ t.test('parseDuration and formatDuration', async (t) => {
     const result = parseDuration(input, 'x', 3_600_000);
     t.equal(result.ok ? result.ms : result.message, expected, String(input));
   }
+  // Where 0 turns a feature off (slow_start), 0 in any unit is accepted; below 0 still is not.
+  for (const [input, expected] of [[0, 0], ['0s', 0], ['0.0ms', 0], ['30s', 30_000], ['-1s', 'bad duration "-1s" for x: ' + DURATION_EXPECTED]] as const) {
+    const result = parseDuration(input, 'x', 3_600_000, { zero: 'off' });
+    t.equal(result.ok ? result.ms : result.message, expected, `${String(input)} with zero: off`);
+  }
   t.same([1500, 90_000, 3_600_000, 86_400_000, 1].map(formatDuration), ['1500ms', '90s', '1h', '1d', '1ms']);
+});
+
+t.test('isPrime and nearestPrimes (maglev_table_size)', async (t) => {
+  t.same([2, 3, 251, 65_521, 65_537, 4_194_301].map(isPrime), [true, true, true, true, true, true]);
+  t.same([0, 1, 4, 255, 65_536, 4_194_300, 1.5].map(isPrime), [false, false, false, false, false, false, false]);
+  t.same(nearestPrimes(65_536), [65_521, 65_537]);
+  t.same(nearestPrimes(252), [251, 257]);
+  t.same(nearestPrimes(4_194_300), [4_194_287, 4_194_301]);
 });
 
 t.test('the default config is the documented demo', async (t) => {
@@ -275,10 +406,11 @@ t.test('the default config is the documented demo', async (t) => {
         listen: v4('127.0.0.1', 7070),
         balance: 'weighted',
         backends: [
-          { address: v4('127.0.0.1', 7071), weight: 2 },
-          { address: v4('127.0.0.1', 7072), weight: 1 },
-          { address: v4('127.0.0.1', 7073), weight: 1 },
+          backend(v4('127.0.0.1', 7071), { weight: 2 }),
+          backend(v4('127.0.0.1', 7072)),
+          backend(v4('127.0.0.1', 7073)),
         ],
+        drainTimeoutMs: 10_000,
       }),
     ],
   });
