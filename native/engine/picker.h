@@ -92,4 +92,24 @@ std::vector<uint32_t> smooth_weighted_cycle(const std::vector<uint32_t>& weights
 // entries it held. `size` must be a prime larger than the backend count.
 std::vector<uint32_t> maglev_table(const std::vector<PickerBackend>& backends, uint32_t size);
 
+// Internal to the pickers: the hashing algorithms' lookup. `table` maps hash
+// % size to a position in `backends`; a backend that cannot take the key is
+// passed over by rehashing, then by a scan.
+int pick_from_hash_table(const std::vector<uint32_t>& table, const std::vector<PickerBackend>& backends,
+                         const BackendTable& state, const PickRequest& request, uint64_t hash);
+std::unique_ptr<Picker> make_maglev_picker(const PickerOptions& options, std::vector<PickerBackend> backends,
+                                           const BackendTable& table);
+
+// For tests: assign each 5-tuple to a backend as balance: maglev with hash_key
+// five_tuple would (all backends up, no slow start). Addresses in network
+// order, ports in host order. Returns positions in `backends`.
+struct TestTuple {
+  uint32_t client_ip;
+  uint16_t client_port;
+  uint32_t local_ip;
+  uint16_t local_port;
+};
+std::vector<uint32_t> maglev_assign_for_test(const std::vector<PickerBackend>& backends, uint32_t table_size,
+                                             const std::vector<TestTuple>& tuples);
+
 }  // namespace fulcrum

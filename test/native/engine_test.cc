@@ -20,8 +20,8 @@
 #include "engine/picker.h"
 #include "engine/timer_queue.h"
 
-namespace {
-
+// Shared with picker_test.cc.
+void run_picker_tests();
 int passed = 0;
 int failed = 0;
 
@@ -33,6 +33,8 @@ void check(bool ok, const std::string& what) {
     std::printf("not ok: %s\n", what.c_str());
   }
 }
+
+namespace {
 
 std::string join(const std::vector<uint32_t>& values) {
   std::string text;
@@ -46,20 +48,6 @@ void test_smooth_weighted_cycle() {
   check(join(smooth_weighted_cycle({3, 2, 1})) == "abacba", "3,2,1 gives a b a c b a");
   check(join(smooth_weighted_cycle({1, 1, 1})) == "abc", "equal weights rotate");
   check(smooth_weighted_cycle({256, 1}).size() == 257, "a cycle has one entry per unit of weight");
-}
-
-void test_sequence_picker() {
-  fulcrum::SequencePicker picker(fulcrum::smooth_weighted_cycle({1, 1, 1}));
-  auto any = [](uint32_t) { return true; };
-  auto not_first = [](uint32_t i) { return i != 0; };
-  auto none = [](uint32_t) { return false; };
-  check(picker.pick(fulcrum::PickFilter(any), false) == 0, "first turn is a");
-  check(picker.pick(fulcrum::PickFilter(any), false) == 1, "second turn is b");
-  // A retry looks from the next turn (c) without taking it.
-  check(picker.pick(fulcrum::PickFilter(any), true) == 2, "a retry sees the next turn");
-  check(picker.pick(fulcrum::PickFilter(any), false) == 2, "and that turn is still there for the next client");
-  check(picker.pick(fulcrum::PickFilter(not_first), false) == 1, "a backend not allowed is skipped to the next in the cycle");
-  check(picker.pick(fulcrum::PickFilter(none), false) == -1, "nothing allowed gives -1");
 }
 
 class RecordingTimer : public fulcrum::Timer {
@@ -229,7 +217,7 @@ void test_engine_apply() {
 
 int main() {
   test_smooth_weighted_cycle();
-  test_sequence_picker();
+  run_picker_tests();
   test_timer_queue();
   test_addresses();
   test_engine_apply();
