@@ -3,7 +3,16 @@
 // copies of them.
 #include <napi.h>
 
+#include <arpa/inet.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "../engine/address.h"
 #include "../engine/counters.h"
+#include "../engine/flow_hash.h"
+#include "../engine/picker.h"
 #include "engine_handle.h"
 
 namespace fulcrum::addon {
@@ -35,8 +44,59 @@ Napi::Object counter_layout(Napi::Env env) {
                                 {"active", kActive},
                                 {"failed", kFailed},
                                 {"bytesIn", kBytesIn},
-                                {"bytesOut", kBytesOut}}));
+                                {"bytesOut", kBytesOut},
+                                {"queued", kQueued},
+                                {"refused", kRefused},
+                                {"queueTimeouts", kQueueTimeouts}}));
   return layout;
+}
+
+// testing.maglevAssign(addresses, weights, tableSize, tuples): which backend
+// (position in `addresses`) each 5-tuple gets under balance: maglev with
+// hash_key five_tuple, all backends up. `tuples` holds 12-byte records:
+// client IPv4, client port, local IPv4, local port, all in network order.
+// A test hook: it runs the data path's own table and hash, no sockets.
+Napi::Value maglev_assign(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray() || !info[1].IsArray() || !info[2].IsNumber() || !info[3].IsBuffer()) {
+    throw Napi::TypeError::New(env, "maglevAssign(addresses: string[], weights: number[], tableSize: number, tuples: Buffer)");
+  }
+  Napi::Array addresses = info[0].As<Napi::Array>();
+  Napi::Array weights = info[1].As<Napi::Array>();
+  if (addresses.Length() != weights.Length() || addresses.Length() == 0) {
+    throw Napi::TypeError::New(env, "maglevAssign: one weight per address, at least one");
+  }
+  std::vector<PickerBackend> backends;
+  for (uint32_t i = 0; i < addresses.Length(); i++) {
+    const std::string text = addresses.Get(i).ToString().Utf8Value();
+    const size_t colon = text.rfind(':');
+    SocketAddress address;
+    if (colon == std::string::npos || parse_socket_address(text.substr(0, colon), std::stoi(text.substr(colon + 1)), &address) < 0) {
+      throw Napi::TypeError::New(env, "maglevAssign: \"" + text + "\" is not IPv4:port");
+    }
+    const uint32_t weight = weights.Get(i).ToNumber().Uint32Value();
+    backends.push_back(PickerBackend{i, i, weight, hash_identity(address.storage), 0});
+  }
+  const uint32_t table_size = info[2].As<Napi::Number>().Uint32Value();
+  Napi::Buffer<uint8_t> buffer = info[3].As<Napi::Buffer<uint8_t>>();
+  std::vector<TestTuple> tuples(buffer.Length() / 12);
+  for (size_t i = 0; i < tuples.size(); i++) {
+    const uint8_t* record = buffer.Data() + i * 12;
+    uint32_t ip;
+    uint16_t port;
+    std::memcpy(&ip, record, 4);
+    std::memcpy(&port, record + 4, 2);
+    tuples[i].client_ip = ip;
+    tuples[i].client_port = ntohs(port);
+    std::memcpy(&ip, record + 6, 4);
+    std::memcpy(&port, record + 10, 2);
+    tuples[i].local_ip = ip;
+    tuples[i].local_port = ntohs(port);
+  }
+  const std::vector<uint32_t> assigned = maglev_assign_for_test(backends, table_size, tuples);
+  Napi::Uint32Array out = Napi::Uint32Array::New(env, assigned.size());
+  for (size_t i = 0; i < assigned.size(); i++) out[i] = assigned[i];
+  return out;
 }
 
 }  // namespace
@@ -44,6 +104,9 @@ Napi::Object counter_layout(Napi::Env env) {
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", EngineHandle::define_class(env));
   exports.Set("counterLayout", counter_layout(env));
+  Napi::Object testing = Napi::Object::New(env);
+  testing.Set("maglevAssign", Napi::Function::New(env, maglev_assign, "maglevAssign"));
+  exports.Set("testing", testing);
   return exports;
 }
 

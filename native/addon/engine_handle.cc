@@ -30,6 +30,8 @@ Napi::Function EngineHandle::define_class(Napi::Env env) {
                      {
                          InstanceMethod<&EngineHandle::apply>("apply"),
                          InstanceMethod<&EngineHandle::set_backend_state>("setBackendState"),
+                         InstanceMethod<&EngineHandle::set_backend_weight>("setBackendWeight"),
+                         InstanceMethod<&EngineHandle::close_backend_connections>("closeBackendConnections"),
                          InstanceMethod<&EngineHandle::stop>("stop"),
                          InstanceAccessor<&EngineHandle::counters>("counters"),
                          InstanceAccessor<&EngineHandle::workers>("workers"),
@@ -134,10 +136,36 @@ Napi::Value EngineHandle::set_backend_state(const Napi::CallbackInfo& info) {
   }
   const int64_t slot = info[0].As<Napi::Number>().Int64Value();
   const int64_t state = info[1].As<Napi::Number>().Int64Value();
-  if (slot < 0 || slot >= kMaxBackends || state < 0 || state > 2) {
+  if (slot < 0 || slot >= kMaxBackends || state < 0 || state >= kBackendStateCount) {
     throw Napi::RangeError::New(env, "setBackendState: slot or state out of range");
   }
   if (engine_) engine_->set_backend_state(static_cast<uint32_t>(slot), static_cast<BackendState>(state));
+  return env.Undefined();
+}
+
+Napi::Value EngineHandle::set_backend_weight(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsNumber()) {
+    throw Napi::TypeError::New(env, "setBackendWeight(slot, weight) takes two numbers");
+  }
+  const int64_t slot = info[0].As<Napi::Number>().Int64Value();
+  const int64_t weight = info[1].As<Napi::Number>().Int64Value();
+  if (slot < 0 || slot >= kMaxBackends || weight < 0 || weight > 256) {
+    throw Napi::RangeError::New(env, "setBackendWeight: slot out of range or weight not 0..256");
+  }
+  if (!engine_ || engine_->stopped()) throw errno_error(env, ESHUTDOWN, "setBackendWeight on a stopped engine");
+  uint64_t generation = 0;
+  const int result = engine_->set_backend_weight(static_cast<uint32_t>(slot), static_cast<uint32_t>(weight), &generation);
+  if (result < 0) throw errno_error(env, -result, "setBackendWeight: no running backend in slot " + std::to_string(slot));
+  return Napi::Number::New(env, static_cast<double>(generation));
+}
+
+Napi::Value EngineHandle::close_backend_connections(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "closeBackendConnections(slot) takes a number");
+  const int64_t slot = info[0].As<Napi::Number>().Int64Value();
+  if (slot < 0 || slot >= kMaxBackends) throw Napi::RangeError::New(env, "closeBackendConnections: slot out of range");
+  if (engine_) engine_->close_backend_connections(static_cast<uint32_t>(slot));
   return env.Undefined();
 }
 

@@ -28,6 +28,8 @@ class EngineHandle : public Napi::ObjectWrap<EngineHandle> {
  private:
   Napi::Value apply(const Napi::CallbackInfo& info);
   Napi::Value set_backend_state(const Napi::CallbackInfo& info);
+  Napi::Value set_backend_weight(const Napi::CallbackInfo& info);
+  Napi::Value close_backend_connections(const Napi::CallbackInfo& info);
   Napi::Value stop(const Napi::CallbackInfo& info);
   Napi::Value counters(const Napi::CallbackInfo& info);
   Napi::Value workers(const Napi::CallbackInfo& info);

@@ -48,6 +48,27 @@ class Reader {
     return true;
   }
 
+  bool boolean(Napi::Object from, const char* key, const std::string& where, bool* out) {
+    Napi::Value value = from.Get(key);
+    if (!value.IsBoolean()) return fail(where + "." + key + " must be a boolean");
+    *out = value.As<Napi::Boolean>().Value();
+    return true;
+  }
+
+  // Looks `text` up in `names` (position = enum value).
+  template <typename E, size_t N>
+  bool choice(Napi::Object from, const char* key, const std::string& where, const char* const (&names)[N], E* out) {
+    std::string text;
+    if (!string(from, key, where, &text)) return false;
+    for (size_t i = 0; i < N; i++) {
+      if (text == names[i]) {
+        *out = static_cast<E>(i);
+        return true;
+      }
+    }
+    return fail(where + "." + key + ": unknown value \"" + text + "\"");
+  }
+
   bool address(Napi::Object from, const char* host_key, const char* port_key, const std::string& where,
                SocketAddress* out) {
     std::string host;
@@ -63,6 +84,61 @@ class Reader {
   Napi::Env env_;
 };
 
+// In the order of the native enums (Balance, HashKey).
+constexpr const char* kBalanceNames[] = {"roundrobin", "weighted", "leastconn", "random", "source",
+                                         "maglev", "least_time", "least_bandwidth", "first"};
+constexpr const char* kHashKeyNames[] = {"five_tuple", "source"};
+
+bool read_backend(Reader& reader, Napi::Value value, const std::string& where, BackendSpec* backend) {
+  Napi::Object object;
+  return reader.object(value, where, &object) &&
+         reader.integer(object, "slot", where, 0, kMaxBackends - 1, &backend->slot) &&
+         reader.address(object, "host", "port", where, &backend->address) &&
+         reader.integer(object, "weight", where, 0, 256, &backend->weight) &&
+         reader.boolean(object, "backup", where, &backend->backup) &&
+         reader.integer(object, "maxConnections", where, 0, 1000000, &backend->max_connections) &&
+         reader.integer(object, "slowStartMs", where, 0, 86400000, &backend->slow_start_ms);
+}
+
+bool read_service(Reader& reader, Napi::Value value, const std::string& where, ServiceSpec* spec) {
+  Napi::Object object;
+  Napi::Array backends;
+  Napi::Value sticky;
+  if (!reader.object(value, where, &object) ||
+      !reader.integer(object, "slot", where, 0, kMaxServices - 1, &spec->slot) ||
+      !reader.string(object, "name", where, &spec->name) ||
+      !reader.address(object, "listenHost", "listenPort", where, &spec->listen) ||
+      !reader.choice(object, "balance", where, kBalanceNames, &spec->picker.balance) ||
+      !reader.choice(object, "hashKey", where, kHashKeyNames, &spec->picker.hash_key) ||
+      !reader.integer(object, "maglevTableSize", where, 3, 16777213, &spec->picker.maglev_table_size) ||
+      !reader.integer(object, "connectTimeoutMs", where, 1, 86400000, &spec->connect_timeout_ms) ||
+      !reader.integer(object, "idleTimeoutMs", where, 1, 4294967295.0, &spec->idle_timeout_ms) ||
+      !reader.integer(object, "retries", where, 0, 16, &spec->retries) ||
+      !reader.integer(object, "queueSize", where, 0, 1000000, &spec->queue.size) ||
+      !reader.integer(object, "queueTimeoutMs", where, 1, 86400000, &spec->queue.timeout_ms) ||
+      !reader.array(object, "backends", where, &backends)) {
+    return false;
+  }
+  sticky = object.Get("sticky");
+  if (!sticky.IsNull() && !sticky.IsUndefined()) {
+    Napi::Object sticky_object;
+    uint32_t timeout_ms = 0;
+    if (!reader.object(sticky, where + ".sticky", &sticky_object) ||
+        !reader.integer(sticky_object, "size", where + ".sticky", 1, 16777216, &spec->sticky.size) ||
+        !reader.integer(sticky_object, "timeoutMs", where + ".sticky", 1, 604800000, &timeout_ms)) {
+      return false;
+    }
+    spec->sticky.enabled = true;
+    spec->sticky.timeout_ms = timeout_ms;
+  }
+  for (uint32_t j = 0; j < backends.Length(); j++) {
+    BackendSpec backend;
+    if (!read_backend(reader, backends.Get(j), where + ".backends[" + std::to_string(j) + "]", &backend)) return false;
+    spec->backends.push_back(backend);
+  }
+  return true;
+}
+
 }  // namespace
 
 bool read_snapshot(Napi::Env env, Napi::Value value, std::vector<ServiceSpec>* out) {
@@ -73,41 +149,8 @@ bool read_snapshot(Napi::Env env, Napi::Value value, std::vector<ServiceSpec>* o
     return false;
   }
   for (uint32_t i = 0; i < services.Length(); i++) {
-    const std::string where = "services[" + std::to_string(i) + "]";
-    Napi::Object object;
     ServiceSpec spec;
-    std::string balance;
-    Napi::Array backends;
-    if (!reader.object(services.Get(i), where, &object) ||
-        !reader.integer(object, "slot", where, 0, kMaxServices - 1, &spec.slot) ||
-        !reader.string(object, "name", where, &spec.name) ||
-        !reader.address(object, "listenHost", "listenPort", where, &spec.listen) ||
-        !reader.string(object, "balance", where, &balance) ||
-        !reader.integer(object, "connectTimeoutMs", where, 1, 86400000, &spec.connect_timeout_ms) ||
-        !reader.integer(object, "idleTimeoutMs", where, 1, 4294967295.0, &spec.idle_timeout_ms) ||
-        !reader.integer(object, "retries", where, 0, 16, &spec.retries) ||
-        !reader.array(object, "backends", where, &backends)) {
-      return false;
-    }
-    if (balance == "roundrobin") {
-      spec.balance = Balance::kRoundRobin;
-    } else if (balance == "weighted") {
-      spec.balance = Balance::kWeighted;
-    } else {
-      return reader.fail(where + ".balance: unknown algorithm \"" + balance + "\"");
-    }
-    for (uint32_t j = 0; j < backends.Length(); j++) {
-      const std::string backend_where = where + ".backends[" + std::to_string(j) + "]";
-      Napi::Object backend_object;
-      BackendSpec backend;
-      if (!reader.object(backends.Get(j), backend_where, &backend_object) ||
-          !reader.integer(backend_object, "slot", backend_where, 0, kMaxBackends - 1, &backend.slot) ||
-          !reader.address(backend_object, "host", "port", backend_where, &backend.address) ||
-          !reader.integer(backend_object, "weight", backend_where, 1, 256, &backend.weight)) {
-        return false;
-      }
-      spec.backends.push_back(backend);
-    }
+    if (!read_service(reader, services.Get(i), "services[" + std::to_string(i) + "]", &spec)) return false;
     out->push_back(std::move(spec));
   }
   return true;

@@ -18,7 +18,7 @@
 
 namespace fulcrum {
 
-inline constexpr uint32_t kCounterLayoutVersion = 1;
+inline constexpr uint32_t kCounterLayoutVersion = 2;
 inline constexpr uint32_t kMaxServices = 256;
 inline constexpr uint32_t kMaxBackends = 4096;
 inline constexpr size_t kCacheLine = 64;
@@ -32,13 +32,20 @@ enum WorkerCounter : uint32_t { kPooledPipes = 0, kAcceptPauses, kAppliedGenerat
 // Shared by services and backends. For a service, kAccepted counts accepted
 // clients and kFailed clients closed without reaching any backend; for a
 // backend, kAccepted counts established connections and kFailed failed
-// connect attempts (refused, timed out, unreachable).
+// connect attempts (refused, timed out, unreachable). The queue counters are
+// kept for services only: kQueued counts clients that had to wait for a
+// backend with room, kRefused clients turned away because every backend was
+// full and the queue was too (or waiting took too long), kQueueTimeouts the
+// part of kRefused that waited the whole queue timeout.
 enum TrafficCounter : uint32_t {
   kAccepted = 0,
   kActive,
   kFailed,
   kBytesIn,   // client -> backend
   kBytesOut,  // backend -> client
+  kQueued,
+  kRefused,
+  kQueueTimeouts,
   kTrafficCounterCount
 };
 
@@ -89,6 +96,14 @@ class CounterArena {
     return WorkerCounters(words_ + kLineWords + index * kWorkerBlockWords);
   }
   void add_global(GlobalCounter c, uint64_t n) { words_[c].fetch_add(n, std::memory_order_relaxed); }
+  // A backend counter summed over every worker (a relaxed read of each block).
+  uint64_t backend_total(uint32_t slot, TrafficCounter c) const {
+    uint64_t total = 0;
+    for (uint32_t w = 0; w < workers_; w++) {
+      total += words_[kLineWords + w * kWorkerBlockWords + kBackendOffsetWords + slot * kLineWords + c].load(std::memory_order_relaxed);
+    }
+    return total;
+  }
 
  private:
   uint32_t workers_;

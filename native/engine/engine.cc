@@ -6,6 +6,7 @@
 #include <new>
 #include <set>
 
+#include "clock.h"
 #include "listener.h"
 
 namespace fulcrum {
@@ -17,10 +18,13 @@ int Engine::create(EngineOptions options, std::unique_ptr<Engine>* out) {
   try {
     engine->counters_ = std::make_shared<CounterArena>(options.workers);
     engine->events_ = std::make_unique<EventSink>(engine->counters_, std::move(options.wake_events));
-    engine->states_ = std::make_unique<BackendStates>();
+    engine->backends_ = std::make_unique<BackendTable>();
+    engine->sampler_ = std::make_unique<LoadSampler>(engine->counters_, engine->backends_.get());
     for (uint32_t i = 0; i < options.workers; i++) {
       engine->workers_.push_back(std::make_unique<Worker>(i, engine->counters_, engine->events_.get()));
     }
+    LoadSampler* sampler = engine->sampler_.get();
+    engine->workers_[0]->set_periodic([sampler](uint64_t now_ms) { sampler->sample(now_ms); }, LoadSampler::kIntervalMs);
   } catch (const std::bad_alloc&) {
     return -ENOMEM;
   }
@@ -84,23 +88,80 @@ int Engine::apply(std::vector<ServiceSpec> services, ApplyFailure* failure, uint
     next[key] = std::move(fds);
   }
 
-  std::vector<std::vector<ListenerBinding>> per_worker(worker_count);
-  for (ServiceSpec& spec : services) {
-    const std::string key = "tcp " + format_socket_address(spec.listen);
-    auto service = std::make_shared<const Service>(std::move(spec), states_.get());
-    const std::vector<int>& fds = next[key];
-    for (size_t i = 0; i < worker_count; i++) per_worker[i].push_back(ListenerBinding{fds[i], service});
+  // A slot the running configuration did not have is a new backend: it
+  // starts up, with no slow start and no history of the slot's last owner.
+  std::set<uint32_t> running_slots;
+  for (const ServiceSpec& spec : specs_) {
+    for (const BackendSpec& backend : spec.backends) running_slots.insert(backend.slot);
   }
-  generation_++;
-  for (size_t i = 0; i < worker_count; i++) workers_[i]->post_listeners(std::move(per_worker[i]), generation_);
+  std::map<std::string, std::shared_ptr<ServiceShared>> shared;
+  for (const ServiceSpec& spec : services) {
+    for (const BackendSpec& backend : spec.backends) {
+      if (running_slots.count(backend.slot) == 0) backends_->reset(backend.slot);
+    }
+    // Kept across reloads: the clients a service remembers, unless the
+    // table's shape changed; and its queue length (connections still waiting
+    // hold the old snapshot and give their place back to the same counter).
+    auto kept = shared_.find(spec.name);
+    std::shared_ptr<ServiceShared> entry = kept != shared_.end() ? kept->second : std::make_shared<ServiceShared>();
+    const StickyTable* table = entry->sticky.get();
+    if (!spec.sticky.enabled) {
+      entry->sticky.reset();
+    } else if (table == nullptr || table->timeout_ms() != spec.sticky.timeout_ms ||
+               table->capacity() < spec.sticky.size) {
+      entry->sticky = std::make_shared<StickyTable>(spec.sticky.size, spec.sticky.timeout_ms);
+    }
+    shared[spec.name] = std::move(entry);
+  }
+  specs_ = std::move(services);
+  shared_ = std::move(shared);
   listeners_ = std::move(next);
+  publish();
   *generation = generation_;
   return 0;
 }
 
+void Engine::publish() {
+  const size_t worker_count = workers_.size();
+  std::vector<std::vector<ListenerBinding>> per_worker(worker_count);
+  for (const ServiceSpec& spec : specs_) {
+    const std::string key = "tcp " + format_socket_address(spec.listen);
+    auto service = std::make_shared<const Service>(spec, backends_.get(), shared_[spec.name]);
+    const std::vector<int>& fds = listeners_[key];
+    for (size_t i = 0; i < worker_count; i++) per_worker[i].push_back(ListenerBinding{fds[i], service});
+  }
+  generation_++;
+  for (size_t i = 0; i < worker_count; i++) workers_[i]->post_listeners(std::move(per_worker[i]), generation_);
+}
+
 int Engine::set_backend_state(uint32_t slot, BackendState state) {
+  if (slot >= kMaxBackends || static_cast<uint8_t>(state) >= kBackendStateCount) return -EINVAL;
+  backends_->set_state(slot, state, monotonic_ms());
+  return 0;
+}
+
+int Engine::set_backend_weight(uint32_t slot, uint32_t weight, uint64_t* generation) {
+  if (stopped_) return -ESHUTDOWN;
+  if (slot >= kMaxBackends || weight > 256) return -EINVAL;
+  bool found = false;
+  for (ServiceSpec& spec : specs_) {
+    for (BackendSpec& backend : spec.backends) {
+      if (backend.slot == slot) {
+        backend.weight = weight;
+        found = true;
+      }
+    }
+  }
+  if (!found) return -ENOENT;
+  publish();
+  *generation = generation_;
+  return 0;
+}
+
+int Engine::close_backend_connections(uint32_t slot) {
   if (slot >= kMaxBackends) return -EINVAL;
-  states_->set(slot, state);
+  if (stopped_) return 0;
+  for (auto& worker : workers_) worker->post_close_backend(slot);
   return 0;
 }
 

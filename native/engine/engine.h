@@ -12,6 +12,7 @@
 
 #include "counters.h"
 #include "event_sink.h"
+#include "load_sampler.h"
 #include "service.h"
 #include "worker.h"
 
@@ -46,8 +47,17 @@ class Engine {
   // publishes it in kAppliedGeneration once it has swapped the snapshot in),
   // or -errno with *failure saying what failed.
   int apply(std::vector<ServiceSpec> services, ApplyFailure* failure, uint64_t* generation);
-  // Returns 0, or -EINVAL for a slot out of range.
+  // Returns 0, or -EINVAL for a slot out of range. A backend going up from
+  // any other state starts its slow start ramp.
   int set_backend_state(uint32_t slot, BackendState state);
+  // Changes a backend's weight (0..256) in the running configuration: its
+  // service's pickers are rebuilt and swapped in like a reload (open
+  // connections and listeners untouched). Returns 0, -ENOENT when no running
+  // service has the slot, -EINVAL for a weight out of range.
+  int set_backend_weight(uint32_t slot, uint32_t weight, uint64_t* generation);
+  // Closes every open connection to the backend in `slot`, on every worker
+  // (a drained backend whose drain timeout has passed). Returns 0 or -EINVAL.
+  int close_backend_connections(uint32_t slot);
   // Closes every socket and joins the workers. Idempotent.
   void stop();
 
@@ -58,9 +68,18 @@ class Engine {
 
  private:
   Engine() = default;
+  // Builds the runtime Services from specs_ and hands every worker its
+  // listeners (fds from listeners_) with them.
+  void publish();
+
   std::shared_ptr<CounterArena> counters_;
   std::unique_ptr<EventSink> events_;
-  std::unique_ptr<BackendStates> states_;
+  std::unique_ptr<BackendTable> backends_;
+  std::unique_ptr<LoadSampler> sampler_;
+  // The running configuration, kept to rebuild pickers when a weight changes.
+  std::vector<ServiceSpec> specs_;
+  // What a service keeps across snapshots, by service name.
+  std::map<std::string, std::shared_ptr<ServiceShared>> shared_;
   std::vector<std::unique_ptr<Worker>> workers_;
   // Listening sockets by "tcp " + address, one fd per worker. Once posted to
   // the workers they own the fds; this map only remembers which exist.

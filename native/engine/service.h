@@ -1,79 +1,115 @@
 // What the control plane hands the engine: services and their backends, as
 // plain data (ServiceSpec), and the immutable runtime form workers share
-// (Service: the spec plus its picker). A connection holds a shared_ptr to the
+// (Service: the spec plus its pickers). A connection holds a shared_ptr to the
 // Service it was accepted for, so a reload never changes it under its feet.
+//
+// Service::pick() is where a backend is chosen for a client: session
+// persistence first, then the primaries' picker, then (only while no primary
+// is up) the backups' picker; the chosen backend's connection place is taken
+// in the shared BackendTable before pick() returns, so max_connections holds
+// across workers.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "address.h"
+#include "backend_table.h"
 #include "counters.h"
+#include "picker.h"
+#include "sticky_table.h"
 
 namespace fulcrum {
-
-enum class Balance : uint8_t { kRoundRobin, kWeighted };
-
-// Set from the control plane (health checks, admin), read by every worker.
-enum class BackendState : uint8_t {
-  kUp = 0,     // takes new connections
-  kDown = 1,   // takes none; open connections continue
-  kDrain = 2,  // takes none; open connections continue (the control plane ends them later)
-};
 
 struct BackendSpec {
   uint32_t slot = 0;  // counter and state index, stable across reloads
   SocketAddress address;
-  uint32_t weight = 1;
+  uint32_t weight = 1;            // 0..256
+  bool backup = false;            // only while no primary is up
+  uint32_t max_connections = 0;   // 0: no limit
+  uint32_t slow_start_ms = 0;
+};
+
+struct QueueSpec {
+  uint32_t size = 1024;  // waiting at once over every worker; 0 refuses at once
+  uint32_t timeout_ms = 2000;
+};
+
+struct StickySpec {
+  bool enabled = false;
+  uint32_t size = 65536;
+  uint64_t timeout_ms = 30 * 60 * 1000;
 };
 
 struct ServiceSpec {
   uint32_t slot = 0;
   std::string name;
   SocketAddress listen;
-  Balance balance = Balance::kRoundRobin;
+  PickerOptions picker;
   uint32_t connect_timeout_ms = 2000;
   uint32_t idle_timeout_ms = 600000;
   uint32_t retries = 2;
+  QueueSpec queue;
+  StickySpec sticky;
   std::vector<BackendSpec> backends;
 };
 
-// One state per backend slot. Relaxed atomics: a state change needs to be
-// seen soon, not in any order with other memory.
-class BackendStates {
- public:
-  void set(uint32_t slot, BackendState state) {
-    states_[slot].store(static_cast<uint8_t>(state), std::memory_order_relaxed);
-  }
-  BackendState get(uint32_t slot) const {
-    return static_cast<BackendState>(states_[slot].load(std::memory_order_relaxed));
-  }
-  bool takes_new_connections(uint32_t slot) const { return get(slot) == BackendState::kUp; }
-
- private:
-  std::atomic<uint8_t> states_[kMaxBackends] = {};
+// What a service keeps across snapshots (reloads, weight changes): the
+// clients it remembers and how many of its connections wait in a queue.
+struct ServiceShared {
+  std::atomic<int32_t> queued{0};
+  std::shared_ptr<StickyTable> sticky;  // null without `sticky`
 };
 
-class Picker;
+// Who the client is, as the hashing algorithms and persistence see it.
+struct ClientKey {
+  uint64_t flow_hash = 0;
+  uint64_t source_hash = 0;
+};
 
 class Service {
  public:
-  Service(ServiceSpec spec, const BackendStates* states);
+  Service(ServiceSpec spec, BackendTable* table, std::shared_ptr<ServiceShared> shared);
   ~Service();
 
   const ServiceSpec& spec() const { return spec_; }
   const BackendSpec& backend(int index) const { return spec_.backends[static_cast<size_t>(index)]; }
-  // Any worker thread. Chooses a backend for a new connection, preferring one
-  // not in tried[0..tried_count). Returns its index, or -1 when none is up.
-  int pick(const uint32_t* tried, uint32_t tried_count) const;
+  ServiceShared& shared() const { return *shared_; }
+  BackendTable& backend_table() const { return *table_; }
+  // Whether the connection code must compute ClientKey (hashing algorithms, sticky).
+  bool needs_client_key() const { return needs_client_key_; }
+
+  static constexpr int kNoBackend = -1;  // none up (or every one tried): fail the client
+  static constexpr int kAllFull = -2;    // some are up, all at max_connections: queue or refuse
+
+  // Any worker thread. Chooses a backend for a client, preferring one not in
+  // tried[0..tried_count) (the retries of one client), and takes a connection
+  // place on it (release it with release()). Returns its index, kNoBackend or
+  // kAllFull.
+  int pick(const ClientKey& client, const uint32_t* tried, uint32_t tried_count, uint64_t now_ms) const;
+  void release(int index) const;
 
  private:
+  struct Group {
+    std::unique_ptr<Picker> picker;
+    std::vector<uint32_t> members;  // backend indices
+  };
+  int pick_in(const Group& group, const ClientKey& client, const uint32_t* tried, uint32_t tried_count,
+              uint64_t now_ms) const;
+  bool has_room(uint32_t index) const;
+  bool is_available(uint32_t index) const;
+
   ServiceSpec spec_;
-  const BackendStates* states_;
-  std::unique_ptr<Picker> picker_;
+  BackendTable* table_;
+  std::shared_ptr<ServiceShared> shared_;
+  Group primaries_;
+  Group backups_;
+  std::unordered_map<uint32_t, int> index_by_slot_;
+  bool needs_client_key_ = false;
 };
 
 }  // namespace fulcrum

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 
+#include "clock.h"
 #include "worker.h"
 
 namespace fulcrum {
@@ -44,8 +45,8 @@ bool is_resource_shortage(int error) {
 
 }  // namespace
 
-TcpConnection::TcpConnection(Worker& worker, std::shared_ptr<const Service> service, int client_fd)
-    : worker_(worker), service_(std::move(service)) {
+TcpConnection::TcpConnection(Worker& worker, std::shared_ptr<const Service> service, int client_fd, ClientKey client_key)
+    : worker_(worker), service_(std::move(service)), client_key_(client_key) {
   client_.handle = IoHandle{IoHandle::Kind::kClient, this};
   client_.fd = client_fd;
   backend_.handle = IoHandle{IoHandle::Kind::kBackend, this};
@@ -62,14 +63,57 @@ void TcpConnection::start() {
     fail_client();
     return;
   }
-  connect_next_backend();
+  state_ = State::kConnecting;
+  if (!connect_next_backend()) enter_queue();
 }
 
-void TcpConnection::connect_next_backend() {
-  const int index = service_->pick(tried_, tried_count_);
+void TcpConnection::enter_queue() {
+  const ServiceSpec& spec = service_->spec();
+  ServiceShared& shared = service_->shared();
+  // Take a queue place first, so the bound holds across workers.
+  if (spec.queue.size == 0 || shared.queued.fetch_add(1, std::memory_order_relaxed) >= static_cast<int32_t>(spec.queue.size)) {
+    if (spec.queue.size != 0) shared.queued.fetch_sub(1, std::memory_order_relaxed);
+    refuse(false);
+    return;
+  }
+  state_ = State::kQueued;
+  worker_.counters().add_service(spec.slot, kQueued, 1);
+  worker_.timers().arm(this, worker_.now_ms(), spec.queue.timeout_ms);
+  worker_.enqueue(this);
+}
+
+bool TcpConnection::retry_from_queue() {
+  if (state_ != State::kQueued) return true;
+  state_ = State::kConnecting;
+  if (!connect_next_backend()) {
+    state_ = State::kQueued;
+    return false;
+  }
+  // Left the queue (connecting, or failed and closed).
+  service_->shared().queued.fetch_sub(1, std::memory_order_relaxed);
+  return true;
+}
+
+void TcpConnection::refuse(bool timed_out) {
+  const uint32_t slot = service_->spec().slot;
+  worker_.counters().add_service(slot, kRefused, 1);
+  if (timed_out) worker_.counters().add_service(slot, kQueueTimeouts, 1);
+  finish(false, false);
+}
+
+void TcpConnection::release_backend() {
+  if (backend_index_ < 0) return;
+  service_->release(backend_index_);
+  backend_index_ = -1;
+  worker_.on_backend_released();
+}
+
+bool TcpConnection::connect_next_backend() {
+  const int index = service_->pick(client_key_, tried_, tried_count_, worker_.now_ms());
+  if (index == Service::kAllFull && tried_count_ == 0) return false;
   if (index < 0) {
     fail_client();
-    return;
+    return true;
   }
   tried_[tried_count_++] = static_cast<uint32_t>(index);
   backend_index_ = index;
@@ -82,24 +126,26 @@ void TcpConnection::connect_next_backend() {
     // Our shortage, not the backend's fault: no failure is counted against it.
     if (is_resource_shortage(errno)) worker_.on_resource_shortage(errno);
     fail_client();
-    return;
+    return true;
   }
   set_nodelay(backend_.fd);
   int result = worker_.watch(backend_.fd, &backend_.handle, kSocketEvents);
   if (result < 0) {
     close_backend_socket(false);
     fail_client();
-    return;
+    return true;
   }
+  connect_started_us_ = monotonic_us();
   if (connect(backend_.fd, backend.address.get(), backend.address.length) == 0) {
     on_connected();
-    return;
+    return true;
   }
   if (errno != EINPROGRESS) {
     on_connect_result(errno);
-    return;
+    return true;
   }
   worker_.timers().arm(this, worker_.now_ms(), service_->spec().connect_timeout_ms);
+  return true;
 }
 
 void TcpConnection::on_connect_result(int error) {
@@ -112,8 +158,10 @@ void TcpConnection::on_connect_result(int error) {
   worker_.emit(Event{EventType::kConnectFailed, worker_.index(), service_->spec().slot, backend.slot, error});
   worker_.timers().cancel(this);
   close_backend_socket(false);
+  release_backend();
   if (tried_count_ <= service_->spec().retries && tried_count_ < kMaxTries) {
-    connect_next_backend();
+    // A retry never queues: every candidate full now means giving up.
+    if (!connect_next_backend()) fail_client();
   } else {
     fail_client();
   }
@@ -126,6 +174,7 @@ void TcpConnection::on_connected() {
   const BackendSpec& backend = service_->backend(backend_index_);
   worker_.counters().add_backend(backend.slot, kAccepted, 1);
   worker_.counters().add_backend(backend.slot, kActive, 1);
+  service_->backend_table().record_connect_time(backend.slot, static_cast<uint32_t>(monotonic_us() - connect_started_us_));
   last_touch_ms_ = worker_.now_ms();
   worker_.timers().arm(this, last_touch_ms_, service_->spec().idle_timeout_ms);
   pump();
@@ -141,6 +190,13 @@ void TcpConnection::on_io(const IoHandle* handle, uint32_t events) {
   Side& side = handle == &client_.handle ? client_ : backend_;
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) side.readable = true;
   if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) side.writable = true;
+
+  if (state_ == State::kQueued) {
+    // Only the client is registered. Its data or EOF waits in the socket; a
+    // reset means nobody is waiting any more.
+    if (events & EPOLLERR) finish(false, false);
+    return;
+  }
 
   if (state_ == State::kConnecting) {
     if (&side == &backend_ && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
@@ -262,7 +318,9 @@ void TcpConnection::touch() {
 }
 
 void TcpConnection::on_timer(uint64_t) {
-  if (state_ == State::kConnecting) {
+  if (state_ == State::kQueued) {
+    refuse(true);  // finish() gives the queue place back
+  } else if (state_ == State::kConnecting) {
     on_connect_result(ETIMEDOUT);
   } else if (state_ == State::kRelaying) {
     // Idle timeout: nothing moved either way for idle_timeout_ms.
@@ -277,6 +335,7 @@ void TcpConnection::close_backend_socket(bool reset) {
 
 void TcpConnection::finish(bool reset_client, bool reset_backend) {
   if (state_ == State::kClosed) return;
+  if (state_ == State::kQueued) service_->shared().queued.fetch_sub(1, std::memory_order_relaxed);
   state_ = State::kClosed;
   worker_.timers().cancel(this);
   close_socket(client_.fd, reset_client);
@@ -292,6 +351,7 @@ void TcpConnection::finish(bool reset_client, bool reset_backend) {
   }
   worker_.counters().add_service(service_->spec().slot, kActive, -1);
   if (backend_established_) worker_.counters().add_backend(service_->backend(backend_index_).slot, kActive, -1);
+  release_backend();
   worker_.retire(this);
 }
 

@@ -6,6 +6,10 @@
 //
 //   state       | on                         | goes to
 //   ------------+----------------------------+---------------------------------
+//   (start)     | every candidate is at      | kQueued while the service's queue
+//               | max_connections            | has room, else closed (refused)
+//   kQueued     | a backend has room         | kConnecting
+//               | queue timeout              | closed (refused, counted)
 //   kConnecting | backend connect succeeds   | kRelaying
 //               | refused / timeout / error  | kConnecting (next backend) while
 //               |                            | tries remain, else closed (client
@@ -37,7 +41,7 @@ class Worker;
 class TcpConnection final : public Timer {
  public:
   // Takes ownership of client_fd (non-blocking, already counted as accepted).
-  TcpConnection(Worker& worker, std::shared_ptr<const Service> service, int client_fd);
+  TcpConnection(Worker& worker, std::shared_ptr<const Service> service, int client_fd, ClientKey client_key);
   ~TcpConnection() override;
   TcpConnection(const TcpConnection&) = delete;
   TcpConnection& operator=(const TcpConnection&) = delete;
@@ -48,9 +52,16 @@ class TcpConnection final : public Timer {
   void on_io(const IoHandle* handle, uint32_t events);
   // Moves more bytes after an earlier pump() stopped at its budget.
   void resume() { pump(); }
-  // Engine stop: close both sockets now.
+  // Engine stop, or a drained backend's time is up: close both sockets now.
   void close_now() { finish(false, false); }
   bool closed() const { return state_ == State::kClosed; }
+  bool queued() const { return state_ == State::kQueued; }
+  // While queued: try again to get a backend. Returns false if every
+  // candidate is still full (the connection stays queued).
+  bool retry_from_queue();
+  // The backend slot this connection holds a place on, or -1.
+  int64_t backend_slot() const { return backend_index_ < 0 ? -1 : service_->backend(backend_index_).slot; }
+  const Service& service() const { return *service_; }
 
   // The worker's list of live connections (intrusive, for stop()).
   TcpConnection* prev_live = nullptr;
@@ -62,7 +73,7 @@ class TcpConnection final : public Timer {
   void on_timer(uint64_t now_ms) override;
 
  private:
-  enum class State : uint8_t { kConnecting, kRelaying, kClosed };
+  enum class State : uint8_t { kQueued, kConnecting, kRelaying, kClosed };
 
   // One socket and what is known about it.
   struct Side {
@@ -86,7 +97,11 @@ class TcpConnection final : public Timer {
     Side* side = nullptr;  // nullptr: a local failure (no pipe could be had)
   };
 
-  void connect_next_backend();
+  // Picks a backend and connects; false when every candidate is full.
+  bool connect_next_backend();
+  void enter_queue();
+  void refuse(bool timed_out);
+  void release_backend();
   void on_connect_result(int error);
   void on_connected();
   void fail_client();
@@ -106,8 +121,12 @@ class TcpConnection final : public Timer {
   Side backend_;
   Flow upstream_;    // client -> backend
   Flow downstream_;  // backend -> client
+  ClientKey client_key_;
+  // The backend whose connection place (BackendTable::active) this
+  // connection holds, from pick to close; -1 while it holds none.
   int backend_index_ = -1;
   bool backend_established_ = false;
+  uint64_t connect_started_us_ = 0;
   uint64_t last_touch_ms_ = 0;
   // Backends tried for this client: the first attempt plus at most 16 retries.
   static constexpr uint32_t kMaxTries = 17;

@@ -10,6 +10,8 @@
 #include <ctime>
 #include <string>
 
+#include "clock.h"
+#include "flow_hash.h"
 #include "tcp_connection.h"
 
 namespace fulcrum {
@@ -25,14 +27,11 @@ constexpr int kAcceptsPerEvent = 64;
 constexpr uint64_t kAcceptRetryMs = 100;
 // Empty pipes kept per worker.
 constexpr size_t kMaxPooledPipes = 256;
+// While connections wait in the queue, how often other workers' released
+// places are looked for.
+constexpr uint64_t kQueuePollMs = 5;
 // Upper bound of one epoll_wait, so a clock jump or lost wakeup is harmless.
 constexpr int kMaxWaitMs = 1000;
-
-uint64_t monotonic_ms() {
-  timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return static_cast<uint64_t>(now.tv_sec) * 1000 + static_cast<uint64_t>(now.tv_nsec) / 1000000;
-}
 
 }  // namespace
 
@@ -94,9 +93,21 @@ void Worker::post_listeners(std::vector<ListenerBinding> listeners, uint64_t gen
   post(std::move(message));
 }
 
+void Worker::post_close_backend(uint32_t slot) {
+  Message message;
+  message.kind = Message::Kind::kCloseBackend;
+  message.backend_slot = slot;
+  post(std::move(message));
+}
+
+void Worker::set_periodic(std::function<void(uint64_t)> task, uint32_t interval_ms) {
+  periodic_task_ = std::move(task);
+  periodic_interval_ms_ = interval_ms;
+}
+
 void Worker::post_stop() {
   Message message;
-  message.stop = true;
+  message.kind = Message::Kind::kStop;
   post(std::move(message));
 }
 
@@ -108,6 +119,7 @@ void Worker::update_clock() { now_ms_ = monotonic_ms(); }
 
 void Worker::run() {
   epoll_event events[kMaxEventsPerWait];
+  if (periodic_task_) timers_.arm(&periodic_timer_, now_ms_, periodic_interval_ms_);
   while (running_) {
     const int wait_ms = resume_queue_.empty() ? timers_.wait_ms(now_ms_, kMaxWaitMs) : 0;
     const int count = epoll_wait(epoll_fd_, events, kMaxEventsPerWait, wait_ms);
@@ -144,11 +156,17 @@ void Worker::take_messages() {
     messages.swap(mailbox_);
   }
   for (Message& message : messages) {
-    if (message.stop) {
-      running_ = false;
-    } else {
-      replace_listeners(std::move(message.listeners));
-      worker_counters_.set_worker(kAppliedGeneration, message.generation);
+    switch (message.kind) {
+      case Message::Kind::kStop:
+        running_ = false;
+        break;
+      case Message::Kind::kListeners:
+        replace_listeners(std::move(message.listeners));
+        worker_counters_.set_worker(kAppliedGeneration, message.generation);
+        break;
+      case Message::Kind::kCloseBackend:
+        close_backend(message.backend_slot);
+        break;
     }
   }
 }
@@ -191,7 +209,9 @@ void Worker::replace_listeners(std::vector<ListenerBinding> bindings) {
 void Worker::accept_from(Listener* listener) {
   if (listener->fd < 0) return;  // removed by a reload earlier in this batch
   for (int i = 0; i < kAcceptsPerEvent && !accept_paused_; i++) {
-    int fd = accept4(listener->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    sockaddr_storage peer{};
+    socklen_t peer_length = sizeof peer;
+    int fd = accept4(listener->fd, reinterpret_cast<sockaddr*>(&peer), &peer_length, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       switch (errno) {
         case EAGAIN:
@@ -218,7 +238,12 @@ void Worker::accept_from(Listener* listener) {
     const uint32_t slot = listener->service->spec().slot;
     worker_counters_.add_service(slot, kAccepted, 1);
     worker_counters_.add_service(slot, kActive, 1);
-    auto* connection = new TcpConnection(*this, listener->service, fd);
+    ClientKey key;
+    if (listener->service->needs_client_key()) {
+      key.source_hash = hash_source(peer);
+      key.flow_hash = hash_five_tuple(peer, listener->service->spec().listen.storage, IPPROTO_TCP);
+    }
+    auto* connection = new TcpConnection(*this, listener->service, fd, key);
     connection->next_live = live_;
     if (live_ != nullptr) live_->prev_live = connection;
     live_ = connection;
@@ -299,6 +324,9 @@ void Worker::free_retired() {
   if (!resume_queue_.empty()) {
     std::erase_if(resume_queue_, [](TcpConnection* c) { return c->closed(); });
   }
+  if (!queue_.empty()) {
+    std::erase_if(queue_, [](TcpConnection* c) { return c->closed(); });
+  }
   for (TcpConnection* connection : retired_) delete connection;
   retired_.clear();
   retired_listeners_.clear();
@@ -308,8 +336,53 @@ void Worker::emit(Event event) {
   if (events_ != nullptr) events_->push(event);
 }
 
+void Worker::enqueue(TcpConnection* connection) {
+  queue_.push_back(connection);
+  if (!queue_poll_timer_.armed()) timers_.arm(&queue_poll_timer_, now_ms_, kQueuePollMs);
+}
+
+void Worker::on_backend_released() {
+  if (!queue_.empty()) retry_queued();
+}
+
+void Worker::retry_queued() {
+  // A retried connection may fail at once and give its place back, which
+  // calls here again: the outer loop carries on instead.
+  if (retrying_queue_) return;
+  retrying_queue_ = true;
+  while (!queue_.empty()) {
+    TcpConnection* connection = queue_.front();
+    // Closed in this batch (free_retired() drops the others before freeing
+    // them, so the pointer is valid) or already out of the queue: drop it.
+    if (!connection->queued()) {
+      queue_.pop_front();
+      continue;
+    }
+    if (!connection->retry_from_queue()) break;  // still full: keep the order
+    queue_.pop_front();
+  }
+  retrying_queue_ = false;
+  if (queue_.empty()) {
+    timers_.cancel(&queue_poll_timer_);
+  } else if (!queue_poll_timer_.armed()) {
+    timers_.arm(&queue_poll_timer_, now_ms_, kQueuePollMs);
+  }
+}
+
+void Worker::close_backend(uint32_t slot) {
+  // Collected first: closing unlinks connections from the live list.
+  std::vector<TcpConnection*> doomed;
+  for (TcpConnection* c = live_; c != nullptr; c = c->next_live) {
+    if (c->backend_slot() == static_cast<int64_t>(slot)) doomed.push_back(c);
+  }
+  for (TcpConnection* c : doomed) c->close_now();
+}
+
 void Worker::close_everything() {
   while (live_ != nullptr) live_->close_now();  // close_now() unlinks it
+  queue_.clear();
+  timers_.cancel(&queue_poll_timer_);
+  timers_.cancel(&periodic_timer_);
   resume_queue_.clear();
   free_retired();
   timers_.cancel(&resume_accept_timer_);

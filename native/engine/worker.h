@@ -11,6 +11,8 @@
 #include <sys/epoll.h>
 
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -46,6 +48,12 @@ class Worker {
   // does not already have, and closes the ones it has that are not listed.
   // Once done, the worker publishes `generation` in its kAppliedGeneration counter.
   void post_listeners(std::vector<ListenerBinding> listeners, uint64_t generation);
+  // JS thread. Closes every open connection to the backend in `slot` (a
+  // drained backend whose drain timeout has passed).
+  void post_close_backend(uint32_t slot);
+  // JS thread, before start(): runs task(now_ms) on this worker's thread every
+  // interval_ms (the engine gives worker 0 the load sampler).
+  void set_periodic(std::function<void(uint64_t)> task, uint32_t interval_ms);
   // JS thread. Asks the loop to close everything and return; join() waits.
   void post_stop();
   void join();
@@ -67,6 +75,11 @@ class Worker {
   void retire(TcpConnection* connection);
   // socket()/pipe()/accept() ran out of file descriptors or memory.
   void on_resource_shortage(int error);
+  // A connection waits for a backend with room (TcpConnection::kQueued).
+  void enqueue(TcpConnection* connection);
+  // A backend connection place was given back on this worker: queued
+  // connections may now get one.
+  void on_backend_released();
 
  private:
   struct Listener {
@@ -75,20 +88,21 @@ class Worker {
     std::shared_ptr<const Service> service;
   };
   struct Message {
-    bool stop = false;
+    enum class Kind : uint8_t { kListeners, kCloseBackend, kStop } kind = Kind::kListeners;
     std::vector<ListenerBinding> listeners;
     uint64_t generation = 0;
+    uint32_t backend_slot = 0;
   };
-  // Retries accepting after a shortage even if no connection closes.
-  class ResumeAcceptTimer final : public Timer {
+  // Calls back into the worker when it fires (accept retry, queue poll, periodic task).
+  class CallbackTimer final : public Timer {
    public:
-    explicit ResumeAcceptTimer(Worker& worker) : worker_(worker) {}
+    explicit CallbackTimer(std::function<void(uint64_t)> callback) : callback_(std::move(callback)) {}
 
    protected:
-    void on_timer(uint64_t) override { worker_.resume_accepting(); }
+    void on_timer(uint64_t now_ms) override { callback_(now_ms); }
 
    private:
-    Worker& worker_;
+    std::function<void(uint64_t)> callback_;
   };
 
   void run();
@@ -99,6 +113,8 @@ class Worker {
   void pause_accepting(int error);
   void resume_accepting();
   void run_resume_queue();
+  void retry_queued();
+  void close_backend(uint32_t slot);
   void free_retired();
   void close_everything();
   void update_clock();
@@ -121,7 +137,20 @@ class Worker {
   PipePool pipes_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   bool accept_paused_ = false;
-  ResumeAcceptTimer resume_accept_timer_{*this};
+  // Retries accepting after a shortage even if no connection closes.
+  CallbackTimer resume_accept_timer_{[this](uint64_t) { resume_accepting(); }};
+  // Connections waiting for a backend with room, oldest first. Places given
+  // back on this worker retry them at once; places given back on other
+  // workers are noticed by the poll timer, which runs while any wait.
+  std::deque<TcpConnection*> queue_;
+  bool retrying_queue_ = false;
+  CallbackTimer queue_poll_timer_{[this](uint64_t) { retry_queued(); }};
+  std::function<void(uint64_t)> periodic_task_;
+  uint32_t periodic_interval_ms_ = 0;
+  CallbackTimer periodic_timer_{[this](uint64_t now) {
+    periodic_task_(now);
+    timers_.arm(&periodic_timer_, now, periodic_interval_ms_);
+  }};
   TcpConnection* live_ = nullptr;  // head of the intrusive list of open connections
   std::vector<TcpConnection*> resume_queue_;
   std::vector<TcpConnection*> retired_;

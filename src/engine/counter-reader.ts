@@ -44,13 +44,9 @@ export class CounterReader {
 
   #traffic(base: number): TrafficTotals {
     const fields = this.#layout.traffic;
-    return {
-      accepted: this.#sum(base + fields.accepted),
-      active: this.#sum(base + fields.active),
-      failed: this.#sum(base + fields.failed),
-      bytesIn: this.#sum(base + fields.bytesIn),
-      bytesOut: this.#sum(base + fields.bytesOut),
-    };
+    const totals = {} as TrafficTotals;
+    for (const field of Object.keys(fields) as TrafficField[]) totals[field] = this.#sum(base + fields[field]);
+    return totals;
   }
 
   /** Sum of one word over all worker blocks. Gauges (active) are u64 that

@@ -16,7 +16,12 @@ import {
 } from './native.js';
 import { SlotTable } from './slot-table.js';
 
-export type BackendState = 'up' | 'down' | 'drain';
+/**
+ * up: takes new connections. down: takes none (health checks say so); open
+ * ones continue. drain: takes none; open ones continue until the service's
+ * drain_timeout, then are closed. maint: an operator took it out; open ones continue.
+ */
+export type BackendState = 'up' | 'down' | 'drain' | 'maint';
 
 export interface TrafficCounters {
   /** Client connections accepted (service) or connections established to it (backend). */
@@ -33,11 +38,19 @@ export interface TrafficCounters {
 
 export interface BackendStats extends TrafficCounters {
   address: string;
+  /** The weight in effect (the config's, or one set since with setBackendWeight). */
   weight: number;
+  backup: boolean;
   state: BackendState;
 }
 
 export interface ServiceStats extends TrafficCounters {
+  /** Clients that waited in the queue for a backend with room. */
+  queued: number;
+  /** Clients turned away: every backend full and the queue too, or the queue timeout passed. */
+  refused: number;
+  /** The part of `refused` that waited the whole queue timeout. */
+  queueTimeouts: number;
   name: string;
   listen: string;
   backends: BackendStats[];
@@ -83,6 +96,10 @@ export class Engine extends EventEmitter {
   /** Counter values a reused slot had when it was handed out, subtracted in stats(). */
   readonly #baselines = new Map<string, TrafficTotals>();
   readonly #states = new Map<number, BackendState>();
+  /** Weights set at run time, by backend slot (the config's weight otherwise). */
+  readonly #weights = new Map<number, number>();
+  /** Drained backends' pending close of their open connections, by slot. */
+  readonly #drainTimers = new Map<number, NodeJS.Timeout>();
   #config: FulcrumConfig | undefined;
   #eventsDropped = 0;
   /** Generation of the last snapshot handed to the workers. */
@@ -147,16 +164,46 @@ export class Engine extends EventEmitter {
       }
     }
     this.#releaseRemoved(config);
+    // A new config's weights are the config's.
+    this.#weights.clear();
     this.#config = config;
   }
 
+  /** Set a backend's state. `drain` takes it out of rotation and, after the
+   * service's drain timeout, closes the connections it still has. */
   setBackendState(service: string, backend: string, state: BackendState): void {
     this.#assertRunning();
+    const slot = this.#slotOf(service, backend);
+    this.#setState(slot, state);
+    if (state !== 'drain') return;
+    const timeoutMs = this.#config!.services.find((s) => s.name === service)!.drainTimeoutMs;
+    const timer = setTimeout(() => {
+      this.#drainTimers.delete(slot);
+      if (!this.#stopped && this.#states.get(slot) === 'drain') this.#native.closeBackendConnections(slot);
+    }, timeoutMs);
+    timer.unref();
+    this.#drainTimers.set(slot, timer);
+  }
+
+  /** Change a backend's weight (0..256) at run time; 0 takes no new
+   * connections. Its service's pickers are rebuilt; open connections and
+   * listeners are untouched. The config's weight returns on the next apply(). */
+  setBackendWeight(service: string, backend: string, weight: number): void {
+    this.#assertRunning();
+    if (!Number.isInteger(weight) || weight < 0 || weight > 256) {
+      throw Object.assign(new RangeError(`weight must be an integer from 0 to 256, got ${weight}`), { code: 'FULCRUM_ERR_RANGE' });
+    }
+    const slot = this.#slotOf(service, backend);
+    this.#generation = this.#native.setBackendWeight(slot, weight);
+    this.#weights.set(slot, weight);
+  }
+
+  #slotOf(service: string, backend: string): number {
     const slot = this.#backendSlots.get(backendKey(service, backend));
     if (slot === undefined) {
       throw Object.assign(new Error(`no backend ${backend} in service ${service}`), { code: 'FULCRUM_ERR_NOT_FOUND' });
     }
-    this.#setState(slot, state);
+    return slot;
   }
 
   stats(): EngineStats {
@@ -169,11 +216,13 @@ export class Engine extends EventEmitter {
         backends: service.backends.map((backend): BackendStats => {
           const key = backendKey(service.name, backend.address.text);
           const backendSlot = this.#backendSlots.get(key)!;
+          const { queued: _q, refused: _r, queueTimeouts: _t, ...traffic } = this.#traffic(key, this.#counters.backend(backendSlot));
           return {
             address: backend.address.text,
-            weight: backend.weight,
+            weight: this.#weights.get(backendSlot) ?? backend.weight,
+            backup: backend.backup,
             state: this.#states.get(backendSlot) ?? 'up',
-            ...this.#traffic(key, this.#counters.backend(backendSlot)),
+            ...traffic,
           };
         }),
       };
@@ -231,6 +280,8 @@ export class Engine extends EventEmitter {
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
+    for (const timer of this.#drainTimers.values()) clearTimeout(timer);
+    this.#drainTimers.clear();
     this.#native.stop();
   }
 
@@ -244,9 +295,14 @@ export class Engine extends EventEmitter {
       listenHost: service.listen.host,
       listenPort: service.listen.port,
       balance: service.balance,
+      hashKey: service.hashKey,
+      maglevTableSize: service.maglevTableSize,
       connectTimeoutMs: service.timeouts.connectMs,
       idleTimeoutMs: service.timeouts.idleMs,
       retries: service.retries,
+      queueSize: service.queue.size,
+      queueTimeoutMs: service.queue.timeoutMs,
+      sticky: service.sticky ? { size: service.sticky.size, timeoutMs: service.sticky.timeoutMs } : null,
       backends: service.backends.map((backend) => ({
         slot: acquire(this.#backendSlots, backendKey(service.name, backend.address.text), (slot) =>
           this.#counters.backend(slot),
@@ -254,6 +310,9 @@ export class Engine extends EventEmitter {
         host: backend.address.host,
         port: backend.address.port,
         weight: backend.weight,
+        backup: backend.backup,
+        maxConnections: backend.maxConnections,
+        slowStartMs: backend.slowStartMs,
       })),
     };
   }
@@ -276,21 +335,21 @@ export class Engine extends EventEmitter {
   }
 
   #setState(slot: number, state: BackendState): void {
+    clearTimeout(this.#drainTimers.get(slot));
+    this.#drainTimers.delete(slot);
     this.#native.setBackendState(slot, NativeBackendState[state]);
     this.#states.set(slot, state);
   }
 
   /** Counters minus the baseline a reused slot started from (gauges are not baselined). */
-  #traffic(key: string, raw: TrafficTotals): TrafficCounters {
+  #traffic(key: string, raw: TrafficTotals): TrafficTotals {
     const base = this.#baselines.get(key);
     if (!base) return raw;
-    return {
-      accepted: raw.accepted - base.accepted,
-      active: raw.active,
-      failed: raw.failed - base.failed,
-      bytesIn: raw.bytesIn - base.bytesIn,
-      bytesOut: raw.bytesOut - base.bytesOut,
-    };
+    const counted = { ...raw };
+    for (const field of Object.keys(raw) as Array<keyof TrafficTotals>) {
+      if (field !== 'active') counted[field] = raw[field] - base[field];
+    }
+    return counted;
   }
 
   #onNativeEvents(events: NativeEvent[]): void {

@@ -3,12 +3,17 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
+import type { Balance, HashKey } from '../config/types.js';
 
 export interface NativeBackendSpec {
   slot: number;
   host: string;
   port: number;
   weight: number;
+  backup: boolean;
+  /** 0: no limit. */
+  maxConnections: number;
+  slowStartMs: number;
 }
 
 export interface NativeServiceSpec {
@@ -16,10 +21,15 @@ export interface NativeServiceSpec {
   name: string;
   listenHost: string;
   listenPort: number;
-  balance: 'roundrobin' | 'weighted';
+  balance: Balance;
+  hashKey: HashKey;
+  maglevTableSize: number;
   connectTimeoutMs: number;
   idleTimeoutMs: number;
   retries: number;
+  queueSize: number;
+  queueTimeoutMs: number;
+  sticky: { size: number; timeoutMs: number } | null;
   backends: NativeBackendSpec[];
 }
 
@@ -48,17 +58,29 @@ export interface CounterLayout {
   maxBackends: number;
   global: { eventsDropped: number };
   worker: { pooledPipes: number; acceptPauses: number; appliedGeneration: number };
-  traffic: { accepted: number; active: number; failed: number; bytesIn: number; bytesOut: number };
+  traffic: {
+    accepted: number;
+    active: number;
+    failed: number;
+    bytesIn: number;
+    bytesOut: number;
+    queued: number;
+    refused: number;
+    queueTimeouts: number;
+  };
 }
 
 /** Backend states as the addon numbers them. */
-export const NativeBackendState = { up: 0, down: 1, drain: 2 } as const;
+export const NativeBackendState = { up: 0, down: 1, drain: 2, maint: 3 } as const;
 
 export interface NativeEngine {
   /** Returns the snapshot's generation; each worker publishes it in its
    * `appliedGeneration` counter once the snapshot is in effect there. */
   apply(snapshot: NativeSnapshot): number;
   setBackendState(slot: number, state: number): void;
+  /** Rebuilds the pickers of the backend's service; returns the new generation. */
+  setBackendWeight(slot: number, weight: number): number;
+  closeBackendConnections(slot: number): void;
   stop(): void;
   readonly counters: ArrayBuffer;
   readonly workers: number;
@@ -67,10 +89,15 @@ export interface NativeEngine {
 export interface NativeAddon {
   Engine: new (options: { workers: number; onEvents: (events: NativeEvent[]) => void }) => NativeEngine;
   counterLayout: CounterLayout;
+  testing: {
+    /** Backend position per 5-tuple under maglev/five_tuple; tuples are 12-byte
+     * records (client IPv4, port, local IPv4, port; network order). */
+    maglevAssign(addresses: string[], weights: number[], tableSize: number, tuples: Buffer): Uint32Array;
+  };
 }
 
 /** The layout version this code reads; the addon must match. */
-const SUPPORTED_LAYOUT = 1;
+const SUPPORTED_LAYOUT = 2;
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 

@@ -1,0 +1,51 @@
+// Session persistence (`sticky: {key: source}`): which backend a client
+// address was last sent to, shared by every worker (a client's connections
+// land on any worker), without locks: a fixed-size open-addressing table of
+// two atomic words per entry.
+//
+//   key   = hash of the client address (never 0; 0 marks a free entry)
+//   value = backend slot (low 16 bits) | last use in seconds (high 48 bits)
+//
+// The backend is remembered by slot, which the control plane keeps for a
+// backend across reloads, so adding or removing other backends never moves a
+// client. An entry not used for `timeout` is expired and may be reused. Two
+// workers inserting the same new key at once may both succeed in different
+// entries; the first in probe order wins on lookup, the other expires.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+namespace fulcrum {
+
+class StickyTable {
+ public:
+  // capacity: entries (rounded up to a power of two); timeout_ms: idle expiry.
+  StickyTable(uint32_t capacity, uint64_t timeout_ms);
+
+  // The backend slot remembered for key_hash, if its entry has not expired;
+  // -1 otherwise.
+  int lookup(uint64_t key_hash, uint64_t now_ms) const;
+  // Remembers (or refreshes) key_hash -> backend_slot. Returns false when the
+  // probe window holds only live entries of other clients (the table is full
+  // there): the client is balanced normally and not remembered.
+  bool remember(uint64_t key_hash, uint32_t backend_slot, uint64_t now_ms);
+
+  uint32_t capacity() const { return mask_ + 1; }
+  uint64_t timeout_ms() const { return timeout_ms_; }
+
+ private:
+  struct Entry {
+    std::atomic<uint64_t> key{0};
+    std::atomic<uint64_t> value{0};
+  };
+  static constexpr uint32_t kProbes = 16;
+  bool expired(uint64_t value, uint64_t now_s) const;
+
+  uint32_t mask_;
+  uint64_t timeout_ms_;
+  std::unique_ptr<Entry[]> entries_;
+};
+
+}  // namespace fulcrum
