@@ -11,8 +11,9 @@ import { HOST } from './traffic.js';
 
 export const SERVICE = 'svc';
 
-/** A backend as a test names it: a port on 127.0.0.1, optionally weighted. */
-export type BackendRef = number | { port: number; weight: number };
+/** A backend as a test names it: a port on 127.0.0.1, optionally weighted,
+ * optionally with more YAML keys of its own (`backup: true`, `max_connections: 2`). */
+export type BackendRef = number | { port: number; weight?: number; keys?: readonly string[] };
 
 export interface ServiceOptions {
   backends: readonly BackendRef[];
@@ -21,6 +22,8 @@ export interface ServiceOptions {
   retries?: number;
   connectTimeoutMs?: number;
   idleTimeoutMs?: number;
+  /** More service keys, one YAML line each (`queue: {size: 1, timeout: 300ms}`). */
+  keys?: readonly string[];
 }
 
 /** The YAML a user would write for one service listening on 127.0.0.1:listenPort. */
@@ -40,11 +43,13 @@ export function serviceYaml(listenPort: number, o: ServiceOptions, workers = 2, 
     if (o.connectTimeoutMs !== undefined) lines.push(`      connect: ${o.connectTimeoutMs}ms`);
     if (o.idleTimeoutMs !== undefined) lines.push(`      idle: ${o.idleTimeoutMs}ms`);
   }
+  for (const key of o.keys ?? []) lines.push(`    ${key}`);
   lines.push('    backends:');
   for (const b of o.backends) {
-    const { port, weight } = typeof b === 'number' ? { port: b, weight: undefined } : b;
+    const { port, weight, keys } = typeof b === 'number' ? { port: b, weight: undefined, keys: [] } : b;
     lines.push(`      - address: ${HOST}:${port}`);
     if (weight !== undefined) lines.push(`        weight: ${weight}`);
+    for (const key of keys ?? []) lines.push(`        ${key}`);
   }
   return `${lines.join('\n')}\n`;
 }

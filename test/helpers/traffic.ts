@@ -181,9 +181,10 @@ export class Conn {
 }
 
 /** Connect to 127.0.0.1:port (half-open allowed); the socket is destroyed at teardown. */
-export function openConn(t: Test, port: number, timeoutMs = 5_000): Promise<Conn> {
+/** `from`: the client's own address (any 127.0.0.N is loopback), for tests where clients must differ. */
+export function openConn(t: Test, port: number, timeoutMs = 5_000, from?: string): Promise<Conn> {
   return new Promise((resolve, reject) => {
-    const socket = netConnect({ host: HOST, port, allowHalfOpen: true, noDelay: true });
+    const socket = netConnect({ host: HOST, port, allowHalfOpen: true, noDelay: true, localAddress: from });
     t.teardown(() => {
       socket.destroy();
     });
