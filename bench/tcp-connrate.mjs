@@ -1,0 +1,287 @@
+#!/usr/bin/env node
+// New TCP connections per second: C concurrent clients, each in a loop of
+// connect, 64-byte echo, close, for D seconds — straight to one echo backend
+// (direct), through Fulcrum with balance leastconn and with maglev, and
+// through HAProxy with balance leastconn, interleaved round by round with the
+// order rotated. The load generator and the echo backends are small C
+// programs (bench/tools/), built on first use, so Node is never the limit.
+//
+//   node bench/tcp-connrate.mjs [--duration 5] [--rounds 5] [--clients 50]
+//        [--client-threads 1] [--backends 2]
+//        [--targets direct,fulcrum-leastconn,fulcrum-maglev,haproxy-leastconn]
+//        [--quick] [--write]
+//
+// The tools are compiled with `cc` into bench/.build/ (git-ignored) on first
+// use and again whenever their source is newer than the binary.
+
+import { parseArgs } from 'node:util';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { installCleanup, onInterrupt, runCommand, startProcess, stopProcess, which } from './lib/proc.mjs';
+import { freePorts, waitForListen } from './lib/net.mjs';
+import { cpuSnapshot, cpuDelta } from './lib/cpu.mjs';
+import { summarize, ratio, fixed, median } from './lib/stats.mjs';
+import { markdownTable } from './lib/table.mjs';
+import { writeSection, RESULTS_FILE } from './lib/results.mjs';
+import { machineInfo, commandLine } from './lib/machine.mjs';
+import { REPO_ROOT, startFulcrum, startHaproxy, fulcrumVersion, haproxyVersion } from './lib/proxies.mjs';
+
+const SECTION = 'tcp-connrate';
+const ALL_TARGETS = ['direct', 'fulcrum-leastconn', 'fulcrum-maglev', 'haproxy-leastconn'];
+const PROXY_THREADS = 2;
+const PAYLOAD = 64;
+const TOOLS = join(REPO_ROOT, 'bench', 'tools');
+const BUILD = join(REPO_ROOT, 'bench', '.build');
+const CFLAGS = ['-std=c17', '-O2', '-Wall', '-Wextra', '-pthread'];
+/** A target failing this many measurements in a row is dropped from the run. */
+const MAX_CONSECUTIVE_FAILURES = 2;
+
+const log = (line = '') => process.stdout.write(`${line}\n`);
+const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      duration: { type: 'string' },
+      rounds: { type: 'string' },
+      clients: { type: 'string', default: '50' },
+      'client-threads': { type: 'string', default: '1' },
+      backends: { type: 'string', default: '2' },
+      targets: { type: 'string', default: ALL_TARGETS.join(',') },
+      quick: { type: 'boolean', default: false },
+      write: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const int = (name, text, lo, hi) => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < lo || n > hi) throw new Error(`--${name}: expected an integer ${lo}..${hi}, got '${text}'`);
+    return n;
+  };
+  const asked = values.targets.split(',').map((s) => s.trim());
+  for (const t of asked) if (!ALL_TARGETS.includes(t)) throw new Error(`--targets: expected some of ${ALL_TARGETS.join(',')}, got '${t}'`);
+  return {
+    duration: int('duration', values.duration ?? (values.quick ? '2' : '5'), 1, 600),
+    rounds: int('rounds', values.rounds ?? (values.quick ? '1' : '5'), 1, 100),
+    clients: int('clients', values.clients, 1, 2000),
+    clientThreads: int('client-threads', values['client-threads'], 1, 16),
+    backends: int('backends', values.backends, 1, 16),
+    targets: ALL_TARGETS.filter((t) => asked.includes(t)),
+    quick: values.quick,
+    write: values.write,
+  };
+}
+
+/** Compile bench/tools/NAME.c into bench/.build/NAME when the binary is missing or older than the source. */
+function tool(name) {
+  const source = join(TOOLS, `${name}.c`);
+  const binary = join(BUILD, name);
+  if (!existsSync(binary) || statSync(binary).mtimeMs < statSync(source).mtimeMs) {
+    if (!which('cc')) throw new Error('cc not found: the load generator and echo servers are C (apt-get install gcc)');
+    mkdirSync(BUILD, { recursive: true });
+    log(`building ${binary}`);
+    execFileSync('cc', [...CFLAGS, '-o', binary, source], { stdio: 'inherit', timeout: 60000 });
+  }
+  return binary;
+}
+
+async function startEcho(binary, port) {
+  const handle = startProcess('echo-server', binary, ['-p', String(port), '-t', '1']);
+  await waitForListen(port, { handle });
+  return handle;
+}
+
+/** One measurement: connrate against `port`. Resolves its JSON result, or `{ error }`. */
+async function measure(binary, port, opt) {
+  const args = ['-p', String(port), '-c', String(opt.clients), '-t', String(opt.clientThreads), '-d', String(opt.duration), '-s', String(PAYLOAD)];
+  const r = await runCommand(binary, args, { timeoutMs: (opt.duration + 20) * 1000 });
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  try {
+    const result = JSON.parse(line);
+    if (r.code !== 0 || !Number.isFinite(result.rate)) throw new Error('bad result');
+    return result;
+  } catch {
+    const why = r.timedOut ? 'timed out' : r.error ? r.error.message : `exit ${r.code ?? r.signal}`;
+    return { error: `connrate ${why}: ${(r.stdout + r.stderr).trim().split('\n').slice(-3).join(' | ')}` };
+  }
+}
+
+/** `45% (fulcrum-w0 30%, fulcrum-w1 14%)`: a process's CPU and its busiest threads. */
+function cpuText(proc) {
+  if (!proc) return '–';
+  const top = proc.threads.filter((t) => t.pct >= 1).slice(0, 3).map((t) => `${t.comm} ${fixed(t.pct, 0)}%`);
+  return `${fixed(proc.pct, 0)}%${top.length ? ` (${top.join(', ')})` : ''}`;
+}
+
+async function main() {
+  const opt = options();
+  installCleanup();
+  const connrate = tool('connrate');
+  const echo = tool('echo-server');
+  const machine = machineInfo();
+  machine.push(['haproxy', haproxyVersion() ?? 'not installed'], ['fulcrum', fulcrumVersion()]);
+  const loadAtStart = loadavg();
+  log(`command: ${commandLine()}`);
+  for (const [k, v] of machine) log(`${k.padEnd(8)} ${v}`);
+  log(`plan: ${opt.rounds} round(s) x ${opt.targets.join(',')}; ${opt.clients} clients, ${PAYLOAD}-byte echo, ${opt.duration} s each; ` +
+    `${opt.backends} echo backends; ` +
+    `connrate ${opt.clientThreads} thread(s); proxies with ${PROXY_THREADS} threads`);
+
+  const ports = await freePorts(opt.backends + 3);
+  const backendPorts = ports.slice(0, opt.backends);
+  const dir = mkdtempSync(join(tmpdir(), 'fulcrum-bench-'));
+  onInterrupt(() => rmSync(dir, { recursive: true, force: true }));
+  const running = new Map();
+  const skipped = new Map();
+  const servers = [];
+  try {
+    for (const port of backendPorts) servers.push(await startEcho(echo, port));
+    // Fulcrum's balance is a parameter of the target: the same backends, one
+    // service, only the algorithm differs.
+    const fulcrum = (balance, serviceKeys, listenPort) => async () => {
+      const { handle } = await startFulcrum({
+        dir, listenPort, backends: backendPorts, workers: PROXY_THREADS, balance, serviceKeys, file: `fulcrum-${balance}.yaml`,
+      });
+      return { port: listenPort, handle };
+    };
+    const starters = {
+      direct: async () => ({ port: backendPorts[0], handle: null }),
+      'fulcrum-leastconn': fulcrum('leastconn', [], ports[opt.backends]),
+      'fulcrum-maglev': fulcrum('maglev', ['hash_key: five_tuple'], ports[opt.backends + 1]),
+      'haproxy-leastconn': async () => {
+        const { handle } = await startHaproxy({ dir, listenPort: ports[opt.backends + 2], backends: backendPorts, threads: PROXY_THREADS, balance: 'leastconn' });
+        return { port: ports[opt.backends + 2], handle };
+      },
+    };
+    for (const name of opt.targets) {
+      try {
+        running.set(name, await starters[name]());
+      } catch (err) {
+        skipped.set(name, err.message.split('\n')[0]);
+        log(`${name}: SKIPPED, ${err.message}`);
+      }
+    }
+
+    const samples = new Map(opt.targets.map((t) => [t, []]));
+    const failures = new Map();
+    const order = opt.targets.filter((t) => running.has(t));
+    for (let round = 0; round < opt.rounds; round++) {
+      const rotated = order.map((_, i) => order[(i + round) % order.length]);
+      log(`\nround ${round + 1}/${opt.rounds}: ${rotated.join(', ')}`);
+      for (const name of rotated) {
+        const t = running.get(name);
+        if (!t) continue;
+        if (t.handle?.exited) {
+          skipped.set(name, `process exited during the run (code ${t.handle.exitCode}, signal ${t.handle.signal})`);
+          log(`  ${name}: process exited; dropped from the run`);
+          running.delete(name);
+          continue;
+        }
+        const pids = [t.handle?.pid, ...servers.map((s) => s.pid)];
+        const before = cpuSnapshot(pids);
+        const r = await measure(connrate, t.port, opt);
+        const cpu = cpuDelta(before, cpuSnapshot(pids));
+        if (r.error) {
+          const n = (failures.get(name) ?? 0) + 1;
+          failures.set(name, n);
+          log(`  ${name.padEnd(18)} FAILED: ${r.error}`);
+          if (n >= MAX_CONSECUTIVE_FAILURES) {
+            skipped.set(name, `${n} failures in a row, last: ${r.error}`);
+            log(`  ${name}: dropped from the run after ${n} failures in a row`);
+            await stopProcess(t.handle);
+            running.delete(name);
+          }
+          continue;
+        }
+        failures.set(name, 0);
+        const proxy = t.handle ? cpu.procs.get(t.handle.pid) : undefined;
+        const echoCpu = servers.reduce((sum, s) => sum + (cpu.procs.get(s.pid)?.pct ?? 0), 0);
+        samples.get(name).push({ ...r, proxyCpu: proxy?.pct, echoCpu, busy: cpu.machineBusyPct, others: cpu.othersPct });
+        log(`  ${name.padEnd(18)} ${fixed(r.rate, 0).padStart(7)} conn/s   p50 ${r.p50_us} µs  p99 ${r.p99_us} µs   ` +
+          `errors ${r.errors}${r.errors ? ` ${JSON.stringify(r.errors_by)}` : ''}   proxy cpu ${cpuText(proxy)}   ` +
+          `connrate ${r.cpu_pct}%  echo ${fixed(echoCpu, 0)}%  machine ${fixed(cpu.machineBusyPct, 0)}% busy`);
+      }
+    }
+    const load = `${loadAtStart} at start, ${loadavg()} at end`;
+    const report = summary(opt, samples, skipped);
+    log(`\n${report}`);
+    if (opt.write) {
+      const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+      const how = writeSection(SECTION, [
+        `## TCP connection rate (bench/tcp-connrate.mjs)`,
+        ``,
+        `${opt.clients} concurrent clients (bench/tools/connrate.c, ${opt.clientThreads} epoll thread(s), sources 127.0.0.2–17), each: connect, ${PAYLOAD}-byte echo, close; ` +
+          `${opt.duration} s per measurement, ${opt.rounds} interleaved round(s); ${opt.backends} echo backends (bench/tools/echo-server.c). ` +
+          `Fulcrum \`workers: ${PROXY_THREADS}\` (maglev: \`hash_key: five_tuple\`); HAProxy \`nbthread ${PROXY_THREADS}\`, \`balance leastconn\`.` +
+          (opt.quick ? ' **Quick smoke run; not a measurement.**' : ''),
+        ``,
+        `Target: Fulcrum (leastconn and maglev) ≥ 1.3× HAProxy leastconn's connection rate.`,
+        ``,
+        `- date: ${date}`,
+        `- command: \`${commandLine()}\``,
+        ...[...machine, ['loadavg', load]].map(([k, v]) => `- ${k}: ${v}`),
+        ``,
+        report,
+      ].join('\n'));
+      log(`\n${RESULTS_FILE}: section '${SECTION}' ${how}`);
+    }
+  } finally {
+    for (const t of running.values()) await stopProcess(t.handle);
+    for (const s of servers) await stopProcess(s);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Total errors over a target's measurements, with the errno names: `12 (EADDRNOTAVAIL 12)`. */
+function errorText(list) {
+  const by = new Map();
+  for (const s of list) for (const [k, v] of Object.entries(s.errors_by ?? {})) by.set(k, (by.get(k) ?? 0) + v);
+  const total = list.reduce((n, s) => n + s.errors, 0);
+  return total ? `${total} (${[...by].map(([k, v]) => `${k} ${v}`).join(', ')})` : '0';
+}
+
+function summary(opt, samples, skipped) {
+  const med = (name) => median((samples.get(name) ?? []).map((s) => s.rate));
+  const rows = opt.targets.map((name) => {
+    const list = samples.get(name) ?? [];
+    if (list.length === 0) return [name, 'skipped', '', '', '', '', '', '', '', ''];
+    const r = summarize(list.map((s) => s.rate));
+    const cpu = list.map((s) => s.proxyCpu).filter(Number.isFinite);
+    const pct = (key) => `${fixed(median(list.map((s) => s[key])), 0)}%`;
+    return [
+      name,
+      fixed(r.median, 0),
+      `${fixed(r.min, 0)}–${fixed(r.max, 0)}`,
+      fixed(median(list.map((s) => s.p50_us)), 0),
+      fixed(median(list.map((s) => s.p99_us)), 0),
+      ratio(med(name), med('haproxy-leastconn')),
+      cpu.length ? `${fixed(median(cpu), 0)}%` : '–',
+      pct('cpu_pct'),
+      pct('echoCpu'),
+      pct('busy'),
+      errorText(list),
+    ];
+  });
+  const parts = [markdownTable(['target', 'median conn/s', 'min–max', 'p50 µs', 'p99 µs', 'vs haproxy', 'proxy CPU', 'connrate CPU', 'echo CPU', 'machine busy', 'errors'], rows)];
+  parts.push('');
+  for (const name of ['fulcrum-leastconn', 'fulcrum-maglev']) {
+    const f = med(name);
+    const h = med('haproxy-leastconn');
+    if (Number.isFinite(f) && Number.isFinite(h)) {
+      parts.push(`${name} / haproxy-leastconn: ${ratio(f, h)} — target 1.3× ${f >= 1.3 * h ? 'met' : 'NOT met'}.`);
+    }
+  }
+  parts.push('', 'Latency: connect + echo per cycle, median over rounds of each run\'s percentile. CPU: median, % of one core ' +
+    '(2 cores = 200%): the proxy, the load generator, all echo backends together; machine busy: % of all cores.');
+  const others = [...samples.values()].flat().map((s) => s.others).filter(Number.isFinite);
+  if (others.length) parts.push(`Processes outside the benchmark used a median ${fixed(median(others), 0)}% of one core during measurements.`);
+  for (const [name, reason] of skipped) parts.push(`- ${name} skipped: ${reason}`);
+  return parts.join('\n');
+}
+
+main().catch((err) => {
+  process.stderr.write(`tcp-connrate: ${err.stack ?? err}\n`);
+  process.exitCode = 1;
+});
