@@ -244,9 +244,13 @@ function errorText(list) {
 
 function summary(opt, samples, skipped) {
   const med = (name) => median((samples.get(name) ?? []).map((s) => s.rate));
+  // Connections per second per core of proxy CPU: on a machine where the load
+  // generator and backends share the cores with the proxy, the rate is bounded
+  // by the whole machine's CPU, and this is what tells the proxies apart.
+  const perCore = (name) => median((samples.get(name) ?? []).filter((s) => s.proxyCpu > 0).map((s) => s.rate / (s.proxyCpu / 100)));
   const rows = opt.targets.map((name) => {
     const list = samples.get(name) ?? [];
-    if (list.length === 0) return [name, 'skipped', '', '', '', '', '', '', '', ''];
+    if (list.length === 0) return [name, 'skipped', '', '', '', '', '', '', '', '', '', ''];
     const r = summarize(list.map((s) => s.rate));
     const cpu = list.map((s) => s.proxyCpu).filter(Number.isFinite);
     const pct = (key) => `${fixed(median(list.map((s) => s[key])), 0)}%`;
@@ -258,13 +262,15 @@ function summary(opt, samples, skipped) {
       fixed(median(list.map((s) => s.p99_us)), 0),
       ratio(med(name), med('haproxy-leastconn')),
       cpu.length ? `${fixed(median(cpu), 0)}%` : '–',
+      fixed(perCore(name), 0),
+      ratio(perCore(name), perCore('haproxy-leastconn')),
       pct('cpu_pct'),
       pct('echoCpu'),
       pct('busy'),
       errorText(list),
     ];
   });
-  const parts = [markdownTable(['target', 'median conn/s', 'min–max', 'p50 µs', 'p99 µs', 'vs haproxy', 'proxy CPU', 'connrate CPU', 'echo CPU', 'machine busy', 'errors'], rows)];
+  const parts = [markdownTable(['target', 'median conn/s', 'min–max', 'p50 µs', 'p99 µs', 'vs haproxy', 'proxy CPU', 'conn/s per proxy core', 'per core vs haproxy', 'connrate CPU', 'echo CPU', 'machine busy', 'errors'], rows)];
   parts.push('');
   for (const name of ['fulcrum-leastconn', 'fulcrum-maglev']) {
     const f = med(name);
@@ -273,10 +279,20 @@ function summary(opt, samples, skipped) {
       parts.push(`${name} / haproxy-leastconn: ${ratio(f, h)} — target 1.3× ${f >= 1.3 * h ? 'met' : 'NOT met'}.`);
     }
   }
+  for (const name of ['fulcrum-leastconn', 'fulcrum-maglev']) {
+    const f = perCore(name);
+    const h = perCore('haproxy-leastconn');
+    if (Number.isFinite(f) && Number.isFinite(h)) parts.push(`${name} / haproxy-leastconn per proxy core: ${ratio(f, h)}.`);
+  }
   parts.push('', 'Latency: connect + echo per cycle, median over rounds of each run\'s percentile. CPU: median, % of one core ' +
     '(2 cores = 200%): the proxy, the load generator, all echo backends together; machine busy: % of all cores.');
   const others = [...samples.values()].flat().map((s) => s.others).filter(Number.isFinite);
-  if (others.length) parts.push(`Processes outside the benchmark used a median ${fixed(median(others), 0)}% of one core during measurements.`);
+  if (others.length) {
+    const busy = median(others) > 10;
+    parts.push(`Processes outside the benchmark used a median ${fixed(median(others), 0)}% of one core during measurements ` +
+      `(max ${fixed(Math.max(...others), 0)}%)` +
+      (busy ? ': other work was running on this machine, so the absolute numbers are depressed; compare the ratios.' : '.'));
+  }
   for (const [name, reason] of skipped) parts.push(`- ${name} skipped: ${reason}`);
   return parts.join('\n');
 }
