@@ -3,26 +3,9 @@
 // them, max_connections queues or refuses (counted), weights change at run
 // time, and sticky clients keep their backend across a reload.
 import t, { type Test } from 'tap';
-import { type Backend, startBackends } from './helpers/backends.js';
+import { land, startIdBackends, whoAnswers } from './helpers/backends.js';
 import { SERVICE, serviceConfig, startService } from './helpers/engine.js';
-import { type Conn, delay, openConn, waitUntil } from './helpers/traffic.js';
-
-const NAMES = ['a', 'b', 'c', 'd'];
-
-function startIdBackends(t: Test, count = 3): Promise<Backend[]> {
-  return startBackends(t, count, 'id', (i) => ['--name', NAMES[i]!]);
-}
-
-async function land(t: Test, port: number, from?: string): Promise<{ conn: Conn; name: string }> {
-  const conn = await openConn(t, port, 5_000, from);
-  return { conn, name: await conn.readLine(5_000) };
-}
-
-async function whoAnswers(t: Test, port: number, from?: string): Promise<string> {
-  const { conn, name } = await land(t, port, from);
-  conn.socket.destroy();
-  return name;
-}
+import { delay, openConn, waitUntil } from './helpers/traffic.js';
 
 async function sequence(t: Test, port: number, count: number): Promise<string> {
   let names = '';

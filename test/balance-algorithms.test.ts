@@ -4,28 +4,11 @@
 // Deterministic algorithms are checked exactly; random ones within a stated
 // tolerance.
 import t, { type Test } from 'tap';
-import { type Backend, startBackends } from './helpers/backends.js';
+import { type Backend, land, startIdBackends, whoAnswers } from './helpers/backends.js';
 import { type ServiceOptions, startService } from './helpers/engine.js';
-import { type Conn, delay, KiB, openConn, waitUntil } from './helpers/traffic.js';
+import { delay, KiB, waitUntil } from './helpers/traffic.js';
 
 const NAMES = ['a', 'b', 'c'];
-
-function startIdBackends(t: Test, count = 3): Promise<Backend[]> {
-  return startBackends(t, count, 'id', (i) => ['--name', NAMES[i]!]);
-}
-
-/** Open a connection and learn which backend it reached; the connection stays open. */
-async function land(t: Test, port: number, from?: string): Promise<{ conn: Conn; name: string }> {
-  const conn = await openConn(t, port, 5_000, from);
-  return { conn, name: await conn.readLine(5_000) };
-}
-
-/** Connect, read the name, close. */
-async function whoAnswers(t: Test, port: number, from?: string): Promise<string> {
-  const { conn, name } = await land(t, port, from);
-  conn.socket.destroy();
-  return name;
-}
 
 function tally(names: readonly string[]): Record<string, number> {
   const out: Record<string, number> = {};

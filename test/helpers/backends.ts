@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
-import { HOST } from './traffic.js';
+import { type Conn, HOST, openConn } from './traffic.js';
 import { Waiters } from './waiters.js';
 
 export const BACKEND_FIXTURE = fileURLToPath(new URL('../fixtures/backend.mjs', import.meta.url));
@@ -180,3 +180,26 @@ export function startEchoServer(t: Test): Promise<{ server: Server; port: number
   return startServer(t, (socket) => socket.pipe(socket));
 }
 
+
+// `id` backends greet each connection with their name, so a test learns
+// which backend a connection reached from its first line.
+
+export const ID_NAMES = ['a', 'b', 'c', 'd'];
+
+/** `count` id backends named a, b, c... in order. */
+export function startIdBackends(t: Test, count = 3): Promise<Backend[]> {
+  return startBackends(t, count, 'id', (i) => ['--name', ID_NAMES[i]!]);
+}
+
+/** Open a connection (from `from`, if given) and read which backend it reached; it stays open. */
+export async function land(t: Test, port: number, from?: string): Promise<{ conn: Conn; name: string }> {
+  const conn = await openConn(t, port, 5_000, from);
+  return { conn, name: await conn.readLine(5_000) };
+}
+
+/** Connect, read the backend's name, close. */
+export async function whoAnswers(t: Test, port: number, from?: string): Promise<string> {
+  const { conn, name } = await land(t, port, from);
+  conn.socket.destroy();
+  return name;
+}
