@@ -57,7 +57,7 @@ TcpConnection::TcpConnection(Worker& worker, std::shared_ptr<const Service> serv
 TcpConnection::~TcpConnection() = default;
 
 void TcpConnection::start() {
-  set_nodelay(client_.fd);
+  // The client socket inherited TCP_NODELAY from its listener (listener.cc).
   int result = worker_.watch(client_.fd, &client_.handle, kSocketEvents);
   if (result < 0) {
     fail_client();
