@@ -1,0 +1,72 @@
+// Contracts between the parts of the control plane that are built side by
+// side: health checks (src/health/), the admin API and metrics (src/admin/),
+// reload, and high availability (src/ha/). Each part depends on these types,
+// not on the other parts' classes.
+import type { FulcrumConfig } from '../config/types.js';
+import type { Engine } from '../engine/engine.js';
+import type { BackendControl } from './backend-control.js';
+
+/** One active check's outcome. */
+export interface CheckRecord {
+  /** Epoch ms when the check finished. */
+  at: number;
+  ok: boolean;
+  latencyMs: number;
+  /** Why it failed, or what it saw ("role primary", "HTTP 200"). Never contains credentials. */
+  detail: string;
+}
+
+/** What the health checker knows about one backend. */
+export interface BackendHealth {
+  service: string;
+  backend: string;
+  /** tcp, send_expect, http, udp, postgres, mysql, redis, or none (no active check: always up). */
+  checkType: string;
+  status: 'up' | 'down';
+  /** Consecutive passes / failures of the active check. */
+  rise: number;
+  fall: number;
+  /** Database role seen by the last check, when the check type reports one. */
+  role?: 'primary' | 'replica';
+  /** The newest checks, oldest first (at most 20). */
+  history: CheckRecord[];
+  /** Passive (outlier) ejection in force, if any. */
+  ejectedUntil?: number;
+  ejections: number;
+}
+
+export interface HealthSource {
+  snapshot(): BackendHealth[];
+}
+
+/** What a reload did, or why it did nothing. */
+export type ReloadOutcome =
+  | { ok: true; generation: number; added: string[]; removed: string[]; changed: string[] }
+  | { ok: false; errors: string[] };
+
+/** State of the VRRP instance, for the admin API and metrics. */
+export interface HaStatus {
+  state: 'initialize' | 'backup' | 'master' | 'fault';
+  vrid: number;
+  priority: number;
+  effectivePriority: number;
+  virtualIps: string[];
+  masterAddress?: string;
+  transitions: number;
+  counters: Record<string, number>;
+}
+
+export interface HaSource {
+  status(): HaStatus;
+}
+
+/** The running process as the admin API, metrics and CLI see it. */
+export interface Runtime {
+  readonly engine: Engine;
+  readonly control: BackendControl;
+  readonly health: HealthSource;
+  readonly ha?: HaSource;
+  config(): FulcrumConfig;
+  /** Re-read the config file, validate, apply what changed; an invalid config changes nothing. */
+  reload(trigger: 'signal' | 'api' | 'cli'): Promise<ReloadOutcome>;
+}
