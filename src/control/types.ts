@@ -4,7 +4,7 @@
 // not on the other parts' classes.
 import type { FulcrumConfig } from '../config/types.js';
 import type { Engine } from '../engine/engine.js';
-import type { BackendControl } from './backend-control.js';
+import type { BackendControl, HealthVerdict } from './backend-control.js';
 
 /** One active check's outcome. */
 export interface CheckRecord {
@@ -35,8 +35,18 @@ export interface BackendHealth {
   ejections: number;
 }
 
+/** The health checker as the rest of the control plane drives it. */
 export interface HealthSource {
   snapshot(): BackendHealth[];
+  /** Call after each engine.apply() + control.sync(): starts checks for backends
+   * not seen before, stops those of removed backends, keeps the rest running. */
+  update(config: FulcrumConfig): void;
+  /** The verdict a backend not seen before gets, before any check ran: `start`
+   * (the first config) and `reload` (a backend a reload added: down until its
+   * first passing check, when it has an active check). */
+  initialVerdict(service: string, backend: string, reason: 'start' | 'reload'): HealthVerdict;
+  /** Stop every timer and socket. */
+  stop(): void;
 }
 
 /** What a reload did, or why it did nothing. */
