@@ -22,6 +22,9 @@
         "native/engine/sticky_table.cc",
         "native/engine/tcp_connection.cc",
         "native/engine/timer_queue.cc",
+        "native/engine/udp_flow_table.cc",
+        "native/engine/udp_relay.cc",
+        "native/engine/udp_socket.cc",
         "native/engine/worker.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

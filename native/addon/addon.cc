@@ -34,6 +34,8 @@ Napi::Object counter_layout(Napi::Env env) {
   layout.Set("serviceOffset", static_cast<double>(kServiceOffsetWords));
   layout.Set("backendOffset", static_cast<double>(kBackendOffsetWords));
   layout.Set("slotStride", static_cast<double>(kLineWords));
+  layout.Set("udpServiceOffset", static_cast<double>(kUdpServiceOffsetWords));
+  layout.Set("udpBackendOffset", static_cast<double>(kUdpBackendOffsetWords));
   layout.Set("maxServices", kMaxServices);
   layout.Set("maxBackends", kMaxBackends);
   layout.Set("global", fields({{"eventsDropped", kEventsDropped}}));
@@ -48,6 +50,13 @@ Napi::Object counter_layout(Napi::Env env) {
                                 {"queued", kQueued},
                                 {"refused", kRefused},
                                 {"queueTimeouts", kQueueTimeouts}}));
+  layout.Set("udp", fields({{"datagramsIn", kDatagramsIn},
+                            {"datagramsOut", kDatagramsOut},
+                            {"datagramsDropped", kDatagramsDropped},
+                            {"flowsExpired", kFlowsExpired},
+                            {"flowsEvicted", kFlowsEvicted},
+                            {"flowsCompleted", kFlowsCompleted},
+                            {"flowsMoved", kFlowsMoved}}));
   return layout;
 }
 

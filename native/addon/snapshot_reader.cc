@@ -88,6 +88,7 @@ class Reader {
 constexpr const char* kBalanceNames[] = {"roundrobin", "weighted", "leastconn", "random", "source",
                                          "maglev", "least_time", "least_bandwidth", "first"};
 constexpr const char* kHashKeyNames[] = {"five_tuple", "source"};
+constexpr const char* kProtocolNames[] = {"tcp", "udp"};
 
 bool read_backend(Reader& reader, Napi::Value value, const std::string& where, BackendSpec* backend) {
   Napi::Object object;
@@ -117,6 +118,11 @@ bool read_service(Reader& reader, Napi::Value value, const std::string& where, S
       !reader.integer(object, "queueSize", where, 0, 1000000, &spec->queue.size) ||
       !reader.integer(object, "queueTimeoutMs", where, 1, 86400000, &spec->queue.timeout_ms) ||
       !reader.array(object, "backends", where, &backends)) {
+    return false;
+  }
+  if (!reader.choice(object, "protocol", where, kProtocolNames, &spec->protocol) ||
+      !reader.integer(object, "maxFlows", where, 1, 16777216, &spec->udp.max_flows) ||
+      !reader.integer(object, "udpResponses", where, 0, 1000000, &spec->udp.responses)) {
     return false;
   }
   sticky = object.Get("sticky");

@@ -7,6 +7,7 @@
 //   [worker 0 block] ... [worker N-1 block]             kWorkerBlockBytes each
 // A worker block:
 //   [WorkerCounter line][ServiceCounter x kMaxServices][BackendCounter x kMaxBackends]
+//   [UdpCounter x kMaxServices][UdpCounter x kMaxBackends]   (protocol: udp only)
 // Service and backend counters are indexed by the slot the control plane
 // assigns, so they survive reloads.
 #pragma once
@@ -18,7 +19,7 @@
 
 namespace fulcrum {
 
-inline constexpr uint32_t kCounterLayoutVersion = 2;
+inline constexpr uint32_t kCounterLayoutVersion = 3;
 inline constexpr uint32_t kMaxServices = 256;
 inline constexpr uint32_t kMaxBackends = 4096;
 inline constexpr size_t kCacheLine = 64;
@@ -49,12 +50,30 @@ enum TrafficCounter : uint32_t {
   kTrafficCounterCount
 };
 
+// UDP services and their backends count datagrams in a second line each. The
+// traffic line above counts flows for them: kAccepted flows created, kActive
+// flows open, kFailed (service) flows that could not be created (no backend,
+// max_flows with nothing to evict, no socket), kFailed (backend) ICMP
+// unreachable answers and send errors; kBytesIn/kBytesOut payload bytes.
+enum UdpCounter : uint32_t {
+  kDatagramsIn = 0,  // client -> backend, forwarded
+  kDatagramsOut,     // backend -> client, forwarded
+  kDatagramsDropped, // received but not forwarded (no flow, truncated, buffer full, over `responses`)
+  kFlowsExpired,     // idle for timeouts.idle
+  kFlowsEvicted,     // the longest idle, to make room under max_flows
+  kFlowsCompleted,   // ended after `udp.responses` replies
+  kFlowsMoved,       // re-balanced because their backend went down or refused (ICMP)
+  kUdpCounterCount
+};
+
 static_assert(kGlobalCounterCount <= kLineWords && kWorkerCounterCount <= kLineWords &&
-              kTrafficCounterCount <= kLineWords);
+              kTrafficCounterCount <= kLineWords && kUdpCounterCount <= kLineWords);
 
 inline constexpr size_t kServiceOffsetWords = kLineWords;
 inline constexpr size_t kBackendOffsetWords = kServiceOffsetWords + kMaxServices * kLineWords;
-inline constexpr size_t kWorkerBlockWords = kBackendOffsetWords + kMaxBackends * kLineWords;
+inline constexpr size_t kUdpServiceOffsetWords = kBackendOffsetWords + kMaxBackends * kLineWords;
+inline constexpr size_t kUdpBackendOffsetWords = kUdpServiceOffsetWords + kMaxServices * kLineWords;
+inline constexpr size_t kWorkerBlockWords = kUdpBackendOffsetWords + kMaxBackends * kLineWords;
 
 // A view of one worker's block. Single writer: add() uses a relaxed load and
 // store instead of a locked read-modify-write, which is exact because no other
@@ -70,6 +89,12 @@ class WorkerCounters {
   }
   void add_backend(uint32_t slot, TrafficCounter c, int64_t n) {
     add(block_ + kBackendOffsetWords + slot * kLineWords + c, n);
+  }
+  void add_udp_service(uint32_t slot, UdpCounter c, int64_t n) {
+    add(block_ + kUdpServiceOffsetWords + slot * kLineWords + c, n);
+  }
+  void add_udp_backend(uint32_t slot, UdpCounter c, int64_t n) {
+    add(block_ + kUdpBackendOffsetWords + slot * kLineWords + c, n);
   }
 
  private:

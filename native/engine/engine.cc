@@ -8,8 +8,18 @@
 
 #include "clock.h"
 #include "listener.h"
+#include "udp_socket.h"
 
 namespace fulcrum {
+
+namespace {
+
+// The listener map's key: TCP and UDP may share a port number.
+std::string listener_key(const ServiceSpec& spec) {
+  return (spec.protocol == Protocol::kUdp ? "udp " : "tcp ") + format_socket_address(spec.listen);
+}
+
+}  // namespace
 
 int Engine::create(EngineOptions options, std::unique_ptr<Engine>* out) {
   if (options.workers == 0 || options.workers > 1024) return -EINVAL;
@@ -60,7 +70,7 @@ int Engine::apply(std::vector<ServiceSpec> services, ApplyFailure* failure, uint
   std::map<std::string, std::vector<int>> next;
   std::vector<int> opened;
   for (const ServiceSpec& spec : services) {
-    const std::string key = "tcp " + format_socket_address(spec.listen);
+    const std::string key = listener_key(spec);
     if (next.count(key) != 0) {
       // The control plane rejects this first; re-checked so two services can
       // never silently share one SO_REUSEPORT group.
@@ -75,7 +85,7 @@ int Engine::apply(std::vector<ServiceSpec> services, ApplyFailure* failure, uint
     }
     std::vector<int> fds;
     for (size_t i = 0; i < worker_count; i++) {
-      int fd = open_tcp_listener(spec.listen);
+      int fd = spec.protocol == Protocol::kUdp ? open_udp_listener(spec.listen) : open_tcp_listener(spec.listen);
       if (fd < 0) {
         for (int opened_fd : opened) close(opened_fd);
         for (int opened_fd : fds) close(opened_fd);
@@ -125,7 +135,7 @@ void Engine::publish() {
   const size_t worker_count = workers_.size();
   std::vector<std::vector<ListenerBinding>> per_worker(worker_count);
   for (const ServiceSpec& spec : specs_) {
-    const std::string key = "tcp " + format_socket_address(spec.listen);
+    const std::string key = listener_key(spec);
     auto service = std::make_shared<const Service>(spec, backends_.get(), shared_[spec.name]);
     const std::vector<int>& fds = listeners_[key];
     for (size_t i = 0; i < worker_count; i++) per_worker[i].push_back(ListenerBinding{fds[i], service});

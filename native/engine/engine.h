@@ -81,7 +81,7 @@ class Engine {
   // What a service keeps across snapshots, by service name.
   std::map<std::string, std::shared_ptr<ServiceShared>> shared_;
   std::vector<std::unique_ptr<Worker>> workers_;
-  // Listening sockets by "tcp " + address, one fd per worker. Once posted to
+  // Listening sockets by "tcp " or "udp " + address, one fd per worker. Once posted to
   // the workers they own the fds; this map only remembers which exist.
   std::map<std::string, std::vector<int>> listeners_;
   uint64_t generation_ = 0;

@@ -7,7 +7,7 @@
 namespace fulcrum {
 
 struct IoHandle {
-  enum class Kind : uint8_t { kMailbox, kListener, kClient, kBackend };
+  enum class Kind : uint8_t { kMailbox, kListener, kClient, kBackend, kUdpListener, kUdpUpstream };
   Kind kind;
   void* owner;
 };

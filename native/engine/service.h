@@ -45,9 +45,19 @@ struct StickySpec {
   uint64_t timeout_ms = 30 * 60 * 1000;
 };
 
+enum class Protocol : uint8_t { kTcp, kUdp };
+
+// protocol: udp only (see udp_relay.h).
+struct UdpSpec {
+  uint32_t max_flows = 16384;  // flows at once over every worker; the longest idle is evicted
+  uint32_t responses = 0;      // a flow ends after this many replies; 0: only when idle
+};
+
 struct ServiceSpec {
   uint32_t slot = 0;
   std::string name;
+  Protocol protocol = Protocol::kTcp;
+  UdpSpec udp;
   SocketAddress listen;
   PickerOptions picker;
   uint32_t connect_timeout_ms = 2000;
@@ -62,6 +72,8 @@ struct ServiceSpec {
 // clients it remembers and how many of its connections wait in a queue.
 struct ServiceShared {
   std::atomic<int32_t> queued{0};
+  // protocol: udp: flows open over every worker, bounded by max_flows.
+  std::atomic<int32_t> udp_flows{0};
   std::shared_ptr<StickyTable> sticky;  // null without `sticky`
 };
 

@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "flow_hash.h"
 #include "tcp_connection.h"
+#include "udp_relay.h"
 
 namespace fulcrum {
 
@@ -40,7 +41,8 @@ Worker::Worker(uint32_t index, std::shared_ptr<CounterArena> counters, EventSink
       counters_(std::move(counters)),
       events_(events),
       worker_counters_(counters_->worker(index)),
-      pipes_(worker_counters_, kMaxPooledPipes) {}
+      pipes_(worker_counters_, kMaxPooledPipes),
+      udp_(std::make_unique<UdpRelaySet>(*this)) {}
 
 Worker::~Worker() {
   if (thread_.joinable()) {
@@ -137,6 +139,10 @@ void Worker::run() {
         case IoHandle::Kind::kBackend:
           static_cast<TcpConnection*>(handle->owner)->on_io(handle, events[i].events);
           break;
+        case IoHandle::Kind::kUdpListener:
+        case IoHandle::Kind::kUdpUpstream:
+          udp_->on_io(handle, events[i].events);
+          break;
       }
     }
     run_resume_queue();
@@ -161,6 +167,7 @@ void Worker::take_messages() {
         running_ = false;
         break;
       case Message::Kind::kListeners:
+        udp_->replace(take_udp_bindings(message.listeners));
         replace_listeners(std::move(message.listeners));
         worker_counters_.set_worker(kAppliedGeneration, message.generation);
         break;
@@ -330,6 +337,7 @@ void Worker::free_retired() {
   for (TcpConnection* connection : retired_) delete connection;
   retired_.clear();
   retired_listeners_.clear();
+  udp_->free_retired();
 }
 
 void Worker::emit(Event event) {
@@ -376,10 +384,12 @@ void Worker::close_backend(uint32_t slot) {
     if (c->backend_slot() == static_cast<int64_t>(slot)) doomed.push_back(c);
   }
   for (TcpConnection* c : doomed) c->close_now();
+  udp_->close_backend(slot);
 }
 
 void Worker::close_everything() {
   while (live_ != nullptr) live_->close_now();  // close_now() unlinks it
+  udp_->close_all();
   queue_.clear();
   timers_.cancel(&queue_poll_timer_);
   timers_.cancel(&periodic_timer_);

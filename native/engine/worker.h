@@ -28,6 +28,7 @@
 namespace fulcrum {
 
 class TcpConnection;
+class UdpRelaySet;
 
 // A listening socket handed to a worker, with the service it serves.
 struct ListenerBinding {
@@ -155,6 +156,8 @@ class Worker {
   std::vector<TcpConnection*> resume_queue_;
   std::vector<TcpConnection*> retired_;
   std::vector<std::unique_ptr<Listener>> retired_listeners_;
+  // protocol: udp listeners and their flows (udp_relay.h).
+  std::unique_ptr<UdpRelaySet> udp_;
 };
 
 }  // namespace fulcrum

@@ -2,7 +2,7 @@
 // passed every check. Durations are milliseconds, addresses are parsed.
 // Keys are camelCase here; the YAML spells them in snake_case.
 
-export type Protocol = 'tcp';
+export type Protocol = 'tcp' | 'udp';
 export type Balance =
   | 'roundrobin'
   | 'weighted'
@@ -79,6 +79,16 @@ export interface ServiceConfig {
   sticky: StickyConfig | undefined;
   /** How long a backend set to `drain` keeps its open connections; default the top-level drain_timeout. */
   drainTimeoutMs: number;
+  /** protocol: udp only (defaults otherwise): flow table settings. */
+  udp: UdpConfig;
+}
+
+/** Datagram settings of a protocol: udp service. */
+export interface UdpConfig {
+  /** Flows at once over every worker; the longest idle is evicted to make room. Default 16384. */
+  maxFlows: number;
+  /** A flow ends after this many replies (request/response protocols); 0, the default, only when idle. */
+  responses: number;
 }
 
 export interface FulcrumConfig {

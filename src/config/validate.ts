@@ -10,6 +10,7 @@ import { endpointsOverlap, isWildcard, parseEndpoint, type AddressRole } from '.
 import { describeValue } from './describe.js';
 import { parseDuration } from './duration.js';
 import { schemaIssues } from './schema.js';
+import { prepareUdpServices, UDP_DEFAULTS } from './udp.js';
 import type { Anchor, ConfigPath, YamlSource } from './source.js';
 import type { BackendConfig, Balance, Endpoint, FulcrumConfig, HashKey, Protocol, ServiceConfig, StickyConfig } from './types.js';
 
@@ -58,7 +59,9 @@ export function validateConfig(data: unknown, source: YamlSource): ValidationRes
     return failed([source.issue([], `the top level must be a mapping (workers, drain_timeout, log, services), got ${describeValue(data)}`)]);
   }
   const checker = new SemanticChecker(source);
-  const issues = [...schemaIssues(data, source), ...checker.check(data)];
+  // Before the schema, which fills in TCP's defaults.
+  const udpIssues = prepareUdpServices(data, source);
+  const issues = [...udpIssues, ...schemaIssues(data, source), ...checker.check(data)];
   if (issues.length > 0) return failed(issues);
   return { ok: true, config: checker.build(data as unknown as RawConfig) };
 }
@@ -84,6 +87,8 @@ interface RawService {
   queue: { size: number; timeout?: string | number };
   sticky?: { key: StickyConfig['key']; timeout: string | number; size: number };
   drain_timeout?: string | number;
+  max_flows?: number;
+  udp?: { responses?: number };
 }
 interface RawBackend {
   address: string;
@@ -185,6 +190,7 @@ class SemanticChecker {
           ? undefined
           : { key: s.sticky.key, timeoutMs: this.#parsedDuration([...at, 'sticky', 'timeout']), size: s.sticky.size },
       drainTimeoutMs: this.#optionalDuration([...at, 'drain_timeout']) ?? topDrainTimeoutMs,
+      udp: { maxFlows: s.max_flows ?? UDP_DEFAULTS.maxFlows, responses: s.udp?.responses ?? UDP_DEFAULTS.responses },
     };
   }
 

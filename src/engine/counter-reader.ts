@@ -4,6 +4,8 @@ import type { CounterLayout } from './native.js';
 
 export type TrafficField = keyof CounterLayout['traffic'];
 export type TrafficTotals = Record<TrafficField, number>;
+export type UdpField = keyof CounterLayout['udp'];
+export type UdpTotals = Record<UdpField, number>;
 
 export class CounterReader {
   readonly #layout: CounterLayout;
@@ -22,6 +24,15 @@ export class CounterReader {
 
   backend(slot: number): TrafficTotals {
     return this.#traffic(this.#layout.backendOffset + slot * this.#layout.slotStride);
+  }
+
+  /** Datagram counters of a protocol: udp service (zeros for tcp). */
+  udpService(slot: number): UdpTotals {
+    return this.#udp(this.#layout.udpServiceOffset + slot * this.#layout.slotStride);
+  }
+
+  udpBackend(slot: number): UdpTotals {
+    return this.#udp(this.#layout.udpBackendOffset + slot * this.#layout.slotStride);
   }
 
   worker(field: keyof CounterLayout['worker']): number {
@@ -46,6 +57,13 @@ export class CounterReader {
     const fields = this.#layout.traffic;
     const totals = {} as TrafficTotals;
     for (const field of Object.keys(fields) as TrafficField[]) totals[field] = this.#sum(base + fields[field]);
+    return totals;
+  }
+
+  #udp(base: number): UdpTotals {
+    const fields = this.#layout.udp;
+    const totals = {} as UdpTotals;
+    for (const field of Object.keys(fields) as UdpField[]) totals[field] = this.#sum(base + fields[field]);
     return totals;
   }
 

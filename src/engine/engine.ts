@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FulcrumConfig, ServiceConfig } from '../config/types.js';
-import { CounterReader, type TrafficTotals } from './counter-reader.js';
+import { CounterReader, type TrafficTotals, type UdpTotals } from './counter-reader.js';
 import {
   loadNative,
   NativeBackendState,
@@ -36,8 +36,38 @@ export interface TrafficCounters {
   bytesOut: number;
 }
 
+/** A protocol: udp backend's datagrams (its TrafficCounters count flows: accepted = flows created,
+ * active = flows open, failed = ICMP unreachable answers and send errors). */
+export interface UdpBackendStats {
+  datagramsIn: number;
+  datagramsOut: number;
+}
+
+/** A protocol: udp service's flow table, summed over the workers. */
+export interface UdpServiceStats {
+  /** Datagrams client → backend and backend → client that were forwarded. */
+  datagramsIn: number;
+  datagramsOut: number;
+  /** Received but not forwarded: no flow could be had, truncated, a full socket buffer, beyond `udp.responses`. */
+  datagramsDropped: number;
+  flowsCreated: number;
+  flowsActive: number;
+  /** Ended after timeouts.idle without a datagram either way. */
+  flowsExpired: number;
+  /** Ended to make room under max_flows (the longest idle). */
+  flowsEvicted: number;
+  /** Ended after `udp.responses` replies. */
+  flowsCompleted: number;
+  /** Sent to another backend because theirs went down, refused (ICMP) or left the config. */
+  flowsMoved: number;
+  /** New flows that could not be created: no backend available, max_flows with nothing to evict, no socket. */
+  flowsDropped: number;
+}
+
 export interface BackendStats extends TrafficCounters {
   address: string;
+  /** protocol: udp services only. */
+  udp?: UdpBackendStats;
   /** The weight in effect (the config's, or one set since with setBackendWeight). */
   weight: number;
   backup: boolean;
@@ -53,6 +83,9 @@ export interface ServiceStats extends TrafficCounters {
   queueTimeouts: number;
   name: string;
   listen: string;
+  protocol: 'tcp' | 'udp';
+  /** protocol: udp services only. */
+  udp?: UdpServiceStats;
   backends: BackendStats[];
 }
 
@@ -95,6 +128,8 @@ export class Engine extends EventEmitter {
   readonly #backendSlots: SlotTable;
   /** Counter values a reused slot had when it was handed out, subtracted in stats(). */
   readonly #baselines = new Map<string, TrafficTotals>();
+  /** The same for the datagram counters of protocol: udp. */
+  readonly #udpBaselines = new Map<string, UdpTotals>();
   readonly #states = new Map<number, BackendState>();
   /** Weights set at run time, by backend slot (the config's weight otherwise). */
   readonly #weights = new Map<number, number>();
@@ -143,6 +178,7 @@ export class Engine extends EventEmitter {
       if (isNew) {
         acquired.push({ table, key });
         if (baselineOf) this.#baselines.set(key, baselineOf(slot));
+        if (baselineOf) this.#udpBaselines.set(key, table === this.#serviceSlots ? this.#counters.udpService(slot) : this.#counters.udpBackend(slot));
       }
       return slot;
     };
@@ -154,6 +190,7 @@ export class Engine extends EventEmitter {
       for (const { table, key } of acquired) {
         table.release(key);
         this.#baselines.delete(key);
+        this.#udpBaselines.delete(key);
       }
       throw error;
     }
@@ -209,10 +246,14 @@ export class Engine extends EventEmitter {
   stats(): EngineStats {
     const services = (this.#config?.services ?? []).map((service): ServiceStats => {
       const slot = this.#serviceSlots.get(service.name)!;
+      const udp = service.protocol === 'udp';
+      const serviceTraffic = this.#traffic(service.name, this.#counters.service(slot));
       return {
         name: service.name,
         listen: service.listen.text,
-        ...this.#traffic(service.name, this.#counters.service(slot)),
+        protocol: service.protocol,
+        ...serviceTraffic,
+        ...(udp ? { udp: this.#udpServiceStats(service.name, slot, serviceTraffic) } : {}),
         backends: service.backends.map((backend): BackendStats => {
           const key = backendKey(service.name, backend.address.text);
           const backendSlot = this.#backendSlots.get(key)!;
@@ -223,6 +264,7 @@ export class Engine extends EventEmitter {
             backup: backend.backup,
             state: this.#states.get(backendSlot) ?? 'up',
             ...traffic,
+            ...(udp ? { udp: this.#udpBackendStats(key, backendSlot) } : {}),
           };
         }),
       };
@@ -292,6 +334,9 @@ export class Engine extends EventEmitter {
     return {
       slot: acquire(this.#serviceSlots, service.name, (slot) => this.#counters.service(slot)),
       name: service.name,
+      protocol: service.protocol,
+      maxFlows: service.udp.maxFlows,
+      udpResponses: service.udp.responses,
       listenHost: service.listen.host,
       listenPort: service.listen.port,
       balance: service.balance,
@@ -339,6 +384,35 @@ export class Engine extends EventEmitter {
     this.#drainTimers.delete(slot);
     this.#native.setBackendState(slot, NativeBackendState[state]);
     this.#states.set(slot, state);
+  }
+
+  #udpServiceStats(name: string, slot: number, traffic: TrafficTotals): UdpServiceStats {
+    const u = this.#udpTotals(name, this.#counters.udpService(slot));
+    return {
+      datagramsIn: u.datagramsIn,
+      datagramsOut: u.datagramsOut,
+      datagramsDropped: u.datagramsDropped,
+      flowsCreated: traffic.accepted,
+      flowsActive: traffic.active,
+      flowsExpired: u.flowsExpired,
+      flowsEvicted: u.flowsEvicted,
+      flowsCompleted: u.flowsCompleted,
+      flowsMoved: u.flowsMoved,
+      flowsDropped: traffic.failed,
+    };
+  }
+
+  #udpBackendStats(key: string, slot: number): UdpBackendStats {
+    const u = this.#udpTotals(key, this.#counters.udpBackend(slot));
+    return { datagramsIn: u.datagramsIn, datagramsOut: u.datagramsOut };
+  }
+
+  #udpTotals(key: string, raw: UdpTotals): UdpTotals {
+    const base = this.#udpBaselines.get(key);
+    if (!base) return raw;
+    const counted = { ...raw };
+    for (const field of Object.keys(raw) as Array<keyof UdpTotals>) counted[field] = raw[field] - base[field];
+    return counted;
   }
 
   /** Counters minus the baseline a reused slot started from (gauges are not baselined). */

@@ -3,7 +3,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
-import type { Balance, HashKey } from '../config/types.js';
+import type { Balance, HashKey, Protocol } from '../config/types.js';
 
 export interface NativeBackendSpec {
   slot: number;
@@ -19,6 +19,11 @@ export interface NativeBackendSpec {
 export interface NativeServiceSpec {
   slot: number;
   name: string;
+  protocol: Protocol;
+  /** protocol: udp: flows at once over every worker (ignored for tcp). */
+  maxFlows: number;
+  /** protocol: udp: replies that end a flow; 0: only idleness ends it. */
+  udpResponses: number;
   listenHost: string;
   listenPort: number;
   balance: Balance;
@@ -54,6 +59,9 @@ export interface CounterLayout {
   serviceOffset: number;
   backendOffset: number;
   slotStride: number;
+  /** protocol: udp services' and their backends' datagram lines. */
+  udpServiceOffset: number;
+  udpBackendOffset: number;
   maxServices: number;
   maxBackends: number;
   global: { eventsDropped: number };
@@ -67,6 +75,15 @@ export interface CounterLayout {
     queued: number;
     refused: number;
     queueTimeouts: number;
+  };
+  udp: {
+    datagramsIn: number;
+    datagramsOut: number;
+    datagramsDropped: number;
+    flowsExpired: number;
+    flowsEvicted: number;
+    flowsCompleted: number;
+    flowsMoved: number;
   };
 }
 
@@ -97,7 +114,7 @@ export interface NativeAddon {
 }
 
 /** The layout version this code reads; the addon must match. */
-const SUPPORTED_LAYOUT = 2;
+const SUPPORTED_LAYOUT = 3;
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 

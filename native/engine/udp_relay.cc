@@ -1,0 +1,467 @@
+#include "udp_relay.h"
+
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "flow_hash.h"
+#include "worker.h"
+
+namespace fulcrum {
+
+namespace {
+
+// recvmmsg rounds per listener readiness: a flood on one listener still
+// lets replies and other listeners move (the listener is level-triggered, so
+// what is left is reported again on the next wait).
+constexpr int kRoundsPerEvent = 4;
+
+bool same_address(const SocketAddress& a, const SocketAddress& b) {
+  return a.length == b.length && std::memcmp(&a.storage, &b.storage, a.length) == 0;
+}
+
+}  // namespace
+
+std::vector<ListenerBinding> take_udp_bindings(std::vector<ListenerBinding>& bindings) {
+  std::vector<ListenerBinding> udp;
+  auto is_udp = [](const ListenerBinding& b) { return b.service->spec().protocol == Protocol::kUdp; };
+  for (ListenerBinding& binding : bindings) {
+    if (is_udp(binding)) udp.push_back(std::move(binding));
+  }
+  std::erase_if(bindings, [](const ListenerBinding& b) { return !b.service; });
+  return udp;
+}
+
+UdpBatch::UdpBatch() : data(new uint8_t[static_cast<size_t>(kSize) * kSlotBytes]) {
+  for (unsigned i = 0; i < kSize; i++) {
+    in_iov[i] = iovec{slot(i), kSlotBytes};
+    out_iov[i] = iovec{slot(i), 0};
+    in[i] = mmsghdr{};
+    out[i] = mmsghdr{};
+  }
+}
+
+// ---------------------------------------------------------------- UdpRelay
+
+UdpRelay::UdpRelay(UdpRelaySet& set, int fd, std::shared_ptr<const Service> service)
+    : set_(set),
+      worker_(set.worker()),
+      handle_{IoHandle::Kind::kUdpListener, this},
+      fd_(fd),
+      wildcard_(is_wildcard_address(service->spec().listen)),
+      listen_port_(socket_port(service->spec().listen)),
+      service_(std::move(service)) {}
+
+UdpRelay::~UdpRelay() {
+  // close_all() has run (UdpRelaySet only drops relays after it).
+  if (fd_ >= 0) close(fd_);
+}
+
+void UdpRelay::on_readable() {
+  UdpBatch& b = set_.batch();
+  const bool wildcard = wildcard_;
+  for (int round = 0; round < kRoundsPerEvent && fd_ >= 0; round++) {
+    for (unsigned i = 0; i < UdpBatch::kSize; i++) {
+      msghdr& m = b.in[i].msg_hdr;
+      m = msghdr{};
+      m.msg_name = &b.names[i];
+      m.msg_namelen = sizeof b.names[i];
+      m.msg_iov = &b.in_iov[i];
+      m.msg_iovlen = 1;
+      if (wildcard) {
+        m.msg_control = b.in_control[i];
+        m.msg_controllen = kPacketInfoControlBytes;
+      }
+    }
+    const int received = recvmmsg(fd_, b.in, UdpBatch::kSize, MSG_DONTWAIT, nullptr);
+    if (received <= 0) {
+      // EAGAIN: drained. EINTR: the next wait reports it again. Anything else
+      // (ENOMEM...) is transient for an unconnected socket: try on the next event.
+      return;
+    }
+    const uint32_t service_slot = service_->spec().slot;
+    unsigned i = 0;
+    const unsigned count = static_cast<unsigned>(received);
+    while (i < count) {
+      const msghdr& m = b.in[i].msg_hdr;
+      if ((m.msg_flags & MSG_TRUNC) != 0) {
+        worker_.counters().add_udp_service(service_slot, kDatagramsDropped, 1);
+        i++;
+        continue;
+      }
+      SocketAddress local = service_->spec().listen;
+      if (wildcard) read_packet_destination(m, listen_port_, &local);
+      const FlowKey key = make_flow_key(b.names[i], local.storage);
+      const uint64_t hash = hash_five_tuple(b.names[i], local.storage, IPPROTO_UDP);
+      // The run of datagrams of the same flow in this batch goes out in one sendmmsg.
+      unsigned end = i + 1;
+      while (end < count && (b.in[end].msg_hdr.msg_flags & MSG_TRUNC) == 0) {
+        SocketAddress next_local = service_->spec().listen;
+        if (wildcard) read_packet_destination(b.in[end].msg_hdr, listen_port_, &next_local);
+        if (!same_address(next_local, local) || !(make_flow_key(b.names[end], next_local.storage) == key)) break;
+        end++;
+      }
+      UdpFlow* flow = flow_for(b.names[i], local, key, hash);
+      if (flow == nullptr) {
+        worker_.counters().add_udp_service(service_slot, kDatagramsDropped, end - i);
+      } else {
+        for (unsigned k = i; k < end; k++) {
+          b.out_iov[k].iov_len = b.in[k].msg_len;
+          msghdr& out = b.out[k].msg_hdr;
+          out = msghdr{};
+          out.msg_iov = &b.out_iov[k];
+          out.msg_iovlen = 1;
+        }
+        forward_to_backend(flow, i, end - i);
+      }
+      i = end;
+    }
+    if (count < UdpBatch::kSize) return;  // drained
+  }
+}
+
+UdpFlow* UdpRelay::flow_for(const sockaddr_storage& client, const SocketAddress& local, const FlowKey& key,
+                            uint64_t hash) {
+  UdpFlow* flow = table_.find(key, hash);
+  if (flow == nullptr) return create_flow(client, local, key, hash);
+  return ensure_backend(flow) ? flow : nullptr;
+}
+
+UdpFlow* UdpRelay::create_flow(const sockaddr_storage& client, const SocketAddress& local, const FlowKey& key,
+                               uint64_t hash) {
+  const ServiceSpec& spec = service_->spec();
+  std::atomic<int32_t>& flows = service_->shared().udp_flows;
+  // Take a place first, so max_flows holds across workers; when none is
+  // left, make one by evicting this table's longest idle flow (the kernel
+  // keeps each client on one worker, so each worker evicts its own).
+  bool placed = false;
+  for (int attempt = 0; attempt < 2 && !placed; attempt++) {
+    if (flows.fetch_add(1, std::memory_order_relaxed) < static_cast<int32_t>(spec.udp.max_flows)) {
+      placed = true;
+      break;
+    }
+    flows.fetch_sub(1, std::memory_order_relaxed);
+    UdpFlow* victim = table_.longest_idle();
+    if (victim == nullptr) break;
+    close_flow(victim, kFlowsEvicted);
+  }
+  if (!placed) {
+    worker_.counters().add_service(spec.slot, kFailed, 1);
+    return nullptr;
+  }
+  auto* flow = new UdpFlow(this, key, hash);
+  flow->client.storage = client;
+  flow->client.length = client.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  flow->local = local;
+  flow->service = service_;
+  if (!assign_backend(flow, -1)) {
+    flows.fetch_sub(1, std::memory_order_relaxed);
+    worker_.counters().add_service(spec.slot, kFailed, 1);
+    delete flow;
+    return nullptr;
+  }
+  table_.insert(flow);
+  worker_.counters().add_service(spec.slot, kAccepted, 1);
+  worker_.counters().add_service(spec.slot, kActive, 1);
+  flow->last_active_ms = worker_.now_ms();
+  worker_.timers().arm(flow, worker_.now_ms(), spec.idle_timeout_ms);
+  return flow;
+}
+
+bool UdpRelay::ensure_backend(UdpFlow* flow) {
+  if (flow->service != service_) {
+    // A reload: keep the backend if the new definition still has its slot.
+    int kept = -1;
+    const auto& backends = service_->spec().backends;
+    for (size_t i = 0; i < backends.size(); i++) {
+      if (backends[i].slot == flow->backend_slot) kept = static_cast<int>(i);
+    }
+    if (kept < 0 || flow->fd < 0) {
+      release_backend(flow);  // through the snapshot it was picked from
+    } else {
+      flow->backend_index = kept;
+    }
+    flow->service = service_;
+  }
+  const BackendTable& table = service_->backend_table();
+  if (flow->fd >= 0 && !flow->refused && table.state(flow->backend_slot) != BackendState::kDown) return true;
+  // Moves: down (health checks), refused (ICMP) or gone. A drained or
+  // maintained backend keeps its flows, as TCP keeps its connections.
+  const int exclude = flow->refused ? flow->backend_index : -1;
+  const bool had_backend = flow->fd >= 0;
+  release_backend(flow);
+  if (!assign_backend(flow, exclude)) {
+    worker_.counters().add_service(service_->spec().slot, kFailed, 1);
+    close_flow(flow, kUdpCounterCount);
+    return false;
+  }
+  if (had_backend || exclude >= 0) worker_.counters().add_udp_service(service_->spec().slot, kFlowsMoved, 1);
+  return true;
+}
+
+bool UdpRelay::assign_backend(UdpFlow* flow, int exclude) {
+  const Service& service = *flow->service;
+  ClientKey client_key;
+  if (service.needs_client_key()) {
+    client_key.flow_hash = flow->hash;
+    client_key.source_hash = hash_source(flow->client.storage);
+  }
+  const uint32_t tried = exclude >= 0 ? static_cast<uint32_t>(exclude) : 0;
+  const int index = service.pick(client_key, &tried, exclude >= 0 ? 1 : 0, worker_.now_ms());
+  if (index < 0) return false;  // none up, or all at max_connections
+  const BackendSpec& backend = service.backend(index);
+  int fd = open_udp_upstream(backend.address);
+  if (fd >= 0) {
+    const int watched = worker_.watch(fd, &flow->handle, EPOLLIN);
+    if (watched < 0) {
+      close(fd);
+      fd = watched;
+    }
+  }
+  if (fd < 0) {
+    // EMFILE/ENFILE/ENOMEM: no socket for this flow now; its next datagram
+    // tries again. Counted against the service (flow not created).
+    service.release(index);
+    return false;
+  }
+  flow->fd = fd;
+  flow->backend_index = index;
+  flow->backend_slot = backend.slot;
+  flow->refused = false;
+  worker_.counters().add_backend(backend.slot, kAccepted, 1);
+  worker_.counters().add_backend(backend.slot, kActive, 1);
+  return true;
+}
+
+void UdpRelay::release_backend(UdpFlow* flow) {
+  if (flow->fd < 0) return;
+  close(flow->fd);  // also leaves epoll
+  flow->fd = -1;
+  flow->service->release(flow->backend_index);
+  worker_.counters().add_backend(flow->backend_slot, kActive, -1);
+  flow->backend_index = -1;
+}
+
+void UdpRelay::forward_to_backend(UdpFlow* flow, unsigned first, unsigned count) {
+  UdpBatch& b = set_.batch();
+  const uint32_t service_slot = flow->service->spec().slot;
+  unsigned done = 0;
+  bool moved = false;
+  while (done < count) {
+    const int sent = sendmmsg(flow->fd, b.out + first + done, count - done, MSG_DONTWAIT);
+    if (sent > 0) {
+      uint64_t bytes = 0;
+      for (unsigned k = first + done; k < first + done + static_cast<unsigned>(sent); k++) bytes += b.out_iov[k].iov_len;
+      worker_.counters().add_udp_service(service_slot, kDatagramsIn, sent);
+      worker_.counters().add_udp_backend(flow->backend_slot, kDatagramsIn, sent);
+      worker_.counters().add_service(service_slot, kBytesIn, static_cast<int64_t>(bytes));
+      worker_.counters().add_backend(flow->backend_slot, kBytesIn, static_cast<int64_t>(bytes));
+      done += static_cast<unsigned>(sent);
+      continue;
+    }
+    const int error = errno;
+    if (error == EINTR) continue;
+    if (error == ECONNREFUSED && !moved) {
+      // An ICMP port unreachable for an earlier datagram, reported on this
+      // send: the backend is not listening. Move now and resend, once.
+      report_refused(flow);
+      moved = true;
+      if (ensure_backend(flow)) continue;
+      worker_.counters().add_udp_service(service_slot, kDatagramsDropped, count - done);
+      return;  // the flow is closed
+    }
+    // EAGAIN/ENOBUFS: the socket buffer is full (UDP drops rather than waits);
+    // other errors (ENETUNREACH, EHOSTUNREACH, EPERM): this backend cannot be
+    // reached now. Either way these datagrams are lost, as on the wire.
+    if (error != EAGAIN && error != EWOULDBLOCK && error != ENOBUFS) {
+      worker_.counters().add_backend(flow->backend_slot, kFailed, 1);
+    }
+    worker_.counters().add_udp_service(service_slot, kDatagramsDropped, count - done);
+    break;
+  }
+  touch(flow);
+}
+
+void UdpRelay::report_refused(UdpFlow* flow) {
+  flow->refused = true;
+  worker_.counters().add_backend(flow->backend_slot, kFailed, 1);
+  // The event TCP connect failures use, so passive health sees both alike.
+  worker_.emit(Event{EventType::kConnectFailed, worker_.index(), flow->service->spec().slot, flow->backend_slot,
+                     ECONNREFUSED});
+}
+
+void UdpRelay::on_upstream(UdpFlow* flow) {
+  if (flow->fd < 0 || fd_ < 0) return;  // closed earlier in this batch
+  UdpBatch& b = set_.batch();
+  for (unsigned i = 0; i < UdpBatch::kSize; i++) {
+    msghdr& m = b.in[i].msg_hdr;
+    m = msghdr{};
+    m.msg_iov = &b.in_iov[i];
+    m.msg_iovlen = 1;
+  }
+  const int received = recvmmsg(flow->fd, b.in, UdpBatch::kSize, MSG_DONTWAIT, nullptr);
+  if (received < 0) {
+    const int error = errno;
+    if (error == ECONNREFUSED) {
+      if (!flow->refused) report_refused(flow);
+    } else if (error != EAGAIN && error != EWOULDBLOCK && error != EINTR) {
+      // EHOSTUNREACH, ENETUNREACH (ICMP): another answer of a backend that cannot be reached.
+      worker_.counters().add_backend(flow->backend_slot, kFailed, 1);
+      flow->refused = true;
+    }
+    return;
+  }
+  const ServiceSpec& spec = flow->service->spec();
+  const uint32_t limit = spec.udp.responses;
+  const unsigned count = static_cast<unsigned>(received);
+  unsigned forward = 0;
+  unsigned dropped = 0;
+  for (unsigned i = 0; i < count; i++) {
+    const bool over = limit != 0 && flow->responses + forward >= limit;
+    if ((b.in[i].msg_hdr.msg_flags & MSG_TRUNC) != 0 || over) {
+      dropped++;
+      continue;
+    }
+    // Compact: the k-th forwarded datagram is described by out[k].
+    const unsigned k = forward++;
+    b.out_iov[k] = iovec{b.slot(i), b.in[i].msg_len};
+    msghdr& out = b.out[k].msg_hdr;
+    out = msghdr{};
+    out.msg_name = &flow->client.storage;
+    out.msg_namelen = flow->client.length;
+    out.msg_iov = &b.out_iov[k];
+    out.msg_iovlen = 1;
+    if (wildcard_) {
+      out.msg_control = b.out_control[k];
+      out.msg_controllen = write_packet_source(flow->local, b.out_control[k]);
+    }
+  }
+  unsigned done = 0;
+  while (done < forward) {
+    const int sent = sendmmsg(fd_, b.out + done, forward - done, MSG_DONTWAIT);
+    if (sent > 0) {
+      done += static_cast<unsigned>(sent);
+      continue;
+    }
+    if (errno == EINTR) continue;
+    break;  // EAGAIN/ENOBUFS: the client side's buffer is full; the rest is lost
+  }
+  uint64_t bytes = 0;
+  for (unsigned k = 0; k < done; k++) bytes += b.out_iov[k].iov_len;
+  dropped += forward - done;
+  WorkerCounters& counters = worker_.counters();
+  counters.add_udp_service(spec.slot, kDatagramsOut, done);
+  counters.add_udp_backend(flow->backend_slot, kDatagramsOut, done);
+  counters.add_service(spec.slot, kBytesOut, static_cast<int64_t>(bytes));
+  counters.add_backend(flow->backend_slot, kBytesOut, static_cast<int64_t>(bytes));
+  if (dropped != 0) counters.add_udp_service(spec.slot, kDatagramsDropped, dropped);
+  flow->responses += forward;
+  if (limit != 0 && flow->responses >= limit) {
+    close_flow(flow, kFlowsCompleted);
+    return;
+  }
+  touch(flow);
+}
+
+void UdpRelay::touch(UdpFlow* flow) {
+  const uint64_t now = worker_.now_ms();
+  // Re-armed at most once per millisecond tick, as TCP connections are.
+  if (flow->last_active_ms == now && flow->armed()) return;
+  table_.touch(flow, now);
+  worker_.timers().arm(flow, now, service_->spec().idle_timeout_ms);
+}
+
+void UdpRelay::on_flow_idle(UdpFlow* flow, uint64_t) { close_flow(flow, kFlowsExpired); }
+
+void UdpRelay::close_flow(UdpFlow* flow, UdpCounter reason) {
+  const uint32_t service_slot = flow->service->spec().slot;
+  worker_.timers().cancel(flow);
+  table_.remove(flow);
+  release_backend(flow);
+  flow->service->shared().udp_flows.fetch_sub(1, std::memory_order_relaxed);
+  worker_.counters().add_service(service_slot, kActive, -1);
+  if (reason != kUdpCounterCount) worker_.counters().add_udp_service(service_slot, reason, 1);
+  set_.retire(flow);
+}
+
+void UdpRelay::close_backend(uint32_t slot) {
+  std::vector<UdpFlow*> doomed;
+  for (UdpFlow* flow = table_.longest_idle(); flow != nullptr; flow = table_.newer(flow)) {
+    if (flow->fd >= 0 && flow->backend_slot == slot) doomed.push_back(flow);
+  }
+  for (UdpFlow* flow : doomed) close_flow(flow, kUdpCounterCount);
+}
+
+void UdpRelay::close_all() {
+  while (UdpFlow* flow = table_.longest_idle()) close_flow(flow, kUdpCounterCount);
+  if (fd_ >= 0) close(fd_);  // also leaves epoll
+  fd_ = -1;
+}
+
+// ------------------------------------------------------------- UdpRelaySet
+
+UdpRelaySet::UdpRelaySet(Worker& worker) : worker_(worker) {}
+
+UdpRelaySet::~UdpRelaySet() {
+  close_all();
+  free_retired();
+}
+
+UdpBatch& UdpRelaySet::batch() { return *batch_; }
+
+void UdpRelaySet::replace(std::vector<ListenerBinding> bindings) {
+  std::vector<std::unique_ptr<UdpRelay>> next;
+  for (ListenerBinding& binding : bindings) {
+    auto kept = std::find_if(relays_.begin(), relays_.end(), [&](const auto& r) { return r && r->fd() == binding.fd; });
+    if (kept != relays_.end()) {
+      (*kept)->set_service(std::move(binding.service));
+      next.push_back(std::move(*kept));
+      continue;
+    }
+    if (!batch_) batch_ = std::make_unique<UdpBatch>();
+    const uint32_t service_slot = binding.service->spec().slot;
+    auto relay = std::make_unique<UdpRelay>(*this, binding.fd, std::move(binding.service));
+    // Level-triggered: a relay stops after a few batches and is called again.
+    if (worker_.watch(relay->fd(), relay->handle(), EPOLLIN) < 0) {
+      worker_.emit(Event{EventType::kListenerError, worker_.index(), service_slot, kNoSlot, errno});
+    }
+    next.push_back(std::move(relay));
+  }
+  for (auto& old : relays_) {
+    if (!old) continue;
+    old->close_all();
+    retired_relays_.push_back(std::move(old));
+  }
+  relays_ = std::move(next);
+}
+
+void UdpRelaySet::on_io(const IoHandle* handle, uint32_t) {
+  if (handle->kind == IoHandle::Kind::kUdpListener) {
+    static_cast<UdpRelay*>(handle->owner)->on_readable();
+    return;
+  }
+  auto* flow = static_cast<UdpFlow*>(handle->owner);
+  if (flow->fd < 0) return;  // closed earlier in this batch
+  static_cast<UdpRelay*>(flow->owner())->on_upstream(flow);
+}
+
+void UdpRelaySet::close_backend(uint32_t slot) {
+  for (auto& relay : relays_) relay->close_backend(slot);
+}
+
+void UdpRelaySet::close_all() {
+  for (auto& relay : relays_) relay->close_all();
+  for (auto& relay : relays_) retired_relays_.push_back(std::move(relay));
+  relays_.clear();
+}
+
+void UdpRelaySet::free_retired() {
+  for (UdpFlow* flow : retired_flows_) delete flow;
+  retired_flows_.clear();
+  retired_relays_.clear();
+}
+
+}  // namespace fulcrum

@@ -1,0 +1,155 @@
+// The UDP data plane of one worker. Each UDP listen address has, on every
+// worker, its own SO_REUSEPORT socket (the kernel hashes a client's 4-tuple to
+// one of them, so a flow stays on one worker) and a UdpRelay around it:
+//
+//   client --datagram--> listener --recvmmsg--> flow table (5-tuple)
+//        new flow: Service::pick (maglev on the 5-tuple by default), a
+//        connected upstream socket to the backend, an idle timer
+//   backend --reply--> upstream socket --recvmmsg--> sendmmsg from the
+//        listener, with IP_PKTINFO naming the address the client sent to
+//        (on a wildcard listener), so the client sees the reply come from
+//        where it sent.
+//
+// Life of a flow:
+//
+//   event                                  | what happens
+//   ---------------------------------------+---------------------------------------
+//   first datagram of a 5-tuple            | created (max_flows reached: the longest
+//                                          | idle flow of this table is evicted first)
+//   datagram, backend down, refused (ICMP) | moved: a new backend is picked and a new
+//   or removed by a reload                 | upstream socket connected, then forwarded
+//   ICMP port unreachable (ECONNREFUSED)   | connect_failed event for the backend
+//                                          | (passive health); moves on its next datagram
+//   the `udp.responses`-th reply           | completed: closed
+//   nothing either way for timeouts.idle   | expired: closed
+//   drained backend's time is up, reload   | closed
+//   removes the service, engine stop       |
+//
+// Worker thread only, except take_udp_bindings (also worker thread).
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "io_handle.h"
+#include "service.h"
+#include "udp_flow_table.h"
+#include "udp_socket.h"
+
+namespace fulcrum {
+
+class Worker;
+class UdpRelaySet;
+struct ListenerBinding;
+
+// Moves the protocol: udp bindings out of `bindings` and returns them.
+std::vector<ListenerBinding> take_udp_bindings(std::vector<ListenerBinding>& bindings);
+
+// Datagram buffers, one set per worker, used by one relay call at a time:
+// each call receives a batch and has sent (or dropped) all of it before it
+// returns, so nothing is held between calls.
+struct UdpBatch {
+  static constexpr unsigned kSize = 32;
+  // 65,535 bytes: the largest UDP payload (65,507 over IPv4, 65,527 over
+  // IPv6) plus room to see MSG_TRUNC rather than lose bytes silently.
+  static constexpr size_t kSlotBytes = 65536;
+
+  UdpBatch();
+  uint8_t* slot(unsigned i) { return data.get() + static_cast<size_t>(i) * kSlotBytes; }
+
+  std::unique_ptr<uint8_t[]> data;
+  mmsghdr in[kSize];    // what recvmmsg fills
+  iovec in_iov[kSize];  // full slots
+  sockaddr_storage names[kSize];
+  alignas(cmsghdr) uint8_t in_control[kSize][kPacketInfoControlBytes];
+  mmsghdr out[kSize];     // what sendmmsg sends: the received bytes, to their next hop
+  iovec out_iov[kSize];
+  alignas(cmsghdr) uint8_t out_control[kSize][kPacketInfoControlBytes];
+};
+
+class UdpRelay final : public UdpFlowOwner {
+ public:
+  // Takes ownership of fd (bound by Engine::apply).
+  UdpRelay(UdpRelaySet& set, int fd, std::shared_ptr<const Service> service);
+  ~UdpRelay() override;
+  UdpRelay(const UdpRelay&) = delete;
+  UdpRelay& operator=(const UdpRelay&) = delete;
+
+  int fd() const { return fd_; }
+  IoHandle* handle() { return &handle_; }
+  // A reload kept this address: new flows get the new definition; a flow
+  // adopts it on its next datagram (moving if its backend is gone).
+  void set_service(std::shared_ptr<const Service> service) { service_ = std::move(service); }
+  // Client datagrams are waiting on the listener.
+  void on_readable();
+  // Replies (or an error) are waiting on a flow's upstream socket.
+  void on_upstream(UdpFlow* flow);
+  // Closes the flows to the backend in `slot` (a drained backend's time is up).
+  void close_backend(uint32_t slot);
+  // Closes every flow and the listener (reload removed it, engine stop).
+  void close_all();
+
+  void on_flow_idle(UdpFlow* flow, uint64_t now_ms) override;
+
+ private:
+  // The flow for a datagram from client to local, created if new. nullptr
+  // when none can be had (counted).
+  UdpFlow* flow_for(const sockaddr_storage& client, const SocketAddress& local, const FlowKey& key, uint64_t hash);
+  UdpFlow* create_flow(const sockaddr_storage& client, const SocketAddress& local, const FlowKey& key, uint64_t hash);
+  // Makes sure the flow has a usable backend: adopts a reloaded service,
+  // moves off a backend that is down, refused or gone. False if none is left
+  // (the flow is then closed).
+  bool ensure_backend(UdpFlow* flow);
+  // Picks a backend (not `exclude`, when another is available) and connects
+  // an upstream socket to it. False when there is none or no socket.
+  bool assign_backend(UdpFlow* flow, int exclude);
+  void release_backend(UdpFlow* flow);
+  // Sends out[first, first+count) on the flow's upstream socket; moves the
+  // flow once if the backend turns out to refuse.
+  void forward_to_backend(UdpFlow* flow, unsigned first, unsigned count);
+  void report_refused(UdpFlow* flow);
+  void touch(UdpFlow* flow);
+  // reason: the counter that says why (kUdpCounterCount for none).
+  void close_flow(UdpFlow* flow, UdpCounter reason);
+
+  UdpRelaySet& set_;
+  Worker& worker_;
+  IoHandle handle_;
+  int fd_;
+  bool wildcard_;
+  int listen_port_;
+  std::shared_ptr<const Service> service_;
+  UdpFlowTable table_;
+};
+
+// Every UDP relay of one worker, and the buffers they share.
+class UdpRelaySet {
+ public:
+  explicit UdpRelaySet(Worker& worker);
+  ~UdpRelaySet();
+
+  Worker& worker() { return worker_; }
+  UdpBatch& batch();
+  // A new snapshot's UDP listeners: keeps relays whose fd is listed, creates
+  // the new ones, closes the rest.
+  void replace(std::vector<ListenerBinding> bindings);
+  void on_io(const IoHandle* handle, uint32_t events);
+  void close_backend(uint32_t slot);
+  void close_all();
+  // A closed flow may still be named by an event later in the current
+  // batch: it is freed by free_retired() after the batch.
+  void retire(UdpFlow* flow) { retired_flows_.push_back(flow); }
+  void free_retired();
+
+ private:
+  Worker& worker_;
+  std::unique_ptr<UdpBatch> batch_;  // allocated with the first relay (about 4 MiB)
+  std::vector<std::unique_ptr<UdpRelay>> relays_;
+  std::vector<std::unique_ptr<UdpRelay>> retired_relays_;
+  std::vector<UdpFlow*> retired_flows_;
+};
+
+}  // namespace fulcrum
