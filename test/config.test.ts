@@ -25,7 +25,7 @@ const FIXTURES = join(ROOT, 'test/fixtures/configs');
 const BAD_FIXTURES: Record<string, string[]> = {
   'bad-unknown-key.yaml': [
     '3:5: missing required key "listen" in service',
-    '4:5: unknown key "listn" in service; did you mean "listen"? expected one of: name, protocol, listen, balance, hash_key, maglev_table_size, backends, timeouts, retries, slow_start, queue, sticky, drain_timeout',
+    '4:5: unknown key "listn" in service; did you mean "listen"? expected one of: name, protocol, listen, balance, hash_key, maglev_table_size, backends, timeouts, retries, slow_start, queue, sticky, drain_timeout, max_flows, udp',
     '7:9: unknown key "wieght" in backend; did you mean "weight"? expected one of: address, weight, backup, max_connections, slow_start',
   ],
   'bad-wrong-type.yaml': [
@@ -60,8 +60,7 @@ const BAD_FIXTURES: Record<string, string[]> = {
   ],
   'bad-balance.yaml': ['4:14: unknown balance "leastcon"; expected one of: roundrobin, weighted, leastconn, random, source, maglev, least_time, least_bandwidth, first'],
   'bad-protocol.yaml': [
-    '3:15: protocol "udp" is not supported yet; expected tcp',
-    '8:15: unknown protocol "sctp"; expected tcp',
+    '8:15: unknown protocol "sctp"; expected one of: tcp, udp',
   ],
   'bad-missing-key.yaml': [
     '2:5: missing required key "listen" in service',
@@ -113,6 +112,18 @@ const BAD_FIXTURES: Record<string, string[]> = {
     '11:13: sticky.size: expected an integer from 1 to 16777216, got 0',
     '16:13: sticky: expected a mapping, got true',
   ],
+  'bad-udp.yaml': [
+    '5:5: retries does not apply to protocol: udp (a flow whose backend fails moves to another one on its next datagram)',
+    '6:16: timeouts.connect does not apply to protocol: udp (UDP has no connect handshake)',
+    '7:5: queue does not apply to protocol: udp (datagrams are never held waiting for a backend; they are dropped and counted)',
+    '13:14: balance: least_time ranks backends by TCP connect time and does not apply to protocol: udp',
+    '14:16: max_flows: expected an integer from 1 to 16777216, got 0',
+    '15:22: udp.responses: expected an integer from 0 to 1000000, got -1',
+    '15:26: unknown key "reply" in udp; expected one of: responses',
+    '20:5: max_flows applies only to protocol: udp (this service has protocol: tcp)',
+    '21:5: udp applies only to protocol: udp (this service has protocol: tcp)',
+    '26:13: listen address 0.0.0.0:27015 overlaps 127.0.0.1:27015 of service "game" at line 4 (0.0.0.0:27015 takes port 27015 on every address)',
+  ],
   'bad-slow-start.yaml': [
     '4:17: slow_start "2h" is too long: expected at most 1h',
     '5:20: bad duration 0 for drain_timeout: must be greater than 0',
@@ -126,7 +137,7 @@ const BAD_FIXTURES: Record<string, string[]> = {
     '9:13: duplicate listen address 127.0.0.1:6432 (also used by service "pg" at line 6)',
     '10:14: unknown balance "fastest"; expected one of: roundrobin, weighted, leastconn, random, source, maglev, least_time, least_bandwidth, first',
     '13:17: weight: expected an integer from 0 to 256, got 1000',
-    '14:5: unknown key "timeout" in service; did you mean "timeouts"? expected one of: name, protocol, listen, balance, hash_key, maglev_table_size, backends, timeouts, retries, slow_start, queue, sticky, drain_timeout',
+    '14:5: unknown key "timeout" in service; did you mean "timeouts"? expected one of: name, protocol, listen, balance, hash_key, maglev_table_size, backends, timeouts, retries, slow_start, queue, sticky, drain_timeout, max_flows, udp',
   ],
 };
 
@@ -152,6 +163,7 @@ function service(fields: Partial<ServiceConfig> & Pick<ServiceConfig, 'name' | '
     queue: { size: 1024, timeoutMs: fields.timeouts?.connectMs ?? 2000 },
     sticky: undefined,
     drainTimeoutMs: 30_000,
+    udp: { maxFlows: 16_384, responses: 0 },
     ...fields,
   };
 }
@@ -226,6 +238,31 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
         queue: { size: 1_000_000, timeoutMs: 3000 },
         sticky: { key: 'source', timeoutMs: 1_800_000, size: 65_536 },
         drainTimeoutMs: 45_000,
+      }),
+    ],
+  },
+  'good-udp.yaml': {
+    workers: availableParallelism(),
+    drainTimeoutMs: 30_000,
+    log: { level: 'info' },
+    services: [
+      service({
+        name: 'game',
+        protocol: 'udp',
+        listen: v4('0.0.0.0', 27015),
+        balance: 'maglev',
+        timeouts: { connectMs: 2000, idleMs: 30_000 },
+        backends: [backend(v4('10.0.0.1', 27015)), backend(v4('10.0.0.2', 27015))],
+      }),
+      service({ name: 'game-tcp', listen: v4('0.0.0.0', 27015), backends: [backend(v4('10.0.0.1', 27015))] }),
+      service({
+        name: 'dns',
+        protocol: 'udp',
+        listen: v4('127.0.0.1', 53),
+        balance: 'random',
+        timeouts: { connectMs: 2000, idleMs: 2000 },
+        udp: { maxFlows: 100_000, responses: 1 },
+        backends: [backend(v4('10.0.0.3', 53), { maxConnections: 5000 })],
       }),
     ],
   },

@@ -4,8 +4,11 @@
 // eviction, backends going down or refusing (ICMP), request/response mode.
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { delay, HOST, runBounded, waitUntil } from './helpers/traffic.js';
-import { startUdpBackend, startUdpService, udpClient, type UdpClient } from './helpers/udp.js';
+import { parseConfig } from '../src/config/load.js';
+import { freePort, startBackend } from './helpers/backends.js';
+import { startEngine } from './helpers/engine.js';
+import { delay, HOST, openConn, pingEcho, runBounded, waitUntil } from './helpers/traffic.js';
+import { startUdpBackend, startUdpService, udpClient, udpServiceYaml, type UdpClient } from './helpers/udp.js';
 
 /** The backend port an `id` backend wrote in front of its reply ("<port>|..."). */
 function answeredBy(data: Buffer): number {
@@ -217,4 +220,74 @@ t.test('request/response with responses: 2 forwards two replies, then closes', a
   t.equal(client.received.length, 2, 'two replies, the third not forwarded');
   await waitUntil('the flow to complete', () => service().udp?.flowsCompleted === 1);
   t.equal(service().udp?.flowsActive, 0, 'closed');
+});
+
+t.test('a udp and a tcp service share a port number', async (t) => {
+  const udpBackend = await startUdpBackend(t, 'echo');
+  const tcpBackend = await startBackend(t, 'echo');
+  const { engine, events } = startEngine(t);
+  let port = 0;
+  for (let attempt = 0; ; attempt++) {
+    port = await freePort();
+    const yaml = [
+      'services:',
+      '  - name: game',
+      '    protocol: udp',
+      `    listen: ${HOST}:${port}`,
+      '    backends:',
+      `      - address: ${udpBackend.address}`,
+      '  - name: rcon',
+      `    listen: ${HOST}:${port}`,
+      '    backends:',
+      `      - address: ${tcpBackend.address}`,
+      '',
+    ].join('\n');
+    try {
+      engine.apply(parseConfig(yaml, 'shared-port.yaml'));
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 4) throw err;
+    }
+  }
+  await engine.whenApplied();
+  const client = await udpClient(t);
+  t.equal((await client.request('over udp', port)).data.toString(), 'over udp', 'udp reaches its backend');
+  const conn = await openConn(t, port);
+  await pingEcho(conn, 'over tcp\n');
+  t.pass('tcp reaches its backend on the same port');
+  const stats = engine.stats().services;
+  t.equal(stats.find((s) => s.name === 'game')?.protocol, 'udp');
+  t.equal(stats.find((s) => s.name === 'rcon')?.accepted, 1, 'one tcp connection');
+  t.same(events.filter((e) => e.type === 'listener_error'), [], 'no listener errors');
+});
+
+t.test('reload: flows keep a backend that stays and move off one that was removed', async (t) => {
+  const backends = await Promise.all([startUdpBackend(t, 'id'), startUdpBackend(t, 'id')]);
+  const { engine, port, service } = await startUdpService(t, { backends: backends.map((b) => b.port) });
+  const clients = await Promise.all(Array.from({ length: 30 }, () => udpClient(t)));
+  const first = new Map<UdpClient, number>();
+  for (const client of clients) first.set(client, answeredBy((await client.request('one', port)).data));
+  const removed = backends[0]!;
+  const kept = backends[1]!;
+  const onRemoved = clients.filter((c) => first.get(c) === removed.port).length;
+  // The same service without the first backend.
+  engine.apply(parseConfig(udpServiceYaml(port, { backends: [kept.port] }, 2), 'reload.yaml'));
+  await engine.whenApplied();
+  for (const client of clients) {
+    t.equal(answeredBy((await client.request('two', port)).data), kept.port, 'every flow is on the backend that stayed');
+  }
+  const stats = service();
+  t.equal(stats.udp?.flowsMoved, onRemoved, 'only the removed backend\'s flows moved');
+  t.equal(stats.udp?.flowsCreated, clients.length, 'no flow was recreated: the listener and its table stayed');
+});
+
+t.test('a drained backend\'s flows are closed when its drain timeout passes', async (t) => {
+  const backend = await startUdpBackend(t, 'echo');
+  const { engine, port, service } = await startUdpService(t, { backends: [backend.port], keys: ['drain_timeout: 200ms'] });
+  const clients = await Promise.all(Array.from({ length: 5 }, () => udpClient(t)));
+  for (const client of clients) await client.request('hello', port);
+  engine.setBackendState('game', backend.address, 'drain');
+  t.equal(service().udp?.flowsActive, 5, 'drain keeps open flows at first');
+  await waitUntil('drained flows to close', () => service().udp?.flowsActive === 0, 3_000);
+  t.equal(service().backends[0]!.active, 0, 'the backend has none');
 });

@@ -172,6 +172,7 @@ UdpFlow* UdpRelay::create_flow(const sockaddr_storage& client, const SocketAddre
 }
 
 bool UdpRelay::ensure_backend(UdpFlow* flow) {
+  const bool had_backend = flow->fd >= 0;
   if (flow->service != service_) {
     // A reload: keep the backend if the new definition still has its slot.
     int kept = -1;
@@ -191,14 +192,13 @@ bool UdpRelay::ensure_backend(UdpFlow* flow) {
   // Moves: down (health checks), refused (ICMP) or gone. A drained or
   // maintained backend keeps its flows, as TCP keeps its connections.
   const int exclude = flow->refused ? flow->backend_index : -1;
-  const bool had_backend = flow->fd >= 0;
   release_backend(flow);
   if (!assign_backend(flow, exclude)) {
     worker_.counters().add_service(service_->spec().slot, kFailed, 1);
     close_flow(flow, kUdpCounterCount);
     return false;
   }
-  if (had_backend || exclude >= 0) worker_.counters().add_udp_service(service_->spec().slot, kFlowsMoved, 1);
+  if (had_backend) worker_.counters().add_udp_service(service_->spec().slot, kFlowsMoved, 1);
   return true;
 }
 
