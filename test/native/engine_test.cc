@@ -22,6 +22,7 @@
 
 // Shared with picker_test.cc.
 void run_picker_tests();
+void run_udp_flow_table_tests();
 int passed = 0;
 int failed = 0;
 
@@ -218,6 +219,7 @@ void test_engine_apply() {
 int main() {
   test_smooth_weighted_cycle();
   run_picker_tests();
+  run_udp_flow_table_tests();
   test_timer_queue();
   test_addresses();
   test_engine_apply();
