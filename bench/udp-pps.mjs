@@ -1,0 +1,416 @@
+#!/usr/bin/env node
+// UDP packet rate: F flows (one connected client socket each) send 64-byte
+// datagrams to a UDP echo server and count the echoes — straight to the
+// server (direct), through Fulcrum (protocol: udp, maglev on the 5-tuple)
+// and through nginx's stream module (UDP, hash on the client address and
+// port) when nginx and libnginx-mod-stream are installed. Two loads, both in
+// every round: as fast as the client sends (delivered datagrams/s is what
+// comes back) and a fixed 50,000 datagrams/s (loss must be 0). Targets are
+// interleaved round by round with the order rotated.
+//
+//   node bench/udp-pps.mjs [--duration 5] [--rounds 5] [--flows 8] [--rate 50000]
+//        [--backends 2] [--targets direct,fulcrum,nginx] [--quick] [--write]
+//
+// The load generator and echo server are small C programs (bench/tools/
+// udpflood.c, udp-echo.c), built with `cc` into bench/.build/ on first use.
+
+import { parseArgs } from 'node:util';
+import { execFileSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { installCleanup, onInterrupt, runCommand, startProcess, stopProcess, which, firstLine, sleep } from './lib/proc.mjs';
+import { cpuSnapshot, cpuDelta } from './lib/cpu.mjs';
+import { summarize, ratio, fixed, median } from './lib/stats.mjs';
+import { markdownTable } from './lib/table.mjs';
+import { writeSection, RESULTS_FILE } from './lib/results.mjs';
+import { machineInfo, commandLine } from './lib/machine.mjs';
+import { REPO_ROOT, fulcrumVersion, outputTail } from './lib/proxies.mjs';
+
+const SECTION = 'udp-pps';
+const ALL_TARGETS = ['direct', 'fulcrum', 'nginx'];
+const PROXY_THREADS = 2;
+const PAYLOAD = 64;
+const TOOLS = join(REPO_ROOT, 'bench', 'tools');
+const BUILD = join(REPO_ROOT, 'bench', '.build');
+const CFLAGS = ['-std=c17', '-O2', '-Wall', '-Wextra', '-pthread'];
+const NGINX_STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
+/** Targets: Fulcrum delivers ≥ 2.5× nginx's datagrams/s at full speed; no loss at the fixed rate. */
+const TARGET_RATIO = 2.5;
+
+const log = (line = '') => process.stdout.write(`${line}\n`);
+const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      duration: { type: 'string' },
+      rounds: { type: 'string' },
+      flows: { type: 'string', default: '8' },
+      rate: { type: 'string', default: '50000' },
+      backends: { type: 'string', default: '2' },
+      targets: { type: 'string', default: ALL_TARGETS.join(',') },
+      quick: { type: 'boolean', default: false },
+      write: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const int = (name, text, lo, hi) => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < lo || n > hi) throw new Error(`--${name}: expected an integer ${lo}..${hi}, got '${text}'`);
+    return n;
+  };
+  const asked = values.targets.split(',').map((s) => s.trim());
+  for (const t of asked) if (!ALL_TARGETS.includes(t)) throw new Error(`--targets: expected some of ${ALL_TARGETS.join(',')}, got '${t}'`);
+  return {
+    duration: int('duration', values.duration ?? (values.quick ? '2' : '5'), 1, 600),
+    rounds: int('rounds', values.rounds ?? (values.quick ? '1' : '5'), 1, 100),
+    flows: int('flows', values.flows, 1, 1024),
+    rate: int('rate', values.rate, 1, 10_000_000),
+    backends: int('backends', values.backends, 1, 16),
+    targets: ALL_TARGETS.filter((t) => asked.includes(t)),
+    quick: values.quick,
+    write: values.write,
+  };
+}
+
+/** Compile bench/tools/NAME.c into bench/.build/NAME when the binary is missing or older than the source. */
+function tool(name) {
+  const source = join(TOOLS, `${name}.c`);
+  const binary = join(BUILD, name);
+  if (!existsSync(binary) || statSync(binary).mtimeMs < statSync(source).mtimeMs) {
+    if (!which('cc')) throw new Error('cc not found: the load generator and echo server are C (apt-get install gcc)');
+    mkdirSync(BUILD, { recursive: true });
+    log(`building ${binary}`);
+    execFileSync('cc', [...CFLAGS, '-o', binary, source], { stdio: 'inherit', timeout: 60000 });
+  }
+  return binary;
+}
+
+/** UDP ports on 127.0.0.1 that were free a moment ago (all bound at once, so distinct). */
+async function freeUdpPorts(count) {
+  const sockets = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const s = createSocket('udp4');
+      await new Promise((resolve, reject) => {
+        s.once('error', reject);
+        s.bind(0, '127.0.0.1', resolve);
+      });
+      sockets.push(s);
+    }
+    return sockets.map((s) => s.address().port);
+  } finally {
+    for (const s of sockets) s.close();
+  }
+}
+
+/**
+ * Resolves once a datagram sent to 127.0.0.1:`port` comes back (the echo
+ * server, through the proxy when there is one); rejects after `timeoutMs`
+ * or when `handle`'s process exits.
+ */
+async function waitForEcho(port, { timeoutMs = 10000, handle } = {}) {
+  const socket = createSocket('udp4');
+  let answered = false;
+  socket.on('message', () => (answered = true));
+  await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  try {
+    for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
+      if (handle?.exited) throw new Error(`${handle.name} exited (code ${handle.exitCode}, signal ${handle.signal})`);
+      socket.send('ready?', port, '127.0.0.1');
+      await sleep(100);
+      if (answered) return;
+    }
+    throw new Error(`no echo through 127.0.0.1:${port} within ${timeoutMs} ms`);
+  } finally {
+    socket.close();
+  }
+}
+
+async function startEcho(binary, port) {
+  const handle = startProcess('udp-echo', binary, ['-p', String(port), '-t', '1']);
+  await waitForEcho(port, { handle });
+  return handle;
+}
+
+function fulcrumYaml(listenPort, backendPorts) {
+  return [
+    '# Generated by bench/udp-pps.mjs for one benchmark run.',
+    `workers: ${PROXY_THREADS}`,
+    'drain_timeout: 2s',
+    'log:',
+    '  level: warn',
+    'services:',
+    '  - name: bench-udp',
+    '    protocol: udp',
+    `    listen: 127.0.0.1:${listenPort}`,
+    '    balance: maglev',
+    '    backends:',
+    ...backendPorts.map((port) => `      - address: 127.0.0.1:${port}`),
+    '',
+  ].join('\n');
+}
+
+async function startFulcrumUdp(dir, listenPort, backendPorts) {
+  const cli = join(REPO_ROOT, 'dist', 'cli.js');
+  if (!existsSync(cli)) throw new Error(`${cli} not found (build it with \`npx tsc -p .\`)`);
+  const file = join(dir, 'fulcrum-udp.yaml');
+  writeFileSync(file, fulcrumYaml(listenPort, backendPorts));
+  const handle = startProcess('fulcrum', process.execPath, [cli, 'run', '-c', file], { cwd: REPO_ROOT });
+  try {
+    await waitForEcho(listenPort, { handle });
+  } catch (err) {
+    await stopProcess(handle, 2000);
+    throw new Error(`${err.message}; output:${outputTail(handle)}`);
+  }
+  return handle;
+}
+
+/**
+ * nginx's stream proxy for UDP, as its documentation sets it up for DNS or
+ * game traffic: `listen ... udp reuseport`, one session per client address
+ * and port, held until proxy_timeout; `hash $remote_addr$remote_port
+ * consistent` keeps a flow on one backend, as Fulcrum's maglev does.
+ * worker_processes matches Fulcrum's workers.
+ */
+function nginxConfig(dir, listenPort, backendPorts) {
+  return [
+    '# Generated by bench/udp-pps.mjs for one benchmark run.',
+    `load_module ${NGINX_STREAM_MODULE};`,
+    `worker_processes ${PROXY_THREADS};`,
+    'daemon off;',
+    'master_process on;',
+    `pid ${join(dir, 'nginx.pid')};`,
+    `error_log ${join(dir, 'nginx-error.log')} warn;`,
+    'events { worker_connections 4096; }',
+    'stream {',
+    '  upstream echo {',
+    '    hash $remote_addr$remote_port consistent;',
+    ...backendPorts.map((port) => `    server 127.0.0.1:${port};`),
+    '  }',
+    '  server {',
+    `    listen 127.0.0.1:${listenPort} udp reuseport;`,
+    '    proxy_pass echo;',
+    '    proxy_timeout 10s;',
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+}
+
+function nginxVersion() {
+  return which('nginx') ? firstLine('nginx', ['-v']) : null;
+}
+
+async function startNginx(dir, listenPort, backendPorts) {
+  const bin = which('nginx');
+  if (!bin) throw new Error('nginx is not installed (apt-get install nginx libnginx-mod-stream)');
+  if (!existsSync(NGINX_STREAM_MODULE)) throw new Error(`${NGINX_STREAM_MODULE} not found (apt-get install libnginx-mod-stream)`);
+  const file = join(dir, 'nginx.conf');
+  writeFileSync(file, nginxConfig(dir, listenPort, backendPorts));
+  // -e: nginx opens its default error log before reading the config; keep it in dir.
+  const handle = startProcess('nginx', bin, ['-p', dir, '-c', file, '-e', join(dir, 'nginx-error.log')]);
+  try {
+    await waitForEcho(listenPort, { handle });
+  } catch (err) {
+    await stopProcess(handle, 2000);
+    let errors = '';
+    try {
+      errors = readFileSync(join(dir, 'nginx-error.log'), 'utf8').trim().split('\n').slice(-5).join(' | ');
+    } catch {
+      // no log written
+    }
+    throw new Error(`${err.message}; output:${outputTail(handle)} ${errors}`);
+  }
+  return handle;
+}
+
+/** A process and its direct children (nginx's workers), for CPU accounting. */
+function withChildren(pid) {
+  if (!pid) return [];
+  try {
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    return [pid, ...children];
+  } catch {
+    return [pid];
+  }
+}
+
+/** One measurement with udpflood. Resolves its JSON result, or `{ error }`. */
+async function measure(binary, port, opt, rate) {
+  const args = ['-p', String(port), '-f', String(opt.flows), '-d', String(opt.duration), '-s', String(PAYLOAD), '-r', String(rate)];
+  const r = await runCommand(binary, args, { timeoutMs: (opt.duration + 20) * 1000 });
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  try {
+    const result = JSON.parse(line);
+    if (r.code !== 0 || !Number.isFinite(result.delivered_rate)) throw new Error('bad result');
+    return result;
+  } catch {
+    const why = r.timedOut ? 'timed out' : r.error ? r.error.message : `exit ${r.code ?? r.signal}`;
+    return { error: `udpflood ${why}: ${(r.stdout + r.stderr).trim().split('\n').slice(-3).join(' | ')}` };
+  }
+}
+
+async function main() {
+  const opt = options();
+  installCleanup();
+  const flood = tool('udpflood');
+  const echo = tool('udp-echo');
+  const machine = machineInfo();
+  machine.push(['nginx', nginxVersion() ?? 'not installed'], ['fulcrum', fulcrumVersion()]);
+  const loadAtStart = loadavg();
+  log(`command: ${commandLine()}`);
+  for (const [k, v] of machine) log(`${k.padEnd(8)} ${v}`);
+  log(`plan: ${opt.rounds} round(s) x ${opt.targets.join(',')} x (full speed, ${opt.rate}/s); ${opt.flows} flows, ${PAYLOAD}-byte datagrams, ` +
+    `${opt.duration} s each; ${opt.backends} echo backends; proxies with ${PROXY_THREADS} workers`);
+
+  const ports = await freeUdpPorts(opt.backends + 2);
+  const backendPorts = ports.slice(0, opt.backends);
+  const dir = mkdtempSync(join(tmpdir(), 'fulcrum-bench-udp-'));
+  onInterrupt(() => rmSync(dir, { recursive: true, force: true }));
+  const running = new Map();
+  const skipped = new Map();
+  const servers = [];
+  try {
+    for (const port of backendPorts) servers.push(await startEcho(echo, port));
+    const starters = {
+      direct: async () => ({ port: backendPorts[0], handle: null }),
+      fulcrum: async () => ({ port: ports[opt.backends], handle: await startFulcrumUdp(dir, ports[opt.backends], backendPorts) }),
+      nginx: async () => ({ port: ports[opt.backends + 1], handle: await startNginx(dir, ports[opt.backends + 1], backendPorts) }),
+    };
+    for (const name of opt.targets) {
+      try {
+        running.set(name, await starters[name]());
+      } catch (err) {
+        skipped.set(name, err.message.split('\n')[0]);
+        log(`${name}: SKIPPED, ${err.message}`);
+      }
+    }
+    const loads = [
+      { key: 'max', label: 'full speed', rate: 0 },
+      { key: 'fixed', label: `${opt.rate}/s`, rate: opt.rate },
+    ];
+    const samples = new Map(opt.targets.flatMap((t) => loads.map((l) => [`${t}/${l.key}`, []])));
+    const order = opt.targets.filter((t) => running.has(t));
+    for (let round = 0; round < opt.rounds; round++) {
+      const rotated = order.map((_, i) => order[(i + round) % order.length]);
+      log(`\nround ${round + 1}/${opt.rounds}: ${rotated.join(', ')}`);
+      for (const name of rotated) {
+        const t = running.get(name);
+        if (!t) continue;
+        if (t.handle?.exited) {
+          skipped.set(name, `process exited during the run (code ${t.handle.exitCode}, signal ${t.handle.signal})`);
+          log(`  ${name}: process exited; dropped from the run`);
+          running.delete(name);
+          continue;
+        }
+        for (const load of loads) {
+          const proxyPids = withChildren(t.handle?.pid);
+          const before = cpuSnapshot([...proxyPids, ...servers.map((s) => s.pid)]);
+          const r = await measure(flood, t.port, opt, load.rate);
+          const cpu = cpuDelta(before, cpuSnapshot([...proxyPids, ...servers.map((s) => s.pid)]));
+          if (r.error) {
+            log(`  ${name.padEnd(8)} ${load.label.padEnd(11)} FAILED: ${r.error}`);
+            continue;
+          }
+          const proxyCpu = proxyPids.reduce((sum, pid) => sum + (cpu.procs.get(pid)?.pct ?? 0), 0);
+          const echoCpu = servers.reduce((sum, s) => sum + (cpu.procs.get(s.pid)?.pct ?? 0), 0);
+          samples.get(`${name}/${load.key}`).push({ ...r, proxyCpu: t.handle ? proxyCpu : undefined, echoCpu, busy: cpu.machineBusyPct, others: cpu.othersPct });
+          log(`  ${name.padEnd(8)} ${load.label.padEnd(11)} sent ${fixed(r.sent_rate, 0).padStart(7)}/s  delivered ${fixed(r.delivered_rate, 0).padStart(7)}/s  ` +
+            `lost ${r.lost} (${fixed(r.loss_pct, 3)}%)  bad ${r.bad}  proxy cpu ${t.handle ? `${fixed(proxyCpu, 0)}%` : '–'}  ` +
+            `client ${r.cpu_pct}%  echo ${fixed(echoCpu, 0)}%  machine ${fixed(cpu.machineBusyPct, 0)}% busy`);
+        }
+      }
+    }
+    const load = `${loadAtStart} at start, ${loadavg()} at end`;
+    const report = summary(opt, samples, skipped);
+    log(`\n${report}`);
+    log(`loadavg: ${load}`);
+    if (opt.write) {
+      const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+      const how = writeSection(SECTION, [
+        '## UDP packet rate (bench/udp-pps.mjs)',
+        '',
+        `${opt.flows} flows (bench/tools/udpflood.c, one thread, one connected socket per flow), ${PAYLOAD}-byte datagrams echoed by ` +
+          `${opt.backends} echo servers (bench/tools/udp-echo.c, recvmmsg/sendmmsg); ${opt.duration} s per measurement, ` +
+          `${opt.rounds} interleaved round(s), each target at full speed and at ${opt.rate}/s. Delivered = echoes back at the client, ` +
+          `byte-checked. Fulcrum \`workers: ${PROXY_THREADS}\`, \`protocol: udp\`, maglev; nginx \`worker_processes ${PROXY_THREADS}\`, ` +
+          '`listen udp reuseport`, `hash $remote_addr$remote_port consistent`.' +
+          (opt.quick ? ' **Quick smoke run; not a measurement.**' : ''),
+        '',
+        `Targets: Fulcrum delivers ≥ ${TARGET_RATIO}× nginx's datagrams/s at full speed; no loss at ${opt.rate}/s.`,
+        '',
+        `- date: ${date}`,
+        `- command: \`${commandLine()}\``,
+        ...[...machine, ['loadavg', load]].map(([k, v]) => `- ${k}: ${v}`),
+        '',
+        report,
+      ].join('\n'));
+      log(`\n${RESULTS_FILE}: section '${SECTION}' ${how}`);
+    }
+  } finally {
+    for (const t of running.values()) await stopProcess(t.handle);
+    for (const s of servers) await stopProcess(s);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function summary(opt, samples, skipped) {
+  const list = (name, key) => samples.get(`${name}/${key}`) ?? [];
+  const med = (name, key, field) => median(list(name, key).map((s) => s[field]));
+  const rows = [];
+  for (const name of opt.targets) {
+    for (const key of ['max', 'fixed']) {
+      const l = list(name, key);
+      const label = key === 'max' ? 'full speed' : `${opt.rate}/s`;
+      if (l.length === 0) {
+        rows.push([name, label, 'skipped', '', '', '', '', '', '', '']);
+        continue;
+      }
+      const r = summarize(l.map((s) => s.delivered_rate));
+      const cpu = l.map((s) => s.proxyCpu).filter(Number.isFinite);
+      rows.push([
+        name,
+        label,
+        fixed(med(name, key, 'sent_rate'), 0),
+        fixed(r.median, 0),
+        `${fixed(r.min, 0)}–${fixed(r.max, 0)}`,
+        key === 'max' ? ratio(r.median, med('nginx', 'max', 'delivered_rate')) : '',
+        `${l.reduce((n, s) => n + s.lost, 0)} of ${l.reduce((n, s) => n + s.sent, 0)} (${fixed(median(l.map((s) => s.loss_pct)), 3)}% median)`,
+        String(l.reduce((n, s) => n + s.bad, 0)),
+        cpu.length ? `${fixed(median(cpu), 0)}%` : '–',
+        `${fixed(median(l.map((s) => s.busy)), 0)}%`,
+      ]);
+    }
+  }
+  const parts = [markdownTable(['target', 'load', 'sent/s', 'median delivered/s', 'min–max', 'vs nginx', 'lost (all rounds)', 'bad', 'proxy CPU', 'machine busy'], rows)];
+  parts.push('');
+  const f = med('fulcrum', 'max', 'delivered_rate');
+  const n = med('nginx', 'max', 'delivered_rate');
+  if (Number.isFinite(f) && Number.isFinite(n)) {
+    parts.push(`fulcrum / nginx delivered datagrams/s at full speed: ${ratio(f, n)} — target ${TARGET_RATIO}× ${f >= TARGET_RATIO * n ? 'met' : 'NOT met'}.`);
+  }
+  const fixedList = list('fulcrum', 'fixed');
+  if (fixedList.length) {
+    const lost = fixedList.reduce((s, x) => s + x.lost, 0);
+    parts.push(`fulcrum at ${opt.rate}/s: ${lost} lost of ${fixedList.reduce((s, x) => s + x.sent, 0)} over ${fixedList.length} run(s) — target no loss ${lost === 0 ? 'met' : 'NOT met'}.`);
+  }
+  parts.push('', 'CPU: median, % of one core (2 cores = 200%), the proxy with its worker processes; machine busy: % of all cores. ' +
+    'At full speed the client sends more than any path can carry on this machine; what comes back is the measure.');
+  const others = [...samples.values()].flat().map((s) => s.others).filter(Number.isFinite);
+  if (others.length) {
+    const busy = median(others) > 10;
+    parts.push(`Processes outside the benchmark used a median ${fixed(median(others), 0)}% of one core during measurements ` +
+      `(max ${fixed(Math.max(...others), 0)}%)` +
+      (busy ? ': other work was running on this machine, so the absolute numbers are depressed; compare the ratios.' : '.'));
+  }
+  for (const [name, reason] of skipped) parts.push(`- ${name} skipped: ${reason}`);
+  return parts.join('\n');
+}
+
+main().catch((err) => {
+  process.stderr.write(`udp-pps: ${err.stack ?? err}\n`);
+  process.exitCode = 1;
+});
