@@ -238,6 +238,43 @@ function withChildren(pid) {
   }
 }
 
+/** Kernel drop counters of every UDP socket on the machine: Map inode -> { local, remote, drops } (ports). */
+function udpSocketDrops() {
+  const sockets = new Map();
+  for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 13) continue;
+      const port = (field) => parseInt(field.split(':')[1], 16);
+      sockets.set(f[9], { local: port(f[1]), remote: port(f[2]), drops: Number(f[f.length - 1]) });
+    }
+  }
+  return sockets;
+}
+
+/**
+ * Where the datagrams dropped between two udpSocketDrops() snapshots were
+ * dropped: at the proxy's listener, at its upstream sockets (connected to an
+ * echo server), at the echo servers. Sockets that closed in between are not seen.
+ */
+function dropsBetween(before, after, targetPort, echoPorts, proxied) {
+  const where = { proxyListener: 0, proxyUpstream: 0, echo: 0 };
+  for (const [inode, s] of after) {
+    const d = s.drops - (before.get(inode)?.drops ?? 0);
+    if (d <= 0) continue;
+    if (proxied && s.local === targetPort) where.proxyListener += d;
+    else if (echoPorts.includes(s.local) && s.remote === 0) where.echo += d;
+    else if (proxied && echoPorts.includes(s.remote)) where.proxyUpstream += d;
+  }
+  return where;
+}
+
 /** One measurement with udpflood. Resolves its JSON result, or `{ error }`. */
 async function measure(binary, port, opt, rate) {
   const args = ['-p', String(port), '-f', String(opt.flows), '-d', String(opt.duration), '-s', String(PAYLOAD), '-r', String(rate)];
@@ -308,18 +345,20 @@ async function main() {
         }
         for (const load of loads) {
           const proxyPids = withChildren(t.handle?.pid);
+          const dropsBefore = udpSocketDrops();
           const before = cpuSnapshot([...proxyPids, ...servers.map((s) => s.pid)]);
           const r = await measure(flood, t.port, opt, load.rate);
           const cpu = cpuDelta(before, cpuSnapshot([...proxyPids, ...servers.map((s) => s.pid)]));
+          const drops = dropsBetween(dropsBefore, udpSocketDrops(), t.port, backendPorts, t.handle !== null);
           if (r.error) {
             log(`  ${name.padEnd(8)} ${load.label.padEnd(11)} FAILED: ${r.error}`);
             continue;
           }
           const proxyCpu = proxyPids.reduce((sum, pid) => sum + (cpu.procs.get(pid)?.pct ?? 0), 0);
           const echoCpu = servers.reduce((sum, s) => sum + (cpu.procs.get(s.pid)?.pct ?? 0), 0);
-          samples.get(`${name}/${load.key}`).push({ ...r, proxyCpu: t.handle ? proxyCpu : undefined, echoCpu, busy: cpu.machineBusyPct, others: cpu.othersPct });
+          samples.get(`${name}/${load.key}`).push({ ...r, drops, proxyCpu: t.handle ? proxyCpu : undefined, echoCpu, busy: cpu.machineBusyPct, others: cpu.othersPct });
           log(`  ${name.padEnd(8)} ${load.label.padEnd(11)} sent ${fixed(r.sent_rate, 0).padStart(7)}/s  delivered ${fixed(r.delivered_rate, 0).padStart(7)}/s  ` +
-            `lost ${r.lost} (${fixed(r.loss_pct, 3)}%)  bad ${r.bad}  proxy cpu ${t.handle ? `${fixed(proxyCpu, 0)}%` : '–'}  ` +
+            `lost ${r.lost} (${fixed(r.loss_pct, 3)}%; dropped at ${dropText(r, drops)})  bad ${r.bad}  proxy cpu ${t.handle ? `${fixed(proxyCpu, 0)}%` : '–'}  ` +
             `client ${r.cpu_pct}%  echo ${fixed(echoCpu, 0)}%  machine ${fixed(cpu.machineBusyPct, 0)}% busy`);
         }
       }
@@ -357,16 +396,32 @@ async function main() {
   }
 }
 
+/** `proxy listener 12, echo 3`: the socket buffers that overflowed, or `none` when no drop was seen. */
+function dropText(r, drops) {
+  const parts = [
+    ['proxy listener', drops.proxyListener],
+    ['proxy upstream', drops.proxyUpstream],
+    ['echo', drops.echo],
+    ['client', r.client_drops ?? 0],
+  ].filter(([, n]) => n > 0);
+  return parts.length ? parts.map(([k, n]) => `${k} ${n}`).join(', ') : 'none seen';
+}
+
 function summary(opt, samples, skipped) {
   const list = (name, key) => samples.get(`${name}/${key}`) ?? [];
   const med = (name, key, field) => median(list(name, key).map((s) => s[field]));
+  // Delivered datagrams per second per core of proxy CPU: on a machine where
+  // the client and the echo servers share the cores with the proxy (and other
+  // work), the delivered rate is bounded by the whole machine; this is what
+  // tells the proxies apart.
+  const perCore = (name) => median(list(name, 'max').filter((s) => s.proxyCpu > 0).map((s) => s.delivered_rate / (s.proxyCpu / 100)));
   const rows = [];
   for (const name of opt.targets) {
     for (const key of ['max', 'fixed']) {
       const l = list(name, key);
       const label = key === 'max' ? 'full speed' : `${opt.rate}/s`;
       if (l.length === 0) {
-        rows.push([name, label, 'skipped', '', '', '', '', '', '', '']);
+        rows.push([name, label, 'skipped', '', '', '', '', '', '', '', '', '']);
         continue;
       }
       const r = summarize(l.map((s) => s.delivered_rate));
@@ -379,19 +434,27 @@ function summary(opt, samples, skipped) {
         `${fixed(r.min, 0)}–${fixed(r.max, 0)}`,
         key === 'max' ? ratio(r.median, med('nginx', 'max', 'delivered_rate')) : '',
         `${l.reduce((n, s) => n + s.lost, 0)} of ${l.reduce((n, s) => n + s.sent, 0)} (${fixed(median(l.map((s) => s.loss_pct)), 3)}% median)`,
+        dropText(
+          { client_drops: l.reduce((n, s) => n + (s.client_drops ?? 0), 0) },
+          Object.fromEntries(['proxyListener', 'proxyUpstream', 'echo'].map((k) => [k, l.reduce((n, s) => n + s.drops[k], 0)])),
+        ),
         String(l.reduce((n, s) => n + s.bad, 0)),
         cpu.length ? `${fixed(median(cpu), 0)}%` : '–',
+        key === 'max' && cpu.length ? fixed(perCore(name), 0) : '',
         `${fixed(median(l.map((s) => s.busy)), 0)}%`,
       ]);
     }
   }
-  const parts = [markdownTable(['target', 'load', 'sent/s', 'median delivered/s', 'min–max', 'vs nginx', 'lost (all rounds)', 'bad', 'proxy CPU', 'machine busy'], rows)];
+  const parts = [markdownTable(['target', 'load', 'sent/s', 'median delivered/s', 'min–max', 'vs nginx', 'lost (all rounds)', 'dropped at (socket buffers)', 'bad', 'proxy CPU', 'delivered/s per proxy core', 'machine busy'], rows)];
   parts.push('');
   const f = med('fulcrum', 'max', 'delivered_rate');
   const n = med('nginx', 'max', 'delivered_rate');
   if (Number.isFinite(f) && Number.isFinite(n)) {
     parts.push(`fulcrum / nginx delivered datagrams/s at full speed: ${ratio(f, n)} — target ${TARGET_RATIO}× ${f >= TARGET_RATIO * n ? 'met' : 'NOT met'}.`);
   }
+  const fc = perCore('fulcrum');
+  const nc = perCore('nginx');
+  if (Number.isFinite(fc) && Number.isFinite(nc)) parts.push(`fulcrum / nginx delivered datagrams/s per proxy core at full speed: ${ratio(fc, nc)}.`);
   const fixedList = list('fulcrum', 'fixed');
   if (fixedList.length) {
     const lost = fixedList.reduce((s, x) => s + x.lost, 0);

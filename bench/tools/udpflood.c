@@ -10,7 +10,9 @@
 // paced every 200 µs. Each datagram carries its flow and sequence number;
 // a reply is counted once, and only if its bytes are what was sent.
 // After the sending time, replies are collected for 300 ms more.
-// Prints one JSON line: sent, received, bad, send errors, loss, rates.
+// Prints one JSON line: sent, received, bad, send errors, loss, rates, and
+// client_drops: datagrams the kernel dropped at this client's own sockets
+// (full receive buffers; SO_MEMINFO), so a loss can be placed.
 //
 // Build: cc -std=c17 -O2 -Wall -Wextra -pthread -o udpflood udpflood.c
 #define _GNU_SOURCE
@@ -22,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <linux/sock_diag.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -162,10 +165,19 @@ int main(int argc, char** argv) {
   const double cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
                      (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
   const uint64_t lost = sent > received ? sent - received : 0;
+  uint64_t client_drops = 0;
+  for (int i = 0; i < flow_count; i++) {
+    uint32_t meminfo[SK_MEMINFO_VARS] = {0};
+    socklen_t len = sizeof meminfo;
+    if (getsockopt(flows[i].fd, SOL_SOCKET, SO_MEMINFO, meminfo, &len) == 0 && len > SK_MEMINFO_DROPS * sizeof(uint32_t)) {
+      client_drops += meminfo[SK_MEMINFO_DROPS];
+    }
+  }
   printf("{\"sent\":%llu,\"received\":%llu,\"bad\":%llu,\"send_errors\":%llu,\"lost\":%llu,\"loss_pct\":%.4f,"
-         "\"sent_rate\":%.0f,\"delivered_rate\":%.0f,\"seconds\":%.3f,\"cpu_pct\":%.0f}\n",
+         "\"sent_rate\":%.0f,\"delivered_rate\":%.0f,\"seconds\":%.3f,\"cpu_pct\":%.0f,\"client_drops\":%llu}\n",
          (unsigned long long)sent, (unsigned long long)received, (unsigned long long)bad,
          (unsigned long long)send_errors, (unsigned long long)lost, sent ? 100.0 * (double)lost / (double)sent : 0.0,
-         (double)sent / send_seconds, (double)received_in_time / send_seconds, send_seconds, 100.0 * cpu / send_seconds);
+         (double)sent / send_seconds, (double)received_in_time / send_seconds, send_seconds, 100.0 * cpu / send_seconds,
+         (unsigned long long)client_drops);
   return 0;
 }

@@ -1,5 +1,6 @@
 #include "udp_relay.h"
 
+#include <netinet/udp.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -18,6 +19,12 @@ namespace {
 // lets replies and other listeners move (the listener is level-triggered, so
 // what is left is reported again on the next wait).
 constexpr int kRoundsPerEvent = 4;
+// UDP GSO: only datagrams small enough for any path MTU (a larger segment
+// than the route's MTU is refused with EINVAL), at most 64 of them
+// (UDP_MAX_SEGMENTS on older kernels) and 64000 bytes in all.
+constexpr size_t kGsoMaxSegment = 1200;
+constexpr unsigned kGsoMaxSegments = 64;
+constexpr size_t kGsoMaxBytes = 64000;
 
 bool same_address(const SocketAddress& a, const SocketAddress& b) {
   return a.length == b.length && std::memcmp(&a.storage, &b.storage, a.length) == 0;
@@ -40,7 +47,7 @@ UdpBatch::UdpBatch() : data(new uint8_t[static_cast<size_t>(kSize) * kSlotBytes]
     in_iov[i] = iovec{slot(i), kSlotBytes};
     out_iov[i] = iovec{slot(i), 0};
     in[i] = mmsghdr{};
-    out[i] = mmsghdr{};
+    entry[i] = mmsghdr{};
   }
 }
 
@@ -108,13 +115,7 @@ void UdpRelay::on_readable() {
       if (flow == nullptr) {
         worker_.counters().add_udp_service(service_slot, kDatagramsDropped, end - i);
       } else {
-        for (unsigned k = i; k < end; k++) {
-          b.out_iov[k].iov_len = b.in[k].msg_len;
-          msghdr& out = b.out[k].msg_hdr;
-          out = msghdr{};
-          out.msg_iov = &b.out_iov[k];
-          out.msg_iovlen = 1;
-        }
+        for (unsigned k = i; k < end; k++) b.out_iov[k] = iovec{b.slot(k), b.in[k].msg_len};
         forward_to_backend(flow, i, end - i);
       }
       i = end;
@@ -251,7 +252,8 @@ void UdpRelay::forward_to_backend(UdpFlow* flow, unsigned first, unsigned count)
   unsigned done = 0;
   bool moved = false;
   while (done < count) {
-    const int sent = sendmmsg(flow->fd, b.out + first + done, count - done, MSG_DONTWAIT);
+    int error = 0;
+    const unsigned sent = set_.send_datagrams(flow->fd, b.out_iov + first + done, count - done, nullptr, 0, nullptr, &error);
     if (sent > 0) {
       uint64_t bytes = 0;
       for (unsigned k = first + done; k < first + done + static_cast<unsigned>(sent); k++) bytes += b.out_iov[k].iov_len;
@@ -259,11 +261,9 @@ void UdpRelay::forward_to_backend(UdpFlow* flow, unsigned first, unsigned count)
       worker_.counters().add_udp_backend(flow->backend_slot, kDatagramsIn, sent);
       worker_.counters().add_service(service_slot, kBytesIn, static_cast<int64_t>(bytes));
       worker_.counters().add_backend(flow->backend_slot, kBytesIn, static_cast<int64_t>(bytes));
-      done += static_cast<unsigned>(sent);
+      done += sent;
       continue;
     }
-    const int error = errno;
-    if (error == EINTR) continue;
     if (error == ECONNREFUSED && !moved) {
       // An ICMP port unreachable for an earlier datagram, reported on this
       // send: the backend is not listening. Move now and resend, once.
@@ -326,29 +326,12 @@ void UdpRelay::on_upstream(UdpFlow* flow) {
       continue;
     }
     // Compact: the k-th forwarded datagram is described by out[k].
-    const unsigned k = forward++;
-    b.out_iov[k] = iovec{b.slot(i), b.in[i].msg_len};
-    msghdr& out = b.out[k].msg_hdr;
-    out = msghdr{};
-    out.msg_name = &flow->client.storage;
-    out.msg_namelen = flow->client.length;
-    out.msg_iov = &b.out_iov[k];
-    out.msg_iovlen = 1;
-    if (wildcard_) {
-      out.msg_control = b.out_control[k];
-      out.msg_controllen = write_packet_source(flow->local, b.out_control[k]);
-    }
+    b.out_iov[forward++] = iovec{b.slot(i), b.in[i].msg_len};
   }
-  unsigned done = 0;
-  while (done < forward) {
-    const int sent = sendmmsg(fd_, b.out + done, forward - done, MSG_DONTWAIT);
-    if (sent > 0) {
-      done += static_cast<unsigned>(sent);
-      continue;
-    }
-    if (errno == EINTR) continue;
-    break;  // EAGAIN/ENOBUFS: the client side's buffer is full; the rest is lost
-  }
+  // EAGAIN/ENOBUFS: the client side's buffer is full; what was not sent is lost.
+  int error = 0;
+  const unsigned done = set_.send_datagrams(fd_, b.out_iov, forward, &flow->client.storage, flow->client.length,
+                                            wildcard_ ? &flow->local : nullptr, &error);
   uint64_t bytes = 0;
   for (unsigned k = 0; k < done; k++) bytes += b.out_iov[k].iov_len;
   dropped += forward - done;
@@ -436,6 +419,83 @@ void UdpRelaySet::replace(std::vector<ListenerBinding> bindings) {
     retired_relays_.push_back(std::move(old));
   }
   relays_ = std::move(next);
+}
+
+unsigned UdpRelaySet::send_datagrams(int fd, const iovec* datagrams, unsigned count, const sockaddr_storage* to,
+                                     socklen_t to_length, const SocketAddress* source, int* error) {
+  UdpBatch& b = *batch_;
+  // Group: a run of datagrams of one size (the last may be shorter) becomes one entry.
+  unsigned entries = 0;
+  for (unsigned i = 0; i < count;) {
+    const size_t segment = datagrams[i].iov_len;
+    unsigned end = i + 1;
+    size_t total = segment;
+    if (gso_ && segment > 0 && segment <= kGsoMaxSegment) {
+      while (end < count && end - i < kGsoMaxSegments) {
+        const size_t length = datagrams[end].iov_len;
+        if (length == 0 || length > segment || total + length > kGsoMaxBytes) break;
+        total += length;
+        end++;
+        if (length < segment) break;  // only the last segment may be shorter
+      }
+    }
+    // Join the run's bytes behind the first datagram's, in its slot (64 KiB,
+    // more than kGsoMaxBytes; the later slots stay as they were, so a resend
+    // after a partial send can group again from `datagrams`).
+    auto* base = static_cast<uint8_t*>(datagrams[i].iov_base);
+    size_t offset = segment;
+    for (unsigned k = i + 1; k < end; k++) {
+      std::memcpy(base + offset, datagrams[k].iov_base, datagrams[k].iov_len);
+      offset += datagrams[k].iov_len;
+    }
+    b.entry_iov[entries] = iovec{base, total};
+    msghdr& m = b.entry[entries].msg_hdr;
+    m = msghdr{};
+    m.msg_name = const_cast<sockaddr_storage*>(to);
+    m.msg_namelen = to == nullptr ? 0 : to_length;
+    m.msg_iov = &b.entry_iov[entries];
+    m.msg_iovlen = 1;
+    uint8_t* control = b.entry_control[entries];
+    size_t control_length = 0;
+    if (source != nullptr) control_length = write_packet_source(*source, control);
+    if (end - i > 1) {
+      std::memset(control + control_length, 0, CMSG_SPACE(sizeof(uint16_t)));
+      auto* c = reinterpret_cast<cmsghdr*>(control + control_length);
+      c->cmsg_level = SOL_UDP;
+      c->cmsg_type = UDP_SEGMENT;
+      c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+      const auto size = static_cast<uint16_t>(segment);
+      std::memcpy(CMSG_DATA(c), &size, sizeof size);
+      control_length += CMSG_SPACE(sizeof(uint16_t));
+    }
+    if (control_length != 0) {
+      m.msg_control = control;
+      m.msg_controllen = control_length;
+    }
+    b.entry_datagrams[entries] = end - i;
+    entries++;
+    i = end;
+  }
+  unsigned sent_entries = 0;
+  unsigned sent = 0;
+  while (sent_entries < entries) {
+    const int n = sendmmsg(fd, b.entry + sent_entries, entries - sent_entries, MSG_DONTWAIT);
+    if (n > 0) {
+      for (int e = 0; e < n; e++) sent += b.entry_datagrams[sent_entries + static_cast<unsigned>(e)];
+      sent_entries += static_cast<unsigned>(n);
+      continue;
+    }
+    if (errno == EINTR) continue;
+    *error = errno;
+    if (b.entry_datagrams[sent_entries] > 1 && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT || errno == EOPNOTSUPP)) {
+      // This kernel or route cannot segment: one datagram at a time from
+      // now on, starting again from the first unsent one.
+      gso_ = false;
+      return sent + send_datagrams(fd, datagrams + sent, count - sent, to, to_length, source, error);
+    }
+    break;
+  }
+  return sent;
 }
 
 void UdpRelaySet::on_io(const IoHandle* handle, uint32_t) {

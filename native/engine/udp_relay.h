@@ -56,6 +56,8 @@ struct UdpBatch {
   // 65,535 bytes: the largest UDP payload (65,507 over IPv4, 65,527 over
   // IPv6) plus room to see MSG_TRUNC rather than lose bytes silently.
   static constexpr size_t kSlotBytes = 65536;
+  // Packet info plus a UDP_SEGMENT control message.
+  static constexpr size_t kSendControlBytes = kPacketInfoControlBytes + 32;
 
   UdpBatch();
   uint8_t* slot(unsigned i) { return data.get() + static_cast<size_t>(i) * kSlotBytes; }
@@ -65,9 +67,13 @@ struct UdpBatch {
   iovec in_iov[kSize];  // full slots
   sockaddr_storage names[kSize];
   alignas(cmsghdr) uint8_t in_control[kSize][kPacketInfoControlBytes];
-  mmsghdr out[kSize];     // what sendmmsg sends: the received bytes, to their next hop
-  iovec out_iov[kSize];
-  alignas(cmsghdr) uint8_t out_control[kSize][kPacketInfoControlBytes];
+  iovec out_iov[kSize];  // the datagrams to send on: received bytes, each at the start of its slot
+  // What sendmmsg sends: one entry per datagram, or per run of equal-size
+  // datagrams joined for UDP segmentation offload (see send_datagrams).
+  mmsghdr entry[kSize];
+  iovec entry_iov[kSize];
+  unsigned entry_datagrams[kSize];
+  alignas(cmsghdr) uint8_t entry_control[kSize][kSendControlBytes];
 };
 
 class UdpRelay final : public UdpFlowOwner {
@@ -133,6 +139,15 @@ class UdpRelaySet {
 
   Worker& worker() { return worker_; }
   UdpBatch& batch();
+  // Sends datagrams[0, count) (each at the start of a batch slot) on fd: to
+  // `to` (nullptr on a connected socket), from `source`'s address when given
+  // (IP_PKTINFO). Runs of equal-size small datagrams go as one UDP GSO
+  // super-datagram (UDP_SEGMENT), which the kernel splits after a single
+  // trip through the stack; their bytes are joined in the first one's slot.
+  // Returns how many datagrams (a prefix) were sent; on a shortfall *error
+  // says why (errno: EAGAIN/ENOBUFS for a full buffer, ECONNREFUSED...).
+  unsigned send_datagrams(int fd, const iovec* datagrams, unsigned count, const sockaddr_storage* to,
+                          socklen_t to_length, const SocketAddress* source, int* error);
   // A new snapshot's UDP listeners: keeps relays whose fd is listed, creates
   // the new ones, closes the rest.
   void replace(std::vector<ListenerBinding> bindings);
@@ -146,7 +161,10 @@ class UdpRelaySet {
 
  private:
   Worker& worker_;
-  std::unique_ptr<UdpBatch> batch_;  // allocated with the first relay (about 4 MiB)
+  std::unique_ptr<UdpBatch> batch_;  // allocated with the first relay (about 2 MiB)
+  // UDP segmentation offload; turned off for the worker if the kernel or a
+  // route refuses it (EIO, EINVAL...), after which each datagram goes alone.
+  bool gso_ = true;
   std::vector<std::unique_ptr<UdpRelay>> relays_;
   std::vector<std::unique_ptr<UdpRelay>> retired_relays_;
   std::vector<UdpFlow*> retired_flows_;

@@ -16,9 +16,14 @@ namespace {
 // past net.core.rmem_max when the process may (CAP_NET_ADMIN); otherwise the
 // kernel caps SO_RCVBUF at rmem_max.
 constexpr int kListenerBufferBytes = 8 << 20;
+// A flow's upstream socket queues the backend's replies while its worker is
+// busy or off the CPU; the default (~208 KiB, about 270 small datagrams)
+// overflowed within tens of milliseconds at a few thousand replies per
+// second per flow on a loaded machine. Memory is only charged while
+// datagrams wait, so a large limit costs nothing on an idle flow.
+constexpr int kUpstreamBufferBytes = 1 << 20;
 
-void grow_buffer(int fd, int force_option, int option) {
-  int bytes = kListenerBufferBytes;
+void grow_buffer(int fd, int force_option, int option, int bytes) {
   if (setsockopt(fd, SOL_SOCKET, force_option, &bytes, sizeof bytes) < 0) {
     setsockopt(fd, SOL_SOCKET, option, &bytes, sizeof bytes);  // capped, best effort
   }
@@ -56,8 +61,8 @@ int open_udp_listener(const SocketAddress& address) {
     close(fd);
     return -error;
   }
-  grow_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF);
-  grow_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF);
+  grow_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, kListenerBufferBytes);
+  grow_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, kListenerBufferBytes);
   return fd;
 }
 
@@ -71,6 +76,7 @@ int open_udp_upstream(const SocketAddress& backend) {
     close(fd);
     return -error;
   }
+  grow_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, kUpstreamBufferBytes);
   return fd;
 }
 
