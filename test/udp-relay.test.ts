@@ -5,10 +5,11 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { parseConfig } from '../src/config/load.js';
+import { Engine } from '../src/engine/engine.js';
 import { freePort, startBackend } from './helpers/backends.js';
 import { startEngine } from './helpers/engine.js';
 import { delay, HOST, openConn, pingEcho, runBounded, waitUntil } from './helpers/traffic.js';
-import { startUdpBackend, startUdpService, udpClient, udpServiceYaml, type UdpClient } from './helpers/udp.js';
+import { freeUdpPort, startUdpBackend, startUdpService, udpClient, udpServiceYaml, type UdpClient } from './helpers/udp.js';
 
 /** The backend port an `id` backend wrote in front of its reply ("<port>|..."). */
 function answeredBy(data: Buffer): number {
@@ -290,4 +291,23 @@ t.test('a drained backend\'s flows are closed when its drain timeout passes', as
   t.equal(service().udp?.flowsActive, 5, 'drain keeps open flows at first');
   await waitUntil('drained flows to close', () => service().udp?.flowsActive === 0, 3_000);
   t.equal(service().backends[0]!.active, 0, 'the backend has none');
+});
+
+t.test('IPv6: [::1] and the [::] wildcard, replies from the address the client sent to', async (t) => {
+  const backend = await startUdpBackend(t, 'echo', ['--host', '::1']);
+  for (const host of ['[::1]', '[::]']) {
+    const engine = Engine.start({ workers: 2 });
+    t.teardown(() => engine.stop());
+    const port = await freeUdpPort();
+    const yaml = ['services:', '  - name: v6', '    protocol: udp', `    listen: "${host}:${port}"`, '    backends:', `      - address: "[::1]:${backend.port}"`, ''].join('\n');
+    engine.apply(parseConfig(yaml, 'v6.yaml'));
+    await engine.whenApplied();
+    const client = await udpClient(t, '::1');
+    const payload = randomBytes(1200);
+    const reply = await client.request(payload, port, '::1', 5, 1000);
+    t.ok(reply.data.equals(payload), `${host}: byte for byte`);
+    t.equal(reply.address, '::1', `${host}: the reply comes from ::1`);
+    t.equal(reply.port, port, `${host}: and from the service port`);
+    engine.stop();
+  }
 });
