@@ -32,6 +32,8 @@ const SECTION = 'udp-pps';
 const ALL_TARGETS = ['direct', 'fulcrum', 'nginx'];
 const PROXY_THREADS = 2;
 const PAYLOAD = 64;
+// Two SO_REUSEPORT sockets per echo server: a flow's echoes do not wait on one descheduled thread.
+const ECHO_THREADS = 2;
 const TOOLS = join(REPO_ROOT, 'bench', 'tools');
 const BUILD = join(REPO_ROOT, 'bench', '.build');
 const CFLAGS = ['-std=c17', '-O2', '-Wall', '-Wextra', '-pthread'];
@@ -130,7 +132,7 @@ async function waitForEcho(port, { timeoutMs = 10000, handle } = {}) {
 }
 
 async function startEcho(binary, port) {
-  const handle = startProcess('udp-echo', binary, ['-p', String(port), '-t', '1']);
+  const handle = startProcess('udp-echo', binary, ['-p', String(port), '-t', String(ECHO_THREADS)]);
   await waitForEcho(port, { handle });
   return handle;
 }
