@@ -460,7 +460,14 @@ function summary(opt, samples, skipped) {
   const fixedList = list('fulcrum', 'fixed');
   if (fixedList.length) {
     const lost = fixedList.reduce((s, x) => s + x.lost, 0);
-    parts.push(`fulcrum at ${opt.rate}/s: ${lost} lost of ${fixedList.reduce((s, x) => s + x.sent, 0)} over ${fixedList.length} run(s) — target no loss ${lost === 0 ? 'met' : 'NOT met'}.`);
+    const clean = fixedList.filter((x) => x.lost === 0).length;
+    parts.push(`fulcrum at ${opt.rate}/s: ${lost} lost of ${fixedList.reduce((s, x) => s + x.sent, 0)}; no loss in ${clean} of ${fixedList.length} run(s) — ` +
+      `target no loss ${lost === 0 ? 'met' : 'NOT met'}.`);
+    // The same load straight to the echo servers says whether the machine itself could carry it in those rounds.
+    const direct = list('direct', 'fixed');
+    if (direct.length) {
+      parts.push(`direct at ${opt.rate}/s (no proxy at all): no loss in ${direct.filter((x) => x.lost === 0).length} of ${direct.length} run(s).`);
+    }
   }
   parts.push('', 'CPU: median, % of one core (2 cores = 200%), the proxy with its worker processes; machine busy: % of all cores. ' +
     'At full speed the client sends more than any path can carry on this machine; what comes back is the measure.');

@@ -103,7 +103,8 @@ void UdpRelay::on_readable() {
       if (wildcard) read_packet_destination(m, listen_port_, &local);
       const FlowKey key = make_flow_key(b.names[i], local.storage);
       const uint64_t hash = hash_five_tuple(b.names[i], local.storage, IPPROTO_UDP);
-      // The run of datagrams of the same flow in this batch goes out in one sendmmsg.
+      // The run of datagrams of the same flow in this batch goes out together
+      // (one sendmmsg, and one UDP GSO send per run of equal sizes).
       unsigned end = i + 1;
       while (end < count && (b.in[end].msg_hdr.msg_flags & MSG_TRUNC) == 0) {
         SocketAddress next_local = service_->spec().listen;
