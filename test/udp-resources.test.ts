@@ -41,8 +41,10 @@ t.test('no file descriptor leaks after 2,000 flows come and go', { timeout: 120_
 });
 
 interface LimitedCli {
+  pid: number;
   port: number;
   alive(): boolean;
+  exitCode(): number | null;
   output(): string;
 }
 
@@ -60,8 +62,10 @@ async function startLimitedCli(t: Test, nofile: number, backendPort: number, key
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let exited = false;
-  const exit = new Promise<void>((resolve) => child.once('exit', () => {
+  let code: number | null = null;
+  const exit = new Promise<void>((resolve) => child.once('exit', (c) => {
     exited = true;
+    code = c;
     resolve();
   }));
   t.teardown(async () => {
@@ -73,7 +77,7 @@ async function startLimitedCli(t: Test, nofile: number, backendPort: number, key
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
   await waitUntil('fulcrum to log "listening"', () => exited || out.includes('"msg":"listening"'), 15_000);
   if (exited) throw new Error(`fulcrum run exited before listening\n${out}`);
-  return { port, alive: () => !exited, output: () => out };
+  return { pid: child.pid ?? -1, port, alive: () => !exited, exitCode: () => code, output: () => out };
 }
 
 t.test('out of file descriptors: new flows are dropped, flows with sockets go on, expiry frees room', { timeout: 120_000 }, async (t) => {
@@ -105,4 +109,19 @@ t.test('out of file descriptors: new flows are dropped, flows with sockets go on
   const reply = await late.request('after expiry', cli.port, undefined, 10, 300);
   t.equal(reply.data.toString(), 'after expiry', 'a new flow is served once idle ones have expired');
   t.ok(cli.alive(), 'and fulcrum never stopped');
+});
+
+t.test('fulcrum run with a udp service: SIGTERM ends its flows and exits 0 at once', { timeout: 60_000 }, async (t) => {
+  const backend = await startUdpBackend(t, 'echo');
+  const cli = await startLimitedCli(t, 1024, backend.port, []);
+  const client = await udpClient(t);
+  t.equal((await client.request('hello', cli.port)).data.toString(), 'hello', 'served');
+  const listening = cli.output().split('\n').filter((l) => l.includes('"msg":"listening"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  t.match(listening, [{ service: 'game', protocol: 'udp', listen: `127.0.0.1:${cli.port}` }], 'the listening line names the protocol');
+  const started = Date.now();
+  process.kill(cli.pid, 'SIGTERM');
+  await waitUntil('fulcrum to exit', () => !cli.alive(), 10_000);
+  t.ok(Date.now() - started < 5_000, 'flows do not hold the drain (they have no stream to finish)');
+  t.equal(cli.exitCode(), 0, 'exit code 0');
+  t.match(cli.output(), /"msg":"drained: all connections finished"/, 'drained: nothing was left open');
 });

@@ -54,6 +54,7 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
       {
         service: service.name,
         listen: service.listen.text,
+        protocol: service.protocol,
         backends: service.backends.map((b) => b.address.text),
         balance: service.balance,
       },
