@@ -378,7 +378,9 @@ async function main() {
           `${opt.backends} echo servers (bench/tools/udp-echo.c, recvmmsg/sendmmsg); ${opt.duration} s per measurement, ` +
           `${opt.rounds} interleaved round(s), each target at full speed and at ${opt.rate}/s. Delivered = echoes back at the client, ` +
           `byte-checked. Fulcrum \`workers: ${PROXY_THREADS}\`, \`protocol: udp\`, maglev; nginx \`worker_processes ${PROXY_THREADS}\`, ` +
-          '`listen udp reuseport`, `hash $remote_addr$remote_port consistent`.' +
+          '`listen udp reuseport`, `hash $remote_addr$remote_port consistent`. nginx keeps the kernel\'s default socket ' +
+          'buffers (it sets none unless told, e.g. `listen ... rcvbuf=8m`); Fulcrum asks for 8 MiB on its listeners and 1 MiB ' +
+          'on its upstream sockets by itself, which is part of why it loses less.' +
           (opt.quick ? ' **Quick smoke run; not a measurement.**' : ''),
         '',
         `Targets: Fulcrum delivers ≥ ${TARGET_RATIO}× nginx's datagrams/s at full speed; no loss at ${opt.rate}/s.`,
