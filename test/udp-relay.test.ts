@@ -75,7 +75,12 @@ t.test('every datagram size from 1 to 65,507 bytes passes intact both ways', asy
   t.equal(client.received.length, ordered.length, `${ordered.length} sizes, one reply each`);
   t.ok(client.received.every((d, i) => d.data.length === ordered[i]), 'each reply has its datagram\'s size');
   t.equal(client.received.at(-1)!.data.length, 65_507, 'the largest IPv4 UDP payload, 65,507 bytes, passed');
+  // An empty datagram is a datagram too.
+  const before = client.received.length;
+  await client.send(Buffer.alloc(0), port);
+  t.equal((await client.waitFor(before + 1))[before]!.data.length, 0, 'an empty datagram passes both ways');
   const stats = service();
+  t.equal(stats.udp?.datagramsIn, ordered.length + 1, 'datagrams counted, the empty one too');
   t.equal(stats.bytesIn, bytes, 'bytes in counted');
   t.equal(stats.bytesOut, bytes, 'bytes out counted');
   t.equal(stats.udp?.datagramsDropped, 0, 'nothing dropped');
