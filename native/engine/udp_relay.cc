@@ -68,6 +68,7 @@ UdpRelay::~UdpRelay() {
 }
 
 void UdpRelay::on_readable() {
+  set_.flush_replies();  // they hold slots this call receives into
   UdpBatch& b = set_.batch();
   const bool wildcard = wildcard_;
   for (int round = 0; round < kRoundsPerEvent && fd_ >= 0; round++) {
@@ -254,7 +255,7 @@ void UdpRelay::forward_to_backend(UdpFlow* flow, unsigned first, unsigned count)
   bool moved = false;
   while (done < count) {
     int error = 0;
-    const unsigned sent = set_.send_datagrams(flow->fd, b.out_iov + first + done, count - done, nullptr, 0, nullptr, &error);
+    const unsigned sent = set_.send_datagrams(flow->fd, b.out_iov + first + done, count - done, nullptr, nullptr, nullptr, &error);
     if (sent > 0) {
       uint64_t bytes = 0;
       for (unsigned k = first + done; k < first + done + static_cast<unsigned>(sent); k++) bytes += b.out_iov[k].iov_len;
@@ -297,13 +298,15 @@ void UdpRelay::report_refused(UdpFlow* flow) {
 void UdpRelay::on_upstream(UdpFlow* flow) {
   if (flow->fd < 0 || fd_ < 0) return;  // closed earlier in this batch
   UdpBatch& b = set_.batch();
-  for (unsigned i = 0; i < UdpBatch::kSize; i++) {
+  // This flow's replies go into the slots after those already pending.
+  const unsigned base = set_.pending_replies(this);
+  for (unsigned i = base; i < UdpBatch::kSize; i++) {
     msghdr& m = b.in[i].msg_hdr;
     m = msghdr{};
     m.msg_iov = &b.in_iov[i];
     m.msg_iovlen = 1;
   }
-  const int received = recvmmsg(flow->fd, b.in, UdpBatch::kSize, MSG_DONTWAIT, nullptr);
+  const int received = recvmmsg(flow->fd, b.in + base, UdpBatch::kSize - base, MSG_DONTWAIT, nullptr);
   if (received < 0) {
     const int error = errno;
     if (error == ECONNREFUSED) {
@@ -317,31 +320,28 @@ void UdpRelay::on_upstream(UdpFlow* flow) {
   }
   const ServiceSpec& spec = flow->service->spec();
   const uint32_t limit = spec.udp.responses;
-  const unsigned count = static_cast<unsigned>(received);
+  unsigned pending = base;
   unsigned forward = 0;
   unsigned dropped = 0;
-  for (unsigned i = 0; i < count; i++) {
+  for (unsigned i = base; i < base + static_cast<unsigned>(received); i++) {
     const bool over = limit != 0 && flow->responses + forward >= limit;
     if ((b.in[i].msg_hdr.msg_flags & MSG_TRUNC) != 0 || over) {
       dropped++;
       continue;
     }
-    // Compact: the k-th forwarded datagram is described by out[k].
-    b.out_iov[forward++] = iovec{b.slot(i), b.in[i].msg_len};
+    // Compact: the k-th pending reply is out_iov[k], in slot k or a later one.
+    const unsigned k = pending++;
+    forward++;
+    b.out_iov[k] = iovec{b.slot(i), b.in[i].msg_len};
+    // Copied: the flow may close before the replies leave.
+    b.reply_to[k] = flow->client.storage;
+    b.reply_to_length[k] = flow->client.length;
+    b.reply_from[k] = flow->local;
+    b.reply_service_slot[k] = spec.slot;
+    b.reply_backend_slot[k] = flow->backend_slot;
   }
-  // EAGAIN/ENOBUFS: the client side's buffer is full; what was not sent is lost.
-  int error = 0;
-  const unsigned done = set_.send_datagrams(fd_, b.out_iov, forward, &flow->client.storage, flow->client.length,
-                                            wildcard_ ? &flow->local : nullptr, &error);
-  uint64_t bytes = 0;
-  for (unsigned k = 0; k < done; k++) bytes += b.out_iov[k].iov_len;
-  dropped += forward - done;
-  WorkerCounters& counters = worker_.counters();
-  counters.add_udp_service(spec.slot, kDatagramsOut, done);
-  counters.add_udp_backend(flow->backend_slot, kDatagramsOut, done);
-  counters.add_service(spec.slot, kBytesOut, static_cast<int64_t>(bytes));
-  counters.add_backend(flow->backend_slot, kBytesOut, static_cast<int64_t>(bytes));
-  if (dropped != 0) counters.add_udp_service(spec.slot, kDatagramsDropped, dropped);
+  set_.add_pending_replies(this, pending);
+  if (dropped != 0) worker_.counters().add_udp_service(spec.slot, kDatagramsDropped, dropped);
   flow->responses += forward;
   if (limit != 0 && flow->responses >= limit) {
     close_flow(flow, kFlowsCompleted);
@@ -422,8 +422,50 @@ void UdpRelaySet::replace(std::vector<ListenerBinding> bindings) {
   relays_ = std::move(next);
 }
 
+unsigned UdpRelaySet::pending_replies(UdpRelay* relay) {
+  if (pending_ != 0 && (pending_relay_ != relay || pending_ == UdpBatch::kSize)) flush_replies();
+  return pending_;
+}
+
+void UdpRelaySet::flush_replies() {
+  if (pending_ == 0) return;
+  UdpBatch& b = *batch_;
+  const unsigned count = pending_;
+  UdpRelay* relay = pending_relay_;
+  pending_ = 0;
+  pending_relay_ = nullptr;
+  unsigned done = 0;
+  if (relay->fd() >= 0) {  // else a reload closed the listener in this batch: they are lost
+    // EAGAIN/ENOBUFS: the client side's buffer is full; what was not sent is lost.
+    int error = 0;
+    done = send_datagrams(relay->fd(), b.out_iov, count, b.reply_to, b.reply_to_length,
+                          relay->wildcard() ? b.reply_from : nullptr, &error);
+  }
+  WorkerCounters& counters = worker_.counters();
+  for (unsigned k = 0; k < count; k++) {
+    if (k >= done) {
+      counters.add_udp_service(b.reply_service_slot[k], kDatagramsDropped, 1);
+      continue;
+    }
+    const auto bytes = static_cast<int64_t>(b.out_iov[k].iov_len);
+    counters.add_udp_service(b.reply_service_slot[k], kDatagramsOut, 1);
+    counters.add_udp_backend(b.reply_backend_slot[k], kDatagramsOut, 1);
+    counters.add_service(b.reply_service_slot[k], kBytesOut, bytes);
+    counters.add_backend(b.reply_backend_slot[k], kBytesOut, bytes);
+  }
+}
+
+namespace {
+
+bool same_peer(const sockaddr_storage* to, const socklen_t* to_length, const SocketAddress* source, unsigned a, unsigned b) {
+  if (to != nullptr && (to_length[a] != to_length[b] || std::memcmp(&to[a], &to[b], to_length[a]) != 0)) return false;
+  return source == nullptr || same_address(source[a], source[b]);
+}
+
+}  // namespace
+
 unsigned UdpRelaySet::send_datagrams(int fd, const iovec* datagrams, unsigned count, const sockaddr_storage* to,
-                                     socklen_t to_length, const SocketAddress* source, int* error) {
+                                     const socklen_t* to_length, const SocketAddress* source, int* error) {
   UdpBatch& b = *batch_;
   // Group: a run of datagrams of one size (the last may be shorter) becomes one entry.
   unsigned entries = 0;
@@ -435,6 +477,7 @@ unsigned UdpRelaySet::send_datagrams(int fd, const iovec* datagrams, unsigned co
       while (end < count && end - i < kGsoMaxSegments) {
         const size_t length = datagrams[end].iov_len;
         if (length == 0 || length > segment || total + length > kGsoMaxBytes) break;
+        if (!same_peer(to, to_length, source, i, end)) break;
         total += length;
         end++;
         if (length < segment) break;  // only the last segment may be shorter
@@ -452,13 +495,13 @@ unsigned UdpRelaySet::send_datagrams(int fd, const iovec* datagrams, unsigned co
     b.entry_iov[entries] = iovec{base, total};
     msghdr& m = b.entry[entries].msg_hdr;
     m = msghdr{};
-    m.msg_name = const_cast<sockaddr_storage*>(to);
-    m.msg_namelen = to == nullptr ? 0 : to_length;
+    m.msg_name = to == nullptr ? nullptr : const_cast<sockaddr_storage*>(&to[i]);
+    m.msg_namelen = to == nullptr ? 0 : to_length[i];
     m.msg_iov = &b.entry_iov[entries];
     m.msg_iovlen = 1;
     uint8_t* control = b.entry_control[entries];
     size_t control_length = 0;
-    if (source != nullptr) control_length = write_packet_source(*source, control);
+    if (source != nullptr) control_length = write_packet_source(source[i], control);
     if (end - i > 1) {
       std::memset(control + control_length, 0, CMSG_SPACE(sizeof(uint16_t)));
       auto* c = reinterpret_cast<cmsghdr*>(control + control_length);
@@ -492,7 +535,8 @@ unsigned UdpRelaySet::send_datagrams(int fd, const iovec* datagrams, unsigned co
       // This kernel or route cannot segment: one datagram at a time from
       // now on, starting again from the first unsent one.
       gso_ = false;
-      return sent + send_datagrams(fd, datagrams + sent, count - sent, to, to_length, source, error);
+      return sent + send_datagrams(fd, datagrams + sent, count - sent, to == nullptr ? nullptr : to + sent,
+                                   to == nullptr ? nullptr : to_length + sent, source == nullptr ? nullptr : source + sent, error);
     }
     break;
   }
@@ -514,6 +558,8 @@ void UdpRelaySet::close_backend(uint32_t slot) {
 }
 
 void UdpRelaySet::close_all() {
+  pending_ = 0;  // their listeners close now
+  pending_relay_ = nullptr;
   for (auto& relay : relays_) relay->close_all();
   for (auto& relay : relays_) retired_relays_.push_back(std::move(relay));
   relays_.clear();

@@ -74,6 +74,13 @@ struct UdpBatch {
   iovec entry_iov[kSize];
   unsigned entry_datagrams[kSize];
   alignas(cmsghdr) uint8_t entry_control[kSize][kSendControlBytes];
+  // Replies waiting to leave through one listener (UdpRelaySet::flush_replies):
+  // out_iov[k] is the k-th, in slot order; who it goes to and what it counts for.
+  sockaddr_storage reply_to[kSize];
+  socklen_t reply_to_length[kSize];
+  SocketAddress reply_from[kSize];
+  uint32_t reply_service_slot[kSize];
+  uint32_t reply_backend_slot[kSize];
 };
 
 class UdpRelay final : public UdpFlowOwner {
@@ -85,6 +92,7 @@ class UdpRelay final : public UdpFlowOwner {
   UdpRelay& operator=(const UdpRelay&) = delete;
 
   int fd() const { return fd_; }
+  bool wildcard() const { return wildcard_; }
   IoHandle* handle() { return &handle_; }
   // A reload kept this address: new flows get the new definition; a flow
   // adopts it on its next datagram (moving if its backend is gone).
@@ -146,8 +154,21 @@ class UdpRelaySet {
   // trip through the stack; their bytes are joined in the first one's slot.
   // Returns how many datagrams (a prefix) were sent; on a shortfall *error
   // says why (errno: EAGAIN/ENOBUFS for a full buffer, ECONNREFUSED...).
+  // to/to_length/source are per datagram (arrays like `datagrams`), or
+  // nullptr for a connected socket / the kernel's choice of source.
   unsigned send_datagrams(int fd, const iovec* datagrams, unsigned count, const sockaddr_storage* to,
-                          socklen_t to_length, const SocketAddress* source, int* error);
+                          const socklen_t* to_length, const SocketAddress* source, int* error);
+  // Replies of several flows leave a listener together: a relay reads a
+  // flow's replies into the slots after those already pending
+  // (pending_replies()), records them (add_pending_replies), and everything
+  // goes in one sendmmsg when the slots are full, when another listener or
+  // the client path needs the batch, and at the end of every event batch.
+  unsigned pending_replies(UdpRelay* relay);
+  void add_pending_replies(UdpRelay* relay, unsigned count) {
+    pending_relay_ = relay;
+    pending_ = count;
+  }
+  void flush_replies();
   // A new snapshot's UDP listeners: keeps relays whose fd is listed, creates
   // the new ones, closes the rest.
   void replace(std::vector<ListenerBinding> bindings);
@@ -168,6 +189,8 @@ class UdpRelaySet {
   std::vector<std::unique_ptr<UdpRelay>> relays_;
   std::vector<std::unique_ptr<UdpRelay>> retired_relays_;
   std::vector<UdpFlow*> retired_flows_;
+  UdpRelay* pending_relay_ = nullptr;  // whose listener the pending replies leave through
+  unsigned pending_ = 0;
 };
 
 }  // namespace fulcrum

@@ -145,6 +145,7 @@ void Worker::run() {
           break;
       }
     }
+    udp_->flush_replies();
     run_resume_queue();
     timers_.expire(now_ms_);
     free_retired();
