@@ -1,0 +1,159 @@
+// The running balancer as the admin API, metrics, the CLI and signals see it:
+// the engine, the one BackendControl that sets backend states in it, the
+// health source, the optional HA source, the config in force, and reload.
+//
+// Reload: re-read and validate the file, compute what changed, apply it.
+//   1. loadConfig(file)         invalid -> { ok: false, errors }, nothing changed
+//   2. engine.apply(next)       a listener that cannot bind -> { ok: false }, nothing changed
+//                               (listeners that stay keep their sockets; removed
+//                               backends drain: no new connections, open ones
+//                               closed after their service's drain_timeout)
+//   3. control.sync(next)       added backends start at health.initialVerdict(..., 'reload')
+//   4. health.update(next)      checks start for added backends, stop for removed ones
+//   5. engine.whenApplied()     every worker runs the new snapshot
+// Reloads are serialized: one that arrives while another runs waits for it,
+// so two never interleave.
+import { loadConfig } from './config/load.js';
+import type { FulcrumConfig } from './config/types.js';
+import { describeApplyError } from './control/apply-error.js';
+import { BackendControl } from './control/backend-control.js';
+import { diffConfigs } from './control/config-diff.js';
+import { StaticHealth } from './control/static-health.js';
+import type { HaSource, HealthSource, ReloadOutcome, Runtime } from './control/types.js';
+import type { Engine } from './engine/engine.js';
+import { ConfigError, formatIssue } from './errors.js';
+import type { Logger } from './logger.js';
+
+/** The health checker the runtime drives. The real one (src/health/) replaces StaticHealth on this one line. */
+function createHealthSource(_control: BackendControl, _engine: Engine, _logger: Logger): HealthSource {
+  return new StaticHealth();
+}
+
+export interface RuntimeOptions {
+  logger: Logger;
+  ha?: HaSource;
+  /** Reads the config file on reload; loadConfig by default. */
+  load?: (file: string) => Promise<FulcrumConfig>;
+  /** Overrides the health source (tests). */
+  health?: HealthSource;
+}
+
+export type ReloadTrigger = Parameters<Runtime['reload']>[0];
+
+/** The last reload, for the admin API. */
+export interface ReloadRecord {
+  at: number;
+  trigger: ReloadTrigger;
+  outcome: ReloadOutcome;
+}
+
+export class FulcrumRuntime implements Runtime {
+  readonly engine: Engine;
+  readonly control: BackendControl;
+  readonly health: HealthSource;
+  readonly ha: HaSource | undefined;
+  readonly startedAt = Date.now();
+  readonly #logger: Logger;
+  readonly #load: (file: string) => Promise<FulcrumConfig>;
+  #config: FulcrumConfig;
+  #generation = 1;
+  #lastReload: ReloadRecord | undefined;
+  /** The reload running now (or the last one); the next one chains on it. */
+  #reloading: Promise<unknown> = Promise.resolve();
+  #stopping = false;
+
+  /**
+   * Apply `config` to a started engine. Throws what engine.apply() throws (a
+   * listener that cannot bind), before anything else started; the caller
+   * still owns the engine then.
+   */
+  constructor(engine: Engine, config: FulcrumConfig, options: RuntimeOptions) {
+    this.engine = engine;
+    this.#logger = options.logger;
+    this.#load = options.load ?? loadConfig;
+    this.ha = options.ha;
+    this.control = new BackendControl(engine);
+    this.health = options.health ?? createHealthSource(this.control, engine, options.logger);
+    engine.apply(config);
+    this.control.sync(config.services, (service, backend) => this.health.initialVerdict(service, backend, 'start'));
+    this.health.update(config);
+    this.#config = config;
+  }
+
+  config(): FulcrumConfig {
+    return this.#config;
+  }
+
+  /** How many configs have been applied (1 at start). */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  get lastReload(): ReloadRecord | undefined {
+    return this.#lastReload;
+  }
+
+  reload(trigger: ReloadTrigger): Promise<ReloadOutcome> {
+    const run = this.#reloading.then(() => this.#reloadNow(trigger));
+    this.#reloading = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Refuse reloads from now on (the process is stopping), wait for one that
+   * runs, then close every listener (see Engine.closeListeners). */
+  async closeListeners(): Promise<void> {
+    this.#stopping = true;
+    await this.#reloading;
+    await this.engine.closeListeners();
+  }
+
+  /** Stop health checks and the engine (open connections are cut). */
+  stop(): void {
+    this.#stopping = true;
+    this.health.stop();
+    this.engine.stop();
+  }
+
+  async #reloadNow(trigger: ReloadTrigger): Promise<ReloadOutcome> {
+    const file = this.#config.file;
+    if (this.#stopping) return this.#rejected(trigger, ['fulcrum is stopping: reload refused']);
+    this.#logger.info({ trigger, config: file }, 'reload requested');
+    let next: FulcrumConfig;
+    try {
+      next = await this.#load(file);
+    } catch (err) {
+      const errors = err instanceof ConfigError ? err.issues.map(formatIssue) : [`${file}: cannot load config: ${err instanceof Error ? err.message : String(err)}`];
+      return this.#rejected(trigger, errors);
+    }
+    // A stop began while the file was read: applying now would reopen listeners.
+    if (this.#stopping) return this.#rejected(trigger, ['fulcrum is stopping: reload refused']);
+    const diff = diffConfigs(this.#config, next);
+    try {
+      this.engine.apply(next);
+    } catch (err) {
+      return this.#rejected(trigger, [describeApplyError(err, next)]);
+    }
+    this.control.sync(next.services, (service, backend) => this.health.initialVerdict(service, backend, 'reload'));
+    this.health.update(next);
+    await this.engine.whenApplied();
+    // Settings a restart applies keep their running value, so what the API and
+    // the next diff see is what actually runs.
+    this.#config = { ...next, workers: this.#config.workers, admin: { ...next.admin, listen: this.#config.admin.listen } };
+    this.#logger.level = next.log.level;
+    this.#generation++;
+    const outcome: ReloadOutcome = { ok: true, generation: this.#generation, added: diff.added, removed: diff.removed, changed: diff.changed };
+    if (diff.needsRestart.length > 0) {
+      outcome.warnings = diff.needsRestart.map((key) => `${key} changed: takes effect after a restart`);
+    }
+    this.#lastReload = { at: Date.now(), trigger, outcome };
+    this.#logger.info({ trigger, ...outcome }, 'reloaded');
+    return outcome;
+  }
+
+  #rejected(trigger: ReloadTrigger, errors: string[]): ReloadOutcome {
+    const outcome: ReloadOutcome = { ok: false, errors };
+    this.#lastReload = { at: Date.now(), trigger, outcome };
+    this.#logger.error({ trigger, errors }, 'reload rejected: the running config stays');
+    return outcome;
+  }
+}
