@@ -30,7 +30,7 @@ export class FulcrumMetrics {
 
   constructor(runtime: FulcrumRuntime) {
     this.#runtime = runtime;
-    collectDefaultMetrics({ register: this.registry, prefix: 'fulcrum_process_' });
+    collectDefaultMetrics({ register: this.registry, prefix: 'fulcrum_' });
     const backends = (fn: (l: Labels, b: BackendView) => void): void => {
       for (const s of this.#view) for (const b of s.backends) fn({ service: s.name, backend: b.address }, b);
     };
