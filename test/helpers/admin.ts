@@ -6,6 +6,7 @@ import { request } from 'node:http';
 import type { Test } from 'tap';
 import { AdminServer } from '../../src/admin/server.js';
 import { loadConfig } from '../../src/config/load.js';
+import type { FulcrumConfig } from '../../src/config/types.js';
 import type { HaSource, HealthSource } from '../../src/control/types.js';
 import { Engine } from '../../src/engine/engine.js';
 import { createLogger, type Logger } from '../../src/logger.js';
@@ -34,6 +35,7 @@ export function memoryLogger(logs: Array<Record<string, unknown>>): Logger {
 
 export interface RuntimeOptions {
   health?: HealthSource;
+  load?: (file: string) => Promise<FulcrumConfig>;
   ha?: HaSource;
   workers?: number;
 }
@@ -51,7 +53,7 @@ export async function startRuntime(t: Test, yaml: (listenPort: number) => string
     const engine = Engine.start({ workers: options.workers ?? 2 });
     let runtime: FulcrumRuntime;
     try {
-      runtime = new FulcrumRuntime(engine, config, { logger: memoryLogger(logs), health: options.health, ha: options.ha });
+      runtime = new FulcrumRuntime(engine, config, { logger: memoryLogger(logs), health: options.health, ha: options.ha, load: options.load });
     } catch (err) {
       engine.stop();
       if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 5) continue;
