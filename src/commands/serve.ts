@@ -16,6 +16,7 @@ import { AdminServer } from '../admin/server.js';
 import { Engine, type EngineEvent } from '../engine/engine.js';
 import type { FulcrumConfig } from '../config/types.js';
 import { describeApplyError, errorText } from '../control/apply-error.js';
+import type { BackendStatus } from '../control/backend-control.js';
 import type { Logger } from '../logger.js';
 import { FulcrumRuntime } from '../runtime.js';
 import { EXIT_OK, EXIT_RUNTIME } from './exit-codes.js';
@@ -54,6 +55,11 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
     engine.stop();
     return fail(logger, describeApplyError(err, config), err);
   }
+  runtime.control.on('change', (status: BackendStatus) => {
+    const fields = { service: status.service, backend: status.backend, state: status.effective, health: status.health, admin: status.admin };
+    if (status.effective === 'down') logger.warn(fields, 'backend down');
+    else logger.info(fields, `backend ${status.effective}`);
+  });
   // The data plane matters more than its dashboard: an admin address that
   // cannot be bound is logged as an error and balancing goes on.
   const admin = new AdminServer(runtime, logger);
