@@ -89,6 +89,11 @@ export class FulcrumRuntime implements Runtime {
     return this.#generation;
   }
 
+  /** True once a stop began: reloads are refused from then on. */
+  get stopping(): boolean {
+    return this.#stopping;
+  }
+
   get lastReload(): ReloadRecord | undefined {
     return this.#lastReload;
   }

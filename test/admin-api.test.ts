@@ -322,3 +322,14 @@ t.test('errors: a body too large without Content-Length is cut at the limit', as
   });
   t.equal(status, 413);
 });
+
+t.test('a reload asked for while stopping is refused with 503', async (t) => {
+  const a = await namedBackend(t, 'a');
+  const { base, runtime } = await startRuntime(t, yaml({ backends: [a] }));
+  await runtime.closeListeners();
+  const res = await http(base, 'POST', '/api/reload');
+  t.equal(res.status, 503);
+  t.equal(res.json.error.code, 'stopping');
+  t.match(await runtime.reload('signal'), { ok: false, errors: ['fulcrum is stopping: reload refused'] });
+  t.equal(runtime.generation, 1);
+});

@@ -129,3 +129,26 @@ t.test('status page in headless Chromium: loads, shows a backend down within one
   held.socket.destroy();
   t.equal((await http(base, 'GET', '/api/status', { token: TOKEN })).status, 200);
 });
+
+t.test('status page: a declined token prompt is not repeated every refresh; the banner asks again', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed` }, async (t) => {
+  const port = (await startServer(t, (socket) => socket.pipe(socket))).port;
+  const { base } = await startRuntime(t, yaml([port]));
+  const page = await launch(t);
+  let prompts = 0;
+  page.on('dialog', (dialog) => {
+    prompts++;
+    void (prompts === 1 ? dialog.dismiss() : prompts === 2 ? dialog.accept('wrong-token-but-long-enough') : dialog.accept(TOKEN));
+  });
+  await page.goto(`${base}/`);
+  await page.locator('#banner button[data-token]').waitFor({ timeout: 5_000 });
+  await page.waitForTimeout(REFRESH_MS * 2 + 200);
+  t.equal(prompts, 1, 'asked once, not at every refresh');
+  t.match(await page.locator('#banner').textContent(), /401 this admin API requires a bearer token/);
+  t.equal(await page.locator('tr.backend').count(), 0, 'no data without the token');
+
+  await page.locator('#banner button[data-token]').click();
+  // A wrong token: the API says invalid_token, and the page asks again on the next refresh.
+  await page.locator(`tr[data-backend="postgres/127.0.0.1:${port}"]`).waitFor({ timeout: REFRESH_MS * 4 });
+  t.equal(prompts, 3, 'a wrong token is asked for again');
+  t.equal(await page.evaluate(() => localStorage.getItem('fulcrum-admin-token')), TOKEN);
+});

@@ -9,7 +9,7 @@
 //   GET  /api/services/:service/backends/:addr   one backend (with its health history)
 //   POST /api/services/:service/backends/:addr/drain|enable|disable|maint
 //   POST /api/services/:service/backends/:addr/weight   {"weight": 0..256}
-//   POST /api/reload                             re-read the config file; 200 applied, 422 rejected
+//   POST /api/reload                             re-read the config file; 200 applied, 422 rejected, 503 stopping
 //   GET  /api/ha                                 VRRP status (404 without HA)
 //
 // Errors are JSON {"error": {"code", "message"}} with a 4xx status. A POST
@@ -127,6 +127,7 @@ export class AdminServer {
     if (resource === 'reload' && parts.length === 2) {
       expect('POST');
       await readJsonBody(req);
+      if (this.#runtime.stopping) throw new ApiError(503, 'stopping', 'fulcrum is stopping: reload refused');
       const outcome = await this.#runtime.reload('api');
       return sendJson(res, outcome.ok ? 200 : 422, outcome);
     }

@@ -62,16 +62,24 @@ export const STATUS_PAGE = `<!doctype html>
     return h;
   };
 
+  // Ask for the token when the API says 401, once per answer: a cancelled
+  // prompt is not repeated by the refresh loop (the banner's button asks again).
+  let declined = false;
+  function askToken() {
+    asking = true;
+    const entered = window.prompt('This Fulcrum admin API requires its token:');
+    asking = false;
+    if (!entered) { declined = true; return false; }
+    declined = false;
+    localStorage.setItem(TOKEN_KEY, entered.trim());
+    return true;
+  }
+
   async function api(path, options) {
     const res = await fetch(path, { cache: 'no-store', ...options });
-    if (res.status === 401 && !asking) {
-      asking = true;
-      const entered = window.prompt('This Fulcrum admin API requires its token:');
-      asking = false;
-      if (entered) {
-        localStorage.setItem(TOKEN_KEY, entered.trim());
-        return fetch(path, { ...options, headers: { ...(options && options.headers), ...headers(options && options.method === 'POST') } });
-      }
+    const userAction = Boolean(options && options.method === 'POST');
+    if (res.status === 401 && !asking && (!declined || userAction) && askToken()) {
+      return fetch(path, { cache: 'no-store', ...options, headers: { ...(options && options.headers), ...headers(userAction) } });
     }
     return res;
   }
@@ -159,9 +167,10 @@ export const STATUS_PAGE = `<!doctype html>
     previous = { now: status.now, counters };
   }
 
-  function banner(text) {
+  function banner(text, withTokenButton) {
     const node = document.getElementById('banner');
     node.textContent = text || '';
+    if (withTokenButton) node.append(' ', el('button', { type: 'button', 'data-token': '1' }, 'Enter token'));
     node.classList.toggle('shown', Boolean(text));
   }
 
@@ -170,7 +179,7 @@ export const STATUS_PAGE = `<!doctype html>
       const res = await api('/api/status', { headers: headers(false) });
       if (!res.ok) {
         const body = await res.json().catch(() => ({}));
-        banner('admin API: ' + res.status + ' ' + ((body.error && body.error.message) || res.statusText));
+        banner('admin API: ' + res.status + ' ' + ((body.error && body.error.message) || res.statusText), res.status === 401);
       } else {
         render(await res.json());
         banner('');
@@ -183,6 +192,10 @@ export const STATUS_PAGE = `<!doctype html>
   }
 
   document.addEventListener('click', async (event) => {
+    if (event.target.closest('button[data-token]')) {
+      if (askToken()) banner('');
+      return;
+    }
     const button = event.target.closest('button[data-action]');
     if (!button) return;
     const { action, service, backend } = button.dataset;
