@@ -99,8 +99,11 @@ export class FulcrumRuntime implements Runtime {
   }
 
   reload(trigger: ReloadTrigger): Promise<ReloadOutcome> {
-    const run = this.#reloading.then(() => this.#reloadNow(trigger));
-    this.#reloading = run.catch(() => undefined);
+    // Never rejects: a SIGHUP handler has nobody to hand a rejection to.
+    const run = this.#reloading.then(() => this.#reloadNow(trigger)).catch((err: unknown) =>
+      this.#rejected(trigger, [`reload failed: ${err instanceof Error ? err.message : String(err)}`]),
+    );
+    this.#reloading = run;
     return run;
   }
 

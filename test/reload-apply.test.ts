@@ -135,3 +135,19 @@ t.test('reloads are serialized: concurrent ones never interleave', async (t) => 
   t.equal(runtime.generation, 7);
   t.same(order, Array.from({ length: 6 }, () => ['load', 'loaded', 'apply']).flat(), 'load, apply, then the next');
 });
+
+t.test('a reload that throws unexpectedly resolves as rejected (a SIGHUP handler cannot take a rejection)', async (t) => {
+  const a = await namedBackend(t, 'a');
+  let fail = false;
+  class FailingHealth extends StaticHealth {
+    override update(config: FulcrumConfig): void {
+      if (fail) throw new Error('health checker exploded');
+      super.update(config);
+    }
+  }
+  const { runtime } = await startRuntime(t, yaml([a]), { health: new FailingHealth() });
+  fail = true;
+  t.same(await runtime.reload('signal'), { ok: false, errors: ['reload failed: health checker exploded'] });
+  fail = false;
+  t.match(await runtime.reload('signal'), { ok: true }, 'the next reload runs');
+});
