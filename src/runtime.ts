@@ -24,8 +24,16 @@ import type { Engine } from './engine/engine.js';
 import { ConfigError, formatIssue } from './errors.js';
 import type { Logger } from './logger.js';
 
-/** The health checker the runtime drives. The real one (src/health/) replaces StaticHealth on this one line. */
-function createHealthSource(_control: BackendControl, _engine: Engine, _logger: Logger): HealthSource {
+/** What the health checker is built from. */
+export interface HealthSourceDeps {
+  engine: Engine;
+  control: BackendControl;
+  logger: Logger;
+}
+
+/** The health checker the runtime drives. The real one replaces StaticHealth on
+ * this one line: `return new HealthMonitor(deps);` (src/health/health-monitor.ts). */
+function createHealthSource(_deps: HealthSourceDeps): HealthSource {
   return new StaticHealth();
 }
 
@@ -73,7 +81,7 @@ export class FulcrumRuntime implements Runtime {
     this.#load = options.load ?? loadConfig;
     this.ha = options.ha;
     this.control = new BackendControl(engine);
-    this.health = options.health ?? createHealthSource(this.control, engine, options.logger);
+    this.health = options.health ?? createHealthSource({ engine, control: this.control, logger: options.logger });
     engine.apply(config);
     this.control.sync(config.services, (service, backend) => this.health.initialVerdict(service, backend, 'start'));
     this.health.update(config);
