@@ -78,10 +78,11 @@ ones start. Prints what changed and exits 0; when the file is invalid, the
 running config stays, the reasons are printed to stderr and the exit code is 2;
 when the admin API cannot be reached or refuses, exit code 1.
 
-The admin address and token come from FILE's admin section (-c, which must be
-the file that Fulcrum runs), else --admin, else 127.0.0.1:9090. The token can
-also come from --token-file or the FULCRUM_ADMIN_TOKEN environment variable
-(never from the command line, where other users could see it).
+The admin address is --admin, else admin.listen in FILE (-c, which must be
+the file that Fulcrum runs), else 127.0.0.1:9090. The token is read from
+--token-file, else the FULCRUM_ADMIN_TOKEN environment variable, else FILE's
+admin.token or admin.token_file (never from the command line, where other
+users could see it).
 
 Options:
   -c, --config FILE     The config file the running Fulcrum was started with
