@@ -301,3 +301,42 @@ t.test('`fulcrum status` prints the table, and --json the API document', async (
   t.equal(dead.code, 1);
   t.match(dead.stderr, /cannot reach the admin API/);
 });
+
+t.test('a token from token_file: `fulcrum status` and `fulcrum reload` send it, and fail clearly without it', async (t) => {
+  const backends = await startBackends(t, 1, 'echo');
+  for (let attempt = 1; ; attempt++) {
+    const [port, adminPort] = [await freePort(), await freePort()];
+    const token = 'file-token-0123456789-abcdefghij';
+    const file = writeConfig(t, configText(adminPort, port, backends, { backends: [0], balance: 'roundrobin' }).replace(`admin: { listen: 127.0.0.1:${adminPort} }`, `admin: { listen: 127.0.0.1:${adminPort}, token_file: admin.token }`));
+    writeFileSync(file.replace(/fulcrum\.yaml$/, 'admin.token'), `${token}\n`);
+    const proc = startCli(t, ['run', '-c', file]);
+    await proc.waitForLog('listening');
+    if (!proc.hasLog('admin API listening')) {
+      await proc.kill();
+      if (attempt < 5) continue;
+      throw new Error('admin API did not start');
+    }
+    t.notMatch(proc.stdout, new RegExp(token), 'the token is never logged');
+    const withFile = await runCli(t, ['status', '-c', file]);
+    t.equal(withFile.code, 0, `status -c reads the token file ${withFile.stderr}`);
+    const reload = await runCli(t, ['reload', '-c', file]);
+    t.equal(reload.code, 0, 'reload -c too');
+    t.match(reload.stdout, /^reloaded: generation 2; nothing changed\n$/);
+    const without = await runCli(t, ['status', '--admin', `127.0.0.1:${adminPort}`]);
+    t.equal(without.code, 1, 'no token: exit 1');
+    t.match(without.stderr, /this admin API requires a bearer token: Authorization: Bearer TOKEN \(HTTP 401\)/);
+    const wrongFile = writeConfig(t, 'not-the-token-but-long-enough\n', 'wrong.token');
+    const wrong = await runCli(t, ['reload', '--admin', `127.0.0.1:${adminPort}`, '--token-file', wrongFile]);
+    t.equal(wrong.code, 1, 'wrong token: exit 1');
+    t.match(wrong.stderr, /^fulcrum: reload failed: the bearer token is not the configured admin token \(HTTP 401\)/);
+    const byEnv = await new Promise<number | null>((resolve) => {
+      void import('node:child_process').then(({ spawn }) => {
+        const child = spawn(process.execPath, ['dist/cli.js', 'status', '--admin', `127.0.0.1:${adminPort}`, '--json'], { env: { ...process.env, FULCRUM_ADMIN_TOKEN: token }, stdio: 'ignore' });
+        child.on('close', resolve);
+      });
+    });
+    t.equal(byEnv, 0, 'FULCRUM_ADMIN_TOKEN works too');
+    t.notMatch(proc.stdout, new RegExp(token), 'still never logged');
+    break;
+  }
+});
