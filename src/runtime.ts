@@ -16,7 +16,7 @@
 import { loadConfig } from './config/load.js';
 import type { FulcrumConfig } from './config/types.js';
 import { describeApplyError } from './control/apply-error.js';
-import { BackendControl } from './control/backend-control.js';
+import { BackendControl, type BackendStatus } from './control/backend-control.js';
 import { diffConfigs } from './control/config-diff.js';
 import { StaticHealth } from './control/static-health.js';
 import type { HaSource, HealthSource, ReloadOutcome, Runtime } from './control/types.js';
@@ -69,6 +69,8 @@ export class FulcrumRuntime implements Runtime {
   /** The reload running now (or the last one); the next one chains on it. */
   #reloading: Promise<unknown> = Promise.resolve();
   #stopping = false;
+  /** When each backend's effective state last changed (or it appeared), by `service\0backend`. */
+  readonly #since = new Map<string, number>();
 
   /**
    * Apply `config` to a started engine. Throws what engine.apply() throws (a
@@ -81,9 +83,11 @@ export class FulcrumRuntime implements Runtime {
     this.#load = options.load ?? loadConfig;
     this.ha = options.ha;
     this.control = new BackendControl(engine);
+    this.control.on('change', (status: BackendStatus) => this.#since.set(`${status.service}\u0000${status.backend}`, Date.now()));
     this.health = options.health ?? createHealthSource({ engine, control: this.control, logger: options.logger });
     engine.apply(config);
     this.control.sync(config.services, (service, backend) => this.health.initialVerdict(service, backend, 'start'));
+    this.#trackSince();
     this.health.update(config);
     this.#config = config;
   }
@@ -113,6 +117,19 @@ export class FulcrumRuntime implements Runtime {
     );
     this.#reloading = run;
     return run;
+  }
+
+  /** Epoch ms since which the backend has had its current effective state (HAProxy's "status since"). */
+  stateSince(service: string, backend: string): number {
+    return this.#since.get(`${service}\u0000${backend}`) ?? this.startedAt;
+  }
+
+  /** Backends new to BackendControl start their clock now; removed ones are forgotten. */
+  #trackSince(): void {
+    const present = new Set(this.control.list().map((s) => `${s.service}\u0000${s.backend}`));
+    const now = Date.now();
+    for (const key of present) if (!this.#since.has(key)) this.#since.set(key, now);
+    for (const key of [...this.#since.keys()]) if (!present.has(key)) this.#since.delete(key);
   }
 
   /** Refuse reloads from now on (the process is stopping), wait for one that
@@ -150,6 +167,7 @@ export class FulcrumRuntime implements Runtime {
       return this.#rejected(trigger, [describeApplyError(err, next)]);
     }
     this.control.sync(next.services, (service, backend) => this.health.initialVerdict(service, backend, 'reload'));
+    this.#trackSince();
     this.health.update(next);
     await this.engine.whenApplied();
     // Settings a restart applies keep their running value, so what the API and

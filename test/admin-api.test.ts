@@ -170,6 +170,9 @@ t.test('every endpoint', async (t) => {
     const res = await post(`/api/services/svc/backends/${A}/drain`);
     t.equal(res.status, 200);
     t.match(res.json.backend, { address: A, state: 'drain', admin: 'drain', health: 'up' });
+    t.ok(Date.now() - res.json.backend.since < 1_000, 'since: the state changed just now');
+    const other = (await get(`/api/services/svc/backends/${B}`)).json.backend;
+    t.ok(other.since <= res.json.backend.since && other.since >= runtime.startedAt, 'the other backend has been up since the start');
     t.equal(engineState(A), 'drain');
     t.same(await landings(t, port, 4), ['b', 'b', 'b', 'b']);
   });

@@ -92,8 +92,9 @@ t.test('status page in headless Chromium: loads, shows a backend down within one
     { timeout: REFRESH_MS + 1000, polling: 50 },
   );
   const shownAfter = Date.now() - downAt;
-  t.ok(shownAfter <= REFRESH_MS + 500, `down shown after ${shownAfter} ms (refresh every ${REFRESH_MS} ms)`);
+  t.ok(shownAfter <= REFRESH_MS + 1000, `down shown after ${shownAfter} ms (refresh every ${REFRESH_MS} ms)`);
   t.equal(await page.locator(`tr[data-backend="postgres/${B}"] td.health`).textContent(), 'down');
+  t.match(await page.locator(`tr[data-backend="postgres/${B}"] td.since`).textContent(), /^0m [0-4]s$/, 'down since a moment ago');
   t.match(await page.locator(`tr[data-backend="postgres/${B}"]`).getAttribute('class'), /state-down/);
 
   // The drain button POSTs to the API: the engine drains the backend.
@@ -111,11 +112,11 @@ t.test('status page in headless Chromium: loads, shows a backend down within one
     for (let i = 0; Date.now() < until; i++) await echoStream(t, port, `page-bg-${i}`, 1_000_000, 10_000);
   })();
   await page.waitForFunction(
-    () => /[1-9]/.test(document.querySelector('table[data-service="postgres"] tr.service td:nth-child(12)')?.textContent ?? ''),
+    () => /[1-9]/.test(document.querySelector('table[data-service="postgres"] tr.service td.rate-in')?.textContent ?? ''),
     undefined,
     { timeout: REFRESH_MS * 3, polling: 50 },
   );
-  t.match(await page.locator('table[data-service="postgres"] tr.service td:nth-child(12)').textContent(), /^[\d.]+ (B|KiB|MiB|GiB)\/s$/, 'the service row shows a throughput');
+  t.match(await page.locator('table[data-service="postgres"] tr.service td.rate-in').textContent(), /^[\d.]+ (B|KiB|MiB|GiB)\/s$/, 'the service row shows a throughput');
   const screenshot = process.env.FULCRUM_STATUS_SCREENSHOT ?? join(mkdtempSync(join(tmpdir(), 'fulcrum-shot-')), 'status.png');
   await page.screenshot({ path: screenshot, fullPage: true });
   t.comment(`screenshot: ${screenshot}`);

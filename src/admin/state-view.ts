@@ -15,6 +15,8 @@ export interface BackendView {
   admin: AdminState;
   weight: number;
   backup: boolean;
+  /** Epoch ms since which `state` has held (or since the backend was added). */
+  since: number;
   check: {
     type: string;
     rise: number;
@@ -80,6 +82,7 @@ export function servicesView(runtime: FulcrumRuntime): ServiceView[] {
         admin: status?.admin ?? 'enabled',
         weight: b.weight,
         backup: b.backup,
+        since: runtime.stateSince(service.name, b.address),
         check: {
           type: checked?.checkType ?? 'none',
           rise: checked?.rise ?? 0,

@@ -114,7 +114,7 @@ export const STATUS_PAGE = `<!doctype html>
     return [rate(Math.max(0, bytesIn - before[0]) / seconds), rate(Math.max(0, bytesOut - before[1]) / seconds)];
   }
 
-  const COLUMNS = ['Backend', 'State', 'Health', 'Admin', 'Check', 'Weight', 'Active', 'Total', 'Failed', 'Bytes in', 'Bytes out', 'Rate in', 'Rate out', 'Last check', 'Actions'];
+  const COLUMNS = ['Backend', 'State', 'Since', 'Health', 'Admin', 'Check', 'Weight', 'Active', 'Total', 'Failed', 'Bytes in', 'Bytes out', 'Rate in', 'Rate out', 'Last check', 'Actions'];
 
   function render(status) {
     document.getElementById('version').textContent = 'v' + status.version;
@@ -137,9 +137,9 @@ export const STATUS_PAGE = `<!doctype html>
       const [sin, sout] = rates(status.now, service.name, service.bytesIn, service.bytesOut);
       counters.set(service.name, [service.bytesIn, service.bytesOut]);
       body.append(el('tr', { class: 'service' },
-        el('td', { class: 'name' }, 'service total'), el('td', {}, service.backendsUp > 0 ? 'OPEN' : 'NO BACKEND'), el('td', {}, ''), el('td', {}, ''), el('td', {}, ''), el('td', {}, ''),
+        el('td', { class: 'name' }, 'service total'), el('td', {}, service.backendsUp > 0 ? 'OPEN' : 'NO BACKEND'), el('td', {}, ''), el('td', {}, ''), el('td', {}, ''), el('td', {}, ''), el('td', {}, ''),
         el('td', {}, service.active), el('td', {}, service.accepted), el('td', {}, service.failed),
-        el('td', {}, bytes(service.bytesIn)), el('td', {}, bytes(service.bytesOut)), el('td', {}, sin), el('td', {}, sout), el('td', {}, ''), el('td', {}, '')));
+        el('td', {}, bytes(service.bytesIn)), el('td', {}, bytes(service.bytesOut)), el('td', { class: 'rate-in' }, sin), el('td', { class: 'rate-out' }, sout), el('td', {}, ''), el('td', {}, '')));
       for (const b of service.backends) {
         const key = service.name + '/' + b.address;
         const [rin, rout] = rates(status.now, key, b.bytesIn, b.bytesOut);
@@ -151,12 +151,13 @@ export const STATUS_PAGE = `<!doctype html>
         body.append(el('tr', { class: 'backend state-' + b.state, 'data-backend': key },
           el('td', { class: 'name' }, b.address + (b.backup ? ' (backup)' : '')),
           el('td', { class: 'state' }, b.state),
+          el('td', { class: 'since' }, duration(Math.max(0, status.now - b.since))),
           el('td', { class: 'health' }, b.health),
           el('td', { class: 'admin' }, b.admin),
           el('td', {}, check),
           el('td', {}, b.weight),
           el('td', { class: 'active' }, b.active), el('td', {}, b.accepted), el('td', {}, b.failed),
-          el('td', {}, bytes(b.bytesIn)), el('td', {}, bytes(b.bytesOut)), el('td', {}, rin), el('td', {}, rout),
+          el('td', {}, bytes(b.bytesIn)), el('td', {}, bytes(b.bytesOut)), el('td', { class: 'rate-in' }, rin), el('td', { class: 'rate-out' }, rout),
           el('td', { class: 'name muted', title: lastCheck }, lastCheck),
           el('td', {}, action('drain', 'Drain'), action('enable', 'Enable'), action('maint', 'Maint'))));
       }

@@ -28,17 +28,17 @@ export async function statusCommand(args: readonly string[]): Promise<number> {
   }
 }
 
-const COLUMNS = ['SERVICE', 'BACKEND', 'STATE', 'HEALTH', 'ADMIN', 'WEIGHT', 'ACTIVE', 'TOTAL', 'FAILED', 'IN', 'OUT', 'LAST CHECK'] as const;
+const COLUMNS = ['SERVICE', 'BACKEND', 'STATE', 'SINCE', 'HEALTH', 'ADMIN', 'WEIGHT', 'ACTIVE', 'TOTAL', 'FAILED', 'IN', 'OUT', 'LAST CHECK'] as const;
 
 /** The status as text: a header line, then one row per service (its totals) and per backend. */
 export function formatStatus(status: StatusView): string {
   const rows: string[][] = [];
   for (const s of status.services) {
-    rows.push([s.name, `${s.listen} ${s.balance}`, `${s.backendsUp}/${s.backends.length} up`, '', '', '', String(s.active), String(s.accepted), String(s.failed), bytes(s.bytesIn), bytes(s.bytesOut), '']);
+    rows.push([s.name, `${s.listen} ${s.balance}`, `${s.backendsUp}/${s.backends.length} up`, '', '', '', '', String(s.active), String(s.accepted), String(s.failed), bytes(s.bytesIn), bytes(s.bytesOut), '']);
     for (const b of s.backends) {
       const last = b.check.history.at(-1);
       const check = b.check.type === 'none' ? '-' : last ? `${b.check.type} ${last.ok ? 'ok' : 'FAIL'} ${last.latencyMs.toFixed(1)}ms` : `${b.check.type} (pending)`;
-      rows.push(['', `${b.address}${b.backup ? ' (backup)' : ''}`, b.state, b.health, b.admin, String(b.weight), String(b.active), String(b.accepted), String(b.failed), bytes(b.bytesIn), bytes(b.bytesOut), check]);
+      rows.push(['', `${b.address}${b.backup ? ' (backup)' : ''}`, b.state, duration(status.now - b.since), b.health, b.admin, String(b.weight), String(b.active), String(b.accepted), String(b.failed), bytes(b.bytesIn), bytes(b.bytesOut), check]);
     }
   }
   const widths = COLUMNS.map((c, i) => Math.max(c.length, ...rows.map((r) => r[i]!.length)));
