@@ -336,3 +336,30 @@ t.test('a reload asked for while stopping is refused with 503', async (t) => {
   t.match(await runtime.reload('signal'), { ok: false, errors: ['fulcrum is stopping: reload refused'] });
   t.equal(runtime.generation, 1);
 });
+
+t.test('a reload that changes the token applies it at once', async (t) => {
+  const a = await namedBackend(t, 'a');
+  const { base, port, write } = await startRuntime(t, yaml({ backends: [a], token: TOKEN }));
+  const next = 'rotated-token-9876543210-zyxwvu';
+  write(yaml({ backends: [a], token: next })(port));
+  const res = await http(base, 'POST', '/api/reload', { token: TOKEN });
+  t.equal(res.status, 200);
+  t.same(res.json.changed, ['admin.token']);
+  t.notMatch(res.text, new RegExp(`${next}|${TOKEN}`), 'the answer does not echo a token');
+  t.equal((await http(base, 'GET', '/api/status', { token: TOKEN })).status, 401, 'the old token no longer works');
+  t.equal((await http(base, 'GET', '/api/status', { token: next })).status, 200, 'the new one does');
+});
+
+t.test('the admin API on IPv6 loopback', async (t) => {
+  const a = await namedBackend(t, 'a');
+  const { runtime } = await startRuntime(t, yaml({ backends: [a] }));
+  const { AdminServer } = await import('../src/admin/server.js');
+  const { createLogger } = await import('../src/logger.js');
+  const admin = new AdminServer(runtime, createLogger('fatal'));
+  await admin.listen({ host: '::1', port: 0, family: 6, text: '[::1]:0' });
+  t.teardown(() => admin.close());
+  t.match(admin.url, /^http:\/\/\[::1\]:\d+$/);
+  const res = await http(admin.url, 'GET', '/api/services/svc');
+  t.equal(res.status, 200, 'Host [::1]:port is an IP literal');
+  t.equal(res.json.backends[0].address, `127.0.0.1:${a}`);
+});
