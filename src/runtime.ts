@@ -79,13 +79,14 @@ export class FulcrumRuntime implements Runtime {
    */
   constructor(engine: Engine, config: FulcrumConfig, options: RuntimeOptions) {
     this.engine = engine;
+    // First, so a listener that cannot bind throws before a health checker starts.
+    engine.apply(config);
     this.#logger = options.logger;
     this.#load = options.load ?? loadConfig;
     this.ha = options.ha;
     this.control = new BackendControl(engine);
     this.control.on('change', (status: BackendStatus) => this.#since.set(`${status.service}\u0000${status.backend}`, Date.now()));
     this.health = options.health ?? createHealthSource({ engine, control: this.control, logger: options.logger });
-    engine.apply(config);
     this.control.sync(config.services, (service, backend) => this.health.initialVerdict(service, backend, 'start'));
     this.#trackSince();
     this.health.update(config);
