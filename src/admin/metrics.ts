@@ -6,7 +6,7 @@
 // services and backends disappear with them (collect resets first).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AdminState } from '../control/backend-control.js';
-import type { BackendState } from '../engine/engine.js';
+import type { BackendState, EngineStats } from '../engine/engine.js';
 import type { FulcrumRuntime } from '../runtime.js';
 import { servicesView, type BackendView, type ServiceView } from './state-view.js';
 
@@ -24,6 +24,7 @@ export class FulcrumMetrics {
   readonly #runtime: FulcrumRuntime;
   /** The scrape's one read of the engine's counters. */
   #view: ServiceView[] = [];
+  #stats: EngineStats | undefined;
   /** Per backend, the time of the newest check already observed into the histogram. */
   readonly #checksSeen = new Map<string, number>();
   readonly #checkLatency: Histogram;
@@ -91,9 +92,9 @@ export class FulcrumMetrics {
     });
 
     this.#gauge('fulcrum_config_generation', 'Configs applied since start (1 = the first).', [], (set) => set({}, this.#runtime.generation));
-    this.#gauge('fulcrum_engine_pooled_pipes', "Empty pipes kept in the workers' pools.", [], (set) => set({}, this.#runtime.engine.stats().pooledPipes));
+    this.#gauge('fulcrum_engine_pooled_pipes', "Empty pipes kept in the workers' pools.", [], (set) => set({}, this.#stats?.pooledPipes ?? 0));
     this.#counter('fulcrum_engine_accept_pauses_total', 'Times accepting paused because the process ran out of file descriptors.', [], (set) =>
-      set({}, this.#runtime.engine.stats().acceptPauses));
+      set({}, this.#stats?.acceptPauses ?? 0));
 
     const ha = runtime.ha;
     if (ha) {
@@ -113,7 +114,8 @@ export class FulcrumMetrics {
 
   /** The metrics text for one scrape. */
   async scrape(): Promise<string> {
-    this.#view = servicesView(this.#runtime);
+    this.#stats = this.#runtime.engine.stats();
+    this.#view = servicesView(this.#runtime, this.#stats);
     return this.registry.metrics();
   }
 

@@ -2,7 +2,7 @@
 // engine's counters (read from shared memory, summed at call time), each
 // backend's health, operator and effective state from BackendControl, and the
 // health checker's history. One function builds it so every view agrees.
-import type { BackendState } from '../engine/engine.js';
+import type { BackendState, EngineStats } from '../engine/engine.js';
 import type { AdminState, HealthVerdict } from '../control/backend-control.js';
 import type { CheckRecord, HaStatus } from '../control/types.js';
 import type { FulcrumRuntime, ReloadRecord } from '../runtime.js';
@@ -65,9 +65,9 @@ export interface StatusView {
 
 const key = (service: string, backend: string): string => `${service}\u0000${backend}`;
 
-export function servicesView(runtime: FulcrumRuntime): ServiceView[] {
+/** `stats`: an engine.stats() the caller already read (one read of the counters per request). */
+export function servicesView(runtime: FulcrumRuntime, stats: EngineStats = runtime.engine.stats()): ServiceView[] {
   const config = runtime.config();
-  const stats = runtime.engine.stats();
   const control = new Map(runtime.control.list().map((s) => [key(s.service, s.backend), s]));
   const health = new Map(runtime.health.snapshot().map((h) => [key(h.service, h.backend), h]));
   return stats.services.map((service): ServiceView => {
