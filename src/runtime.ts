@@ -66,6 +66,7 @@ export class FulcrumRuntime implements Runtime {
   #config: FulcrumConfig;
   #generation = 1;
   #lastReload: ReloadRecord | undefined;
+  readonly #reloadCounts = { applied: 0, rejected: 0 };
   /** The reload running now (or the last one); the next one chains on it. */
   #reloading: Promise<unknown> = Promise.resolve();
   #stopping = false;
@@ -105,6 +106,11 @@ export class FulcrumRuntime implements Runtime {
   /** True once a stop began: reloads are refused from then on. */
   get stopping(): boolean {
     return this.#stopping;
+  }
+
+  /** Reloads since start, by result. */
+  get reloadCounts(): Readonly<{ applied: number; rejected: number }> {
+    return this.#reloadCounts;
   }
 
   get lastReload(): ReloadRecord | undefined {
@@ -181,6 +187,7 @@ export class FulcrumRuntime implements Runtime {
       outcome.warnings = diff.needsRestart.map((key) => `${key} changed: takes effect after a restart`);
     }
     this.#lastReload = { at: Date.now(), trigger, outcome };
+    this.#reloadCounts.applied++;
     this.#logger.info({ trigger, ...outcome }, 'reloaded');
     return outcome;
   }
@@ -188,6 +195,7 @@ export class FulcrumRuntime implements Runtime {
   #rejected(trigger: ReloadTrigger, errors: string[]): ReloadOutcome {
     const outcome: ReloadOutcome = { ok: false, errors };
     this.#lastReload = { at: Date.now(), trigger, outcome };
+    this.#reloadCounts.rejected++;
     this.#logger.error({ trigger, errors }, 'reload rejected: the running config stays');
     return outcome;
   }

@@ -150,6 +150,12 @@ t.test('metrics: the expected series, exact after real traffic', async (t) => {
   t.equal(v(m, 'fulcrum_backend_up', la), undefined, 'removed backend: no state series');
   t.equal(v(m, 'fulcrum_health_check_duration_seconds', { ...la, result: 'ok' }, 'fulcrum_health_check_duration_seconds_count'), undefined, 'nor histogram');
   t.equal(v(m, 'fulcrum_config_generation'), 2);
+  t.equal(v(m, 'fulcrum_reloads_total', { result: 'applied' }), 1);
+  write('services: []\n');
+  t.match(await runtime.reload('api'), { ok: false });
+  m = await scrape();
+  t.equal(v(m, 'fulcrum_reloads_total', { result: 'rejected' }), 1, 'a rejected reload is counted');
+  t.equal(v(m, 'fulcrum_config_generation'), 2, 'and changes nothing');
   t.equal(v(m, 'fulcrum_service_connections_total', { service: 'web' }), 5, 'service counters survive a reload');
 });
 

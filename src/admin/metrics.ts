@@ -91,6 +91,11 @@ export class FulcrumMetrics {
       collect: () => this.#observeChecks(),
     });
 
+    this.#counter('fulcrum_reloads_total', 'Config reloads since start, by result (applied, rejected).', ['result'], (set) => {
+      const counts = this.#runtime.reloadCounts;
+      set({ result: 'applied' }, counts.applied);
+      set({ result: 'rejected' }, counts.rejected);
+    });
     this.#gauge('fulcrum_config_generation', 'Configs applied since start (1 = the first).', [], (set) => set({}, this.#runtime.generation));
     this.#gauge('fulcrum_engine_pooled_pipes', "Empty pipes kept in the workers' pools.", [], (set) => set({}, this.#stats?.pooledPipes ?? 0));
     this.#counter('fulcrum_engine_accept_pauses_total', 'Times accepting paused because the process ran out of file descriptors.', [], (set) =>
