@@ -363,3 +363,22 @@ t.test('the admin API on IPv6 loopback', async (t) => {
   t.equal(res.status, 200, 'Host [::1]:port is an IP literal');
   t.equal(res.json.backends[0].address, `127.0.0.1:${a}`);
 });
+
+t.test('hostile input: malformed HTTP gets 400 and the API keeps serving', async (t) => {
+  const a = await namedBackend(t, 'a');
+  const { base, admin } = await startRuntime(t, yaml({ backends: [a] }));
+  const { connect } = await import('node:net');
+  const raw = (bytes: string): Promise<string> =>
+    new Promise((resolve) => {
+      const socket = connect({ host: '127.0.0.1', port: admin.address.port });
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+      socket.on('close', () => resolve(answer));
+      socket.on('error', () => undefined);
+      socket.end(bytes);
+    });
+  t.match(await raw('GARBAGE\r\n\r\n'), /^HTTP\/1\.1 400 Bad Request/);
+  t.match(await raw(`GET /api/status HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`), /^HTTP\/1\.1 431 /, 'oversized headers');
+  t.match(await raw('POST /api/reload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 99999999\r\n\r\n{'), /^HTTP\/1\.1 413 /, 'a declared oversized body is refused before it is read');
+  t.equal((await http(base, 'GET', '/api/status')).status, 200, 'still serving');
+});
