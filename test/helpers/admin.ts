@@ -73,8 +73,8 @@ export interface HttpResult {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   text: string;
-  /** The body parsed as JSON (undefined when it is not JSON). */
-  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- tests index into API answers freely
+  /** The body parsed as JSON (undefined when it is not JSON); untyped on purpose, tests index into it freely. */
+  json: any;
 }
 
 export interface HttpOptions {
