@@ -59,7 +59,7 @@ export class FulcrumRuntime implements Runtime {
   readonly engine: Engine;
   readonly control: BackendControl;
   readonly health: HealthSource;
-  readonly ha: HaSource | undefined;
+  #ha: HaSource | undefined;
   readonly startedAt = Date.now();
   readonly #logger: Logger;
   readonly #load: (file: string) => Promise<FulcrumConfig>;
@@ -84,7 +84,7 @@ export class FulcrumRuntime implements Runtime {
     engine.apply(config);
     this.#logger = options.logger;
     this.#load = options.load ?? loadConfig;
-    this.ha = options.ha;
+    this.#ha = options.ha;
     this.control = new BackendControl(engine);
     this.control.on('change', (status: BackendStatus) => this.#since.set(`${status.service}\u0000${status.backend}`, Date.now()));
     this.health = options.health ?? createHealthSource({ engine, control: this.control, logger: options.logger });
@@ -92,6 +92,15 @@ export class FulcrumRuntime implements Runtime {
     this.#trackSince();
     this.health.update(config);
     this.#config = config;
+  }
+
+  get ha(): HaSource | undefined {
+    return this.#ha;
+  }
+
+  /** Attach the VRRP instance once it runs (HA starts after the listeners are bound). */
+  attachHa(source: HaSource): void {
+    this.#ha = source;
   }
 
   config(): FulcrumConfig {

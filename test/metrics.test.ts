@@ -159,13 +159,23 @@ t.test('metrics: the expected series, exact after real traffic', async (t) => {
   t.equal(v(m, 'fulcrum_service_connections_total', { service: 'web' }), 5, 'service counters survive a reload');
 });
 
-t.test('metrics: without HA there are no HA series', async (t) => {
+t.test('metrics: without HA there are no HA series; HA attached later appears', async (t) => {
   const one = await startEchoServer(t);
-  const { base } = await startRuntime(t, yaml([one.port]));
+  const { base, runtime } = await startRuntime(t, yaml([one.port]));
   const res = await http(base, 'GET', '/metrics', { token: TOKEN });
   const m = parsePrometheus(res.text);
   t.notOk([...m.keys()].some((name) => name.startsWith('fulcrum_ha_')));
   t.equal(sampleValue(m, 'fulcrum_backend_health_up', { service: 'web', check: 'none' }), 1, 'the placeholder health source says up, check none');
+  t.equal((await http(base, 'GET', '/api/status', { token: TOKEN })).json.ha, null);
+
+  // `fulcrum run` starts VRRP after the listeners, so HA is attached to a running runtime.
+  runtime.attachHa({ status: () => ({ ...HA, state: 'backup' }) });
+  const later = parsePrometheus((await http(base, 'GET', '/metrics', { token: TOKEN })).text);
+  t.equal(sampleValue(later, 'fulcrum_ha_state', { state: 'backup' }), 1);
+  t.equal(sampleValue(later, 'fulcrum_ha_state', { state: 'master' }), 0);
+  const status = (await http(base, 'GET', '/api/status', { token: TOKEN })).json;
+  t.match(status.ha, { state: 'backup', vrid: 51, virtualIps: ['10.0.0.100'] });
+  t.match((await http(base, 'GET', '/api/ha', { token: TOKEN })).json, { state: 'backup', priority: 150 });
 });
 
 t.test('the Prometheus reader rejects what Prometheus would', async (t) => {

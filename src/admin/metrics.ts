@@ -7,6 +7,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AdminState } from '../control/backend-control.js';
 import type { BackendState, EngineStats } from '../engine/engine.js';
+import type { HaSource } from '../control/types.js';
 import type { FulcrumRuntime } from '../runtime.js';
 import { servicesView, type BackendView, type ServiceView } from './state-view.js';
 
@@ -25,6 +26,7 @@ export class FulcrumMetrics {
   /** The scrape's one read of the engine's counters. */
   #view: ServiceView[] = [];
   #stats: EngineStats | undefined;
+  #haRegistered = false;
   /** Per backend, the time of the newest check already observed into the histogram. */
   readonly #checksSeen = new Map<string, number>();
   readonly #checkLatency: Histogram;
@@ -100,25 +102,12 @@ export class FulcrumMetrics {
     this.#gauge('fulcrum_engine_pooled_pipes', "Empty pipes kept in the workers' pools.", [], (set) => set({}, this.#stats?.pooledPipes ?? 0));
     this.#counter('fulcrum_engine_accept_pauses_total', 'Times accepting paused because the process ran out of file descriptors.', [], (set) =>
       set({}, this.#stats?.acceptPauses ?? 0));
-
-    const ha = runtime.ha;
-    if (ha) {
-      this.#gauge('fulcrum_ha_state', 'The VRRP instance state: 1 for the current one.', ['state'], (set) => {
-        const { state } = ha.status();
-        HA_STATES.forEach((s) => set({ state: s }, s === state ? 1 : 0));
-      });
-      this.#gauge('fulcrum_ha_priority', 'Configured VRRP priority.', [], (set) => set({}, ha.status().priority));
-      this.#gauge('fulcrum_ha_effective_priority', 'VRRP priority after tracking (an unhealthy data plane lowers it).', [], (set) =>
-        set({}, ha.status().effectivePriority));
-      this.#counter('fulcrum_ha_transitions_total', 'VRRP state changes.', [], (set) => set({}, ha.status().transitions));
-      this.#counter('fulcrum_ha_events_total', 'VRRP counters by event.', ['event'], (set) => {
-        for (const [event, n] of Object.entries(ha.status().counters)) set({ event }, n);
-      });
-    }
   }
 
   /** The metrics text for one scrape. */
   async scrape(): Promise<string> {
+    // HA may be attached after the admin server started (it starts once the listeners are bound).
+    if (this.#runtime.ha && !this.#haRegistered) this.#registerHa(this.#runtime.ha);
     this.#stats = this.#runtime.engine.stats();
     this.#view = servicesView(this.#runtime, this.#stats);
     return this.registry.metrics();
@@ -126,6 +115,21 @@ export class FulcrumMetrics {
 
   get contentType(): string {
     return this.registry.contentType;
+  }
+
+  #registerHa(ha: HaSource): void {
+    this.#haRegistered = true;
+    this.#gauge('fulcrum_ha_state', 'The VRRP instance state: 1 for the current one.', ['state'], (set) => {
+      const { state } = ha.status();
+      HA_STATES.forEach((s) => set({ state: s }, s === state ? 1 : 0));
+    });
+    this.#gauge('fulcrum_ha_priority', 'Configured VRRP priority.', [], (set) => set({}, ha.status().priority));
+    this.#gauge('fulcrum_ha_effective_priority', 'VRRP priority after tracking (an unhealthy data plane lowers it).', [], (set) =>
+      set({}, ha.status().effectivePriority));
+    this.#counter('fulcrum_ha_transitions_total', 'VRRP state changes.', [], (set) => set({}, ha.status().transitions));
+    this.#counter('fulcrum_ha_events_total', 'VRRP counters by event.', ['event'], (set) => {
+      for (const [event, n] of Object.entries(ha.status().counters)) set({ event }, n);
+    });
   }
 
   /** A gauge whose series are rebuilt at each scrape. */
