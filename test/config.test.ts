@@ -271,6 +271,7 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
     workers: availableParallelism(),
     drainTimeoutMs: 30_000,
     log: { level: 'info' },
+    admin: DEFAULT_ADMIN,
     services: [
       service({
         name: 'game',
