@@ -84,6 +84,27 @@ export class FulcrumMetrics {
         const last = b.check.history.at(-1);
         if (last) set(l, last.latencyMs / 1000);
       }));
+    // protocol: udp services: datagrams and the flow table (no series for tcp services).
+    const udpServices = (fn: (l: Labels, u: NonNullable<ServiceView['udp']>) => void): void => {
+      for (const s of this.#view) if (s.udp) fn({ service: s.name }, s.udp);
+    };
+    this.#counter('fulcrum_udp_datagrams_total', 'UDP datagrams forwarded; direction in: client to backend, out: backend to client.', [...S, 'direction'], (set) =>
+      udpServices((l, u) => {
+        set({ ...l, direction: 'in' }, u.datagramsIn);
+        set({ ...l, direction: 'out' }, u.datagramsOut);
+      }));
+    this.#counter('fulcrum_udp_datagrams_dropped_total', 'UDP datagrams received but not forwarded (no flow, a full buffer, beyond udp.responses).', S, (set) =>
+      udpServices((l, u) => set(l, u.datagramsDropped)));
+    this.#counter('fulcrum_udp_flows_total', 'UDP flows by event: created, expired (idle), evicted (max_flows), completed (udp.responses), moved (backend down or refused), dropped (could not be created).', [...S, 'event'], (set) =>
+      udpServices((l, u) => {
+        set({ ...l, event: 'created' }, u.flowsCreated);
+        set({ ...l, event: 'expired' }, u.flowsExpired);
+        set({ ...l, event: 'evicted' }, u.flowsEvicted);
+        set({ ...l, event: 'completed' }, u.flowsCompleted);
+        set({ ...l, event: 'moved' }, u.flowsMoved);
+        set({ ...l, event: 'dropped' }, u.flowsDropped);
+      }));
+    this.#gauge('fulcrum_udp_flows_active', 'UDP flows open now.', S, (set) => udpServices((l, u) => set(l, u.flowsActive)));
     this.#checkLatency = new Histogram({
       name: 'fulcrum_health_check_duration_seconds',
       help: 'Active health check durations, by result (ok, fail).',
