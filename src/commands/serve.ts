@@ -14,6 +14,7 @@
 import { Engine, type EngineEvent } from '../engine/engine.js';
 import type { FulcrumConfig } from '../config/types.js';
 import type { Logger } from '../logger.js';
+import { HaInstance } from '../ha/instance.js';
 import { EXIT_OK, EXIT_RUNTIME } from './exit-codes.js';
 
 /** Signals closer together than this are one stop request (see the header). */
@@ -60,13 +61,25 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
       'listening',
     );
   }
+  // HA after the listeners: they bind the VIPs with IP_FREEBIND, so this node
+  // serves the moment it becomes Master.
+  let ha: HaInstance | undefined;
+  if (config.ha !== undefined) {
+    try {
+      ha = new HaInstance({ config: config.ha, logger, engine });
+      await ha.start();
+    } catch (err) {
+      engine.stop();
+      return fail(logger, `cannot start VRRP on ${config.ha.interface}: ${errorText(err)}`, err);
+    }
+  }
   hooks.onListening?.(config);
-  await untilStopped(engine, config, logger);
+  await untilStopped(engine, config, logger, ha);
   return EXIT_OK;
 }
 
 /** Resolves once the engine is stopped after a stop signal (drained, timed out or cut). */
-function untilStopped(engine: Engine, config: FulcrumConfig, logger: Logger): Promise<void> {
+function untilStopped(engine: Engine, config: FulcrumConfig, logger: Logger, ha?: HaInstance): Promise<void> {
   return new Promise((resolve) => {
     const keepAlive = setInterval(() => logStats(engine, logger), STATS_INTERVAL_MS);
     let firstSignalAt: number | undefined;
@@ -78,13 +91,19 @@ function untilStopped(engine: Engine, config: FulcrumConfig, logger: Logger): Pr
       clearInterval(keepAlive);
       for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
       engine.stop();
-      logger.info('stopped');
-      resolve();
+      // A Master has already handed over (on the first signal); this waits for its VIPs to be gone.
+      void (ha?.stop() ?? Promise.resolve()).finally(() => {
+        logger.info('stopped');
+        resolve();
+      });
     };
 
     const onSignal = (signal: NodeJS.Signals): void => {
       if (firstSignalAt === undefined) {
         firstSignalAt = Date.now();
+        // Hand the VIPs over first (priority-0 advert): the peer takes new
+        // connections while this node drains the ones it has.
+        void ha?.stop();
         // "draining" is logged once every worker has closed its listeners, so
         // from then on new connects are refused.
         const drained = engine.closeListeners().then(() => {
