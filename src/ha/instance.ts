@@ -131,6 +131,7 @@ export class HaInstance implements HaSource {
     this.#vips.close();
     this.#socket.close();
     await this.#notify.idle();
+    this.#logger.info({ transitions: this.#transitions, counters: this.status().counters }, 'VRRP instance stopped');
   }
 
   status(): HaStatus {
