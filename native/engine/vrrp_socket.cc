@@ -36,6 +36,12 @@ int vrrp_socket_open(const char* ifname, bool join_group) {
       setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &off, sizeof off) < 0) {
     return fail_open(fd);
   }
+  // A bigger receive buffer rides out a burst of hostile datagrams without
+  // losing the peer's adverts in it. FORCE (root) passes rmem_max; either may fail harmlessly.
+  int buffer_bytes = 1 << 20;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buffer_bytes, sizeof buffer_bytes) < 0) {
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof buffer_bytes);
+  }
   ip_mreqn request{};
   request.imr_multiaddr.s_addr = htonl(kVrrpMulticastGroup);
   request.imr_ifindex = static_cast<int>(ifindex);

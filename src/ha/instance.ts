@@ -182,7 +182,7 @@ export class HaInstance implements HaSource {
       const advert = result.advert;
       if (this.#config.unicastPeers.length > 0 && !this.#config.unicastPeers.includes(advert.source)) {
         this.#counters.notPeer!++;
-        this.#logger.debug({ source: advert.source }, 'VRRP advert dropped: not from a configured unicast peer');
+        this.#logger.debug({ reason: 'notPeer', source: advert.source }, 'VRRP advert dropped: not from a configured unicast peer');
         continue;
       }
       if (advert.source === this.#source) continue; // our own, looped back by a bridge
