@@ -60,6 +60,12 @@ async function sample(rig: HaRig, ms: number): Promise<{ samples: number; both: 
   return seen;
 }
 
+/** keepalived only moves the address: its node runs Fulcrum without `ha:` to serve it. */
+function keepalivedNode(rig: HaRig, config: string): Entry {
+  startFulcrum(rig, 'n2', fulcrumConfig({ priority: 1, ha: false }));
+  return startKeepalived(rig, 'n2', config) as Entry;
+}
+
 async function clientsServed(t: Test, rig: HaRig, via: string): Promise<void> {
   const client = startProbeClient(rig, 'cl', { count: 4 });
   await client.exit;
@@ -74,9 +80,8 @@ for (const mode of ['multicast', 'unicast'] as const) {
     const fulcrum = () =>
       startFulcrum(rig, 'n1', fulcrumConfig({ priority: 150, ...(unicast ? { unicastPeers: [address('n2')] } : {}) })) as Entry;
     let n1 = fulcrum();
-    const ka = startKeepalived(
+    const ka = keepalivedNode(
       rig,
-      'n2',
       keepalivedConfig({ priority: 100, ...(unicast ? { unicastSource: address('n2'), unicastPeers: [address('n1')] } : {}) }),
     ) as Entry;
     t.ok(await waitFor(async () => (await rig.holds('n1')) && !(await rig.holds('n2')), 6000), 'Fulcrum (150) holds the VIP, keepalived (100) not');
@@ -110,6 +115,7 @@ for (const mode of ['multicast', 'unicast'] as const) {
 
 t.test('keepalived Master, Fulcrum Backup: Fulcrum takes over on keepalived stop and kill -9', async (t) => {
   const rig = await rigWithBackends(t);
+  startFulcrum(rig, 'n2', fulcrumConfig({ priority: 1, ha: false }));
   const startKa = () => startKeepalived(rig, 'n2', keepalivedConfig({ priority: 200 })) as Entry;
   let ka = startKa();
   const n1 = startFulcrum(rig, 'n1', fulcrumConfig({ priority: 150 })) as Entry;

@@ -185,7 +185,22 @@ export async function removeStaleNamespaces(prefix) {
   }
 }
 
-export function fulcrumConfig({ priority, advertInterval = '100ms', preempt = true, unicastPeers, extra = '', track = '' }) {
+/** A node's config; `ha: false` gives the plain load balancer that runs beside keepalived on its node. */
+export function fulcrumConfig({ priority, advertInterval = '100ms', preempt = true, unicastPeers, extra = '', track = '', ha = true }) {
+  const services = `workers: 1
+drain_timeout: 1s
+log:
+  level: debug
+services:
+  - name: web
+    listen: ${VIP}:8080
+    timeouts:
+      connect: 500ms
+    backends:
+      - address: ${address('b1')}:9000
+      - address: ${address('b2')}:9000
+`;
+  if (!ha) return services;
   return `workers: 1
 drain_timeout: 1s
 log:
