@@ -68,7 +68,7 @@ export class HaChecker {
     }
     const interval = this.#duration(ha, 'advert_interval', ADVERT_INTERVAL_MS.max);
     if (interval !== undefined && (interval < ADVERT_INTERVAL_MS.min || interval % ADVERT_INTERVAL_MS.step !== 0)) {
-      this.#report([...at, 'advert_interval'], `advert_interval ${JSON.stringify(ha.advert_interval)}: expected a multiple of 10ms from 10ms to 40950ms (VRRPv3 counts centiseconds)`);
+      this.#report([...at, 'advert_interval'], `ha.advert_interval ${JSON.stringify(ha.advert_interval)}: expected a multiple of 10ms from 10ms to 40950ms (VRRPv3 counts centiseconds)`);
     }
     this.#duration(ha, 'preempt_delay', HA_DURATION_MAX_MS, true);
     this.#duration(ha, 'garp_delay', HA_DURATION_MAX_MS, true);
