@@ -20,7 +20,7 @@ namespace {
 
 // Datagrams waiting for JS. A VRRP peer sends a few per second; a flood beyond
 // this is dropped (and counted) rather than buffered without bound.
-constexpr size_t kMaxQueued = 1024;
+constexpr size_t kMaxQueued = 4096;
 // Larger than any valid advert (20-byte IP header with options up to 60, 8-byte
 // VRRP header, 255 IPv4 addresses); longer datagrams are reported truncated.
 constexpr size_t kMaxDatagram = 2048;

@@ -16,6 +16,8 @@ import { VipManager, type IpRunner } from './vip-manager.js';
 /** How often tracking looks at the engine. */
 const TRACK_INTERVAL_MS = 250;
 
+const DROP_LOGS_PER_SECOND = 20;
+
 const DROP_REASONS: readonly DropReason[] = [
   'truncated',
   'badTtl',
@@ -60,7 +62,10 @@ export class HaInstance implements HaSource {
   #transitions = 0;
   #trackTimer: NodeJS.Timeout | undefined;
   #trackReasons = '';
-  #stopped = false;
+  #stopping: Promise<void> | undefined;
+  /** Drop-log budget: at most DROP_LOGS_PER_SECOND lines a second, the rest only counted (a flood must not become a log flood). */
+  #dropLogWindow = 0;
+  #dropLogsInWindow = 0;
 
   /** Opens the sockets (throws Error{code: EPERM, ENODEV...}); call start() to run. */
   constructor(options: HaInstanceOptions) {
@@ -122,9 +127,12 @@ export class HaInstance implements HaSource {
   }
 
   /** Graceful stop: a Master sends priority 0 (the Backup takes over after its skew time) and removes the VIPs. */
-  async stop(): Promise<void> {
-    if (this.#stopped) return;
-    this.#stopped = true;
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
     if (this.#trackTimer) clearInterval(this.#trackTimer);
     this.#machine.stop();
     await this.#vips.set(false);
@@ -175,14 +183,16 @@ export class HaInstance implements HaSource {
       if (!result.ok) {
         this.#counters[result.reason]!++;
         // Another virtual router on the link is normal; everything else is worth a line.
-        if (result.reason === 'vridMismatch') this.#logger.trace({ reason: result.reason }, result.detail);
-        else this.#logger.debug({ reason: result.reason }, `VRRP packet dropped: ${result.detail}`);
+        if (this.#mayLogDrop()) {
+          if (result.reason === 'vridMismatch') this.#logger.trace({ reason: result.reason }, result.detail);
+          else this.#logger.debug({ reason: result.reason }, `VRRP packet dropped: ${result.detail}`);
+        }
         continue;
       }
       const advert = result.advert;
       if (this.#config.unicastPeers.length > 0 && !this.#config.unicastPeers.includes(advert.source)) {
         this.#counters.notPeer!++;
-        this.#logger.debug({ reason: 'notPeer', source: advert.source }, 'VRRP advert dropped: not from a configured unicast peer');
+        if (this.#mayLogDrop()) this.#logger.debug({ reason: 'notPeer', source: advert.source }, 'VRRP advert dropped: not from a configured unicast peer');
         continue;
       }
       if (advert.source === this.#source) continue; // our own, looped back by a bridge
@@ -192,6 +202,18 @@ export class HaInstance implements HaSource {
       if (advert.intervalCs * 10 !== this.#config.advertIntervalMs) this.#counters.intervalMismatch!++;
       this.#machine.receive(advert);
     }
+  }
+
+  #mayLogDrop(): boolean {
+    const window = Math.floor(Date.now() / 1000);
+    if (window !== this.#dropLogWindow) {
+      if (this.#dropLogsInWindow > DROP_LOGS_PER_SECOND) {
+        this.#logger.warn({ dropped: this.#dropLogsInWindow }, 'VRRP packets dropped in the last second (counted; only the first were logged)');
+      }
+      this.#dropLogWindow = window;
+      this.#dropLogsInWindow = 0;
+    }
+    return ++this.#dropLogsInWindow <= DROP_LOGS_PER_SECOND;
   }
 
   #onTransition(from: VrrpState, to: VrrpState, reason: string): void {
