@@ -10,6 +10,7 @@ import {
   fulcrumConfig,
   HaRig,
   keepalivedConfig,
+  killTree,
   probeResults,
   removeStaleNamespaces,
   startFulcrum,
@@ -138,7 +139,7 @@ t.test('keepalived Master, Fulcrum Backup: Fulcrum takes over on keepalived stop
   seen = await sample(rig, 1000);
   t.equal(seen.both, 0, 'never both after the preemption');
 
-  process.kill(ka.child.pid, 'SIGKILL');
+  killTree(ka.child.pid); // keepalived and its VRRP child
   await ka.exit;
   // keepalived killed with -9 leaves its VIP; Fulcrum takes over regardless (the address on a dead node's link is harmless here).
   t.ok(await waitFor(() => rig.holds('n1'), 2000, 10), 'Fulcrum took the VIP after keepalived was killed');

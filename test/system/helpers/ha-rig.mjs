@@ -7,7 +7,7 @@
 //
 // Plain JavaScript so the benchmark can use it without a TypeScript loader.
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +37,46 @@ async function must(cmd, args) {
   const result = await run(cmd, args);
   if (result.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${result.stderr.trim() || `exit ${result.code}`}`);
   return result.stdout;
+}
+
+/** `pid` and every process it started, children first (from /proc/PID/task/TID/children). */
+export function processTree(pid) {
+  const found = [];
+  const visit = (p) => {
+    let tasks = [];
+    try {
+      tasks = readdirSync(`/proc/${p}/task`);
+    } catch {
+      return; // gone
+    }
+    for (const tid of tasks) {
+      let children = '';
+      try {
+        children = readFileSync(`/proc/${p}/task/${tid}/children`, 'utf8');
+      } catch {
+        continue;
+      }
+      for (const child of children.trim().split(/\s+/).filter(Boolean)) visit(Number(child));
+    }
+    found.push(p);
+  };
+  visit(pid);
+  return found;
+}
+
+/**
+ * Signal a process we started and every process it started (keepalived forks a
+ * VRRP child: SIGKILL to the parent alone lets the child hand over gracefully,
+ * which is not what "kill -9 the node" means). All are signalled at once.
+ */
+export function killTree(pid, signal = 'SIGKILL') {
+  for (const p of processTree(pid)) {
+    try {
+      process.kill(p, signal);
+    } catch {
+      // already gone
+    }
+  }
 }
 
 export class HaRig {
@@ -160,12 +200,8 @@ export class HaRig {
   async destroy() {
     for (const entry of this.processes) {
       if (!entry.exited && entry.child.exitCode === null && entry.child.signalCode === null) {
-        try {
-          // `ip netns exec` execs the command, so this PID is the command itself.
-          process.kill(entry.child.pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
+        // `ip netns exec` execs the command, so this PID is the command itself.
+        killTree(entry.child.pid);
       }
     }
     await Promise.all([...this.processes].map((e) => Promise.race([e.exit, new Promise((r) => setTimeout(r, 2000))])));
