@@ -18,6 +18,7 @@
         "native/engine/listener.cc",
         "native/engine/load_sampler.cc",
         "native/engine/maglev.cc",
+        "native/engine/netlink_address.cc",
         "native/engine/picker.cc",
         "native/engine/pipe_pool.cc",
         "native/engine/service.cc",

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "../engine/netlink_address.h"
 #include "../engine/vrrp_socket.h"
 #include "errors.h"
 
@@ -48,6 +49,7 @@ Napi::Function VrrpSocketHandle::define_class(Napi::Env env) {
                          InstanceMethod<&VrrpSocketHandle::send>("send"),
                          InstanceMethod<&VrrpSocketHandle::garp>("garp"),
                          InstanceMethod<&VrrpSocketHandle::close>("close"),
+                         InstanceMethod<&VrrpSocketHandle::set_address>("setAddress"),
                          InstanceAccessor<&VrrpSocketHandle::mac>("mac"),
                      });
 }
@@ -182,6 +184,17 @@ Napi::Value VrrpSocketHandle::garp(const Napi::CallbackInfo& info) {
   int result = garp_send(garp_, ip);
   if (result < 0) throw errno_error(env, -result, "sending a gratuitous ARP");
   return env.Undefined();
+}
+
+Napi::Value VrrpSocketHandle::set_address(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (garp_.ifindex <= 0) throw errno_error(env, EBADF, "setAddress on a closed VRRP socket");
+  const bool add = info[0].ToBoolean().Value();
+  const uint32_t ip = parse_ipv4(env, info[1], "ip");
+  if (!info[2].IsNumber()) throw Napi::TypeError::New(env, "prefixLength must be a number");
+  const int64_t prefix = info[2].As<Napi::Number>().Int64Value();
+  if (prefix < 1 || prefix > 32) throw Napi::RangeError::New(env, "prefixLength must be 1..32");
+  return Napi::Number::New(env, netlink_ipv4_address(add, garp_.ifindex, ip, static_cast<uint8_t>(prefix)));
 }
 
 Napi::Value VrrpSocketHandle::close(const Napi::CallbackInfo& info) {

@@ -9,6 +9,8 @@
 //   socket.send(destination, source, payload) -> bytes   (IPv4 text, Buffer)
 //   socket.garp(ip)                                        one gratuitous ARP
 //   socket.mac                                             "aa:bb:cc:dd:ee:ff"
+//   socket.setAddress(add, ip, prefixLength) -> 0 | -errno  rtnetlink, on this interface
+//       (-EEXIST / -EADDRNOTAVAIL are answers, not exceptions: JS decides)
 //   socket.close()                                         idempotent; joins the reader
 //
 // Each packet is the whole IPv4 datagram as received (header included, for the
@@ -38,6 +40,7 @@ class VrrpSocketHandle : public Napi::ObjectWrap<VrrpSocketHandle> {
   Napi::Value garp(const Napi::CallbackInfo& info);
   Napi::Value close(const Napi::CallbackInfo& info);
   Napi::Value mac(const Napi::CallbackInfo& info);
+  Napi::Value set_address(const Napi::CallbackInfo& info);
 
   // Stops the reader, closes both sockets, releases the thread-safe function.
   // Safe more than once: from close(), the finalizer or the env cleanup hook.

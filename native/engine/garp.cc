@@ -74,6 +74,7 @@ int garp_send(const GarpSocket& socket, uint32_t ip) {
 void garp_close(GarpSocket* socket) {
   if (socket->fd >= 0) close(socket->fd);
   socket->fd = -1;
+  socket->ifindex = 0;
 }
 
 }  // namespace fulcrum

@@ -11,7 +11,7 @@ import { NotifyRunner } from './notify.js';
 import { encodeAdvertisement, parseDatagram, VRRP_MULTICAST_GROUP, type DropReason } from './packet.js';
 import { masterDownIntervalMs, VrrpStateMachine, type VrrpState } from './state-machine.js';
 import { checkDataPlane, trackedPriority } from './tracking.js';
-import { VipManager, type IpRunner } from './vip-manager.js';
+import { VipManager } from './vip-manager.js';
 
 /** How often tracking looks at the engine. */
 const TRACK_INTERVAL_MS = 250;
@@ -35,8 +35,6 @@ export interface HaInstanceOptions {
   logger: Logger;
   /** Tracked when given: a stopped engine or a tracked service with no backend up. */
   engine?: Pick<Engine, 'stats' | 'stopped'>;
-  /** Tests: a stand-in for `ip`. */
-  ip?: IpRunner;
 }
 
 export class HaInstance implements HaSource {
@@ -86,7 +84,7 @@ export class HaInstance implements HaSource {
       garp: config.garp,
       sendGarp: (address) => this.#socket.garp(address),
       logger: this.#logger,
-      ...(options.ip ? { ip: options.ip } : {}),
+      setAddress: (add, vip) => this.#socket.setAddress(add, vip.address, Number(vip.cidr.split('/')[1])),
     });
     this.#notify = new NotifyRunner(config.notify, this.#name, this.#logger);
     this.#machine = new VrrpStateMachine(
@@ -99,8 +97,8 @@ export class HaInstance implements HaSource {
       },
       {
         advertise: (priority) => this.#advertise(priority),
-        takeAddresses: () => void this.#vips.set(true),
-        releaseAddresses: () => void this.#vips.set(false),
+        takeAddresses: () => this.#vips.set(true),
+        releaseAddresses: () => this.#vips.set(false),
         transition: (from, to, reason) => this.#onTransition(from, to, reason),
       },
     );
@@ -108,7 +106,7 @@ export class HaInstance implements HaSource {
 
   /** Remove VIPs a killed predecessor left behind, then enter Backup (or Fault when tracking fails). */
   async start(): Promise<void> {
-    await this.#vips.removeStale();
+    this.#vips.removeStale();
     this.#logger.info(
       {
         vrid: this.#config.vrid,
@@ -135,7 +133,7 @@ export class HaInstance implements HaSource {
   async #stop(): Promise<void> {
     if (this.#trackTimer) clearInterval(this.#trackTimer);
     this.#machine.stop();
-    await this.#vips.set(false);
+    this.#vips.set(false);
     this.#vips.close();
     this.#socket.close();
     await this.#notify.idle();

@@ -7,6 +7,8 @@ export interface NativeVrrpSocket {
   /** One gratuitous ARP for `ip` out of the interface. */
   garp(ip: string): void;
   readonly mac: string;
+  /** rtnetlink address add/del on the interface: 0 or -errno. */
+  setAddress(add: boolean, ip: string, prefixLength: number): number;
   /** Idempotent; joins the reader thread. */
   close(): void;
 }

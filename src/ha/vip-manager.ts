@@ -1,10 +1,11 @@
 // The virtual IPs on the interface: added when this node becomes Master,
-// removed when it stops being Master, through iproute2 (`ip addr add|del`).
-// Changes are serialized: a Master → Backup → Master flap while a command
-// runs ends with the addresses in the state last asked for, never a mix.
+// removed when it stops being Master, through rtnetlink (the native socket's
+// setAddress, what `ip addr add|del` does, without spawning a process).
+// Each change is one synchronous netlink request per address (the kernel
+// answers within the call), so a Master → Backup → Master flap cannot
+// interleave two changes: the addresses always end as last asked for.
 // After adding, gratuitous ARPs tell the link the addresses moved (keepalived's
 // garp_master_repeat / garp_master_delay / garp_master_refresh).
-import { execFile } from 'node:child_process';
 import type { Logger } from '../logger.js';
 
 export interface VirtualIp {
@@ -31,13 +32,11 @@ export interface VipCounters {
   garpErrors: number;
 }
 
-/** Runs `ip ARGS`; resolves to the stderr text on failure (undefined on success). */
-export type IpRunner = (args: string[]) => Promise<string | undefined>;
+/** Add or remove one address; returns 0 or -errno (-EEXIST: already there, -EADDRNOTAVAIL: not there). */
+export type AddressOp = (add: boolean, vip: VirtualIp) => number;
 
-export const runIp: IpRunner = (args) =>
-  new Promise((resolve) => {
-    execFile('ip', args, { timeout: 5000 }, (err, _stdout, stderr) => resolve(err ? (stderr.trim() || err.message) : undefined));
-  });
+const EEXIST = -17;
+const EADDRNOTAVAIL = -99;
 
 export class VipManager {
   readonly #interface: string;
@@ -45,11 +44,10 @@ export class VipManager {
   readonly #garp: GarpSettings;
   readonly #sendGarp: (address: string) => void;
   readonly #logger: Logger;
-  readonly #ip: IpRunner;
+  readonly #setAddress: AddressOp;
   readonly counters: VipCounters = { vipAdds: 0, vipRemoves: 0, vipErrors: 0, garpSent: 0, garpErrors: 0 };
   #wanted = false;
   #held = false;
-  #working: Promise<void> | undefined;
   #garpTimers: NodeJS.Timeout[] = [];
 
   constructor(options: {
@@ -58,14 +56,14 @@ export class VipManager {
     garp: GarpSettings;
     sendGarp: (address: string) => void;
     logger: Logger;
-    ip?: IpRunner;
+    setAddress: AddressOp;
   }) {
     this.#interface = options.interface;
     this.#vips = options.vips;
     this.#garp = options.garp;
     this.#sendGarp = options.sendGarp;
     this.#logger = options.logger;
-    this.#ip = options.ip ?? runIp;
+    this.#setAddress = options.setAddress;
   }
 
   /** Whether the addresses are on the interface (as far as our own commands went). */
@@ -73,37 +71,32 @@ export class VipManager {
     return this.#held;
   }
 
-  /** Ask for the addresses to be held (Master) or not; returns when the last request is in effect. */
-  set(wanted: boolean): Promise<void> {
+  /** Hold the addresses (Master) or not; in effect when this returns. */
+  set(wanted: boolean): void {
     this.#wanted = wanted;
-    this.#working ??= this.#reconcile().finally(() => {
-      this.#working = undefined;
-    });
-    return this.#working;
+    this.#reconcile();
   }
 
   /** Remove the addresses left by a previous run that died (kill -9) before removing them. */
-  async removeStale(): Promise<void> {
-    await Promise.all(this.#vips.map((vip) => this.#ip(['-4', 'addr', 'del', vip.cidr, 'dev', this.#interface])));
+  removeStale(): void {
+    for (const vip of this.#vips) this.#setAddress(false, vip);
   }
 
-  async #reconcile(): Promise<void> {
+  #reconcile(): void {
     while (this.#held !== this.#wanted) {
       const add = this.#wanted;
       if (!add) this.#stopGarps();
-      const verb = add ? 'add' : 'del';
-      const results = await Promise.all(this.#vips.map((vip) => this.#ip(['-4', 'addr', verb, vip.cidr, 'dev', this.#interface])));
-      results.forEach((error, i) => {
-        const vip = this.#vips[i]!;
+      for (const vip of this.#vips) {
+        const result = this.#setAddress(add, vip);
         // Already there / already gone is the state we want.
-        if (error === undefined || /File exists|Cannot assign requested address/.test(error)) {
+        if (result === 0 || result === (add ? EEXIST : EADDRNOTAVAIL)) {
           if (add) this.counters.vipAdds++;
           else this.counters.vipRemoves++;
-          return;
+          continue;
         }
         this.counters.vipErrors++;
-        this.#logger.error({ vip: vip.cidr, interface: this.#interface, error }, `ip addr ${verb} failed`);
-      });
+        this.#logger.error({ vip: vip.cidr, interface: this.#interface, errno: -result }, `${add ? 'adding' : 'removing'} a virtual IP failed`);
+      }
       this.#held = add;
       this.#logger.info({ vips: this.#vips.map((v) => v.cidr), interface: this.#interface }, add ? 'virtual IPs added' : 'virtual IPs removed');
       if (add && this.#wanted) this.#startGarps();
