@@ -217,6 +217,8 @@ export class HaInstance implements HaSource {
   #onTransition(from: VrrpState, to: VrrpState, reason: string): void {
     this.#transitions++;
     this.#logger.info({ from, to, reason, priority: this.#machine.priority, transitions: this.#transitions }, `VRRP ${from} -> ${to}`);
+    // Leaving Fault passes through Initialize on its way to Backup: only a real stop is STOP.
+    if (to === 'initialize' && from === 'fault') return;
     const state = to === 'master' ? 'MASTER' : to === 'backup' ? 'BACKUP' : to === 'fault' ? 'FAULT' : 'STOP';
     void this.#notify.notify(state, this.#machine.priority);
   }

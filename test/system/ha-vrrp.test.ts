@@ -6,6 +6,7 @@
 // Timings asserted here are protocol bounds (Master_Down_Interval, Skew_Time)
 // plus a margin for a busy machine; the benchmark (bench/failover.mjs) measures.
 import t, { type Test } from 'tap';
+import { chmodSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   address,
@@ -77,7 +78,10 @@ t.before(() => removeStaleNamespaces('fulha-'));
 
 t.test('the higher priority becomes Master; clients reach the backends through the VIP', async (t) => {
   const rig = await rigWithBackends(t);
-  const n1 = startFulcrum(rig, 'n1', fulcrumConfig({ priority: 150 }));
+  const calls = join(rig.dir, 'notify-calls');
+  const script = rig.file('notify.sh', `#!/bin/sh\necho "$*" >> ${calls}\n`);
+  chmodSync(script, 0o755);
+  const n1 = startFulcrum(rig, 'n1', fulcrumConfig({ priority: 150, extra: `  notify: ${script}\n` }));
   const n2 = startFulcrum(rig, 'n2', fulcrumConfig({ priority: 100 }));
   t.ok(await becomesMaster(rig, 'n1', n1), 'n1 (150) is Master and holds the VIP');
   const sample = await sampleBoth(rig, 'n1', 'n2', 1000);
@@ -90,6 +94,13 @@ t.test('the higher priority becomes Master; clients reach the backends through t
   t.ok(results.every((r: { ok: boolean }) => r.ok), 'every connect through the VIP was served');
   t.same(new Set(results.map((r: { reply: string }) => r.reply)), new Set(['b1', 'b2']), 'both backends answered (round robin)');
   t.equal(transitionsTo(n2, 'master') - transitionsTo(n2, 'backup') <= 0, true, 'n2 ended in Backup');
+  process.kill(n1.child.pid, 'SIGTERM');
+  await n1.exit;
+  t.equal(
+    readFileSync(calls, 'utf8'),
+    'INSTANCE VI_51 BACKUP 150\nINSTANCE VI_51 MASTER 150\nINSTANCE VI_51 STOP 150\n',
+    'the notify script saw every transition of n1, in order, with keepalived arguments',
+  );
 });
 
 t.test('kill -9 the Master: the Backup owns the VIP within Master_Down_Interval', async (t) => {
