@@ -119,8 +119,11 @@ async function measure(rig, pair, event, intervalMs) {
     await client.exit;
     watch.stop();
     const results = probeResults(client);
-    const failed = results.filter((r) => !r.ok).length;
-    return { failoverMs: added ? added.at - at : Number.NaN, failed, attempts: results.length };
+    const failures = results.filter((r) => !r.ok);
+    // When each failed connect started, relative to the event, and why: tells a
+    // takeover gap from a stale ARP entry or a connection cut on the old Master.
+    const detail = failures.map((r) => `${r.at - at}ms:${r.error}`).join(' ');
+    return { failoverMs: added ? added.at - at : Number.NaN, failed: failures.length, attempts: results.length, detail };
   } finally {
     await stopAll(rig, procs.all);
   }
@@ -147,7 +150,8 @@ try {
           samples.get(key).push(result);
           console.log(
             `round ${round + 1}/${ROUNDS} ${pair.padEnd(10)} ${event.padEnd(8)} advert ${String(intervalMs).padStart(4)}ms: ` +
-              `VIP moved in ${fixed(result.failoverMs, 0)}ms, ${result.failed}/${result.attempts} connects failed`,
+              `VIP moved in ${fixed(result.failoverMs, 0)}ms, ${result.failed}/${result.attempts} connects failed` +
+              (result.failed > 0 ? ` [${result.detail}]` : ''),
           );
         }
       }
