@@ -42,7 +42,7 @@ type Entry = { child: { pid: number }; stdout: string; stderr: string; exit: Pro
 async function rigWithBackends(t: Test): Promise<HaRig> {
   const rig = await HaRig.create(PREFIX);
   t.teardown(() => rig.destroy());
-  for (const b of [startIdBackend(rig, 'b1'), startIdBackend(rig, 'b2')]) t.ok(await waitForOutput(b, 'ready', 5000), 'backend ready');
+  for (const b of [startIdBackend(rig, 'b1'), startIdBackend(rig, 'b2')]) t.ok(await waitForOutput(b, 'ready', 15_000), 'backend ready');
   return rig;
 }
 
@@ -85,7 +85,7 @@ for (const mode of ['multicast', 'unicast'] as const) {
       rig,
       keepalivedConfig({ priority: 100, ...(unicast ? { unicastSource: address('n2'), unicastPeers: [address('n1')] } : {}) }),
     ) as Entry;
-    t.ok(await waitFor(async () => (await rig.holds('n1')) && !(await rig.holds('n2')), 6000), 'Fulcrum (150) holds the VIP, keepalived (100) not');
+    t.ok(await waitFor(async () => (await rig.holds('n1')) && !(await rig.holds('n2')), 15_000), 'Fulcrum (150) holds the VIP, keepalived (100) not');
     let seen = await sample(rig, 1500);
     t.equal(seen.both, 0, `never both (${seen.samples} samples)`);
     t.equal(seen.n1, seen.samples, 'Fulcrum held it throughout');
@@ -102,7 +102,7 @@ for (const mode of ['multicast', 'unicast'] as const) {
 
     // Fulcrum returns with the higher priority and preempts keepalived.
     n1 = fulcrum();
-    t.ok(await waitFor(async () => (await rig.holds('n1')) && !(await rig.holds('n2')), 6000), 'Fulcrum took the VIP back');
+    t.ok(await waitFor(async () => (await rig.holds('n1')) && !(await rig.holds('n2')), 15_000), 'Fulcrum took the VIP back');
     seen = await sample(rig, 1000);
     t.equal(seen.both, 0, `never both after the preemption (${seen.samples} samples)`);
     t.match(ka.stdout + ka.stderr, /higher priority 150/, 'keepalived yielded to the higher priority');
@@ -120,7 +120,7 @@ t.test('keepalived Master, Fulcrum Backup: Fulcrum takes over on keepalived stop
   const startKa = () => startKeepalived(rig, 'n2', keepalivedConfig({ priority: 200 })) as Entry;
   let ka = startKa();
   const n1 = startFulcrum(rig, 'n1', fulcrumConfig({ priority: 150 })) as Entry;
-  t.ok(await waitFor(async () => (await rig.holds('n2')) && !(await rig.holds('n1')), 6000), 'keepalived (200) holds the VIP, Fulcrum (150) not');
+  t.ok(await waitFor(async () => (await rig.holds('n2')) && !(await rig.holds('n1')), 15_000), 'keepalived (200) holds the VIP, Fulcrum (150) not');
   let seen = await sample(rig, 1500);
   t.equal(seen.both, 0, `never both (${seen.samples} samples)`);
   t.equal(seen.n2, seen.samples, 'keepalived held it throughout');
@@ -135,7 +135,7 @@ t.test('keepalived Master, Fulcrum Backup: Fulcrum takes over on keepalived stop
   await clientsServed(t, rig, 'Fulcrum');
 
   ka = startKa();
-  t.ok(await waitFor(async () => (await rig.holds('n2')) && !(await rig.holds('n1')), 6000), 'keepalived (200) preempted Fulcrum');
+  t.ok(await waitFor(async () => (await rig.holds('n2')) && !(await rig.holds('n1')), 15_000), 'keepalived (200) preempted Fulcrum');
   seen = await sample(rig, 1000);
   t.equal(seen.both, 0, 'never both after the preemption');
 

@@ -39,7 +39,7 @@ async function rigWithBackends(t: Test): Promise<HaRig> {
   const rig = await HaRig.create(PREFIX);
   t.teardown(() => rig.destroy());
   const backends = [startIdBackend(rig, 'b1'), startIdBackend(rig, 'b2')];
-  for (const b of backends) t.ok(await waitForOutput(b, 'ready', 5000), 'backend ready');
+  for (const b of backends) t.ok(await waitForOutput(b, 'ready', 15_000), 'backend ready');
   return rig;
 }
 
@@ -54,7 +54,7 @@ function transitionsTo(entry: Entry, state: string): number {
   return logs(entry).filter((l) => l.to === state).length;
 }
 
-async function becomesMaster(rig: HaRig, host: string, entry: Entry, timeoutMs = 5000): Promise<boolean> {
+async function becomesMaster(rig: HaRig, host: string, entry: Entry, timeoutMs = 15_000): Promise<boolean> {
   return Boolean(await waitFor(async () => transitionsTo(entry, 'master') > 0 && (await rig.holds(host)), timeoutMs));
 }
 
@@ -168,7 +168,7 @@ t.test('preempt: a returning higher priority takes over; with preempt: false it 
   await rig.exec('n1', 'ip', ['addr', 'del', '10.200.0.100/24', 'dev', 'eth0']); // what kill -9 left behind
   t.ok(await waitFor(() => rig.holds('n2'), 3000), 'n2 took over again');
   n1 = startFulcrum(rig, 'n1', fulcrumConfig({ priority: 150, preempt: false }));
-  t.ok(await waitFor(() => transitionsTo(n1, 'backup') > 0, 5000), 'n1 (preempt: false) started as Backup');
+  t.ok(await waitFor(() => transitionsTo(n1, 'backup') > 0, 15_000), 'n1 (preempt: false) started as Backup');
   const held = await sampleBoth(rig, 'n1', 'n2', 1500);
   t.equal(held.both, 0, 'never both');
   t.equal(transitionsTo(n1, 'master'), 0, 'n1 did not preempt the lower-priority Master');
@@ -180,7 +180,7 @@ t.test('unicast peers: election and failover without multicast; adverts from oth
   const n1 = startFulcrum(rig, 'n1', fulcrumConfig({ priority: 150, unicastPeers: [address('n2')] }));
   const n2 = startFulcrum(rig, 'n2', fulcrumConfig({ priority: 100, unicastPeers: [address('n1')] }));
   t.ok(await becomesMaster(rig, 'n1', n1), 'n1 is Master');
-  t.ok(await waitFor(() => transitionsTo(n2, 'backup') > 0, 2000), 'n2 is Backup');
+  t.ok(await waitFor(() => transitionsTo(n2, 'backup') > 0, 15_000), 'n2 is Backup');
   // A well-formed advert with a higher priority, unicast to n1, from a host that is not a peer.
   const sent = await rig.exec('x', 'python3', [SENDER, 'valid', '--source', address('x'), '--dest', address('n1'), '--priority', '254', '--count', '5']);
   t.equal(sent.code, 0, `crafted adverts sent ${sent.stderr}`);
@@ -201,7 +201,7 @@ t.test('hostile packets never crash or flip the state, and are counted', async (
   const n1 = startFulcrum(rig, 'n1', fulcrumConfig({ priority: 150 }));
   const n2 = startFulcrum(rig, 'n2', fulcrumConfig({ priority: 100 }));
   t.ok(await becomesMaster(rig, 'n1', n1), 'n1 is Master');
-  await waitFor(() => transitionsTo(n2, 'backup') > 0, 2000);
+  await waitFor(() => transitionsTo(n2, 'backup') > 0, 15_000);
   const before = { n1: transitionsTo(n1, 'backup'), n2: transitionsTo(n2, 'master') };
   const modes: Array<[string, string[], string]> = [
     ['random', [], 'random bytes'],
