@@ -61,6 +61,7 @@ export class HaInstance implements HaSource {
   #trackTimer: NodeJS.Timeout | undefined;
   #trackReasons = '';
   #stopping: Promise<void> | undefined;
+  #sendErrorLoggedAt = 0;
   /** Drop-log budget: at most DROP_LOGS_PER_SECOND lines a second, the rest only counted (a flood must not become a log flood). */
   #dropLogWindow = 0;
   #dropLogsInWindow = 0;
@@ -168,7 +169,12 @@ export class HaInstance implements HaSource {
         if (priority === 0) this.#counters.priorityZeroSent!++;
       } catch (err) {
         this.#counters.sendErrors!++;
-        this.#logger.warn({ err, destination }, 'sending a VRRP advertisement failed');
+        // An interface that is down fails every advert: one line a second is enough.
+        const now = Date.now();
+        if (now - this.#sendErrorLoggedAt >= 1000) {
+          this.#sendErrorLoggedAt = now;
+          this.#logger.warn({ err, destination, sendErrors: this.#counters.sendErrors }, 'sending a VRRP advertisement failed');
+        }
       }
     }
   }
