@@ -94,6 +94,16 @@ t.test('the higher priority becomes Master; clients reach the backends through t
   t.ok(results.every((r: { ok: boolean }) => r.ok), 'every connect through the VIP was served');
   t.same(new Set(results.map((r: { reply: string }) => r.reply)), new Set(['b1', 'b2']), 'both backends answered (round robin)');
   t.equal(transitionsTo(n2, 'master') - transitionsTo(n2, 'backup') <= 0, true, 'n2 ended in Backup');
+  // State and counters through the admin API and metrics (each node's admin listens on its own 127.0.0.1).
+  const get = async (host: string, path: string): Promise<string> =>
+    (await rig.exec(host, process.execPath, ['-e', `fetch('http://127.0.0.1:9090${path}').then((r) => r.text()).then((b) => process.stdout.write(b))`])).stdout;
+  const master = JSON.parse(await get('n1', '/api/ha')) as { state: string; effectivePriority: number; counters: Record<string, number>; masterAddress: string };
+  t.match(master, { state: 'master', effectivePriority: 150, masterAddress: address('n1') }, 'n1 reports Master in /api/ha');
+  t.ok(master.counters.advertsSent! > 0, `n1 counts its adverts (${master.counters.advertsSent})`);
+  const backup = JSON.parse(await get('n2', '/api/ha')) as { state: string; masterAddress: string; counters: Record<string, number> };
+  t.match(backup, { state: 'backup', masterAddress: address('n1') }, 'n2 reports Backup and who is Master');
+  t.ok(backup.counters.advertsReceived! > 0, 'n2 counts the adverts it received');
+  t.match(await get('n1', '/metrics'), /fulcrum_ha_transitions_total/, 'HA metrics are exported');
   process.kill(n1.child.pid, 'SIGTERM');
   await n1.exit;
   t.equal(
