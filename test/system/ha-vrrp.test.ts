@@ -255,3 +255,44 @@ t.test('hostile packets never crash or flip the state, and are counted', async (
   // The 2000-datagram burst may overrun the kernel's socket buffer (uncounted by us); the rest is counted.
   t.ok(dropped >= 2000, `hostile datagrams dropped and counted (${dropped} of ${20 * 10 + 2000} sent)`);
 });
+
+t.test('tracking: a node whose tracked service has no backend up leaves Master; it returns when one is back', async (t) => {
+  const rig = await rigWithBackends(t);
+  const post = async (host: string, path: string): Promise<number> => {
+    const script = `fetch('http://127.0.0.1:9090${path}', { method: 'POST', headers: { 'content-type': 'application/json' } }).then((r) => process.stdout.write(String(r.status)))`;
+    return Number((await rig.exec(host, process.execPath, ['-e', script])).stdout);
+  };
+  const backends = [`${address('b1')}:9000`, `${address('b2')}:9000`];
+  // weight 0: Fault (gives up Master whatever the peer's preempt); n2 has preempt: false to show that.
+  const n1 = startFulcrum(rig, 'n1', fulcrumConfig({ priority: 150, track: '  track: { services: [web], weight: 0 }\n' }));
+  const n2 = startFulcrum(rig, 'n2', fulcrumConfig({ priority: 100, preempt: false }));
+  t.ok(await becomesMaster(rig, 'n1', n1), 'n1 is Master');
+  for (const b of backends) t.equal(await post('n1', `/api/services/web/backends/${b}/maint`), 200, `n1: ${b} in maintenance`);
+  t.ok(await waitFor(async () => (await rig.holds('n2')) && !(await rig.holds('n1')), 3000, 10), 'n2 took the VIP from the faulted n1');
+  t.ok(logs(n1).some((l) => l.to === 'fault' && /no backend up/.test(String(l.reason))), 'n1 logged the fault and why');
+  const client = startProbeClient(rig, 'cl', { count: 4 });
+  await client.exit;
+  t.ok(probeResults(client).every((r: { ok: boolean }) => r.ok), 'clients are served by n2');
+  t.equal(await post('n1', `/api/services/web/backends/${backends[0]}/enable`), 200, 'n1: one backend back');
+  t.ok(await waitFor(() => transitionsTo(n1, 'backup') >= 2, 3000, 10), 'n1 left Fault for Backup');
+  // n1 (150, preempt: true) takes mastership back from n2 (100).
+  t.ok(await waitFor(async () => (await rig.holds('n1')) && !(await rig.holds('n2')), 3000, 10), 'n1 serves again and preempted n2');
+  t.equal(transitionsTo(n2, 'backup') >= 2, true, 'n2 went back to Backup');
+});
+
+t.test('tracking with a weight: the priority drops below the peer, which preempts', async (t) => {
+  const rig = await rigWithBackends(t);
+  const post = async (host: string, path: string): Promise<number> => {
+    const script = `fetch('http://127.0.0.1:9090${path}', { method: 'POST', headers: { 'content-type': 'application/json' } }).then((r) => process.stdout.write(String(r.status)))`;
+    return Number((await rig.exec(host, process.execPath, ['-e', script])).stdout);
+  };
+  const n1 = startFulcrum(rig, 'n1', fulcrumConfig({ priority: 150, track: '  track: { services: [web], weight: 60 }\n' }));
+  const n2 = startFulcrum(rig, 'n2', fulcrumConfig({ priority: 100 }));
+  t.ok(await becomesMaster(rig, 'n1', n1), 'n1 is Master');
+  for (const b of [`${address('b1')}:9000`, `${address('b2')}:9000`]) await post('n1', `/api/services/web/backends/${b}/maint`);
+  t.ok(await waitFor(async () => (await rig.holds('n2')) && !(await rig.holds('n1')), 3000, 10), 'n2 (100) preempted n1 (150 - 60 = 90)');
+  t.ok(logs(n2).some((l) => l.to === 'master'), 'n2 is Master');
+  t.ok(logs(n1).some((l) => l.from === 'master' && l.to === 'backup' && /priority 100 \(ours 90\)/.test(String(l.reason))), 'n1 yielded at priority 90');
+  for (const b of [`${address('b1')}:9000`, `${address('b2')}:9000`]) await post('n1', `/api/services/web/backends/${b}/enable`);
+  t.ok(await waitFor(async () => (await rig.holds('n1')) && !(await rig.holds('n2')), 3000, 10), 'n1 back at 150 preempts n2');
+});
