@@ -331,11 +331,13 @@ bool TcpConnection::copy_once(Side& src, Side& dst, Flow& flow, bool upstream, b
     if (n >= 0) {
       sent = static_cast<size_t>(n);
       count_bytes(upstream, sent);
-    } else if (errno != EAGAIN && errno != EINTR) {
+      if (sent < length) dst.writable = false;  // its send buffer is full
+    } else if (errno == EAGAIN) {
+      dst.writable = false;
+    } else if (errno != EINTR) {
       *error = RelayError{errno, &dst};
       return false;
     }
-    if (sent < length) dst.writable = false;  // its send buffer is full
   }
   if (sent == length) return true;
   // The destination is full: park the rest in a pipe, which is flushed (and
