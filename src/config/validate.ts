@@ -8,7 +8,9 @@ import { availableParallelism } from 'node:os';
 import type { ConfigIssue } from '../errors.js';
 import { endpointsOverlap, isWildcard, parseEndpoint, type AddressRole } from './address.js';
 import { describeValue } from './describe.js';
+import { HaChecker } from './ha.js';
 import { parseDuration } from './duration.js';
+import { checkAdmin } from './admin.js';
 import { schemaIssues } from './schema.js';
 import type { Anchor, ConfigPath, YamlSource } from './source.js';
 import type { BackendConfig, Balance, Endpoint, FulcrumConfig, HashKey, Protocol, ServiceConfig, StickyConfig } from './types.js';
@@ -59,8 +61,10 @@ export function validateConfig(data: unknown, source: YamlSource): ValidationRes
   }
   const checker = new SemanticChecker(source);
   const issues = [...schemaIssues(data, source), ...checker.check(data)];
-  if (issues.length > 0) return failed(issues);
-  return { ok: true, config: checker.build(data as unknown as RawConfig) };
+  const admin = checkAdmin(data.admin, source);
+  issues.push(...admin.issues);
+  if (issues.length > 0 || admin.admin === undefined) return failed(issues);
+  return { ok: true, config: { ...checker.build(data as unknown as RawConfig), admin: admin.admin } };
 }
 
 /** The data once the schema accepted it and filled its defaults (YAML spelling). */
@@ -69,6 +73,7 @@ interface RawConfig {
   drain_timeout: string | number;
   log: { level: FulcrumConfig['log']['level'] };
   services: RawService[];
+  ha?: Parameters<HaChecker['build']>[0];
 }
 interface RawService {
   name: string;
@@ -106,9 +111,11 @@ class SemanticChecker {
   /** Parsed values by path (joined with "/"), so build() does not parse twice. */
   readonly #endpoints = new Map<string, Endpoint>();
   readonly #durations = new Map<string, number>();
+  readonly #ha: HaChecker;
 
   constructor(source: YamlSource) {
     this.#source = source;
+    this.#ha = new HaChecker(source);
   }
 
   /** Check what the schema cannot; values of the wrong type were reported by the schema and are skipped. */
@@ -140,16 +147,18 @@ class SemanticChecker {
       if (Array.isArray(service.backends)) this.#checkBackends(service.backends as unknown[], at, label);
       this.#checkMaglev(service, at);
     });
+    if (isRecord(data.ha)) this.#issues.push(...this.#ha.check(data.ha, new Set(names.keys())));
     return this.#issues;
   }
 
   /** The typed config; call only when check() and the schema found nothing. */
-  build(raw: RawConfig): Omit<FulcrumConfig, 'file'> {
+  build(raw: RawConfig): Omit<FulcrumConfig, 'file' | 'admin'> {
     return {
       workers: raw.workers === 'auto' ? availableParallelism() : raw.workers,
       drainTimeoutMs: this.#parsedDuration(['drain_timeout']),
       log: { level: raw.log.level },
       services: raw.services.map((s, i) => this.#buildService(s, ['services', i], this.#parsedDuration(['drain_timeout']))),
+      ...(raw.ha === undefined ? {} : { ha: this.#ha.build(raw.ha) }),
     };
   }
 
