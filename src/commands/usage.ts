@@ -3,9 +3,10 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../errors.js';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from '../logger.js';
+import { BENCH_USAGE } from '../bench/usage-text.js';
 
-export type CommandName = 'run' | 'check' | 'demo';
-export const COMMANDS: readonly CommandName[] = ['run', 'check', 'demo'];
+export type CommandName = 'run' | 'check' | 'demo' | 'bench';
+export const COMMANDS: readonly CommandName[] = ['run', 'check', 'demo', 'bench'];
 
 export function isCommandName(value: string): value is CommandName {
   return (COMMANDS as readonly string[]).includes(value);
@@ -20,6 +21,7 @@ Commands:
   run     Load a config and balance traffic until SIGINT/SIGTERM
   check   Validate a config file and exit
   demo    Start demo echo backends for a config's loopback backends, then run it
+  bench   iperf-style benchmark: bench server | bench client HOST:PORT | bench compare
 
 Options:
   -h, --help      Show help (also: fulcrum <command> --help)
@@ -65,6 +67,7 @@ Options:
       --log-level LEVEL Override log.level (${LEVELS})
   -h, --help            Show this help
 `,
+  bench: BENCH_USAGE,
 };
 
 /** Options shared by the commands; each command declares the subset it takes. */
