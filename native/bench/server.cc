@@ -77,7 +77,9 @@ class ServerWorker {
   ~ServerWorker() { close_all(); }
 
   // Binds this worker's sockets to host:*port (0: pick one and set *port).
-  int bind(const Endpoint& endpoint, int* port);
+  // The first worker probes first, so a port already in use is an error
+  // instead of silently joining someone else's SO_REUSEPORT group.
+  int bind(const Endpoint& endpoint, int* port, bool first);
   void start() { thread_ = std::thread([this] { run(); }); }
   void stop() {
     if (stop_fd_ >= 0) {
@@ -133,7 +135,23 @@ void Server::Shared::add_log(std::string line) {
   log.push_back(std::move(line));
 }
 
-int ServerWorker::bind(const Endpoint& endpoint, int* port) {
+namespace {
+
+// -EADDRINUSE when a plain (non-SO_REUSEPORT) socket of `type` cannot bind
+// `local`: someone else holds the port, possibly in a reuseport group.
+int probe_free(const Endpoint& local, int type) {
+  const int fd = socket(local.family(), type | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  const int one = 1;
+  if (type == SOCK_STREAM) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  const int result = ::bind(fd, local.get(), local.length) < 0 ? -errno : 0;
+  close(fd);
+  return result;
+}
+
+}  // namespace
+
+int ServerWorker::bind(const Endpoint& endpoint, int* port, bool first) {
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (epoll_fd_ < 0 || stop_fd_ < 0) return -errno;
@@ -141,6 +159,10 @@ int ServerWorker::bind(const Endpoint& endpoint, int* port) {
   if (local.family() == AF_INET) reinterpret_cast<sockaddr_in*>(&local.storage)->sin_port = htons(static_cast<uint16_t>(*port));
   else reinterpret_cast<sockaddr_in6*>(&local.storage)->sin6_port = htons(static_cast<uint16_t>(*port));
   const int one = 1;
+  if (first && *port != 0) {
+    const int busy = probe_free(local, SOCK_STREAM);
+    if (busy < 0) return busy;
+  }
   listen_fd_ = socket(local.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0) return -errno;
   setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -154,6 +176,10 @@ int ServerWorker::bind(const Endpoint& endpoint, int* port) {
                                        : ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
     if (local.family() == AF_INET) reinterpret_cast<sockaddr_in*>(&local.storage)->sin_port = htons(static_cast<uint16_t>(*port));
     else reinterpret_cast<sockaddr_in6*>(&local.storage)->sin6_port = htons(static_cast<uint16_t>(*port));
+  }
+  if (first) {
+    const int busy = probe_free(local, SOCK_DGRAM);
+    if (busy < 0) return busy;
   }
   udp_fd_ = socket(local.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (udp_fd_ < 0) return -errno;
@@ -681,7 +707,7 @@ int Server::create(const ServerConfig& config, std::unique_ptr<Server>* out) {
     result = 0;
     for (int i = 0; i < config.threads && result == 0; i++) {
       auto worker = std::make_unique<ServerWorker>(server->shared_.get(), server->sessions_.get());
-      result = worker->bind(endpoint, &port);
+      result = worker->bind(endpoint, &port, i == 0);
       server->workers_.push_back(std::move(worker));
     }
     if (result == -EADDRINUSE && config.port == 0) continue;

@@ -48,7 +48,7 @@ function latencyText(l: LatencyStats | undefined): string {
 /** `[ 30%] ###.......  2.00-3.00 s  ...`: the progress bar is 10 characters wide. */
 export function formatIntervalLine(workload: Workload, record: IntervalRecord, progress: number): string {
   const percent = Math.round(Math.min(1, Math.max(0, progress)) * 100);
-  const filled = Math.round(percent / 10);
+  const filled = Math.floor(percent / 10);
   const bar = `${'#'.repeat(filled)}${'.'.repeat(10 - filled)}`;
   const span = `${record.startS.toFixed(2)}-${record.endS.toFixed(2)} s`.padStart(15);
   const head = `[${String(percent).padStart(3)}%] ${bar} ${span}`;
