@@ -159,6 +159,8 @@ export function nginxStreamConfig({ dir, tcpPort, udpPort, backend, workers = 2,
     `        listen 127.0.0.1:${tcpPort} reuseport;`,
     `        proxy_pass 127.0.0.1:${backend};`,
     `        proxy_connect_timeout 5s;`,
+    // A client's half-close reaches the server (default off: nginx would close both sides).
+    `        proxy_half_close on;`,
     `        proxy_timeout 60s;`,
     `    }`,
     ...(udpPort

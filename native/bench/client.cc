@@ -40,6 +40,7 @@ uint32_t Client::thread_count() const {
 }
 
 int Client::start() {
+  std::lock_guard lock(lifecycle_mutex_);
   if (started_) return -EALREADY;
   started_ = true;
   ClientContext& context = context_;
@@ -92,6 +93,7 @@ int Client::start() {
 }
 
 void Client::stop() {
+  std::lock_guard lock(lifecycle_mutex_);
   if (stopped_) return;
   stopped_ = true;
   if (!started_) return;

@@ -133,6 +133,9 @@ class Client {
   ClientContext context_;
   std::vector<std::thread> threads_;
   uint64_t stop_ns_ = 0;
+  // start() and stop() may race only at process exit (the addon's cleanup
+  // hook stopping a client whose start() runs on a libuv thread).
+  std::mutex lifecycle_mutex_;
   bool started_ = false;
   bool stopped_ = false;
 };

@@ -77,6 +77,7 @@ enum class ErrorCode : uint16_t {
   kBadRole = 5,
   kUnknownSession = 6,
   kBadStream = 7,
+  kBusy = 8,  // too many sessions open
 };
 
 // The state of a stream in RESULTS.

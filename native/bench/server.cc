@@ -27,6 +27,8 @@ constexpr int kReadsPerEvent = 8;
 constexpr size_t kUdpBatch = 32;
 constexpr size_t kUdpBufferSize = 9216;
 constexpr uint64_t kDrainAfterErrorNs = 1'000'000'000;
+// A connection that has not completed its HELLO by then is closed.
+constexpr uint64_t kHelloTimeoutNs = 10'000'000'000;
 constexpr size_t kMaxLogLines = 1000;
 
 std::string peer_name(const sockaddr_storage& address) {
@@ -67,6 +69,7 @@ struct Connection {
   uint64_t echo_remaining = 0;
   bool close_after_flush = false;
   uint64_t drain_deadline_ns = 0;
+  uint64_t accepted_ns = 0;
 };
 
 }  // namespace
@@ -113,6 +116,8 @@ class ServerWorker {
   void close_all();
   void receive_datagrams();
   void count_datagram(const uint8_t* data, size_t size);
+  // Closes refused connections whose drain time is over and refuses those
+  // that sent no HELLO in time. Runs at most every 100 ms.
   void expire_drains();
 
   Server::Shared* shared_;
@@ -237,6 +242,7 @@ void ServerWorker::accept_connections() {
     auto conn = std::make_unique<Connection>();
     conn->fd = fd;
     conn->peer = peer_name(peer);
+    conn->accepted_ns = now_ns();
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = fd;
@@ -402,6 +408,10 @@ bool ServerWorker::on_hello(Connection* conn, const uint8_t* payload, uint32_t l
   switch (static_cast<Role>(role)) {
     case Role::kControl: {
       conn->session = sessions_->open();
+      if (!conn->session) {
+        refuse(conn, ErrorCode::kBusy, "too many sessions open (" + std::to_string(SessionTable::kMaxSessions) + "); try again later");
+        return false;
+      }
       conn->state = ConnState::kControl;
       shared_->sessions.fetch_add(1, std::memory_order_relaxed);
       uint8_t reply[kFrameHeaderSize + 12];
@@ -528,10 +538,15 @@ void ServerWorker::expire_drains() {
   if (now < next_drain_check_ns_) return;
   next_drain_check_ns_ = now + 100'000'000;
   std::vector<Connection*> expired;
+  std::vector<Connection*> silent;
   for (auto& [fd, conn] : connections_) {
     if (conn->state == ConnState::kDraining && now >= conn->drain_deadline_ns) expired.push_back(conn.get());
+    if (conn->state == ConnState::kAwaitHello && now - conn->accepted_ns >= kHelloTimeoutNs) silent.push_back(conn.get());
   }
   for (Connection* conn : expired) close_connection(conn);
+  for (Connection* conn : silent) {
+    refuse(conn, ErrorCode::kBadType, "no HELLO within " + std::to_string(kHelloTimeoutNs / 1'000'000'000) + " s");
+  }
 }
 
 void ServerWorker::read_sink(Connection* conn) {

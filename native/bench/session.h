@@ -40,9 +40,14 @@ struct Session {
 // client's id rarely matches a new session.
 class SessionTable {
  public:
+  // Sessions open at once; each holds ~40 KiB of counters.
+  static constexpr size_t kMaxSessions = 1024;
+
   SessionTable() : next_id_(std::random_device{}() | 1) {}
+  // A new session, or nullptr when kMaxSessions are open.
   std::shared_ptr<Session> open() {
     std::lock_guard lock(mutex_);
+    if (table_.size() >= kMaxSessions) return nullptr;
     uint32_t id = next_id_++;
     if (id == 0) id = next_id_++;
     auto session = std::make_shared<Session>(id);
