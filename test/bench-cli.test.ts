@@ -51,6 +51,9 @@ t.test('client --json for udp-pps has sent, delivered, lost, reordered', async (
   const udp = (JSON.parse(r.stdout) as { summary: { udp: Record<string, unknown> & { flows: unknown[] } } }).summary.udp;
   t.same(Object.keys(udp).sort(), ['delivered', 'deliveredPerSecond', 'flows', 'lossPercent', 'lost', 'reordered', 'sent', 'sentPerSecond']);
   t.equal(udp.flows.length, 3);
+  const intervals = (JSON.parse(r.stdout) as { intervals: Array<Record<string, number>> }).intervals;
+  for (const i of intervals) t.ok(i.delivered! > 0 && i.deliveredPerSecond! > 0, 'each interval has what the server counted');
+  t.equal(intervals.reduce((a, i) => a + i.delivered!, 0) <= (udp.delivered as number), true);
 });
 
 t.test('usage errors exit 2 and name the problem', async (t) => {

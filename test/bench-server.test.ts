@@ -99,3 +99,29 @@ t.test('a busy port is a clear error, exit 1', async (t) => {
   t.equal(exit.code, 1);
   t.match(proc.stderr, /bench server: listening on 127\.0\.0\.1:\d+: Address already in use/);
 });
+
+t.test('sessions are capped: the control connection past the limit is refused with a clear error', async (t) => {
+  const server = startBenchServer(t, 1);
+  const { connect } = await import('node:net');
+  const LIMIT = 1024;
+  const sockets = await Promise.all(
+    Array.from({ length: LIMIT }, () =>
+      new Promise<import('node:net').Socket>((resolve, reject) => {
+        const s = connect({ host: '127.0.0.1', port: server.port });
+        s.once('error', reject);
+        s.once('connect', () => s.write(encodeHello(Role.control, 0, 0)));
+        s.once('data', () => resolve(s));
+      }),
+    ),
+  );
+  t.teardown(() => sockets.forEach((s) => s.destroy()));
+  t.equal(server.stats().sessions, LIMIT);
+  const { reply, closed } = await rawExchange(server.port, encodeHello(Role.control, 0, 0));
+  t.ok(closed);
+  t.match(decodeError(takeFrame(reply)?.frame.payload ?? Buffer.alloc(0)).message, /too many sessions open \(1024\); try again later/);
+  // Closing one session makes room again.
+  sockets.pop()?.destroy();
+  await new Promise((r) => setTimeout(r, 200));
+  const again = await rawExchange(server.port, encodeHello(Role.control, 0, 0), 20);
+  t.equal(takeFrame(again.reply)?.frame.type, FrameType.session);
+});

@@ -66,7 +66,7 @@ export function formatIntervalLine(workload: Workload, record: IntervalRecord, p
     case 'udp-latency':
       return `${head}  ${formatRate(record.operationsPerSecond, 'rt/s').padStart(12)}  ${latencyText(record.latency)}${errors}`;
     case 'udp-pps':
-      return `${head}  ${formatRate(record.operationsPerSecond, 'pkt/s').padStart(14)} sent  ${formatBits(record.bitsPerSecond).padStart(13)}${errors}`;
+      return `${head}  ${formatRate(record.operationsPerSecond, 'pkt/s').padStart(14)} sent  ${formatRate(record.deliveredPerSecond ?? 0, 'pkt/s').padStart(14)} delivered  ${formatBits(record.bitsPerSecond).padStart(13)}${errors}`;
   }
 }
 

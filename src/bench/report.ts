@@ -38,6 +38,9 @@ export interface IntervalRecord {
   latency?: LatencyStats;
   /** tcp-throughput: each stream. */
   streams?: StreamInterval[];
+  /** udp-pps: datagrams the server counted in this interval (asked over the control channel). */
+  delivered?: number;
+  deliveredPerSecond?: number;
   /** Errors counted in this interval (see summary.errors for their names). */
   errors: number;
 }

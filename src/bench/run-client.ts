@@ -189,6 +189,7 @@ export async function runWorkload(workload: Workload, target: RunTarget, options
     const durationMs = options.durationS * 1000;
     const startedAt = performance.now();
     let previous: NativeSnapshot | undefined;
+    let deliveredSoFar = 0;
     for (let k = 1; ; k++) {
       const boundary = Math.min(k * options.intervalS * 1000, durationMs);
       const wait = startedAt + boundary - performance.now();
@@ -196,6 +197,13 @@ export async function runWorkload(workload: Workload, target: RunTarget, options
       if (hooks.signal?.aborted) break;
       const snapshot = client.snapshot();
       const record = intervalRecord(workload, previous, snapshot);
+      if (workload === 'udp-pps') {
+        // What arrived, as the server counts it (iperf3 shows the receiver's side too).
+        const counted = (await control.results()).flows.reduce((a, f) => a + f.datagrams, 0);
+        record.delivered = counted - deliveredSoFar;
+        record.deliveredPerSecond = record.endS > record.startS ? record.delivered / (record.endS - record.startS) : 0;
+        deliveredSoFar = counted;
+      }
       previous = snapshot;
       intervals.push(record);
       hooks.onInterval?.(record, boundary / durationMs);

@@ -29,9 +29,10 @@ export function runOptions(overrides: Partial<RunOptions> = {}): RunOptions {
 
 /**
  * Sends `bytes` on a new connection to 127.0.0.1:port and collects what comes
- * back until the server closes (or 5 s pass). Resolves `{ reply, closed }`.
+ * back until the server closes, `stopAfter` bytes have come, or 5 s pass.
+ * Resolves `{ reply, closed }` (closed: by the server).
  */
-export function rawExchange(port: number, bytes: Buffer): Promise<{ reply: Buffer; closed: boolean; error?: string }> {
+export function rawExchange(port: number, bytes: Buffer, stopAfter = Infinity): Promise<{ reply: Buffer; closed: boolean; error?: string }> {
   return new Promise((resolve) => {
     const socket = connect({ host: '127.0.0.1', port });
     const chunks: Buffer[] = [];
@@ -41,7 +42,14 @@ export function rawExchange(port: number, bytes: Buffer): Promise<{ reply: Buffe
       resolve({ reply: Buffer.concat(chunks), closed: false, error });
     }, 5000);
     socket.on('connect', () => socket.write(bytes));
-    socket.on('data', (d) => chunks.push(d));
+    socket.on('data', (d) => {
+      chunks.push(d);
+      if (Buffer.concat(chunks).length >= stopAfter) {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve({ reply: Buffer.concat(chunks), closed: false, error });
+      }
+    });
     socket.on('error', (e: NodeJS.ErrnoException) => {
       error = e.code;
     });
