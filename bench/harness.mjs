@@ -94,9 +94,13 @@ async function harnessClient(args, seconds) {
   }
 }
 
-/** `sockperf ping-pong --tcp --full-rtt`: `{ p50Us, meanUs, p99Us }` or `{ error }`. */
-async function sockperfPingPong(port, seconds) {
-  const args = ['ping-pong', '--tcp', '-i', '127.0.0.1', '-p', String(port), '-t', String(seconds), '-m', String(MESSAGE_SIZE), '--full-rtt'];
+/**
+ * `sockperf ping-pong --tcp --full-rtt`: `{ p50Us, meanUs, p99Us }` or `{ error }`.
+ * `noRdtsc`: time with clock_gettime (as fulcrum bench does) instead of the
+ * TSC, whose calibrated frequency sockperf converts ticks with.
+ */
+async function sockperfPingPong(port, seconds, noRdtsc = false) {
+  const args = ['ping-pong', '--tcp', '-i', '127.0.0.1', '-p', String(port), '-t', String(seconds), '-m', String(MESSAGE_SIZE), '--full-rtt', ...(noRdtsc ? ['--no-rdtsc'] : [])];
   const r = await runCommand('sockperf', args, { timeoutMs: seconds * 1000 + 20000 });
   const text = r.stdout + r.stderr;
   const percentile = (p) => Number(new RegExp(`percentile ${p} =\\s*([\\d.]+)`).exec(text)?.[1]);
@@ -123,9 +127,10 @@ async function referencePart({ rounds, duration }, dir) {
     `iperf3 -c 127.0.0.1 -p ${iperfPort} -t ${duration} -O 0 -P 1 -J   # end.sum_received.bits_per_second`,
     `node dist/cli.js bench client 127.0.0.1:${benchPort} -w tcp-throughput -t ${duration} -P 1 --json   # primary.value`,
     `sockperf ping-pong --tcp -i 127.0.0.1 -p ${sockperfPort} -t ${duration} -m ${MESSAGE_SIZE} --full-rtt   # percentile 50.000`,
+    `sockperf ping-pong --tcp -i 127.0.0.1 -p ${sockperfPort} -t ${duration} -m ${MESSAGE_SIZE} --full-rtt --no-rdtsc   # same, timed with clock_gettime`,
     `node dist/cli.js bench client 127.0.0.1:${benchPort} -w tcp-latency -t ${duration} -l ${MESSAGE_SIZE} --json   # summary.latency.p50Us`,
   ];
-  const samples = { iperf3: [], harnessThroughput: [], sockperf: [], harnessLatency: [], sockperfMean: [], harnessMean: [], busy: [] };
+  const samples = { iperf3: [], harnessThroughput: [], sockperf: [], sockperfNoRdtsc: [], harnessLatency: [], sockperfMean: [], harnessMean: [] };
   try {
     for (let round = 0; round < rounds; round++) {
       const throughputOrder = round % 2 === 0 ? ['iperf3', 'harness'] : ['harness', 'iperf3'];
@@ -142,23 +147,26 @@ async function referencePart({ rounds, duration }, dir) {
           log(`round ${round + 1} tcp-throughput harness  ${r.error ?? `${(r.primary.value / 1e9).toFixed(2)} Gbit/s (counts agree: ${r.summary.countsAgree})`}  (machine ${cpuDelta(before, cpuSnapshot([])).machineBusyPct.toFixed(0)}% busy)`);
         }
       }
-      const latencyOrder = round % 2 === 0 ? ['sockperf', 'harness'] : ['harness', 'sockperf'];
+      const latencyTools = ['sockperf', 'sockperf-no-rdtsc', 'harness'];
+      const latencyOrder = latencyTools.map((_, i) => latencyTools[(i + round) % latencyTools.length]);
       for (const who of latencyOrder) {
         const before = cpuSnapshot([]);
-        if (who === 'sockperf') {
-          const r = await sockperfPingPong(sockperfPort, duration);
-          if (!r.error) {
+        if (who.startsWith('sockperf')) {
+          const noRdtsc = who === 'sockperf-no-rdtsc';
+          const r = await sockperfPingPong(sockperfPort, duration, noRdtsc);
+          if (!r.error && noRdtsc) samples.sockperfNoRdtsc.push(r.p50Us);
+          if (!r.error && !noRdtsc) {
             samples.sockperf.push(r.p50Us);
             samples.sockperfMean.push(r.meanUs);
           }
-          log(`round ${round + 1} tcp-latency    sockperf ${r.error ?? `p50 ${r.p50Us.toFixed(2)} us, mean ${r.meanUs.toFixed(2)} us, p99 ${r.p99Us.toFixed(2)} us`}  (machine ${cpuDelta(before, cpuSnapshot([])).machineBusyPct.toFixed(0)}% busy)`);
+          log(`round ${round + 1} tcp-latency    ${who.padEnd(17)} ${r.error ?? `p50 ${r.p50Us.toFixed(2)} us, mean ${r.meanUs.toFixed(2)} us, p99 ${r.p99Us.toFixed(2)} us`}  (machine ${cpuDelta(before, cpuSnapshot([])).machineBusyPct.toFixed(0)}% busy)`);
         } else {
           const r = await harnessClient([`127.0.0.1:${benchPort}`, '-w', 'tcp-latency', '-t', String(duration), '-l', String(MESSAGE_SIZE)], duration);
           if (!r.error) {
             samples.harnessLatency.push(r.summary.latency.p50Us);
             samples.harnessMean.push(r.summary.latency.meanUs);
           }
-          log(`round ${round + 1} tcp-latency    harness  ${r.error ?? `p50 ${r.summary.latency.p50Us.toFixed(2)} us, mean ${r.summary.latency.meanUs.toFixed(2)} us, p99 ${r.summary.latency.p99Us.toFixed(2)} us`}  (machine ${cpuDelta(before, cpuSnapshot([])).machineBusyPct.toFixed(0)}% busy)`);
+          log(`round ${round + 1} tcp-latency    ${'harness'.padEnd(17)} ${r.error ?? `p50 ${r.summary.latency.p50Us.toFixed(2)} us, mean ${r.summary.latency.meanUs.toFixed(2)} us, p99 ${r.summary.latency.p99Us.toFixed(2)} us`}  (machine ${cpuDelta(before, cpuSnapshot([])).machineBusyPct.toFixed(0)}% busy)`);
         }
       }
     }
@@ -169,6 +177,7 @@ async function referencePart({ rounds, duration }, dir) {
   }
   const throughputRatio = median(samples.harnessThroughput) / median(samples.iperf3);
   const latencyDeviation = (median(samples.harnessLatency) - median(samples.sockperf)) / median(samples.sockperf);
+  const noRdtscDeviation = (median(samples.harnessLatency) - median(samples.sockperfNoRdtsc)) / median(samples.sockperfNoRdtsc);
   const gbit = (v) => `${(v / 1e9).toFixed(2)} Gbit/s`;
   const us = (v) => `${v.toFixed(2)} us`;
   const range = (values, f) => (values.length ? `${f(min(values))} – ${f(max(values))}` : '–');
@@ -180,6 +189,7 @@ async function referencePart({ rounds, duration }, dir) {
       ['tcp round trip, 64 B, p50 (median)', `sockperf ${us(median(samples.sockperf))}`, us(median(samples.harnessLatency)), `${latencyDeviation >= 0 ? '+' : ''}${(latencyDeviation * 100).toFixed(1)}% vs sockperf`, 'within ±10%', Math.abs(latencyDeviation) <= 0.1 ? 'yes' : 'NO'],
       ['  min – max', range(samples.sockperf, us), range(samples.harnessLatency, us), '', '', ''],
       ['tcp round trip, mean (median)', `sockperf ${us(median(samples.sockperfMean))}`, us(median(samples.harnessMean)), '', '', ''],
+      ['tcp round trip p50, sockperf --no-rdtsc', `sockperf ${us(median(samples.sockperfNoRdtsc))}`, us(median(samples.harnessLatency)), `${noRdtscDeviation >= 0 ? '+' : ''}${(noRdtscDeviation * 100).toFixed(1)}% (both timed with clock_gettime)`, '', ''],
     ],
     ['l', 'r', 'r', 'r', 'r', 'l'],
   );

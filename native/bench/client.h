@@ -46,8 +46,13 @@ struct ClientConfig {
 };
 
 // What one unit of load did: a TCP stream, a ping-pong connection, a UDP flow,
-// or one connrate thread's clients. Written by one load thread.
+// or one connrate thread's clients. Written by one load thread only, so it
+// adds with add() (a load and a store, no locked instruction); others read.
 struct UnitCounters {
+  static void add(std::atomic<uint64_t>& counter, uint64_t n) {
+    counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+
   std::atomic<uint64_t> bytes_sent{0};
   std::atomic<uint64_t> bytes_received{0};
   std::atomic<uint64_t> messages_sent{0};      // writes of a message, datagrams, connections started

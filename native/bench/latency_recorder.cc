@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <new>
 
 namespace fulcrum::bench {
 
@@ -31,29 +32,48 @@ LatencySummary summarize_samples(std::vector<uint64_t>* samples) {
   return summary;
 }
 
+LatencyRecorder::~LatencyRecorder() {
+  for (auto& chunk : chunks_) delete[] chunk.load(std::memory_order_relaxed);
+}
+
 void LatencyRecorder::record(uint64_t ns) {
-  std::lock_guard lock(mutex_);
-  if (samples_.size() >= kMaxSamples) {
-    dropped_++;
+  const size_t n = count_.load(std::memory_order_relaxed);
+  if (n >= kMaxSamples) {
+    dropped_.store(dropped_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     return;
   }
-  samples_.push_back(ns);
+  uint64_t* chunk = chunks_[n / kChunkSamples].load(std::memory_order_relaxed);
+  if (chunk == nullptr) {
+    chunk = new (std::nothrow) uint64_t[kChunkSamples];
+    if (chunk == nullptr) {
+      dropped_.store(dropped_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      return;
+    }
+    chunks_[n / kChunkSamples].store(chunk, std::memory_order_release);
+  }
+  chunk[n % kChunkSamples] = ns;
+  count_.store(n + 1, std::memory_order_release);
+}
+
+void LatencyRecorder::copy_range(size_t from, size_t to, std::vector<uint64_t>* out) const {
+  out->reserve(out->size() + (to - from));
+  while (from < to) {
+    const uint64_t* chunk = chunks_[from / kChunkSamples].load(std::memory_order_acquire);
+    const size_t offset = from % kChunkSamples;
+    const size_t take = std::min(to - from, kChunkSamples - offset);
+    out->insert(out->end(), chunk + offset, chunk + offset + take);
+    from += take;
+  }
 }
 
 void LatencyRecorder::take_interval(std::vector<uint64_t>* out) {
-  std::lock_guard lock(mutex_);
-  out->insert(out->end(), samples_.begin() + static_cast<std::ptrdiff_t>(interval_start_), samples_.end());
-  interval_start_ = samples_.size();
+  const size_t n = count_.load(std::memory_order_acquire);
+  copy_range(interval_start_, n, out);
+  interval_start_ = n;
 }
 
 void LatencyRecorder::append_all(std::vector<uint64_t>* out) const {
-  std::lock_guard lock(mutex_);
-  out->insert(out->end(), samples_.begin(), samples_.end());
-}
-
-uint64_t LatencyRecorder::dropped() const {
-  std::lock_guard lock(mutex_);
-  return dropped_;
+  copy_range(0, count_.load(std::memory_order_acquire), out);
 }
 
 }  // namespace fulcrum::bench

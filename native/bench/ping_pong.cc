@@ -45,8 +45,8 @@ void run_tcp_latency(ClientContext* context, uint32_t index, uint32_t /*count*/)
     const uint64_t started = now_ns();
     error = -write_all(fd, message.data(), size);
     if (error != 0) break;
-    counters.messages_sent.fetch_add(1, std::memory_order_relaxed);
-    counters.bytes_sent.fetch_add(size, std::memory_order_relaxed);
+    UnitCounters::add(counters.messages_sent, 1);
+    UnitCounters::add(counters.bytes_sent, size);
     size_t got = 0;
     while (got < size) {
       const ssize_t n = recv(fd, reply.data() + got, size - got, 0);
@@ -62,10 +62,10 @@ void run_tcp_latency(ClientContext* context, uint32_t index, uint32_t /*count*/)
       error = n < 0 ? errno : ECONNRESET;
       break;
     }
-    counters.bytes_received.fetch_add(got, std::memory_order_relaxed);
+    UnitCounters::add(counters.bytes_received, got);
     if (got < size) break;
     recorder.record(now_ns() - started);
-    counters.messages_received.fetch_add(1, std::memory_order_relaxed);
+    UnitCounters::add(counters.messages_received, 1);
   }
   if (error != 0) {
     context->count_error(error);
@@ -77,7 +77,7 @@ void run_tcp_latency(ClientContext* context, uint32_t index, uint32_t /*count*/)
   while (now_ns() < deadline) {
     const ssize_t n = recv(fd, reply.data(), reply.size(), 0);
     if (n > 0) {
-      counters.bytes_received.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+      UnitCounters::add(counters.bytes_received, static_cast<uint64_t>(n));
       continue;
     }
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
@@ -122,22 +122,22 @@ void run_udp_latency(ClientContext* context, uint32_t index, uint32_t /*count*/)
       usleep(10000);
       continue;
     }
-    counters.messages_sent.fetch_add(1, std::memory_order_relaxed);
-    counters.bytes_sent.fetch_add(message.size(), std::memory_order_relaxed);
+    UnitCounters::add(counters.messages_sent, 1);
+    UnitCounters::add(counters.bytes_sent, message.size());
     for (;;) {
       const ssize_t n = recv(fd, reply.data(), reply.size(), 0);
       const uint64_t now = now_ns();
       if (n >= static_cast<ssize_t>(kDatagramHeaderSize) && get_u64(reply.data() + 16) == seq &&
           get_u32(reply.data() + 8) == index) {
         recorder.record(now - started);
-        counters.messages_received.fetch_add(1, std::memory_order_relaxed);
-        counters.bytes_received.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+        UnitCounters::add(counters.messages_received, 1);
+        UnitCounters::add(counters.bytes_received, static_cast<uint64_t>(n));
         break;
       }
       if (n < 0 && errno != EAGAIN && errno != EINTR) context->count_error(errno);
       // A late reply to an earlier request (n >= 0, other seq) is skipped.
       if (now - started > timeout_ns) {
-        counters.lost.fetch_add(1, std::memory_order_relaxed);
+        UnitCounters::add(counters.lost, 1);
         break;
       }
       if (context->stopping.load(std::memory_order_relaxed)) return;  // in flight at stop: not lost

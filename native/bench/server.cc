@@ -598,8 +598,25 @@ void ServerWorker::echo(Connection* conn) {
       conn->echo_remaining -= static_cast<uint64_t>(n);
       if (conn->echo_remaining == 0) conn->close_after_flush = true;
     }
-    queue_out(conn, scratch_.data(), static_cast<size_t>(n));
-    if (!flush(conn)) return;
+    // Straight from the read buffer; only what the socket does not take now
+    // is copied aside (and then reading waits until it is written).
+    ssize_t sent = send(conn->fd, scratch_.data(), static_cast<size_t>(n), MSG_NOSIGNAL);
+    if (sent < 0) {
+      if (errno != EAGAIN && errno != EINTR) {
+        close_connection(conn);
+        return;
+      }
+      sent = 0;
+    }
+    if (sent < n) {
+      queue_out(conn, scratch_.data() + sent, static_cast<size_t>(n - sent));
+      flush(conn);
+      return;
+    }
+    if (conn->close_after_flush) {
+      close_connection(conn);
+      return;
+    }
     // A short read drained the socket: skip the read that would only say
     // EAGAIN (one syscall less per ping-pong round trip).
     if (static_cast<size_t>(n) < want) return;

@@ -87,7 +87,7 @@ void run_tcp_connrate(ClientContext* context, uint32_t index, uint32_t count) {
         return;
       }
       l.written += static_cast<size_t>(n);
-      counters.bytes_sent.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+      UnitCounters::add(counters.bytes_sent, static_cast<uint64_t>(n));
     }
     l.state = LaneState::kReading;
     watch(lane, EPOLLIN, EPOLL_CTL_MOD);
@@ -103,7 +103,7 @@ void run_tcp_connrate(ClientContext* context, uint32_t index, uint32_t count) {
     }
     const int one = 1;
     setsockopt(l.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    counters.messages_sent.fetch_add(1, std::memory_order_relaxed);
+    UnitCounters::add(counters.messages_sent, 1);
     if (connect(l.fd, context->target.get(), context->target.length) < 0 && errno != EINPROGRESS) {
       reset(lane, errno);
       return;
@@ -125,12 +125,12 @@ void run_tcp_connrate(ClientContext* context, uint32_t index, uint32_t count) {
           reset(lane, ECONNRESET);  // closed before the whole echo
           return;
         }
-        counters.messages_received.fetch_add(1, std::memory_order_relaxed);
+        UnitCounters::add(counters.messages_received, 1);
         reset(lane, 0);
         launch(lane);
         return;
       }
-      counters.bytes_received.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+      UnitCounters::add(counters.bytes_received, static_cast<uint64_t>(n));
       l.echoed += static_cast<size_t>(n);
       if (l.state == LaneState::kReading && l.echoed >= config.message_size) {
         recorder.record(now_ns() - l.started_ns);

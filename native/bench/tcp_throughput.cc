@@ -112,7 +112,7 @@ void run_tcp_throughput(ClientContext* context, uint32_t index, uint32_t count) 
         for (int k = 0; k < kCallsPerEvent; k++) {
           const ssize_t sent = send(fd, buffer.data(), buffer.size(), MSG_NOSIGNAL);
           if (sent > 0) {
-            counters.bytes_sent.fetch_add(static_cast<uint64_t>(sent), std::memory_order_relaxed);
+            UnitCounters::add(counters.bytes_sent, static_cast<uint64_t>(sent));
             continue;
           }
           if (sent < 0 && (errno == EAGAIN || errno == EINTR)) break;
@@ -125,7 +125,7 @@ void run_tcp_throughput(ClientContext* context, uint32_t index, uint32_t count) 
         for (int k = 0; k < kCallsPerEvent; k++) {
           const ssize_t got = recv(fd, buffer.data(), buffer.size(), 0);
           if (got > 0) {
-            counters.bytes_received.fetch_add(static_cast<uint64_t>(got), std::memory_order_relaxed);
+            UnitCounters::add(counters.bytes_received, static_cast<uint64_t>(got));
             continue;
           }
           if (got < 0 && (errno == EAGAIN || errno == EINTR)) break;

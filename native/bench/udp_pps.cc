@@ -74,8 +74,8 @@ void run_udp_pps(ClientContext* context, uint32_t index, uint32_t count) {
     next_seq[f] += static_cast<uint64_t>(n);
     sent_total += static_cast<uint64_t>(n);
     UnitCounters& counters = *context->units[flow];
-    counters.messages_sent.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
-    counters.bytes_sent.fetch_add(static_cast<uint64_t>(n) * size, std::memory_order_relaxed);
+    UnitCounters::add(counters.messages_sent, static_cast<uint64_t>(n));
+    UnitCounters::add(counters.bytes_sent, static_cast<uint64_t>(n) * size);
   }
 }
 
