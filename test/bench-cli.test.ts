@@ -75,6 +75,17 @@ t.test('usage errors exit 2 and name the problem', async (t) => {
   }
 });
 
+t.test('client to a server that is not a bench server: a clear error, exit 1', async (t) => {
+  const { createServer } = await import('node:net');
+  const http = createServer((socket) => socket.end('HTTP/1.1 400 Bad Request\r\n\r\n'));
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => http.close());
+  const port = (http.address() as { port: number }).port;
+  const r = await runCli(t, ['bench', 'client', `127.0.0.1:${port}`, '-t', '1']);
+  t.equal(r.code, 1);
+  t.match(r.stderr, new RegExp(`127\\.0\\.0\\.1:${port} does not speak the fulcrum bench protocol: bad frame magic 0x4854`));
+});
+
 t.test('client to a closed port: exit 1 with ECONNREFUSED', async (t) => {
   const server = startBenchServer(t, 1);
   const port = server.port;

@@ -21,12 +21,14 @@ const REPLY_TIMEOUT_MS = 5000;
 export class ControlChannel {
   #session = 0;
   #socket: Socket;
+  #peer: string;
   #buffer: Buffer = Buffer.alloc(0);
   #waiting: ((frame: Frame | Error) => void) | undefined;
   #failure: Error | undefined;
 
-  private constructor(socket: Socket) {
+  private constructor(socket: Socket, peer: string) {
     this.#socket = socket;
+    this.#peer = peer;
   }
 
   /** The session id the server gave this run (data connections and datagrams carry it). */
@@ -37,7 +39,7 @@ export class ControlChannel {
   /** Connects to the bench server at host:port and opens a session. */
   static async open(host: string, port: number, timeoutMs = 3000): Promise<ControlChannel> {
     const socket = connect({ host, port, noDelay: true });
-    const channel = new ControlChannel(socket);
+    const channel = new ControlChannel(socket, host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
     channel.#listen();
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -88,7 +90,7 @@ export class ControlChannel {
       try {
         taken = takeFrame(this.#buffer);
       } catch (err) {
-        this.#fail(new BenchError(`control channel: ${(err as Error).message}`));
+        this.#fail(new BenchError(`${this.#peer} does not speak the fulcrum bench protocol: ${(err as Error).message}`));
         return;
       }
       if (!taken) return;
