@@ -56,6 +56,29 @@ t.test('client --json for udp-pps has sent, delivered, lost, reordered', async (
   t.equal(intervals.reduce((a, i) => a + i.delivered!, 0) <= (udp.delivered as number), true);
 });
 
+t.test('--control sends the control channel elsewhere (a UDP-only path)', async (t) => {
+  const server = startBenchServer(t, 1);
+  // The data port is the server's; the control port is a TCP relay to it
+  // (standing in for a proxy's TCP side on another port).
+  const { createServer, connect } = await import('node:net');
+  const relay = createServer((socket) => {
+    const upstream = connect(server.port, '127.0.0.1');
+    socket.pipe(upstream).pipe(socket);
+    socket.on('error', () => upstream.destroy());
+    upstream.on('error', () => socket.destroy());
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => relay.close());
+  const relayPort = (relay.address() as { port: number }).port;
+  const r = await runCli(t, ['bench', 'client', `127.0.0.1:${server.port}`, '--control', `127.0.0.1:${relayPort}`, '-w', 'udp-pps', '--rate', '2000', '-t', '0.5', '--json']);
+  t.equal(r.code, 0, r.stderr);
+  const udp = (JSON.parse(r.stdout) as { summary: { udp: { sent: number; delivered: number } } }).summary.udp;
+  t.ok(udp.delivered > 0 && udp.delivered === udp.sent, 'the session opened through the relay counts the datagrams');
+  const bad = await runCli(t, ['bench', 'compare', '--via', `x=127.0.0.1:${server.port},ctrl=127.0.0.1:1`]);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /--via x: expected ',control=HOST:PORT' after the address, got ',ctrl=127\.0\.0\.1:1'/);
+});
+
 t.test('usage errors exit 2 and name the problem', async (t) => {
   const cases: Array<[string[], RegExp]> = [
     [['bench', 'client'], /expected one HOST:PORT, got none/],

@@ -11,6 +11,8 @@ export interface CompareTarget {
   name: string;
   host: string;
   port: number;
+  /** The control channel's address when the target carries only UDP. */
+  control?: { host: string; port: number };
 }
 
 /** One run of one workload against one target. */

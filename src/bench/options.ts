@@ -110,11 +110,14 @@ export interface ClientCommandOptions {
 }
 
 export function parseClientOptions(args: readonly string[]): ClientCommandOptions | { help: true } {
-  const { values, positionals } = parse(args, { ...LOAD_OPTIONS, workload: { type: 'string', short: 'w' } }, true);
+  const { values, positionals } = parse(args, { ...LOAD_OPTIONS, workload: { type: 'string', short: 'w' }, control: { type: 'string' } }, true);
   if (values.help === true) return { help: true };
   if (positionals.length !== 1) throw usage(`bench client: expected one HOST:PORT, got ${positionals.length === 0 ? 'none' : positionals.join(' ')}`);
   const workload = workloadOf(str(values, 'workload'));
-  return { help: false, target: parseHostPort(positionals[0]!, 'bench client'), workload, run: loadOptions(values, workload, 10), json: values.json === true };
+  const target = parseHostPort(positionals[0]!, 'bench client');
+  const control = str(values, 'control');
+  if (control !== undefined) target.control = parseHostPort(control, '--control');
+  return { help: false, target, workload, run: loadOptions(values, workload, 10), json: values.json === true };
 }
 
 export interface ServerCommandOptions {
@@ -171,7 +174,14 @@ export function parseCompareOptions(args: readonly string[]): CompareCommandOpti
     if (eq <= 0) throw usage(`--via: expected NAME=HOST:PORT, got '${via}'`);
     const name = via.slice(0, eq);
     if (targets.some((t) => t.name === name)) throw usage(`--via: target name '${name}' used twice`);
-    targets.push({ name, ...parseHostPort(via.slice(eq + 1), `--via ${name}`) });
+    // NAME=HOST:PORT or NAME=HOST:PORT,control=HOST:PORT (a UDP-only proxy).
+    const [address, ...extras] = via.slice(eq + 1).split(',');
+    const target: CompareTarget = { name, ...parseHostPort(address ?? '', `--via ${name}`) };
+    for (const extra of extras) {
+      if (!extra.startsWith('control=')) throw usage(`--via ${name}: expected ',control=HOST:PORT' after the address, got ',${extra}'`);
+      target.control = parseHostPort(extra.slice('control='.length), `--via ${name} control`);
+    }
+    targets.push(target);
   }
   if (targets.length === 0) throw usage('bench compare: give --direct HOST:PORT and/or --via NAME=HOST:PORT');
   const workloadText = str(values, 'workload') ?? 'tcp-throughput';

@@ -30,6 +30,8 @@ const UDP_GRACE_MS = 300;
 export interface RunTarget {
   host: string;
   port: number;
+  /** Where the control channel (TCP) goes when the target carries only UDP; default: the target. */
+  control?: { host: string; port: number };
 }
 
 export function formatTarget(target: RunTarget): string {
@@ -169,7 +171,7 @@ export interface RunHooks {
 /** Runs `workload` against the bench server at `target` and reports what both ends counted. */
 export async function runWorkload(workload: Workload, target: RunTarget, options: RunOptions, hooks: RunHooks = {}): Promise<BenchReport> {
   const bench = loadBench();
-  const control = await ControlChannel.open(target.host, target.port);
+  const control = await ControlChannel.open(target.control?.host ?? target.host, target.control?.port ?? target.port);
   try {
     const client = new bench.Client({
       workload,

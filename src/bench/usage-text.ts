@@ -35,11 +35,14 @@ Options (client and compare):
       --rate N|max       udp-pps datagrams per second over all flows (default max)
       --threads N        Load threads (default: one per stream/flow up to the CPU count)
       --json             Print the report as JSON (fields in README.md) instead of text
+      --control HOST:PORT  client: send the control channel (TCP) here, for a target
+                         that carries only UDP (default: the target itself)
   -h, --help             Show this help
 
 Options (compare):
       --direct HOST:PORT     The first target: ratios are to it
-      --via NAME=HOST:PORT   Another target (repeatable), e.g. a proxy to the same server
+      --via NAME=HOST:PORT   Another target (repeatable), e.g. a proxy to the same server;
+                             NAME=HOST:PORT,control=HOST:PORT for a UDP-only proxy
       --rounds N             Rounds; each runs every target once, order rotated (default 3)
       --svg FILE             Also write an SVG chart of medians and min–max
       --title TEXT           The chart's title
