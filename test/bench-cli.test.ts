@@ -35,7 +35,7 @@ t.test('client --json: the documented fields', async (t) => {
     for (const key of ['startS', 'endS', 'bytesSent', 'bytesReceived', 'bitsPerSecond', 'operations', 'operationsPerSecond', 'errors', 'latency']) {
       t.ok(key in i, `interval has ${key}`);
     }
-    t.same(Object.keys(i.latency as object).sort(), ['count', 'maxUs', 'meanUs', 'minUs', 'p50Us', 'p999Us', 'p99Us']);
+    t.same(Object.keys(i.latency as object).sort(), ['count', 'dropped', 'maxUs', 'meanUs', 'minUs', 'p50Us', 'p999Us', 'p99Us']);
   }
   const s = report.summary;
   for (const key of ['durationS', 'bytesSent', 'bytesReceived', 'sendBitsPerSecond', 'receiveBitsPerSecond', 'operations', 'operationsPerSecond', 'latency', 'errors']) {

@@ -112,6 +112,7 @@ export function formatSummary(report: BenchReport): string {
       ['latency max', formatUs(l.maxUs)],
       ['latency mean', formatUs(l.meanUs)],
     );
+    if (l.dropped > 0) rows.push(['latency note', `${formatCount(l.dropped)} samples past the recorder's cap are not in the percentiles`]);
   }
   if (s.udp) {
     const u = s.udp;

@@ -7,6 +7,8 @@ export const REPORT_VERSION = 1;
 /** Latency percentiles in microseconds (nearest-rank over every sample). */
 export interface LatencyStats {
   count: number;
+  /** Samples past the recorder's cap (16 Mi per load thread): counted, not in the percentiles. */
+  dropped: number;
   minUs: number;
   meanUs: number;
   p50Us: number;

@@ -42,6 +42,7 @@ export function latencyStats(native: NativeLatency): LatencyStats {
   const us = (ns: number): number => Math.round(ns / 10) / 100;
   return {
     count: native.count,
+    dropped: native.dropped,
     minUs: us(native.minNs),
     meanUs: us(native.meanNs),
     p50Us: us(native.p50Ns),
