@@ -6,7 +6,9 @@ import { benchCommand } from './bench/command.js';
 import { checkCommand } from './commands/check.js';
 import { demoCommand } from './commands/demo.js';
 import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from './commands/exit-codes.js';
+import { reloadCommand } from './commands/reload.js';
 import { runCommand } from './commands/run.js';
+import { statusCommand } from './commands/status.js';
 import { COMMAND_USAGE, MAIN_USAGE, isCommandName, type CommandName } from './commands/usage.js';
 import { UsageError } from './errors.js';
 
@@ -14,6 +16,8 @@ const COMMAND_MAIN: Record<CommandName, (args: readonly string[]) => Promise<num
   run: runCommand,
   check: checkCommand,
   demo: demoCommand,
+  reload: reloadCommand,
+  status: statusCommand,
   bench: benchCommand,
 };
 
