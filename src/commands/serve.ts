@@ -13,6 +13,8 @@
 // terminal (the whole process group) and once forwarded by npm.
 import { Engine, type EngineEvent } from '../engine/engine.js';
 import type { FulcrumConfig } from '../config/types.js';
+import { BackendControl } from '../control/backend-control.js';
+import { HealthMonitor } from '../health/health-monitor.js';
 import type { Logger } from '../logger.js';
 import { EXIT_OK, EXIT_RUNTIME } from './exit-codes.js';
 
@@ -49,6 +51,11 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
     engine.stop();
     return fail(logger, describeApplyError(err, config), err);
   }
+  // Health decides backend states through BackendControl (the operator's word wins over it).
+  const control = new BackendControl(engine);
+  const health = new HealthMonitor({ engine, control, logger });
+  control.sync(config.services, (service, backend) => health.initialVerdict(service, backend, 'start'));
+  health.update(config);
   for (const service of config.services) {
     logger.info(
       {
@@ -62,6 +69,7 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
   }
   hooks.onListening?.(config);
   await untilStopped(engine, config, logger);
+  health.stop();
   return EXIT_OK;
 }
 

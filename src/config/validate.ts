@@ -9,6 +9,7 @@ import type { ConfigIssue } from '../errors.js';
 import { endpointsOverlap, isWildcard, parseEndpoint, type AddressRole } from './address.js';
 import { describeValue } from './describe.js';
 import { parseDuration } from './duration.js';
+import { buildHealthCheck, buildPassive, healthIssues } from './health-check.js';
 import { schemaIssues } from './schema.js';
 import type { Anchor, ConfigPath, YamlSource } from './source.js';
 import type { BackendConfig, Balance, Endpoint, FulcrumConfig, HashKey, Protocol, ServiceConfig, StickyConfig } from './types.js';
@@ -84,6 +85,8 @@ interface RawService {
   queue: { size: number; timeout?: string | number };
   sticky?: { key: StickyConfig['key']; timeout: string | number; size: number };
   drain_timeout?: string | number;
+  health_check?: Record<string, unknown>;
+  passive?: Record<string, unknown>;
 }
 interface RawBackend {
   address: string;
@@ -91,6 +94,7 @@ interface RawBackend {
   backup: boolean;
   max_connections?: number;
   slow_start?: string | number;
+  health_check?: Record<string, unknown>;
 }
 
 interface ListenSeen {
@@ -139,6 +143,7 @@ class SemanticChecker {
       this.#duration(service, [...at, 'drain_timeout'], DURATION_LIMITS_MS.drainTimeout);
       if (Array.isArray(service.backends)) this.#checkBackends(service.backends as unknown[], at, label);
       this.#checkMaglev(service, at);
+      this.#issues.push(...healthIssues(service, at, this.#source));
     });
     return this.#issues;
   }
@@ -168,6 +173,7 @@ class SemanticChecker {
         backup: b.backup,
         maxConnections: b.max_connections ?? 0,
         slowStartMs: this.#optionalDuration([...at, 'backends', j, 'slow_start']) ?? serviceSlowStartMs,
+        ...withHealthCheck(s.health_check, b.health_check),
       })),
       timeouts: {
         connectMs,
@@ -185,6 +191,7 @@ class SemanticChecker {
           ? undefined
           : { key: s.sticky.key, timeoutMs: this.#parsedDuration([...at, 'sticky', 'timeout']), size: s.sticky.size },
       drainTimeoutMs: this.#optionalDuration([...at, 'drain_timeout']) ?? topDrainTimeoutMs,
+      ...(s.passive === undefined ? {} : { passive: buildPassive(s.passive)! }),
     };
   }
 
@@ -315,6 +322,12 @@ export function nearestPrimes(n: number): [number, number] {
   let above = n + 1;
   while (!isPrime(above)) above++;
   return [below, above];
+}
+
+/** `{ healthCheck }` when the backend has an active check, else nothing (the key stays absent). */
+function withHealthCheck(serviceCheck: unknown, backendCheck: unknown): Pick<BackendConfig, 'healthCheck'> {
+  const healthCheck = buildHealthCheck(serviceCheck, backendCheck);
+  return healthCheck === undefined ? {} : { healthCheck };
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
