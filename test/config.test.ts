@@ -25,8 +25,8 @@ const FIXTURES = join(ROOT, 'test/fixtures/configs');
 const BAD_FIXTURES: Record<string, string[]> = {
   'bad-unknown-key.yaml': [
     '3:5: missing required key "listen" in service',
-    '4:5: unknown key "listn" in service; did you mean "listen"? expected one of: name, protocol, listen, balance, hash_key, maglev_table_size, backends, timeouts, retries, slow_start, queue, sticky, drain_timeout',
-    '7:9: unknown key "wieght" in backend; did you mean "weight"? expected one of: address, weight, backup, max_connections, slow_start',
+    '4:5: unknown key "listn" in service; did you mean "listen"? expected one of: name, protocol, listen, balance, hash_key, maglev_table_size, backends, timeouts, retries, slow_start, queue, sticky, drain_timeout, health_check, passive',
+    '7:9: unknown key "wieght" in backend; did you mean "weight"? expected one of: address, weight, backup, max_connections, slow_start, health_check',
   ],
   'bad-wrong-type.yaml': [
     '2:10: workers: expected "auto" or an integer from 1 to 256, got "many"',
@@ -126,7 +126,40 @@ const BAD_FIXTURES: Record<string, string[]> = {
     '9:13: duplicate listen address 127.0.0.1:6432 (also used by service "pg" at line 6)',
     '10:14: unknown balance "fastest"; expected one of: roundrobin, weighted, leastconn, random, source, maglev, least_time, least_bandwidth, first',
     '13:17: weight: expected an integer from 0 to 256, got 1000',
-    '14:5: unknown key "timeout" in service; did you mean "timeouts"? expected one of: name, protocol, listen, balance, hash_key, maglev_table_size, backends, timeouts, retries, slow_start, queue, sticky, drain_timeout',
+    '14:5: unknown key "timeout" in service; did you mean "timeouts"? expected one of: name, protocol, listen, balance, hash_key, maglev_table_size, backends, timeouts, retries, slow_start, queue, sticky, drain_timeout, health_check, passive',
+  ],
+  'bad-health-check.yaml': [
+    '4:55: health_check.timeout must not exceed interval (1s): a check would still run when the next is due',
+    '4:59: expect applies only to health_check type send_expect or udp (this check has type http)',
+    '4:77: health_check.rise: expected an integer from 1 to 100, got 0',
+    '7:30: unknown health_check.type "gopher"; expected one of: tcp, send_expect, http, udp, postgres, mysql, redis, none',
+    '9:24: send_hex applies only to health_check type send_expect or udp (this check has type http)',
+    '9:34: send_hex: expected an even number of hex digits (spaces allowed), got "0g"',
+    '9:40: expect_regex applies only to health_check type send_expect or udp (this check has type http)',
+    '9:54: expect_regex is not a valid regular expression: Invalid regular expression: /(/: Unterminated group',
+    '9:65: health_check.path: expected a path that starts with / (printable ASCII, no spaces), got "no-slash"',
+    '12:5: a send_expect check needs send (or send_hex), expect (or expect_hex, expect_regex), or both',
+    '12:49: bad duration "fast" for health_check.interval: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m, or an integer of milliseconds',
+    '12:63: health_check.jitter: expected a number from 0 to 0.5, got 0.9',
+    '17:5: a udp check needs send (or send_hex): the datagram to send',
+    '17:45: give one of expect, expect_hex, expect_regex (found expect and expect_hex)',
+    "20:9: expect applies only to health_check type send_expect or udp (this check has type tcp) (with the keys of the service's health_check)",
+    "20:9: expect_hex applies only to health_check type send_expect or udp (this check has type tcp) (with the keys of the service's health_check)",
+  ],
+  'bad-health-credentials.yaml': [
+    '4:36: role primary needs user (and usually a password): the role is read after logging in',
+    '4:51: password_env needs user',
+    '9:72: give the password in password_env or password_file, not both',
+    '12:38: health_check.password_env: expected an environment variable name (A-Z a-z 0-9 _, not starting with a digit), got "1BAD"',
+    '15:33: a redis user needs a password (password_env or password_file)',
+    '15:54: unknown health_check.role "leader"; expected one of: primary, replica, any',
+  ],
+  'bad-passive.yaml': [
+    '4:37: passive.consecutive_failures: expected an integer from 1 to 1000, got 0',
+    '4:73: passive.max_ejection must be at least base_ejection',
+    '4:100: passive.max_ejection_percent: expected an integer from 0 to 100, got 150',
+    '9:30: passive.base_ejection "2h" is too long: expected at most 1h',
+    '9:34: unknown key "eject_for" in passive; expected one of: consecutive_failures, base_ejection, max_ejection, max_ejection_percent',
   ],
 };
 

@@ -34,6 +34,8 @@ const HEALTH_DURATION_MAX_MS = 3_600_000;
 const PASSIVE_BASE_MAX_MS = 3_600_000;
 const PASSIVE_MAX_MAX_MS = 86_400_000;
 
+const CHECK_TYPES: readonly string[] = ['tcp', 'send_expect', 'http', 'udp', 'postgres', 'mysql', 'redis'] satisfies CheckType[];
+
 /** Keys that only some check types read: written for another type, they are a mistake. */
 const KEY_TYPES: Readonly<Record<string, readonly string[]>> = {
   send: ['send_expect', 'udp'],
@@ -55,6 +57,22 @@ type Raw = Record<string, unknown>;
 
 function isRecord(value: unknown): value is Raw {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Keys that are alternatives to each other: a backend that sets one drops the service's others. */
+const ALTERNATIVES: readonly (readonly string[])[] = [
+  ['password_env', 'password_file'],
+  ['send', 'send_hex'],
+  ['expect', 'expect_hex', 'expect_regex'],
+];
+
+/** The service's check with the backend's keys laid over it. */
+export function mergeChecks(service: Raw | undefined, backend: Raw | undefined): Raw {
+  const merged: Raw = { ...(service ?? {}) };
+  for (const group of ALTERNATIVES) {
+    if (group.some((key) => backend?.[key] !== undefined)) for (const key of group) delete merged[key];
+  }
+  return { ...merged, ...(backend ?? {}) };
 }
 
 /** `"0a 0D"` → bytes; undefined when not an even number of hex digits. */
@@ -89,7 +107,7 @@ export function healthIssues(service: Raw, at: ConfigPath, source: YamlSource): 
     // The merged check must make sense too (the service's role with a type
     // set here...); what is wrong with the service's check alone was reported there.
     const seen = new Set(serviceProblems.map((p) => p.message));
-    for (const p of combinationProblems({ ...(serviceCheck ?? {}), ...own })) {
+    for (const p of combinationProblems(mergeChecks(serviceCheck, own))) {
       if (seen.has(p.message)) continue;
       const mine = p.key !== undefined && own[p.key] !== undefined;
       report(mine ? [...path, p.key!] : path, mine ? p.message : `${p.message} (with the keys of the service's health_check)`, 'key');
@@ -150,7 +168,8 @@ function combinationProblems(check: Raw): Problem[] {
   };
   const at: string[] = [];
   const type = typeof check.type === 'string' ? check.type : HEALTH_CHECK_DEFAULTS.type;
-  if (type === 'none') return problems;
+  // none has no keys to check; an unknown type was reported by the schema.
+  if (type === 'none' || !CHECK_TYPES.includes(type)) return problems;
   for (const [key, types] of Object.entries(KEY_TYPES)) {
     if (check[key] !== undefined && !types.includes(type)) {
       report([...at, key], `${key} applies only to health_check type ${types.join(' or ')} (this check has type ${type})`);
@@ -196,7 +215,7 @@ function mustDuration(value: unknown, fallbackMs: number): number {
 /** The typed check of one backend (service keys, then the backend's over them); undefined when it has none. */
 export function buildHealthCheck(serviceCheck: unknown, backendCheck: unknown): HealthCheckConfig | undefined {
   if (!isRecord(serviceCheck) && !isRecord(backendCheck)) return undefined;
-  const raw: Raw = { ...(isRecord(serviceCheck) ? serviceCheck : {}), ...(isRecord(backendCheck) ? backendCheck : {}) };
+  const raw = mergeChecks(isRecord(serviceCheck) ? serviceCheck : undefined, isRecord(backendCheck) ? backendCheck : undefined);
   const type = (raw.type ?? HEALTH_CHECK_DEFAULTS.type) as CheckType | 'none';
   if (type === 'none') return undefined;
   const intervalMs = mustDuration(raw.interval, HEALTH_CHECK_DEFAULTS.intervalMs);
