@@ -16,7 +16,11 @@ export const udpProbe: Probe = ({ host, port, check }) =>
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      socket.close();
+      try {
+        socket.close();
+      } catch {
+        // Already closed (an error closed it): nothing left to release.
+      }
       resolve({ ok, detail });
     };
     const timer = setTimeout(() => {
