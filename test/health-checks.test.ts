@@ -153,3 +153,56 @@ t.test('through Fulcrum: an HTTP backend answering 503 is taken out of rotation,
   for (let i = 0; i < 6; i++) seen.add(await whoAnswers(t, h.port));
   t.same([...seen].sort(), ['a', 'b'], 'back in rotation');
 });
+
+/** A PostgreSQL ErrorResponse with SQLSTATE `code` and message `text`. */
+function pgError(code: string, text: string): Buffer {
+  const body = Buffer.from(`SFATAL\0C${code}\0M${text}\0\0`, 'utf8');
+  const head = Buffer.alloc(5);
+  head.write('E', 0, 'latin1');
+  head.writeInt32BE(body.length + 4, 1);
+  return Buffer.concat([head, body]);
+}
+
+/** A MySQL error packet as a greeting: 0xff, code, '#', SQLSTATE, message. */
+function mysqlErrorGreeting(code: number, text: string): Buffer {
+  const payload = Buffer.concat([Buffer.from([0xff, code & 0xff, code >> 8]), Buffer.from(`#08004${text}`, 'latin1')]);
+  const head = Buffer.alloc(4);
+  head.writeUIntLE(payload.length, 0, 3);
+  return Buffer.concat([head, payload]);
+}
+
+t.test('hostile or unready servers: each protocol check fails with a clear detail and closes its socket', async (t) => {
+  const cases: Array<{ name: string; type: string; reply: Buffer; detail: RegExp; keys?: Record<string, unknown> }> = [
+    { name: 'postgres starting up', type: 'postgres', reply: pgError('57P03', 'the database system is starting up'), detail: /^startup refused: 57P03 the database system is starting up$/ },
+    { name: 'postgres too many connections', type: 'postgres', reply: pgError('53300', 'sorry, too many clients already'), detail: /^startup refused: 53300 sorry, too many clients already$/ },
+    { name: 'postgres: garbage length', type: 'postgres', reply: Buffer.from('HTTP/1.1 400 Bad Request\r\n\r\n'), detail: /^not a PostgreSQL message \(length/ },
+    { name: 'mysql too many connections', type: 'mysql', reply: mysqlErrorGreeting(1040, 'Too many connections'), detail: /^server refused: 1040 Too many connections$/ },
+    { name: 'mysql: not a greeting', type: 'mysql', reply: Buffer.from([5, 0, 0, 0, 9, 1, 2, 3, 4]), detail: /^not a MySQL greeting \(protocol 9\)$/ },
+    { name: 'redis loading', type: 'redis', reply: Buffer.from('-LOADING Redis is loading the dataset in memory\r\n'), detail: /^PING: LOADING Redis is loading/ },
+    { name: 'redis: not RESP', type: 'redis', reply: Buffer.from('SSH-2.0-OpenSSH_9.2\r\n'), detail: /^not a redis reply \(starts with "S"\)$/ },
+    { name: 'redis: absurd array', type: 'redis', reply: Buffer.from('*99999999\r\n'), detail: /^bad redis array length$/ },
+  ];
+  for (const c of cases) {
+    const server = await tcpServer(t, (socket) => {
+      socket.once('data', () => socket.write(c.reply));
+      if (c.type === 'mysql') socket.write(c.reply); // MySQL servers speak first
+    });
+    const result = await probe(server.port, { type: c.type, ...c.keys });
+    t.equal(result.ok, false, c.name);
+    t.match(result.detail, c.detail, `${c.name}: ${result.detail}`);
+    await waitUntil(`${c.name}: the check closed its socket`, () => server.open() === 0, 1_000);
+  }
+  // A server that never stops talking: the check stops reading at 1 MiB.
+  const flood = await tcpServer(t, (socket) => {
+    const chunk = Buffer.alloc(64 * 1024, 0x41);
+    const pump = (): void => {
+      while (!socket.destroyed && socket.write(chunk));
+      if (!socket.destroyed) socket.once('drain', pump);
+    };
+    pump();
+  });
+  const flooded = await probe(flood.port, { type: 'send_expect', expect: 'OK', timeout: '2s' });
+  t.equal(flooded.ok, false);
+  t.match(flooded.detail, /^reply larger than 1048576 bytes waiting for "OK"/);
+  await waitUntil('the flooded check closed its socket', () => flood.open() === 0, 2_000);
+});
