@@ -4,7 +4,7 @@
 // master is up (a replica that lost its master serves stale data).
 import { CheckFailure, converse } from '../conversation.js';
 import type { Probe, ProbeResult } from '../probe.js';
-import { encodeCommand, parseReply, RespError, type RespValue } from './resp.js';
+import { encodeCommand, parseReply, RespError } from './resp.js';
 
 export const redisProbe: Probe = ({ host, port, check, password }) =>
   converse(host, port, check.timeoutMs, async (c): Promise<ProbeResult> => {
@@ -13,16 +13,16 @@ export const redisProbe: Probe = ({ host, port, check, password }) =>
     c.write(Buffer.concat([encodeCommand('PING'), encodeCommand('ROLE'), encodeCommand('QUIT')]));
     if (auth.length > 0) {
       c.stage = 'waiting for the AUTH reply';
-      const reply = await c.read(parseReply);
-      if (reply instanceof RespError) throw new CheckFailure(`AUTH refused: ${firstWords(reply.message)}`);
+      const answer = await c.read(parseReply);
+      if (answer instanceof RespError) throw new CheckFailure(`AUTH refused: ${errorText(answer)}`);
     }
     c.stage = 'waiting for PONG';
     const pong = await c.read(parseReply);
-    if (pong instanceof RespError) throw new CheckFailure(`PING: ${reply(pong)}`);
+    if (pong instanceof RespError) throw new CheckFailure(`PING: ${errorText(pong)}`);
     if (pong !== 'PONG') throw new CheckFailure(`PING answered ${JSON.stringify(pong)}`);
     c.stage = 'waiting for the ROLE reply';
     const role = await c.read(parseReply);
-    if (role instanceof RespError) throw new CheckFailure(`ROLE: ${reply(role)}`);
+    if (role instanceof RespError) throw new CheckFailure(`ROLE: ${errorText(role)}`);
     if (!Array.isArray(role) || typeof role[0] !== 'string') throw new CheckFailure('ROLE answered something else than an array');
     if (role[0] === 'master') return { ok: true, detail: `PONG, role master (${Array.isArray(role[2]) ? role[2].length : 0} replicas)`, role: 'primary' };
     if (role[0] === 'slave') {
@@ -34,13 +34,7 @@ export const redisProbe: Probe = ({ host, port, check, password }) =>
     return { ok: check.role === 'any', detail: `PONG, role ${role[0]}` };
   });
 
-function reply(error: RespError): string {
-  return firstWords(error.message);
-}
-
 /** Error replies are short; keep the detail to one bounded line. */
-function firstWords(message: string): string {
-  return message.slice(0, 120);
+function errorText(error: RespError): string {
+  return error.message.slice(0, 120);
 }
-
-export type { RespValue };
