@@ -211,3 +211,49 @@ t.test('passive ejection never ejects more than max_ejection_percent of a servic
   const downs = h.control.list().filter((s) => s.health === 'down').length;
   t.equal(downs, 2, 'BackendControl holds two down verdicts');
 });
+
+t.test('passive ejection counts connect timeouts too: a backend whose accept queue is full is ejected (ETIMEDOUT)', async (t) => {
+  // A process that listens with a backlog of 1 and then never accepts again
+  // (its event loop is blocked in Atomics.wait, without spinning): once the queue is full, the kernel drops new
+  // SYNs and connects to it time out. Killed by PID at teardown.
+  const { spawn } = await import('node:child_process');
+  const stuck = spawn(process.execPath, ['-e', `require('net').createServer().listen({ port: 0, host: '${HOST}', backlog: 1 }, function () { console.log(this.address().port); setTimeout(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0), 100); });`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => {
+    if (stuck.exitCode === null) stuck.kill('SIGKILL');
+  });
+  const stuckPort = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the stuck listener did not start')), 5_000);
+    stuck.stdout!.once('data', (chunk: Buffer) => {
+      clearTimeout(timer);
+      resolve(Number(chunk.toString().trim()));
+    });
+  });
+  await delay(200);
+  // Fill its accept queue (these sockets are never accepted).
+  const { connect } = await import('node:net');
+  const fillers = Array.from({ length: 4 }, () => connect({ host: HOST, port: stuckPort }).on('error', () => undefined));
+  t.teardown(() => fillers.forEach((s) => s.destroy()));
+  await delay(200);
+  const [good] = await startIdBackends(t, 1);
+  const h = await startHealth(t, (listen) =>
+    [
+      'workers: 1',
+      'services:',
+      '  - name: svc',
+      `    listen: ${HOST}:${listen}`,
+      '    timeouts: {connect: 150ms}',
+      '    retries: 1',
+      '    passive: {consecutive_failures: 2, base_ejection: 2s, max_ejection_percent: 50}',
+      '    backends:',
+      `      - address: ${HOST}:${stuckPort}`,
+      `      - address: ${good!.address}`,
+      '',
+    ].join('\n'),
+    1,
+  );
+  const stuckAddress = `${HOST}:${stuckPort}`;
+  const n = await trafficUntil(t, h.port, () => h.health(stuckAddress) === 'down', 5_000);
+  t.equal(h.health(stuckAddress), 'down', `ejected after ${n} client connections`);
+  t.match(stateChanges(h.logs, stuckAddress)[0]!.reason, /after 2 connect failures in a row \(last ETIMEDOUT\)/, 'the timeouts counted');
+  t.same(new Set(await names(t, h.port, 4)), new Set(['a']), 'while ejected every connection goes to the good backend at once');
+});
