@@ -89,6 +89,16 @@ t.test('http: GET path with Host and Connection: close; the status decides', asy
   t.same(await probe(port, { type: 'http', path: '/moved', expect_status: [200, 204] }), { ok: false, detail: 'HTTP 301 Moved Permanently, expected 200 or 204' });
   t.same(await probe(port, { type: 'http', path: '/empty', expect_status: 204, host: 'api.example' }), { ok: true, detail: 'HTTP 204 No Content' });
   t.equal(requests.at(-1)!.host, 'api.example');
+  // The body decides too, when an expectation is given (a status page that says "ok" or "degraded").
+  t.same(await probe(port, { type: 'http', path: '/healthz', expect: 'body' }), { ok: true, detail: 'HTTP 200 OK, body has "body"' });
+  const noMatch = await probe(port, { type: 'http', path: '/healthz', expect_regex: '^bo.y$' });
+  t.equal(noMatch.ok, false, 'the regex runs over the response as sent (headers first): ^ is not the body');
+  t.match(noMatch.detail, /^HTTP 200 OK, but no \/\^bo\.y\$\/ in the response \(\d+ bytes\)$/);
+  t.same(await probe(port, { type: 'http', path: '/healthz', expect_regex: '^content-type: text/plain\\r\\n[\\s\\S]*\\r\\n\\r\\n[\\s\\S]*body' }), {
+    ok: true,
+    detail: 'HTTP 200 OK, body has /^content-type: text\\/plain\\r\\n[\\s\\S]*\\r\\n\\r\\n[\\s\\S]*body/',
+  }, 'the regex sees the headers after the status line, then the body');
+  t.same((await probe(port, { type: 'http', path: '/down', expect: 'body' })).ok, false, 'the status is checked first');
   // Not HTTP at all.
   const redis = await tcpServer(t, (s) => s.end('-ERR wrong protocol\r\n'));
   t.same(await probe(redis.port, { type: 'http' }), { ok: false, detail: 'not an HTTP response: "-ERR wrong protocol"' });

@@ -40,9 +40,9 @@ const CHECK_TYPES: readonly string[] = ['tcp', 'send_expect', 'http', 'udp', 'po
 const KEY_TYPES: Readonly<Record<string, readonly string[]>> = {
   send: ['send_expect', 'udp'],
   send_hex: ['send_expect', 'udp'],
-  expect: ['send_expect', 'udp'],
-  expect_hex: ['send_expect', 'udp'],
-  expect_regex: ['send_expect', 'udp'],
+  expect: ['send_expect', 'udp', 'http'],
+  expect_hex: ['send_expect', 'udp', 'http'],
+  expect_regex: ['send_expect', 'udp', 'http'],
   path: ['http'],
   host: ['http'],
   expect_status: ['http'],
