@@ -61,3 +61,25 @@ t.test('outlier detector: counts in a row, resets on a success, grows, caps, dec
   t.same(countFailure(other, config, 0, 0, 2, 4), { skipped: true }, 'two of four already ejected: stays in');
   t.same([ejectionAllowance(4, 50), ejectionAllowance(3, 50), ejectionAllowance(1, 10), ejectionAllowance(5, 0), ejectionAllowance(10, 100)], [2, 1, 1, 0, 10]);
 });
+
+t.test('credentials: env and file sources; errors name the source, never a secret; a FIFO does not hang', async (t) => {
+  const { readPassword } = await import('../src/health/credentials.js');
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { execFileSync } = await import('node:child_process');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'fulcrum-health-cred-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const config = join(dir, 'fulcrum.yaml');
+  process.env.FULCRUM_TEST_CRED = 'from-env';
+  t.equal(await readPassword({ env: 'FULCRUM_TEST_CRED' }, config), 'from-env');
+  await t.rejects(readPassword({ env: 'FULCRUM_TEST_CRED_UNSET' }, config), { message: 'password: environment variable FULCRUM_TEST_CRED_UNSET is not set' });
+  writeFileSync(join(dir, 'pw'), 'from-file\n');
+  t.equal(await readPassword({ file: 'pw' }, config), 'from-file', 'relative to the config file; one trailing newline dropped');
+  writeFileSync(join(dir, 'pw2'), 'two\n\n');
+  t.equal(await readPassword({ file: 'pw2' }, config), 'two\n', 'only one newline dropped');
+  await t.rejects(readPassword({ file: 'missing' }, config), { message: `password: cannot read ${join(dir, 'missing')} (ENOENT)` });
+  execFileSync('mkfifo', [join(dir, 'fifo')]);
+  await t.rejects(readPassword({ file: 'fifo' }, config), { message: `password: ${join(dir, 'fifo')} is not a regular file` });
+  t.equal(await readPassword(undefined, config), undefined);
+});
