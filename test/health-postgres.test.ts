@@ -9,7 +9,7 @@ import { buildHealthCheck } from '../src/config/health-check.js';
 import { runProbe } from '../src/health/probe.js';
 import { startPostgresPair } from './helpers/db-servers.js';
 import { startHealth, stateChanges } from './helpers/health.js';
-import { HOST } from './helpers/traffic.js';
+import { HOST, waitUntil } from './helpers/traffic.js';
 
 const SCRAM_PW = 'Pg-scram-S3cret-41d9';
 const MD5_PW = 'Pg-md5-S3cret-77c2';
@@ -76,8 +76,11 @@ t.test('role: primary sends connections only to the primary; after the primary d
   const primary = `${HOST}:${pg.primary.port}`;
   const standby = `${HOST}:${pg.standby.port}`;
   await h.waitHealth(primary, 'up', 3_000);
-  await h.waitHealth(standby, 'down', 3_000);
-  t.equal(h.monitor.snapshot().find((b) => b.backend === standby)!.role, 'replica', 'the standby is seen as a replica');
+  t.equal(h.health(standby), 'down', 'with a role filter the standby starts down');
+  const standbyRole = (): string | undefined => h.monitor.snapshot().find((b) => b.backend === standby)!.role;
+  await waitUntil('the standby checked', () => standbyRole() !== undefined, 3_000);
+  t.equal(standbyRole(), 'replica', 'the standby is seen as a replica');
+  t.equal(h.health(standby), 'down', 'and stays down');
   let primaries = 0;
   for (let i = 0; i < 6; i++) primaries += await reachedPrimary(h.port);
   t.equal(primaries, 6, 'every login through Fulcrum reaches a server not in recovery');
