@@ -176,7 +176,13 @@ export class HealthMonitor implements HealthSource {
 
   #schedule(entry: Entry, delayMs: number): void {
     const run = entry.run;
-    entry.timer = setTimeout(() => void this.#runCheck(entry, run), delayMs);
+    entry.timer = setTimeout(() => {
+      // A bug here must not take the process down (an unhandled rejection would): log it and keep checking.
+      this.#runCheck(entry, run).catch((err: unknown) => {
+        this.#logger.error({ err, service: entry.service, backend: entry.backend }, 'health check loop failed');
+        if (!entry.removed && run === entry.run && !this.#stopped && entry.check) this.#schedule(entry, entry.check.intervalMs);
+      });
+    }, delayMs);
     entry.timer.unref();
   }
 
