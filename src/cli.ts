@@ -5,7 +5,9 @@ import { readFileSync } from 'node:fs';
 import { checkCommand } from './commands/check.js';
 import { demoCommand } from './commands/demo.js';
 import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from './commands/exit-codes.js';
+import { reloadCommand } from './commands/reload.js';
 import { runCommand } from './commands/run.js';
+import { statusCommand } from './commands/status.js';
 import { COMMAND_USAGE, MAIN_USAGE, isCommandName, type CommandName } from './commands/usage.js';
 import { UsageError } from './errors.js';
 
@@ -13,6 +15,8 @@ const COMMAND_MAIN: Record<CommandName, (args: readonly string[]) => Promise<num
   run: runCommand,
   check: checkCommand,
   demo: demoCommand,
+  reload: reloadCommand,
+  status: statusCommand,
 };
 
 /** The version in package.json (dist/cli.js → ../package.json). */

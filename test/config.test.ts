@@ -23,6 +23,15 @@ const FIXTURES = join(ROOT, 'test/fixtures/configs');
 
 /** Each malformed fixture and every issue it must produce, as `line:column: message`, in order. */
 const BAD_FIXTURES: Record<string, string[]> = {
+  'bad-admin-open.yaml': [
+    '2:11: admin.listen 0.0.0.0:9090 is not a loopback address: set admin.token or admin.token_file (the API can drain backends and reload the config)',
+  ],
+  'bad-admin-token.yaml': ['3:10: admin.token must be at least 16 characters (it has 5)'],
+  'bad-admin-token-file.yaml': ['4:3: give token or token_file, not both'],
+  'bad-admin-missing-token-file.yaml': [
+    '3:15: cannot read admin.token_file no-such-admin.token (ENOENT, relative to the config file)',
+    '4:3: unknown key "port" in admin; expected one of: listen, token, token_file',
+  ],
   'bad-unknown-key.yaml': [
     '3:5: missing required key "listen" in service',
     '4:5: unknown key "listn" in service; did you mean "listen"? expected one of: name, protocol, listen, balance, hash_key, maglev_table_size, backends, timeouts, retries, slow_start, queue, sticky, drain_timeout, health_check, passive',
@@ -192,18 +201,23 @@ function backend(address: Endpoint, fields: Partial<Omit<BackendConfig, 'address
   return { address, weight: 1, backup: false, maxConnections: 0, slowStartMs: 0, ...fields };
 }
 
+/** The admin section of a config without one. */
+const DEFAULT_ADMIN: FulcrumConfig['admin'] = { listen: v4('127.0.0.1', 9090), token: undefined, tokenFile: undefined };
+
 /** Each good fixture and the config it must load as (`file` is filled in by the test). */
 const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
   'good-minimal.yaml': {
     workers: availableParallelism(),
     drainTimeoutMs: 30_000,
     log: { level: 'info' },
+    admin: DEFAULT_ADMIN,
     services: [service({ name: 'pg', listen: v4('127.0.0.1', 6432), backends: [backend(v4('127.0.0.1', 5432))] })],
   },
   'good-full.yaml': {
     workers: 4,
     drainTimeoutMs: 1500,
     log: { level: 'debug' },
+    admin: DEFAULT_ADMIN,
     services: [
       service({
         name: 'v6.svc-1',
@@ -227,10 +241,22 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
       }),
     ],
   },
+  'good-admin.yaml': {
+    workers: availableParallelism(),
+    drainTimeoutMs: 30_000,
+    log: { level: 'info' },
+    admin: {
+      listen: v4('0.0.0.0', 9443),
+      token: 'Zm9vYmFyYmF6cXV4LXRva2VuLTEyMzQ1Njc4',
+      tokenFile: join(FIXTURES, 'admin.token'),
+    },
+    services: [service({ name: 'pg', listen: v4('127.0.0.1', 6432), backends: [backend(v4('127.0.0.1', 5432))] })],
+  },
   'good-lifecycle.yaml': {
     workers: availableParallelism(),
     drainTimeoutMs: 45_000,
     log: { level: 'info' },
+    admin: DEFAULT_ADMIN,
     services: [
       service({
         name: 'mysql',
@@ -265,6 +291,7 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
     workers: availableParallelism(),
     drainTimeoutMs: 30_000,
     log: { level: 'info' },
+    admin: DEFAULT_ADMIN,
     services: [
       ...(['roundrobin', 'weighted', 'leastconn', 'random', 'source', 'maglev', 'least_time', 'least_bandwidth'] as const).map((balance, i) =>
         service({
@@ -432,6 +459,7 @@ t.test('the default config is the documented demo', async (t) => {
     workers: availableParallelism(),
     drainTimeoutMs: 10_000,
     log: { level: 'info' },
+    admin: DEFAULT_ADMIN,
     services: [
       service({
         name: 'demo',

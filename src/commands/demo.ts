@@ -70,6 +70,9 @@ function guide(config: FulcrumConfig, remote: readonly Endpoint[]): string {
       `  node -e "const s=require('net').connect(${port},'${host}');s.pipe(process.stdout);process.stdin.pipe(s)"`,
     );
   }
+  const admin = reachable(config.admin.listen);
+  const adminHost = admin.host.includes(':') ? `[${admin.host}]` : admin.host;
+  lines.push('', `Status page: http://${adminHost}:${admin.port}/   (also: fulcrum status, and /metrics for Prometheus)`);
   const seconds = Math.round(config.drainTimeoutMs / 1000);
   lines.push(
     '',

@@ -1,6 +1,7 @@
 // The running lifecycle shared by `fulcrum run` and `fulcrum demo`:
-// start the engine, apply the config, log what listens, then wait for a signal
-// and drain.
+// start the engine, build the runtime (which applies the config), start the
+// admin API, log what listens, then wait for a signal and drain. SIGHUP
+// reloads the config file (src/runtime.ts) at any time before a stop.
 //
 //   state      on SIGINT/SIGTERM                    on drain settled
 //   ---------  -----------------------------------  ------------------------
@@ -11,11 +12,13 @@
 // A signal repeated within SAME_PRESS_MS of the first counts as the same
 // request: one Ctrl-C under `npm start` reaches node twice, once from the
 // terminal (the whole process group) and once forwarded by npm.
+import { AdminServer } from '../admin/server.js';
 import { Engine, type EngineEvent } from '../engine/engine.js';
 import type { FulcrumConfig } from '../config/types.js';
-import { BackendControl } from '../control/backend-control.js';
-import { HealthMonitor } from '../health/health-monitor.js';
+import { describeApplyError, errorText } from '../control/apply-error.js';
+import type { BackendStatus } from '../control/backend-control.js';
 import type { Logger } from '../logger.js';
+import { FulcrumRuntime } from '../runtime.js';
 import { EXIT_OK, EXIT_RUNTIME } from './exit-codes.js';
 
 /** Signals closer together than this are one stop request (see the header). */
@@ -45,17 +48,27 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
   }
   engine.on('event', (event: EngineEvent) => logEngineEvent(logger, event));
 
+  let runtime: FulcrumRuntime;
   try {
-    engine.apply(config);
+    runtime = new FulcrumRuntime(engine, config, { logger });
   } catch (err) {
     engine.stop();
     return fail(logger, describeApplyError(err, config), err);
   }
-  // Health decides backend states through BackendControl (the operator's word wins over it).
-  const control = new BackendControl(engine);
-  const health = new HealthMonitor({ engine, control, logger });
-  control.sync(config.services, (service, backend) => health.initialVerdict(service, backend, 'start'));
-  health.update(config);
+  runtime.control.on('change', (status: BackendStatus) => {
+    const fields = { service: status.service, backend: status.backend, state: status.effective, health: status.health, admin: status.admin };
+    if (status.effective === 'down') logger.warn(fields, 'backend down');
+    else logger.info(fields, `backend ${status.effective}`);
+  });
+  // The data plane matters more than its dashboard: an admin address that
+  // cannot be bound is logged as an error and balancing goes on.
+  const admin = new AdminServer(runtime, logger);
+  try {
+    await admin.listen(config.admin.listen);
+    logger.info({ admin: admin.url }, 'admin API listening');
+  } catch (err) {
+    logger.error({ err, admin: config.admin.listen.text }, `admin API not started: cannot listen on ${config.admin.listen.text}: ${errorText(err)}`);
+  }
   for (const service of config.services) {
     logger.info(
       {
@@ -68,13 +81,14 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
     );
   }
   hooks.onListening?.(config);
-  await untilStopped(engine, config, logger);
-  health.stop();
+  await untilStopped(runtime, logger);
+  await admin.close();
   return EXIT_OK;
 }
 
 /** Resolves once the engine is stopped after a stop signal (drained, timed out or cut). */
-function untilStopped(engine: Engine, config: FulcrumConfig, logger: Logger): Promise<void> {
+function untilStopped(runtime: FulcrumRuntime, logger: Logger): Promise<void> {
+  const { engine } = runtime;
   return new Promise((resolve) => {
     const keepAlive = setInterval(() => logStats(engine, logger), STATS_INTERVAL_MS);
     let firstSignalAt: number | undefined;
@@ -85,7 +99,8 @@ function untilStopped(engine: Engine, config: FulcrumConfig, logger: Logger): Pr
       stopped = true;
       clearInterval(keepAlive);
       for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
-      engine.stop();
+      process.off('SIGHUP', onReloadSignal);
+      runtime.stop();
       logger.info('stopped');
       resolve();
     };
@@ -95,12 +110,13 @@ function untilStopped(engine: Engine, config: FulcrumConfig, logger: Logger): Pr
         firstSignalAt = Date.now();
         // "draining" is logged once every worker has closed its listeners, so
         // from then on new connects are refused.
-        const drained = engine.closeListeners().then(() => {
+        const { drainTimeoutMs } = runtime.config();
+        const drained = runtime.closeListeners().then(() => {
           logger.info(
-            { signal, open: engine.activeConnections(), drainTimeoutMs: config.drainTimeoutMs },
+            { signal, open: engine.activeConnections(), drainTimeoutMs },
             'draining: listeners closed, waiting for open connections (send the signal again to stop now)',
           );
-          return engine.drain(config.drainTimeoutMs);
+          return engine.drain(drainTimeoutMs);
         });
         drained.then(
           (all) => {
@@ -124,7 +140,11 @@ function untilStopped(engine: Engine, config: FulcrumConfig, logger: Logger): Pr
       stop();
     };
 
+    // The outcome is logged by the runtime (reloaded / reload rejected).
+    const onReloadSignal = (): void => void runtime.reload('signal');
+
     for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+    process.on('SIGHUP', onReloadSignal);
   });
 }
 
@@ -166,29 +186,4 @@ function fail(logger: Logger, line: string, err: unknown): number {
   logger.error({ err }, line);
   process.stderr.write(`fulcrum: ${line}\n`);
   return EXIT_RUNTIME;
-}
-
-const BIND_CODES: Readonly<Record<string, string>> = {
-  EADDRINUSE: 'address already in use',
-  EADDRNOTAVAIL: 'address not available on this host',
-  EACCES: 'permission denied',
-};
-
-/**
- * One line for an apply() failure that names the address. The engine's Error
- * carries the errno name in `code`; when its message names no listen address,
- * the busy one is found by trying to bind each (the engine has released its own
- * listeners by then).
- */
-/** One line for a failed apply; the engine's error names the service whose listener failed. */
-function describeApplyError(err: unknown, config: FulcrumConfig): string {
-  const { code, service: name } = (err ?? {}) as { code?: string; service?: string };
-  const reason = code && BIND_CODES[code] ? `${BIND_CODES[code]} (${code})` : errorText(err);
-  const service = config.services.find((s) => s.name === name);
-  if (!service) return `cannot apply the config: ${reason}`;
-  return `cannot listen on ${service.listen.text} (service ${service.name}): ${reason}`;
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

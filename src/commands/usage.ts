@@ -4,8 +4,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../errors.js';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from '../logger.js';
 
-export type CommandName = 'run' | 'check' | 'demo';
-export const COMMANDS: readonly CommandName[] = ['run', 'check', 'demo'];
+export type CommandName = 'run' | 'check' | 'demo' | 'reload' | 'status';
+export const COMMANDS: readonly CommandName[] = ['run', 'check', 'demo', 'reload', 'status'];
 
 export function isCommandName(value: string): value is CommandName {
   return (COMMANDS as readonly string[]).includes(value);
@@ -20,6 +20,8 @@ Commands:
   run     Load a config and balance traffic until SIGINT/SIGTERM
   check   Validate a config file and exit
   demo    Start demo echo backends for a config's loopback backends, then run it
+  reload  Make a running Fulcrum re-read its config file (through the admin API)
+  status  Show a running Fulcrum's services and backends (through the admin API)
 
 Options:
   -h, --help      Show help (also: fulcrum <command> --help)
@@ -36,7 +38,10 @@ export const COMMAND_USAGE: Record<CommandName, string> = {
 Load FILE, bind every service's listen address and relay connections to its
 backends. On SIGINT or SIGTERM, stop accepting (new connects are refused) and
 let open connections finish for up to drain_timeout; a second signal stops at
-once and cuts them. Logs are JSON lines on stdout.
+once and cuts them. SIGHUP reloads FILE (like \`fulcrum reload\`): an invalid
+file changes nothing and is logged. The admin API, /metrics and the status
+page listen on admin.listen (default 127.0.0.1:9090). Logs are JSON lines on
+stdout.
 
 Options:
   -c, --config FILE     Config file (YAML)
@@ -65,6 +70,41 @@ Options:
       --log-level LEVEL Override log.level (${LEVELS})
   -h, --help            Show this help
 `,
+  reload: `Usage: fulcrum reload [-c FILE | --admin HOST:PORT] [--token-file FILE]
+
+Ask the running Fulcrum to re-read its config file, validate it and apply what
+changed: listeners that stay keep their sockets, removed backends drain, added
+ones start. Prints what changed and exits 0; when the file is invalid, the
+running config stays, the reasons are printed to stderr and the exit code is 2;
+when the admin API cannot be reached or refuses, exit code 1.
+
+The admin address is --admin, else admin.listen in FILE (-c, which must be
+the file that Fulcrum runs), else 127.0.0.1:9090. The token is read from
+--token-file, else the FULCRUM_ADMIN_TOKEN environment variable, else FILE's
+admin.token or admin.token_file (never from the command line, where other
+users could see it).
+
+Options:
+  -c, --config FILE     The config file the running Fulcrum was started with
+      --admin HOST:PORT Admin API address (default 127.0.0.1:9090)
+      --token-file FILE File holding the admin bearer token
+  -h, --help            Show this help
+`,
+  status: `Usage: fulcrum status [-c FILE | --admin HOST:PORT] [--token-file FILE] [--json]
+
+Print the state of a running Fulcrum as a table: each service (listen address,
+backends up, connections, bytes) and each backend (state, health, operator
+state, weight, active and total connections, failures, bytes, last health
+check). --json prints the admin API's /api/status document instead. Exit code
+1 when the admin API cannot be reached. Address and token as for reload.
+
+Options:
+  -c, --config FILE     Config file to read the admin address and token from
+      --admin HOST:PORT Admin API address (default 127.0.0.1:9090)
+      --token-file FILE File holding the admin bearer token
+      --json            Print JSON
+  -h, --help            Show this help
+`,
 };
 
 /** Options shared by the commands; each command declares the subset it takes. */
@@ -72,6 +112,9 @@ const OPTION_SPECS = {
   config: { type: 'string', short: 'c' },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
+  admin: { type: 'string' },
+  'token-file': { type: 'string' },
+  json: { type: 'boolean' },
 } as const satisfies ParseArgsConfig['options'];
 
 type OptionName = keyof typeof OPTION_SPECS;
@@ -80,6 +123,9 @@ export interface CommandOptions {
   config: string | undefined;
   logLevel: LogLevel | undefined;
   help: boolean;
+  admin: string | undefined;
+  tokenFile: string | undefined;
+  json: boolean;
 }
 
 /**
@@ -108,6 +154,9 @@ export function parseCommandOptions(
     config: typeof config === 'string' ? config : undefined,
     logLevel: typeof logLevel === 'string' ? logLevel : undefined,
     help: values.help === true,
+    admin: typeof values.admin === 'string' ? values.admin : undefined,
+    tokenFile: typeof values['token-file'] === 'string' ? values['token-file'] : undefined,
+    json: values.json === true,
   };
 }
 

@@ -86,6 +86,16 @@ export interface ServiceConfig {
   passive?: PassiveHealthConfig;
 }
 
+/** The admin HTTP server (API, /metrics, status page). */
+export interface AdminConfig {
+  /** Default 127.0.0.1:9090. */
+  listen: Endpoint;
+  /** Bearer token every request must carry; required when `listen` is not loopback. Never logged. */
+  token: string | undefined;
+  /** Absolute path the token was read from, when it came from admin.token_file. */
+  tokenFile: string | undefined;
+}
+
 export interface FulcrumConfig {
   /** Absolute path of the file this came from. */
   file: string;
@@ -94,5 +104,6 @@ export interface FulcrumConfig {
   /** On SIGINT/SIGTERM, how long open connections may finish, default 30s. */
   drainTimeoutMs: number;
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' };
+  admin: AdminConfig;
   services: ServiceConfig[];
 }

@@ -9,6 +9,7 @@ import type { ConfigIssue } from '../errors.js';
 import { endpointsOverlap, isWildcard, parseEndpoint, type AddressRole } from './address.js';
 import { describeValue } from './describe.js';
 import { parseDuration } from './duration.js';
+import { checkAdmin } from './admin.js';
 import { buildHealthCheck, buildPassive, healthIssues } from './health-check.js';
 import { schemaIssues } from './schema.js';
 import type { Anchor, ConfigPath, YamlSource } from './source.js';
@@ -60,8 +61,10 @@ export function validateConfig(data: unknown, source: YamlSource): ValidationRes
   }
   const checker = new SemanticChecker(source);
   const issues = [...schemaIssues(data, source), ...checker.check(data)];
-  if (issues.length > 0) return failed(issues);
-  return { ok: true, config: checker.build(data as unknown as RawConfig) };
+  const admin = checkAdmin(data.admin, source);
+  issues.push(...admin.issues);
+  if (issues.length > 0 || admin.admin === undefined) return failed(issues);
+  return { ok: true, config: { ...checker.build(data as unknown as RawConfig), admin: admin.admin } };
 }
 
 /** The data once the schema accepted it and filled its defaults (YAML spelling). */
@@ -149,7 +152,7 @@ class SemanticChecker {
   }
 
   /** The typed config; call only when check() and the schema found nothing. */
-  build(raw: RawConfig): Omit<FulcrumConfig, 'file'> {
+  build(raw: RawConfig): Omit<FulcrumConfig, 'file' | 'admin'> {
     return {
       workers: raw.workers === 'auto' ? availableParallelism() : raw.workers,
       drainTimeoutMs: this.#parsedDuration(['drain_timeout']),

@@ -51,7 +51,7 @@ export interface HealthSource {
 
 /** What a reload did, or why it did nothing. */
 export type ReloadOutcome =
-  | { ok: true; generation: number; added: string[]; removed: string[]; changed: string[] }
+  | { ok: true; generation: number; added: string[]; removed: string[]; changed: string[]; warnings?: string[] }
   | { ok: false; errors: string[] };
 
 /** State of the VRRP instance, for the admin API and metrics. */

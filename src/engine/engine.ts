@@ -100,6 +100,9 @@ export class Engine extends EventEmitter {
   readonly #weights = new Map<number, number>();
   /** Drained backends' pending close of their open connections, by slot. */
   readonly #drainTimers = new Map<number, NodeJS.Timeout>();
+  /** Backends a reload removed that still had connections, by key: their slot is
+   * held (not reused) until the pending close of those connections (see #retire). */
+  readonly #retiring = new Map<string, NodeJS.Timeout>();
   #config: FulcrumConfig | undefined;
   #eventsDropped = 0;
   /** Generation of the last snapshot handed to the workers. */
@@ -282,6 +285,8 @@ export class Engine extends EventEmitter {
     this.#stopped = true;
     for (const timer of this.#drainTimers.values()) clearTimeout(timer);
     this.#drainTimers.clear();
+    for (const timer of this.#retiring.values()) clearTimeout(timer);
+    this.#retiring.clear();
     this.#native.stop();
   }
 
@@ -327,11 +332,38 @@ export class Engine extends EventEmitter {
       if (!serviceNames.has(name)) this.#serviceSlots.release(name);
     }
     for (const key of [...this.#backendSlots.keys()]) {
-      if (backendKeys.has(key)) continue;
+      if (backendKeys.has(key)) {
+        // Back before its retirement ended: it keeps its slot and its open connections.
+        clearTimeout(this.#retiring.get(key));
+        this.#retiring.delete(key);
+        continue;
+      }
+      if (this.#retiring.has(key)) continue;
       const slot = this.#backendSlots.get(key)!;
-      this.#backendSlots.release(key);
-      this.#states.delete(slot);
+      if (this.#counters.backend(slot).active > 0) this.#retire(key, slot);
+      else this.#freeBackend(key, slot);
     }
+  }
+
+  /** A removed backend drains: it takes no new connections (the snapshot no
+   * longer has it); its open ones may continue for its service's drain_timeout
+   * (the config it was removed from), then are closed and the slot is freed. */
+  #retire(key: string, slot: number): void {
+    const serviceName = key.slice(0, key.indexOf('\u0000'));
+    const timeoutMs = this.#config?.services.find((s) => s.name === serviceName)?.drainTimeoutMs ?? 0;
+    const timer = setTimeout(() => {
+      this.#retiring.delete(key);
+      if (this.#stopped) return;
+      this.#native.closeBackendConnections(slot);
+      this.#freeBackend(key, slot);
+    }, timeoutMs);
+    timer.unref();
+    this.#retiring.set(key, timer);
+  }
+
+  #freeBackend(key: string, slot: number): void {
+    this.#backendSlots.release(key);
+    this.#states.delete(slot);
   }
 
   #setState(slot: number, state: BackendState): void {

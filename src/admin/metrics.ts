@@ -1,0 +1,185 @@
+// /metrics in the Prometheus text format, through prom-client (the de facto
+// Node client: exposition format, escaping and process metrics done right).
+// Nothing is counted per connection in JS: every scrape reads the engine's
+// shared-memory counters once (servicesView) and each metric's collect()
+// copies the values it needs from that one snapshot. Series of removed
+// services and backends disappear with them (collect resets first).
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { AdminState } from '../control/backend-control.js';
+import type { BackendState, EngineStats } from '../engine/engine.js';
+import type { HaSource } from '../control/types.js';
+import type { FulcrumRuntime } from '../runtime.js';
+import { servicesView, type BackendView, type ServiceView } from './state-view.js';
+
+const BACKEND_STATES: readonly BackendState[] = ['up', 'down', 'drain', 'maint'];
+const ADMIN_STATES: readonly AdminState[] = ['enabled', 'drain', 'maint'];
+const HA_STATES = ['initialize', 'backup', 'master', 'fault'] as const;
+/** Health checks take from well under a millisecond (loopback TCP) to their timeout (seconds). */
+const CHECK_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+type Labels = Record<string, string>;
+type Fill = (set: (labels: Labels, value: number) => void) => void;
+
+export class FulcrumMetrics {
+  readonly registry = new Registry();
+  readonly #runtime: FulcrumRuntime;
+  /** The scrape's one read of the engine's counters. */
+  #view: ServiceView[] = [];
+  #stats: EngineStats | undefined;
+  #haRegistered = false;
+  /** Per backend, the time of the newest check already observed into the histogram. */
+  readonly #checksSeen = new Map<string, number>();
+  readonly #checkLatency: Histogram;
+
+  constructor(runtime: FulcrumRuntime) {
+    this.#runtime = runtime;
+    collectDefaultMetrics({ register: this.registry, prefix: 'fulcrum_' });
+    const backends = (fn: (l: Labels, b: BackendView) => void): void => {
+      for (const s of this.#view) for (const b of s.backends) fn({ service: s.name, backend: b.address }, b);
+    };
+    const S = ['service'];
+    const B = ['service', 'backend'];
+
+    this.#counter('fulcrum_service_connections_total', 'Client connections accepted by the service.', S, (set) =>
+      this.#view.forEach((s) => set({ service: s.name }, s.accepted)));
+    this.#counter('fulcrum_service_connections_failed_total', 'Client connections closed because no backend could be reached.', S, (set) =>
+      this.#view.forEach((s) => set({ service: s.name }, s.failed)));
+    this.#counter('fulcrum_service_queued_total', 'Client connections that waited in the queue for a backend with room.', S, (set) =>
+      this.#view.forEach((s) => set({ service: s.name }, s.queued)));
+    this.#counter('fulcrum_service_refused_total', 'Client connections refused: every backend and the queue full, or the queue timeout passed.', S, (set) =>
+      this.#view.forEach((s) => set({ service: s.name }, s.refused)));
+    this.#counter('fulcrum_service_queue_timeouts_total', 'Refused client connections that waited the whole queue timeout.', S, (set) =>
+      this.#view.forEach((s) => set({ service: s.name }, s.queueTimeouts)));
+    this.#counter('fulcrum_service_bytes_total', 'Bytes relayed; direction in: client to backend, out: backend to client.', [...S, 'direction'], (set) =>
+      this.#view.forEach((s) => {
+        set({ service: s.name, direction: 'in' }, s.bytesIn);
+        set({ service: s.name, direction: 'out' }, s.bytesOut);
+      }));
+    this.#gauge('fulcrum_service_connections_active', 'Client connections open now.', S, (set) =>
+      this.#view.forEach((s) => set({ service: s.name }, s.active)));
+    this.#gauge('fulcrum_service_backends_up', 'Backends of the service that take new connections now.', S, (set) =>
+      this.#view.forEach((s) => set({ service: s.name }, s.backendsUp)));
+
+    this.#counter('fulcrum_backend_connections_total', 'Connections established to the backend.', B, (set) => backends((l, b) => set(l, b.accepted)));
+    this.#counter('fulcrum_backend_connect_failures_total', 'Failed connect attempts to the backend (refused, timed out, unreachable).', B, (set) =>
+      backends((l, b) => set(l, b.failed)));
+    this.#counter('fulcrum_backend_bytes_total', 'Bytes relayed; direction in: client to backend, out: backend to client.', [...B, 'direction'], (set) =>
+      backends((l, b) => {
+        set({ ...l, direction: 'in' }, b.bytesIn);
+        set({ ...l, direction: 'out' }, b.bytesOut);
+      }));
+    this.#gauge('fulcrum_backend_connections_active', 'Connections open to the backend now.', B, (set) => backends((l, b) => set(l, b.active)));
+    this.#gauge('fulcrum_backend_up', '1 when the backend takes new connections (effective state up), else 0.', B, (set) =>
+      backends((l, b) => set(l, b.state === 'up' ? 1 : 0)));
+    this.#gauge('fulcrum_backend_state', 'The state the engine runs the backend with: 1 for the current state, 0 for the others.', [...B, 'state'], (set) =>
+      backends((l, b) => BACKEND_STATES.forEach((state) => set({ ...l, state }, b.state === state ? 1 : 0))));
+    this.#gauge('fulcrum_backend_admin_state', "The operator's state for the backend (enabled: health decides): 1 for the current one.", [...B, 'state'], (set) =>
+      backends((l, b) => ADMIN_STATES.forEach((state) => set({ ...l, state }, b.admin === state ? 1 : 0))));
+    this.#gauge('fulcrum_backend_health_up', 'The health verdict: 1 healthy, 0 failing its checks or ejected; check names the check type.', [...B, 'check'], (set) =>
+      backends((l, b) => set({ ...l, check: b.check.type }, b.health === 'up' ? 1 : 0)));
+    this.#gauge('fulcrum_backend_weight', 'The weight in effect (configured or set through the admin API).', B, (set) => backends((l, b) => set(l, b.weight)));
+    this.#counter('fulcrum_backend_ejections_total', 'Passive health ejections of the backend.', B, (set) => backends((l, b) => set(l, b.check.ejections)));
+    this.#gauge('fulcrum_health_check_last_duration_seconds', 'How long the last active health check of the backend took.', B, (set) =>
+      backends((l, b) => {
+        const last = b.check.history.at(-1);
+        if (last) set(l, last.latencyMs / 1000);
+      }));
+    this.#checkLatency = new Histogram({
+      name: 'fulcrum_health_check_duration_seconds',
+      help: 'Active health check durations, by result (ok, fail).',
+      labelNames: [...B, 'result'],
+      buckets: CHECK_BUCKETS,
+      registers: [this.registry],
+      collect: () => this.#observeChecks(),
+    });
+
+    this.#counter('fulcrum_reloads_total', 'Config reloads since start, by result (applied, rejected).', ['result'], (set) => {
+      const counts = this.#runtime.reloadCounts;
+      set({ result: 'applied' }, counts.applied);
+      set({ result: 'rejected' }, counts.rejected);
+    });
+    this.#gauge('fulcrum_config_generation', 'Configs applied since start (1 = the first).', [], (set) => set({}, this.#runtime.generation));
+    this.#gauge('fulcrum_engine_pooled_pipes', "Empty pipes kept in the workers' pools.", [], (set) => set({}, this.#stats?.pooledPipes ?? 0));
+    this.#counter('fulcrum_engine_accept_pauses_total', 'Times accepting paused because the process ran out of file descriptors.', [], (set) =>
+      set({}, this.#stats?.acceptPauses ?? 0));
+  }
+
+  /** The metrics text for one scrape. */
+  async scrape(): Promise<string> {
+    // HA may be attached after the admin server started (it starts once the listeners are bound).
+    if (this.#runtime.ha && !this.#haRegistered) this.#registerHa(this.#runtime.ha);
+    this.#stats = this.#runtime.engine.stats();
+    this.#view = servicesView(this.#runtime, this.#stats);
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  #registerHa(ha: HaSource): void {
+    this.#haRegistered = true;
+    this.#gauge('fulcrum_ha_state', 'The VRRP instance state: 1 for the current one.', ['state'], (set) => {
+      const { state } = ha.status();
+      HA_STATES.forEach((s) => set({ state: s }, s === state ? 1 : 0));
+    });
+    this.#gauge('fulcrum_ha_priority', 'Configured VRRP priority.', [], (set) => set({}, ha.status().priority));
+    this.#gauge('fulcrum_ha_effective_priority', 'VRRP priority after tracking (an unhealthy data plane lowers it).', [], (set) =>
+      set({}, ha.status().effectivePriority));
+    this.#counter('fulcrum_ha_transitions_total', 'VRRP state changes.', [], (set) => set({}, ha.status().transitions));
+    this.#counter('fulcrum_ha_events_total', 'VRRP counters by event.', ['event'], (set) => {
+      for (const [event, n] of Object.entries(ha.status().counters)) set({ event }, n);
+    });
+  }
+
+  /** A gauge whose series are rebuilt at each scrape. */
+  #gauge(name: string, help: string, labelNames: string[], fill: Fill): void {
+    new Gauge({
+      name, help, labelNames, registers: [this.registry],
+      collect(this: Gauge) {
+        this.reset();
+        fill((labels, value) => this.set(labels, value));
+      },
+    });
+  }
+
+  /**
+   * A counter that mirrors a total the engine keeps: at each scrape it is
+   * reset and incremented to the current value. (prom-client's counters only
+   * go up through inc(); the engine's totals are already monotonic.)
+   */
+  #counter(name: string, help: string, labelNames: string[], fill: Fill): void {
+    new Counter({
+      name, help, labelNames, registers: [this.registry],
+      collect(this: Counter) {
+        this.reset();
+        fill((labels, value) => this.inc(labels, Math.max(0, value)));
+      },
+    });
+  }
+
+  /** Observe the checks that finished since the last scrape, from each backend's history. */
+  #observeChecks(): void {
+    const present = new Set<string>();
+    for (const s of this.#view) {
+      for (const b of s.backends) {
+        const id = `${s.name}\u0000${b.address}`;
+        present.add(id);
+        const seen = this.#checksSeen.get(id) ?? 0;
+        let newest = seen;
+        for (const record of b.check.history) {
+          if (record.at <= seen) continue;
+          this.#checkLatency.observe({ service: s.name, backend: b.address, result: record.ok ? 'ok' : 'fail' }, record.latencyMs / 1000);
+          newest = Math.max(newest, record.at);
+        }
+        this.#checksSeen.set(id, newest);
+      }
+    }
+    for (const id of [...this.#checksSeen.keys()]) {
+      if (present.has(id)) continue;
+      this.#checksSeen.delete(id);
+      const [service, backend] = id.split('\u0000') as [string, string];
+      for (const result of ['ok', 'fail']) this.#checkLatency.remove({ service, backend, result });
+    }
+  }
+}

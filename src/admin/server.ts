@@ -1,0 +1,233 @@
+// The admin HTTP server (node:http): the JSON API, Prometheus /metrics and
+// the status page at /. Routes:
+//
+//   GET  /                                       status page (static HTML; no data, no token)
+//   GET  /metrics                                Prometheus text format
+//   GET  /api/status                             process, last reload, HA, every service and backend
+//   GET  /api/services                           every service with its backends
+//   GET  /api/services/:service                  one service
+//   GET  /api/services/:service/backends/:addr   one backend (with its health history)
+//   POST /api/services/:service/backends/:addr/drain|enable|disable|maint
+//   POST /api/services/:service/backends/:addr/weight   {"weight": 0..256}
+//   POST /api/reload                             re-read the config file; 200 applied, 422 rejected, 503 stopping
+//   GET  /api/ha                                 VRRP status (404 without HA)
+//
+// Errors are JSON {"error": {"code", "message"}} with a 4xx status. A POST
+// must say Content-Type: application/json (its body may be empty) and its
+// body is at most MAX_BODY_BYTES. Auth: src/admin/auth.ts.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Endpoint } from '../config/types.js';
+import type { AdminState } from '../control/backend-control.js';
+import type { Logger } from '../logger.js';
+import type { FulcrumRuntime } from '../runtime.js';
+import { fulcrumVersion } from '../version.js';
+import { authorize } from './auth.js';
+import { FulcrumMetrics } from './metrics.js';
+import { servicesView, statusView, type ServiceView } from './state-view.js';
+import { STATUS_PAGE } from './status-page.js';
+
+export const MAX_BODY_BYTES = 16 * 1024;
+
+/** A failed request: sent as JSON with `status`. */
+export class ApiError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string, readonly headers: Record<string, string> = {}) {
+    super(message);
+  }
+}
+
+const ACTIONS: Readonly<Record<string, AdminState>> = { drain: 'drain', enable: 'enabled', disable: 'maint', maint: 'maint' };
+
+export class AdminServer {
+  readonly #runtime: FulcrumRuntime;
+  readonly #logger: Logger;
+  readonly #metrics: FulcrumMetrics;
+  readonly #server: Server;
+
+  constructor(runtime: FulcrumRuntime, logger: Logger) {
+    this.#runtime = runtime;
+    this.#logger = logger;
+    this.#metrics = new FulcrumMetrics(runtime);
+    this.#server = createServer((req, res) => void this.#handle(req, res));
+    // Slow or idle clients must not pin sockets: the API answers in milliseconds.
+    this.#server.headersTimeout = 5_000;
+    this.#server.requestTimeout = 10_000;
+    this.#server.keepAliveTimeout = 5_000;
+    this.#server.maxHeadersCount = 64;
+  }
+
+  /** Bind `endpoint`; rejects with the listen error (EADDRINUSE...). */
+  listen(endpoint: Endpoint): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.#server.once('error', onError);
+      this.#server.listen({ host: endpoint.host, port: endpoint.port }, () => {
+        this.#server.off('error', onError);
+        resolve();
+      });
+    });
+  }
+
+  get address(): AddressInfo {
+    return this.#server.address() as AddressInfo;
+  }
+
+  get url(): string {
+    const { address, port, family } = this.address;
+    return family === 'IPv6' ? `http://[${address}]:${port}` : `http://${address}:${port}`;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.#server.listening) return resolve();
+      this.#server.close(() => resolve());
+      this.#server.closeAllConnections();
+    });
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const url = new URL(req.url ?? '/', 'http://admin.invalid');
+      if (url.pathname === '/' && (req.method === 'GET' || req.method === 'HEAD')) {
+        return send(res, 200, 'text/html; charset=utf-8', STATUS_PAGE, { 'Cache-Control': 'no-store', 'Content-Security-Policy': "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'" }, req.method === 'HEAD');
+      }
+      const auth = authorize(req, this.#runtime.config().admin.token);
+      if (!auth.ok) {
+        throw new ApiError(auth.status, auth.code, auth.message, auth.challenge ? { 'WWW-Authenticate': auth.challenge } : {});
+      }
+      await this.#route(req, res, url);
+    } catch (err) {
+      const error = err instanceof ApiError ? err : new ApiError(500, 'internal', err instanceof Error ? err.message : String(err));
+      if (error.status >= 500) this.#logger.error({ err, url: req.url }, 'admin API request failed');
+      if (res.headersSent) return void res.destroy();
+      sendJson(res, error.status, { error: { code: error.code, message: error.message } }, error.headers);
+      // A body left unread (too large, or never read) must not be parsed as the next request.
+      if (!req.complete) res.once('finish', () => req.destroy());
+    }
+  }
+
+  async #route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const parts = url.pathname.split('/').slice(1).map(decodeSegment);
+    const method = req.method ?? 'GET';
+    const expect = (allowed: 'GET' | 'POST'): void => {
+      if (method !== allowed) throw new ApiError(405, 'method_not_allowed', `${method} ${url.pathname}: use ${allowed}`, { Allow: allowed });
+    };
+
+    if (url.pathname === '/metrics') {
+      expect('GET');
+      return send(res, 200, this.#metrics.contentType, await this.#metrics.scrape());
+    }
+    if (parts[0] !== 'api') throw notFound(`no such path ${url.pathname}`);
+    const [, resource, service, sub, backend, action, ...extra] = parts;
+
+    if (resource === 'status' && parts.length === 2) {
+      expect('GET');
+      return sendJson(res, 200, statusView(this.#runtime, fulcrumVersion()));
+    }
+    if (resource === 'reload' && parts.length === 2) {
+      expect('POST');
+      await readJsonBody(req);
+      if (this.#runtime.stopping) throw new ApiError(503, 'stopping', 'fulcrum is stopping: reload refused');
+      const outcome = await this.#runtime.reload('api');
+      return sendJson(res, outcome.ok ? 200 : 422, outcome);
+    }
+    if (resource === 'ha' && parts.length === 2) {
+      expect('GET');
+      if (!this.#runtime.ha) throw notFound('high availability is not configured');
+      return sendJson(res, 200, this.#runtime.ha.status());
+    }
+    if (resource !== 'services' || extra.length > 0) throw notFound(`no such path ${url.pathname}`);
+
+    if (service === undefined || service === '') {
+      expect('GET');
+      return sendJson(res, 200, { services: servicesView(this.#runtime) });
+    }
+    const view = this.#service(service);
+    if (sub === undefined) {
+      expect('GET');
+      return sendJson(res, 200, view);
+    }
+    if (sub !== 'backends' || backend === undefined || backend === '') throw notFound(`no such path ${url.pathname}`);
+    const found = view.backends.find((b) => b.address === backend);
+    if (!found) throw notFound(`no backend ${backend} in service ${service}; it has ${view.backends.map((b) => b.address).join(', ')}`);
+    if (action === undefined) {
+      expect('GET');
+      return sendJson(res, 200, { service, backend: found });
+    }
+    expect('POST');
+    const body = await readJsonBody(req);
+    if (action === 'weight') this.#setWeight(service, backend, body);
+    else if (Object.hasOwn(ACTIONS, action)) {
+      this.#runtime.control.setAdmin(service, backend, ACTIONS[action]!);
+      this.#logger.info({ service, backend, admin: ACTIONS[action], remote: req.socket.remoteAddress }, `admin: backend ${action}`);
+    } else {
+      throw notFound(`unknown action "${action}"; expected drain, enable, disable, maint or weight`);
+    }
+    const after = this.#service(service).backends.find((b) => b.address === backend)!;
+    return sendJson(res, 200, { service, backend: after });
+  }
+
+  #service(name: string): ServiceView {
+    const views = servicesView(this.#runtime);
+    const view = views.find((s) => s.name === name);
+    if (!view) throw notFound(`no service ${name}; services: ${views.map((s) => s.name).join(', ')}`);
+    return view;
+  }
+
+  #setWeight(service: string, backend: string, body: unknown): void {
+    const weight = (body as { weight?: unknown } | undefined)?.weight;
+    if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 0 || weight > 256) {
+      throw new ApiError(400, 'bad_weight', `expected a body {"weight": N} with N an integer from 0 to 256, got ${JSON.stringify(weight ?? null)}`);
+    }
+    this.#runtime.engine.setBackendWeight(service, backend, weight);
+    this.#logger.info({ service, backend, weight }, 'admin: backend weight set');
+  }
+}
+
+function notFound(message: string): ApiError {
+  return new ApiError(404, 'not_found', message);
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new ApiError(400, 'bad_path', `bad percent-encoding in path segment ${JSON.stringify(segment)}`);
+  }
+}
+
+/**
+ * Read a POST body of at most MAX_BODY_BYTES and parse it as JSON (an empty
+ * body is undefined). Requires Content-Type: application/json (see auth.ts).
+ */
+async function readJsonBody(req: IncomingMessage): Promise<unknown> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/json') {
+    throw new ApiError(415, 'unsupported_media_type', `send Content-Type: application/json (got ${type === '' ? 'none' : type})`);
+  }
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_BODY_BYTES) throw new ApiError(413, 'body_too_large', `the body may be at most ${MAX_BODY_BYTES} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new ApiError(413, 'body_too_large', `the body may be at most ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8').trim();
+  if (text === '') return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new ApiError(400, 'bad_json', `the body is not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+function send(res: ServerResponse, status: number, type: string, body: string, headers: Record<string, string> = {}, headOnly = false): void {
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'X-Content-Type-Options': 'nosniff', ...headers });
+  res.end(headOnly ? undefined : body);
+}
+
+function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+  send(res, status, 'application/json; charset=utf-8', `${JSON.stringify(value, null, 2)}\n`, { 'Cache-Control': 'no-store', ...headers });
+}

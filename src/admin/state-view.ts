@@ -1,0 +1,134 @@
+// The state the admin API, the status page and `fulcrum status` show: the
+// engine's counters (read from shared memory, summed at call time), each
+// backend's health, operator and effective state from BackendControl, and the
+// health checker's history. One function builds it so every view agrees.
+import type { BackendState, EngineStats } from '../engine/engine.js';
+import type { AdminState, HealthVerdict } from '../control/backend-control.js';
+import type { CheckRecord, HaStatus } from '../control/types.js';
+import type { FulcrumRuntime, ReloadRecord } from '../runtime.js';
+
+export interface BackendView {
+  address: string;
+  /** What the engine runs with: up, down, drain or maint. */
+  state: BackendState;
+  health: HealthVerdict;
+  admin: AdminState;
+  weight: number;
+  backup: boolean;
+  /** Epoch ms since which `state` has held (or since the backend was added). */
+  since: number;
+  check: {
+    type: string;
+    rise: number;
+    fall: number;
+    role?: 'primary' | 'replica';
+    ejectedUntil?: number;
+    ejections: number;
+    history: CheckRecord[];
+  };
+  accepted: number;
+  active: number;
+  failed: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export interface ServiceView {
+  name: string;
+  listen: string;
+  balance: string;
+  accepted: number;
+  active: number;
+  failed: number;
+  bytesIn: number;
+  bytesOut: number;
+  queued: number;
+  refused: number;
+  queueTimeouts: number;
+  /** Backends whose effective state is up. */
+  backendsUp: number;
+  backends: BackendView[];
+}
+
+export interface StatusView {
+  version: string;
+  pid: number;
+  config: string;
+  generation: number;
+  startedAt: number;
+  now: number;
+  workers: number;
+  lastReload: ReloadRecord | null;
+  ha: HaStatus | null;
+  services: ServiceView[];
+}
+
+const key = (service: string, backend: string): string => `${service}\u0000${backend}`;
+
+/** `stats`: an engine.stats() the caller already read (one read of the counters per request). */
+export function servicesView(runtime: FulcrumRuntime, stats: EngineStats = runtime.engine.stats()): ServiceView[] {
+  const config = runtime.config();
+  const control = new Map(runtime.control.list().map((s) => [key(s.service, s.backend), s]));
+  const health = new Map(runtime.health.snapshot().map((h) => [key(h.service, h.backend), h]));
+  return stats.services.map((service): ServiceView => {
+    const serviceConfig = config.services.find((s) => s.name === service.name);
+    const backends = service.backends.map((b): BackendView => {
+      const status = control.get(key(service.name, b.address));
+      const checked = health.get(key(service.name, b.address));
+      return {
+        address: b.address,
+        state: status?.effective ?? b.state,
+        health: status?.health ?? 'up',
+        admin: status?.admin ?? 'enabled',
+        weight: b.weight,
+        backup: b.backup,
+        since: runtime.stateSince(service.name, b.address),
+        check: {
+          type: checked?.checkType ?? 'none',
+          rise: checked?.rise ?? 0,
+          fall: checked?.fall ?? 0,
+          ...(checked?.role ? { role: checked.role } : {}),
+          ...(checked?.ejectedUntil ? { ejectedUntil: checked.ejectedUntil } : {}),
+          ejections: checked?.ejections ?? 0,
+          history: checked?.history ?? [],
+        },
+        accepted: b.accepted,
+        active: b.active,
+        failed: b.failed,
+        bytesIn: b.bytesIn,
+        bytesOut: b.bytesOut,
+      };
+    });
+    return {
+      name: service.name,
+      listen: service.listen,
+      balance: serviceConfig?.balance ?? 'roundrobin',
+      accepted: service.accepted,
+      active: service.active,
+      failed: service.failed,
+      bytesIn: service.bytesIn,
+      bytesOut: service.bytesOut,
+      queued: service.queued,
+      refused: service.refused,
+      queueTimeouts: service.queueTimeouts,
+      backendsUp: backends.filter((b) => b.state === 'up').length,
+      backends,
+    };
+  });
+}
+
+export function statusView(runtime: FulcrumRuntime, version: string): StatusView {
+  const config = runtime.config();
+  return {
+    version,
+    pid: process.pid,
+    config: config.file,
+    generation: runtime.generation,
+    startedAt: runtime.startedAt,
+    now: Date.now(),
+    workers: runtime.engine.workers,
+    lastReload: runtime.lastReload ?? null,
+    ha: runtime.ha?.status() ?? null,
+    services: servicesView(runtime),
+  };
+}

@@ -1,0 +1,224 @@
+// The status page served at `/`: one self-contained HTML document (no CDN, no
+// external file) in the spirit of HAProxy's stats page. It holds no data: its
+// script fetches /api/status every second and rebuilds the tables, computes
+// throughput from the byte counters between two fetches, and POSTs the
+// drain / enable / maint buttons to the API. When the API answers 401 the
+// page asks for the token once and keeps it in localStorage.
+export const REFRESH_MS = 1000;
+
+export const STATUS_PAGE = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Fulcrum status</title>
+<style>
+  :root { --up:#c8f7c5; --down:#ff9c9c; --drain:#b9d4ff; --maint:#e0c58f; --line:#b8b8b8; --head:#3b4b63; }
+  body { font: 13px/1.35 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 12px 18px; color: #1b1b1b; background: #fafafa; }
+  h1 { font-size: 18px; margin: 0 0 4px; }
+  h1 small { font-weight: normal; color: #555; font-size: 13px; }
+  #meta { color: #444; margin-bottom: 10px; }
+  #banner { display: none; padding: 6px 10px; margin: 8px 0; background: #ffe3a3; border: 1px solid #d9a400; }
+  #banner.shown { display: block; }
+  table { border-collapse: collapse; margin: 6px 0 18px; min-width: 960px; background: #fff; }
+  th, td { border: 1px solid var(--line); padding: 3px 7px; text-align: right; white-space: nowrap; }
+  th { background: var(--head); color: #fff; font-weight: 600; }
+  td.name, th.name { text-align: left; }
+  caption { text-align: left; font-weight: 600; font-size: 14px; padding: 4px 0; }
+  caption span { font-weight: normal; color: #555; }
+  tr.service td { background: #e8ecf3; font-weight: 600; }
+  tr.state-up td { background: var(--up); }
+  tr.state-down td { background: var(--down); }
+  tr.state-drain td { background: var(--drain); }
+  tr.state-maint td { background: var(--maint); }
+  td.state { font-weight: 700; text-transform: uppercase; }
+  button { font: inherit; padding: 1px 8px; margin: 0 1px; cursor: pointer; }
+  #legend span { display: inline-block; padding: 1px 8px; margin-right: 6px; border: 1px solid var(--line); }
+  .muted { color: #666; }
+</style>
+</head>
+<body>
+<h1>Fulcrum <small id="version"></small></h1>
+<div id="meta">loading…</div>
+<div id="banner" role="alert"></div>
+<div id="legend">
+  <span style="background:var(--up)">up</span><span style="background:var(--down)">down (health)</span><span style="background:var(--drain)">drain</span><span style="background:var(--maint)">maint (disabled)</span>
+</div>
+<div id="services"></div>
+<script>
+(() => {
+  'use strict';
+  const REFRESH_MS = ${REFRESH_MS};
+  const TOKEN_KEY = 'fulcrum-admin-token';
+  let previous = null; // last status, for throughput
+  let asking = false;
+
+  const token = () => localStorage.getItem(TOKEN_KEY);
+  const headers = (json) => {
+    const h = {};
+    if (json) h['Content-Type'] = 'application/json';
+    const t = token();
+    if (t) h['Authorization'] = 'Bearer ' + t;
+    return h;
+  };
+
+  // Ask for the token when the API says 401, once per answer: a cancelled
+  // prompt is not repeated by the refresh loop (the banner's button asks again).
+  let declined = false;
+  function askToken() {
+    asking = true;
+    const entered = window.prompt('This Fulcrum admin API requires its token:');
+    asking = false;
+    if (!entered) { declined = true; return false; }
+    declined = false;
+    localStorage.setItem(TOKEN_KEY, entered.trim());
+    return true;
+  }
+
+  async function api(path, options) {
+    const res = await fetch(path, { cache: 'no-store', ...options });
+    const userAction = Boolean(options && options.method === 'POST');
+    if (res.status === 401 && !asking && (!declined || userAction) && askToken()) {
+      return fetch(path, { cache: 'no-store', ...options, headers: { ...(options && options.headers), ...headers(userAction) } });
+    }
+    return res;
+  }
+
+  const el = (tag, attrs, ...children) => {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === 'class') node.className = v; else node.setAttribute(k, v);
+    }
+    for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    return node;
+  };
+
+  const bytes = (n) => {
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    return (i === 0 ? n : n.toFixed(1)) + ' ' + units[i];
+  };
+  const rate = (n) => bytes(n) + '/s';
+  const duration = (ms) => {
+    const s = Math.floor(ms / 1000);
+    const d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
+    return (d ? d + 'd ' : '') + (d || h ? h + 'h ' : '') + m + 'm ' + (s % 60) + 's';
+  };
+
+  function rates(now, key, bytesIn, bytesOut) {
+    const before = previous && previous.counters.get(key);
+    if (!before) return ['–', '–'];
+    const seconds = (now - previous.now) / 1000;
+    if (seconds <= 0) return ['–', '–'];
+    return [rate(Math.max(0, bytesIn - before[0]) / seconds), rate(Math.max(0, bytesOut - before[1]) / seconds)];
+  }
+
+  const COLUMNS = ['Backend', 'State', 'Since', 'Health', 'Admin', 'Check', 'Weight', 'Active', 'Total', 'Failed', 'Bytes in', 'Bytes out', 'Rate in', 'Rate out', 'Last check', 'Actions'];
+
+  function render(status) {
+    document.getElementById('version').textContent = 'v' + status.version;
+    const reload = status.lastReload
+      ? ' · last reload ' + new Date(status.lastReload.at).toLocaleTimeString() + ' (' + status.lastReload.trigger + ', ' + (status.lastReload.outcome.ok ? 'applied' : 'rejected') + ')'
+      : '';
+    const ha = status.ha ? ' · HA ' + status.ha.state.toUpperCase() + ' (VRID ' + status.ha.vrid + ', priority ' + status.ha.effectivePriority + ')' : '';
+    document.getElementById('meta').textContent =
+      'pid ' + status.pid + ' · ' + status.workers + ' workers · up ' + duration(status.now - status.startedAt) +
+      ' · config ' + status.config + ' (generation ' + status.generation + ')' + reload + ha +
+      ' · refreshed ' + new Date(status.now).toLocaleTimeString();
+    const counters = new Map();
+    const root = document.getElementById('services');
+    const tables = [];
+    for (const service of status.services) {
+      const table = el('table', { 'data-service': service.name });
+      table.append(el('caption', {}, service.name + ' ', el('span', {}, service.listen + ' · ' + service.balance + ' · ' + service.backendsUp + '/' + service.backends.length + ' backends up · queued ' + service.queued + ' · refused ' + service.refused)));
+      table.append(el('thead', {}, el('tr', {}, ...COLUMNS.map((c, i) => el('th', i === 0 ? { class: 'name' } : {}, c)))));
+      const body = el('tbody');
+      const [sin, sout] = rates(status.now, service.name, service.bytesIn, service.bytesOut);
+      counters.set(service.name, [service.bytesIn, service.bytesOut]);
+      body.append(el('tr', { class: 'service' },
+        el('td', { class: 'name' }, 'service total'), el('td', {}, service.backendsUp > 0 ? 'OPEN' : 'NO BACKEND'), el('td', {}, ''), el('td', {}, ''), el('td', {}, ''), el('td', {}, ''), el('td', {}, ''),
+        el('td', {}, service.active), el('td', {}, service.accepted), el('td', {}, service.failed),
+        el('td', {}, bytes(service.bytesIn)), el('td', {}, bytes(service.bytesOut)), el('td', { class: 'rate-in' }, sin), el('td', { class: 'rate-out' }, sout), el('td', {}, ''), el('td', {}, '')));
+      for (const b of service.backends) {
+        const key = service.name + '/' + b.address;
+        const [rin, rout] = rates(status.now, key, b.bytesIn, b.bytesOut);
+        counters.set(key, [b.bytesIn, b.bytesOut]);
+        const last = b.check.history[b.check.history.length - 1];
+        const check = b.check.type === 'none' ? 'none' : b.check.type + (b.check.role ? ' (' + b.check.role + ')' : '');
+        const lastCheck = last ? (last.ok ? 'ok' : 'FAIL') + ' ' + last.latencyMs.toFixed(1) + ' ms' + (last.detail ? ' · ' + last.detail : '') : '–';
+        const action = (name, label) => el('button', { type: 'button', 'data-action': name, 'data-service': service.name, 'data-backend': b.address }, label);
+        body.append(el('tr', { class: 'backend state-' + b.state, 'data-backend': key },
+          el('td', { class: 'name' }, b.address + (b.backup ? ' (backup)' : '')),
+          el('td', { class: 'state' }, b.state),
+          el('td', { class: 'since' }, duration(Math.max(0, status.now - b.since))),
+          el('td', { class: 'health' }, b.health),
+          el('td', { class: 'admin' }, b.admin),
+          el('td', {}, check),
+          el('td', {}, b.weight),
+          el('td', { class: 'active' }, b.active), el('td', {}, b.accepted), el('td', {}, b.failed),
+          el('td', {}, bytes(b.bytesIn)), el('td', {}, bytes(b.bytesOut)), el('td', { class: 'rate-in' }, rin), el('td', { class: 'rate-out' }, rout),
+          el('td', { class: 'name muted', title: lastCheck }, lastCheck),
+          el('td', {}, action('drain', 'Drain'), action('enable', 'Enable'), action('maint', 'Maint'))));
+      }
+      table.append(body);
+      tables.push(table);
+    }
+    root.replaceChildren(...tables);
+    previous = { now: status.now, counters };
+  }
+
+  function banner(text, withTokenButton) {
+    const node = document.getElementById('banner');
+    node.textContent = text || '';
+    if (withTokenButton) node.append(' ', el('button', { type: 'button', 'data-token': '1' }, 'Enter token'));
+    node.classList.toggle('shown', Boolean(text));
+  }
+
+  async function refresh() {
+    try {
+      const res = await api('/api/status', { headers: headers(false) });
+      if (!res.ok) {
+        const body = await res.json().catch(() => ({}));
+        banner('admin API: ' + res.status + ' ' + ((body.error && body.error.message) || res.statusText), res.status === 401);
+      } else {
+        render(await res.json());
+        banner('');
+      }
+    } catch (err) {
+      banner('cannot reach the admin API (' + err.message + '); retrying every second');
+    } finally {
+      setTimeout(refresh, REFRESH_MS);
+    }
+  }
+
+  document.addEventListener('click', async (event) => {
+    if (event.target.closest('button[data-token]')) {
+      if (askToken()) banner('');
+      return;
+    }
+    const button = event.target.closest('button[data-action]');
+    if (!button) return;
+    const { action, service, backend } = button.dataset;
+    const path = '/api/services/' + encodeURIComponent(service) + '/backends/' + encodeURIComponent(backend) + '/' + action;
+    try {
+      const res = await api(path, { method: 'POST', headers: headers(true), body: '{}' });
+      if (!res.ok) {
+        const body = await res.json().catch(() => ({}));
+        banner(action + ' ' + backend + ' failed: ' + ((body.error && body.error.message) || res.status));
+        return;
+      }
+      banner('');
+      const statusRes = await api('/api/status', { headers: headers(false) });
+      if (statusRes.ok) render(await statusRes.json());
+    } catch (err) {
+      banner(action + ' ' + backend + ' failed: ' + err.message);
+    }
+  });
+
+  refresh();
+})();
+</script>
+</body>
+</html>
+`;
