@@ -14,6 +14,7 @@
 #include "../engine/flow_hash.h"
 #include "../engine/picker.h"
 #include "engine_handle.h"
+#include "ha_socket.h"
 
 namespace fulcrum::addon {
 
@@ -103,6 +104,7 @@ Napi::Value maglev_assign(const Napi::CallbackInfo& info) {
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", EngineHandle::define_class(env));
+  exports.Set("VrrpSocket", VrrpSocketHandle::define_class(env));
   exports.Set("counterLayout", counter_layout(env));
   Napi::Object testing = Napi::Object::New(env);
   testing.Set("maglevAssign", Napi::Function::New(env, maglev_assign, "maglevAssign"));

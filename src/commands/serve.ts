@@ -19,6 +19,7 @@ import { describeApplyError, errorText } from '../control/apply-error.js';
 import type { BackendStatus } from '../control/backend-control.js';
 import type { Logger } from '../logger.js';
 import { FulcrumRuntime } from '../runtime.js';
+import { HaInstance } from '../ha/instance.js';
 import { EXIT_OK, EXIT_RUNTIME } from './exit-codes.js';
 
 /** Signals closer together than this are one stop request (see the header). */
@@ -80,14 +81,28 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
       'listening',
     );
   }
+  // HA after the listeners: they bind the VIPs with IP_FREEBIND, so this node
+  // serves the moment it becomes Master.
+  let ha: HaInstance | undefined;
+  if (config.ha !== undefined) {
+    try {
+      ha = new HaInstance({ config: config.ha, logger, engine });
+      await ha.start();
+      runtime.attachHa(ha);
+    } catch (err) {
+      runtime.stop();
+      await admin.close();
+      return fail(logger, `cannot start VRRP on ${config.ha.interface}: ${errorText(err)}`, err);
+    }
+  }
   hooks.onListening?.(config);
-  await untilStopped(runtime, logger);
+  await untilStopped(runtime, logger, ha);
   await admin.close();
   return EXIT_OK;
 }
 
 /** Resolves once the engine is stopped after a stop signal (drained, timed out or cut). */
-function untilStopped(runtime: FulcrumRuntime, logger: Logger): Promise<void> {
+function untilStopped(runtime: FulcrumRuntime, logger: Logger, ha?: HaInstance): Promise<void> {
   const { engine } = runtime;
   return new Promise((resolve) => {
     const keepAlive = setInterval(() => logStats(engine, logger), STATS_INTERVAL_MS);
@@ -101,13 +116,19 @@ function untilStopped(runtime: FulcrumRuntime, logger: Logger): Promise<void> {
       for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
       process.off('SIGHUP', onReloadSignal);
       runtime.stop();
-      logger.info('stopped');
-      resolve();
+      // A Master has already handed over (on the first signal); this waits for its VIPs to be gone.
+      void (ha?.stop() ?? Promise.resolve()).finally(() => {
+        logger.info('stopped');
+        resolve();
+      });
     };
 
     const onSignal = (signal: NodeJS.Signals): void => {
       if (firstSignalAt === undefined) {
         firstSignalAt = Date.now();
+        // Hand the VIPs over first (priority-0 advert): the peer takes new
+        // connections while this node drains the ones it has.
+        void ha?.stop();
         // "draining" is logged once every worker has closed its listeners, so
         // from then on new connects are refused.
         const { drainTimeoutMs } = runtime.config();

@@ -106,4 +106,35 @@ export interface FulcrumConfig {
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' };
   admin: AdminConfig;
   services: ServiceConfig[];
+  /** The `ha:` block, when this node is one of a VRRP pair. */
+  ha?: HaConfig;
+}
+
+/** A virtual IP of the `ha:` block. */
+export interface HaVirtualIp {
+  /** 10.200.0.100 */
+  address: string;
+  /** 10.200.0.100/24 (a bare address gets /32). */
+  cidr: string;
+}
+
+/** High availability: one VRRPv3 virtual router (src/ha/). */
+export interface HaConfig {
+  interface: string;
+  vrid: number;
+  /** 1..254; the higher one is Master. */
+  priority: number;
+  virtualIps: HaVirtualIp[];
+  /** 10ms steps, 10ms..40950ms (VRRPv3's 12-bit centiseconds). Default 1s. */
+  advertIntervalMs: number;
+  preempt: boolean;
+  preemptDelayMs: number;
+  /** Empty: multicast to 224.0.0.18. */
+  unicastPeers: string[];
+  /** Source of our adverts; default the interface's first IPv4 address that is not a VIP. */
+  sourceAddress: string | undefined;
+  /** Absolute path, run as SCRIPT INSTANCE name STATE priority. */
+  notify: string | undefined;
+  garp: { repeat: number; delayMs: number; refreshMs: number };
+  track: { services: string[]; weight: number };
 }

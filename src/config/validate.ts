@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 import type { ConfigIssue } from '../errors.js';
 import { endpointsOverlap, isWildcard, parseEndpoint, type AddressRole } from './address.js';
 import { describeValue } from './describe.js';
+import { HaChecker } from './ha.js';
 import { parseDuration } from './duration.js';
 import { checkAdmin } from './admin.js';
 import { buildHealthCheck, buildPassive, healthIssues } from './health-check.js';
@@ -73,6 +74,7 @@ interface RawConfig {
   drain_timeout: string | number;
   log: { level: FulcrumConfig['log']['level'] };
   services: RawService[];
+  ha?: Parameters<HaChecker['build']>[0];
 }
 interface RawService {
   name: string;
@@ -113,9 +115,11 @@ class SemanticChecker {
   /** Parsed values by path (joined with "/"), so build() does not parse twice. */
   readonly #endpoints = new Map<string, Endpoint>();
   readonly #durations = new Map<string, number>();
+  readonly #ha: HaChecker;
 
   constructor(source: YamlSource) {
     this.#source = source;
+    this.#ha = new HaChecker(source);
   }
 
   /** Check what the schema cannot; values of the wrong type were reported by the schema and are skipped. */
@@ -148,6 +152,7 @@ class SemanticChecker {
       this.#checkMaglev(service, at);
       this.#issues.push(...healthIssues(service, at, this.#source));
     });
+    if (isRecord(data.ha)) this.#issues.push(...this.#ha.check(data.ha, new Set(names.keys())));
     return this.#issues;
   }
 
@@ -158,6 +163,7 @@ class SemanticChecker {
       drainTimeoutMs: this.#parsedDuration(['drain_timeout']),
       log: { level: raw.log.level },
       services: raw.services.map((s, i) => this.#buildService(s, ['services', i], this.#parsedDuration(['drain_timeout']))),
+      ...(raw.ha === undefined ? {} : { ha: this.#ha.build(raw.ha) }),
     };
   }
 

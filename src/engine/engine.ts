@@ -209,6 +209,11 @@ export class Engine extends EventEmitter {
     return slot;
   }
 
+  /** True once stop() ran: the data plane serves nothing (HA tracking reads it). */
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
   stats(): EngineStats {
     const services = (this.#config?.services ?? []).map((service): ServiceStats => {
       const slot = this.#serviceSlots.get(service.name)!;
