@@ -21,6 +21,8 @@ process.env.FULCRUM_TEST_REDIS_PW = PASSWORD;
 const master = await startRedis(t, { password: PASSWORD });
 const replica = await startRedis(t, { password: PASSWORD, replicaOf: master.port });
 await waitUntil('the replica link up', () => /master_link_status:up/.test(redisCli(replica.port, PASSWORD, 'INFO', 'replication')), 20_000, 100);
+// The master lists the replica (in ROLE) once the replica acknowledged the sync: wait for that side too.
+await waitUntil('the master lists its replica', () => /connected_slaves:1/.test(redisCli(master.port, PASSWORD, 'INFO', 'replication')), 20_000, 100);
 
 function probe(port: number, keys: Record<string, unknown>) {
   return runProbe({ host: HOST, port, check: buildHealthCheck({ type: 'redis', timeout: '1s', ...keys }, undefined)!, password: keys.password_env ? PASSWORD : undefined });
