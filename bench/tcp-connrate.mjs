@@ -9,7 +9,7 @@
 //   node bench/tcp-connrate.mjs [--duration 5] [--rounds 5] [--clients 50]
 //        [--client-threads 1] [--backends 2]
 //        [--targets direct,fulcrum-leastconn,fulcrum-maglev,haproxy-leastconn]
-//        [--quick] [--write]
+//        [--syscalls] [--quick] [--write]
 //
 // The tools are compiled with `cc` into bench/.build/ (git-ignored) on first
 // use and again whenever their source is newer than the binary.
@@ -27,6 +27,7 @@ import { markdownTable } from './lib/table.mjs';
 import { writeSection, RESULTS_FILE } from './lib/results.mjs';
 import { machineInfo, commandLine } from './lib/machine.mjs';
 import { REPO_ROOT, startFulcrum, startHaproxy, fulcrumVersion, haproxyVersion } from './lib/proxies.mjs';
+import { countSyscalls } from './lib/strace.mjs';
 
 const SECTION = 'tcp-connrate';
 const ALL_TARGETS = ['direct', 'fulcrum-leastconn', 'fulcrum-maglev', 'haproxy-leastconn'];
@@ -52,6 +53,7 @@ function options() {
       targets: { type: 'string', default: ALL_TARGETS.join(',') },
       quick: { type: 'boolean', default: false },
       write: { type: 'boolean', default: false },
+      syscalls: { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -71,6 +73,7 @@ function options() {
     targets: ALL_TARGETS.filter((t) => asked.includes(t)),
     quick: values.quick,
     write: values.write,
+    syscalls: values.syscalls,
   };
 }
 
@@ -205,7 +208,19 @@ async function main() {
       }
     }
     const load = `${loadAtStart} at start, ${loadavg()} at end`;
-    const report = summary(opt, samples, skipped);
+    // Syscalls per connection, after the timed rounds (strace slows its target).
+    const syscalls = new Map();
+    if (opt.syscalls) {
+      for (const name of order) {
+        const t = running.get(name);
+        if (!t?.handle) continue;
+        const counted = await countSyscalls(t.handle.pid, async () => (await measure(connrate, t.port, { ...opt, duration: 2 })).cycles,
+          join(dir, `strace-${name}.txt`));
+        syscalls.set(name, counted);
+        log(`  ${name.padEnd(18)} syscalls: ${counted.error ?? `${fixed(counted.total / counted.units, 1)} per connection over ${counted.units}`}`);
+      }
+    }
+    const report = summary(opt, samples, skipped, syscalls);
     log(`\n${report}`);
     if (opt.write) {
       const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
@@ -242,15 +257,20 @@ function errorText(list) {
   return total ? `${total} (${[...by].map(([k, v]) => `${k} ${v}`).join(', ')})` : '0';
 }
 
-function summary(opt, samples, skipped) {
+function summary(opt, samples, skipped, syscalls) {
   const med = (name) => median((samples.get(name) ?? []).map((s) => s.rate));
   // Connections per second per core of proxy CPU: on a machine where the load
   // generator and backends share the cores with the proxy, the rate is bounded
   // by the whole machine's CPU, and this is what tells the proxies apart.
   const perCore = (name) => median((samples.get(name) ?? []).filter((s) => s.proxyCpu > 0).map((s) => s.rate / (s.proxyCpu / 100)));
+  // CPU time per connection (µs), of the proxy and of the load generator plus
+  // the echo backends: the machine's cores are shared by all three.
+  const usPerConn = (name, pct) => median((samples.get(name) ?? []).filter((s) => Number.isFinite(pct(s))).map((s) => (pct(s) / 100) * 1e6 / s.rate));
+  const proxyUs = (name) => usPerConn(name, (s) => s.proxyCpu);
+  const restUs = (name) => usPerConn(name, (s) => s.cpu_pct + s.echoCpu);
   const rows = opt.targets.map((name) => {
     const list = samples.get(name) ?? [];
-    if (list.length === 0) return [name, 'skipped', '', '', '', '', '', '', '', '', '', ''];
+    if (list.length === 0) return [name, 'skipped', '', '', '', '', '', '', '', '', '', '', '', ''];
     const r = summarize(list.map((s) => s.rate));
     const cpu = list.map((s) => s.proxyCpu).filter(Number.isFinite);
     const pct = (key) => `${fixed(median(list.map((s) => s[key])), 0)}%`;
@@ -262,6 +282,7 @@ function summary(opt, samples, skipped) {
       fixed(median(list.map((s) => s.p99_us)), 0),
       ratio(med(name), med('haproxy-leastconn')),
       cpu.length ? `${fixed(median(cpu), 0)}%` : '–',
+      cpu.length ? fixed(proxyUs(name), 1) : '–',
       fixed(perCore(name), 0),
       ratio(perCore(name), perCore('haproxy-leastconn')),
       pct('cpu_pct'),
@@ -270,7 +291,7 @@ function summary(opt, samples, skipped) {
       errorText(list),
     ];
   });
-  const parts = [markdownTable(['target', 'median conn/s', 'min–max', 'p50 µs', 'p99 µs', 'vs haproxy', 'proxy CPU', 'conn/s per proxy core', 'per core vs haproxy', 'connrate CPU', 'echo CPU', 'machine busy', 'errors'], rows)];
+  const parts = [markdownTable(['target', 'median conn/s', 'min–max', 'p50 µs', 'p99 µs', 'vs haproxy', 'proxy CPU', 'proxy CPU µs/conn', 'conn/s per proxy core', 'per core vs haproxy', 'connrate CPU', 'echo CPU', 'machine busy', 'errors'], rows)];
   parts.push('');
   for (const name of ['fulcrum-leastconn', 'fulcrum-maglev']) {
     const f = med(name);
@@ -283,6 +304,27 @@ function summary(opt, samples, skipped) {
     const f = perCore(name);
     const h = perCore('haproxy-leastconn');
     if (Number.isFinite(f) && Number.isFinite(h)) parts.push(`${name} / haproxy-leastconn per proxy core: ${ratio(f, h)}.`);
+  }
+  // With the cores saturated, rate ≈ cores / (proxy + client + echo CPU per
+  // connection); the client's and the backends' part does not depend on the proxy.
+  const hTotal = proxyUs('haproxy-leastconn') + restUs('haproxy-leastconn');
+  for (const name of ['fulcrum-leastconn', 'fulcrum-maglev']) {
+    const rest = restUs(name);
+    if (Number.isFinite(hTotal) && Number.isFinite(rest) && Number.isFinite(proxyUs(name))) {
+      parts.push(`${name}: proxy ${fixed(proxyUs(name), 1)} µs CPU per connection, load generator + echo backends ${fixed(rest, 1)} µs ` +
+        `(haproxy-leastconn: ${fixed(proxyUs('haproxy-leastconn'), 1)} + ${fixed(restUs('haproxy-leastconn'), 1)} µs); ` +
+        `1.3× HAProxy's rate on a saturated machine needs the proxy at ≤ ${fixed(hTotal / 1.3 - rest, 1)} µs per connection.`);
+    }
+  }
+  if (syscalls?.size) {
+    parts.push('', 'Syscalls per proxied connection (`strace -c -f` on the proxy during one extra 2 s run after the rounds; counts only):', '');
+    const rows = [...syscalls].map(([name, c]) => c.error ? [name, 'failed', c.error] : [
+      name,
+      fixed(c.total / c.units, 1),
+      c.byName.filter(([, calls]) => calls / c.units >= 0.05)
+        .map(([call, calls, errors]) => `${call} ${fixed(calls / c.units, 2)}${errors ? ` (${fixed(errors / c.units, 2)} failed)` : ''}`).join(', '),
+    ]);
+    parts.push(markdownTable(['target', 'syscalls/conn', 'by call (per connection)'], rows, ['l', 'r', 'l']));
   }
   parts.push('', 'Latency: connect + echo per cycle, median over rounds of each run\'s percentile. CPU: median, % of one core ' +
     '(2 cores = 200%): the proxy, the load generator, all echo backends together; machine busy: % of all cores.');

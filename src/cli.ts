@@ -2,6 +2,7 @@
 // The `fulcrum` command line: dispatch to a command and turn its result into
 // the exit code (0 ok, 1 runtime error, 2 usage or config error).
 import { readFileSync } from 'node:fs';
+import { benchCommand } from './bench/command.js';
 import { checkCommand } from './commands/check.js';
 import { demoCommand } from './commands/demo.js';
 import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from './commands/exit-codes.js';
@@ -17,6 +18,7 @@ const COMMAND_MAIN: Record<CommandName, (args: readonly string[]) => Promise<num
   demo: demoCommand,
   reload: reloadCommand,
   status: statusCommand,
+  bench: benchCommand,
 };
 
 /** The version in package.json (dist/cli.js → ../package.json). */

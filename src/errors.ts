@@ -6,6 +6,7 @@
 export const ERROR_CODES = {
   config: 'FULCRUM_ERR_CONFIG',
   usage: 'FULCRUM_ERR_USAGE',
+  bench: 'FULCRUM_ERR_BENCH',
 } as const;
 
 export type FulcrumErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
@@ -59,5 +60,12 @@ export class UsageError extends FulcrumError {
   constructor(message: string, command?: string) {
     super(ERROR_CODES.usage, message);
     this.command = command;
+  }
+}
+
+/** `fulcrum bench`: the server refused a request, or a run could not be measured. */
+export class BenchError extends FulcrumError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(ERROR_CODES.bench, message, options);
   }
 }

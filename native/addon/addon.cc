@@ -13,6 +13,7 @@
 #include "../engine/counters.h"
 #include "../engine/flow_hash.h"
 #include "../engine/picker.h"
+#include "bench_handles.h"
 #include "engine_handle.h"
 #include "ha_socket.h"
 
@@ -109,6 +110,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   Napi::Object testing = Napi::Object::New(env);
   testing.Set("maglevAssign", Napi::Function::New(env, maglev_assign, "maglevAssign"));
   exports.Set("testing", testing);
+  exports.Set("bench", bench_exports(env));
   return exports;
 }
 

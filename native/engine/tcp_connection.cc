@@ -190,6 +190,7 @@ void TcpConnection::on_io(const IoHandle* handle, uint32_t events) {
   Side& side = handle == &client_.handle ? client_ : backend_;
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) side.readable = true;
   if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) side.writable = true;
+  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) side.hangup_seen = true;
 
   if (state_ == State::kQueued) {
     // Only the client is registered. Its data or EOF waits in the socket; a
@@ -245,22 +246,19 @@ void TcpConnection::pump() {
 bool TcpConnection::transfer(Side& src, Side& dst, Flow& flow, bool upstream, bool* progress,
                              bool* budget_spent, RelayError* error) {
   PipePool& pipes = worker_.pipes();
-  const size_t capacity = pipes.capacity();
   for (int round = 0;; round++) {
     if (round == kRoundsPerPump) {
       *budget_spent = true;
       break;
     }
     bool moved = false;
-    // Flush the pipe first: it makes room for more input.
+    // Flush the pipe first: it holds the oldest bytes and makes room for more.
     if (flow.pending > 0 && dst.writable) {
       ssize_t n = splice(flow.pipe.read_fd, nullptr, dst.fd, nullptr, flow.pending, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (n > 0) {
         flow.pending -= static_cast<size_t>(n);
         moved = true;
-        const TrafficCounter counter = upstream ? kBytesIn : kBytesOut;
-        worker_.counters().add_service(service_->spec().slot, counter, n);
-        worker_.counters().add_backend(service_->backend(backend_index_).slot, counter, n);
+        count_bytes(upstream, static_cast<size_t>(n));
       } else if (errno == EAGAIN) {
         dst.writable = false;
       } else if (errno != EINTR) {
@@ -271,33 +269,13 @@ bool TcpConnection::transfer(Side& src, Side& dst, Flow& flow, bool upstream, bo
     }
     if (flow.pending == 0) pipes.release(&flow.pipe);
 
-    if (src.readable && !src.read_eof && flow.pending < capacity) {
-      if (!flow.pipe.valid()) {
-        int result = pipes.acquire(&flow.pipe);
-        if (result < 0) {
-          if (is_resource_shortage(-result)) worker_.on_resource_shortage(-result);
-          *error = RelayError{-result, nullptr};
-          return false;
-        }
+    if (src.readable && !src.read_eof) {
+      if (flow.bulk) {
+        if (!splice_in(src, flow, &moved, error)) return false;
+      } else if (flow.pending == 0) {
+        // A small transfer waits for its pipe to drain before reading more.
+        if (!copy_once(src, dst, flow, upstream, &moved, error)) return false;
       }
-      ssize_t n = splice(src.fd, nullptr, flow.pipe.write_fd, nullptr, capacity - flow.pending,
-                         SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-      if (n > 0) {
-        flow.pending += static_cast<size_t>(n);
-        moved = true;
-      } else if (n == 0) {
-        src.read_eof = true;
-        moved = true;
-      } else if (errno == EAGAIN) {
-        // EAGAIN means "socket empty" only when the pipe is empty; otherwise
-        // the pipe may be full (it counts buffers, not bytes) and the socket
-        // must be tried again once the pipe has drained.
-        if (flow.pending == 0) src.readable = false;
-      } else if (errno != EINTR) {
-        *error = RelayError{errno, &src};
-        return false;
-      }
-      if (flow.pending == 0) pipes.release(&flow.pipe);
     }
     if (!moved) break;
     *progress = true;
@@ -315,6 +293,111 @@ bool TcpConnection::transfer(Side& src, Side& dst, Flow& flow, bool upstream, bo
     dst.write_shut = true;
   }
   return true;
+}
+
+bool TcpConnection::copy_once(Side& src, Side& dst, Flow& flow, bool upstream, bool* moved, RelayError* error) {
+  PipePool& pipes = worker_.pipes();
+  char* buffer = worker_.copy_buffer();
+  // Never more than an empty pipe takes in one write, so a remainder always fits.
+  constexpr size_t want = Worker::kCopyBufferSize;
+  const ssize_t got = recv(src.fd, buffer, want, 0);
+  if (got == 0) {
+    src.read_eof = true;
+    *moved = true;
+    return true;
+  }
+  if (got < 0) {
+    if (errno == EAGAIN) {
+      src.readable = false;
+    } else if (errno != EINTR) {
+      *error = RelayError{errno, &src};
+      return false;
+    }
+    return true;
+  }
+  *moved = true;
+  const size_t length = static_cast<size_t>(got);
+  if (length == want) {
+    // The buffer was filled: a bulk stream, which splice moves more cheaply.
+    flow.bulk = true;
+  } else if (!src.hangup_seen) {
+    // A short read on an edge-triggered socket took everything there was;
+    // new bytes will raise a new edge. Saves the recv() that answers EAGAIN.
+    src.readable = false;
+  }
+  size_t sent = 0;
+  if (dst.writable) {
+    const ssize_t n = send(dst.fd, buffer, length, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) {
+      sent = static_cast<size_t>(n);
+      count_bytes(upstream, sent);
+      if (sent < length) dst.writable = false;  // its send buffer is full
+    } else if (errno == EAGAIN) {
+      dst.writable = false;
+    } else if (errno != EINTR) {
+      *error = RelayError{errno, &dst};
+      return false;
+    }
+  }
+  if (sent == length) return true;
+  // The destination is full: park the rest in a pipe, which is flushed (and
+  // counted) like spliced bytes once the destination is writable again.
+  int result = pipes.acquire(&flow.pipe);
+  if (result < 0) {
+    if (is_resource_shortage(-result)) worker_.on_resource_shortage(-result);
+    *error = RelayError{-result, nullptr};
+    return false;
+  }
+  const ssize_t parked = write(flow.pipe.write_fd, buffer + sent, length - sent);
+  if (parked != static_cast<ssize_t>(length - sent)) {
+    // Cannot happen with an empty pipe (at least a page); if it did, bytes
+    // would be lost, so the stream is broken off instead.
+    *error = RelayError{parked < 0 ? errno : EIO, nullptr};
+    if (parked > 0) flow.pending = static_cast<size_t>(parked);
+    return false;
+  }
+  flow.pending = length - sent;
+  return true;
+}
+
+bool TcpConnection::splice_in(Side& src, Flow& flow, bool* moved, RelayError* error) {
+  PipePool& pipes = worker_.pipes();
+  const size_t capacity = pipes.capacity();
+  if (flow.pending >= capacity) return true;
+  if (!flow.pipe.valid()) {
+    int result = pipes.acquire(&flow.pipe);
+    if (result < 0) {
+      if (is_resource_shortage(-result)) worker_.on_resource_shortage(-result);
+      *error = RelayError{-result, nullptr};
+      return false;
+    }
+  }
+  ssize_t n = splice(src.fd, nullptr, flow.pipe.write_fd, nullptr, capacity - flow.pending,
+                     SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+  if (n > 0) {
+    flow.pending += static_cast<size_t>(n);
+    *moved = true;
+  } else if (n == 0) {
+    src.read_eof = true;
+    *moved = true;
+  } else if (errno == EAGAIN) {
+    // EAGAIN means "socket empty" only when the pipe is empty; otherwise
+    // the pipe may be full (it counts buffers, not bytes) and the socket
+    // must be tried again once the pipe has drained.
+    if (flow.pending == 0) src.readable = false;
+  } else if (errno != EINTR) {
+    *error = RelayError{errno, &src};
+    return false;
+  }
+  if (flow.pending == 0) pipes.release(&flow.pipe);
+  return true;
+}
+
+void TcpConnection::count_bytes(bool upstream, size_t bytes) {
+  const TrafficCounter counter = upstream ? kBytesIn : kBytesOut;
+  const auto n = static_cast<int64_t>(bytes);
+  worker_.counters().add_service(service_->spec().slot, counter, n);
+  worker_.counters().add_backend(service_->backend(backend_index_).slot, counter, n);
 }
 
 void TcpConnection::touch() {

@@ -21,9 +21,15 @@
 //               | idle timeout               | closed
 //   (any)       | engine stop                | closed
 //
-// Bytes move with splice(): socket -> pipe -> socket, never through user
-// space. Sockets are registered edge-triggered once; the readable/writable
-// flags remember what epoll said until a syscall answers EAGAIN.
+// Bytes move in one of two ways per direction (HAProxy's splice-auto does the
+// same): small transfers are copied, recv() into the worker's copy buffer and
+// send() straight on, two syscalls and no pipe; once a read fills the copy
+// buffer the direction is a bulk stream and from then on moves with splice():
+// socket -> pipe -> socket, never through user space. Bytes the destination
+// cannot take yet wait in a pipe either way, so the order is always: pipe
+// first, then new bytes. Sockets are registered edge-triggered once; the
+// readable/writable flags remember what epoll said until a syscall answers
+// EAGAIN, or until a short recv() shows the socket is drained.
 #pragma once
 
 #include <cstdint>
@@ -81,6 +87,10 @@ class TcpConnection final : public Timer {
     int fd = -1;
     bool readable = false;
     bool writable = false;
+    // epoll reported the peer's FIN or an error: a short read no longer
+    // proves the socket drained (the EOF or error is still to be read, and no
+    // further edge will announce it).
+    bool hangup_seen = false;
     bool read_eof = false;    // read returned 0: the peer shut its write side
     bool write_shut = false;  // we shut our write side towards the peer
   };
@@ -88,7 +98,8 @@ class TcpConnection final : public Timer {
   // One direction's bytes in flight.
   struct Flow {
     Pipe pipe;
-    size_t pending = 0;
+    size_t pending = 0;  // bytes waiting in the pipe
+    bool bulk = false;   // a read filled the copy buffer: splice from now on
   };
 
   // Where a relay error came from, which decides which side gets the reset.
@@ -110,6 +121,12 @@ class TcpConnection final : public Timer {
   // Returns false on error (in *error). *progress is set when bytes or an EOF moved.
   bool transfer(Side& src, Side& dst, Flow& flow, bool upstream, bool* progress, bool* budget_spent,
                 RelayError* error);
+  // One recv() into the copy buffer and send() on; what dst cannot take goes
+  // into the flow's pipe. Only called with an empty pipe. Returns false on error.
+  bool copy_once(Side& src, Side& dst, Flow& flow, bool upstream, bool* moved, RelayError* error);
+  // Reads more of a bulk stream into the flow's pipe. Returns false on error.
+  bool splice_in(Side& src, Flow& flow, bool* moved, RelayError* error);
+  void count_bytes(bool upstream, size_t bytes);
   void touch();
   void finish(bool reset_client, bool reset_backend);
   void close_backend_socket(bool reset);

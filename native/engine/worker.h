@@ -63,6 +63,13 @@ class Worker {
   uint64_t now_ms() const { return now_ms_; }
   TimerQueue& timers() { return timers_; }
   PipePool& pipes() { return pipes_; }
+  // Scratch for a connection's copy path (TcpConnection::copy_once): bytes
+  // pass through it within one call, so one buffer serves every connection.
+  // One page: what the destination cannot take is parked in an empty pipe,
+  // and every pipe holds at least a page, even one the kernel shrank because
+  // the user has many (pipe-user-pages-soft).
+  static constexpr size_t kCopyBufferSize = 4096;
+  char* copy_buffer() { return copy_buffer_; }
   WorkerCounters& counters() { return worker_counters_; }
   void emit(Event event);
   // Adds/changes a connection socket's epoll registration. Returns 0 or -errno.
@@ -135,6 +142,7 @@ class Worker {
   uint64_t now_ms_ = 0;
   TimerQueue timers_;
   PipePool pipes_;
+  char copy_buffer_[kCopyBufferSize];
   std::vector<std::unique_ptr<Listener>> listeners_;
   bool accept_paused_ = false;
   // Retries accepting after a shortage even if no connection closes.

@@ -3,9 +3,10 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../errors.js';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from '../logger.js';
+import { BENCH_USAGE } from '../bench/usage-text.js';
 
-export type CommandName = 'run' | 'check' | 'demo' | 'reload' | 'status';
-export const COMMANDS: readonly CommandName[] = ['run', 'check', 'demo', 'reload', 'status'];
+export type CommandName = 'run' | 'check' | 'demo' | 'reload' | 'status' | 'bench';
+export const COMMANDS: readonly CommandName[] = ['run', 'check', 'demo', 'reload', 'status', 'bench'];
 
 export function isCommandName(value: string): value is CommandName {
   return (COMMANDS as readonly string[]).includes(value);
@@ -22,6 +23,7 @@ Commands:
   demo    Start demo echo backends for a config's loopback backends, then run it
   reload  Make a running Fulcrum re-read its config file (through the admin API)
   status  Show a running Fulcrum's services and backends (through the admin API)
+  bench   iperf-style benchmark: bench server | bench client HOST:PORT | bench compare
 
 Options:
   -h, --help      Show help (also: fulcrum <command> --help)
@@ -105,6 +107,7 @@ Options:
       --json            Print JSON
   -h, --help            Show this help
 `,
+  bench: BENCH_USAGE,
 };
 
 /** Options shared by the commands; each command declares the subset it takes. */

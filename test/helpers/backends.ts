@@ -10,7 +10,7 @@ import { Waiters } from './waiters.js';
 
 export const BACKEND_FIXTURE = fileURLToPath(new URL('../fixtures/backend.mjs', import.meta.url));
 
-export type BackendMode = 'echo' | 'id' | 'reply-after-eof' | 'send-and-end' | 'reset' | 'blackhole';
+export type BackendMode = 'echo' | 'id' | 'reply-after-eof' | 'send-and-end' | 'reset' | 'read-later' | 'blackhole';
 
 /** What a backend started with --report prints when one of its connections closes. */
 export interface CloseReport {
