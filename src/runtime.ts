@@ -18,10 +18,10 @@ import type { FulcrumConfig } from './config/types.js';
 import { describeApplyError } from './control/apply-error.js';
 import { BackendControl, type BackendStatus } from './control/backend-control.js';
 import { diffConfigs } from './control/config-diff.js';
-import { StaticHealth } from './control/static-health.js';
 import type { HaSource, HealthSource, ReloadOutcome, Runtime } from './control/types.js';
 import type { Engine } from './engine/engine.js';
 import { ConfigError, formatIssue } from './errors.js';
+import { HealthMonitor } from './health/health-monitor.js';
 import type { Logger } from './logger.js';
 
 /** What the health checker is built from. */
@@ -31,10 +31,9 @@ export interface HealthSourceDeps {
   logger: Logger;
 }
 
-/** The health checker the runtime drives. The real one replaces StaticHealth on
- * this one line: `return new HealthMonitor(deps);` (src/health/health-monitor.ts). */
-function createHealthSource(_deps: HealthSourceDeps): HealthSource {
-  return new StaticHealth();
+/** The health checker the runtime drives: active checks and passive ejection (src/health/). */
+function createHealthSource(deps: HealthSourceDeps): HealthSource {
+  return new HealthMonitor(deps);
 }
 
 export interface RuntimeOptions {

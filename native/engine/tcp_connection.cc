@@ -123,8 +123,18 @@ bool TcpConnection::connect_next_backend() {
   backend_.handle = IoHandle{IoHandle::Kind::kBackend, this};
   backend_.fd = socket(backend.address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (backend_.fd < 0) {
-    // Our shortage, not the backend's fault: no failure is counted against it.
-    if (is_resource_shortage(errno)) worker_.on_resource_shortage(errno);
+    const int error = errno;
+    if (is_resource_shortage(error)) {
+      // Our shortage, not the backend's fault: no failure is counted against
+      // it, and the client, already accepted, waits in the queue (bounded by
+      // its size and timeout) until a closing connection frees descriptors,
+      // instead of being closed while the process is saturated.
+      worker_.on_resource_shortage(error);
+      backend_.fd = -1;
+      tried_count_--;
+      release_backend();
+      return false;
+    }
     fail_client();
     return true;
   }

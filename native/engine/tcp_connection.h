@@ -108,7 +108,8 @@ class TcpConnection final : public Timer {
     Side* side = nullptr;  // nullptr: a local failure (no pipe could be had)
   };
 
-  // Picks a backend and connects; false when every candidate is full.
+  // Picks a backend and connects; false when every candidate is full or the
+  // process is out of descriptors for a backend socket (the caller queues).
   bool connect_next_backend();
   void enter_queue();
   void refuse(bool timed_out);

@@ -21,6 +21,9 @@ const CHECKED_IN_TS = ['duration', 'durationOrOff', 'listenAddress', 'backendAdd
 /** What a value of a pattern-checked definition must look like, in words. */
 const PATTERN_EXPECTED: Record<string, string> = {
   serviceName: '1 to 64 characters of A-Z a-z 0-9 _ . -',
+  httpPath: 'a path that starts with / (printable ASCII, no spaces)',
+  httpHost: 'a host name (printable ASCII, no spaces)',
+  envName: 'an environment variable name (A-Z a-z 0-9 _, not starting with a digit)',
 };
 
 /** Values a later release will accept: the message says "not supported yet" instead of "unknown". */

@@ -1,6 +1,7 @@
 // The validated configuration: what `loadConfig` returns once the YAML has
 // passed every check. Durations are milliseconds, addresses are parsed.
 // Keys are camelCase here; the YAML spells them in snake_case.
+import type { HealthCheckConfig, PassiveHealthConfig } from './health-types.js';
 
 export type Protocol = 'tcp' | 'udp';
 export type Balance =
@@ -36,6 +37,8 @@ export interface BackendConfig {
   maxConnections: number;
   /** Ramp after coming back up: the backend's own `slow_start`, else the service's; 0 is none. */
   slowStartMs: number;
+  /** The active check (the service's `health_check` with this backend's keys over it); absent: none, always up. */
+  healthCheck?: HealthCheckConfig;
 }
 
 /** Connections waiting for a backend with room (every candidate at max_connections). */
@@ -79,6 +82,8 @@ export interface ServiceConfig {
   sticky: StickyConfig | undefined;
   /** How long a backend set to `drain` keeps its open connections; default the top-level drain_timeout. */
   drainTimeoutMs: number;
+  /** Passive health (outlier ejection on failed connects); absent: off. */
+  passive?: PassiveHealthConfig;
   /** protocol: udp only (defaults otherwise): flow table settings. */
   udp: UdpConfig;
 }

@@ -11,6 +11,7 @@ import { describeValue } from './describe.js';
 import { HaChecker } from './ha.js';
 import { parseDuration } from './duration.js';
 import { checkAdmin } from './admin.js';
+import { buildHealthCheck, buildPassive, healthIssues } from './health-check.js';
 import { schemaIssues } from './schema.js';
 import { prepareUdpServices, UDP_DEFAULTS } from './udp.js';
 import type { Anchor, ConfigPath, YamlSource } from './source.js';
@@ -92,6 +93,8 @@ interface RawService {
   queue: { size: number; timeout?: string | number };
   sticky?: { key: StickyConfig['key']; timeout: string | number; size: number };
   drain_timeout?: string | number;
+  health_check?: Record<string, unknown>;
+  passive?: Record<string, unknown>;
   max_flows?: number;
   udp?: { responses?: number };
 }
@@ -101,6 +104,7 @@ interface RawBackend {
   backup: boolean;
   max_connections?: number;
   slow_start?: string | number;
+  health_check?: Record<string, unknown>;
 }
 
 interface ListenSeen {
@@ -151,6 +155,7 @@ class SemanticChecker {
       this.#duration(service, [...at, 'drain_timeout'], DURATION_LIMITS_MS.drainTimeout);
       if (Array.isArray(service.backends)) this.#checkBackends(service.backends as unknown[], at, label);
       this.#checkMaglev(service, at);
+      this.#issues.push(...healthIssues(service, at, this.#source));
     });
     if (isRecord(data.ha)) this.#issues.push(...this.#ha.check(data.ha, new Set(names.keys())));
     return this.#issues;
@@ -182,6 +187,7 @@ class SemanticChecker {
         backup: b.backup,
         maxConnections: b.max_connections ?? 0,
         slowStartMs: this.#optionalDuration([...at, 'backends', j, 'slow_start']) ?? serviceSlowStartMs,
+        ...withHealthCheck(s.health_check, b.health_check),
       })),
       timeouts: {
         connectMs,
@@ -199,6 +205,7 @@ class SemanticChecker {
           ? undefined
           : { key: s.sticky.key, timeoutMs: this.#parsedDuration([...at, 'sticky', 'timeout']), size: s.sticky.size },
       drainTimeoutMs: this.#optionalDuration([...at, 'drain_timeout']) ?? topDrainTimeoutMs,
+      ...(s.passive === undefined ? {} : { passive: buildPassive(s.passive)! }),
       udp: { maxFlows: s.max_flows ?? UDP_DEFAULTS.maxFlows, responses: s.udp?.responses ?? UDP_DEFAULTS.responses },
     };
   }
@@ -330,6 +337,12 @@ export function nearestPrimes(n: number): [number, number] {
   let above = n + 1;
   while (!isPrime(above)) above++;
   return [below, above];
+}
+
+/** `{ healthCheck }` when the backend has an active check, else nothing (the key stays absent). */
+function withHealthCheck(serviceCheck: unknown, backendCheck: unknown): Pick<BackendConfig, 'healthCheck'> {
+  const healthCheck = buildHealthCheck(serviceCheck, backendCheck);
+  return healthCheck === undefined ? {} : { healthCheck };
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
