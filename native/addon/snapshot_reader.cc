@@ -121,6 +121,7 @@ bool read_service(Reader& reader, Napi::Value value, const std::string& where, S
     return false;
   }
   if (!reader.choice(object, "protocol", where, kProtocolNames, &spec->protocol) ||
+      !reader.boolean(object, "freebind", where, &spec->freebind) ||
       !reader.integer(object, "maxFlows", where, 1, 16777216, &spec->udp.max_flows) ||
       !reader.integer(object, "udpResponses", where, 0, 1000000, &spec->udp.responses)) {
     return false;

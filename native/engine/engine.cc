@@ -85,7 +85,8 @@ int Engine::apply(std::vector<ServiceSpec> services, ApplyFailure* failure, uint
     }
     std::vector<int> fds;
     for (size_t i = 0; i < worker_count; i++) {
-      int fd = spec.protocol == Protocol::kUdp ? open_udp_listener(spec.listen) : open_tcp_listener(spec.listen);
+      int fd = spec.protocol == Protocol::kUdp ? open_udp_listener(spec.listen, spec.freebind)
+                                                 : open_tcp_listener(spec.listen, spec.freebind);
       if (fd < 0) {
         for (int opened_fd : opened) close(opened_fd);
         for (int opened_fd : fds) close(opened_fd);

@@ -9,7 +9,14 @@
 
 namespace fulcrum {
 
-int open_tcp_listener(const SocketAddress& address) {
+int set_freebind(int fd, const SocketAddress& address) {
+  int one = 1;
+  const int result = address.family() == AF_INET ? setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof one)
+                                                 : setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof one);
+  return result < 0 ? -errno : 0;
+}
+
+int open_tcp_listener(const SocketAddress& address, bool freebind) {
   int fd = socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
   int one = 1;
@@ -17,13 +24,7 @@ int open_tcp_listener(const SocketAddress& address) {
   // SO_REUSEPORT: one socket per worker on the same address.
   // IPV6_V6ONLY: [::]:80 and 0.0.0.0:80 are separate listeners, as in HAProxy.
   // TCP_NODELAY: accepted sockets inherit it, which saves a setsockopt per client.
-  // IP_FREEBIND / IPV6_FREEBIND: bind an address this host does not hold yet,
-  // such as a VRRP virtual IP on the backup node, which then serves the moment
-  // the address arrives (HAProxy's "freebind"; see docs/ha.md).
-  const bool freebind = address.family() == AF_INET
-                            ? setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof one) == 0
-                            : setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof one) == 0;
-  if (!freebind ||
+  if ((freebind && set_freebind(fd, address) < 0) ||
       setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
       setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0 ||

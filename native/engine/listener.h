@@ -7,8 +7,16 @@
 
 namespace fulcrum {
 
-// Opens a non-blocking TCP socket bound to address and listening.
+// Opens a non-blocking TCP socket bound to address and listening; with
+// freebind, the address need not be on this host yet (see set_freebind).
 // Returns the fd, or -errno (EADDRINUSE, EADDRNOTAVAIL, EACCES, EMFILE...).
-int open_tcp_listener(const SocketAddress& address);
+int open_tcp_listener(const SocketAddress& address, bool freebind);
+
+// IP_FREEBIND / IPV6_FREEBIND on fd: bind an address this host does not hold
+// yet, such as a VRRP virtual IP on the backup node, which then serves the
+// moment the address arrives (HAProxy's "freebind"; see docs/ha.md). Only
+// listeners on a configured virtual IP get it, so a mistyped listen address
+// still fails with EADDRNOTAVAIL. Returns 0 or -errno.
+int set_freebind(int fd, const SocketAddress& address);
 
 }  // namespace fulcrum

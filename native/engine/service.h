@@ -59,6 +59,9 @@ struct ServiceSpec {
   Protocol protocol = Protocol::kTcp;
   UdpSpec udp;
   SocketAddress listen;
+  // The listen address is a VRRP virtual IP: bind it even while this node
+  // does not hold it (IP_FREEBIND).
+  bool freebind = false;
   PickerOptions picker;
   uint32_t connect_timeout_ms = 2000;
   uint32_t idle_timeout_ms = 600000;

@@ -1,5 +1,7 @@
 #include "udp_socket.h"
 
+#include "listener.h"
+
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -39,7 +41,7 @@ bool is_wildcard_address(const SocketAddress& address) {
   return reinterpret_cast<const sockaddr_in&>(address.storage).sin_addr.s_addr == htonl(INADDR_ANY);
 }
 
-int open_udp_listener(const SocketAddress& address) {
+int open_udp_listener(const SocketAddress& address, bool freebind) {
   int fd = socket(address.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
   int one = 1;
@@ -52,6 +54,8 @@ int open_udp_listener(const SocketAddress& address) {
   bool ok = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
             setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) == 0 &&
             (!v6 || setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) == 0);
+  // A listener on a virtual IP binds before this node holds the address (listener.h).
+  if (ok && freebind) ok = set_freebind(fd, address) == 0;
   if (ok && is_wildcard_address(address)) {
     ok = v6 ? setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one) == 0
             : setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) == 0;

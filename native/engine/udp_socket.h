@@ -22,7 +22,7 @@ bool is_wildcard_address(const SocketAddress& address);
 // worker), IPV6_V6ONLY for IPv6, large buffers, and, on a wildcard address,
 // packet info so each datagram says which local address it was sent to.
 // Returns the fd, or -errno (EADDRINUSE, EADDRNOTAVAIL, EACCES, EMFILE...).
-int open_udp_listener(const SocketAddress& address);
+int open_udp_listener(const SocketAddress& address, bool freebind);
 
 // Opens a non-blocking UDP socket connected to backend: replies arrive only
 // from it, and an ICMP port unreachable surfaces as ECONNREFUSED.

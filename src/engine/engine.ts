@@ -187,7 +187,8 @@ export class Engine extends EventEmitter {
     };
     let services: NativeServiceSpec[];
     try {
-      services = config.services.map((service) => this.#serviceSpec(service, acquire));
+      const virtualIps = new Set(config.ha?.virtualIps.map((vip) => vip.address) ?? []);
+      services = config.services.map((service) => this.#serviceSpec(service, acquire, virtualIps));
       this.#generation = this.#native.apply({ services });
     } catch (error) {
       for (const { table, key } of acquired) {
@@ -340,11 +341,13 @@ export class Engine extends EventEmitter {
   #serviceSpec(
     service: ServiceConfig,
     acquire: (table: SlotTable, key: string, baselineOf?: (slot: number) => TrafficTotals) => number,
+    virtualIps: ReadonlySet<string>,
   ): NativeServiceSpec {
     return {
       slot: acquire(this.#serviceSlots, service.name, (slot) => this.#counters.service(slot)),
       name: service.name,
       protocol: service.protocol,
+      freebind: virtualIps.has(service.listen.host),
       maxFlows: service.udp.maxFlows,
       udpResponses: service.udp.responses,
       listenHost: service.listen.host,

@@ -20,6 +20,8 @@ export interface NativeServiceSpec {
   slot: number;
   name: string;
   protocol: Protocol;
+  /** The listen address is one of ha.virtual_ips: bind it with IP_FREEBIND. */
+  freebind: boolean;
   /** protocol: udp: flows at once over every worker (ignored for tcp). */
   maxFlows: number;
   /** protocol: udp: replies that end a flow; 0: only idleness ends it. */
