@@ -1,6 +1,5 @@
 #include "socket_util.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -11,31 +10,6 @@
 #include <ctime>
 
 namespace fulcrum::bench {
-
-int make_endpoint(const std::string& host, int port, Endpoint* out) {
-  if (port < 0 || port > 65535) return -EINVAL;
-  *out = Endpoint{};
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&out->storage);
-  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(static_cast<uint16_t>(port));
-    out->length = sizeof(sockaddr_in);
-    return 0;
-  }
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out->storage);
-  if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(static_cast<uint16_t>(port));
-    out->length = sizeof(sockaddr_in6);
-    return 0;
-  }
-  return -EINVAL;
-}
-
-int endpoint_port(const Endpoint& endpoint) {
-  if (endpoint.family() == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&endpoint.storage)->sin_port);
-  return ntohs(reinterpret_cast<const sockaddr_in6*>(&endpoint.storage)->sin6_port);
-}
 
 uint64_t now_ns() {
   timespec ts{};

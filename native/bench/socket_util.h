@@ -8,18 +8,16 @@
 #include <cstdint>
 #include <string>
 
+#include "../engine/address.h"
+
 namespace fulcrum::bench {
 
-struct Endpoint {
-  sockaddr_storage storage{};
-  socklen_t length = 0;
-  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
-  int family() const { return storage.ss_family; }
-};
+// The engine's socket address (one parser for both libraries).
+using Endpoint = SocketAddress;
 
 // A numeric IPv4/IPv6 host and a port. -EINVAL when host is not numeric.
-int make_endpoint(const std::string& host, int port, Endpoint* out);
-int endpoint_port(const Endpoint& endpoint);
+inline int make_endpoint(const std::string& host, int port, Endpoint* out) { return parse_socket_address(host, port, out); }
+inline int endpoint_port(const Endpoint& endpoint) { return socket_port(endpoint); }
 
 // Monotonic clock in nanoseconds.
 uint64_t now_ns();

@@ -237,19 +237,7 @@ services:
       - address: ${address('b2')}:9000
 `;
   if (!ha) return services;
-  return `workers: 1
-drain_timeout: 1s
-log:
-  level: debug
-services:
-  - name: web
-    listen: ${VIP}:8080
-    timeouts:
-      connect: 500ms
-    backends:
-      - address: ${address('b1')}:9000
-      - address: ${address('b2')}:9000
-ha:
+  return `${services}ha:
   interface: eth0
   vrid: 51
   priority: ${priority}
