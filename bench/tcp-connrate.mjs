@@ -14,6 +14,7 @@
 // The tools are compiled with `cc` into bench/.build/ (git-ignored) on first
 // use and again whenever their source is newer than the binary.
 
+import { intArg, targetsArg } from './lib/args.mjs';
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -57,20 +58,13 @@ function options() {
     },
     strict: true,
   });
-  const int = (name, text, lo, hi) => {
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < lo || n > hi) throw new Error(`--${name}: expected an integer ${lo}..${hi}, got '${text}'`);
-    return n;
-  };
-  const asked = values.targets.split(',').map((s) => s.trim());
-  for (const t of asked) if (!ALL_TARGETS.includes(t)) throw new Error(`--targets: expected some of ${ALL_TARGETS.join(',')}, got '${t}'`);
   return {
-    duration: int('duration', values.duration ?? (values.quick ? '2' : '5'), 1, 600),
-    rounds: int('rounds', values.rounds ?? (values.quick ? '1' : '5'), 1, 100),
-    clients: int('clients', values.clients, 1, 2000),
-    clientThreads: int('client-threads', values['client-threads'], 1, 16),
-    backends: int('backends', values.backends, 1, 16),
-    targets: ALL_TARGETS.filter((t) => asked.includes(t)),
+    duration: intArg('duration', values.duration ?? (values.quick ? '2' : '5'), 1, 600),
+    rounds: intArg('rounds', values.rounds ?? (values.quick ? '1' : '5'), 1, 100),
+    clients: intArg('clients', values.clients, 1, 2000),
+    clientThreads: intArg('client-threads', values['client-threads'], 1, 16),
+    backends: intArg('backends', values.backends, 1, 16),
+    targets: targetsArg(values.targets, ALL_TARGETS),
     quick: values.quick,
     write: values.write,
     syscalls: values.syscalls,

@@ -10,6 +10,7 @@
 //   node bench/tcp-throughput.mjs [--duration 5] [--rounds 5] [--streams 1,4]
 //        [--targets direct,fulcrum,haproxy] [--omit 1] [--quick] [--write]
 
+import { intArg, targetsArg } from './lib/args.mjs';
 import { parseArgs } from 'node:util';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -61,20 +62,17 @@ function options() {
     usage(err.message);
   }
   if (values.help) usage();
-  const int = (name, text, lo, hi) => {
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < lo || n > hi) usage(`--${name}: expected an integer ${lo}..${hi}, got '${text}'`);
-    return n;
-  };
-  const duration = int('duration', values.duration ?? (values.quick ? '2' : '5'), 1, 600);
-  const rounds = int('rounds', values.rounds ?? (values.quick ? '1' : '5'), 1, 100);
-  const omit = int('omit', values.omit, 0, 60);
-  const streams = [...new Set(values.streams.split(',').map((s) => int('streams', s.trim(), 1, 128)))];
-  const asked = values.targets.split(',').map((s) => s.trim());
-  for (const t of asked) if (!ALL_TARGETS.includes(t)) usage(`--targets: expected some of ${ALL_TARGETS.join(',')}, got '${t}'`);
-  // Canonical order; the rounds rotate it anyway.
-  const targets = ALL_TARGETS.filter((t) => asked.includes(t));
-  return { duration, rounds, omit, streams, targets, quick: values.quick, write: values.write };
+  try {
+    const duration = intArg('duration', values.duration ?? (values.quick ? '2' : '5'), 1, 600);
+    const rounds = intArg('rounds', values.rounds ?? (values.quick ? '1' : '5'), 1, 100);
+    const omit = intArg('omit', values.omit, 0, 60);
+    const streams = [...new Set(values.streams.split(',').map((s) => intArg('streams', s.trim(), 1, 128)))];
+    // Canonical order; the rounds rotate it anyway.
+    const targets = targetsArg(values.targets, ALL_TARGETS);
+    return { duration, rounds, omit, streams, targets, quick: values.quick, write: values.write };
+  } catch (err) {
+    usage(err.message);
+  }
 }
 
 const gbps = (bps) => bps / 1e9;

@@ -14,6 +14,7 @@
 // The load generator and echo server are small C programs (bench/tools/
 // udpflood.c, udp-echo.c), built with `cc` into bench/.build/ on first use.
 
+import { intArg, targetsArg } from './lib/args.mjs';
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
@@ -58,20 +59,13 @@ function options() {
     },
     strict: true,
   });
-  const int = (name, text, lo, hi) => {
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < lo || n > hi) throw new Error(`--${name}: expected an integer ${lo}..${hi}, got '${text}'`);
-    return n;
-  };
-  const asked = values.targets.split(',').map((s) => s.trim());
-  for (const t of asked) if (!ALL_TARGETS.includes(t)) throw new Error(`--targets: expected some of ${ALL_TARGETS.join(',')}, got '${t}'`);
   return {
-    duration: int('duration', values.duration ?? (values.quick ? '2' : '5'), 1, 600),
-    rounds: int('rounds', values.rounds ?? (values.quick ? '1' : '5'), 1, 100),
-    flows: int('flows', values.flows, 1, 1024),
-    rate: int('rate', values.rate, 1, 10_000_000),
-    backends: int('backends', values.backends, 1, 16),
-    targets: ALL_TARGETS.filter((t) => asked.includes(t)),
+    duration: intArg('duration', values.duration ?? (values.quick ? '2' : '5'), 1, 600),
+    rounds: intArg('rounds', values.rounds ?? (values.quick ? '1' : '5'), 1, 100),
+    flows: intArg('flows', values.flows, 1, 1024),
+    rate: intArg('rate', values.rate, 1, 10_000_000),
+    backends: intArg('backends', values.backends, 1, 16),
+    targets: targetsArg(values.targets, ALL_TARGETS),
     quick: values.quick,
     write: values.write,
   };
