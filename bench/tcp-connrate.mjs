@@ -15,9 +15,9 @@
 // use and again whenever their source is newer than the binary.
 
 import { intArg, targetsArg } from './lib/args.mjs';
+import { cTool } from './lib/c-tools.mjs';
 import { parseArgs } from 'node:util';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { installCleanup, onInterrupt, runCommand, startProcess, stopProcess, which } from './lib/proc.mjs';
@@ -34,9 +34,6 @@ const SECTION = 'tcp-connrate';
 const ALL_TARGETS = ['direct', 'fulcrum-leastconn', 'fulcrum-maglev', 'haproxy-leastconn'];
 const PROXY_THREADS = 2;
 const PAYLOAD = 64;
-const TOOLS = join(REPO_ROOT, 'bench', 'tools');
-const BUILD = join(REPO_ROOT, 'bench', '.build');
-const CFLAGS = ['-std=c17', '-O2', '-Wall', '-Wextra', '-pthread'];
 /** A target failing this many measurements in a row is dropped from the run. */
 const MAX_CONSECUTIVE_FAILURES = 2;
 
@@ -71,19 +68,6 @@ function options() {
   };
 }
 
-/** Compile bench/tools/NAME.c into bench/.build/NAME when the binary is missing or older than the source. */
-function tool(name) {
-  const source = join(TOOLS, `${name}.c`);
-  const binary = join(BUILD, name);
-  if (!existsSync(binary) || statSync(binary).mtimeMs < statSync(source).mtimeMs) {
-    if (!which('cc')) throw new Error('cc not found: the load generator and echo servers are C (apt-get install gcc)');
-    mkdirSync(BUILD, { recursive: true });
-    log(`building ${binary}`);
-    execFileSync('cc', [...CFLAGS, '-o', binary, source], { stdio: 'inherit', timeout: 60000 });
-  }
-  return binary;
-}
-
 async function startEcho(binary, port) {
   const handle = startProcess('echo-server', binary, ['-p', String(port), '-t', '1']);
   await waitForListen(port, { handle });
@@ -115,8 +99,8 @@ function cpuText(proc) {
 async function main() {
   const opt = options();
   installCleanup();
-  const connrate = tool('connrate');
-  const echo = tool('echo-server');
+  const connrate = cTool('connrate');
+  const echo = cTool('echo-server');
   const machine = machineInfo();
   machine.push(['haproxy', haproxyVersion() ?? 'not installed'], ['fulcrum', fulcrumVersion()]);
   const loadAtStart = loadavg();

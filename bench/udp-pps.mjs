@@ -15,10 +15,10 @@
 // udpflood.c, udp-echo.c), built with `cc` into bench/.build/ on first use.
 
 import { intArg, targetsArg } from './lib/args.mjs';
+import { cTool } from './lib/c-tools.mjs';
 import { parseArgs } from 'node:util';
-import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { installCleanup, onInterrupt, runCommand, startProcess, stopProcess, which, firstLine, sleep } from './lib/proc.mjs';
@@ -35,9 +35,6 @@ const PROXY_THREADS = 2;
 const PAYLOAD = 64;
 // Two SO_REUSEPORT sockets per echo server: a flow's echoes do not wait on one descheduled thread.
 const ECHO_THREADS = 2;
-const TOOLS = join(REPO_ROOT, 'bench', 'tools');
-const BUILD = join(REPO_ROOT, 'bench', '.build');
-const CFLAGS = ['-std=c17', '-O2', '-Wall', '-Wextra', '-pthread'];
 const NGINX_STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 /** Targets: Fulcrum delivers ≥ 2.5× nginx's datagrams/s at full speed; no loss at the fixed rate. */
 const TARGET_RATIO = 2.5;
@@ -69,19 +66,6 @@ function options() {
     quick: values.quick,
     write: values.write,
   };
-}
-
-/** Compile bench/tools/NAME.c into bench/.build/NAME when the binary is missing or older than the source. */
-function tool(name) {
-  const source = join(TOOLS, `${name}.c`);
-  const binary = join(BUILD, name);
-  if (!existsSync(binary) || statSync(binary).mtimeMs < statSync(source).mtimeMs) {
-    if (!which('cc')) throw new Error('cc not found: the load generator and echo server are C (apt-get install gcc)');
-    mkdirSync(BUILD, { recursive: true });
-    log(`building ${binary}`);
-    execFileSync('cc', [...CFLAGS, '-o', binary, source], { stdio: 'inherit', timeout: 60000 });
-  }
-  return binary;
 }
 
 /** UDP ports on 127.0.0.1 that were free a moment ago (all bound at once, so distinct). */
@@ -289,8 +273,8 @@ async function measure(binary, port, opt, rate) {
 async function main() {
   const opt = options();
   installCleanup();
-  const flood = tool('udpflood');
-  const echo = tool('udp-echo');
+  const flood = cTool('udpflood');
+  const echo = cTool('udp-echo');
   const machine = machineInfo();
   machine.push(['nginx', nginxVersion() ?? 'not installed'], ['fulcrum', fulcrumVersion()]);
   const loadAtStart = loadavg();
