@@ -17,7 +17,7 @@
 import { intArg, targetsArg } from './lib/args.mjs';
 import { cTool } from './lib/c-tools.mjs';
 import { parseArgs } from 'node:util';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { installCleanup, onInterrupt, runCommand, startProcess, stopProcess, which } from './lib/proc.mjs';
