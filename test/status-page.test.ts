@@ -12,6 +12,7 @@ import { REFRESH_MS } from '../src/admin/status-page.js';
 import { startServer } from './helpers/backends.js';
 import { TOKEN, http, startRuntime } from './helpers/admin.js';
 import { echoStream, openConn } from './helpers/traffic.js';
+import { DATAGRAMS, FLOWS, SIZE, startUdpStatusRuntime } from './helpers/udp-status.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -152,4 +153,34 @@ t.test('status page: a declined token prompt is not repeated every refresh; the 
   await page.locator(`tr[data-backend="postgres/127.0.0.1:${port}"]`).waitFor({ timeout: REFRESH_MS * 4 });
   t.equal(prompts, 3, 'a wrong token is asked for again');
   t.equal(await page.evaluate(() => localStorage.getItem('fulcrum-admin-token')), TOKEN);
+});
+
+t.test('status page in headless Chromium: a udp service shows its flow table and datagrams, exact after 3 flows x 5 datagrams', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed` }, async (t) => {
+  const running = await startUdpStatusRuntime(t);
+  const page = await launch(t);
+  const errors: string[] = [];
+  page.on('pageerror', (err) => errors.push(err.message));
+  page.on('dialog', (dialog) => void dialog.accept(TOKEN));
+  await page.goto(`${running.base}/`);
+  const table = 'table[data-service="game"]';
+  await page.locator(`${table} tr.flows`).waitFor({ timeout: 10_000 });
+  const total = FLOWS * DATAGRAMS;
+  const cells = async (selector: string): Promise<string[]> => page.locator(selector).evaluate((row) => [...row.children].map((c) => c.textContent ?? ''));
+
+  t.same(await page.locator(`${table} thead th`).allTextContents(),
+    ['Backend', 'State', 'Since', 'Health', 'Admin', 'Check', 'Weight', 'Flows', 'Flows total', 'Failed', 'Datagrams in', 'Datagrams out', 'Bytes in', 'Bytes out', 'Rate in', 'Rate out', 'Last check', 'Actions'],
+    'udp columns say flows and datagrams');
+  t.match(await page.locator(`${table} caption`).textContent(), new RegExp(`^game 127\\.0\\.0\\.1:${running.port} · udp · maglev · 1/1 backends up$`), 'no TCP queue in a udp caption');
+  t.same((await cells(`${table} tr.service`)).slice(7, 14), ['2', '3', '0', String(total), String(total), `${total * SIZE} B`, `${total * SIZE} B`], 'service row: flows 2 active / 3 created / 0 dropped, 15 datagrams and 960 B each way');
+  t.equal(await page.locator(`${table} tr.flows`).textContent(),
+    'flow table: 2 active · 3 created · 0 expired · 1 evicted · 0 completed · 0 moved · 0 dropped · datagrams dropped 0', 'the flow table row, every counter');
+  t.same(await page.locator(`${table} tr.flows span`).allTextContents(),
+    ['2 active', '3 created', '0 expired', '1 evicted', '0 completed', '0 moved', '0 dropped', 'datagrams dropped 0']);
+  const backendRow = `${table} tr[data-backend="game/${running.backend.address}"]`;
+  t.same((await cells(backendRow)).slice(7, 14), ['2', '3', '0', String(total), String(total), `${total * SIZE} B`, `${total * SIZE} B`], 'backend row: 2 flows, 3 given to it, 15 datagrams each way');
+  t.equal(await page.locator(`${backendRow} td.datagrams-in`).textContent(), String(total));
+  const screenshot = process.env.FULCRUM_STATUS_SCREENSHOT_UDP ?? join(mkdtempSync(join(tmpdir(), 'fulcrum-shot-')), 'status-udp.png');
+  await page.screenshot({ path: screenshot, fullPage: true });
+  t.comment(`screenshot: ${screenshot}`);
+  t.same(errors, [], 'no script error on the page');
 });

@@ -3,7 +3,11 @@
 // script fetches /api/status every second and rebuilds the tables, computes
 // throughput from the byte counters between two fetches, and POSTs the
 // drain / enable / maint buttons to the API. When the API answers 401 the
-// page asks for the token once and keeps it in localStorage.
+// page asks for the token once and keeps it in localStorage. A protocol: udp
+// service's table counts flows and datagrams (columns named so) and has a
+// flow-table row under its totals; a TCP service's table is unchanged by that.
+import { DATAGRAMS_DROPPED_MEANING, FLOW_COUNTERS } from './udp-counters.js';
+
 export const REFRESH_MS = 1000;
 
 export const STATUS_PAGE = `<!doctype html>
@@ -27,6 +31,7 @@ export const STATUS_PAGE = `<!doctype html>
   caption { text-align: left; font-weight: 600; font-size: 14px; padding: 4px 0; }
   caption span { font-weight: normal; color: #555; }
   tr.service td { background: #e8ecf3; font-weight: 600; }
+  tr.flows td { background: #f1f4f9; text-align: left; }
   tr.state-up td { background: var(--up); }
   tr.state-down td { background: var(--down); }
   tr.state-drain td { background: var(--drain); }
@@ -115,6 +120,25 @@ export const STATUS_PAGE = `<!doctype html>
   }
 
   const COLUMNS = ['Backend', 'State', 'Since', 'Health', 'Admin', 'Check', 'Weight', 'Active', 'Total', 'Failed', 'Bytes in', 'Bytes out', 'Rate in', 'Rate out', 'Last check', 'Actions'];
+  // protocol: udp: the engine's active / total / failed count flows there, and datagrams come before bytes.
+  const UDP_COLUMNS = ['Backend', 'State', 'Since', 'Health', 'Admin', 'Check', 'Weight', 'Flows', 'Flows total', 'Failed', 'Datagrams in', 'Datagrams out', 'Bytes in', 'Bytes out', 'Rate in', 'Rate out', 'Last check', 'Actions'];
+  const UDP_TITLES = {
+    'Flows': 'flows open now',
+    'Flows total': 'service: flows created; backend: flows given to it (created or moved)',
+    'Failed': 'service: new flows dropped; backend: ICMP unreachable answers and send errors',
+    'Datagrams in': 'client to backend, forwarded',
+    'Datagrams out': 'backend to client, forwarded',
+  };
+  const FLOW_COUNTERS = ${JSON.stringify(FLOW_COUNTERS)};
+  const DATAGRAMS_DROPPED_MEANING = ${JSON.stringify(DATAGRAMS_DROPPED_MEANING)};
+  const datagramCells = (udp) => udp
+    ? [el('td', { class: 'datagrams-in' }, udp.datagramsIn), el('td', { class: 'datagrams-out' }, udp.datagramsOut)]
+    : [];
+  // The flow table's counters, one labelled span each, across the whole table.
+  const flowTableRow = (udp, width) => el('tr', { class: 'flows' }, el('td', { colspan: width },
+    'flow table: ',
+    ...FLOW_COUNTERS.flatMap((c) => [el('span', { 'data-counter': c.key, title: c.meaning }, udp[c.key] + ' ' + c.label), ' · ']),
+    el('span', { 'data-counter': 'datagramsDropped', title: DATAGRAMS_DROPPED_MEANING }, 'datagrams dropped ' + udp.datagramsDropped)));
 
   function render(status) {
     document.getElementById('version').textContent = 'v' + status.version;
@@ -130,16 +154,21 @@ export const STATUS_PAGE = `<!doctype html>
     const root = document.getElementById('services');
     const tables = [];
     for (const service of status.services) {
+      const udp = service.udp;
+      const columns = udp ? UDP_COLUMNS : COLUMNS;
       const table = el('table', { 'data-service': service.name });
-      table.append(el('caption', {}, service.name + ' ', el('span', {}, service.listen + ' · ' + service.balance + ' · ' + service.backendsUp + '/' + service.backends.length + ' backends up · queued ' + service.queued + ' · refused ' + service.refused)));
-      table.append(el('thead', {}, el('tr', {}, ...COLUMNS.map((c, i) => el('th', i === 0 ? { class: 'name' } : {}, c)))));
+      // The queue is TCP's (a datagram is not queued), so a udp caption leaves it out.
+      const queue = udp ? '' : ' · queued ' + service.queued + ' · refused ' + service.refused;
+      table.append(el('caption', {}, service.name + ' ', el('span', {}, service.listen + ' · ' + (udp ? 'udp · ' : '') + service.balance + ' · ' + service.backendsUp + '/' + service.backends.length + ' backends up' + queue)));
+      table.append(el('thead', {}, el('tr', {}, ...columns.map((c, i) => el('th', { ...(i === 0 ? { class: 'name' } : {}), ...(udp && UDP_TITLES[c] ? { title: UDP_TITLES[c] } : {}) }, c)))));
       const body = el('tbody');
       const [sin, sout] = rates(status.now, service.name, service.bytesIn, service.bytesOut);
       counters.set(service.name, [service.bytesIn, service.bytesOut]);
       body.append(el('tr', { class: 'service' },
         el('td', { class: 'name' }, 'service total'), el('td', {}, service.backendsUp > 0 ? 'OPEN' : 'NO BACKEND'), el('td', {}, ''), el('td', {}, ''), el('td', {}, ''), el('td', {}, ''), el('td', {}, ''),
-        el('td', {}, service.active), el('td', {}, service.accepted), el('td', {}, service.failed),
+        el('td', {}, service.active), el('td', {}, service.accepted), el('td', {}, service.failed), ...datagramCells(udp),
         el('td', {}, bytes(service.bytesIn)), el('td', {}, bytes(service.bytesOut)), el('td', { class: 'rate-in' }, sin), el('td', { class: 'rate-out' }, sout), el('td', {}, ''), el('td', {}, '')));
+      if (udp) body.append(flowTableRow(udp, columns.length));
       for (const b of service.backends) {
         const key = service.name + '/' + b.address;
         const [rin, rout] = rates(status.now, key, b.bytesIn, b.bytesOut);
@@ -156,7 +185,7 @@ export const STATUS_PAGE = `<!doctype html>
           el('td', { class: 'admin' }, b.admin),
           el('td', {}, check),
           el('td', {}, b.weight),
-          el('td', { class: 'active' }, b.active), el('td', {}, b.accepted), el('td', {}, b.failed),
+          el('td', { class: 'active' }, b.active), el('td', {}, b.accepted), el('td', {}, b.failed), ...datagramCells(udp && b.udp),
           el('td', {}, bytes(b.bytesIn)), el('td', {}, bytes(b.bytesOut)), el('td', { class: 'rate-in' }, rin), el('td', { class: 'rate-out' }, rout),
           el('td', { class: 'name muted', title: lastCheck }, lastCheck),
           el('td', {}, action('drain', 'Drain'), action('enable', 'Enable'), action('maint', 'Maint'))));

@@ -1,6 +1,7 @@
 // `fulcrum status`: the state of a running Fulcrum, read from its admin API,
 // as a table in the terminal (the status page's content), or --json.
 import type { StatusView } from '../admin/state-view.js';
+import { flowTableText } from '../admin/udp-counters.js';
 import { AdminUnreachable, apiErrorText, callApi, resolveTarget } from './admin-client.js';
 import { EXIT_OK, EXIT_RUNTIME } from './exit-codes.js';
 import { COMMAND_USAGE, parseCommandOptions } from './usage.js';
@@ -29,26 +30,45 @@ export async function statusCommand(args: readonly string[]): Promise<number> {
 }
 
 const COLUMNS = ['SERVICE', 'BACKEND', 'STATE', 'SINCE', 'HEALTH', 'ADMIN', 'WEIGHT', 'ACTIVE', 'TOTAL', 'FAILED', 'IN', 'OUT', 'LAST CHECK'] as const;
+/** With a protocol: udp service: datagram columns before LAST CHECK (a TCP-only table has none). */
+const UDP_COLUMNS = [...COLUMNS.slice(0, -1), 'DGRAMS IN', 'DGRAMS OUT', 'LAST CHECK'] as const;
+const UDP_NOTE =
+  'udp services: ACTIVE and TOTAL count flows; FAILED counts new flows dropped (service row) or ICMP unreachable answers and send errors (backend row)';
 
-/** The status as text: a header line, then one row per service (its totals) and per backend. */
+/**
+ * The status as text: a header line, then one row per service (its totals) and
+ * per backend. A udp service's row is followed by its flow table's counters,
+ * and the table gains DGRAMS IN / DGRAMS OUT columns and a note on units.
+ */
 export function formatStatus(status: StatusView): string {
-  const rows: string[][] = [];
+  const udpShown = status.services.some((s) => s.udp);
+  const columns: readonly string[] = udpShown ? UDP_COLUMNS : COLUMNS;
+  // Datagram cells (only when the table has those columns; '-' on TCP rows).
+  const datagrams = (udp: { datagramsIn: number; datagramsOut: number } | undefined): string[] =>
+    !udpShown ? [] : udp ? [String(udp.datagramsIn), String(udp.datagramsOut)] : ['-', '-'];
+  // A row is table cells, or a line printed as is (not aligned, not measured).
+  const rows: Array<string[] | string> = [];
   for (const s of status.services) {
-    rows.push([s.name, `${s.listen} ${s.balance}`, `${s.backendsUp}/${s.backends.length} up`, '', '', '', '', String(s.active), String(s.accepted), String(s.failed), bytes(s.bytesIn), bytes(s.bytesOut), '']);
+    rows.push([s.name, `${s.listen} ${s.balance}`, `${s.backendsUp}/${s.backends.length} up`, '', '', '', '', String(s.active), String(s.accepted), String(s.failed), bytes(s.bytesIn), bytes(s.bytesOut), ...datagrams(s.udp), '']);
+    if (s.udp) rows.push(flowTableText(s.udp));
     for (const b of s.backends) {
       const last = b.check.history.at(-1);
       const check = b.check.type === 'none' ? '-' : last ? `${b.check.type} ${last.ok ? 'ok' : 'FAIL'} ${last.latencyMs.toFixed(1)}ms` : `${b.check.type} (pending)`;
-      rows.push(['', `${b.address}${b.backup ? ' (backup)' : ''}`, b.state, duration(status.now - b.since), b.health, b.admin, String(b.weight), String(b.active), String(b.accepted), String(b.failed), bytes(b.bytesIn), bytes(b.bytesOut), check]);
+      rows.push(['', `${b.address}${b.backup ? ' (backup)' : ''}`, b.state, duration(status.now - b.since), b.health, b.admin, String(b.weight), String(b.active), String(b.accepted), String(b.failed), bytes(b.bytesIn), bytes(b.bytesOut), ...datagrams(b.udp), check]);
     }
   }
-  const widths = COLUMNS.map((c, i) => Math.max(c.length, ...rows.map((r) => r[i]!.length)));
+  const cellRows = rows.filter((r): r is string[] => typeof r !== 'string');
+  const widths = columns.map((c, i) => Math.max(c.length, ...cellRows.map((r) => r[i]!.length)));
   const line = (cells: readonly string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  // Flow-table lines start under BACKEND.
+  const indent = ' '.repeat(widths[0]! + 2);
   const reload = status.lastReload
     ? `, last reload ${new Date(status.lastReload.at).toISOString()} (${status.lastReload.trigger}, ${status.lastReload.outcome.ok ? 'applied' : 'rejected'})`
     : '';
   const ha = status.ha ? `\nHA: ${status.ha.state} (VRID ${status.ha.vrid}, priority ${status.ha.effectivePriority}/${status.ha.priority})` : '';
   const header = `fulcrum ${status.version}, pid ${status.pid}, up ${duration(status.now - status.startedAt)}, ${status.workers} workers\nconfig ${status.config} (generation ${status.generation}${reload})${ha}\n\n`;
-  return `${header}${[line(COLUMNS), ...rows.map(line)].join('\n')}\n`;
+  const table = [line(columns), ...rows.map((r) => (typeof r === 'string' ? `${indent}${r}` : line(r)))].join('\n');
+  return `${header}${table}\n${udpShown ? `\n${UDP_NOTE}\n` : ''}`;
 }
 
 function bytes(n: number): string {
