@@ -1,15 +1,20 @@
 // UDP packet-rate load generator for bench/udp-pps.mjs: F flows (one
 // connected socket each, so each is its own 5-tuple) send SIZE-byte
 // datagrams to 127.0.0.1:PORT and count the echoes that come back, for D
-// seconds. One thread, non-blocking sockets, sendmmsg/recvmmsg batches.
+// seconds. T threads (default 1) each own every T-th flow; non-blocking
+// sockets, sendmmsg/recvmmsg batches, no locks (each thread counts alone and
+// the totals are summed after the threads are joined).
 //
-//   udpflood -p PORT [-f 8] [-d 5] [-s 64] [-r RATE]
+//   udpflood -p PORT [-f 8] [-t 1] [-d 5] [-s 64] [-r RATE]
 //
-// -r 0 (default): as fast as the thread can send (a burst of 16 per flow,
+// -r 0 (default): as fast as the threads can send (a burst of 16 per flow,
 // then whatever replies are waiting). -r N: N datagrams per second in all,
-// paced every 200 µs. Each datagram carries its flow and sequence number;
-// a reply is counted once, and only if its bytes are what was sent.
-// After the sending time, replies are collected for 1 s more.
+// split evenly over the threads, each paced every 200 µs. Each datagram
+// carries its flow and sequence number; a reply is counted once, and only if
+// its bytes are what was sent. After the sending time, replies are collected
+// for 1 s more. One thread is enough when the path is slow; on a path faster
+// than one sending thread (the echo server straight, or a fast proxy), more
+// threads keep the client from being what is measured.
 // Prints one JSON line: sent, received, bad, send errors, loss, rates, and
 // client_drops: datagrams the kernel dropped at this client's own sockets
 // (full receive buffers; SO_MEMINFO), so a loss can be placed.
@@ -19,6 +24,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { kBurst = 16, kMaxFlows = 1024, kMaxSize = 1400, kRecvBatch = 64 };
+enum { kBurst = 16, kMaxFlows = 1024, kMaxThreads = 64, kMaxSize = 1400, kRecvBatch = 64 };
 
 static uint64_t now_us(void) {
   struct timespec t;
@@ -45,7 +51,17 @@ struct flow {
 static struct flow flows[kMaxFlows];
 static int flow_count = 8;
 static size_t size = 64;
-static uint64_t sent, received, bad, send_errors;
+
+/** One sending thread: flows first, first + stride, ...; its own buffers and counters. */
+struct sender {
+  pthread_t thread;
+  int first, stride;
+  long rate;  // this thread's share of -r, 0 = as fast as it can
+  uint64_t start, end;
+  uint64_t sent, received, received_in_time, bad, send_errors;
+  unsigned char send_data[kBurst][kMaxSize];
+  unsigned char recv_data[kRecvBatch][kMaxSize + 1];
+};
 
 // Payload: flow id (4 bytes), sequence (8 bytes), then a pattern derived from both.
 static void fill(unsigned char* p, uint32_t flow, uint64_t seq) {
@@ -67,61 +83,102 @@ static int check(const unsigned char* p, size_t len, uint32_t flow) {
   return 1;
 }
 
-static void send_burst(int index, int count) {
-  static unsigned char data[kBurst][kMaxSize];
+static void send_burst(struct sender* s, int index, int count) {
   struct mmsghdr msgs[kBurst];
   struct iovec iov[kBurst];
   struct flow* f = &flows[index];
   for (int i = 0; i < count; i++) {
-    fill(data[i], (uint32_t)index, f->next_seq + (uint64_t)i);
-    iov[i] = (struct iovec){data[i], size};
+    fill(s->send_data[i], (uint32_t)index, f->next_seq + (uint64_t)i);
+    iov[i] = (struct iovec){s->send_data[i], size};
     msgs[i].msg_hdr = (struct msghdr){.msg_iov = &iov[i], .msg_iovlen = 1};
   }
   int n = sendmmsg(f->fd, msgs, (unsigned)count, MSG_DONTWAIT);
   if (n < 0) {
-    send_errors++;  // EAGAIN (our buffer is full) or ECONNREFUSED (nothing listening)
+    s->send_errors++;  // EAGAIN (our buffer is full) or ECONNREFUSED (nothing listening)
     return;
   }
   f->next_seq += (uint64_t)n;
-  sent += (uint64_t)n;
+  s->sent += (uint64_t)n;
 }
 
-static void drain(int index) {
-  static unsigned char data[kRecvBatch][kMaxSize + 1];
+static void drain(struct sender* s, int index) {
   struct mmsghdr msgs[kRecvBatch];
   struct iovec iov[kRecvBatch];
   for (;;) {
     for (int i = 0; i < kRecvBatch; i++) {
-      iov[i] = (struct iovec){data[i], sizeof data[i]};
+      iov[i] = (struct iovec){s->recv_data[i], sizeof s->recv_data[i]};
       msgs[i].msg_hdr = (struct msghdr){.msg_iov = &iov[i], .msg_iovlen = 1};
     }
     int n = recvmmsg(flows[index].fd, msgs, kRecvBatch, MSG_DONTWAIT, NULL);
     if (n <= 0) return;  // EAGAIN, or ECONNREFUSED reported once
     for (int i = 0; i < n; i++) {
-      if (check(data[i], msgs[i].msg_len, (uint32_t)index)) received++;
-      else bad++;
+      if (check(s->recv_data[i], msgs[i].msg_len, (uint32_t)index)) s->received++;
+      else s->bad++;
     }
     if (n < kRecvBatch) return;
   }
 }
 
+static void drain_all(struct sender* s) {
+  for (int i = s->first; i < flow_count; i += s->stride) drain(s, i);
+}
+
+static void* run_sender(void* arg) {
+  struct sender* s = arg;
+  uint64_t due = 0;  // datagrams owed so far at the fixed rate
+  int next_flow = s->first;
+  for (uint64_t t = now_us(); t < s->end; t = now_us()) {
+    if (s->rate == 0) {
+      for (int i = s->first; i < flow_count; i += s->stride) send_burst(s, i, kBurst);
+    } else {
+      // Pace: what the clock says is owed, round robin over this thread's flows.
+      const uint64_t owed = (t - s->start) * (uint64_t)s->rate / 1000000u;
+      while (due < owed) {
+        int n = (int)(owed - due < kBurst ? owed - due : kBurst);
+        send_burst(s, next_flow, n);
+        next_flow += s->stride;
+        if (next_flow >= flow_count) next_flow = s->first;
+        due += (uint64_t)n;
+      }
+    }
+    drain_all(s);
+    if (s->rate != 0) usleep(200);
+  }
+  s->received_in_time = s->received;
+  // Stragglers still in flight when sending stopped (a proxy or echo server
+  // kept off the CPU by other work may hold some for a few hundred ms).
+  for (uint64_t stop = now_us() + 1000000; now_us() < stop;) {
+    drain_all(s);
+    usleep(1000);
+  }
+  return NULL;
+}
+
+static double cpu_seconds(const struct rusage* r) {
+  return (double)(r->ru_utime.tv_sec + r->ru_stime.tv_sec) + (double)(r->ru_utime.tv_usec + r->ru_stime.tv_usec) / 1e6;
+}
+
 int main(int argc, char** argv) {
   int port = 0;
+  int thread_count = 1;
   double duration = 5;
   long rate = 0;
   int opt;
-  while ((opt = getopt(argc, argv, "p:f:d:s:r:")) != -1) {
+  while ((opt = getopt(argc, argv, "p:f:t:d:s:r:")) != -1) {
     switch (opt) {
       case 'p': port = atoi(optarg); break;
       case 'f': flow_count = atoi(optarg); break;
+      case 't': thread_count = atoi(optarg); break;
       case 'd': duration = atof(optarg); break;
       case 's': size = (size_t)atol(optarg); break;
       case 'r': rate = atol(optarg); break;
-      default: fprintf(stderr, "usage: udpflood -p PORT [-f 8] [-d 5] [-s 64] [-r RATE]\n"); return 2;
+      default: fprintf(stderr, "usage: udpflood -p PORT [-f 8] [-t 1] [-d 5] [-s 64] [-r RATE]\n"); return 2;
     }
   }
-  if (port <= 0 || flow_count < 1 || flow_count > kMaxFlows || size < 12 || size > kMaxSize || duration <= 0 || rate < 0) {
-    fprintf(stderr, "udpflood: need -p PORT; 1..%d flows; 12..%d bytes; -d > 0; -r >= 0\n", kMaxFlows, kMaxSize);
+  if (port <= 0 || flow_count < 1 || flow_count > kMaxFlows || thread_count < 1 || thread_count > kMaxThreads ||
+      thread_count > flow_count || size < 12 || size > kMaxSize || duration <= 0 || rate < 0 || (rate > 0 && rate < thread_count)) {
+    fprintf(stderr, "udpflood: need -p PORT; 1..%d flows; 1..%d threads, no more than flows; 12..%d bytes; -d > 0; -r 0 or >= threads\n",
+            kMaxFlows, kMaxThreads, kMaxSize);
     return 2;
   }
   struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -132,39 +189,37 @@ int main(int argc, char** argv) {
     if (fd < 0 || connect(fd, (struct sockaddr*)&to, sizeof to) < 0) { perror("udpflood: socket/connect"); return 1; }
     flows[i].fd = fd;
   }
+  struct sender* senders = calloc((size_t)thread_count, sizeof *senders);
+  if (!senders) { perror("udpflood: calloc"); return 1; }
   struct rusage ru0, ru1;
   getrusage(RUSAGE_SELF, &ru0);
   const uint64_t start = now_us();
   const uint64_t end = start + (uint64_t)(duration * 1e6);
-  uint64_t due = 0;  // datagrams owed so far at the fixed rate
-  int next_flow = 0;
-  for (uint64_t t = now_us(); t < end; t = now_us()) {
-    if (rate == 0) {
-      for (int i = 0; i < flow_count; i++) send_burst(i, kBurst);
-    } else {
-      // Pace: what the clock says is owed, round robin over the flows.
-      const uint64_t owed = (t - start) * (uint64_t)rate / 1000000u;
-      while (due < owed) {
-        int n = (int)(owed - due < kBurst ? owed - due : kBurst);
-        send_burst(next_flow, n);
-        next_flow = (next_flow + 1) % flow_count;
-        due += (uint64_t)n;
-      }
-    }
-    for (int i = 0; i < flow_count; i++) drain(i);
-    if (rate != 0) usleep(200);
+  for (int i = 0; i < thread_count; i++) {
+    struct sender* s = &senders[i];
+    s->first = i;
+    s->stride = thread_count;
+    // The remainder of an uneven split goes to the first threads, so the rates add up to -r exactly.
+    s->rate = rate / thread_count + (i < rate % thread_count ? 1 : 0);
+    s->start = start;
+    s->end = end;
+    int err = pthread_create(&s->thread, NULL, run_sender, s);
+    if (err != 0) { fprintf(stderr, "udpflood: pthread_create: %s\n", strerror(err)); return 1; }
   }
-  const double send_seconds = (double)(now_us() - start) / 1e6;
-  const uint64_t received_in_time = received;
-  // Stragglers still in flight when sending stopped (a proxy or echo server
-  // kept off the CPU by other work may hold some for a few hundred ms).
-  for (uint64_t stop = now_us() + 1000000; now_us() < stop;) {
-    for (int i = 0; i < flow_count; i++) drain(i);
-    usleep(1000);
+  uint64_t sent = 0, received = 0, received_in_time = 0, bad = 0, send_errors = 0;
+  for (int i = 0; i < thread_count; i++) {
+    struct sender* s = &senders[i];
+    pthread_join(s->thread, NULL);
+    sent += s->sent;
+    received += s->received;
+    received_in_time += s->received_in_time;
+    bad += s->bad;
+    send_errors += s->send_errors;
   }
+  // Every thread stops sending at `end`; rates are over the sending time.
+  const double send_seconds = (double)(end - start) / 1e6;
   getrusage(RUSAGE_SELF, &ru1);
-  const double cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
-                     (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
+  const double cpu = cpu_seconds(&ru1) - cpu_seconds(&ru0);
   const uint64_t lost = sent > received ? sent - received : 0;
   uint64_t client_drops = 0;
   for (int i = 0; i < flow_count; i++) {
@@ -174,11 +229,13 @@ int main(int argc, char** argv) {
       client_drops += meminfo[SK_MEMINFO_DROPS];
     }
   }
+  // cpu_pct: % of one core over the sending time (the straggler second is spent asleep).
   printf("{\"sent\":%llu,\"received\":%llu,\"bad\":%llu,\"send_errors\":%llu,\"lost\":%llu,\"loss_pct\":%.4f,"
-         "\"sent_rate\":%.0f,\"delivered_rate\":%.0f,\"seconds\":%.3f,\"cpu_pct\":%.0f,\"client_drops\":%llu}\n",
+         "\"sent_rate\":%.0f,\"delivered_rate\":%.0f,\"seconds\":%.3f,\"threads\":%d,\"cpu_pct\":%.0f,\"client_drops\":%llu}\n",
          (unsigned long long)sent, (unsigned long long)received, (unsigned long long)bad,
          (unsigned long long)send_errors, (unsigned long long)lost, sent ? 100.0 * (double)lost / (double)sent : 0.0,
-         (double)sent / send_seconds, (double)received_in_time / send_seconds, send_seconds, 100.0 * cpu / send_seconds,
-         (unsigned long long)client_drops);
+         (double)sent / send_seconds, (double)received_in_time / send_seconds, send_seconds, thread_count,
+         100.0 * cpu / send_seconds, (unsigned long long)client_drops);
+  free(senders);
   return 0;
 }
