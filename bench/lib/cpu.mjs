@@ -60,15 +60,15 @@ function systemTicks() {
 }
 
 /**
- * Ticks of every process that is neither this process nor one of its children
- * (the benchmark's own servers, proxies and clients): Map pid -> ticks.
+ * Ticks of every process that is neither this process nor one of its
+ * descendants (the benchmark's own servers and clients, and their workers,
+ * as nginx's): Map pid -> ticks.
  */
 function otherTicks() {
-  const others = new Map();
+  const all = new Map(); // pid -> { ppid, ticks }
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     const pid = Number(name);
-    if (pid === process.pid) continue;
     let text;
     try {
       text = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -77,9 +77,16 @@ function otherTicks() {
     }
     const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
     // rest[1] is field 4, ppid.
-    if (Number(rest[1]) === process.pid) continue;
-    others.set(pid, Number(rest[11]) + Number(rest[12]));
+    all.set(pid, { ppid: Number(rest[1]), ticks: Number(rest[11]) + Number(rest[12]) });
   }
+  const ours = (pid) => {
+    for (let p = pid, depth = 0; p > 1 && depth < 64; p = all.get(p)?.ppid ?? 0, depth++) {
+      if (p === process.pid) return true;
+    }
+    return false;
+  };
+  const others = new Map();
+  for (const [pid, { ticks }] of all) if (!ours(pid)) others.set(pid, ticks);
   return others;
 }
 
