@@ -11,10 +11,11 @@
 // then whatever replies are waiting). -r N: N datagrams per second in all,
 // split evenly over the threads, each paced every 200 µs. Each datagram
 // carries its flow and sequence number; a reply is counted once, and only if
-// its bytes are what was sent. After the sending time, replies are collected
-// for 1 s more. One thread is enough when the path is slow; on a path faster
-// than one sending thread (the echo server straight, or a fast proxy), more
-// threads keep the client from being what is measured.
+// its bytes are what was sent. After the sending time, replies are
+// collected until none has come for 200 ms (1 s at most). One thread is
+// enough when the path is slow; on a path faster than one sending thread (the
+// echo server straight, or a fast proxy), more threads keep the client from
+// being what is measured.
 // Prints one JSON line: sent, received, bad, send errors, loss, rates, and
 // client_drops: datagrams the kernel dropped at this client's own sockets
 // (full receive buffers; SO_MEMINFO), so a loss can be placed.
@@ -146,9 +147,14 @@ static void* run_sender(void* arg) {
   }
   s->received_in_time = s->received;
   // Stragglers still in flight when sending stopped (a proxy or echo server
-  // kept off the CPU by other work may hold some for a few hundred ms).
-  for (uint64_t stop = now_us() + 1000000; now_us() < stop;) {
+  // kept off the CPU by other work may hold some for a few hundred ms): up to
+  // 1 s, ending once nothing has come for 200 ms, so the CPU figures taken
+  // around the whole run are not diluted by a long idle tail.
+  uint64_t last_arrival = now_us();
+  for (uint64_t t = last_arrival, stop = t + 1000000; t < stop && t - last_arrival < 200000; t = now_us()) {
+    const uint64_t before = s->received + s->bad;
     drain_all(s);
+    if (s->received + s->bad != before) last_arrival = t;
     usleep(1000);
   }
   return NULL;
