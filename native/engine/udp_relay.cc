@@ -296,17 +296,26 @@ void UdpRelay::report_refused(UdpFlow* flow) {
 }
 
 void UdpRelay::on_upstream(UdpFlow* flow) {
-  if (flow->fd < 0 || fd_ < 0) return;  // closed earlier in this batch
+  // As many batches as the listener takes per event, so replies keep up with
+  // the requests forwarded; what is left is reported again (level-triggered).
+  for (int round = 0; round < kRoundsPerEvent; round++) {
+    if (!read_replies(flow)) return;
+  }
+}
+
+bool UdpRelay::read_replies(UdpFlow* flow) {
+  if (flow->fd < 0 || fd_ < 0) return false;  // closed earlier in this batch
   UdpBatch& b = set_.batch();
   // This flow's replies go into the slots after those already pending.
   const unsigned base = set_.pending_replies(this);
+  const unsigned space = UdpBatch::kSize - base;
   for (unsigned i = base; i < UdpBatch::kSize; i++) {
     msghdr& m = b.in[i].msg_hdr;
     m = msghdr{};
     m.msg_iov = &b.in_iov[i];
     m.msg_iovlen = 1;
   }
-  const int received = recvmmsg(flow->fd, b.in + base, UdpBatch::kSize - base, MSG_DONTWAIT, nullptr);
+  const int received = recvmmsg(flow->fd, b.in + base, space, MSG_DONTWAIT, nullptr);
   if (received < 0) {
     const int error = errno;
     if (error == ECONNREFUSED) {
@@ -316,7 +325,7 @@ void UdpRelay::on_upstream(UdpFlow* flow) {
       worker_.counters().add_backend(flow->backend_slot, kFailed, 1);
       flow->refused = true;
     }
-    return;
+    return false;
   }
   const ServiceSpec& spec = flow->service->spec();
   const uint32_t limit = spec.udp.responses;
@@ -345,9 +354,10 @@ void UdpRelay::on_upstream(UdpFlow* flow) {
   flow->responses += forward;
   if (limit != 0 && flow->responses >= limit) {
     close_flow(flow, kFlowsCompleted);
-    return;
+    return false;
   }
   touch(flow);
+  return static_cast<unsigned>(received) == space;  // filled: more may be waiting
 }
 
 void UdpRelay::touch(UdpFlow* flow) {

@@ -125,6 +125,9 @@ class UdpRelay final : public UdpFlowOwner {
   // flow once if the backend turns out to refuse.
   void forward_to_backend(UdpFlow* flow, unsigned first, unsigned count);
   void report_refused(UdpFlow* flow);
+  // One recvmmsg of the flow's replies into the slots after those pending.
+  // True when it filled them (more may be waiting) and the flow is still open.
+  bool read_replies(UdpFlow* flow);
   void touch(UdpFlow* flow);
   // reason: the counter that says why (kUdpCounterCount for none).
   void close_flow(UdpFlow* flow, UdpCounter reason);

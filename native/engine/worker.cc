@@ -126,6 +126,14 @@ void Worker::run() {
     const int wait_ms = resume_queue_.empty() ? timers_.wait_ms(now_ms_, kMaxWaitMs) : 0;
     const int count = epoll_wait(epoll_fd_, events, kMaxEventsPerWait, wait_ms);
     update_clock();
+    // UDP listeners go last: replies already on their way back (upstream
+    // sockets) are read before new datagrams are taken in. Under overload
+    // this spends the worker's time finishing round trips instead of
+    // forwarding requests whose replies would then overflow an upstream
+    // socket's buffer; the listener is level-triggered, so nothing is lost
+    // by waiting.
+    IoHandle* udp_listeners[kMaxEventsPerWait];
+    int udp_listener_count = 0;
     for (int i = 0; i < count; i++) {
       auto* handle = static_cast<IoHandle*>(events[i].data.ptr);
       switch (handle->kind) {
@@ -140,11 +148,14 @@ void Worker::run() {
           static_cast<TcpConnection*>(handle->owner)->on_io(handle, events[i].events);
           break;
         case IoHandle::Kind::kUdpListener:
+          udp_listeners[udp_listener_count++] = handle;
+          break;
         case IoHandle::Kind::kUdpUpstream:
           udp_->on_io(handle, events[i].events);
           break;
       }
     }
+    for (int i = 0; i < udp_listener_count; i++) udp_->on_io(udp_listeners[i], EPOLLIN);
     udp_->flush_replies();
     run_resume_queue();
     timers_.expire(now_ms_);
