@@ -14,6 +14,7 @@
 // The tools are compiled with `cc` into bench/.build/ (git-ignored) on first
 // use and again whenever their source is newer than the binary.
 
+import { droppedIfExited, rotation } from './lib/rounds.mjs';
 import { intArg, targetsArg } from './lib/args.mjs';
 import { cTool } from './lib/c-tools.mjs';
 import { parseArgs } from 'node:util';
@@ -22,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { installCleanup, onInterrupt, runCommand, startProcess, stopProcess, which } from './lib/proc.mjs';
 import { freePorts, waitForListen } from './lib/net.mjs';
-import { cpuSnapshot, cpuDelta } from './lib/cpu.mjs';
+import { cpuSnapshot, cpuDelta, otherWorkNote } from './lib/cpu.mjs';
 import { summarize, ratio, fixed, median } from './lib/stats.mjs';
 import { markdownTable } from './lib/table.mjs';
 import { writeSection, RESULTS_FILE } from './lib/results.mjs';
@@ -149,17 +150,12 @@ async function main() {
     const failures = new Map();
     const order = opt.targets.filter((t) => running.has(t));
     for (let round = 0; round < opt.rounds; round++) {
-      const rotated = order.map((_, i) => order[(i + round) % order.length]);
+      const rotated = rotation(order, round);
       log(`\nround ${round + 1}/${opt.rounds}: ${rotated.join(', ')}`);
       for (const name of rotated) {
         const t = running.get(name);
         if (!t) continue;
-        if (t.handle?.exited) {
-          skipped.set(name, `process exited during the run (code ${t.handle.exitCode}, signal ${t.handle.signal})`);
-          log(`  ${name}: process exited; dropped from the run`);
-          running.delete(name);
-          continue;
-        }
+        if (droppedIfExited(name, t, running, skipped, log)) continue;
         const pids = [t.handle?.pid, ...servers.map((s) => s.pid)];
         const before = cpuSnapshot(pids);
         const r = await measure(connrate, t.port, opt);
@@ -306,13 +302,8 @@ function summary(opt, samples, skipped, syscalls) {
   }
   parts.push('', 'Latency: connect + echo per cycle, median over rounds of each run\'s percentile. CPU: median, % of one core ' +
     '(2 cores = 200%): the proxy, the load generator, all echo backends together; machine busy: % of all cores.');
-  const others = [...samples.values()].flat().map((s) => s.others).filter(Number.isFinite);
-  if (others.length) {
-    const busy = median(others) > 10;
-    parts.push(`Processes outside the benchmark used a median ${fixed(median(others), 0)}% of one core during measurements ` +
-      `(max ${fixed(Math.max(...others), 0)}%)` +
-      (busy ? ': other work was running on this machine, so the absolute numbers are depressed; compare the ratios.' : '.'));
-  }
+  const others = otherWorkNote([...samples.values()].flat().map((s) => s.others));
+  if (others) parts.push(others);
   for (const [name, reason] of skipped) parts.push(`- ${name} skipped: ${reason}`);
   return parts.join('\n');
 }

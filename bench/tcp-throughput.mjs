@@ -10,6 +10,7 @@
 //   node bench/tcp-throughput.mjs [--duration 5] [--rounds 5] [--streams 1,4]
 //        [--targets direct,fulcrum,haproxy] [--omit 1] [--quick] [--write]
 
+import { droppedIfExited, rotation } from './lib/rounds.mjs';
 import { intArg, targetsArg } from './lib/args.mjs';
 import { parseArgs } from 'node:util';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -154,18 +155,13 @@ async function main() {
     const order = opt.targets.filter((t) => running.has(t));
 
     for (let round = 0; round < opt.rounds; round++) {
-      const rotated = order.map((_, i) => order[(i + round) % order.length]).filter((t) => running.has(t));
+      const rotated = rotation(order, round).filter((t) => running.has(t));
       log(`\nround ${round + 1}/${opt.rounds}: ${rotated.join(', ')}`);
       for (const streams of opt.streams) {
         for (const name of rotated) {
           const t = running.get(name);
           if (!t) continue;
-          if (t.handle?.exited) {
-            skipped.set(name, `process exited during the run (code ${t.handle.exitCode}, signal ${t.handle.signal})`);
-            log(`  ${name}: process exited; dropped from the run`);
-            running.delete(name);
-            continue;
-          }
+          if (droppedIfExited(name, t, running, skipped, log)) continue;
           const pids = [t.handle?.pid, server.pid];
           const before = cpuSnapshot(pids);
           const r = await runIperfTcp({ port: t.port, seconds: opt.duration, omit: opt.omit, streams });

@@ -32,6 +32,7 @@
 // The load generator and echo server are small C programs (bench/tools/
 // udpflood.c, udp-echo.c), built with `cc` into bench/.build/ on first use.
 
+import { droppedIfExited, rotation } from './lib/rounds.mjs';
 import { intArg, targetsArg } from './lib/args.mjs';
 import { cTool } from './lib/c-tools.mjs';
 import { openCpuBudget } from './lib/cpu-budget.mjs';
@@ -41,7 +42,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { installCleanup, onInterrupt, runCommand, startProcess, stopProcess, which, firstLine, sleep } from './lib/proc.mjs';
-import { cpuSnapshot, cpuDelta } from './lib/cpu.mjs';
+import { cpuSnapshot, cpuDelta, otherWorkNote } from './lib/cpu.mjs';
 import { summarize, ratio, fixed, median } from './lib/stats.mjs';
 import { markdownTable } from './lib/table.mjs';
 import { writeSection, RESULTS_FILE } from './lib/results.mjs';
@@ -379,17 +380,12 @@ async function main() {
     const samples = new Map(opt.targets.flatMap((t) => loads.map((l) => [`${t}/${l.key}`, []])));
     const order = opt.targets.filter((t) => running.has(t));
     for (let round = 0; round < opt.rounds; round++) {
-      const rotated = order.map((_, i) => order[(i + round) % order.length]);
+      const rotated = rotation(order, round);
       log(`\nround ${round + 1}/${opt.rounds}: ${rotated.join(', ')}`);
       for (const name of rotated) {
         const t = running.get(name);
         if (!t) continue;
-        if (t.handle?.exited) {
-          skipped.set(name, `process exited during the run (code ${t.handle.exitCode}, signal ${t.handle.signal})`);
-          log(`  ${name}: process exited; dropped from the run`);
-          running.delete(name);
-          continue;
-        }
+        if (droppedIfExited(name, t, running, skipped, log)) continue;
         for (const load of loads) {
           if (load.budget && (!budget || !t.handle)) continue;
           const proxyPids = withChildren(t.handle?.pid);
@@ -516,10 +512,11 @@ function summary(opt, samples, skipped) {
     const fc = perCore('fulcrum', load.key);
     const nc = perCore('nginx', load.key);
     const tuned = med('nginx-rcvbuf', load.key, 'delivered_rate');
+    const direct = med('direct', load.key, 'sent_rate');
     parts.push(`- ${load.label}: fulcrum / nginx delivered datagrams/s ${ratio(f, n)}` +
       (Number.isFinite(fc) && Number.isFinite(nc) ? `; per proxy core ${ratio(fc, nc)}` : '') +
       (Number.isFinite(tuned) ? `; fulcrum / nginx-rcvbuf ${ratio(f, tuned)}` : '') +
-      (Number.isFinite(med('direct', load.key, 'sent_rate')) ? `; the client sent ${fixed(med('direct', load.key, 'sent_rate'), 0)}/s straight to the echo servers` : '') +
+      (Number.isFinite(direct) ? `; the client sent ${fixed(direct, 0)}/s straight to the echo servers` : '') +
       '.');
   }
   // Unconstrained, judged at the client's highest rate: the thread count that
@@ -554,13 +551,8 @@ function summary(opt, samples, skipped) {
   parts.push('', 'CPU: median, % of one core (2 cores = 200%), the proxy with its worker processes; machine busy: % of all cores. ' +
     'At full speed the client sends more than the path carries; what comes back is the measure. Where nothing is lost, the client ' +
     'was the limit, not the path.');
-  const others = [...samples.values()].flat().map((s) => s.others).filter(Number.isFinite);
-  if (others.length) {
-    const busy = median(others) > 10;
-    parts.push(`Processes outside the benchmark used a median ${fixed(median(others), 0)}% of one core during measurements ` +
-      `(max ${fixed(Math.max(...others), 0)}%)` +
-      (busy ? ': other work was running on this machine, so the absolute numbers are depressed; compare the ratios.' : '.'));
-  }
+  const others = otherWorkNote([...samples.values()].flat().map((s) => s.others));
+  if (others) parts.push(others);
   for (const [name, reason] of skipped) parts.push(`- ${name} skipped: ${reason}`);
   return parts.join('\n');
 }

@@ -7,6 +7,7 @@
 
 import { readFileSync, readdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { fixed, median } from './stats.mjs';
 
 /** Clock ticks per second for /proc times (USER_HZ); 100 on every common Linux. */
 const CLK_TCK = (() => {
@@ -128,4 +129,17 @@ export function cpuDelta(before, after) {
   let otherTicksSum = 0;
   for (const [pid, ticks] of after.others) otherTicksSum += ticks - (before.others.get(pid) ?? 0);
   return { seconds, machineBusyPct, othersPct: pct(otherTicksSum), procs };
+}
+
+/**
+ * The sentence on other work during a run's measurements, from each
+ * measurement's cpuDelta().othersPct (non-numbers ignored); '' when none.
+ */
+export function otherWorkNote(othersPcts) {
+  const others = othersPcts.filter(Number.isFinite);
+  if (others.length === 0) return '';
+  const busy = median(others) > 10;
+  return `Processes outside the benchmark used a median ${fixed(median(others), 0)}% of one core during measurements ` +
+    `(max ${fixed(Math.max(...others), 0)}%)` +
+    (busy ? ': other work was running on this machine, so the absolute numbers are depressed; compare the ratios.' : '.');
 }
