@@ -121,7 +121,7 @@ export const STATUS_PAGE = `<!doctype html>
 
   const COLUMNS = ['Backend', 'State', 'Since', 'Health', 'Admin', 'Check', 'Weight', 'Active', 'Total', 'Failed', 'Bytes in', 'Bytes out', 'Rate in', 'Rate out', 'Last check', 'Actions'];
   // protocol: udp: the engine's active / total / failed count flows there, and datagrams come before bytes.
-  const UDP_COLUMNS = ['Backend', 'State', 'Since', 'Health', 'Admin', 'Check', 'Weight', 'Flows', 'Flows total', 'Failed', 'Datagrams in', 'Datagrams out', 'Bytes in', 'Bytes out', 'Rate in', 'Rate out', 'Last check', 'Actions'];
+  const UDP_COLUMNS = [...COLUMNS.slice(0, COLUMNS.indexOf('Active')), 'Flows', 'Flows total', 'Failed', 'Datagrams in', 'Datagrams out', ...COLUMNS.slice(COLUMNS.indexOf('Bytes in'))];
   const UDP_TITLES = {
     'Flows': 'flows open now',
     'Flows total': 'service: flows created; backend: flows given to it (created or moved)',
