@@ -41,7 +41,7 @@ import { createSocket } from 'node:dgram';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { installCleanup, onInterrupt, runCommand, startProcess, stopProcess, which, firstLine, sleep } from './lib/proc.mjs';
+import { installCleanup, onInterrupt, runCommand, startProcess, stopProcess, which, firstLine, sleep, withChildren } from './lib/proc.mjs';
 import { cpuSnapshot, cpuDelta, otherWorkNote } from './lib/cpu.mjs';
 import { summarize, ratio, fixed, median } from './lib/stats.mjs';
 import { markdownTable } from './lib/table.mjs';
@@ -241,17 +241,6 @@ async function startNginx(dir, name, listenPort, backendPorts, rcvbuf) {
     throw new Error(`${err.message}; output:${outputTail(handle)} ${errors}`);
   }
   return handle;
-}
-
-/** A process and its direct children (nginx's workers), for CPU accounting. */
-function withChildren(pid) {
-  if (!pid) return [];
-  try {
-    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-    return [pid, ...children];
-  } catch {
-    return [pid];
-  }
 }
 
 /** Kernel drop counters of every UDP socket on the machine: Map inode -> { local, remote, drops } (ports). */

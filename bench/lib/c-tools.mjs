@@ -3,11 +3,12 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { which } from './proc.mjs';
-import { REPO_ROOT } from './proxies.mjs';
 
-const TOOLS = join(REPO_ROOT, 'bench', 'tools');
-const BUILD = join(REPO_ROOT, 'bench', '.build');
+// bench/lib/../tools and ../.build (not REPO_ROOT from proxies.mjs, which imports this module).
+const TOOLS = fileURLToPath(new URL('../tools', import.meta.url));
+const BUILD = fileURLToPath(new URL('../.build', import.meta.url));
 const CFLAGS = ['-std=c17', '-O2', '-Wall', '-Wextra', '-pthread'];
 
 /** Compile bench/tools/NAME.c into bench/.build/NAME when the binary is missing or older than the source; returns its path. */

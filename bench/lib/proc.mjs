@@ -5,6 +5,7 @@
 // benchmark is interrupted or exits early. Nothing here kills by name.
 
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 /** PID -> ChildProcess for every child still running. */
 const live = new Map();
@@ -121,6 +122,20 @@ export function runCommand(cmd, args, { timeoutMs = 30000, cwd, env } = {}) {
   });
 }
 
+/**
+ * `runCommand` that also reports the CPU the command used (user + system
+ * seconds of it and its children, from bash's `times`) as `cpuSeconds`
+ * (NaN when it could not be read).
+ */
+export async function runCommandWithCpu(cmd, args, options) {
+  const r = await runCommand('bash', ['-c', '"$@"; status=$?; times >&2; exit $status', 'bash', cmd, ...args], options);
+  // `times` prints the shell's own times, then its children's: "0m1.234s 0m0.567s".
+  const lines = r.stderr.trimEnd().split('\n');
+  const children = /^(\d+)m([\d.]+)s (\d+)m([\d.]+)s$/.exec(lines.at(-1) ?? '');
+  const cpuSeconds = children ? Number(children[1]) * 60 + Number(children[2]) + Number(children[3]) * 60 + Number(children[4]) : Number.NaN;
+  return { ...r, stderr: children ? lines.slice(0, -2).join('\n') : r.stderr, cpuSeconds };
+}
+
 /** First line of `cmd args` (e.g. a version banner), or null when it cannot run. Synchronous, 5 s bound. */
 export function firstLine(cmd, args) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 5000 });
@@ -170,6 +185,20 @@ export function installCleanup() {
       }
       process.exit(sig === 'SIGINT' ? 130 : 143);
     });
+  }
+}
+
+/**
+ * `pid` and its direct children (nginx's and HAProxy's worker processes), for
+ * CPU accounting and cgroup moves; [] for no pid.
+ */
+export function withChildren(pid) {
+  if (!pid) return [];
+  try {
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    return [pid, ...children];
+  } catch {
+    return [pid];
   }
 }
 
