@@ -1,0 +1,71 @@
+// The paths a request/response benchmark compares, started side by side on
+// one machine: straight to the first backend (direct), through the floor
+// proxy (bench/tools/floor-proxy.c: recv/send and nothing else), Fulcrum,
+// optionally a second Fulcrum checkout (fulcrum-baseline, for a same-run A/B
+// of a change), HAProxy and nginx — each proxy round robin over the same
+// backends with the same number of threads or worker processes.
+
+import { fulcrumVersion, haproxyVersion, nginxVersion, startFloorProxy, startFulcrum, startHaproxy, startNginx } from './proxies.mjs';
+
+export const PATHS = ['direct', 'floor', 'fulcrum', 'fulcrum-baseline', 'haproxy', 'nginx'];
+export const DEFAULT_PATHS = ['direct', 'floor', 'fulcrum', 'haproxy', 'nginx'];
+
+/**
+ * The `--targets`, `--baseline` and `--fulcrum-keys` options every such
+ * benchmark takes, for util.parseArgs.
+ */
+export const PATH_OPTIONS = {
+  targets: { type: 'string' },
+  baseline: { type: 'string' },
+  'fulcrum-keys': { type: 'string', default: '' },
+};
+
+/** The paths asked for (`--targets`, default: DEFAULT_PATHS plus fulcrum-baseline when `--baseline` is given). */
+export function pathsArg(values, targetsArg) {
+  const targets = targetsArg(values.targets ?? [...DEFAULT_PATHS, ...(values.baseline ? ['fulcrum-baseline'] : [])].join(','), PATHS);
+  if (targets.includes('fulcrum-baseline') && !values.baseline) throw new Error('--targets fulcrum-baseline needs --baseline DIR');
+  return {
+    targets,
+    baseline: values.baseline,
+    fulcrumKeys: values['fulcrum-keys'].split(';').map((s) => s.trim()).filter(Boolean),
+  };
+}
+
+/** Version lines for the report: `[label, value]` pairs. */
+export function pathVersions(opt) {
+  const lines = [['haproxy', haproxyVersion() ?? 'not installed'], ['nginx', nginxVersion() ?? 'not installed'], ['fulcrum', fulcrumVersion()]];
+  if (opt.baseline) lines.push(['baseline', `${opt.baseline}: ${fulcrumVersion(opt.baseline)}`]);
+  return lines;
+}
+
+/**
+ * Starts every path in `opt.targets` in front of `backends` (ports on
+ * 127.0.0.1), each proxy on its port from `ports` (one per PATHS entry) and
+ * its files in `dir`. Resolves `{ running: Map name -> { port, handle },
+ * skipped: Map name -> reason }`; a path that cannot start is skipped.
+ */
+export async function startPaths({ opt, dir, ports, backends, threads, log }) {
+  const listen = (name) => ports[PATHS.indexOf(name)];
+  const fulcrum = (name, root, globalKeys) => async () =>
+    (await startFulcrum({ dir, listenPort: listen(name), backends, workers: threads, root, globalKeys, file: `${name}.yaml` })).handle;
+  const starters = {
+    direct: async () => null,
+    floor: () => startFloorProxy(listen('floor'), backends, threads),
+    fulcrum: fulcrum('fulcrum', undefined, opt.fulcrumKeys),
+    'fulcrum-baseline': fulcrum('fulcrum-baseline', opt.baseline, []),
+    haproxy: async () => (await startHaproxy({ dir, listenPort: listen('haproxy'), backends, threads })).handle,
+    nginx: async () => (await startNginx({ dir, tcpPort: listen('nginx'), backends, workers: threads })).handle,
+  };
+  const running = new Map();
+  const skipped = new Map();
+  for (const name of opt.targets) {
+    try {
+      const handle = await starters[name]();
+      running.set(name, { port: name === 'direct' ? backends[0] : listen(name), handle });
+    } catch (err) {
+      skipped.set(name, err.message.split('\n')[0]);
+      log(`${name}: SKIPPED, ${err.message}`);
+    }
+  }
+  return { running, skipped };
+}

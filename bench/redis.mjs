@@ -1,0 +1,233 @@
+#!/usr/bin/env node
+// Redis through the proxies: redis-benchmark (C clients, one connection each,
+// one request in flight per connection unless pipelined) against two
+// redis-server backends — straight to one of them (direct), through Fulcrum,
+// HAProxy (`mode tcp`) and nginx (stream), all round robin with 2 threads or
+// worker processes — for SET, GET and GET pipelined 16 deep. Interleaved
+// round by round with the order rotated; every load runs unconstrained and
+// proxy-bound (each proxy held to --proxy-cpu % of one core by a cgroup
+// quota, so the figure measures the proxy and not the 2-core machine it
+// shares with redis-benchmark and the servers).
+//
+//   node bench/redis.mjs [--duration 4] [--rounds 5] [--clients 50] [--proxy-cpu 50]
+//        [--tests get,set,get-p16] [--targets direct,fulcrum,haproxy,nginx]
+//        [--baseline DIR] [--fulcrum-keys 'io_uring: off'] [--quick] [--write]
+//
+// --baseline DIR adds the target fulcrum-baseline: the same config run by the
+// checkout in DIR (built), for a same-run A/B of a change.
+// --fulcrum-keys adds top-level YAML lines to the fulcrum target's config
+// (';'-separated), to compare a setting against the baseline.
+
+import { parseArgs } from 'node:util';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { intArg, targetsArg } from './lib/args.mjs';
+import { openProxyBudget, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
+import { otherWorkNote } from './lib/cpu.mjs';
+import { installCleanup, onInterrupt, runCommandWithCpu, startProcess, stopProcess, which } from './lib/proc.mjs';
+import { freePorts, waitForListen } from './lib/net.mjs';
+import { summarize, ratio, fixed, median } from './lib/stats.mjs';
+import { markdownTable } from './lib/table.mjs';
+import { writeSection, RESULTS_FILE } from './lib/results.mjs';
+import { machineInfo, commandLine } from './lib/machine.mjs';
+import { PATHS, PATH_OPTIONS, pathsArg, pathVersions, startPaths } from './lib/targets.mjs';
+
+const SECTION = 'redis';
+const TESTS = {
+  get: { label: 'GET', args: ['-t', 'get'] },
+  set: { label: 'SET', args: ['-t', 'set'] },
+  'get-p16': { label: 'GET -P 16', args: ['-t', 'get', '-P', '16'] },
+};
+const PROXY_THREADS = 2;
+const BACKENDS = 2;
+// Keys spread over this many names (-r), written by SET before GET reads them.
+const KEYSPACE = 100_000;
+/** Target: Fulcrum's GET rate ≥ 1.2× HAProxy's in the same run. */
+const TARGET_RATIO = 1.2;
+
+const log = (line = '') => process.stdout.write(`${line}\n`);
+const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      duration: { type: 'string' },
+      rounds: { type: 'string' },
+      clients: { type: 'string', default: '50' },
+      'proxy-cpu': { type: 'string', default: '50' },
+      tests: { type: 'string', default: 'get,set,get-p16' },
+      ...PATH_OPTIONS,
+      quick: { type: 'boolean', default: false },
+      write: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const tests = values.tests.split(',').map((s) => s.trim());
+  for (const t of tests) if (!TESTS[t]) throw new Error(`--tests: expected some of ${Object.keys(TESTS).join(',')}, got '${t}'`);
+  return {
+    duration: intArg('duration', values.duration ?? (values.quick ? '2' : '4'), 1, 600),
+    rounds: intArg('rounds', values.rounds ?? (values.quick ? '1' : '5'), 1, 100),
+    clients: intArg('clients', values.clients, 1, 1000),
+    proxyCpu: intArg('proxy-cpu', values['proxy-cpu'], 0, 100 * PROXY_THREADS),
+    tests,
+    ...pathsArg(values, targetsArg),
+    quick: values.quick,
+    write: values.write,
+  };
+}
+
+async function startRedis(port) {
+  const bin = which('redis-server');
+  if (!bin) throw new Error('redis-server is not installed (apt-get install redis-server)');
+  const handle = startProcess('redis-server', bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no']);
+  await waitForListen(port, { handle });
+  return handle;
+}
+
+/**
+ * redis-benchmark for about opt.duration seconds: the request count is sized
+ * from this target's last rate under this load (a 1 s guess the first time).
+ */
+function requestCount(rates, key, opt, pipelined) {
+  const rate = rates.get(key) ?? (pipelined ? 200_000 : 40_000);
+  return Math.max(10_000, Math.round(rate * opt.duration));
+}
+
+async function measure(port, test, opt, rates, key) {
+  const bin = which('redis-benchmark');
+  const n = requestCount(rates, key, opt, test.args.includes('-P'));
+  const args = ['-h', '127.0.0.1', '-p', String(port), '-c', String(opt.clients), '-n', String(n), '-r', String(KEYSPACE), '--csv', ...test.args];
+  const r = await runCommandWithCpu(bin, args, { timeoutMs: (opt.duration * 4 + 30) * 1000 });
+  // "GET","84388.19","0.309","0.120","0.287","0.479","0.615","1.591"
+  const row = r.stdout.split('\n').map((l) => l.replaceAll('"', '').split(',')).find((cols) => cols.length >= 8 && Number.isFinite(Number(cols[1])));
+  if (r.code !== 0 || !row) {
+    const why = r.timedOut ? 'timed out' : r.error ? r.error.message : `exit ${r.code ?? r.signal}`;
+    return { error: `redis-benchmark ${why}: ${(r.stdout + r.stderr).trim().split('\n').slice(-2).join(' | ')}` };
+  }
+  const rate = Number(row[1]);
+  rates.set(key, rate);
+  return { rate, requests: n, p50: Number(row[4]), p99: Number(row[6]), clientCpu: (100 * r.cpuSeconds) / (n / rate) };
+}
+
+async function main() {
+  const opt = options();
+  installCleanup();
+  if (!which('redis-benchmark')) throw new Error('redis-benchmark is not installed (apt-get install redis-tools)');
+  const machine = machineInfo([{ label: 'redis', cmd: 'redis-server', args: ['--version'] }]);
+  machine.push(...pathVersions(opt));
+  const loadAtStart = loadavg();
+  log(`command: ${commandLine()}`);
+  for (const [k, v] of machine) log(`${k.padEnd(8)} ${v}`);
+  const loads = withProxyBound(opt.tests.map((key) => ({ key, label: TESTS[key].label, test: TESTS[key] })), opt.proxyCpu);
+  log(`plan: ${opt.rounds} round(s) x ${opt.targets.join(',')} x (${loads.map((l) => l.label).join('; ')}); ` +
+    `${opt.clients} clients, ~${opt.duration} s each; ${BACKENDS} redis-server backends; proxies with ${PROXY_THREADS} threads`);
+
+  const ports = await freePorts(BACKENDS + PATHS.length);
+  const backendPorts = ports.slice(0, BACKENDS);
+  const dir = mkdtempSync(join(tmpdir(), 'fulcrum-bench-redis-'));
+  onInterrupt(() => rmSync(dir, { recursive: true, force: true }));
+  let running = new Map();
+  let skipped = new Map();
+  const servers = [];
+  let budget = null;
+  try {
+    for (const port of backendPorts) servers.push(await startRedis(port));
+    ({ running, skipped } = await startPaths({ opt, dir, ports: ports.slice(BACKENDS), backends: backendPorts, threads: PROXY_THREADS, log }));
+    budget = openProxyBudget('fulcrum-bench-redis', opt.proxyCpu, skipped, log);
+    // GET reads keys SET wrote: fill the keyspace on both backends first.
+    for (const port of backendPorts) await measure(port, TESTS.set, { ...opt, duration: 1 }, new Map([['fill', KEYSPACE * 2]]), 'fill');
+    const rates = new Map();
+    const samples = await runInterleaved({
+      running,
+      order: opt.targets,
+      loads,
+      rounds: opt.rounds,
+      servers,
+      budget,
+      skipped,
+      log,
+      measure: (name, t, load) => measure(t.port, load.test, opt, rates, `${name}/${load.key}`),
+      describe: (name, load, s) => `${load.label.padEnd(22)} ${fixed(s.rate, 0).padStart(8)} req/s  p50 ${fixed(s.p50, 3)} ms  p99 ${fixed(s.p99, 3)} ms  ` +
+        `proxy cpu ${s.proxyCpu === undefined ? '–' : `${fixed(s.proxyCpu, 0)}%`}  redis ${fixed(s.serverCpu, 0)}%  client ${fixed(s.clientCpu, 0)}%  machine ${fixed(s.busy, 0)}% busy`,
+    });
+    const report = summary(opt, loads, samples, skipped);
+    const load = `${loadAtStart} at start, ${loadavg()} at end`;
+    log(`\n${report}\nloadavg: ${load}`);
+    if (opt.write) {
+      const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+      const how = writeSection(SECTION, [
+        '## Redis through the proxies (bench/redis.mjs)',
+        '',
+        `redis-benchmark, ${opt.clients} connections, ~${opt.duration} s per measurement, ${opt.rounds} interleaved round(s); ${BACKENDS} redis-server backends, ` +
+          `round robin; Fulcrum \`workers: ${PROXY_THREADS}\`, HAProxy \`nbthread ${PROXY_THREADS}\` (\`mode tcp\`, \`option splice-auto\`), ` +
+          `nginx stream \`worker_processes ${PROXY_THREADS}\`.` + (opt.quick ? ' **Quick smoke run; not a measurement.**' : ''),
+        '',
+        `Target: Fulcrum's GET rate ≥ ${TARGET_RATIO}× HAProxy's.`,
+        '',
+        `- date: ${date}`,
+        `- command: \`${commandLine()}\``,
+        ...[...machine, ['loadavg', load]].map(([k, v]) => `- ${k}: ${v}`),
+        '',
+        report,
+      ].join('\n'));
+      log(`\n${RESULTS_FILE}: section '${SECTION}' ${how}`);
+    }
+  } finally {
+    for (const t of running.values()) await stopProcess(t.handle);
+    for (const s of servers) await stopProcess(s);
+    budget?.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function summary(opt, loads, samples, skipped) {
+  const list = (name, load) => samples.get(`${name}/${load.key}`) ?? [];
+  const med = (name, load) => median(list(name, load).map((s) => s.rate));
+  // CPU time per request (µs): what the proxy spends on one request.
+  const usPerRequest = (name, load) => median(list(name, load).filter((s) => s.proxyCpu > 0).map((s) => (s.proxyCpu / 100) * 1e6 / s.rate));
+  const parts = [];
+  for (const load of loads) {
+    parts.push(`**${load.label}**${load.budget ? ` (proxy-bound: each proxy held to ${opt.proxyCpu}% of one core)` : ''}`, '');
+    const rows = opt.targets.map((name) => {
+      const l = list(name, load);
+      if (l.length === 0) return [name, load.budget && name === 'direct' ? 'n/a' : 'skipped', '', '', '', '', '', '', '', ''];
+      const r = summarize(l.map((s) => s.rate));
+      const proxy = l.map((s) => s.proxyCpu).filter(Number.isFinite);
+      return [
+        name,
+        fixed(r.median, 0),
+        `${fixed(r.min, 0)}–${fixed(r.max, 0)}`,
+        fixed(median(l.map((s) => s.p50)), 3),
+        fixed(median(l.map((s) => s.p99)), 3),
+        ratio(med(name, load), med('haproxy', load)),
+        proxy.length ? `${fixed(median(proxy), 0)}%` : '–',
+        proxy.length ? fixed(usPerRequest(name, load), 1) : '–',
+        `${fixed(median(l.map((s) => s.serverCpu)), 0)}% / ${fixed(median(l.map((s) => s.clientCpu)), 0)}%`,
+        String(l.length),
+      ];
+    });
+    parts.push(markdownTable(['target', 'median req/s', 'min–max', 'p50 ms', 'p99 ms', 'vs haproxy', 'proxy CPU', 'proxy µs/req', 'redis / client CPU', 'runs'], rows));
+    parts.push('');
+    const f = med('fulcrum', load);
+    const h = med('haproxy', load);
+    if (Number.isFinite(f) && Number.isFinite(h)) {
+      const judged = load.test === TESTS.get ? ` — target ${TARGET_RATIO}× ${f >= TARGET_RATIO * h ? 'met' : 'NOT met'}` : '';
+      parts.push(`fulcrum / haproxy: ${ratio(f, h)}${judged}.`);
+    }
+    const b = med('fulcrum-baseline', load);
+    if (Number.isFinite(f) && Number.isFinite(b)) parts.push(`fulcrum / fulcrum-baseline: ${ratio(f, b)} (per-request proxy CPU ${fixed(usPerRequest('fulcrum', load), 1)} vs ${fixed(usPerRequest('fulcrum-baseline', load), 1)} µs).`);
+    parts.push('');
+  }
+  parts.push('CPU: median, % of one core (2 cores = 200%): the proxy (all its threads and processes), both redis-servers together, redis-benchmark. ' +
+    'Proxy µs/req: the proxy\'s CPU time per request. Latency: redis-benchmark\'s own percentiles, median over rounds.');
+  const others = otherWorkNote([...samples.values()].flat().map((s) => s.others));
+  if (others) parts.push(others);
+  for (const [name, reason] of skipped) parts.push(`- ${name} skipped: ${reason}`);
+  return parts.join('\n');
+}
+
+main().catch((err) => {
+  process.stderr.write(`redis: ${err.stack ?? err}\n`);
+  process.exitCode = 1;
+});

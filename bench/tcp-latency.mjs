@@ -1,0 +1,197 @@
+#!/usr/bin/env node
+// TCP round-trip latency of small messages: sockperf ping-pong (one
+// connection, 64-byte messages, the next sent when the reply is back) to a
+// sockperf server — straight (direct), through the floor proxy (recv/send and
+// nothing else: the kernel's share), Fulcrum, HAProxy (`mode tcp`) and nginx
+// (stream), 2 threads or worker processes each. Interleaved round by round
+// with the order rotated; each load runs unconstrained and proxy-bound (each
+// proxy held to --proxy-cpu % of one core by a cgroup quota).
+//
+//   node bench/tcp-latency.mjs [--duration 5] [--rounds 5] [--size 64] [--proxy-cpu 50]
+//        [--targets direct,floor,fulcrum,haproxy,nginx] [--baseline DIR] [--quick] [--write]
+//
+// Percentiles are sockperf's own (--full-rtt: the whole round trip, not half);
+// the summary is the median over rounds of each run's percentile.
+
+import { parseArgs } from 'node:util';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { intArg, targetsArg } from './lib/args.mjs';
+import { openProxyBudget, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
+import { otherWorkNote } from './lib/cpu.mjs';
+import { installCleanup, onInterrupt, runCommandWithCpu, startProcess, stopProcess, which } from './lib/proc.mjs';
+import { freePorts, waitForListen } from './lib/net.mjs';
+import { ratio, fixed, median } from './lib/stats.mjs';
+import { markdownTable } from './lib/table.mjs';
+import { writeSection, RESULTS_FILE } from './lib/results.mjs';
+import { machineInfo, commandLine } from './lib/machine.mjs';
+import { PATHS, PATH_OPTIONS, pathsArg, pathVersions, startPaths } from './lib/targets.mjs';
+
+const SECTION = 'tcp-latency';
+const PROXY_THREADS = 2;
+/** Target: Fulcrum's p99 round trip ≤ 0.8× HAProxy's in the same run. */
+const TARGET_RATIO = 0.8;
+// sockperf's percentile lines, by the name the report gives them.
+const PERCENTILES = [['p50', '50.000'], ['p99', '99.000'], ['p99.9', '99.900']];
+
+const log = (line = '') => process.stdout.write(`${line}\n`);
+const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      duration: { type: 'string' },
+      rounds: { type: 'string' },
+      size: { type: 'string', default: '64' },
+      'proxy-cpu': { type: 'string', default: '50' },
+      ...PATH_OPTIONS,
+      quick: { type: 'boolean', default: false },
+      write: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  return {
+    duration: intArg('duration', values.duration ?? (values.quick ? '2' : '5'), 1, 600),
+    rounds: intArg('rounds', values.rounds ?? (values.quick ? '1' : '5'), 1, 100),
+    size: intArg('size', values.size, 14, 65000),
+    proxyCpu: intArg('proxy-cpu', values['proxy-cpu'], 0, 100 * PROXY_THREADS),
+    ...pathsArg(values, targetsArg),
+    quick: values.quick,
+    write: values.write,
+  };
+}
+
+async function startSockperfServer(port) {
+  const handle = startProcess('sockperf-server', 'sockperf', ['server', '--tcp', '-i', '127.0.0.1', '-p', String(port)]);
+  await waitForListen(port, { handle });
+  return handle;
+}
+
+/** One sockperf ping-pong run: resolves `{ p50, p99, 'p99.9', avg, messages, clientCpu }` (µs) or `{ error }`. */
+async function measure(port, opt) {
+  const args = ['ping-pong', '--tcp', '-i', '127.0.0.1', '-p', String(port), '-m', String(opt.size), '-t', String(opt.duration), '--full-rtt'];
+  const r = await runCommandWithCpu('sockperf', args, { timeoutMs: (opt.duration + 30) * 1000 });
+  // sockperf colours some lines; drop the escape sequences before parsing.
+  const text = (r.stdout + r.stderr).replace(/\x1b\[[0-9;]*m/g, '');
+  const result = {};
+  for (const [name, label] of PERCENTILES) {
+    const m = new RegExp(`percentile ${label.replace('.', '\\.')} =\\s*([\\d.]+)`).exec(text);
+    if (m) result[name] = Number(m[1]);
+  }
+  const avg = /avg-rtt=([\d.]+)/.exec(text);
+  const observations = /Total (\d+) observations/.exec(text);
+  if (r.code !== 0 || !avg || PERCENTILES.some(([name]) => !Number.isFinite(result[name]))) {
+    const why = r.timedOut ? 'timed out' : r.error ? r.error.message : `exit ${r.code ?? r.signal}`;
+    return { error: `sockperf ${why}: ${text.trim().split('\n').slice(-2).join(' | ')}` };
+  }
+  return { ...result, avg: Number(avg[1]), messages: Number(observations?.[1] ?? 0), clientCpu: (100 * r.cpuSeconds) / opt.duration };
+}
+
+async function main() {
+  const opt = options();
+  installCleanup();
+  if (!which('sockperf')) throw new Error('sockperf is not installed (apt-get install sockperf)');
+  const machine = machineInfo([{ label: 'sockperf', cmd: 'sockperf', args: ['--version'] }]);
+  machine.push(...pathVersions(opt));
+  const loadAtStart = loadavg();
+  log(`command: ${commandLine()}`);
+  for (const [k, v] of machine) log(`${k.padEnd(8)} ${v}`);
+  const loads = withProxyBound([{ key: 'pp', label: `ping-pong ${opt.size} B` }], opt.proxyCpu);
+  log(`plan: ${opt.rounds} round(s) x ${opt.targets.join(',')} x (${loads.map((l) => l.label).join('; ')}); ${opt.duration} s each; proxies with ${PROXY_THREADS} threads`);
+
+  const ports = await freePorts(1 + PATHS.length);
+  const dir = mkdtempSync(join(tmpdir(), 'fulcrum-bench-latency-'));
+  onInterrupt(() => rmSync(dir, { recursive: true, force: true }));
+  let running = new Map();
+  let skipped = new Map();
+  const servers = [];
+  let budget = null;
+  try {
+    servers.push(await startSockperfServer(ports[0]));
+    ({ running, skipped } = await startPaths({ opt, dir, ports: ports.slice(1), backends: [ports[0]], threads: PROXY_THREADS, log }));
+    budget = openProxyBudget('fulcrum-bench-latency', opt.proxyCpu, skipped, log);
+    const samples = await runInterleaved({
+      running,
+      order: opt.targets,
+      loads,
+      rounds: opt.rounds,
+      servers,
+      budget,
+      skipped,
+      log,
+      measure: (name, t) => measure(t.port, opt),
+      describe: (name, load, s) => `${load.label.padEnd(28)} p50 ${fixed(s.p50, 1).padStart(7)} µs  p99 ${fixed(s.p99, 1).padStart(7)} µs  ` +
+        `p99.9 ${fixed(s['p99.9'], 1).padStart(8)} µs  ${fixed(s.messages / opt.duration, 0)} round trips/s  ` +
+        `proxy cpu ${s.proxyCpu === undefined ? '–' : `${fixed(s.proxyCpu, 0)}%`}  server ${fixed(s.serverCpu, 0)}%  client ${fixed(s.clientCpu, 0)}%  machine ${fixed(s.busy, 0)}% busy`,
+    });
+    const report = summary(opt, loads, samples, skipped);
+    const load = `${loadAtStart} at start, ${loadavg()} at end`;
+    log(`\n${report}\nloadavg: ${load}`);
+    if (opt.write) {
+      const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+      const how = writeSection(SECTION, [
+        '## TCP round-trip latency (bench/tcp-latency.mjs)',
+        '',
+        `sockperf ping-pong, one TCP connection, ${opt.size}-byte messages, ${opt.duration} s per measurement, ${opt.rounds} interleaved round(s), ` +
+          `full round trip; one sockperf server. Fulcrum \`workers: ${PROXY_THREADS}\`, HAProxy \`nbthread ${PROXY_THREADS}\` (\`mode tcp\`), ` +
+          `nginx stream \`worker_processes ${PROXY_THREADS}\`.` + (opt.quick ? ' **Quick smoke run; not a measurement.**' : ''),
+        '',
+        `Target: Fulcrum's p99 ≤ ${TARGET_RATIO}× HAProxy's.`,
+        '',
+        `- date: ${date}`,
+        `- command: \`${commandLine()}\``,
+        ...[...machine, ['loadavg', load]].map(([k, v]) => `- ${k}: ${v}`),
+        '',
+        report,
+      ].join('\n'));
+      log(`\n${RESULTS_FILE}: section '${SECTION}' ${how}`);
+    }
+  } finally {
+    for (const t of running.values()) await stopProcess(t.handle);
+    for (const s of servers) await stopProcess(s);
+    budget?.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function summary(opt, loads, samples, skipped) {
+  const list = (name, load) => samples.get(`${name}/${load.key}`) ?? [];
+  const med = (name, load, key) => median(list(name, load).map((s) => s[key]));
+  const parts = [];
+  for (const load of loads) {
+    parts.push(`**${load.label}**${load.budget ? ` (proxy-bound: each proxy held to ${opt.proxyCpu}% of one core)` : ''}`, '');
+    const rows = opt.targets.map((name) => {
+      const l = list(name, load);
+      if (l.length === 0) return [name, load.budget && name === 'direct' ? 'n/a' : 'skipped', '', '', '', '', '', '', ''];
+      const proxy = l.map((s) => s.proxyCpu).filter(Number.isFinite);
+      return [
+        name,
+        ...PERCENTILES.map(([key]) => fixed(med(name, load, key), 1)),
+        ratio(med(name, load, 'p99'), med('haproxy', load, 'p99')),
+        fixed(median(l.map((s) => s.messages / opt.duration)), 0),
+        proxy.length ? `${fixed(median(proxy), 0)}%` : '–',
+        `${fixed(median(l.map((s) => s.serverCpu)), 0)}% / ${fixed(median(l.map((s) => s.clientCpu)), 0)}%`,
+        String(l.length),
+      ];
+    });
+    parts.push(markdownTable(['target', 'p50 µs', 'p99 µs', 'p99.9 µs', 'p99 vs haproxy', 'round trips/s', 'proxy CPU', 'server / client CPU', 'runs'], rows));
+    parts.push('');
+    const f = med('fulcrum', load, 'p99');
+    const h = med('haproxy', load, 'p99');
+    if (Number.isFinite(f) && Number.isFinite(h)) parts.push(`fulcrum / haproxy p99: ${ratio(f, h)} — target ≤ ${TARGET_RATIO}× ${f <= TARGET_RATIO * h ? 'met' : 'NOT met'}.`);
+    const b = med('fulcrum-baseline', load, 'p99');
+    if (Number.isFinite(f) && Number.isFinite(b)) parts.push(`fulcrum / fulcrum-baseline p99: ${ratio(f, b)}.`);
+    parts.push('');
+  }
+  parts.push('Round trip: sockperf --full-rtt percentiles (µs), median over rounds. CPU: median, % of one core: the proxy (all its threads and processes), the sockperf server / client.');
+  const others = otherWorkNote([...samples.values()].flat().map((s) => s.others));
+  if (others) parts.push(others);
+  for (const [name, reason] of skipped) parts.push(`- ${name} skipped: ${reason}`);
+  return parts.join('\n');
+}
+
+main().catch((err) => {
+  process.stderr.write(`tcp-latency: ${err.stack ?? err}\n`);
+  process.exitCode = 1;
+});
