@@ -7,14 +7,21 @@
 // programs (bench/tools/), built on first use, so Node is never the limit.
 //
 //   node bench/tcp-connrate.mjs [--duration 5] [--rounds 5] [--clients 50]
-//        [--client-threads 1] [--backends 2]
+//        [--client-threads 1] [--backends 2] [--proxy-cpu 50]
 //        [--targets direct,fulcrum-leastconn,fulcrum-maglev,haproxy-leastconn]
-//        [--syscalls] [--quick] [--write]
+//        [--baseline DIR] [--syscalls] [--quick] [--write]
+//
+// Each measurement runs unconstrained and proxy-bound (--proxy-cpu P, default
+// 50; 0 leaves it out): each proxy held to P% of one core by a cgroup quota
+// (bench/lib/interleaved.mjs), so the rate measures the proxy, not the
+// 2-core machine it shares with the load generator and the echo backends.
+// --baseline DIR adds fulcrum-baseline: leastconn run by the checkout in DIR,
+// for a same-run A/B of a change.
 //
 // The tools are compiled with `cc` into bench/.build/ (git-ignored) on first
 // use and again whenever their source is newer than the binary.
 
-import { droppedIfExited, rotation } from './lib/rounds.mjs';
+import { openProxyBudget, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
 import { intArg, targetsArg } from './lib/args.mjs';
 import { cTool } from './lib/c-tools.mjs';
 import { parseArgs } from 'node:util';
@@ -23,7 +30,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { installCleanup, onInterrupt, runCommand, startProcess, stopProcess, which } from './lib/proc.mjs';
 import { freePorts, waitForListen } from './lib/net.mjs';
-import { cpuSnapshot, cpuDelta, otherWorkNote } from './lib/cpu.mjs';
+import { otherWorkNote } from './lib/cpu.mjs';
 import { summarize, ratio, fixed, median } from './lib/stats.mjs';
 import { markdownTable } from './lib/table.mjs';
 import { writeSection, RESULTS_FILE } from './lib/results.mjs';
@@ -32,11 +39,10 @@ import { REPO_ROOT, startFulcrum, startHaproxy, fulcrumVersion, haproxyVersion }
 import { countSyscalls } from './lib/strace.mjs';
 
 const SECTION = 'tcp-connrate';
-const ALL_TARGETS = ['direct', 'fulcrum-leastconn', 'fulcrum-maglev', 'haproxy-leastconn'];
+const ALL_TARGETS = ['direct', 'fulcrum-leastconn', 'fulcrum-maglev', 'fulcrum-baseline', 'haproxy-leastconn'];
+const DEFAULT_TARGETS = ['direct', 'fulcrum-leastconn', 'fulcrum-maglev', 'haproxy-leastconn'];
 const PROXY_THREADS = 2;
 const PAYLOAD = 64;
-/** A target failing this many measurements in a row is dropped from the run. */
-const MAX_CONSECUTIVE_FAILURES = 2;
 
 const log = (line = '') => process.stdout.write(`${line}\n`);
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
@@ -49,7 +55,9 @@ function options() {
       clients: { type: 'string', default: '50' },
       'client-threads': { type: 'string', default: '1' },
       backends: { type: 'string', default: '2' },
-      targets: { type: 'string', default: ALL_TARGETS.join(',') },
+      'proxy-cpu': { type: 'string', default: '50' },
+      targets: { type: 'string' },
+      baseline: { type: 'string' },
       quick: { type: 'boolean', default: false },
       write: { type: 'boolean', default: false },
       syscalls: { type: 'boolean', default: false },
@@ -62,7 +70,9 @@ function options() {
     clients: intArg('clients', values.clients, 1, 2000),
     clientThreads: intArg('client-threads', values['client-threads'], 1, 16),
     backends: intArg('backends', values.backends, 1, 16),
-    targets: targetsArg(values.targets, ALL_TARGETS),
+    proxyCpu: intArg('proxy-cpu', values['proxy-cpu'], 0, 100 * PROXY_THREADS),
+    targets: targetsArg(values.targets ?? [...DEFAULT_TARGETS, ...(values.baseline ? ['fulcrum-baseline'] : [])].join(','), ALL_TARGETS),
+    baseline: values.baseline,
     quick: values.quick,
     write: values.write,
     syscalls: values.syscalls,
@@ -90,13 +100,6 @@ async function measure(binary, port, opt) {
   }
 }
 
-/** `45% (fulcrum-w0 30%, fulcrum-w1 14%)`: a process's CPU and its busiest threads. */
-function cpuText(proc) {
-  if (!proc) return '–';
-  const top = proc.threads.filter((t) => t.pct >= 1).slice(0, 3).map((t) => `${t.comm} ${fixed(t.pct, 0)}%`);
-  return `${fixed(proc.pct, 0)}%${top.length ? ` (${top.join(', ')})` : ''}`;
-}
-
 async function main() {
   const opt = options();
   installCleanup();
@@ -104,37 +107,42 @@ async function main() {
   const echo = cTool('echo-server');
   const machine = machineInfo();
   machine.push(['haproxy', haproxyVersion() ?? 'not installed'], ['fulcrum', fulcrumVersion()]);
+  if (opt.baseline) machine.push(['baseline', `${opt.baseline}: ${fulcrumVersion(opt.baseline)}`]);
   const loadAtStart = loadavg();
   log(`command: ${commandLine()}`);
   for (const [k, v] of machine) log(`${k.padEnd(8)} ${v}`);
-  log(`plan: ${opt.rounds} round(s) x ${opt.targets.join(',')}; ${opt.clients} clients, ${PAYLOAD}-byte echo, ${opt.duration} s each; ` +
+  const loads = withProxyBound([{ key: 'rate', label: 'connect-echo-close' }], opt.proxyCpu);
+  log(`plan: ${opt.rounds} round(s) x ${opt.targets.join(',')} x (${loads.map((l) => l.label).join('; ')}); ${opt.clients} clients, ${PAYLOAD}-byte echo, ${opt.duration} s each; ` +
     `${opt.backends} echo backends; ` +
     `connrate ${opt.clientThreads} thread(s); proxies with ${PROXY_THREADS} threads`);
 
-  const ports = await freePorts(opt.backends + 3);
+  const ports = await freePorts(opt.backends + ALL_TARGETS.length);
   const backendPorts = ports.slice(0, opt.backends);
   const dir = mkdtempSync(join(tmpdir(), 'fulcrum-bench-'));
   onInterrupt(() => rmSync(dir, { recursive: true, force: true }));
   const running = new Map();
   const skipped = new Map();
   const servers = [];
+  let budget = null;
   try {
     for (const port of backendPorts) servers.push(await startEcho(echo, port));
     // Fulcrum's balance is a parameter of the target: the same backends, one
     // service, only the algorithm differs.
-    const fulcrum = (balance, serviceKeys, listenPort) => async () => {
+    const listen = (name) => ports[opt.backends + ALL_TARGETS.indexOf(name)];
+    const fulcrum = (name, balance, serviceKeys, root) => async () => {
       const { handle } = await startFulcrum({
-        dir, listenPort, backends: backendPorts, workers: PROXY_THREADS, balance, serviceKeys, file: `fulcrum-${balance}.yaml`,
+        dir, listenPort: listen(name), backends: backendPorts, workers: PROXY_THREADS, balance, serviceKeys, root, file: `${name}.yaml`,
       });
-      return { port: listenPort, handle };
+      return { port: listen(name), handle };
     };
     const starters = {
       direct: async () => ({ port: backendPorts[0], handle: null }),
-      'fulcrum-leastconn': fulcrum('leastconn', [], ports[opt.backends]),
-      'fulcrum-maglev': fulcrum('maglev', ['hash_key: five_tuple'], ports[opt.backends + 1]),
+      'fulcrum-leastconn': fulcrum('fulcrum-leastconn', 'leastconn', []),
+      'fulcrum-maglev': fulcrum('fulcrum-maglev', 'maglev', ['hash_key: five_tuple']),
+      'fulcrum-baseline': fulcrum('fulcrum-baseline', 'leastconn', [], opt.baseline),
       'haproxy-leastconn': async () => {
-        const { handle } = await startHaproxy({ dir, listenPort: ports[opt.backends + 2], backends: backendPorts, threads: PROXY_THREADS, balance: 'leastconn' });
-        return { port: ports[opt.backends + 2], handle };
+        const { handle } = await startHaproxy({ dir, listenPort: listen('haproxy-leastconn'), backends: backendPorts, threads: PROXY_THREADS, balance: 'leastconn' });
+        return { port: listen('haproxy-leastconn'), handle };
       },
     };
     for (const name of opt.targets) {
@@ -146,46 +154,26 @@ async function main() {
       }
     }
 
-    const samples = new Map(opt.targets.map((t) => [t, []]));
-    const failures = new Map();
-    const order = opt.targets.filter((t) => running.has(t));
-    for (let round = 0; round < opt.rounds; round++) {
-      const rotated = rotation(order, round);
-      log(`\nround ${round + 1}/${opt.rounds}: ${rotated.join(', ')}`);
-      for (const name of rotated) {
-        const t = running.get(name);
-        if (!t) continue;
-        if (droppedIfExited(name, t, running, skipped, log)) continue;
-        const pids = [t.handle?.pid, ...servers.map((s) => s.pid)];
-        const before = cpuSnapshot(pids);
-        const r = await measure(connrate, t.port, opt);
-        const cpu = cpuDelta(before, cpuSnapshot(pids));
-        if (r.error) {
-          const n = (failures.get(name) ?? 0) + 1;
-          failures.set(name, n);
-          log(`  ${name.padEnd(18)} FAILED: ${r.error}`);
-          if (n >= MAX_CONSECUTIVE_FAILURES) {
-            skipped.set(name, `${n} failures in a row, last: ${r.error}`);
-            log(`  ${name}: dropped from the run after ${n} failures in a row`);
-            await stopProcess(t.handle);
-            running.delete(name);
-          }
-          continue;
-        }
-        failures.set(name, 0);
-        const proxy = t.handle ? cpu.procs.get(t.handle.pid) : undefined;
-        const echoCpu = servers.reduce((sum, s) => sum + (cpu.procs.get(s.pid)?.pct ?? 0), 0);
-        samples.get(name).push({ ...r, proxyCpu: proxy?.pct, echoCpu, busy: cpu.machineBusyPct, others: cpu.othersPct });
-        log(`  ${name.padEnd(18)} ${fixed(r.rate, 0).padStart(7)} conn/s   p50 ${r.p50_us} µs  p99 ${r.p99_us} µs   ` +
-          `errors ${r.errors}${r.errors ? ` ${JSON.stringify(r.errors_by)}` : ''}   proxy cpu ${cpuText(proxy)}   ` +
-          `connrate ${r.cpu_pct}%  echo ${fixed(echoCpu, 0)}%  machine ${fixed(cpu.machineBusyPct, 0)}% busy`);
-      }
-    }
+    budget = openProxyBudget('fulcrum-bench-connrate', opt.proxyCpu, skipped, log);
+    const samples = await runInterleaved({
+      running,
+      order: opt.targets,
+      loads,
+      rounds: opt.rounds,
+      servers,
+      budget,
+      skipped,
+      log,
+      measure: (name, t) => measure(connrate, t.port, opt),
+      describe: (name, load, s) => `${load.label.padEnd(30)} ${fixed(s.rate, 0).padStart(7)} conn/s   p50 ${s.p50_us} µs  p99 ${s.p99_us} µs   ` +
+        `errors ${s.errors}${s.errors ? ` ${JSON.stringify(s.errors_by)}` : ''}   proxy cpu ${s.proxyCpu === undefined ? '–' : `${fixed(s.proxyCpu, 0)}%`}   ` +
+        `connrate ${s.cpu_pct}%  echo ${fixed(s.serverCpu, 0)}%  machine ${fixed(s.busy, 0)}% busy`,
+    });
     const load = `${loadAtStart} at start, ${loadavg()} at end`;
     // Syscalls per connection, after the timed rounds (strace slows its target).
     const syscalls = new Map();
     if (opt.syscalls) {
-      for (const name of order) {
+      for (const name of opt.targets) {
         const t = running.get(name);
         if (!t?.handle) continue;
         const counted = await countSyscalls(t.handle.pid, async () => (await measure(connrate, t.port, { ...opt, duration: 2 })).cycles,
@@ -194,7 +182,7 @@ async function main() {
         log(`  ${name.padEnd(18)} syscalls: ${counted.error ?? `${fixed(counted.total / counted.units, 1)} per connection over ${counted.units}`}`);
       }
     }
-    const report = summary(opt, samples, skipped, syscalls);
+    const report = summary(opt, loads, samples, skipped, syscalls);
     log(`\n${report}`);
     if (opt.write) {
       const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
@@ -206,7 +194,7 @@ async function main() {
           `Fulcrum \`workers: ${PROXY_THREADS}\` (maglev: \`hash_key: five_tuple\`); HAProxy \`nbthread ${PROXY_THREADS}\`, \`balance leastconn\`.` +
           (opt.quick ? ' **Quick smoke run; not a measurement.**' : ''),
         ``,
-        `Target: Fulcrum (leastconn and maglev) ≥ 1.3× HAProxy leastconn's connection rate.`,
+        `Target: Fulcrum (leastconn and maglev) ≥ 1.3× HAProxy leastconn's connection rate, proxy-bound (each proxy held to ${opt.proxyCpu}% of one core).`,
         ``,
         `- date: ${date}`,
         `- command: \`${commandLine()}\``,
@@ -219,6 +207,7 @@ async function main() {
   } finally {
     for (const t of running.values()) await stopProcess(t.handle);
     for (const s of servers) await stopProcess(s);
+    budget?.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -231,64 +220,72 @@ function errorText(list) {
   return total ? `${total} (${[...by].map(([k, v]) => `${k} ${v}`).join(', ')})` : '0';
 }
 
-function summary(opt, samples, skipped, syscalls) {
-  const med = (name) => median((samples.get(name) ?? []).map((s) => s.rate));
-  // Connections per second per core of proxy CPU: on a machine where the load
-  // generator and backends share the cores with the proxy, the rate is bounded
-  // by the whole machine's CPU, and this is what tells the proxies apart.
-  const perCore = (name) => median((samples.get(name) ?? []).filter((s) => s.proxyCpu > 0).map((s) => s.rate / (s.proxyCpu / 100)));
-  // CPU time per connection (µs), of the proxy and of the load generator plus
-  // the echo backends: the machine's cores are shared by all three.
-  const usPerConn = (name, pct) => median((samples.get(name) ?? []).filter((s) => Number.isFinite(pct(s))).map((s) => (pct(s) / 100) * 1e6 / s.rate));
-  const proxyUs = (name) => usPerConn(name, (s) => s.proxyCpu);
-  const restUs = (name) => usPerConn(name, (s) => s.cpu_pct + s.echoCpu);
-  const rows = opt.targets.map((name) => {
-    const list = samples.get(name) ?? [];
-    if (list.length === 0) return [name, 'skipped', '', '', '', '', '', '', '', '', '', '', '', ''];
-    const r = summarize(list.map((s) => s.rate));
-    const cpu = list.map((s) => s.proxyCpu).filter(Number.isFinite);
-    const pct = (key) => `${fixed(median(list.map((s) => s[key])), 0)}%`;
-    return [
-      name,
-      fixed(r.median, 0),
-      `${fixed(r.min, 0)}–${fixed(r.max, 0)}`,
-      fixed(median(list.map((s) => s.p50_us)), 0),
-      fixed(median(list.map((s) => s.p99_us)), 0),
-      ratio(med(name), med('haproxy-leastconn')),
-      cpu.length ? `${fixed(median(cpu), 0)}%` : '–',
-      cpu.length ? fixed(proxyUs(name), 1) : '–',
-      fixed(perCore(name), 0),
-      ratio(perCore(name), perCore('haproxy-leastconn')),
-      pct('cpu_pct'),
-      pct('echoCpu'),
-      pct('busy'),
-      errorText(list),
-    ];
-  });
-  const parts = [markdownTable(['target', 'median conn/s', 'min–max', 'p50 µs', 'p99 µs', 'vs haproxy', 'proxy CPU', 'proxy CPU µs/conn', 'conn/s per proxy core', 'per core vs haproxy', 'connrate CPU', 'echo CPU', 'machine busy', 'errors'], rows)];
-  parts.push('');
-  for (const name of ['fulcrum-leastconn', 'fulcrum-maglev']) {
-    const f = med(name);
-    const h = med('haproxy-leastconn');
-    if (Number.isFinite(f) && Number.isFinite(h)) {
-      parts.push(`${name} / haproxy-leastconn: ${ratio(f, h)} — target 1.3× ${f >= 1.3 * h ? 'met' : 'NOT met'}.`);
+function summary(opt, loads, samples, skipped, syscalls) {
+  const parts = [];
+  const fulcrums = ['fulcrum-leastconn', 'fulcrum-maglev'];
+  for (const load of loads) {
+    const list = (name) => samples.get(`${name}/${load.key}`) ?? [];
+    const med = (name) => median(list(name).map((s) => s.rate));
+    // Connections per second per core of proxy CPU: on a machine where the load
+    // generator and backends share the cores with the proxy, the rate is bounded
+    // by the whole machine's CPU, and this is what tells the proxies apart.
+    const perCore = (name) => median(list(name).filter((s) => s.proxyCpu > 0).map((s) => s.rate / (s.proxyCpu / 100)));
+    // CPU time per connection (µs), of the proxy and of the load generator plus
+    // the echo backends: the machine's cores are shared by all three.
+    const usPerConn = (name, pct) => median(list(name).filter((s) => Number.isFinite(pct(s))).map((s) => (pct(s) / 100) * 1e6 / s.rate));
+    const proxyUs = (name) => usPerConn(name, (s) => s.proxyCpu);
+    const restUs = (name) => usPerConn(name, (s) => s.cpu_pct + s.serverCpu);
+    parts.push(`**${load.label}**${load.budget ? ` (proxy-bound: each proxy held to ${opt.proxyCpu}% of one core)` : ' (unconstrained)'}`, '');
+    const rows = opt.targets.map((name) => {
+      const l = list(name);
+      if (l.length === 0) return [name, load.budget && name === 'direct' ? 'n/a' : 'skipped', '', '', '', '', '', '', '', '', '', '', '', ''];
+      const r = summarize(l.map((s) => s.rate));
+      const cpu = l.map((s) => s.proxyCpu).filter(Number.isFinite);
+      const pct = (key) => `${fixed(median(l.map((s) => s[key])), 0)}%`;
+      return [
+        name,
+        fixed(r.median, 0),
+        `${fixed(r.min, 0)}–${fixed(r.max, 0)}`,
+        fixed(median(l.map((s) => s.p50_us)), 0),
+        fixed(median(l.map((s) => s.p99_us)), 0),
+        ratio(med(name), med('haproxy-leastconn')),
+        cpu.length ? `${fixed(median(cpu), 0)}%` : '–',
+        cpu.length ? fixed(proxyUs(name), 1) : '–',
+        fixed(perCore(name), 0),
+        ratio(perCore(name), perCore('haproxy-leastconn')),
+        pct('cpu_pct'),
+        pct('serverCpu'),
+        pct('busy'),
+        errorText(l),
+      ];
+    });
+    parts.push(markdownTable(['target', 'median conn/s', 'min–max', 'p50 µs', 'p99 µs', 'vs haproxy', 'proxy CPU', 'proxy CPU µs/conn', 'conn/s per proxy core', 'per core vs haproxy', 'connrate CPU', 'echo CPU', 'machine busy', 'errors'], rows));
+    parts.push('');
+    for (const name of fulcrums) {
+      const f = med(name);
+      const h = med('haproxy-leastconn');
+      if (Number.isFinite(f) && Number.isFinite(h)) {
+        parts.push(`${name} / haproxy-leastconn: ${ratio(f, h)}${load.budget ? ` — target 1.3× ${f >= 1.3 * h ? 'met' : 'NOT met'}` : ''}; per proxy core ${ratio(perCore(name), perCore('haproxy-leastconn'))}.`);
+      }
     }
-  }
-  for (const name of ['fulcrum-leastconn', 'fulcrum-maglev']) {
-    const f = perCore(name);
-    const h = perCore('haproxy-leastconn');
-    if (Number.isFinite(f) && Number.isFinite(h)) parts.push(`${name} / haproxy-leastconn per proxy core: ${ratio(f, h)}.`);
-  }
-  // With the cores saturated, rate ≈ cores / (proxy + client + echo CPU per
-  // connection); the client's and the backends' part does not depend on the proxy.
-  const hTotal = proxyUs('haproxy-leastconn') + restUs('haproxy-leastconn');
-  for (const name of ['fulcrum-leastconn', 'fulcrum-maglev']) {
-    const rest = restUs(name);
-    if (Number.isFinite(hTotal) && Number.isFinite(rest) && Number.isFinite(proxyUs(name))) {
-      parts.push(`${name}: proxy ${fixed(proxyUs(name), 1)} µs CPU per connection, load generator + echo backends ${fixed(rest, 1)} µs ` +
-        `(haproxy-leastconn: ${fixed(proxyUs('haproxy-leastconn'), 1)} + ${fixed(restUs('haproxy-leastconn'), 1)} µs); ` +
-        `1.3× HAProxy's rate on a saturated machine needs the proxy at ≤ ${fixed(hTotal / 1.3 - rest, 1)} µs per connection.`);
+    const b = med('fulcrum-baseline');
+    if (Number.isFinite(b) && Number.isFinite(med('fulcrum-leastconn'))) {
+      parts.push(`fulcrum-leastconn / fulcrum-baseline: ${ratio(med('fulcrum-leastconn'), b)} (proxy CPU per connection ${fixed(proxyUs('fulcrum-leastconn'), 1)} vs ${fixed(proxyUs('fulcrum-baseline'), 1)} µs).`);
     }
+    if (!load.budget) {
+      // With the cores saturated, rate ≈ cores / (proxy + client + echo CPU per
+      // connection); the client's and the backends' part does not depend on the proxy.
+      const hTotal = proxyUs('haproxy-leastconn') + restUs('haproxy-leastconn');
+      for (const name of fulcrums) {
+        const rest = restUs(name);
+        if (Number.isFinite(hTotal) && Number.isFinite(rest) && Number.isFinite(proxyUs(name))) {
+          parts.push(`${name}: proxy ${fixed(proxyUs(name), 1)} µs CPU per connection, load generator + echo backends ${fixed(rest, 1)} µs ` +
+            `(haproxy-leastconn: ${fixed(proxyUs('haproxy-leastconn'), 1)} + ${fixed(restUs('haproxy-leastconn'), 1)} µs); ` +
+            `1.3× HAProxy's rate on a saturated machine needs the proxy at ≤ ${fixed(hTotal / 1.3 - rest, 1)} µs per connection.`);
+        }
+      }
+    }
+    parts.push('');
   }
   if (syscalls?.size) {
     parts.push('', 'Syscalls per proxied connection (`strace -c -f` on the proxy during one extra 2 s run after the rounds; counts only):', '');
@@ -298,9 +295,9 @@ function summary(opt, samples, skipped, syscalls) {
       c.byName.filter(([, calls]) => calls / c.units >= 0.05)
         .map(([call, calls, errors]) => `${call} ${fixed(calls / c.units, 2)}${errors ? ` (${fixed(errors / c.units, 2)} failed)` : ''}`).join(', '),
     ]);
-    parts.push(markdownTable(['target', 'syscalls/conn', 'by call (per connection)'], rows, ['l', 'r', 'l']));
+    parts.push(markdownTable(['target', 'syscalls/conn', 'by call (per connection)'], rows, ['l', 'r', 'l']), '');
   }
-  parts.push('', 'Latency: connect + echo per cycle, median over rounds of each run\'s percentile. CPU: median, % of one core ' +
+  parts.push('Latency: connect + echo per cycle, median over rounds of each run\'s percentile. CPU: median, % of one core ' +
     '(2 cores = 200%): the proxy, the load generator, all echo backends together; machine busy: % of all cores.');
   const others = otherWorkNote([...samples.values()].flat().map((s) => s.others));
   if (others) parts.push(others);
