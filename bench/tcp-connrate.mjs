@@ -8,7 +8,12 @@
 //
 //   node bench/tcp-connrate.mjs [--duration 5] [--rounds 5] [--clients 50]
 //        [--client-threads 1] [--backends 2]
-//        [--targets direct,fulcrum-leastconn,fulcrum-maglev,haproxy-leastconn]
+//        [--targets direct,fulcrum-leastconn,fulcrum-maglev,haproxy-leastconn,fulcrum-guarded]
+//
+// fulcrum-guarded (not in the default set): fulcrum-leastconn with an
+// allow/deny list, client_limits far above what the clients do, and
+// send_proxy: v2 to echo backends started with -x (they skip the header);
+// the summary gives its ratio to fulcrum-leastconn in the same run.
 //        [--syscalls] [--quick] [--write]
 //
 // The tools are compiled with `cc` into bench/.build/ (git-ignored) on first
@@ -28,11 +33,12 @@ import { summarize, ratio, fixed, median } from './lib/stats.mjs';
 import { markdownTable } from './lib/table.mjs';
 import { writeSection, RESULTS_FILE } from './lib/results.mjs';
 import { machineInfo, commandLine } from './lib/machine.mjs';
-import { REPO_ROOT, startFulcrum, startHaproxy, fulcrumVersion, haproxyVersion } from './lib/proxies.mjs';
+import { GUARD_KEYS, REPO_ROOT, startFulcrum, startHaproxy, fulcrumVersion, haproxyVersion } from './lib/proxies.mjs';
 import { countSyscalls } from './lib/strace.mjs';
 
 const SECTION = 'tcp-connrate';
-const ALL_TARGETS = ['direct', 'fulcrum-leastconn', 'fulcrum-maglev', 'haproxy-leastconn'];
+const DEFAULT_TARGETS = ['direct', 'fulcrum-leastconn', 'fulcrum-maglev', 'haproxy-leastconn'];
+const ALL_TARGETS = [...DEFAULT_TARGETS, 'fulcrum-guarded'];
 const PROXY_THREADS = 2;
 const PAYLOAD = 64;
 /** A target failing this many measurements in a row is dropped from the run. */
@@ -49,7 +55,7 @@ function options() {
       clients: { type: 'string', default: '50' },
       'client-threads': { type: 'string', default: '1' },
       backends: { type: 'string', default: '2' },
-      targets: { type: 'string', default: ALL_TARGETS.join(',') },
+      targets: { type: 'string', default: DEFAULT_TARGETS.join(',') },
       quick: { type: 'boolean', default: false },
       write: { type: 'boolean', default: false },
       syscalls: { type: 'boolean', default: false },
@@ -69,8 +75,8 @@ function options() {
   };
 }
 
-async function startEcho(binary, port) {
-  const handle = startProcess('echo-server', binary, ['-p', String(port), '-t', '1']);
+async function startEcho(binary, port, extra = []) {
+  const handle = startProcess('echo-server', binary, ['-p', String(port), '-t', '1', ...extra]);
   await waitForListen(port, { handle });
   return handle;
 }
@@ -111,7 +117,9 @@ async function main() {
     `${opt.backends} echo backends; ` +
     `connrate ${opt.clientThreads} thread(s); proxies with ${PROXY_THREADS} threads`);
 
-  const ports = await freePorts(opt.backends + 3);
+  const ports = await freePorts(2 * opt.backends + 4);
+  // fulcrum-guarded's backends read a PROXY header first (echo-server -x).
+  const guardedPorts = ports.slice(opt.backends + 4);
   const backendPorts = ports.slice(0, opt.backends);
   const dir = mkdtempSync(join(tmpdir(), 'fulcrum-bench-'));
   onInterrupt(() => rmSync(dir, { recursive: true, force: true }));
@@ -120,11 +128,12 @@ async function main() {
   const servers = [];
   try {
     for (const port of backendPorts) servers.push(await startEcho(echo, port));
+    if (opt.targets.includes('fulcrum-guarded')) for (const port of guardedPorts) servers.push(await startEcho(echo, port, ['-x']));
     // Fulcrum's balance is a parameter of the target: the same backends, one
     // service, only the algorithm differs.
-    const fulcrum = (balance, serviceKeys, listenPort) => async () => {
+    const fulcrum = (balance, serviceKeys, listenPort, backends = backendPorts, file = `fulcrum-${balance}.yaml`) => async () => {
       const { handle } = await startFulcrum({
-        dir, listenPort, backends: backendPorts, workers: PROXY_THREADS, balance, serviceKeys, file: `fulcrum-${balance}.yaml`,
+        dir, listenPort, backends, workers: PROXY_THREADS, balance, serviceKeys, file,
       });
       return { port: listenPort, handle };
     };
@@ -132,6 +141,7 @@ async function main() {
       direct: async () => ({ port: backendPorts[0], handle: null }),
       'fulcrum-leastconn': fulcrum('leastconn', [], ports[opt.backends]),
       'fulcrum-maglev': fulcrum('maglev', ['hash_key: five_tuple'], ports[opt.backends + 1]),
+      'fulcrum-guarded': fulcrum('leastconn', [...GUARD_KEYS, 'send_proxy: v2'], ports[opt.backends + 3], guardedPorts, 'fulcrum-guarded.yaml'),
       'haproxy-leastconn': async () => {
         const { handle } = await startHaproxy({ dir, listenPort: ports[opt.backends + 2], backends: backendPorts, threads: PROXY_THREADS, balance: 'leastconn' });
         return { port: ports[opt.backends + 2], handle };
@@ -273,6 +283,12 @@ function summary(opt, samples, skipped, syscalls) {
     if (Number.isFinite(f) && Number.isFinite(h)) {
       parts.push(`${name} / haproxy-leastconn: ${ratio(f, h)} — target 1.3× ${f >= 1.3 * h ? 'met' : 'NOT met'}.`);
     }
+  }
+  const guarded = med('fulcrum-guarded');
+  const plain = med('fulcrum-leastconn');
+  if (Number.isFinite(guarded) && Number.isFinite(plain)) {
+    parts.push(`fulcrum-guarded / fulcrum-leastconn: ${ratio(guarded, plain)} (allow/deny, client_limits and send_proxy v2 on; target within 5%: ` +
+      `${guarded >= 0.95 * plain ? 'met' : 'NOT met'}); per proxy core ${ratio(perCore('fulcrum-guarded'), perCore('fulcrum-leastconn'))}.`);
   }
   for (const name of ['fulcrum-leastconn', 'fulcrum-maglev']) {
     const f = perCore(name);
