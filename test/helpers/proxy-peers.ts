@@ -18,7 +18,9 @@ export interface Peer {
 
 /** Start `cmd args` (which must listen on `port`), wait until it accepts; killed at teardown. */
 async function startPeer(t: Test, name: string, cmd: string, args: string[], port: number): Promise<Peer> {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Not the sanitizer runtime the ASan run preloads for Node: these are not our code.
+  const { LD_PRELOAD: _preload, ...env } = process.env;
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4096)));
   let exited = false;
