@@ -3,14 +3,9 @@
 // of PROXY protocol headers (accept_proxy). The status page and `fulcrum
 // status` print from this one list, for services that have any of those keys.
 import type { AdmissionStats } from '../engine/engine.js';
+import type { LabelledCounter } from './udp-counters.js';
 
-export interface AdmissionCounter {
-  key: keyof AdmissionStats;
-  /** The words after the number: "3 denied". */
-  label: string;
-  /** What it counts (the status page's tooltip). */
-  meaning: string;
-}
+export type AdmissionCounter = LabelledCounter<keyof AdmissionStats>;
 
 export const ADMISSION_COUNTERS: readonly AdmissionCounter[] = [
   { key: 'denied', label: 'denied', meaning: 'refused by allow/deny (TCP: connections closed at accept; UDP: datagrams dropped)' },
