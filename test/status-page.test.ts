@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import t, { type Test } from 'tap';
 import { REFRESH_MS } from '../src/admin/status-page.js';
-import { startServer } from './helpers/backends.js';
+import { freePort, startServer } from './helpers/backends.js';
 import { TOKEN, http, startRuntime } from './helpers/admin.js';
 import { echoStream, openConn } from './helpers/traffic.js';
 import { DATAGRAMS, FLOWS, SIZE, startUdpStatusRuntime } from './helpers/udp-status.js';
@@ -187,6 +187,7 @@ t.test('status page in headless Chromium: a udp service shows its flow table and
 
 t.test('status page in headless Chromium: a guarded service shows its admission row, exact after a denial and an over-limit connection', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed` }, async (t) => {
   const backend = await startServer(t, (socket) => socket.pipe(socket));
+  const openPort = await freePort();
   const { base, port, runtime } = await startRuntime(t, (listen) => [
     `admin: { token: ${TOKEN} }`,
     'services:',
@@ -197,7 +198,7 @@ t.test('status page in headless Chromium: a guarded service shows its admission 
     '    backends:',
     `      - address: 127.0.0.1:${backend.port}`,
     '  - name: open',
-    `    listen: 127.0.0.1:${listen + 1 > 65535 ? listen - 1 : listen + 1}`,
+    `    listen: 127.0.0.1:${openPort}`,
     '    backends:',
     `      - address: 127.0.0.1:${backend.port}`,
     '',
