@@ -8,7 +8,7 @@
 //
 //   node bench/tcp-connrate.mjs [--duration 5] [--rounds 5] [--clients 50]
 //        [--client-threads 1] [--backends 2] [--proxy-cpu 50]
-//        [--targets direct,fulcrum-leastconn,fulcrum-maglev,haproxy-leastconn]
+//        [--targets direct,fulcrum-leastconn,fulcrum-maglev,haproxy-leastconn,fulcrum-guarded]
 //        [--baseline DIR] [--syscalls] [--quick] [--write]
 //
 // Each measurement runs unconstrained and proxy-bound (--proxy-cpu P, default
@@ -17,6 +17,10 @@
 // 2-core machine it shares with the load generator and the echo backends.
 // --baseline DIR adds fulcrum-baseline: leastconn run by the checkout in DIR,
 // for a same-run A/B of a change.
+// fulcrum-guarded (not in the default set): fulcrum-leastconn with an
+// allow/deny list, client_limits far above what the clients do, and
+// send_proxy: v2 to echo backends started with -x (they skip the header);
+// the summary gives its ratio to fulcrum-leastconn in the same run.
 //
 // The tools are compiled with `cc` into bench/.build/ (git-ignored) on first
 // use and again whenever their source is newer than the binary.
@@ -35,11 +39,11 @@ import { summarize, ratio, fixed, median } from './lib/stats.mjs';
 import { markdownTable } from './lib/table.mjs';
 import { writeSection, RESULTS_FILE } from './lib/results.mjs';
 import { machineInfo, commandLine } from './lib/machine.mjs';
-import { REPO_ROOT, startFulcrum, startHaproxy, fulcrumVersion, haproxyVersion } from './lib/proxies.mjs';
+import { GUARD_KEYS, startFulcrum, startHaproxy, fulcrumVersion, haproxyVersion } from './lib/proxies.mjs';
 import { countSyscalls } from './lib/strace.mjs';
 
 const SECTION = 'tcp-connrate';
-const ALL_TARGETS = ['direct', 'fulcrum-leastconn', 'fulcrum-maglev', 'fulcrum-baseline', 'haproxy-leastconn'];
+const ALL_TARGETS = ['direct', 'fulcrum-leastconn', 'fulcrum-maglev', 'fulcrum-baseline', 'haproxy-leastconn', 'fulcrum-guarded'];
 const DEFAULT_TARGETS = ['direct', 'fulcrum-leastconn', 'fulcrum-maglev', 'haproxy-leastconn'];
 const PROXY_THREADS = 2;
 const PAYLOAD = 64;
@@ -79,8 +83,8 @@ function options() {
   };
 }
 
-async function startEcho(binary, port) {
-  const handle = startProcess('echo-server', binary, ['-p', String(port), '-t', '1']);
+async function startEcho(binary, port, extra = []) {
+  const handle = startProcess('echo-server', binary, ['-p', String(port), '-t', '1', ...extra]);
   await waitForListen(port, { handle });
   return handle;
 }
@@ -116,8 +120,10 @@ async function main() {
     `${opt.backends} echo backends; ` +
     `connrate ${opt.clientThreads} thread(s); proxies with ${PROXY_THREADS} threads`);
 
-  const ports = await freePorts(opt.backends + ALL_TARGETS.length);
+  const ports = await freePorts(2 * opt.backends + ALL_TARGETS.length);
   const backendPorts = ports.slice(0, opt.backends);
+  // fulcrum-guarded's backends read a PROXY header first (echo-server -x).
+  const guardedPorts = ports.slice(opt.backends + ALL_TARGETS.length);
   const dir = mkdtempSync(join(tmpdir(), 'fulcrum-bench-'));
   onInterrupt(() => rmSync(dir, { recursive: true, force: true }));
   const running = new Map();
@@ -126,12 +132,13 @@ async function main() {
   let budget = null;
   try {
     for (const port of backendPorts) servers.push(await startEcho(echo, port));
+    if (opt.targets.includes('fulcrum-guarded')) for (const port of guardedPorts) servers.push(await startEcho(echo, port, ['-x']));
     // Fulcrum's balance is a parameter of the target: the same backends, one
     // service, only the algorithm differs.
     const listen = (name) => ports[opt.backends + ALL_TARGETS.indexOf(name)];
-    const fulcrum = (name, balance, serviceKeys, root) => async () => {
+    const fulcrum = (name, balance, serviceKeys, root, backends = backendPorts) => async () => {
       const { handle } = await startFulcrum({
-        dir, listenPort: listen(name), backends: backendPorts, workers: PROXY_THREADS, balance, serviceKeys, root, file: `${name}.yaml`,
+        dir, listenPort: listen(name), backends, workers: PROXY_THREADS, balance, serviceKeys, root, file: `${name}.yaml`,
       });
       return { port: listen(name), handle };
     };
@@ -140,6 +147,7 @@ async function main() {
       'fulcrum-leastconn': fulcrum('fulcrum-leastconn', 'leastconn', []),
       'fulcrum-maglev': fulcrum('fulcrum-maglev', 'maglev', ['hash_key: five_tuple']),
       'fulcrum-baseline': fulcrum('fulcrum-baseline', 'leastconn', [], opt.baseline),
+      'fulcrum-guarded': fulcrum('fulcrum-guarded', 'leastconn', [...GUARD_KEYS, 'send_proxy: v2'], undefined, guardedPorts),
       'haproxy-leastconn': async () => {
         const { handle } = await startHaproxy({ dir, listenPort: listen('haproxy-leastconn'), backends: backendPorts, threads: PROXY_THREADS, balance: 'leastconn' });
         return { port: listen('haproxy-leastconn'), handle };
@@ -267,6 +275,12 @@ function summary(opt, loads, samples, skipped, syscalls) {
       if (Number.isFinite(f) && Number.isFinite(h)) {
         parts.push(`${name} / haproxy-leastconn: ${ratio(f, h)}${load.budget ? ` — target 1.3× ${f >= 1.3 * h ? 'met' : 'NOT met'}` : ''}; per proxy core ${ratio(perCore(name), perCore('haproxy-leastconn'))}.`);
       }
+    }
+    const guarded = med('fulcrum-guarded');
+    const plain = med('fulcrum-leastconn');
+    if (Number.isFinite(guarded) && Number.isFinite(plain)) {
+      parts.push(`fulcrum-guarded / fulcrum-leastconn: ${ratio(guarded, plain)} (allow/deny, client_limits and send_proxy v2 on; target within 5%: ` +
+        `${guarded >= 0.95 * plain ? 'met' : 'NOT met'}); per proxy core ${ratio(perCore('fulcrum-guarded'), perCore('fulcrum-leastconn'))}.`);
     }
     const b = med('fulcrum-baseline');
     if (Number.isFinite(b) && Number.isFinite(med('fulcrum-leastconn'))) {

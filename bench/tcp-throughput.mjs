@@ -9,6 +9,11 @@
 //
 //   node bench/tcp-throughput.mjs [--duration 5] [--rounds 5] [--streams 1,4]
 //        [--targets direct,fulcrum,haproxy] [--omit 1] [--quick] [--write]
+//
+// fulcrum-guarded (not in the default set): fulcrum with allow/deny and
+// client_limits far above what iperf3 does; the summary gives its ratio to
+// fulcrum. Without send_proxy: iperf3 cannot read a PROXY header (the header
+// costs one send per connection, which tcp-connrate's fulcrum-guarded measures).
 
 import { droppedIfExited, rotation } from './lib/rounds.mjs';
 import { intArg, targetsArg } from './lib/args.mjs';
@@ -24,10 +29,11 @@ import { markdownTable } from './lib/table.mjs';
 import { writeSection, RESULTS_FILE } from './lib/results.mjs';
 import { machineInfo, commandLine } from './lib/machine.mjs';
 import { startIperfServer, restartIperfServer, runIperfTcp, iperf3Version } from './lib/iperf3.mjs';
-import { startFulcrum, startHaproxy, fulcrumVersion, haproxyVersion } from './lib/proxies.mjs';
+import { GUARD_KEYS, startFulcrum, startHaproxy, fulcrumVersion, haproxyVersion } from './lib/proxies.mjs';
 
 const SECTION = 'tcp-throughput';
-const ALL_TARGETS = ['direct', 'fulcrum', 'haproxy'];
+const DEFAULT_TARGETS = ['direct', 'fulcrum', 'haproxy'];
+const ALL_TARGETS = [...DEFAULT_TARGETS, 'fulcrum-guarded'];
 /** Proxy worker threads: one per core on the 2-core reference machine, the same for both proxies. */
 const PROXY_THREADS = 2;
 /** A target whose measurements fail this many times in a row is dropped from the run. */
@@ -52,7 +58,7 @@ function options() {
         rounds: { type: 'string' },
         omit: { type: 'string', default: '1' },
         streams: { type: 'string', default: '1,4' },
-        targets: { type: 'string', default: ALL_TARGETS.join(',') },
+        targets: { type: 'string', default: DEFAULT_TARGETS.join(',') },
         quick: { type: 'boolean', default: false },
         write: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -105,7 +111,7 @@ async function main() {
     `iperf3 -t ${opt.duration} -O ${opt.omit} each; proxies with ${PROXY_THREADS} threads`);
   if (!iperfVer) throw new Error('iperf3 is not installed (apt-get install iperf3)');
 
-  const [serverPort, fulcrumPort, haproxyPort] = await freePorts(3);
+  const [serverPort, fulcrumPort, haproxyPort, guardedPort] = await freePorts(4);
   const dir = mkdtempSync(join(tmpdir(), 'fulcrum-bench-'));
   onInterrupt(() => rmSync(dir, { recursive: true, force: true }));
   /** name -> { port, handle? } for targets that are up. */
@@ -123,10 +129,11 @@ async function main() {
         running.set(name, { port: serverPort, handle: null });
         continue;
       }
-      const start = name === 'fulcrum' ? startFulcrum : startHaproxy;
-      const port = name === 'fulcrum' ? fulcrumPort : haproxyPort;
+      const start = name.startsWith('fulcrum') ? startFulcrum : startHaproxy;
+      const port = { fulcrum: fulcrumPort, haproxy: haproxyPort, 'fulcrum-guarded': guardedPort }[name];
+      const guard = name === 'fulcrum-guarded' ? { serviceKeys: GUARD_KEYS, file: 'fulcrum-guarded.yaml' } : {};
       try {
-        const { handle } = await start({ dir, listenPort: port, backends: [serverPort], workers: PROXY_THREADS, threads: PROXY_THREADS });
+        const { handle } = await start({ dir, listenPort: port, backends: [serverPort], workers: PROXY_THREADS, threads: PROXY_THREADS, ...guard });
         running.set(name, { port, handle });
         log(`${name}: pid ${handle.pid}, 127.0.0.1:${port} -> 127.0.0.1:${serverPort}`);
       } catch (err) {
@@ -233,6 +240,9 @@ function summaryMarkdown(opt, samples, skipped) {
     parts.push(markdownTable(['target', 'median Gbit/s', 'min–max', 'vs direct', 'proxy CPU', 'runs'], rows));
     if (opt.targets.includes('fulcrum') && opt.targets.includes('haproxy')) {
       parts.push(`\nfulcrum / haproxy: ${ratio(med('fulcrum'), med('haproxy'))}`);
+    }
+    if (opt.targets.includes('fulcrum') && opt.targets.includes('fulcrum-guarded')) {
+      parts.push(`\nfulcrum-guarded / fulcrum: ${ratio(med('fulcrum-guarded'), med('fulcrum'))} (allow/deny and client_limits on; target within 5%)`);
     }
     parts.push('');
   }

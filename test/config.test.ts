@@ -34,8 +34,8 @@ const BAD_FIXTURES: Record<string, string[]> = {
   ],
   'bad-unknown-key.yaml': [
     '3:5: missing required key "listen" in service',
-    '4:5: unknown key "listn" in service; did you mean "listen"? expected one of: name, protocol, listen, balance, hash_key, maglev_table_size, backends, timeouts, retries, slow_start, queue, sticky, drain_timeout, health_check, passive, max_flows, udp',
-    '7:9: unknown key "wieght" in backend; did you mean "weight"? expected one of: address, weight, backup, max_connections, slow_start, health_check',
+    '4:5: unknown key "listn" in service; did you mean "listen"? expected one of: name, protocol, listen, balance, hash_key, maglev_table_size, backends, timeouts, retries, slow_start, queue, sticky, drain_timeout, health_check, passive, accept_proxy, accept_proxy_from, accept_proxy_timeout, send_proxy, source, allow, deny, client_limits, max_flows, udp',
+    '7:9: unknown key "wieght" in backend; did you mean "weight"? expected one of: address, weight, backup, max_connections, slow_start, send_proxy, health_check',
   ],
   'bad-wrong-type.yaml': [
     '2:10: workers: expected "auto" or an integer from 1 to 256, got "many"',
@@ -133,6 +133,30 @@ const BAD_FIXTURES: Record<string, string[]> = {
     '21:5: udp applies only to protocol: udp (this service has protocol: tcp)',
     '26:13: listen address 0.0.0.0:27015 overlaps 127.0.0.1:27015 of service "game" at line 4 (0.0.0.0:27015 takes port 27015 on every address)',
   ],
+  'bad-identity.yaml': [
+    '4:5: accept_proxy_from needs accept_proxy: true',
+    '5:5: accept_proxy_timeout needs accept_proxy: true',
+    '5:27: accept_proxy_timeout "2m" is too long: expected at most 1m',
+    '6:17: unknown send_proxy "v3"; expected one of: none, v1, v2',
+    '7:13: unknown source "transparent"; expected one of: auto, client',
+    '8:13: bad prefix "10.0.0.0/33": the prefix length must be a number from 0 to 32',
+    '8:26: bad prefix "host.example": "host.example" is not an IPv4 or IPv6 address',
+    '8:42: bad prefix "10.0.0.0/08": the prefix length must be a number from 0 to 32',
+    '9:12: bad prefix "2001:db8::/129": the prefix length must be a number from 0 to 128',
+    '10:5: client_limits needs at least one of max_connections, connection_rate',
+    '10:21: connection_burst needs connection_rate',
+    '10:42: client_limits.datagram_rate applies only to protocol: udp (use connection_rate for tcp)',
+    '10:73: client_limits.table_size: expected an integer from 16 to 16777216, got 8',
+    '16:5: client_limits needs at least one of max_connections, connection_rate',
+    "18:18: source: client connects from the client's IPv4 address and cannot reach IPv6 backend [::1]:3306",
+    '23:5: accept_proxy does not apply to protocol: udp (the PROXY protocol header is read from a TCP stream)',
+    '24:5: send_proxy does not apply to protocol: udp (the PROXY protocol header is written to a TCP stream)',
+    '25:5: source does not apply to protocol: udp (source: client applies to TCP connections)',
+    '26:5: client_limits needs at least one of datagram_rate',
+    '26:21: client_limits.max_connections does not apply to protocol: udp (UDP has flows, not connections; use datagram_rate)',
+    '26:41: client_limits.connection_rate does not apply to protocol: udp (UDP has flows, not connections; use datagram_rate)',
+    '29:9: send_proxy does not apply to protocol: udp (the header is written to a TCP stream)',
+  ],
   'bad-slow-start.yaml': [
     '4:17: slow_start "2h" is too long: expected at most 1h',
     '5:20: bad duration 0 for drain_timeout: must be greater than 0',
@@ -146,7 +170,7 @@ const BAD_FIXTURES: Record<string, string[]> = {
     '9:13: duplicate listen address 127.0.0.1:6432 (also used by service "pg" at line 6)',
     '10:14: unknown balance "fastest"; expected one of: roundrobin, weighted, leastconn, random, source, maglev, least_time, least_bandwidth, first',
     '13:17: weight: expected an integer from 0 to 256, got 1000',
-    '14:5: unknown key "timeout" in service; did you mean "timeouts"? expected one of: name, protocol, listen, balance, hash_key, maglev_table_size, backends, timeouts, retries, slow_start, queue, sticky, drain_timeout, health_check, passive, max_flows, udp',
+    '14:5: unknown key "timeout" in service; did you mean "timeouts"? expected one of: name, protocol, listen, balance, hash_key, maglev_table_size, backends, timeouts, retries, slow_start, queue, sticky, drain_timeout, health_check, passive, accept_proxy, accept_proxy_from, accept_proxy_timeout, send_proxy, source, allow, deny, client_limits, max_flows, udp',
   ],
   'bad-health-check.yaml': [
     '4:55: health_check.timeout must not exceed interval (1s): a check would still run when the next is due',
@@ -205,12 +229,17 @@ function service(fields: Partial<ServiceConfig> & Pick<ServiceConfig, 'name' | '
     sticky: undefined,
     drainTimeoutMs: 30_000,
     udp: { maxFlows: 16_384, responses: 0 },
+    acceptProxy: undefined,
+    allow: [],
+    deny: [],
+    clientLimits: undefined,
+    source: 'auto',
     ...fields,
   };
 }
 /** A backend with every default, overridden by `fields`. */
 function backend(address: Endpoint, fields: Partial<Omit<BackendConfig, 'address'>> = {}): BackendConfig {
-  return { address, weight: 1, backup: false, maxConnections: 0, slowStartMs: 0, ...fields };
+  return { address, weight: 1, backup: false, maxConnections: 0, slowStartMs: 0, sendProxy: 'none', ...fields };
 }
 
 /** The admin section of a config without one. */
@@ -296,6 +325,46 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
         queue: { size: 1_000_000, timeoutMs: 3000 },
         sticky: { key: 'source', timeoutMs: 1_800_000, size: 65_536 },
         drainTimeoutMs: 45_000,
+      }),
+    ],
+  },
+  'good-identity.yaml': {
+    workers: availableParallelism(),
+    drainTimeoutMs: 30_000,
+    log: { level: 'info' },
+    admin: DEFAULT_ADMIN,
+    services: [
+      service({
+        name: 'pg',
+        listen: v4('127.0.0.1', 6432),
+        acceptProxy: { from: ['10.0.0.0/8', '2001:db8::1/128'], timeoutMs: 1500 },
+        allow: ['192.0.2.0/24', '10.0.0.7/32', '2001:db8::/32'],
+        deny: ['192.0.2.128/25'],
+        clientLimits: { maxConnections: 20, rate: 5, burst: 5, tableSize: 65_536 },
+        backends: [
+          backend(v4('127.0.0.1', 5432), { sendProxy: 'v2' }),
+          backend(v4('127.0.0.1', 5433), { sendProxy: 'v1' }),
+          backend(v4('127.0.0.1', 5434), { sendProxy: 'none' }),
+        ],
+      }),
+      service({
+        name: 'mysql',
+        listen: v4('127.0.0.1', 3307),
+        acceptProxy: { from: undefined, timeoutMs: 3000 },
+        source: 'client',
+        deny: ['0.0.0.0/0'],
+        clientLimits: { maxConnections: 0, rate: 100, burst: 300, tableSize: 1024 },
+        backends: [backend(v4('127.0.0.1', 3306))],
+      }),
+      service({
+        name: 'game',
+        protocol: 'udp',
+        listen: v4('127.0.0.1', 27015),
+        balance: 'maglev',
+        timeouts: { connectMs: 2000, idleMs: 30_000 },
+        deny: ['::ffff:10.0.0.0/104'],
+        clientLimits: { maxConnections: 0, rate: 1000, burst: 50, tableSize: 65_536 },
+        backends: [backend(v4('127.0.0.1', 27016))],
       }),
     ],
   },

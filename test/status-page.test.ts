@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import t, { type Test } from 'tap';
 import { REFRESH_MS } from '../src/admin/status-page.js';
-import { startServer } from './helpers/backends.js';
+import { freePort, startServer } from './helpers/backends.js';
 import { TOKEN, http, startRuntime } from './helpers/admin.js';
 import { echoStream, openConn } from './helpers/traffic.js';
 import { DATAGRAMS, FLOWS, SIZE, startUdpStatusRuntime } from './helpers/udp-status.js';
@@ -182,5 +182,46 @@ t.test('status page in headless Chromium: a udp service shows its flow table and
   const screenshot = process.env.FULCRUM_STATUS_SCREENSHOT_UDP ?? join(mkdtempSync(join(tmpdir(), 'fulcrum-shot-')), 'status-udp.png');
   await page.screenshot({ path: screenshot, fullPage: true });
   t.comment(`screenshot: ${screenshot}`);
+  t.same(errors, [], 'no script error on the page');
+});
+
+t.test('status page in headless Chromium: a guarded service shows its admission row, exact after a denial and an over-limit connection', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed` }, async (t) => {
+  const backend = await startServer(t, (socket) => socket.pipe(socket));
+  const openPort = await freePort();
+  const { base, port, runtime } = await startRuntime(t, (listen) => [
+    `admin: { token: ${TOKEN} }`,
+    'services:',
+    '  - name: guarded',
+    `    listen: 127.0.0.1:${listen}`,
+    '    deny: [127.0.0.6]',
+    '    client_limits: {max_connections: 1}',
+    '    backends:',
+    `      - address: 127.0.0.1:${backend.port}`,
+    '  - name: open',
+    `    listen: 127.0.0.1:${openPort}`,
+    '    backends:',
+    `      - address: 127.0.0.1:${backend.port}`,
+    '',
+  ].join('\n'));
+  const denied = await openConn(t, port, 5_000, '127.0.0.6');
+  await denied.waitEnd();
+  const held = await openConn(t, port, 5_000, '127.0.0.7');
+  const over = await openConn(t, port, 5_000, '127.0.0.7');
+  await over.waitEnd();
+  t.ok(held.endedAt === undefined, 'the first connection of 127.0.0.7 stays open');
+  const admission = () => runtime.engine.stats().services.find((s) => s.name === 'guarded')!.admission;
+  t.same([admission().denied, admission().overConnections], [1, 1], 'the engine counted both');
+
+  const page = await launch(t);
+  const errors: string[] = [];
+  page.on('pageerror', (err) => errors.push(err.message));
+  page.on('dialog', (dialog) => void dialog.accept(TOKEN));
+  await page.goto(`${base}/`);
+  const row = 'table[data-service="guarded"] tr.admission';
+  await page.locator(row).waitFor({ timeout: 10_000 });
+  t.equal(await page.locator(row).textContent(),
+    'admission: 1 denied · 1 over max_connections · 0 over rate · 0 untracked · 0 PROXY headers · 0 missing · 0 malformed · 0 timed out',
+    'the admission row, every counter');
+  t.equal(await page.locator('table[data-service="open"] tr.admission').count(), 0, 'a service without admission keys has no such row');
   t.same(errors, [], 'no script error on the page');
 });

@@ -38,6 +38,7 @@ Napi::Object counter_layout(Napi::Env env) {
   layout.Set("slotStride", static_cast<double>(kLineWords));
   layout.Set("udpServiceOffset", static_cast<double>(kUdpServiceOffsetWords));
   layout.Set("udpBackendOffset", static_cast<double>(kUdpBackendOffsetWords));
+  layout.Set("admissionOffset", static_cast<double>(kAdmissionOffsetWords));
   layout.Set("maxServices", kMaxServices);
   layout.Set("maxBackends", kMaxBackends);
   layout.Set("global", fields({{"eventsDropped", kEventsDropped}}));
@@ -59,6 +60,14 @@ Napi::Object counter_layout(Napi::Env env) {
                             {"flowsEvicted", kFlowsEvicted},
                             {"flowsCompleted", kFlowsCompleted},
                             {"flowsMoved", kFlowsMoved}}));
+  layout.Set("admission", fields({{"denied", kDenied},
+                                  {"overConnections", kOverConnections},
+                                  {"overRate", kOverRate},
+                                  {"untracked", kUntracked},
+                                  {"proxyAccepted", kProxyAccepted},
+                                  {"proxyMissing", kProxyMissing},
+                                  {"proxyMalformed", kProxyMalformed},
+                                  {"proxyTimeout", kProxyTimeout}}));
   return layout;
 }
 

@@ -19,6 +19,8 @@ const char* event_type_name(EventType type) {
       return "accept_paused";
     case EventType::kAcceptResumed:
       return "accept_resumed";
+    case EventType::kSourceBindFailed:
+      return "source_bind_failed";
   }
   return "unknown";
 }

@@ -69,6 +69,19 @@ class Reader {
     return fail(where + "." + key + ": unknown value \"" + text + "\"");
   }
 
+  // A list of CIDR prefixes added to *set (allow or deny).
+  bool cidrs(Napi::Object from, const char* key, const std::string& where, bool allow, CidrSet* set) {
+    Napi::Array list;
+    if (!array(from, key, where, &list)) return false;
+    for (uint32_t i = 0; i < list.Length(); i++) {
+      Napi::Value item = list.Get(i);
+      if (!item.IsString() || set->add(item.As<Napi::String>().Utf8Value(), allow) < 0) {
+        return fail(where + "." + key + "[" + std::to_string(i) + "] must be an IPv4 or IPv6 prefix (a.b.c.d/n, x::y/n)");
+      }
+    }
+    return true;
+  }
+
   bool address(Napi::Object from, const char* host_key, const char* port_key, const std::string& where,
                SocketAddress* out) {
     std::string host;
@@ -89,6 +102,7 @@ constexpr const char* kBalanceNames[] = {"roundrobin", "weighted", "leastconn", 
                                          "maglev", "least_time", "least_bandwidth", "first"};
 constexpr const char* kHashKeyNames[] = {"five_tuple", "source"};
 constexpr const char* kProtocolNames[] = {"tcp", "udp"};
+constexpr const char* kSendProxyNames[] = {"none", "v1", "v2"};
 
 bool read_backend(Reader& reader, Napi::Value value, const std::string& where, BackendSpec* backend) {
   Napi::Object object;
@@ -98,7 +112,44 @@ bool read_backend(Reader& reader, Napi::Value value, const std::string& where, B
          reader.integer(object, "weight", where, 0, 256, &backend->weight) &&
          reader.boolean(object, "backup", where, &backend->backup) &&
          reader.integer(object, "maxConnections", where, 0, 1000000, &backend->max_connections) &&
-         reader.integer(object, "slowStartMs", where, 0, 86400000, &backend->slow_start_ms);
+         reader.integer(object, "slowStartMs", where, 0, 86400000, &backend->slow_start_ms) &&
+         reader.choice(object, "sendProxy", where, kSendProxyNames, &backend->send_proxy);
+}
+
+// accept_proxy, allow/deny, client_limits, source: client.
+bool read_admission(Reader& reader, Napi::Object object, const std::string& where, ServiceSpec* spec) {
+  if (!reader.boolean(object, "acceptProxy", where, &spec->accept_proxy.enabled) ||
+      !reader.integer(object, "acceptProxyTimeoutMs", where, 1, 3600000, &spec->accept_proxy.timeout_ms) ||
+      !reader.boolean(object, "transparent", where, &spec->transparent)) {
+    return false;
+  }
+  Napi::Value from = object.Get("acceptProxyFrom");
+  if (!from.IsNull() && !from.IsUndefined()) {
+    auto set = std::make_shared<CidrSet>();
+    if (!reader.cidrs(object, "acceptProxyFrom", where, true, set.get())) return false;
+    set->finish();
+    spec->accept_proxy.from = std::move(set);
+  }
+  auto acl = std::make_shared<CidrSet>();
+  if (!reader.cidrs(object, "allow", where, true, acl.get()) || !reader.cidrs(object, "deny", where, false, acl.get())) {
+    return false;
+  }
+  acl->finish();
+  if (!acl->empty()) spec->acl = std::move(acl);
+  Napi::Value limits = object.Get("clientLimits");
+  if (limits.IsNull() || limits.IsUndefined()) return true;
+  Napi::Object limits_object;
+  const std::string at = where + ".clientLimits";
+  if (!reader.object(limits, at, &limits_object) ||
+      !reader.integer(limits_object, "maxConnections", at, 0, 1000000, &spec->limits.max_connections) ||
+      !reader.integer(limits_object, "rate", at, 0, 1000000, &spec->limits.rate) ||
+      !reader.integer(limits_object, "burst", at, 0, 1000000, &spec->limits.burst) ||
+      !reader.integer(limits_object, "tableSize", at, 16, 16777216, &spec->limits.table_size)) {
+    return false;
+  }
+  if (spec->limits.rate > 0 && spec->limits.burst == 0) spec->limits.burst = spec->limits.rate;
+  spec->limits.enabled = true;
+  return true;
 }
 
 bool read_service(Reader& reader, Napi::Value value, const std::string& where, ServiceSpec* spec) {
@@ -123,7 +174,8 @@ bool read_service(Reader& reader, Napi::Value value, const std::string& where, S
   if (!reader.choice(object, "protocol", where, kProtocolNames, &spec->protocol) ||
       !reader.boolean(object, "freebind", where, &spec->freebind) ||
       !reader.integer(object, "maxFlows", where, 1, 16777216, &spec->udp.max_flows) ||
-      !reader.integer(object, "udpResponses", where, 0, 1000000, &spec->udp.responses)) {
+      !reader.integer(object, "udpResponses", where, 0, 1000000, &spec->udp.responses) ||
+      !read_admission(reader, object, where, spec)) {
     return false;
   }
   sticky = object.Get("sticky");

@@ -8,6 +8,7 @@
 // A worker block:
 //   [WorkerCounter line][ServiceCounter x kMaxServices][BackendCounter x kMaxBackends]
 //   [UdpCounter x kMaxServices][UdpCounter x kMaxBackends]   (protocol: udp only)
+//   [AdmissionCounter x kMaxServices]
 // Service and backend counters are indexed by the slot the control plane
 // assigns, so they survive reloads.
 #pragma once
@@ -19,7 +20,7 @@
 
 namespace fulcrum {
 
-inline constexpr uint32_t kCounterLayoutVersion = 3;
+inline constexpr uint32_t kCounterLayoutVersion = 4;
 inline constexpr uint32_t kMaxServices = 256;
 inline constexpr uint32_t kMaxBackends = 4096;
 inline constexpr size_t kCacheLine = 64;
@@ -66,14 +67,32 @@ enum UdpCounter : uint32_t {
   kUdpCounterCount
 };
 
+// Who was let in (a third line per service): clients turned away before any
+// backend is touched, and PROXY protocol headers read from clients. TCP counts
+// connections (each is also in kAccepted, never in kFailed); UDP counts
+// datagrams (never in kDatagramsDropped).
+enum AdmissionCounter : uint32_t {
+  kDenied = 0,        // the ACL (allow/deny)
+  kOverConnections,   // client_limits.max_connections
+  kOverRate,          // client_limits.rate: connections (TCP) or datagrams (UDP)
+  kUntracked,         // admitted without limits: the client table was full there
+  kProxyAccepted,     // PROXY headers read
+  kProxyMissing,      // the client spoke without one (or closed before a byte)
+  kProxyMalformed,    // a signature, then bytes the spec does not allow, or the end of the stream
+  kProxyTimeout,      // no complete header within accept_proxy_timeout
+  kAdmissionCounterCount
+};
+
 static_assert(kGlobalCounterCount <= kLineWords && kWorkerCounterCount <= kLineWords &&
-              kTrafficCounterCount <= kLineWords && kUdpCounterCount <= kLineWords);
+              kTrafficCounterCount <= kLineWords && kUdpCounterCount <= kLineWords &&
+              kAdmissionCounterCount <= kLineWords);
 
 inline constexpr size_t kServiceOffsetWords = kLineWords;
 inline constexpr size_t kBackendOffsetWords = kServiceOffsetWords + kMaxServices * kLineWords;
 inline constexpr size_t kUdpServiceOffsetWords = kBackendOffsetWords + kMaxBackends * kLineWords;
 inline constexpr size_t kUdpBackendOffsetWords = kUdpServiceOffsetWords + kMaxServices * kLineWords;
-inline constexpr size_t kWorkerBlockWords = kUdpBackendOffsetWords + kMaxBackends * kLineWords;
+inline constexpr size_t kAdmissionOffsetWords = kUdpBackendOffsetWords + kMaxBackends * kLineWords;
+inline constexpr size_t kWorkerBlockWords = kAdmissionOffsetWords + kMaxServices * kLineWords;
 
 // A view of one worker's block. Single writer: add() uses a relaxed load and
 // store instead of a locked read-modify-write, which is exact because no other
@@ -95,6 +114,9 @@ class WorkerCounters {
   }
   void add_udp_backend(uint32_t slot, UdpCounter c, int64_t n) {
     add(block_ + kUdpBackendOffsetWords + slot * kLineWords + c, n);
+  }
+  void add_admission(uint32_t slot, AdmissionCounter c, int64_t n) {
+    add(block_ + kAdmissionOffsetWords + slot * kLineWords + c, n);
   }
 
  private:

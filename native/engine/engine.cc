@@ -122,6 +122,13 @@ int Engine::apply(std::vector<ServiceSpec> services, ApplyFailure* failure, uint
                table->capacity() < spec.sticky.size) {
       entry->sticky = std::make_shared<StickyTable>(spec.sticky.size, spec.sticky.timeout_ms);
     }
+    // The client table too, while its size stays (limits are read from the
+    // snapshot at each check); connections of an older snapshot keep theirs.
+    if (!spec.limits.enabled) {
+      entry->limits.reset();
+    } else if (!entry->limits || entry->limits->capacity() < spec.limits.table_size) {
+      entry->limits = std::make_shared<ClientLimitTable>(spec.limits.table_size);
+    }
     shared[spec.name] = std::move(entry);
   }
   specs_ = std::move(services);

@@ -19,6 +19,7 @@ enum class EventType : uint8_t {
   kListenerError,  // service, error (accept failed for a reason other than fd shortage)
   kAcceptPaused,   // error (EMFILE, ENFILE, ENOBUFS, ENOMEM)
   kAcceptResumed,
+  kSourceBindFailed,  // service, error: source: client could not bind the client's address (at most 1/s per worker)
 };
 
 inline constexpr uint32_t kNoSlot = UINT32_MAX;

@@ -15,7 +15,7 @@ constexpr int kReserveAttempts = 4;
 }  // namespace
 
 Service::Service(ServiceSpec spec, BackendTable* table, std::shared_ptr<ServiceShared> shared)
-    : spec_(std::move(spec)), table_(table), shared_(std::move(shared)) {
+    : spec_(std::move(spec)), table_(table), shared_(std::move(shared)), limits_(shared_->limits) {
   std::vector<PickerBackend> primaries;
   std::vector<PickerBackend> backups;
   for (uint32_t i = 0; i < spec_.backends.size(); i++) {
@@ -100,5 +100,12 @@ int Service::pick_in(const Group& group, const ClientKey& client, const uint32_t
 }
 
 void Service::release(int index) const { table_->release(backend(index).slot); }
+
+Admission Service::admit_connection(const sockaddr_storage& client, uint64_t now_ms, ClientLimitTable::Entry** entry) const {
+  *entry = nullptr;
+  if (spec_.acl && !spec_.acl->admits(client)) return Admission::kDenied;
+  if (!limits_) return Admission::kAdmitted;
+  return limits_->admit_connection(client, spec_.limits, now_ms, entry);
+}
 
 }  // namespace fulcrum

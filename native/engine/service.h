@@ -19,15 +19,21 @@
 
 #include "address.h"
 #include "backend_table.h"
+#include "cidr_set.h"
+#include "client_limits.h"
 #include "counters.h"
 #include "picker.h"
 #include "sticky_table.h"
 
 namespace fulcrum {
 
+// The PROXY protocol header written to a backend before the client's bytes.
+enum class SendProxy : uint8_t { kNone, kV1, kV2 };
+
 struct BackendSpec {
   uint32_t slot = 0;  // counter and state index, stable across reloads
   SocketAddress address;
+  SendProxy send_proxy = SendProxy::kNone;
   uint32_t weight = 1;            // 0..256
   bool backup = false;            // only while no primary is up
   uint32_t max_connections = 0;   // 0: no limit
@@ -46,6 +52,16 @@ struct StickySpec {
 };
 
 enum class Protocol : uint8_t { kTcp, kUdp };
+
+// accept_proxy: clients (another proxy, a cloud load balancer) start with a
+// PROXY protocol header naming the real client.
+struct AcceptProxySpec {
+  bool enabled = false;
+  // Peers that must send one; null: every peer. Other peers are direct
+  // clients: no header is read from them (HAProxy's conditional expect-proxy).
+  std::shared_ptr<const CidrSet> from;
+  uint32_t timeout_ms = 3000;  // for the whole header
+};
 
 // protocol: udp only (see udp_relay.h).
 struct UdpSpec {
@@ -68,6 +84,12 @@ struct ServiceSpec {
   uint32_t retries = 2;
   QueueSpec queue;
   StickySpec sticky;
+  // Admission, in order: PROXY header (names the client), ACL, client limits.
+  AcceptProxySpec accept_proxy;
+  std::shared_ptr<const CidrSet> acl;  // null: no allow/deny lists
+  ClientLimitsSpec limits;
+  // source: client: connect to backends from the client's address (IP_TRANSPARENT).
+  bool transparent = false;
   std::vector<BackendSpec> backends;
 };
 
@@ -78,6 +100,7 @@ struct ServiceShared {
   // protocol: udp: flows open over every worker, bounded by max_flows.
   std::atomic<int32_t> udp_flows{0};
   std::shared_ptr<StickyTable> sticky;  // null without `sticky`
+  std::shared_ptr<ClientLimitTable> limits;  // null without `client_limits`
 };
 
 // Who the client is, as the hashing algorithms and persistence see it.
@@ -97,6 +120,18 @@ class Service {
   BackendTable& backend_table() const { return *table_; }
   // Whether the connection code must compute ClientKey (hashing algorithms, sticky).
   bool needs_client_key() const { return needs_client_key_; }
+  // Whether a TCP connection from `peer` must start with a PROXY header.
+  bool expects_proxy_header(const sockaddr_storage& peer) const {
+    return spec_.accept_proxy.enabled && (!spec_.accept_proxy.from || spec_.accept_proxy.from->admits(peer));
+  }
+  // The client table this snapshot was built with (it outlives the snapshot
+  // while a connection of it holds an entry); null without client_limits.
+  ClientLimitTable* limits() const { return limits_.get(); }
+  const std::shared_ptr<ClientLimitTable>& limits_shared() const { return limits_; }
+  // Any worker. The ACL, then (TCP) the client limits, for a new connection
+  // from `client`. On kAdmitted with limits, *entry is held: release it
+  // through limits() when the connection closes. Nothing is counted here.
+  Admission admit_connection(const sockaddr_storage& client, uint64_t now_ms, ClientLimitTable::Entry** entry) const;
 
   static constexpr int kNoBackend = -1;  // none up (or every one tried): fail the client
   static constexpr int kAllFull = -2;    // some are up, all at max_connections: queue or refuse
@@ -121,6 +156,7 @@ class Service {
   ServiceSpec spec_;
   BackendTable* table_;
   std::shared_ptr<ServiceShared> shared_;
+  std::shared_ptr<ClientLimitTable> limits_;
   Group primaries_;
   Group backups_;
   std::unordered_map<uint32_t, int> index_by_slot_;

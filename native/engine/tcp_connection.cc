@@ -10,6 +10,8 @@
 #include <cerrno>
 
 #include "clock.h"
+#include "flow_hash.h"
+#include "proxy_protocol.h"
 #include "worker.h"
 
 namespace fulcrum {
@@ -45,8 +47,13 @@ bool is_resource_shortage(int error) {
 
 }  // namespace
 
-TcpConnection::TcpConnection(Worker& worker, std::shared_ptr<const Service> service, int client_fd, ClientKey client_key)
-    : worker_(worker), service_(std::move(service)), client_key_(client_key) {
+TcpConnection::TcpConnection(Worker& worker, std::shared_ptr<const Service> service, int client_fd,
+                             const sockaddr_storage& peer, ClientKey client_key, ClientLimitTable::Entry* limit_entry)
+    : worker_(worker),
+      service_(std::move(service)),
+      client_key_(client_key),
+      limit_entry_(limit_entry),
+      client_address_(peer) {
   client_.handle = IoHandle{IoHandle::Kind::kClient, this};
   client_.fd = client_fd;
   backend_.handle = IoHandle{IoHandle::Kind::kBackend, this};
@@ -65,6 +72,126 @@ void TcpConnection::start() {
   }
   state_ = State::kConnecting;
   if (!connect_next_backend()) enter_queue();
+}
+
+void TcpConnection::start_with_proxy_header() {
+  state_ = State::kProxyHeader;
+  if (worker_.watch(client_.fd, &client_.handle, kSocketEvents) < 0) {
+    fail_client();
+    return;
+  }
+  // Registering edge-triggered reports bytes already waiting, so the header
+  // is read from on_io(); the timer bounds the whole header, not each byte.
+  worker_.timers().arm(this, worker_.now_ms(), service_->spec().accept_proxy.timeout_ms);
+}
+
+void TcpConnection::read_proxy_header() {
+  const uint32_t slot = service_->spec().slot;
+  // Peek: the bytes after the header are the client's stream and stay in the
+  // socket for the relay. A header arriving a byte at a time is peeked again
+  // on each new edge; the timer bounds how long that may take.
+  uint8_t buffer[kProxyV2MaxBytes];
+  const ssize_t got = recv(client_.fd, buffer, sizeof buffer, MSG_PEEK);
+  if (got < 0) {
+    if (errno == EAGAIN || errno == EINTR) return;
+    // ECONNRESET: the client went away before saying who it is.
+    worker_.counters().add_admission(slot, kProxyMissing, 1);
+    finish(false, false);
+    return;
+  }
+  if (got == 0) {
+    worker_.counters().add_admission(slot, kProxyMissing, 1);
+    finish(false, false);
+    return;
+  }
+  const ProxyParseResult header = parse_proxy_header(buffer, static_cast<size_t>(got));
+  switch (header.status) {
+    case ProxyParseStatus::kIncomplete:
+      // The peer shut its side mid-header: the rest will never come.
+      if (client_.hangup_seen) {
+        worker_.counters().add_admission(slot, kProxyMalformed, 1);
+        finish(false, false);
+      }
+      return;
+    case ProxyParseStatus::kMissing:
+      worker_.counters().add_admission(slot, kProxyMissing, 1);
+      finish(false, false);
+      return;
+    case ProxyParseStatus::kMalformed:
+      worker_.counters().add_admission(slot, kProxyMalformed, 1);
+      finish(false, false);
+      return;
+    case ProxyParseStatus::kDone:
+      break;
+  }
+  // Consume exactly the header; it is in the socket already (peeked).
+  if (recv(client_.fd, buffer, header.length, 0) != static_cast<ssize_t>(header.length)) {
+    worker_.counters().add_admission(slot, kProxyMalformed, 1);
+    finish(false, false);
+    return;
+  }
+  worker_.counters().add_admission(slot, kProxyAccepted, 1);
+  worker_.timers().cancel(this);
+  if (header.has_addresses) {
+    client_address_ = header.source;
+    destination_ = header.destination;
+    has_destination_ = true;
+  }
+  // The relay reads what followed the header once a backend is connected.
+  client_.readable = true;
+  ClientLimitTable::Entry* entry = nullptr;
+  if (!worker_.admit(*service_, client_address_, &entry)) {
+    finish(false, false);
+    return;
+  }
+  limit_entry_ = entry;
+  if (service_->needs_client_key()) {
+    client_key_.source_hash = hash_source(client_address_);
+    client_key_.flow_hash = hash_five_tuple(client_address_, service_->spec().listen.storage, IPPROTO_TCP);
+  }
+  state_ = State::kConnecting;
+  if (!connect_next_backend()) enter_queue();
+}
+
+int TcpConnection::bind_client_source(int fd, int family) {
+  // The client's IP with a port of the kernel's choosing (HAProxy's `usesrc
+  // clientip`): reusing the client's own port would collide with its
+  // TIME_WAIT connections to the same backend.
+  sockaddr_storage source = unmap_ipv4(client_address_);
+  if (source.ss_family != family) return -EAFNOSUPPORT;
+  int one = 1;
+  const int level = family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP;
+  const int option = family == AF_INET6 ? IPV6_TRANSPARENT : IP_TRANSPARENT;
+  // EPERM without CAP_NET_ADMIN (or CAP_NET_RAW).
+  if (setsockopt(fd, level, option, &one, sizeof one) < 0) return -errno;
+  // The port is chosen at connect(), against the backend's 4-tuple, not at bind().
+  setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+  socklen_t length;
+  if (family == AF_INET6) {
+    reinterpret_cast<sockaddr_in6&>(source).sin6_port = 0;
+    length = sizeof(sockaddr_in6);
+  } else {
+    reinterpret_cast<sockaddr_in&>(source).sin_port = 0;
+    length = sizeof(sockaddr_in);
+  }
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&source), length) < 0) return -errno;
+  return 0;
+}
+
+bool TcpConnection::send_proxy_header(SendProxy version) {
+  if (!has_destination_) {
+    // Where this client connected to: the listener's address, or on a
+    // wildcard listener the local address the kernel gave this socket.
+    socklen_t length = sizeof destination_;
+    if (getsockname(client_.fd, reinterpret_cast<sockaddr*>(&destination_), &length) < 0) return false;
+    has_destination_ = true;
+  }
+  uint8_t header[kProxyEncodeMaxBytes];
+  const size_t length = version == SendProxy::kV1 ? encode_proxy_v1(client_address_, destination_, header)
+                                                  : encode_proxy_v2(client_address_, destination_, header);
+  // A freshly connected socket's send buffer is empty: a header of at most
+  // 104 bytes goes whole, or the connection is broken.
+  return send(backend_.fd, header, length, MSG_NOSIGNAL | MSG_DONTWAIT) == static_cast<ssize_t>(length);
 }
 
 void TcpConnection::enter_queue() {
@@ -139,6 +266,17 @@ bool TcpConnection::connect_next_backend() {
     return true;
   }
   set_nodelay(backend_.fd);
+  if (service_->spec().transparent) {
+    const int bound = bind_client_source(backend_.fd, backend.address.family());
+    if (bound < 0) {
+      // Our setup (no privilege, no route, families differ), not the
+      // backend's fault: reported once per worker, the client is closed.
+      worker_.report_source_bind_failure(service_->spec().slot, -bound);
+      close_backend_socket(false);
+      fail_client();
+      return true;
+    }
+  }
   int result = worker_.watch(backend_.fd, &backend_.handle, kSocketEvents);
   if (result < 0) {
     close_backend_socket(false);
@@ -187,6 +325,11 @@ void TcpConnection::on_connected() {
   service_->backend_table().record_connect_time(backend.slot, static_cast<uint32_t>(monotonic_us() - connect_started_us_));
   last_touch_ms_ = worker_.now_ms();
   worker_.timers().arm(this, last_touch_ms_, service_->spec().idle_timeout_ms);
+  if (backend.send_proxy != SendProxy::kNone && !send_proxy_header(backend.send_proxy)) {
+    worker_.counters().add_service(service_->spec().slot, kFailed, 1);
+    finish(true, true);
+    return;
+  }
   pump();
 }
 
@@ -202,6 +345,10 @@ void TcpConnection::on_io(const IoHandle* handle, uint32_t events) {
   if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) side.writable = true;
   if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) side.hangup_seen = true;
 
+  if (state_ == State::kProxyHeader) {
+    read_proxy_header();
+    return;
+  }
   if (state_ == State::kQueued) {
     // Only the client is registered. Its data or EOF waits in the socket; a
     // reset means nobody is waiting any more.
@@ -420,7 +567,10 @@ void TcpConnection::touch() {
 }
 
 void TcpConnection::on_timer(uint64_t) {
-  if (state_ == State::kQueued) {
+  if (state_ == State::kProxyHeader) {
+    worker_.counters().add_admission(service_->spec().slot, kProxyTimeout, 1);
+    finish(false, false);
+  } else if (state_ == State::kQueued) {
     refuse(true);  // finish() gives the queue place back
   } else if (state_ == State::kConnecting) {
     on_connect_result(ETIMEDOUT);
@@ -454,6 +604,10 @@ void TcpConnection::finish(bool reset_client, bool reset_backend) {
   worker_.counters().add_service(service_->spec().slot, kActive, -1);
   if (backend_established_) worker_.counters().add_backend(service_->backend(backend_index_).slot, kActive, -1);
   release_backend();
+  if (limit_entry_ != nullptr) {
+    service_->limits()->release(limit_entry_, worker_.now_ms());
+    limit_entry_ = nullptr;
+  }
   worker_.retire(this);
 }
 

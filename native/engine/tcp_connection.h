@@ -4,8 +4,13 @@
 //
 // Life of a connection:
 //
-//   state       | on                         | goes to
-//   ------------+----------------------------+---------------------------------
+//   state        | on                         | goes to
+//   -------------+----------------------------+---------------------------------
+//   kProxyHeader | a complete PROXY header,   | (start), with the client it names
+//   (accept_proxy| then the ACL and client    | (denied / over a limit: closed,
+//   from a peer  | limits admit that client   | counted)
+//   that sends   | no header, a malformed one,| closed (counted: missing,
+//   one)         | EOF, or accept_proxy_timeout| malformed, timeout)
 //   (start)     | every candidate is at      | kQueued while the service's queue
 //               | max_connections            | has room, else closed (refused)
 //   kQueued     | a backend has room         | kConnecting
@@ -21,6 +26,12 @@
 //               | idle timeout               | closed
 //   (any)       | engine stop                | closed
 //
+// Before kConnecting, a connection not reading a PROXY header was admitted by
+// the worker at accept (ACL, client limits). With send_proxy, the backend gets
+// the header (client -> the address it connected to) as its first bytes, right
+// after the connect; with source: client, the backend socket is bound to the
+// client's address (IP_TRANSPARENT) before it connects.
+//
 // Bytes move in one of two ways per direction (HAProxy's splice-auto does the
 // same): small transfers are copied, recv() into the worker's copy buffer and
 // send() straight on, two syscalls and no pipe; once a read fills the copy
@@ -35,6 +46,9 @@
 #include <cstdint>
 #include <memory>
 
+#include <sys/socket.h>
+
+#include "client_limits.h"
 #include "io_handle.h"
 #include "pipe_pool.h"
 #include "service.h"
@@ -46,14 +60,20 @@ class Worker;
 
 class TcpConnection final : public Timer {
  public:
-  // Takes ownership of client_fd (non-blocking, already counted as accepted).
-  TcpConnection(Worker& worker, std::shared_ptr<const Service> service, int client_fd, ClientKey client_key);
+  // Takes ownership of client_fd (non-blocking, already counted as accepted)
+  // and of the hold on limit_entry (from Service::admit_connection; null when
+  // the client is not tracked or not admitted yet). peer: accept()'s address.
+  TcpConnection(Worker& worker, std::shared_ptr<const Service> service, int client_fd, const sockaddr_storage& peer,
+                ClientKey client_key, ClientLimitTable::Entry* limit_entry);
   ~TcpConnection() override;
   TcpConnection(const TcpConnection&) = delete;
   TcpConnection& operator=(const TcpConnection&) = delete;
 
   // Registers the client socket and starts connecting to a backend.
   void start();
+  // Registers the client socket and waits for its PROXY header (kProxyHeader);
+  // the client is admitted once the header names it.
+  void start_with_proxy_header();
   // An epoll event on one of this connection's sockets.
   void on_io(const IoHandle* handle, uint32_t events);
   // Moves more bytes after an earlier pump() stopped at its budget.
@@ -79,7 +99,7 @@ class TcpConnection final : public Timer {
   void on_timer(uint64_t now_ms) override;
 
  private:
-  enum class State : uint8_t { kQueued, kConnecting, kRelaying, kClosed };
+  enum class State : uint8_t { kProxyHeader, kQueued, kConnecting, kRelaying, kClosed };
 
   // One socket and what is known about it.
   struct Side {
@@ -111,6 +131,14 @@ class TcpConnection final : public Timer {
   // Picks a backend and connects; false when every candidate is full or the
   // process is out of descriptors for a backend socket (the caller queues).
   bool connect_next_backend();
+  // kProxyHeader: peeks at the client's bytes; a complete header is consumed
+  // and the client it names admitted; an incomplete one waits.
+  void read_proxy_header();
+  // source: client: binds the backend socket to the client's address.
+  // Returns 0 or -errno.
+  int bind_client_source(int fd, int family);
+  // send_proxy: writes the header; false when the backend took less of it.
+  bool send_proxy_header(SendProxy version);
   void enter_queue();
   void refuse(bool timed_out);
   void release_backend();
@@ -150,6 +178,15 @@ class TcpConnection final : public Timer {
   static constexpr uint32_t kMaxTries = 17;
   uint32_t tried_[kMaxTries] = {};
   uint32_t tried_count_ = 0;
+  // The client's place in the service's client table (client_limits), held
+  // until finish(); null when the service has none or the client is untracked.
+  ClientLimitTable::Entry* limit_entry_ = nullptr;
+  // Who the client is: accept()'s peer, or what its PROXY header said. The
+  // address it connected to is known only from a header (has_destination_);
+  // otherwise getsockname() tells it when a PROXY header is sent on.
+  sockaddr_storage client_address_{};
+  sockaddr_storage destination_{};
+  bool has_destination_ = false;
 };
 
 }  // namespace fulcrum

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "address.h"
+#include "client_limits.h"
 #include "io_handle.h"
 #include "timer_queue.h"
 
@@ -60,6 +61,10 @@ class UdpFlow final : public Timer {
   uint32_t responses = 0;  // replies forwarded so far
   bool refused = false;    // the backend answered ICMP port unreachable: move on the next datagram
   uint64_t last_active_ms = 0;
+  // client_limits: the client's entry, held while the flow lives, and the
+  // table it is in (kept alive by this reference across reloads).
+  ClientLimitTable::Entry* limit_entry = nullptr;
+  std::shared_ptr<ClientLimitTable> limit_table;
 
   UdpFlowOwner* owner() const { return owner_; }
 

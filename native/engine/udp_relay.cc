@@ -113,12 +113,11 @@ void UdpRelay::on_readable() {
         if (!same_address(next_local, local) || !(make_flow_key(b.names[end], next_local.storage) == key)) break;
         end++;
       }
-      UdpFlow* flow = flow_for(b.names[i], local, key, hash);
-      if (flow == nullptr) {
-        worker_.counters().add_udp_service(service_slot, kDatagramsDropped, end - i);
-      } else {
-        for (unsigned k = i; k < end; k++) b.out_iov[k] = iovec{b.slot(k), b.in[k].msg_len};
-        forward_to_backend(flow, i, end - i);
+      unsigned allowed = end - i;
+      UdpFlow* flow = flow_for(b.names[i], local, key, hash, &allowed);
+      if (flow != nullptr && allowed > 0) {
+        for (unsigned k = i; k < i + allowed; k++) b.out_iov[k] = iovec{b.slot(k), b.in[k].msg_len};
+        forward_to_backend(flow, i, allowed);
       }
       i = end;
     }
@@ -127,10 +126,71 @@ void UdpRelay::on_readable() {
 }
 
 UdpFlow* UdpRelay::flow_for(const sockaddr_storage& client, const SocketAddress& local, const FlowKey& key,
-                            uint64_t hash) {
+                            uint64_t hash, unsigned* count) {
+  const uint32_t service_slot = service_->spec().slot;
+  const unsigned run = *count;
   UdpFlow* flow = table_.find(key, hash);
-  if (flow == nullptr) return create_flow(client, local, key, hash);
-  return ensure_backend(flow) ? flow : nullptr;
+  if (flow == nullptr) {
+    // A new flow: the ACL and client limits decide before any backend is touched.
+    if (service_->spec().acl && !service_->spec().acl->admits(client)) {
+      worker_.counters().add_admission(service_slot, kDenied, run);
+      return nullptr;
+    }
+    ClientLimitTable::Entry* entry = nullptr;
+    if (!admit_new_flow(client, count, &entry)) return nullptr;
+    flow = create_flow(client, local, key, hash);
+    if (flow == nullptr) {
+      if (entry != nullptr) service_->limits()->release(entry, worker_.now_ms());
+      worker_.counters().add_udp_service(service_slot, kDatagramsDropped, run);
+      return nullptr;
+    }
+    flow->limit_entry = entry;
+    if (entry != nullptr) flow->limit_table = service_->limits_shared();
+  } else {
+    if (flow->service != service_ && service_->spec().acl && !service_->spec().acl->admits(client)) {
+      // A reload's new ACL applies to open flows too, on their next datagram.
+      close_flow(flow, kUdpCounterCount);
+      worker_.counters().add_admission(service_slot, kDenied, run);
+      return nullptr;
+    }
+    if (!ensure_backend(flow)) {
+      worker_.counters().add_udp_service(service_slot, kDatagramsDropped, run);
+      return nullptr;
+    }
+    if (flow->limit_entry != nullptr) {
+      *count = flow->limit_table->take(flow->limit_entry, run, service_->spec().limits, worker_.now_ms());
+    }
+  }
+  if (*count < run) worker_.counters().add_admission(service_slot, kOverRate, run - *count);
+  return flow;
+}
+
+bool UdpRelay::admit_new_flow(const sockaddr_storage& client, unsigned* count, ClientLimitTable::Entry** entry) {
+  *entry = nullptr;
+  ClientLimitTable* limits = service_->limits();
+  if (limits == nullptr) return true;
+  const uint32_t service_slot = service_->spec().slot;
+  const uint64_t now = worker_.now_ms();
+  *entry = limits->hold(client, service_->spec().limits, now);
+  if (*entry == nullptr) {
+    worker_.counters().add_admission(service_slot, kUntracked, 1);
+    return true;
+  }
+  const unsigned run = *count;
+  *count = limits->take(*entry, run, service_->spec().limits, now);
+  if (*count > 0) return true;
+  // Not even the first datagram may go: no flow (and no socket) is made for it.
+  limits->release(*entry, now);
+  *entry = nullptr;
+  worker_.counters().add_admission(service_slot, kOverRate, run);
+  return false;
+}
+
+void UdpRelay::release_limit(UdpFlow* flow) {
+  if (flow->limit_entry == nullptr) return;
+  flow->limit_table->release(flow->limit_entry, worker_.now_ms());
+  flow->limit_entry = nullptr;
+  flow->limit_table.reset();
 }
 
 UdpFlow* UdpRelay::create_flow(const sockaddr_storage& client, const SocketAddress& local, const FlowKey& key,
@@ -189,6 +249,14 @@ bool UdpRelay::ensure_backend(UdpFlow* flow) {
       flow->backend_index = kept;
     }
     flow->service = service_;
+    // A client table that was replaced (or dropped) by the reload: move over.
+    if (flow->limit_table.get() != service_->limits()) {
+      release_limit(flow);
+      if (ClientLimitTable* limits = service_->limits()) {
+        flow->limit_entry = limits->hold(flow->client.storage, service_->spec().limits, worker_.now_ms());
+        if (flow->limit_entry != nullptr) flow->limit_table = service_->limits_shared();
+      }
+    }
   }
   const BackendTable& table = service_->backend_table();
   if (flow->fd >= 0 && !flow->refused && table.state(flow->backend_slot) != BackendState::kDown) return true;
@@ -375,6 +443,7 @@ void UdpRelay::close_flow(UdpFlow* flow, UdpCounter reason) {
   worker_.timers().cancel(flow);
   table_.remove(flow);
   release_backend(flow);
+  release_limit(flow);
   flow->service->shared().udp_flows.fetch_sub(1, std::memory_order_relaxed);
   worker_.counters().add_service(service_slot, kActive, -1);
   if (reason != kUdpCounterCount) worker_.counters().add_udp_service(service_slot, reason, 1);

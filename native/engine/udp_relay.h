@@ -109,10 +109,17 @@ class UdpRelay final : public UdpFlowOwner {
   void on_flow_idle(UdpFlow* flow, uint64_t now_ms) override;
 
  private:
-  // The flow for a datagram from client to local, created if new. nullptr
-  // when none can be had (counted).
-  UdpFlow* flow_for(const sockaddr_storage& client, const SocketAddress& local, const FlowKey& key, uint64_t hash);
+  // The flow for a run of `*count` datagrams from client to local, created
+  // if new (once the ACL and client limits admit the client). *count is cut
+  // to what the client's rate allows. nullptr when none can be had; every
+  // datagram not forwarded is counted.
+  UdpFlow* flow_for(const sockaddr_storage& client, const SocketAddress& local, const FlowKey& key, uint64_t hash,
+                    unsigned* count);
   UdpFlow* create_flow(const sockaddr_storage& client, const SocketAddress& local, const FlowKey& key, uint64_t hash);
+  // client_limits on a new flow's run of datagrams: holds the client's entry
+  // in *entry and cuts *count to its tokens. False when none are left (counted).
+  bool admit_new_flow(const sockaddr_storage& client, unsigned* count, ClientLimitTable::Entry** entry);
+  void release_limit(UdpFlow* flow);
   // Makes sure the flow has a usable backend: adopts a reloaded service,
   // moves off a backend that is down, refused or gone. False if none is left
   // (the flow is then closed).

@@ -254,20 +254,66 @@ void Worker::accept_from(Listener* listener) {
           return;
       }
     }
-    const uint32_t slot = listener->service->spec().slot;
+    const Service& service = *listener->service;
+    const uint32_t slot = service.spec().slot;
     worker_counters_.add_service(slot, kAccepted, 1);
+    if (service.expects_proxy_header(peer)) {
+      // Admitted once its header says who the client is.
+      worker_counters_.add_service(slot, kActive, 1);
+      link_live(new TcpConnection(*this, listener->service, fd, peer, ClientKey{}, nullptr))->start_with_proxy_header();
+      continue;
+    }
+    ClientLimitTable::Entry* entry = nullptr;
+    if (!admit(service, peer, &entry)) {
+      close(fd);  // a plain close: the client sees the connection end, no backend was touched
+      continue;
+    }
     worker_counters_.add_service(slot, kActive, 1);
     ClientKey key;
-    if (listener->service->needs_client_key()) {
+    if (service.needs_client_key()) {
       key.source_hash = hash_source(peer);
-      key.flow_hash = hash_five_tuple(peer, listener->service->spec().listen.storage, IPPROTO_TCP);
+      key.flow_hash = hash_five_tuple(peer, service.spec().listen.storage, IPPROTO_TCP);
     }
-    auto* connection = new TcpConnection(*this, listener->service, fd, key);
-    connection->next_live = live_;
-    if (live_ != nullptr) live_->prev_live = connection;
-    live_ = connection;
-    connection->start();
+    link_live(new TcpConnection(*this, listener->service, fd, peer, key, entry))->start();
   }
+}
+
+TcpConnection* Worker::link_live(TcpConnection* connection) {
+  connection->next_live = live_;
+  if (live_ != nullptr) live_->prev_live = connection;
+  live_ = connection;
+  return connection;
+}
+
+bool Worker::admit(const Service& service, const sockaddr_storage& client, ClientLimitTable::Entry** entry) {
+  *entry = nullptr;
+  // The common case, no ACL and no limits, costs two loads.
+  if (!service.spec().acl && service.limits() == nullptr) return true;
+  const uint32_t slot = service.spec().slot;
+  switch (service.admit_connection(client, now_ms_, entry)) {
+    case Admission::kAdmitted:
+      return true;
+    case Admission::kUntracked:
+      worker_counters_.add_admission(slot, kUntracked, 1);
+      return true;
+    case Admission::kDenied:
+      worker_counters_.add_admission(slot, kDenied, 1);
+      return false;
+    case Admission::kOverConnections:
+      worker_counters_.add_admission(slot, kOverConnections, 1);
+      return false;
+    case Admission::kOverRate:
+      worker_counters_.add_admission(slot, kOverRate, 1);
+      return false;
+  }
+  return false;
+}
+
+void Worker::report_source_bind_failure(uint32_t service_slot, int error) {
+  if (source_bind_reported_ && now_ms_ < source_bind_reported_ms_ + 1000) return;
+  source_bind_reported_ = true;
+  source_bind_reported_ms_ = now_ms_;
+  emit(Event{EventType::kSourceBindFailed, index_, service_slot, kNoSlot, error});
 }
 
 void Worker::on_resource_shortage(int error) {

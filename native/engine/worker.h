@@ -83,6 +83,14 @@ class Worker {
   void retire(TcpConnection* connection);
   // socket()/pipe()/accept() ran out of file descriptors or memory.
   void on_resource_shortage(int error);
+  // source: client could not bind a backend socket to the client's address
+  // (error: EPERM without CAP_NET_ADMIN, EADDRNOTAVAIL...): an event at most
+  // once a second per worker, so a misconfiguration cannot flood the log.
+  void report_source_bind_failure(uint32_t service_slot, int error);
+  // The ACL and client limits for a new TCP connection from `client` (at
+  // accept, or once its PROXY header named it); counts a refusal or an
+  // untracked client. True if admitted, with *entry held (or null).
+  bool admit(const Service& service, const sockaddr_storage& client, ClientLimitTable::Entry** entry);
   // A connection waits for a backend with room (TcpConnection::kQueued).
   void enqueue(TcpConnection* connection);
   // A backend connection place was given back on this worker: queued
@@ -118,6 +126,11 @@ class Worker {
   void take_messages();
   void replace_listeners(std::vector<ListenerBinding> bindings);
   void accept_from(Listener* listener);
+  // Puts a new connection at the head of the live list; returns it.
+  TcpConnection* link_live(TcpConnection* connection);
+  // The ACL and client limits for a connection from `peer` taken from the
+  // backlog; counts a refusal. True with *entry held (or null) if admitted.
+  bool admit_at_accept(const Service& service, const sockaddr_storage& peer, ClientLimitTable::Entry** entry);
   void pause_accepting(int error);
   void resume_accepting();
   void run_resume_queue();
@@ -146,6 +159,8 @@ class Worker {
   char copy_buffer_[kCopyBufferSize];
   std::vector<std::unique_ptr<Listener>> listeners_;
   bool accept_paused_ = false;
+  uint64_t source_bind_reported_ms_ = 0;
+  bool source_bind_reported_ = false;
   // Retries accepting after a shortage even if no connection closes.
   CallbackTimer resume_accept_timer_{[this](uint64_t) { resume_accepting(); }};
   // Connections waiting for a backend with room, oldest first. Places given

@@ -62,6 +62,21 @@ export class FulcrumMetrics {
         set({ service: s.name, direction: 'in' }, s.bytesIn);
         set({ service: s.name, direction: 'out' }, s.bytesOut);
       }));
+    this.#counter('fulcrum_service_refused_clients_total', 'Clients turned away before any backend was touched, by reason: denied (allow/deny), max_connections and rate (client_limits). TCP counts connections, UDP datagrams.', [...S, 'reason'], (set) =>
+      this.#view.forEach((s) => {
+        set({ service: s.name, reason: 'denied' }, s.admission.denied);
+        set({ service: s.name, reason: 'max_connections' }, s.admission.overConnections);
+        set({ service: s.name, reason: 'rate' }, s.admission.overRate);
+      }));
+    this.#counter('fulcrum_service_untracked_clients_total', 'Clients admitted without client_limits because the client table had no room for them.', S, (set) =>
+      this.#view.forEach((s) => set({ service: s.name }, s.admission.untracked)));
+    this.#counter('fulcrum_service_proxy_headers_total', 'PROXY protocol headers from clients (accept_proxy), by result: accepted, missing, malformed, timeout (the last three closed the connection).', [...S, 'result'], (set) =>
+      this.#view.forEach((s) => {
+        set({ service: s.name, result: 'accepted' }, s.admission.proxyAccepted);
+        set({ service: s.name, result: 'missing' }, s.admission.proxyMissing);
+        set({ service: s.name, result: 'malformed' }, s.admission.proxyMalformed);
+        set({ service: s.name, result: 'timeout' }, s.admission.proxyTimeout);
+      }));
     this.#gauge('fulcrum_service_connections_active', 'Client connections open now.', S, (set) =>
       this.#view.forEach((s) => set({ service: s.name }, s.active)));
     this.#gauge('fulcrum_service_backends_up', 'Backends of the service that take new connections now.', S, (set) =>

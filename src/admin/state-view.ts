@@ -2,10 +2,11 @@
 // engine's counters (read from shared memory, summed at call time), each
 // backend's health, operator and effective state from BackendControl, and the
 // health checker's history. One function builds it so every view agrees.
-import type { BackendState, EngineStats, UdpBackendStats, UdpServiceStats } from '../engine/engine.js';
+import type { AdmissionStats, BackendState, EngineStats, UdpBackendStats, UdpServiceStats } from '../engine/engine.js';
 import type { AdminState, HealthVerdict } from '../control/backend-control.js';
 import type { CheckRecord, HaStatus } from '../control/types.js';
 import type { FulcrumRuntime, ReloadRecord } from '../runtime.js';
+import type { ServiceConfig } from '../config/types.js';
 
 export interface BackendView {
   address: string;
@@ -51,6 +52,10 @@ export interface ServiceView {
   backendsUp: number;
   /** protocol: udp services only: the flow table's counters. */
   udp?: UdpServiceStats;
+  /** Clients refused before any backend (ACL, client limits) and PROXY headers read. */
+  admission: AdmissionStats;
+  /** The service has accept_proxy, allow/deny or client_limits (the views show `admission` then). */
+  guarded: boolean;
   backends: BackendView[];
 }
 
@@ -118,9 +123,15 @@ export function servicesView(runtime: FulcrumRuntime, stats: EngineStats = runti
       queueTimeouts: service.queueTimeouts,
       backendsUp: backends.filter((b) => b.state === 'up').length,
       ...(service.udp ? { udp: service.udp } : {}),
+      admission: service.admission,
+      guarded: serviceConfig !== undefined && isGuarded(serviceConfig),
       backends,
     };
   });
+}
+
+function isGuarded(service: ServiceConfig): boolean {
+  return service.acceptProxy !== undefined || service.allow.length > 0 || service.deny.length > 0 || service.clientLimits !== undefined;
 }
 
 export function statusView(runtime: FulcrumRuntime, version: string): StatusView {

@@ -6,7 +6,10 @@
 // page asks for the token once and keeps it in localStorage. A protocol: udp
 // service's table counts flows and datagrams (columns named so) and has a
 // flow-table row under its totals; a TCP service's table is unchanged by that.
+// A service with accept_proxy, allow/deny or client_limits has an admission
+// row there too (clients refused before any backend, PROXY headers).
 import { DATAGRAMS_DROPPED_MEANING, FLOW_COUNTERS } from './udp-counters.js';
+import { ADMISSION_COUNTERS } from './admission-counters.js';
 
 export const REFRESH_MS = 1000;
 
@@ -31,7 +34,7 @@ export const STATUS_PAGE = `<!doctype html>
   caption { text-align: left; font-weight: 600; font-size: 14px; padding: 4px 0; }
   caption span { font-weight: normal; color: #555; }
   tr.service td { background: #e8ecf3; font-weight: 600; }
-  tr.flows td { background: #f1f4f9; text-align: left; }
+  tr.flows td, tr.admission td { background: #f1f4f9; text-align: left; }
   tr.state-up td { background: var(--up); }
   tr.state-down td { background: var(--down); }
   tr.state-drain td { background: var(--drain); }
@@ -140,6 +143,11 @@ export const STATUS_PAGE = `<!doctype html>
     ...FLOW_COUNTERS.flatMap((c) => [el('span', { 'data-counter': c.key, title: c.meaning }, udp[c.key] + ' ' + c.label), ' · ']),
     el('span', { 'data-counter': 'datagramsDropped', title: DATAGRAMS_DROPPED_MEANING }, 'datagrams dropped ' + udp.datagramsDropped)));
 
+  const ADMISSION_COUNTERS = ${JSON.stringify(ADMISSION_COUNTERS)};
+  const admissionRow = (admission, width) => el('tr', { class: 'admission' }, el('td', { colspan: width },
+    'admission: ',
+    ...ADMISSION_COUNTERS.flatMap((c, i) => [el('span', { 'data-counter': c.key, title: c.meaning }, admission[c.key] + ' ' + c.label), i < ADMISSION_COUNTERS.length - 1 ? ' · ' : ''])));
+
   function render(status) {
     document.getElementById('version').textContent = 'v' + status.version;
     const reload = status.lastReload
@@ -169,6 +177,7 @@ export const STATUS_PAGE = `<!doctype html>
         el('td', {}, service.active), el('td', {}, service.accepted), el('td', {}, service.failed), ...datagramCells(udp),
         el('td', {}, bytes(service.bytesIn)), el('td', {}, bytes(service.bytesOut)), el('td', { class: 'rate-in' }, sin), el('td', { class: 'rate-out' }, sout), el('td', {}, ''), el('td', {}, '')));
       if (udp) body.append(flowTableRow(udp, columns.length));
+      if (service.guarded) body.append(admissionRow(service.admission, columns.length));
       for (const b of service.backends) {
         const key = service.name + '/' + b.address;
         const [rin, rout] = rates(status.now, key, b.bytesIn, b.bytesOut);

@@ -9,13 +9,16 @@
 // send errors. Both views label those columns accordingly.
 import type { UdpServiceStats } from '../engine/engine.js';
 
-export interface FlowCounter {
-  key: keyof UdpServiceStats;
+/** A counter as both views print it: its field, the word after the number, what it counts. */
+export interface LabelledCounter<K extends string> {
+  key: K;
   /** The word after the number: "3 created". */
   label: string;
   /** What it counts (the status page's tooltip). */
   meaning: string;
 }
+
+export type FlowCounter = LabelledCounter<keyof UdpServiceStats>;
 
 /** The flow counters, in the order both views print them. */
 export const FLOW_COUNTERS: readonly FlowCounter[] = [

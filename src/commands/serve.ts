@@ -174,6 +174,7 @@ const WARN_EVENTS: ReadonlySet<EngineEvent['type']> = new Set([
   'connect_failed',
   'accept_paused',
   'listener_error',
+  'source_bind_failed',
   'events_dropped',
 ]);
 

@@ -2,6 +2,7 @@
 // as a table in the terminal (the status page's content), or --json.
 import type { StatusView } from '../admin/state-view.js';
 import { flowTableText } from '../admin/udp-counters.js';
+import { admissionText } from '../admin/admission-counters.js';
 import { AdminUnreachable, apiErrorText, callApi, resolveTarget } from './admin-client.js';
 import { EXIT_OK, EXIT_RUNTIME } from './exit-codes.js';
 import { COMMAND_USAGE, parseCommandOptions } from './usage.js';
@@ -51,6 +52,7 @@ export function formatStatus(status: StatusView): string {
   for (const s of status.services) {
     rows.push([s.name, `${s.listen} ${s.balance}`, `${s.backendsUp}/${s.backends.length} up`, '', '', '', '', String(s.active), String(s.accepted), String(s.failed), bytes(s.bytesIn), bytes(s.bytesOut), ...datagrams(s.udp), '']);
     if (s.udp) rows.push(flowTableText(s.udp));
+    if (s.guarded) rows.push(admissionText(s.admission));
     for (const b of s.backends) {
       const last = b.check.history.at(-1);
       const check = b.check.type === 'none' ? '-' : last ? `${b.check.type} ${last.ok ? 'ok' : 'FAIL'} ${last.latencyMs.toFixed(1)}ms` : `${b.check.type} (pending)`;

@@ -15,6 +15,29 @@ export type Balance =
   | 'least_bandwidth'
   | 'first';
 
+/** The PROXY protocol header written to a backend: none, version 1 (text) or 2 (binary). */
+export type SendProxy = 'none' | 'v1' | 'v2';
+
+/** accept_proxy: clients (a proxy or cloud load balancer in front) start with a PROXY protocol header. */
+export interface AcceptProxyConfig {
+  /** Canonical CIDR prefixes of the peers that must send a header; undefined: every peer must. */
+  from: string[] | undefined;
+  /** A header not complete within this long closes the connection. Default 3s. */
+  timeoutMs: number;
+}
+
+/** client_limits: per source address. rate/burst count new connections (tcp) or datagrams (udp). */
+export interface ClientLimitsConfig {
+  /** Connections open at once per source (tcp); 0 none. */
+  maxConnections: number;
+  /** Per second per source; 0 none. */
+  rate: number;
+  /** The token bucket's size; default the rate. */
+  burst: number;
+  /** Sources tracked at once. Default 65536. */
+  tableSize: number;
+}
+
 /** What `balance: maglev` hashes: the whole 5-tuple, or the client address only. */
 export type HashKey = 'five_tuple' | 'source';
 
@@ -39,6 +62,8 @@ export interface BackendConfig {
   slowStartMs: number;
   /** The active check (the service's `health_check` with this backend's keys over it); absent: none, always up. */
   healthCheck?: HealthCheckConfig;
+  /** The backend's own send_proxy, else the service's; default none. */
+  sendProxy: SendProxy;
 }
 
 /** Connections waiting for a backend with room (every candidate at max_connections). */
@@ -86,6 +111,14 @@ export interface ServiceConfig {
   passive?: PassiveHealthConfig;
   /** protocol: udp only (defaults otherwise): flow table settings. */
   udp: UdpConfig;
+  /** Absent: clients are who accept() says. */
+  acceptProxy: AcceptProxyConfig | undefined;
+  /** ACL: canonical CIDR prefixes; the longest one containing the client decides, deny on a tie. */
+  allow: string[];
+  deny: string[];
+  clientLimits: ClientLimitsConfig | undefined;
+  /** client: connect to backends from the client's own address (IP_TRANSPARENT). Default auto. */
+  source: 'auto' | 'client';
 }
 
 /** Datagram settings of a protocol: udp service. */

@@ -11,6 +11,7 @@ import { describeValue } from './describe.js';
 import { HaChecker } from './ha.js';
 import { parseDuration } from './duration.js';
 import { checkAdmin } from './admin.js';
+import { admissionIssues, buildAdmission, type RawAdmission } from './admission.js';
 import { buildHealthCheck, buildPassive, healthIssues } from './health-check.js';
 import { schemaIssues } from './schema.js';
 import { prepareUdpServices, UDP_DEFAULTS } from './udp.js';
@@ -79,7 +80,7 @@ interface RawConfig {
   services: RawService[];
   ha?: Parameters<HaChecker['build']>[0];
 }
-interface RawService {
+interface RawService extends RawAdmission {
   name: string;
   protocol: Protocol;
   listen: string;
@@ -105,6 +106,7 @@ interface RawBackend {
   max_connections?: number;
   slow_start?: string | number;
   health_check?: Record<string, unknown>;
+  send_proxy?: BackendConfig['sendProxy'];
 }
 
 interface ListenSeen {
@@ -156,6 +158,7 @@ class SemanticChecker {
       if (Array.isArray(service.backends)) this.#checkBackends(service.backends as unknown[], at, label);
       this.#checkMaglev(service, at);
       this.#issues.push(...healthIssues(service, at, this.#source));
+      this.#issues.push(...admissionIssues(service, at, this.#source));
     });
     if (isRecord(data.ha)) this.#issues.push(...this.#ha.check(data.ha, new Set(names.keys())));
     return this.#issues;
@@ -188,6 +191,7 @@ class SemanticChecker {
         maxConnections: b.max_connections ?? 0,
         slowStartMs: this.#optionalDuration([...at, 'backends', j, 'slow_start']) ?? serviceSlowStartMs,
         ...withHealthCheck(s.health_check, b.health_check),
+        sendProxy: b.send_proxy ?? s.send_proxy ?? 'none',
       })),
       timeouts: {
         connectMs,
@@ -207,6 +211,7 @@ class SemanticChecker {
       drainTimeoutMs: this.#optionalDuration([...at, 'drain_timeout']) ?? topDrainTimeoutMs,
       ...(s.passive === undefined ? {} : { passive: buildPassive(s.passive)! }),
       udp: { maxFlows: s.max_flows ?? UDP_DEFAULTS.maxFlows, responses: s.udp?.responses ?? UDP_DEFAULTS.responses },
+      ...buildAdmission(s, s.protocol),
     };
   }
 

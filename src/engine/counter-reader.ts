@@ -6,6 +6,8 @@ export type TrafficField = keyof CounterLayout['traffic'];
 export type TrafficTotals = Record<TrafficField, number>;
 export type UdpField = keyof CounterLayout['udp'];
 export type UdpTotals = Record<UdpField, number>;
+export type AdmissionField = keyof CounterLayout['admission'];
+export type AdmissionTotals = Record<AdmissionField, number>;
 
 export class CounterReader {
   readonly #layout: CounterLayout;
@@ -35,6 +37,11 @@ export class CounterReader {
     return this.#udp(this.#layout.udpBackendOffset + slot * this.#layout.slotStride);
   }
 
+  /** A service's admission counters: ACL, client limits, PROXY headers. */
+  admission(slot: number): AdmissionTotals {
+    return this.#line(this.#layout.admissionOffset + slot * this.#layout.slotStride, this.#layout.admission);
+  }
+
   worker(field: keyof CounterLayout['worker']): number {
     return this.#sum(this.#layout.worker[field]);
   }
@@ -54,16 +61,17 @@ export class CounterReader {
   }
 
   #traffic(base: number): TrafficTotals {
-    const fields = this.#layout.traffic;
-    const totals = {} as TrafficTotals;
-    for (const field of Object.keys(fields) as TrafficField[]) totals[field] = this.#sum(base + fields[field]);
-    return totals;
+    return this.#line(base, this.#layout.traffic);
   }
 
   #udp(base: number): UdpTotals {
-    const fields = this.#layout.udp;
-    const totals = {} as UdpTotals;
-    for (const field of Object.keys(fields) as UdpField[]) totals[field] = this.#sum(base + fields[field]);
+    return this.#line(base, this.#layout.udp);
+  }
+
+  /** Every field of one counter line starting at `base`, summed over the workers. */
+  #line<F extends string>(base: number, fields: Record<F, number>): Record<F, number> {
+    const totals = {} as Record<F, number>;
+    for (const field of Object.keys(fields) as F[]) totals[field] = this.#sum(base + fields[field]);
     return totals;
   }
 

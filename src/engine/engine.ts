@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FulcrumConfig, ServiceConfig } from '../config/types.js';
-import { CounterReader, type TrafficTotals, type UdpTotals } from './counter-reader.js';
+import { CounterReader, type AdmissionTotals, type TrafficTotals, type UdpTotals } from './counter-reader.js';
 import {
   loadNative,
   NativeBackendState,
@@ -64,6 +64,11 @@ export interface UdpServiceStats {
   flowsDropped: number;
 }
 
+/** Who a service let in: clients refused before any backend was touched, and
+ * PROXY protocol headers read. TCP counts connections (each also in the
+ * service's `accepted`, never in `failed`); UDP counts datagrams. */
+export type AdmissionStats = AdmissionTotals;
+
 export interface BackendStats extends TrafficCounters {
   address: string;
   /** protocol: udp services only. */
@@ -86,6 +91,7 @@ export interface ServiceStats extends TrafficCounters {
   protocol: 'tcp' | 'udp';
   /** protocol: udp services only. */
   udp?: UdpServiceStats;
+  admission: AdmissionStats;
   backends: BackendStats[];
 }
 
@@ -99,7 +105,7 @@ export interface EngineStats {
 
 /** Something the data plane reports (batched, delivered on the JS thread). */
 export interface EngineEvent {
-  type: 'connect_failed' | 'listener_error' | 'accept_paused' | 'accept_resumed' | 'events_dropped';
+  type: 'connect_failed' | 'listener_error' | 'accept_paused' | 'accept_resumed' | 'source_bind_failed' | 'events_dropped';
   service?: string;
   backend?: string;
   /** errno name, e.g. ECONNREFUSED, ETIMEDOUT, EMFILE. */
@@ -130,6 +136,8 @@ export class Engine extends EventEmitter {
   readonly #baselines = new Map<string, TrafficTotals>();
   /** The same for the datagram counters of protocol: udp. */
   readonly #udpBaselines = new Map<string, UdpTotals>();
+  /** The same for services' admission counters. */
+  readonly #admissionBaselines = new Map<string, AdmissionTotals>();
   readonly #states = new Map<number, BackendState>();
   /** Weights set at run time, by backend slot (the config's weight otherwise). */
   readonly #weights = new Map<number, number>();
@@ -182,6 +190,7 @@ export class Engine extends EventEmitter {
         acquired.push({ table, key });
         if (baselineOf) this.#baselines.set(key, baselineOf(slot));
         if (baselineOf) this.#udpBaselines.set(key, table === this.#serviceSlots ? this.#counters.udpService(slot) : this.#counters.udpBackend(slot));
+        if (baselineOf && table === this.#serviceSlots) this.#admissionBaselines.set(key, this.#counters.admission(slot));
       }
       return slot;
     };
@@ -195,6 +204,7 @@ export class Engine extends EventEmitter {
         table.release(key);
         this.#baselines.delete(key);
         this.#udpBaselines.delete(key);
+        this.#admissionBaselines.delete(key);
       }
       throw error;
     }
@@ -263,6 +273,7 @@ export class Engine extends EventEmitter {
         protocol: service.protocol,
         ...serviceTraffic,
         ...(udp ? { udp: this.#udpServiceStats(service.name, slot, serviceTraffic) } : {}),
+        admission: this.#since(this.#admissionBaselines.get(service.name), this.#counters.admission(slot)),
         backends: service.backends.map((backend): BackendStats => {
           const key = backendKey(service.name, backend.address.text);
           const backendSlot = this.#backendSlots.get(key)!;
@@ -361,6 +372,13 @@ export class Engine extends EventEmitter {
       queueSize: service.queue.size,
       queueTimeoutMs: service.queue.timeoutMs,
       sticky: service.sticky ? { size: service.sticky.size, timeoutMs: service.sticky.timeoutMs } : null,
+      acceptProxy: service.acceptProxy !== undefined,
+      acceptProxyFrom: service.acceptProxy?.from ?? null,
+      acceptProxyTimeoutMs: service.acceptProxy?.timeoutMs ?? 3000,
+      allow: service.allow,
+      deny: service.deny,
+      clientLimits: service.clientLimits ?? null,
+      transparent: service.source === 'client',
       backends: service.backends.map((backend) => ({
         slot: acquire(this.#backendSlots, backendKey(service.name, backend.address.text), (slot) =>
           this.#counters.backend(slot),
@@ -371,6 +389,7 @@ export class Engine extends EventEmitter {
         backup: backend.backup,
         maxConnections: backend.maxConnections,
         slowStartMs: backend.slowStartMs,
+        sendProxy: backend.sendProxy,
       })),
     };
   }
@@ -448,10 +467,14 @@ export class Engine extends EventEmitter {
   }
 
   #udpTotals(key: string, raw: UdpTotals): UdpTotals {
-    const base = this.#udpBaselines.get(key);
+    return this.#since(this.#udpBaselines.get(key), raw);
+  }
+
+  /** Counters minus the baseline a reused slot started from. */
+  #since<T extends Record<string, number>>(base: T | undefined, raw: T): T {
     if (!base) return raw;
     const counted = { ...raw };
-    for (const field of Object.keys(raw) as Array<keyof UdpTotals>) counted[field] = raw[field] - base[field];
+    for (const field of Object.keys(raw) as Array<keyof T>) counted[field] = (raw[field]! - base[field]!) as T[keyof T];
     return counted;
   }
 

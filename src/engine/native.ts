@@ -14,6 +14,8 @@ export interface NativeBackendSpec {
   /** 0: no limit. */
   maxConnections: number;
   slowStartMs: number;
+  /** The PROXY protocol header written to the backend before the client's bytes. */
+  sendProxy: 'none' | 'v1' | 'v2';
 }
 
 export interface NativeServiceSpec {
@@ -37,6 +39,18 @@ export interface NativeServiceSpec {
   queueSize: number;
   queueTimeoutMs: number;
   sticky: { size: number; timeoutMs: number } | null;
+  /** Clients start with a PROXY protocol header (tcp). */
+  acceptProxy: boolean;
+  /** Peers that must send the header; null: every peer. */
+  acceptProxyFrom: string[] | null;
+  acceptProxyTimeoutMs: number;
+  /** ACL: CIDR prefixes; the longest one containing the client decides. */
+  allow: string[];
+  deny: string[];
+  /** Per source address; rate and burst: new connections (tcp) or datagrams (udp) per second. 0: none. */
+  clientLimits: { maxConnections: number; rate: number; burst: number; tableSize: number } | null;
+  /** source: client: connect to backends from the client's own address (IP_TRANSPARENT). */
+  transparent: boolean;
   backends: NativeBackendSpec[];
 }
 
@@ -45,7 +59,7 @@ export interface NativeSnapshot {
 }
 
 export interface NativeEvent {
-  type: 'connect_failed' | 'listener_error' | 'accept_paused' | 'accept_resumed';
+  type: 'connect_failed' | 'listener_error' | 'accept_paused' | 'accept_resumed' | 'source_bind_failed';
   worker: number;
   serviceSlot?: number;
   backendSlot?: number;
@@ -64,6 +78,8 @@ export interface CounterLayout {
   /** protocol: udp services' and their backends' datagram lines. */
   udpServiceOffset: number;
   udpBackendOffset: number;
+  /** Every service's admission line (ACL, client limits, PROXY headers). */
+  admissionOffset: number;
   maxServices: number;
   maxBackends: number;
   global: { eventsDropped: number };
@@ -86,6 +102,16 @@ export interface CounterLayout {
     flowsEvicted: number;
     flowsCompleted: number;
     flowsMoved: number;
+  };
+  admission: {
+    denied: number;
+    overConnections: number;
+    overRate: number;
+    untracked: number;
+    proxyAccepted: number;
+    proxyMissing: number;
+    proxyMalformed: number;
+    proxyTimeout: number;
   };
 }
 
@@ -116,7 +142,7 @@ export interface NativeAddon {
 }
 
 /** The layout version this code reads; the addon must match. */
-const SUPPORTED_LAYOUT = 3;
+const SUPPORTED_LAYOUT = 4;
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 

@@ -98,7 +98,7 @@ export function redisCli(port: number, password: string | undefined, ...command:
 
 // ---------------------------------------------------------------- PostgreSQL
 
-function pgBin(name: string): string {
+export function pgBin(name: string): string {
   const versions = readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a));
   for (const v of versions) {
     const path = `/usr/lib/postgresql/${v}/bin/${name}`;
@@ -107,7 +107,7 @@ function pgBin(name: string): string {
   throw new Error(`no ${name} under /usr/lib/postgresql/*/bin (install Debian's postgresql)`);
 }
 
-function postgresUser(): { uid: number; gid: number } {
+export function postgresUser(): { uid: number; gid: number } {
   const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
   const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
   return { uid, gid };
