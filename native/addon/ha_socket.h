@@ -23,7 +23,7 @@
 #include <memory>
 #include <thread>
 
-#include "../engine/garp.h"
+#include "../ha/garp.h"
 
 namespace fulcrum::addon {
 
@@ -51,7 +51,7 @@ class VrrpSocketHandle : public Napi::ObjectWrap<VrrpSocketHandle> {
 
   int fd_ = -1;
   int stop_fd_ = -1;
-  GarpSocket garp_;
+  ha::GarpSocket garp_;
   std::thread reader_;
   std::shared_ptr<VrrpReaderQueue> queue_;
   Napi::ThreadSafeFunction tsfn_;
