@@ -3,7 +3,7 @@
 // socket and one reader thread; received datagrams reach JS in batches
 // through a thread-safe function, so the JS thread never blocks on the socket.
 //
-// JS API (typed in src/ha/native-socket.ts):
+// JS API (typed in src/engine/native.ts):
 //   new VrrpSocket({ interface, joinGroup, onPackets(packets: Buffer[], dropped) })
 //       throws Error{code: errno name} (ENODEV, EPERM...)
 //   socket.send(destination, source, payload) -> bytes   (IPv4 text, Buffer)
