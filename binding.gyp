@@ -1,37 +1,26 @@
-# The addon for node-gyp / prebuildify. Same sources as CMakeLists.txt
-# (test/build-sources.test.ts fails when the lists differ).
+# The addon for node-gyp / prebuildify. Same source groups as CMakeLists.txt
+# (test/build-sources.test.ts fails when the lists differ): three plain C++
+# libraries, static, linked into the one fulcrum.node with the N-API glue.
 {
+  "target_defaults": {
+    "cflags!": ["-fno-exceptions"],
+    "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+    "cflags_cc": ["-std=c++20", "-fexceptions", "-fPIC", "-Wall", "-Wextra", "-Wshadow", "-Wnon-virtual-dtor", "-fvisibility=hidden"]
+  },
   "targets": [
     {
-      "target_name": "fulcrum",
+      "target_name": "fulcrum_engine",
+      "type": "static_library",
       "sources": [
-        "native/addon/addon.cc",
-        "native/addon/engine_handle.cc",
-        "native/addon/errors.cc",
-        "native/addon/ha_socket.cc",
-        "native/addon/snapshot_reader.cc",
-        "native/addon/bench_client_handle.cc",
-        "native/addon/bench_server_handle.cc",
-        "native/bench/client.cc",
-        "native/bench/latency_recorder.cc",
-        "native/bench/ping_pong.cc",
-        "native/bench/protocol.cc",
-        "native/bench/server.cc",
-        "native/bench/socket_util.cc",
-        "native/bench/tcp_connrate.cc",
-        "native/bench/tcp_throughput.cc",
-        "native/bench/udp_pps.cc",
         "native/engine/address.cc",
         "native/engine/cidr_set.cc",
         "native/engine/client_limits.cc",
         "native/engine/counters.cc",
         "native/engine/engine.cc",
         "native/engine/event_sink.cc",
-        "native/engine/garp.cc",
         "native/engine/listener.cc",
         "native/engine/load_sampler.cc",
         "native/engine/maglev.cc",
-        "native/engine/netlink_address.cc",
         "native/engine/picker.cc",
         "native/engine/pipe_pool.cc",
         "native/engine/proxy_protocol.cc",
@@ -42,14 +31,48 @@
         "native/engine/udp_flow_table.cc",
         "native/engine/udp_relay.cc",
         "native/engine/udp_socket.cc",
-        "native/engine/vrrp_socket.cc",
         "native/engine/worker.cc"
+      ]
+    },
+    {
+      "target_name": "fulcrum_ha",
+      "type": "static_library",
+      "sources": [
+        "native/ha/garp.cc",
+        "native/ha/netlink_address.cc",
+        "native/ha/vrrp_socket.cc"
+      ]
+    },
+    {
+      "target_name": "fulcrum_bench",
+      "type": "static_library",
+      "dependencies": ["fulcrum_engine"],
+      "sources": [
+        "native/bench/client.cc",
+        "native/bench/latency_recorder.cc",
+        "native/bench/ping_pong.cc",
+        "native/bench/protocol.cc",
+        "native/bench/server.cc",
+        "native/bench/socket_util.cc",
+        "native/bench/tcp_connrate.cc",
+        "native/bench/tcp_throughput.cc",
+        "native/bench/udp_pps.cc"
+      ]
+    },
+    {
+      "target_name": "fulcrum",
+      "dependencies": ["fulcrum_engine", "fulcrum_ha", "fulcrum_bench"],
+      "sources": [
+        "native/addon/addon.cc",
+        "native/addon/bench_client_handle.cc",
+        "native/addon/bench_server_handle.cc",
+        "native/addon/engine_handle.cc",
+        "native/addon/errors.cc",
+        "native/addon/ha_socket.cc",
+        "native/addon/snapshot_reader.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
-      "cflags!": ["-fno-exceptions"],
-      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++20", "-fexceptions", "-Wall", "-Wextra", "-Wshadow", "-Wnon-virtual-dtor", "-fvisibility=hidden"]
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"]
     }
   ]
 }

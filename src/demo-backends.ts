@@ -3,6 +3,7 @@
 // receive. They make the bundled config runnable with nothing else installed.
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Endpoint } from './config/types.js';
+import { DemoBackendError } from './errors.js';
 
 /** What a demo backend writes first on every connection. */
 export function demoBanner(address: Endpoint): string {
@@ -12,19 +13,6 @@ export function demoBanner(address: Endpoint): string {
 /** True for 127.0.0.0/8 and ::1: the only addresses the demo starts backends on. */
 export function isLoopback(address: Endpoint): boolean {
   return address.family === 4 ? address.host.startsWith('127.') : address.host === '::1';
-}
-
-/** A demo backend could not listen; `address` is the one that failed, `code` the errno name. */
-export class DemoBackendError extends Error {
-  readonly code: string;
-  readonly address: Endpoint;
-  constructor(address: Endpoint, code: string, cause: unknown) {
-    const why = code === 'EADDRINUSE' ? 'the port is busy (EADDRINUSE)' : code;
-    super(`demo backend ${address.text} cannot listen: ${why}`, { cause });
-    this.name = 'DemoBackendError';
-    this.code = code;
-    this.address = address;
-  }
 }
 
 export interface DemoBackends {

@@ -1,12 +1,18 @@
 // The registry of Fulcrum's own errors. Each class has a stable `code`
-// (FULCRUM_ERR_*) that callers and tests match on; messages are for people and
-// may change. Errors from the system keep Node's shape instead: an Error whose
-// `code` is the errno name (EADDRINUSE...), as the native engine throws them.
+// (FULCRUM_ERR_*, listed in the README under "Errors") that callers and tests
+// match on; messages are for people and may change. Errors from the system
+// keep Node's shape instead: an Error whose `code` is the errno name
+// (EADDRINUSE...), as the native engine throws them.
+import type { Endpoint } from './config/types.js';
 
 export const ERROR_CODES = {
   config: 'FULCRUM_ERR_CONFIG',
   usage: 'FULCRUM_ERR_USAGE',
   bench: 'FULCRUM_ERR_BENCH',
+  adminApi: 'FULCRUM_ERR_ADMIN_API',
+  adminUnreachable: 'FULCRUM_ERR_ADMIN_UNREACHABLE',
+  checkFailed: 'FULCRUM_ERR_CHECK_FAILED',
+  demoBackend: 'FULCRUM_ERR_DEMO_BACKEND',
 } as const;
 
 export type FulcrumErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
@@ -67,5 +73,48 @@ export class UsageError extends FulcrumError {
 export class BenchError extends FulcrumError {
   constructor(message: string, options?: ErrorOptions) {
     super(ERROR_CODES.bench, message, options);
+  }
+}
+
+/**
+ * An admin API request that failed: the server answers `status` with
+ * {"error": {"code": apiCode, "message"}} and `headers`. `apiCode` is the
+ * API's own stable name for the failure (not_found, bad_weight...).
+ */
+export class ApiError extends FulcrumError {
+  readonly status: number;
+  readonly apiCode: string;
+  readonly headers: Readonly<Record<string, string>>;
+  constructor(status: number, apiCode: string, message: string, headers: Record<string, string> = {}) {
+    super(ERROR_CODES.adminApi, message);
+    this.status = status;
+    this.apiCode = apiCode;
+    this.headers = headers;
+  }
+}
+
+/** `fulcrum reload` / `status` could not talk to the admin API at all (exit 1), as opposed to the API saying no. */
+export class AdminUnreachable extends FulcrumError {
+  constructor(message: string) {
+    super(ERROR_CODES.adminUnreachable, message);
+  }
+}
+
+/** A health check that did not pass; `message` is the detail shown (never a credential). */
+export class CheckFailure extends FulcrumError {
+  constructor(message: string) {
+    super(ERROR_CODES.checkFailed, message);
+  }
+}
+
+/** `fulcrum demo`: a demo backend could not listen on `address`; `errnoName` is why (EADDRINUSE...). */
+export class DemoBackendError extends FulcrumError {
+  readonly address: Endpoint;
+  readonly errnoName: string;
+  constructor(address: Endpoint, errnoName: string, cause: unknown) {
+    const why = errnoName === 'EADDRINUSE' ? 'the port is busy (EADDRINUSE)' : errnoName;
+    super(ERROR_CODES.demoBackend, `demo backend ${address.text} cannot listen: ${why}`, { cause });
+    this.address = address;
+    this.errnoName = errnoName;
   }
 }

@@ -11,7 +11,7 @@ export type {
   TrafficCounters,
 } from './engine/engine.js';
 export { loadConfig, parseConfig } from './config/load.js';
-export { ConfigError } from './errors.js';
+export { ConfigError, ERROR_CODES, FulcrumError, type FulcrumErrorCode } from './errors.js';
 export type {
   Balance,
   BackendConfig,

@@ -91,8 +91,8 @@ t.test('a client to a port where nothing listens fails with ECONNREFUSED', async
 });
 
 t.test('IPv6: a server on ::1 and a client to [::1]:port count exactly', async (t) => {
-  const { loadBench } = await import('../src/bench/native-bench.js');
-  const server = new (loadBench().Server)({ host: '::1', port: 0, threads: 1 });
+  const { loadNative } = await import('../src/engine/native.js');
+  const server = new (loadNative().bench.Server)({ host: '::1', port: 0, threads: 1 });
   t.teardown(() => server.close());
   const report = await runWorkload('tcp-throughput', { host: '::1', port: server.port }, runOptions({ durationS: 0.3, messageSize: 65536 }));
   t.equal(report.target, `[::1]:${server.port}`);

@@ -2,10 +2,10 @@
 // sample), checked on synthetic distributions through the addon, which runs
 // the same recorder the load threads use.
 import t from 'tap';
-import { loadBench } from '../src/bench/native-bench.js';
+import { loadNative } from '../src/engine/native.js';
 import { latencyStats } from '../src/bench/run-client.js';
 
-const summary = (samples: number[]) => loadBench().testing.latencySummary(Float64Array.from(samples));
+const summary = (samples: number[]) => loadNative().bench.testing.latencySummary(Float64Array.from(samples));
 
 function shuffled(values: number[]): number[] {
   // A fixed LCG, so a failure reproduces.

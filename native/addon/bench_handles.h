@@ -1,7 +1,7 @@
 // The JS side of the bench harness (native/bench): classes BenchClient and
 // BenchServer and a testing hook, exported as `bench` by addon.cc.
 //
-// JS API (typed in src/bench/native-bench.ts):
+// JS API (typed in src/engine/native.ts):
 //   new bench.Client(options)         throws Error{code: 'EINVAL'} on bad options
 //   client.start(): Promise<void>     connects and starts the load threads
 //   client.snapshot()                 counters so far, latency since the last snapshot

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "../engine/netlink_address.h"
-#include "../engine/vrrp_socket.h"
+#include "../ha/netlink_address.h"
+#include "../ha/vrrp_socket.h"
 #include "errors.h"
 
 namespace fulcrum::addon {
@@ -66,9 +66,9 @@ VrrpSocketHandle::VrrpSocketHandle(const Napi::CallbackInfo& info) : Napi::Objec
   const std::string name = ifname.As<Napi::String>().Utf8Value();
   const bool join_group = options.Get("joinGroup").ToBoolean().Value();
 
-  int fd = vrrp_socket_open(name.c_str(), join_group);
+  int fd = ha::vrrp_socket_open(name.c_str(), join_group);
   if (fd < 0) throw errno_error(env, -fd, "opening the VRRP socket on " + name);
-  int result = garp_open(name.c_str(), &garp_);
+  int result = ha::garp_open(name.c_str(), &garp_);
   if (result < 0) {
     ::close(fd);
     throw errno_error(env, -result, "opening the ARP socket on " + name);
@@ -77,7 +77,7 @@ VrrpSocketHandle::VrrpSocketHandle(const Napi::CallbackInfo& info) : Napi::Objec
   if (stop_fd < 0) {
     int error = errno;
     ::close(fd);
-    garp_close(&garp_);
+    ha::garp_close(&garp_);
     throw errno_error(env, error, "eventfd");
   }
   fd_ = fd;
@@ -109,7 +109,7 @@ void VrrpSocketHandle::shutdown() {
   if (fd_ >= 0) ::close(fd_);
   if (stop_fd_ >= 0) ::close(stop_fd_);
   fd_ = stop_fd_ = -1;
-  garp_close(&garp_);
+  ha::garp_close(&garp_);
   if (tsfn_live_) {
     tsfn_.Release();
     tsfn_live_ = false;
@@ -132,7 +132,7 @@ void VrrpSocketHandle::read_loop(int fd, int stop_fd, std::shared_ptr<VrrpReader
     bool wake = false;
     // Drain what is readable; each datagram is copied to its own buffer.
     for (;;) {
-      long length = vrrp_socket_receive(fd, buffer.data(), buffer.size());
+      long length = ha::vrrp_socket_receive(fd, buffer.data(), buffer.size());
       if (length == -EINTR) continue;
       if (length < 0) break;  // EAGAIN: drained; other errors: poll again
       // A truncated copy keeps its real length visible: the extra bytes are
@@ -173,7 +173,7 @@ Napi::Value VrrpSocketHandle::send(const Napi::CallbackInfo& info) {
   const uint32_t source = parse_ipv4(env, info[1], "source");
   if (!info[2].IsBuffer()) throw Napi::TypeError::New(env, "payload must be a Buffer");
   Napi::Buffer<uint8_t> payload = info[2].As<Napi::Buffer<uint8_t>>();
-  long sent = vrrp_socket_send(fd_, destination, source, payload.Data(), payload.Length());
+  long sent = ha::vrrp_socket_send(fd_, destination, source, payload.Data(), payload.Length());
   if (sent < 0) throw errno_error(env, static_cast<int>(-sent), "sending a VRRP advertisement");
   return Napi::Number::New(env, static_cast<double>(sent));
 }
@@ -181,7 +181,7 @@ Napi::Value VrrpSocketHandle::send(const Napi::CallbackInfo& info) {
 Napi::Value VrrpSocketHandle::garp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const uint32_t ip = parse_ipv4(env, info[0], "ip");
-  int result = garp_send(garp_, ip);
+  int result = ha::garp_send(garp_, ip);
   if (result < 0) throw errno_error(env, -result, "sending a gratuitous ARP");
   return env.Undefined();
 }
@@ -194,7 +194,7 @@ Napi::Value VrrpSocketHandle::set_address(const Napi::CallbackInfo& info) {
   if (!info[2].IsNumber()) throw Napi::TypeError::New(env, "prefixLength must be a number");
   const int64_t prefix = info[2].As<Napi::Number>().Int64Value();
   if (prefix < 1 || prefix > 32) throw Napi::RangeError::New(env, "prefixLength must be 1..32");
-  return Napi::Number::New(env, netlink_ipv4_address(add, garp_.ifindex, ip, static_cast<uint8_t>(prefix)));
+  return Napi::Number::New(env, ha::netlink_ipv4_address(add, garp_.ifindex, ip, static_cast<uint8_t>(prefix)));
 }
 
 Napi::Value VrrpSocketHandle::close(const Napi::CallbackInfo& info) {

@@ -3,7 +3,7 @@
 // socket and one reader thread; received datagrams reach JS in batches
 // through a thread-safe function, so the JS thread never blocks on the socket.
 //
-// JS API (typed in src/ha/native-socket.ts):
+// JS API (typed in src/engine/native.ts):
 //   new VrrpSocket({ interface, joinGroup, onPackets(packets: Buffer[], dropped) })
 //       throws Error{code: errno name} (ENODEV, EPERM...)
 //   socket.send(destination, source, payload) -> bytes   (IPv4 text, Buffer)
@@ -23,7 +23,7 @@
 #include <memory>
 #include <thread>
 
-#include "../engine/garp.h"
+#include "../ha/garp.h"
 
 namespace fulcrum::addon {
 
@@ -51,7 +51,7 @@ class VrrpSocketHandle : public Napi::ObjectWrap<VrrpSocketHandle> {
 
   int fd_ = -1;
   int stop_fd_ = -1;
-  GarpSocket garp_;
+  ha::GarpSocket garp_;
   std::thread reader_;
   std::shared_ptr<VrrpReaderQueue> queue_;
   Napi::ThreadSafeFunction tsfn_;

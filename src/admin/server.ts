@@ -19,6 +19,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Endpoint } from '../config/types.js';
 import type { AdminState } from '../control/backend-control.js';
+import { ApiError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { FulcrumRuntime } from '../runtime.js';
 import { fulcrumVersion } from '../version.js';
@@ -28,13 +29,6 @@ import { servicesView, statusView, type ServiceView } from './state-view.js';
 import { STATUS_PAGE } from './status-page.js';
 
 export const MAX_BODY_BYTES = 16 * 1024;
-
-/** A failed request: sent as JSON with `status`. */
-export class ApiError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string, readonly headers: Record<string, string> = {}) {
-    super(message);
-  }
-}
 
 const ACTIONS: Readonly<Record<string, AdminState>> = { drain: 'drain', enable: 'enabled', disable: 'maint', maint: 'maint' };
 
@@ -100,7 +94,7 @@ export class AdminServer {
       const error = err instanceof ApiError ? err : new ApiError(500, 'internal', err instanceof Error ? err.message : String(err));
       if (error.status >= 500) this.#logger.error({ err, url: req.url }, 'admin API request failed');
       if (res.headersSent) return void res.destroy();
-      sendJson(res, error.status, { error: { code: error.code, message: error.message } }, error.headers);
+      sendJson(res, error.status, { error: { code: error.apiCode, message: error.message } }, error.headers);
       // A body left unread (too large, or never read) must not be parsed as the next request.
       if (!req.complete) res.once('finish', () => req.destroy());
     }

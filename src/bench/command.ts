@@ -1,10 +1,10 @@
 // `fulcrum bench server|client|compare`: the command-line front of the harness.
 import { writeFileSync } from 'node:fs';
 import { EXIT_OK, EXIT_RUNTIME } from '../commands/exit-codes.js';
+import { loadNative, type Workload } from '../engine/native.js';
 import { UsageError } from '../errors.js';
 import { formatComparison, runComparison, type Measurement } from './compare.js';
 import { formatIntervalLine, formatSummary } from './format.js';
-import { loadBench, type Workload } from './native-bench.js';
 import { parseClientOptions, parseCompareOptions, parseServerOptions } from './options.js';
 import { runWorkload } from './run-client.js';
 import { renderComparisonSvg } from './svg-chart.js';
@@ -49,7 +49,7 @@ async function serverCommand(args: readonly string[]): Promise<number> {
     process.stdout.write(BENCH_USAGE);
     return EXIT_OK;
   }
-  const bench = loadBench();
+  const bench = loadNative().bench;
   let server;
   try {
     server = new bench.Server({ host: options.host, port: options.port, threads: options.threads });

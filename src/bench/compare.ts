@@ -3,7 +3,7 @@
 // rotated each round, so a change in machine load hits every target alike.
 // Summaries are the median over rounds, min-max, and the ratio of each
 // target's median to the first target's.
-import type { Workload } from './native-bench.js';
+import type { Workload } from '../engine/native.js';
 import type { BenchReport, PrimaryMetric } from './report.js';
 import { formatBits, formatCount, formatUs } from './format.js';
 

@@ -1,7 +1,7 @@
 // Human output of a bench run: one line per interval (with a progress
 // indicator, as iperf3 prints them) and a final table.
+import type { Workload } from '../engine/native.js';
 import type { BenchReport, IntervalRecord, LatencyStats } from './report.js';
-import type { Workload } from './native-bench.js';
 
 /** 9.41 Gbit/s, 812.3 Mbit/s... */
 export function formatBits(bitsPerSecond: number): string {

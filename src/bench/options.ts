@@ -2,8 +2,8 @@
 // node:util parseArgs; every mistake is a UsageError naming the option (exit 2).
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
+import { WORKLOADS, isWorkload, type Direction, type Workload } from '../engine/native.js';
 import { UsageError } from '../errors.js';
-import { WORKLOADS, isWorkload, type Direction, type Workload } from './native-bench.js';
 import type { RunOptions } from './report.js';
 import { DEFAULT_MESSAGE_SIZE, type RunTarget } from './run-client.js';
 import type { CompareTarget } from './compare.js';

@@ -1,6 +1,6 @@
 // The shape of a bench run's results: what `--json` prints (documented in
 // README.md, "fulcrum bench") and what the table is formatted from.
-import type { Direction, Workload } from './native-bench.js';
+import type { Direction, Workload } from '../engine/native.js';
 
 export const REPORT_VERSION = 1;
 

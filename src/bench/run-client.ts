@@ -2,8 +2,8 @@
 // snapshot it once per interval (no per-packet JavaScript), stop it, ask the
 // server what it counted, and put both sides' numbers into a BenchReport.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { loadNative, type NativeBenchSnapshot, type NativeBenchUnit, type NativeLatency, type Workload } from '../engine/native.js';
 import { ControlChannel } from './control-channel.js';
-import { loadBench, type NativeLatency, type NativeSnapshot, type NativeUnit, type Workload } from './native-bench.js';
 import {
   REPORT_VERSION,
   type BenchReport,
@@ -52,10 +52,10 @@ export function latencyStats(native: NativeLatency): LatencyStats {
   };
 }
 
-const sum = (units: NativeUnit[], pick: (u: NativeUnit) => number): number => units.reduce((total, u) => total + pick(u), 0);
+const sum = (units: NativeBenchUnit[], pick: (u: NativeBenchUnit) => number): number => units.reduce((total, u) => total + pick(u), 0);
 const errorTotal = (errors: Record<string, number>): number => Object.values(errors).reduce((a, b) => a + b, 0);
 
-function operationsOf(workload: Workload, units: NativeUnit[]): number {
+function operationsOf(workload: Workload, units: NativeBenchUnit[]): number {
   // connrate: completed connections; latency: round trips; udp-pps: datagrams sent.
   return workload === 'udp-pps' ? sum(units, (u) => u.messagesSent) : sum(units, (u) => u.messagesReceived);
 }
@@ -65,9 +65,9 @@ function hasLatency(workload: Workload): boolean {
 }
 
 /** The interval between two snapshots. */
-export function intervalRecord(workload: Workload, before: NativeSnapshot | undefined, after: NativeSnapshot): IntervalRecord {
+export function intervalRecord(workload: Workload, before: NativeBenchSnapshot | undefined, after: NativeBenchSnapshot): IntervalRecord {
   const seconds = (after.elapsedNs - (before?.elapsedNs ?? 0)) / 1e9;
-  const prev = (i: number): NativeUnit | undefined => before?.units[i];
+  const prev = (i: number): NativeBenchUnit | undefined => before?.units[i];
   const bytesSent = sum(after.units, (u) => u.bytesSent) - sum(before?.units ?? [], (u) => u.bytesSent);
   const bytesReceived = sum(after.units, (u) => u.bytesReceived) - sum(before?.units ?? [], (u) => u.bytesReceived);
   const operations = operationsOf(workload, after.units) - operationsOf(workload, before?.units ?? []);
@@ -95,7 +95,7 @@ export function intervalRecord(workload: Workload, before: NativeSnapshot | unde
 /** The totals of a run, from the client's final counters and the server's RESULTS. */
 export function buildSummary(
   workload: Workload,
-  result: { durationNs: number; units: NativeUnit[]; latency: NativeLatency; errors: Record<string, number> },
+  result: { durationNs: number; units: NativeBenchUnit[]; latency: NativeLatency; errors: Record<string, number> },
   server: ServerResults,
 ): BenchSummary {
   const seconds = result.durationNs / 1e9;
@@ -171,7 +171,7 @@ export interface RunHooks {
 
 /** Runs `workload` against the bench server at `target` and reports what both ends counted. */
 export async function runWorkload(workload: Workload, target: RunTarget, options: RunOptions, hooks: RunHooks = {}): Promise<BenchReport> {
-  const bench = loadBench();
+  const bench = loadNative().bench;
   const control = await ControlChannel.open(target.control?.host ?? target.host, target.control?.port ?? target.port);
   try {
     const client = new bench.Client({
@@ -191,7 +191,7 @@ export async function runWorkload(workload: Workload, target: RunTarget, options
     const intervals: IntervalRecord[] = [];
     const durationMs = options.durationS * 1000;
     const startedAt = performance.now();
-    let previous: NativeSnapshot | undefined;
+    let previous: NativeBenchSnapshot | undefined;
     let deliveredSoFar = 0;
     for (let k = 1; ; k++) {
       const boundary = Math.min(k * options.intervalS * 1000, durationMs);

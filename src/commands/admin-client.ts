@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { parseEndpoint } from '../config/address.js';
+import { AdminUnreachable } from '../errors.js';
 
 export const DEFAULT_ADMIN = '127.0.0.1:9090';
 export const TOKEN_ENV = 'FULCRUM_ADMIN_TOKEN';
@@ -25,9 +26,6 @@ export interface TargetOptions {
   config: string | undefined;
   tokenFile: string | undefined;
 }
-
-/** A failure to talk to the API at all (exit 1), as opposed to the API saying no. */
-export class AdminUnreachable extends Error {}
 
 /** Work out where the admin API is and which token to send. Throws AdminUnreachable on an unusable option. */
 export async function resolveTarget(options: TargetOptions): Promise<AdminTarget> {

@@ -3,7 +3,8 @@
 // short guide on stdout for the person at the terminal.
 import { fileURLToPath } from 'node:url';
 import type { Endpoint, FulcrumConfig, ServiceConfig } from '../config/types.js';
-import { DemoBackendError, isLoopback, startDemoBackends, type DemoBackends } from '../demo-backends.js';
+import { isLoopback, startDemoBackends, type DemoBackends } from '../demo-backends.js';
+import { DemoBackendError } from '../errors.js';
 import { createLogger } from '../logger.js';
 import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from './exit-codes.js';
 import { loadConfigOrReport } from './config-file.js';

@@ -3,7 +3,8 @@
 // running one stays; the reasons go to stderr), 1 when the API cannot be
 // reached or refuses the request.
 import type { ReloadOutcome } from '../control/types.js';
-import { AdminUnreachable, apiErrorText, callApi, checkSameConfig, resolveTarget } from './admin-client.js';
+import { AdminUnreachable } from '../errors.js';
+import { apiErrorText, callApi, checkSameConfig, resolveTarget } from './admin-client.js';
 import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from './exit-codes.js';
 import { COMMAND_USAGE, parseCommandOptions } from './usage.js';
 

@@ -3,7 +3,8 @@
 import type { StatusView } from '../admin/state-view.js';
 import { flowTableText } from '../admin/udp-counters.js';
 import { admissionText } from '../admin/admission-counters.js';
-import { AdminUnreachable, apiErrorText, callApi, resolveTarget } from './admin-client.js';
+import { AdminUnreachable } from '../errors.js';
+import { apiErrorText, callApi, resolveTarget } from './admin-client.js';
 import { EXIT_OK, EXIT_RUNTIME } from './exit-codes.js';
 import { COMMAND_USAGE, parseCommandOptions } from './usage.js';
 

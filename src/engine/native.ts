@@ -1,5 +1,8 @@
-// Loads the native addon and types its surface. The addon's own contract is
-// in native/addon/engine_handle.h; this file is its TypeScript mirror.
+// The one front door to the native addon: the only module that loads it, and
+// the TypeScript mirror of everything it exports. The contracts are in
+// native/addon/: engine_handle.h (Engine), addon.cc (counterLayout, testing),
+// ha_socket.h (VrrpSocket) and bench_handles.h (bench). Other modules take
+// the addon typed from loadNative(), never cast it.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
@@ -139,10 +142,143 @@ export interface NativeAddon {
      * records (client IPv4, port, local IPv4, port; network order). */
     maglevAssign(addresses: string[], weights: number[], tableSize: number, tuples: Buffer): Uint32Array;
   };
+  /** The native half of a VRRP instance (src/ha/): opens the raw VRRP socket and the ARP socket
+   * on an interface (root, or CAP_NET_RAW); throws Error{code} (ENODEV, EPERM...). */
+  VrrpSocket: new (options: VrrpSocketOptions) => NativeVrrpSocket;
+  /** The load generator and server of `fulcrum bench` (src/bench/). */
+  bench: NativeBench;
+}
+
+// --- VrrpSocket (native/addon/ha_socket.h) ---
+
+export interface NativeVrrpSocket {
+  /** Returns bytes sent; throws Error{code} (EAGAIN, ENETUNREACH...). */
+  send(destination: string, source: string, payload: Buffer): number;
+  /** One gratuitous ARP for `ip` out of the interface. */
+  garp(ip: string): void;
+  readonly mac: string;
+  /** rtnetlink address add/del on the interface: 0 or -errno. */
+  setAddress(add: boolean, ip: string, prefixLength: number): number;
+  /** Idempotent; joins the reader thread. */
+  close(): void;
+}
+
+export interface VrrpSocketOptions {
+  interface: string;
+  /** Join 224.0.0.18 (multicast mode); unicast mode does not. */
+  joinGroup: boolean;
+  /** Whole IPv4 datagrams, in arrival order; `dropped`: overflowed the native queue since the last batch. */
+  onPackets(packets: Buffer[], dropped: number): void;
+}
+
+// --- bench (native/addon/bench_handles.h) ---
+
+/** The workloads the native bench client runs. */
+export const WORKLOADS = ['tcp-throughput', 'tcp-connrate', 'tcp-latency', 'udp-pps', 'udp-latency'] as const;
+export type Workload = (typeof WORKLOADS)[number];
+export type Direction = 'send' | 'receive' | 'both';
+
+export function isWorkload(value: string): value is Workload {
+  return (WORKLOADS as readonly string[]).includes(value);
+}
+
+export interface NativeBenchClientOptions {
+  workload: Workload;
+  host: string;
+  port: number;
+  session: number;
+  parallel?: number;
+  direction?: Direction;
+  concurrency?: number;
+  messageSize?: number;
+  flows?: number;
+  /** Datagrams per second over all flows; 0: as fast as possible. */
+  rate?: number;
+  threads?: number;
+  connectTimeoutMs?: number;
+  drainTimeoutMs?: number;
+  responseTimeoutMs?: number;
+}
+
+/** One connection or flow of a bench client. */
+export interface NativeBenchUnit {
+  kind: 'send' | 'receive' | 'ping-pong' | 'connrate' | 'udp-flow';
+  bytesSent: number;
+  bytesReceived: number;
+  messagesSent: number;
+  messagesReceived: number;
+  lost: number;
+  closedCleanly: boolean;
+}
+
+export interface NativeLatency {
+  count: number;
+  dropped: number;
+  minNs: number;
+  meanNs: number;
+  p50Ns: number;
+  p99Ns: number;
+  p999Ns: number;
+  maxNs: number;
+}
+
+export interface NativeBenchSnapshot {
+  elapsedNs: number;
+  units: NativeBenchUnit[];
+  intervalLatency: NativeLatency;
+  /** errno name -> count */
+  errors: Record<string, number>;
+}
+
+export interface NativeBenchResult {
+  durationNs: number;
+  units: NativeBenchUnit[];
+  latency: NativeLatency;
+  errors: Record<string, number>;
+}
+
+export interface NativeBenchClient {
+  start(): Promise<void>;
+  snapshot(): NativeBenchSnapshot;
+  stop(): Promise<void>;
+  result(): NativeBenchResult;
+}
+
+export interface NativeBenchServerStats {
+  sessions: number;
+  connections: number;
+  protocolErrors: number;
+  datagrams: number;
+  malformedDatagrams: number;
+  unknownSessionDatagrams: number;
+}
+
+export interface NativeBenchServer {
+  readonly port: number;
+  stats(): NativeBenchServerStats;
+  takeLog(): string[];
+  close(): void;
+}
+
+export interface NativeBench {
+  Client: new (options: NativeBenchClientOptions) => NativeBenchClient;
+  Server: new (options: { host: string; port: number; threads: number }) => NativeBenchServer;
+  protocolVersion: number;
+  testing: { latencySummary(samplesNs: Float64Array): NativeLatency };
 }
 
 /** The layout version this code reads; the addon must match. */
 const SUPPORTED_LAYOUT = 4;
+
+/** What loadNative() checks the addon has (a stale build may lack newer parts); the
+ * `satisfies` makes a new member of NativeAddon a compile error until it is listed. */
+const EXPORTS = Object.keys({
+  Engine: true,
+  counterLayout: true,
+  testing: true,
+  VrrpSocket: true,
+  bench: true,
+} satisfies Record<keyof NativeAddon, true>) as Array<keyof NativeAddon>;
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -160,6 +296,10 @@ export function loadNative(): NativeAddon {
   const addon = (override
     ? require(resolve(override))
     : (require('node-gyp-build') as (dir: string) => unknown)(packageRoot)) as NativeAddon;
+  const missing = EXPORTS.filter((name) => addon[name] === undefined);
+  if (missing.length > 0) {
+    throw new Error(`the native addon has no ${missing.join(', ')}: rebuild with npm run build`);
+  }
   if (addon.counterLayout.version !== SUPPORTED_LAYOUT) {
     throw new Error(
       `native addon counter layout ${addon.counterLayout.version}, expected ${SUPPORTED_LAYOUT}: rebuild with npm run build`,

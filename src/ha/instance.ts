@@ -5,8 +5,8 @@ import { networkInterfaces } from 'node:os';
 import type { HaConfig } from '../config/types.js';
 import type { HaSource, HaStatus } from '../control/types.js';
 import type { Engine } from '../engine/engine.js';
+import { loadNative, type NativeVrrpSocket } from '../engine/native.js';
 import type { Logger } from '../logger.js';
-import { openVrrpSocket, type NativeVrrpSocket } from './native-socket.js';
 import { NotifyRunner } from './notify.js';
 import { encodeAdvertisement, parseDatagram, VRRP_MULTICAST_GROUP, type DropReason } from './packet.js';
 import { masterDownIntervalMs, VrrpStateMachine, type VrrpState } from './state-machine.js';
@@ -74,7 +74,7 @@ export class HaInstance implements HaSource {
     this.#name = `VI_${config.vrid}`;
     this.#logger = options.logger.child({ ha: this.#name, interface: config.interface });
     this.#source = config.sourceAddress ?? primaryAddress(config.interface, config.virtualIps.map((v) => v.address));
-    this.#socket = openVrrpSocket({
+    this.#socket = new (loadNative().VrrpSocket)({
       interface: config.interface,
       joinGroup: config.unicastPeers.length === 0,
       onPackets: (packets, dropped) => this.#onPackets(packets, dropped),

@@ -3,9 +3,7 @@
 // happens (pass, failure, timeout, a parser throwing), close() destroys the
 // socket: a check never leaves a socket open.
 import { connect, type Socket } from 'node:net';
-
-/** A check that did not pass; `message` is the detail shown (never a credential). */
-export class CheckFailure extends Error {}
+import { CheckFailure } from '../errors.js';
 
 /** Parses a reply from the front of `buffer`: the value and the bytes it used, or undefined while incomplete. */
 export type ReplyParser<T> = (buffer: Buffer) => { value: T; used: number } | undefined;

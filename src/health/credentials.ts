@@ -5,7 +5,7 @@ import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { PasswordSource } from '../config/health-types.js';
-import { CheckFailure } from './conversation.js';
+import { CheckFailure } from '../errors.js';
 
 const MAX_PASSWORD_FILE = 4096;
 

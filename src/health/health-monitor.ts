@@ -11,9 +11,9 @@ import type { HealthCheckConfig, PassiveHealthConfig } from '../config/health-ty
 import type { BackendControl, HealthVerdict } from '../control/backend-control.js';
 import type { BackendHealth, HealthSource } from '../control/types.js';
 import type { Engine, EngineEvent } from '../engine/engine.js';
+import { CheckFailure } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { CheckState, jittered } from './check-state.js';
-import { CheckFailure } from './conversation.js';
 import { readPassword } from './credentials.js';
 import { countFailure, endEjection, newOutlierState, type OutlierState } from './outlier-detector.js';
 import { runProbe, type ProbeResult } from './probe.js';

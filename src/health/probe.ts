@@ -2,7 +2,7 @@
 // Probe in checks/; runProbe() turns every way a probe can fail (a
 // CheckFailure, a socket error, a bug) into a failed result with a detail.
 import type { HealthCheckConfig } from '../config/health-types.js';
-import { CheckFailure } from './conversation.js';
+import { CheckFailure } from '../errors.js';
 import { PROBES } from './checks/index.js';
 
 export interface ProbeTarget {

@@ -2,11 +2,11 @@
 // 127.0.0.1 (port 0), closed at teardown, and a bounded raw TCP exchange.
 import { connect } from 'node:net';
 import type { Test } from 'tap';
-import { loadBench, type NativeBenchServer } from '../../src/bench/native-bench.js';
 import type { RunOptions } from '../../src/bench/report.js';
+import { loadNative, type NativeBenchServer } from '../../src/engine/native.js';
 
 export function startBenchServer(t: Test, threads = 2): NativeBenchServer {
-  const server = new (loadBench().Server)({ host: '127.0.0.1', port: 0, threads });
+  const server = new (loadNative().bench.Server)({ host: '127.0.0.1', port: 0, threads });
   t.teardown(() => server.close());
   return server;
 }

@@ -2,7 +2,8 @@
 // status line; the status must be one of expect_status (default 200-399).
 // With expect / expect_hex / expect_regex the response after the status line
 // (headers and body as sent, up to 1 MiB) must also contain or match it.
-import { CheckFailure, converse } from '../conversation.js';
+import { CheckFailure } from '../../errors.js';
+import { converse } from '../conversation.js';
 import type { Probe } from '../probe.js';
 import { describeExpectation, matches } from './expectation.js';
 

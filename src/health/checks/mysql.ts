@@ -9,7 +9,8 @@
 // MariaDB and MySQL 5.7; an auth switch to it is followed), run
 // `SELECT @@read_only` and report primary (0) or replica (1), then COM_QUIT.
 import { createHash } from 'node:crypto';
-import { CheckFailure, converse, type Conversation, type ReplyParser } from '../conversation.js';
+import { CheckFailure } from '../../errors.js';
+import { converse, type Conversation, type ReplyParser } from '../conversation.js';
 import type { Probe, ProbeResult } from '../probe.js';
 
 const CLIENT_LONG_PASSWORD = 0x1;

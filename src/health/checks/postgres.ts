@@ -8,7 +8,8 @@
 // With a user: log in (trust, cleartext, md5, or SCRAM-SHA-256 from node:crypto),
 // run `SELECT pg_is_in_recovery()` and report primary (f) or replica (t).
 import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
-import { CheckFailure, converse, type Conversation, type ReplyParser } from '../conversation.js';
+import { CheckFailure } from '../../errors.js';
+import { converse, type Conversation, type ReplyParser } from '../conversation.js';
 import type { Probe, ProbeResult } from '../probe.js';
 
 const PROTOCOL_3_0 = 196_608;

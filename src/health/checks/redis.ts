@@ -2,7 +2,8 @@
 // a loading or MASTERDOWN node answers an error) and ROLE: `master` is a
 // primary; `slave` a replica, counted as one only while its link to the
 // master is up (a replica that lost its master serves stale data).
-import { CheckFailure, converse } from '../conversation.js';
+import { CheckFailure } from '../../errors.js';
+import { converse } from '../conversation.js';
 import type { Probe, ProbeResult } from '../probe.js';
 import { encodeCommand, parseReply, RespError } from './resp.js';
 

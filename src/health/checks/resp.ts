@@ -1,6 +1,7 @@
 // A RESP2 reply parser (Redis serialization protocol), enough for a health
 // check: simple strings, errors, integers, bulk strings, arrays.
-import { CheckFailure, type ReplyParser } from '../conversation.js';
+import { CheckFailure } from '../../errors.js';
+import type { ReplyParser } from '../conversation.js';
 
 export type RespValue = string | number | null | RespError | RespValue[];
 

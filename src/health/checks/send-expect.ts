@@ -1,6 +1,7 @@
 // send_expect: send bytes, then read until the reply contains the expected
 // string / bytes or matches the regex. Without `expect`, sending is enough.
-import { CheckFailure, converse } from '../conversation.js';
+import { CheckFailure } from '../../errors.js';
+import { converse } from '../conversation.js';
 import type { Probe } from '../probe.js';
 import { describeExpectation, matches, preview } from './expectation.js';
 

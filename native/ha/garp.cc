@@ -12,7 +12,7 @@
 #include <cerrno>
 #include <cstring>
 
-namespace fulcrum {
+namespace fulcrum::ha {
 
 namespace {
 
@@ -77,4 +77,4 @@ void garp_close(GarpSocket* socket) {
   socket->ifindex = 0;
 }
 
-}  // namespace fulcrum
+}  // namespace fulcrum::ha

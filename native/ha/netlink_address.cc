@@ -9,7 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
-namespace fulcrum {
+namespace fulcrum::ha {
 
 namespace {
 
@@ -79,4 +79,4 @@ int netlink_ipv4_address(bool add, int ifindex, uint32_t ip, uint8_t prefix_leng
   return result;
 }
 
-}  // namespace fulcrum
+}  // namespace fulcrum::ha

@@ -1,5 +1,5 @@
 // The VRRP socket: a raw IPv4 socket for IP protocol 112 (RFC 5798), bound to
-// one interface. The engine only moves packets; parsing, validation and the
+// one interface. This code only moves packets; parsing, validation and the
 // state machine live in TypeScript (src/ha/). Every function returns -errno on
 // failure and never throws.
 #pragma once
@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace fulcrum {
+namespace fulcrum::ha {
 
 constexpr int kVrrpProtocol = 112;
 // 224.0.0.18, host order.
@@ -31,4 +31,4 @@ long vrrp_socket_send(int fd, uint32_t destination, uint32_t source, const uint8
 // may exceed `capacity`: the copy was truncated), or -errno (-EAGAIN: none).
 long vrrp_socket_receive(int fd, uint8_t* buffer, size_t capacity);
 
-}  // namespace fulcrum
+}  // namespace fulcrum::ha

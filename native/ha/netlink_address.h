@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-namespace fulcrum {
+namespace fulcrum::ha {
 
 // Adds (`add`) or removes `ip` (network order) with `prefix_length` on the
 // interface `ifindex`. Returns 0, or -errno from the kernel's answer:
@@ -14,4 +14,4 @@ namespace fulcrum {
 // root), -ENODEV (no such interface).
 int netlink_ipv4_address(bool add, int ifindex, uint32_t ip, uint8_t prefix_length);
 
-}  // namespace fulcrum
+}  // namespace fulcrum::ha

@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-namespace fulcrum {
+namespace fulcrum::ha {
 
 struct GarpSocket {
   int fd = -1;
@@ -25,4 +25,4 @@ int garp_send(const GarpSocket& socket, uint32_t ip);
 
 void garp_close(GarpSocket* socket);
 
-}  // namespace fulcrum
+}  // namespace fulcrum::ha

@@ -9,7 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
-namespace fulcrum {
+namespace fulcrum::ha {
 
 namespace {
 
@@ -83,4 +83,4 @@ long vrrp_socket_receive(int fd, uint8_t* buffer, size_t capacity) {
   return received < 0 ? -errno : received;
 }
 
-}  // namespace fulcrum
+}  // namespace fulcrum::ha
