@@ -22,6 +22,7 @@
 #include "counters.h"
 #include "picker.h"
 #include "sticky_table.h"
+#include "sync_journal.h"
 
 namespace fulcrum {
 
@@ -68,6 +69,9 @@ struct ServiceSpec {
   uint32_t retries = 2;
   QueueSpec queue;
   StickySpec sticky;
+  // Share sticky entries and UDP flow assignments with peer nodes, and
+  // honour theirs (sync_journal.h).
+  bool sync = false;
   std::vector<BackendSpec> backends;
 };
 
@@ -78,6 +82,12 @@ struct ServiceShared {
   // protocol: udp: flows open over every worker, bounded by max_flows.
   std::atomic<int32_t> udp_flows{0};
   std::shared_ptr<StickyTable> sticky;  // null without `sticky`
+  // With `sync`: where new entries are recorded for peers (the engine's one
+  // journal), and, protocol: udp, the flow assignments peers shared, keyed by
+  // the 5-tuple hash: a flow new here whose 5-tuple a peer served goes to the
+  // peer's backend (an ECMP move or a failover keeps a game client's server).
+  std::shared_ptr<SyncJournal> journal;
+  std::shared_ptr<StickyTable> adopted;
 };
 
 // Who the client is, as the hashing algorithms and persistence see it.
@@ -117,6 +127,10 @@ class Service {
               uint64_t now_ms) const;
   bool has_room(uint32_t index) const;
   bool is_available(uint32_t index) const;
+  // Remembers the client's choice (with `sticky`) and records it for peers when worth it.
+  void remember_sticky(const ClientKey& client, int index, uint64_t now_ms) const;
+  // The backend a peer served this 5-tuple with, reserved; -1 when none or unavailable.
+  int adopted_index(const StickyTable& adopted, uint64_t flow_hash, uint64_t now_ms) const;
 
   ServiceSpec spec_;
   BackendTable* table_;

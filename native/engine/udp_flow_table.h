@@ -60,6 +60,7 @@ class UdpFlow final : public Timer {
   uint32_t responses = 0;  // replies forwarded so far
   bool refused = false;    // the backend answered ICMP port unreachable: move on the next datagram
   uint64_t last_active_ms = 0;
+  uint64_t shared_ms = 0;  // with `sync`: when peers were last told of this flow's backend
 
   UdpFlowOwner* owner() const { return owner_; }
 

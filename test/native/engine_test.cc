@@ -23,6 +23,7 @@
 // Shared with picker_test.cc.
 void run_picker_tests();
 void run_udp_flow_table_tests();
+void run_sync_tests();
 int passed = 0;
 int failed = 0;
 
@@ -220,6 +221,7 @@ int main() {
   test_smooth_weighted_cycle();
   run_picker_tests();
   run_udp_flow_table_tests();
+  run_sync_tests();
   test_timer_queue();
   test_addresses();
   test_engine_apply();
