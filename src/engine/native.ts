@@ -37,6 +37,8 @@ export interface NativeServiceSpec {
   queueSize: number;
   queueTimeoutMs: number;
   sticky: { size: number; timeoutMs: number } | null;
+  /** Share sticky entries and UDP flow assignments with peers (`sync:`); absent: false. */
+  sync?: boolean;
   backends: NativeBackendSpec[];
 }
 
@@ -103,11 +105,17 @@ export interface NativeEngine {
   stop(): void;
   readonly counters: ArrayBuffer;
   readonly workers: number;
+  /** Session entries recorded since the last call (32-byte records, src/engine/sync-records.ts). */
+  takeSync(): { records: ArrayBuffer; dropped: number };
+  /** Installs peers' entries (the same records, this node's slots); returns how many took effect. */
+  installSync(records: Uint8Array): number;
 }
 
 export interface NativeAddon {
   Engine: new (options: { workers: number; onEvents: (events: NativeEvent[]) => void }) => NativeEngine;
   counterLayout: CounterLayout;
+  /** rtnetlink address add/del on an interface: 0 or -errno (-EEXIST, -EADDRNOTAVAIL, -ENODEV, -EPERM). */
+  setInterfaceAddress(ifname: string, add: boolean, ip: string, prefixLength: number): number;
   testing: {
     /** Backend position per 5-tuple under maglev/five_tuple; tuples are 12-byte
      * records (client IPv4, port, local IPv4, port; network order). */
