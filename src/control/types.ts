@@ -70,12 +70,19 @@ export interface HaSource {
   status(): HaStatus;
 }
 
+export type { AnnounceSource, AnnounceStatus } from '../announce/announcer.js';
+export type { SyncSource, SyncStatus } from '../sync/session-sync.js';
+
 /** The running process as the admin API, metrics and CLI see it. */
 export interface Runtime {
   readonly engine: Engine;
   readonly control: BackendControl;
   readonly health: HealthSource;
   readonly ha?: HaSource;
+  /** BGP announcement (`announce:`), once started. */
+  readonly announce?: import('../announce/announcer.js').AnnounceSource;
+  /** Session sharing with peers (`sync:`), once started. */
+  readonly sync?: import('../sync/session-sync.js').SyncSource;
   config(): FulcrumConfig;
   /** Re-read the config file, validate, apply what changed; an invalid config changes nothing. */
   reload(trigger: 'signal' | 'api' | 'cli'): Promise<ReloadOutcome>;
