@@ -126,9 +126,9 @@ export class HaRig {
     return run('ip', ['netns', 'exec', this.ns(host), cmd, ...args], options);
   }
 
-  /** Start a long-running process in a host's namespace; stopped by destroy() if still running. */
-  spawn(host, cmd, args, { onLine } = {}) {
-    const child = spawn('ip', ['netns', 'exec', this.ns(host), cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /** Start a long-running process in a host's namespace (`stdin: true` gives it a pipe); stopped by destroy() if still running. */
+  spawn(host, cmd, args, { onLine, stdin = false } = {}) {
+    const child = spawn('ip', ['netns', 'exec', this.ns(host), cmd, ...args], { stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     const entry = { child, stdout: '', stderr: '', exited: false };
     this.processes.add(entry);
     let partial = '';
