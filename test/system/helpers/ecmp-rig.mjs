@@ -82,8 +82,8 @@ export class EcmpRig extends HaRig {
     return rig;
   }
 
-  /** The router's BIRD: a BGP session with BFD to each node, routes merged into one multipath kernel route. */
-  startRouter(nodes = ['n1', 'n2']) {
+  /** The router's BIRD: a BGP session (with BFD unless `bfd: false`) to each node, routes merged into one multipath kernel route. */
+  startRouter(nodes = ['n1', 'n2'], { bfd = true } = {}) {
     const dir = mkdtempSync(join(this.dir, 'bird-r-'));
     const conf = join(dir, 'bird.conf');
     const neighbors = nodes.map((n) => `protocol bgp ${n} from lb { neighbor ${lbAddress(n)} as ${NODE_AS}; }`).join('\n');
@@ -99,7 +99,7 @@ protocol bfd {
 }
 template bgp lb {
   local ${ROUTER_LB} as ${ROUTER_AS};
-  bfd on;
+  bfd ${bfd ? 'on' : 'off'};
   hold time 9;
   connect delay time 1;
   connect retry time 2;
