@@ -147,6 +147,15 @@ if (args.write) {
   for (const [key, body] of sections) console.log(`${writeSection(key, body)} the ${key} section of ${RESULTS_FILE}`);
 }
 
+/** The date, command, machine and load lines of a recorded section. */
+function runLines(started, machine, load) {
+  return [
+    `- date: ${started.toISOString().replace(/\.\d+Z$/, 'Z')}`,
+    `- command: \`${commandLine()}\``,
+    ...[...machine, ['loadavg', `${load} (other engineers' builds and tests share this 2-core machine)`]].map(([k, v]) => `- ${k}: ${v}`),
+  ];
+}
+
 async function runVrrp() {
   const prefix = `fulhb-${process.pid}-`;
   await removeStaleNamespaces('fulhb-');
@@ -227,9 +236,7 @@ async function runVrrp() {
     '',
     'Targets at 100 ms adverts: VIP moved within 400 ms of kill -9 and within 100 ms of a graceful stop; no more failed connects than the keepalived pair.',
     '',
-    `- date: ${started.toISOString().replace(/\.\d+Z$/, 'Z')}`,
-    `- command: \`${commandLine()}\``,
-    ...[...machine, ['loadavg', `${load} (other engineers' builds and tests share this 2-core machine)`]].map(([k, v]) => `- ${k}: ${v}`),
+    ...runLines(started, machine, load),
     '',
     table,
     '',
@@ -280,9 +287,7 @@ async function runEcmp() {
     '',
     `Two Fulcrum nodes announce one VIP over BGP (each through its own BIRD, BFD 100 ms x 3) to a router namespace running BIRD with ECMP multipath and L4 hashing; a client behind the router connects to the VIP every ${ECMP_PROBE_INTERVAL_MS} ms (1 s timeout). **poweroff**: SIGKILL n1's processes and take its link down (only BFD can tell). **kill9**: SIGKILL n1's processes (its kernel closes the BGP session). **graceful**: SIGTERM n1 (withdraw, 300 ms grace, drain). **poweroff-nobfd**: poweroff with BFD off everywhere (the 9 s BGP hold time decides). Withdrawn: event → the router's route has n2 only. First ok connect: event → the first later connect a backend answered. Last failure: event → start of the last failed connect. ${ECMP_ROUNDS} interleaved round(s), order rotated.`,
     '',
-    `- date: ${started.toISOString().replace(/\.\d+Z$/, 'Z')}`,
-    `- command: \`${commandLine()}\``,
-    ...[...machine, ['loadavg', `${load} (other engineers' builds and tests share this 2-core machine)`]].map(([k, v]) => `- ${k}: ${v}`),
+    ...runLines(started, machine, load),
     '',
     table,
     '',

@@ -4,7 +4,7 @@
 // sync datagrams are rejected, counted by reason, and change nothing. Needs root.
 import t from 'tap';
 import { join } from 'node:path';
-import { address, HaRig, removeStaleNamespaces, ROOT, startFulcrum, startIdBackend, VIP, waitFor, waitForOutput } from './helpers/ha-rig.mjs';
+import { address, fulcrumConfig, HaRig, removeStaleNamespaces, ROOT, startFulcrum, startIdBackend, VIP, waitFor, waitForOutput } from './helpers/ha-rig.mjs';
 
 const PREFIX = `fulsync-${process.pid}-`;
 const SENDER = join(ROOT, 'test/system/helpers/sync-send.mjs');
@@ -16,35 +16,11 @@ if (process.getuid?.() !== 0) {
 
 function nodeConfig(host: 'n1' | 'n2', keyFile: string): string {
   const peer = host === 'n1' ? 'n2' : 'n1';
-  return `workers: 1
-drain_timeout: 1s
-log:
-  level: debug
-services:
-  - name: web
-    listen: ${VIP}:8080
-    balance: roundrobin
-    sticky:
-      key: source
-      timeout: 10m
-    timeouts:
-      connect: 500ms
-    backends:
-      - address: ${address('b1')}:9000
-      - address: ${address('b2')}:9000
-ha:
-  interface: eth0
-  vrid: 52
-  priority: ${host === 'n1' ? 200 : 100}
-  virtual_ips: [${VIP}/24]
-  advert_interval: 100ms
-  garp_delay: 0
-sync:
-  listen: ${address(host)}:7480
-  peers: [${address(peer)}:7480]
-  key_file: ${keyFile}
-  interval: 50ms
-`;
+  return fulcrumConfig({
+    priority: host === 'n1' ? 200 : 100,
+    serviceKeys: '    balance: roundrobin\n    sticky:\n      key: source\n      timeout: 10m\n',
+    extra: `sync:\n  listen: ${address(host)}:7480\n  peers: [${address(peer)}:7480]\n  key_file: ${keyFile}\n  interval: 50ms\n`,
+  });
 }
 
 async function connectOnce(rig: HaRig, host: string): Promise<string> {

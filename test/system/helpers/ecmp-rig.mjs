@@ -10,7 +10,7 @@
 // and destroy() removes them and every process the rig started (by PID).
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { HaRig, run } from './ha-rig.mjs';
+import { HaRig, must, run, webServiceConfig } from './ha-rig.mjs';
 
 export const LB_NET = '10.201.0';
 export const CLIENT_NET = '10.202.0';
@@ -28,35 +28,15 @@ export function lbAddress(host) {
   return `${LB_NET}.${ECMP_HOSTS[host]}`;
 }
 
-async function must(cmd, args) {
-  const result = await run(cmd, args);
-  if (result.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${result.stderr.trim() || `exit ${result.code}`}`);
-  return result.stdout;
-}
-
 export class EcmpRig extends HaRig {
   /** Build the router, both segments and every host in ECMP_HOSTS (or `hosts`). */
   static async create(prefix, hosts = Object.keys(ECMP_HOSTS)) {
     const rig = new EcmpRig(prefix);
     try {
-      const sw = rig.ns('sw');
-      await must('ip', ['netns', 'add', sw]);
-      rig.namespaces.push(sw);
-      await must('ip', ['-n', sw, 'link', 'add', 'br0', 'type', 'bridge', 'stp_state', '0']);
-      await must('ip', ['-n', sw, 'link', 'set', 'br0', 'up']);
-      const attach = async (host, address) => {
-        const ns = rig.ns(host);
-        await must('ip', ['netns', 'add', ns]);
-        rig.namespaces.push(ns);
-        await must('ip', ['-n', sw, 'link', 'add', `v${host}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
-        await must('ip', ['-n', sw, 'link', 'set', `v${host}`, 'master', 'br0', 'up']);
-        await must('ip', ['-n', ns, 'addr', 'add', `${address}/24`, 'dev', 'eth0']);
-        await must('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
-        await must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-      };
-      await attach('r', ROUTER_LB);
+      await rig.addSwitch();
+      await rig.attach('r', `${ROUTER_LB}/24`);
       for (const host of hosts) {
-        await attach(host, lbAddress(host));
+        await rig.attach(host, `${lbAddress(host)}/24`);
         await must('ip', ['-n', rig.ns(host), 'route', 'add', 'default', 'via', ROUTER_LB]);
       }
       // The client segment: r eth1 <-> cl eth0.
@@ -123,19 +103,7 @@ ${neighbors}
 export function ecmpNodeConfig(rig, host, { sync = true, keyFile, bfd = true, withdrawGrace = '300ms', udpBalance = 'roundrobin', extra = '' } = {}) {
   const me = lbAddress(host);
   const peer = lbAddress(host === 'n1' ? 'n2' : 'n1');
-  return `workers: 1
-drain_timeout: 1s
-log:
-  level: debug
-services:
-  - name: web
-    listen: ${ECMP_VIP}:8080
-    timeouts:
-      connect: 500ms
-    backends:
-      - address: ${lbAddress('b1')}:9000
-      - address: ${lbAddress('b2')}:9000
-  - name: game
+  return `${webServiceConfig(ECMP_VIP, [lbAddress('b1'), lbAddress('b2')])}  - name: game
     protocol: udp
     listen: ${ECMP_VIP}:7000
     balance: ${udpBalance}
