@@ -241,10 +241,11 @@ bool UdpRelay::assign_backend(UdpFlow* flow, int exclude) {
 }
 
 void UdpRelay::share_flow(UdpFlow* flow) {
-  SyncJournal* journal = flow->service->shared().journal.get();
-  if (journal == nullptr) return;
+  // Stamped even without a journal, so touch() asks again only a quarter timeout later.
   const uint64_t now = worker_.now_ms();
   flow->shared_ms = now;
+  SyncJournal* journal = flow->service->shared().journal.get();
+  if (journal == nullptr) return;
   journal->record(SyncKind::kUdpFlow, flow->service->spec().slot, flow->backend_slot, flow->hash, now);
 }
 

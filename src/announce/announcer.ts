@@ -232,7 +232,8 @@ export class Announcer implements AnnounceSource {
           if (changed) entry.status.since = Date.now();
           const fields = { vip, state: want.state, reason: want.reason };
           if (want.state === 'announced') this.#logger.info(fields, `announce: ${vip} announced`);
-          else if (entry.status.state === 'announced' || entry.status.reason !== 'starting') this.#logger.warn(fields, `announce: ${vip} withdrawn: ${want.reason}`);
+          else if (want.reason === 'stopping') this.#logger.info(fields, `announce: ${vip} withdrawn: stopping`);
+          else this.#logger.warn(fields, `announce: ${vip} ${changed ? 'withdrawn' : 'not announced'}: ${want.reason}`);
           entry.status.state = want.state;
           entry.status.reason = want.reason;
         }

@@ -33,6 +33,8 @@ export class BirdProcess {
   #child: ChildProcess | undefined;
   #exited: Promise<void> = Promise.resolve();
   #running = false;
+  /** BIRD's (or the shell's) last line on stderr, for a start that fails. */
+  #lastLine = '';
 
   constructor(options: BirdProcessOptions) {
     this.#options = options;
@@ -70,7 +72,11 @@ export class BirdProcess {
       partial += chunk;
       const lines = partial.split('\n');
       partial = lines.pop()!;
-      for (const line of lines) if (line.trim() !== '') logger.debug({ bird: line.trim() }, 'bird');
+      for (const line of lines) {
+        if (line.trim() === '') continue;
+        this.#lastLine = line.trim();
+        logger.debug({ bird: this.#lastLine }, 'bird');
+      }
     });
     this.#exited = new Promise((resolve) => {
       child.on('exit', (code, signal) => {
@@ -86,7 +92,10 @@ export class BirdProcess {
     });
     const deadline = Date.now() + READY_TIMEOUT_MS;
     for (;;) {
-      if (!this.#running) throw new Error(`bird exited at start (check ${config}; run bird -p -c ${config})`);
+      if (!this.#running) {
+        await sleep(20); // its last words
+        throw new Error(`bird exited at start: ${this.#lastLine || 'no message'} (check with: ${bird} -p -c ${config})`);
+      }
       if ((await birdc(client, socket, ['show', 'status'])).ok) break;
       if (Date.now() > deadline) {
         await this.stop();
