@@ -70,6 +70,8 @@ export interface HaSource {
   status(): HaStatus;
 }
 
+import type { AnnounceSource } from '../announce/announcer.js';
+import type { SyncSource } from '../sync/session-sync.js';
 export type { AnnounceSource, AnnounceStatus } from '../announce/announcer.js';
 export type { SyncSource, SyncStatus } from '../sync/session-sync.js';
 
@@ -80,9 +82,9 @@ export interface Runtime {
   readonly health: HealthSource;
   readonly ha?: HaSource;
   /** BGP announcement (`announce:`), once started. */
-  readonly announce?: import('../announce/announcer.js').AnnounceSource;
+  readonly announce?: AnnounceSource;
   /** Session sharing with peers (`sync:`), once started. */
-  readonly sync?: import('../sync/session-sync.js').SyncSource;
+  readonly sync?: SyncSource;
   config(): FulcrumConfig;
   /** Re-read the config file, validate, apply what changed; an invalid config changes nothing. */
   reload(trigger: 'signal' | 'api' | 'cli'): Promise<ReloadOutcome>;
