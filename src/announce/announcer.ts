@@ -138,7 +138,7 @@ export class Announcer implements AnnounceSource {
       'BGP announcement starting',
     );
     this.#phase = 'running';
-    await this.#evaluate();
+    await this.#reconcile(); // reads BIRD's protocols for the status, then announces what can be served
     this.#trackTimer = setInterval(() => void this.#evaluate(), TRACK_INTERVAL_MS);
     this.#reconcileTimer = setInterval(() => void this.#reconcile(), RECONCILE_INTERVAL_MS);
   }
