@@ -26,6 +26,7 @@
         "native/engine/proxy_protocol.cc",
         "native/engine/service.cc",
         "native/engine/sticky_table.cc",
+        "native/engine/sync_journal.cc",
         "native/engine/tcp_connection.cc",
         "native/engine/timer_queue.cc",
         "native/engine/udp_flow_table.cc",

@@ -18,7 +18,7 @@ import type { FulcrumConfig } from './config/types.js';
 import { describeApplyError } from './control/apply-error.js';
 import { BackendControl, type BackendStatus } from './control/backend-control.js';
 import { diffConfigs } from './control/config-diff.js';
-import type { HaSource, HealthSource, ReloadOutcome, Runtime } from './control/types.js';
+import type { AnnounceSource, HaSource, HealthSource, ReloadOutcome, Runtime, SyncSource } from './control/types.js';
 import type { Engine } from './engine/engine.js';
 import { ConfigError, formatIssue } from './errors.js';
 import { HealthMonitor } from './health/health-monitor.js';
@@ -95,6 +95,27 @@ export class FulcrumRuntime implements Runtime {
 
   get ha(): HaSource | undefined {
     return this.#ha;
+  }
+
+  #announce: AnnounceSource | undefined;
+  #sync: SyncSource | undefined;
+
+  get announce(): AnnounceSource | undefined {
+    return this.#announce;
+  }
+
+  get sync(): SyncSource | undefined {
+    return this.#sync;
+  }
+
+  /** Attach the BGP announcer once it runs (after the listeners are bound). */
+  attachAnnounce(source: AnnounceSource): void {
+    this.#announce = source;
+  }
+
+  /** Attach session sync once its socket is bound. */
+  attachSync(source: SyncSource): void {
+    this.#sync = source;
   }
 
   /** Attach the VRRP instance once it runs (HA starts after the listeners are bound). */
@@ -187,7 +208,14 @@ export class FulcrumRuntime implements Runtime {
     await this.engine.whenApplied();
     // Settings a restart applies keep their running value, so what the API and
     // the next diff see is what actually runs.
-    this.#config = { ...next, workers: this.#config.workers, admin: { ...next.admin, listen: this.#config.admin.listen } };
+    this.#config = {
+      ...next,
+      workers: this.#config.workers,
+      admin: { ...next.admin, listen: this.#config.admin.listen },
+      // announce: and sync: apply at start only (reported in needsRestart).
+      announce: this.#config.announce,
+      sync: this.#config.sync,
+    };
     this.#logger.level = next.log.level;
     this.#generation++;
     const outcome: ReloadOutcome = { ok: true, generation: this.#generation, added: diff.added, removed: diff.removed, changed: diff.changed };
@@ -208,3 +236,4 @@ export class FulcrumRuntime implements Runtime {
     return outcome;
   }
 }
+

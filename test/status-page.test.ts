@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import t, { type Test } from 'tap';
+import type { AnnounceVipStatus } from '../src/announce/announcer.js';
 import { REFRESH_MS } from '../src/admin/status-page.js';
 import { freePort, startServer } from './helpers/backends.js';
 import { TOKEN, http, startRuntime } from './helpers/admin.js';
@@ -223,5 +224,46 @@ t.test('status page in headless Chromium: a guarded service shows its admission 
     'admission: 1 denied · 1 over max_connections · 0 over rate · 0 untracked · 0 PROXY headers · 0 missing · 0 malformed · 0 timed out',
     'the admission row, every counter');
   t.equal(await page.locator('table[data-service="open"] tr.admission').count(), 0, 'a service without admission keys has no such row');
+  t.same(errors, [], 'no script error on the page');
+});
+
+t.test('status page: the BGP announcement and session sync lines', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed` }, async (t) => {
+  const { port } = await startServer(t, (socket) => socket.pipe(socket));
+  const { base, runtime } = await startRuntime(t, yaml([port]));
+  const now = Date.now();
+  let vip: AnnounceVipStatus = { vip: '10.203.0.100', state: 'announced', reason: 'serving', since: now, services: ['postgres'] };
+  runtime.attachAnnounce({
+    status: () => ({
+      bird: { managed: true, running: true, reachable: true, socket: '/run/fulcrum/bird.ctl', pid: 4242 },
+      localAddress: '10.201.0.1',
+      localAs: 65001,
+      bfd: true,
+      vips: [vip],
+      neighbors: [{ address: '10.201.0.254', as: 65000, state: 'up', info: 'Established' }],
+      counters: { announcements: 1, withdrawals: 0, birdcErrors: 0, birdRestarts: 0 },
+    }),
+    drain: async () => undefined,
+    resume: async () => undefined,
+  });
+  runtime.attachSync({
+    status: () => ({
+      listen: '10.201.0.1:7480',
+      peers: [{ address: '10.201.0.2:7480', messagesAccepted: 3, lastAcceptedAt: Date.now() - 2000 }],
+      counters: { recordsSent: 12, recordsInstalled: 7 },
+      rejected: { truncated: 0, tooLarge: 0, badMagic: 1, badVersion: 0, badLength: 0, badMac: 2, badRecord: 0, stale: 0, replay: 0, notPeer: 0 },
+    }),
+  });
+  const page = await launch(t);
+  const errors: string[] = [];
+  page.on('pageerror', (err) => errors.push(err.message));
+  page.on('dialog', (dialog) => void dialog.accept(TOKEN));
+  await page.goto(`${base}/`);
+  const line = page.locator('#announce-line');
+  await line.waitFor({ timeout: 10_000 });
+  t.match(await line.textContent(), /BGP AS65001 · BIRD pid 4242 · BFD · 10\.203\.0\.100 ANNOUNCED · neighbors 10\.201\.0\.254 AS65000 Established/);
+  t.match(await page.locator('#sync-line').textContent(), /session sync 10\.201\.0\.1:7480 → 10\.201\.0\.2:7480 \(heard 0m [2-4]s ago\) · sent 12 · installed 7 · rejected 3/);
+  vip = { ...vip, state: 'withdrawn', reason: 'service postgres: no backend up' };
+  await page.waitForFunction(() => document.querySelector('[data-vip="10.203.0.100"]')?.textContent?.includes('WITHDRAWN'), undefined, { timeout: REFRESH_MS + 2000 });
+  t.equal(await page.locator('[data-vip="10.203.0.100"]').textContent(), '10.203.0.100 WITHDRAWN (service postgres: no backend up)', 'a withdrawn VIP says why');
   t.same(errors, [], 'no script error on the page');
 });

@@ -4,6 +4,9 @@
 #include <napi.h>
 
 #include <arpa/inet.h>
+#include <net/if.h>
+
+#include <cerrno>
 
 #include <cstring>
 #include <string>
@@ -12,6 +15,7 @@
 #include "../engine/address.h"
 #include "../engine/counters.h"
 #include "../engine/flow_hash.h"
+#include "../ha/netlink_address.h"
 #include "../engine/picker.h"
 #include "bench_handles.h"
 #include "engine_handle.h"
@@ -119,12 +123,34 @@ Napi::Value maglev_assign(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// setInterfaceAddress(ifname, add, ip, prefixLength) -> 0 or -errno: an IPv4
+// address added to or removed from an interface through rtnetlink (the
+// announced VIPs go on `lo`, see src/announce/).
+Napi::Value set_interface_address(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString() || !info[1].IsBoolean() || !info[2].IsString() || !info[3].IsNumber()) {
+    throw Napi::TypeError::New(env, "setInterfaceAddress(ifname: string, add: boolean, ip: string, prefixLength: number)");
+  }
+  const std::string ifname = info[0].As<Napi::String>().Utf8Value();
+  const std::string ip_text = info[2].As<Napi::String>().Utf8Value();
+  const uint32_t prefix = info[3].As<Napi::Number>().Uint32Value();
+  in_addr ip{};
+  if (inet_pton(AF_INET, ip_text.c_str(), &ip) != 1 || prefix < 1 || prefix > 32) {
+    throw Napi::TypeError::New(env, "setInterfaceAddress: \"" + ip_text + "\" is not an IPv4 address, or prefix not 1..32");
+  }
+  const unsigned ifindex = if_nametoindex(ifname.c_str());
+  if (ifindex == 0) return Napi::Number::New(env, -ENODEV);
+  return Napi::Number::New(env, ha::netlink_ipv4_address(info[1].As<Napi::Boolean>().Value(), static_cast<int>(ifindex),
+                                                         ip.s_addr, static_cast<uint8_t>(prefix)));
+}
+
 }  // namespace
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", EngineHandle::define_class(env));
   exports.Set("VrrpSocket", VrrpSocketHandle::define_class(env));
   exports.Set("counterLayout", counter_layout(env));
+  exports.Set("setInterfaceAddress", Napi::Function::New(env, set_interface_address, "setInterfaceAddress"));
   Napi::Object testing = Napi::Object::New(env);
   testing.Set("maglevAssign", Napi::Function::New(env, maglev_assign, "maglevAssign"));
   exports.Set("testing", testing);

@@ -1,6 +1,8 @@
 #include "engine_handle.h"
 
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "errors.h"
 #include "snapshot_reader.h"
@@ -37,6 +39,8 @@ Napi::Function EngineHandle::define_class(Napi::Env env) {
                          InstanceMethod<&EngineHandle::stop>("stop"),
                          InstanceAccessor<&EngineHandle::counters>("counters"),
                          InstanceAccessor<&EngineHandle::workers>("workers"),
+                         InstanceMethod<&EngineHandle::take_sync>("takeSync"),
+                         InstanceMethod<&EngineHandle::install_sync>("installSync"),
                      });
 }
 
@@ -191,6 +195,35 @@ Napi::Value EngineHandle::counters(const Napi::CallbackInfo& info) {
 
 Napi::Value EngineHandle::workers(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), engine_ ? engine_->worker_count() : 0);
+}
+
+Napi::Value EngineHandle::take_sync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t dropped = 0;
+  std::vector<SyncRecord> records;
+  if (engine_ && !engine_->stopped()) records = engine_->take_sync(&dropped);
+  Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, records.size() * sizeof(SyncRecord));
+  if (!records.empty()) std::memcpy(buffer.Data(), records.data(), records.size() * sizeof(SyncRecord));
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("records", buffer);
+  result.Set("dropped", Napi::Number::New(env, static_cast<double>(dropped)));
+  return result;
+}
+
+Napi::Value EngineHandle::install_sync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw Napi::TypeError::New(env, "installSync(records) takes a Uint8Array of 32-byte records");
+  }
+  Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
+  if (bytes.ByteLength() % sizeof(SyncRecord) != 0) {
+    throw Napi::RangeError::New(env, "installSync: length is not a multiple of 32");
+  }
+  if (!engine_ || engine_->stopped()) return Napi::Number::New(env, 0);
+  // Copied: the JS buffer's alignment is not guaranteed.
+  std::vector<SyncRecord> records(bytes.ByteLength() / sizeof(SyncRecord));
+  if (!records.empty()) std::memcpy(records.data(), bytes.Data(), bytes.ByteLength());
+  return Napi::Number::New(env, engine_->install_sync(records.data(), records.size()));
 }
 
 }  // namespace fulcrum::addon

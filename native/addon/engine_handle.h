@@ -9,6 +9,8 @@
 //   engine.stop()                          idempotent; joins the workers
 //   engine.counters                        ArrayBuffer over the counter arena
 //   engine.workers                         number of worker threads
+//   engine.takeSync() -> {records: ArrayBuffer, dropped}   32-byte SyncRecords (sync_journal.h)
+//   engine.installSync(Uint8Array) -> installed            the same records, from peers
 #pragma once
 
 #include <napi.h>
@@ -33,6 +35,8 @@ class EngineHandle : public Napi::ObjectWrap<EngineHandle> {
   Napi::Value stop(const Napi::CallbackInfo& info);
   Napi::Value counters(const Napi::CallbackInfo& info);
   Napi::Value workers(const Napi::CallbackInfo& info);
+  Napi::Value take_sync(const Napi::CallbackInfo& info);
+  Napi::Value install_sync(const Napi::CallbackInfo& info);
 
   // Stops the engine and releases the thread-safe function. Safe to call more
   // than once, from stop(), the GC finalizer or the environment cleanup hook.

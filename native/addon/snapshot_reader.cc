@@ -178,6 +178,10 @@ bool read_service(Reader& reader, Napi::Value value, const std::string& where, S
       !read_admission(reader, object, where, spec)) {
     return false;
   }
+  // Optional (false when absent): share session state with peers.
+  if (Napi::Value sync = object.Get("sync"); !sync.IsUndefined() && !reader.boolean(object, "sync", where, &spec->sync)) {
+    return false;
+  }
   sticky = object.Get("sticky");
   if (!sticky.IsNull() && !sticky.IsUndefined()) {
     Napi::Object sticky_object;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <new>
 #include <set>
@@ -30,6 +31,7 @@ int Engine::create(EngineOptions options, std::unique_ptr<Engine>* out) {
     engine->events_ = std::make_unique<EventSink>(engine->counters_, std::move(options.wake_events));
     engine->backends_ = std::make_unique<BackendTable>();
     engine->sampler_ = std::make_unique<LoadSampler>(engine->counters_, engine->backends_.get());
+    engine->journal_ = std::make_shared<SyncJournal>();
     for (uint32_t i = 0; i < options.workers; i++) {
       engine->workers_.push_back(std::make_unique<Worker>(i, engine->counters_, engine->events_.get()));
     }
@@ -129,6 +131,16 @@ int Engine::apply(std::vector<ServiceSpec> services, ApplyFailure* failure, uint
     } else if (!entry->limits || entry->limits->capacity() < spec.limits.table_size) {
       entry->limits = std::make_shared<ClientLimitTable>(spec.limits.table_size);
     }
+    entry->journal = spec.sync ? journal_ : nullptr;
+    // A peer's UDP flows are adopted for one idle timeout, as many as the
+    // service keeps flows of its own.
+    const StickyTable* adopted = entry->adopted.get();
+    if (!spec.sync || spec.protocol != Protocol::kUdp) {
+      entry->adopted.reset();
+    } else if (adopted == nullptr || adopted->timeout_ms() != spec.idle_timeout_ms ||
+               adopted->capacity() < spec.udp.max_flows) {
+      entry->adopted = std::make_shared<StickyTable>(spec.udp.max_flows, spec.idle_timeout_ms);
+    }
     shared[spec.name] = std::move(entry);
   }
   specs_ = std::move(services);
@@ -137,6 +149,33 @@ int Engine::apply(std::vector<ServiceSpec> services, ApplyFailure* failure, uint
   publish();
   *generation = generation_;
   return 0;
+}
+
+std::vector<SyncRecord> Engine::take_sync(uint64_t* dropped) { return journal_->take(monotonic_ms(), dropped); }
+
+uint32_t Engine::install_sync(const SyncRecord* records, size_t count) {
+  if (stopped_) return 0;
+  const uint64_t now = monotonic_ms();
+  uint32_t installed = 0;
+  for (size_t i = 0; i < count; i++) {
+    const SyncRecord& record = records[i];
+    const ServiceSpec* spec = nullptr;
+    for (const ServiceSpec& candidate : specs_) {
+      if (candidate.slot == record.service_slot) spec = &candidate;
+    }
+    if (spec == nullptr || !spec->sync) continue;
+    const bool has_backend = std::any_of(spec->backends.begin(), spec->backends.end(),
+                                         [&](const BackendSpec& b) { return b.slot == record.backend_slot; });
+    if (!has_backend) continue;
+    const ServiceShared& shared = *shared_[spec->name];
+    StickyTable* table = record.kind == static_cast<uint8_t>(SyncKind::kSticky)    ? shared.sticky.get()
+                         : record.kind == static_cast<uint8_t>(SyncKind::kUdpFlow) ? shared.adopted.get()
+                                                                                   : nullptr;
+    if (table == nullptr) continue;
+    const uint64_t stamp = now > record.age_ms ? now - record.age_ms : 0;
+    if (table->adopt(record.key_hash, record.backend_slot, stamp, now)) installed++;
+  }
+  return installed;
 }
 
 void Engine::publish() {

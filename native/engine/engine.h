@@ -61,6 +61,16 @@ class Engine {
   // Closes every socket and joins the workers. Idempotent.
   void stop();
 
+  // Session state for peers (sync_journal.h): the entries recorded since the
+  // last call, and how many overflowed the journal since then.
+  std::vector<SyncRecord> take_sync(uint64_t* dropped);
+  // Installs entries a peer shared (slots already mapped to this node's):
+  // sticky ones into their service's sticky table, UDP flows into its adopted
+  // assignments. A record whose service is not running with `sync`, whose
+  // backend is not in that service, or that is older than what is known here
+  // changes nothing. Returns how many were installed.
+  uint32_t install_sync(const SyncRecord* records, size_t count);
+
   bool stopped() const { return stopped_; }
   uint32_t worker_count() const { return static_cast<uint32_t>(workers_.size()); }
   const std::shared_ptr<CounterArena>& counters() const { return counters_; }
@@ -76,6 +86,7 @@ class Engine {
   std::unique_ptr<EventSink> events_;
   std::unique_ptr<BackendTable> backends_;
   std::unique_ptr<LoadSampler> sampler_;
+  std::shared_ptr<SyncJournal> journal_;
   // The running configuration, kept to rebuild pickers when a weight changes.
   std::vector<ServiceSpec> specs_;
   // What a service keeps across snapshots, by service name.

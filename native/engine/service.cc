@@ -28,7 +28,8 @@ Service::Service(ServiceSpec spec, BackendTable* table, std::shared_ptr<ServiceS
   primaries_.picker = make_picker(spec_.picker, std::move(primaries), *table_);
   if (!backups_.members.empty()) backups_.picker = make_picker(spec_.picker, std::move(backups), *table_);
   const Balance balance = spec_.picker.balance;
-  needs_client_key_ = spec_.sticky.enabled || balance == Balance::kSource || balance == Balance::kMaglev;
+  needs_client_key_ = spec_.sticky.enabled || balance == Balance::kSource || balance == Balance::kMaglev ||
+                      shared_->adopted != nullptr;
 }
 
 Service::~Service() = default;
@@ -44,6 +45,16 @@ bool Service::has_room(uint32_t index) const {
 }
 
 int Service::pick(const ClientKey& client, const uint32_t* tried, uint32_t tried_count, uint64_t now_ms) const {
+  StickyTable* adopted = shared_->adopted.get();
+  if (adopted != nullptr && tried_count == 0) {
+    // A 5-tuple a peer served (its flow moved here): the peer's backend, while
+    // it can take the flow.
+    const int index = adopted_index(*adopted, client.flow_hash, now_ms);
+    if (index >= 0) {
+      remember_sticky(client, index, now_ms);
+      return index;
+    }
+  }
   StickyTable* sticky = shared_->sticky.get();
   if (sticky != nullptr && tried_count == 0) {
     // A remembered client goes back to its backend while that one is
@@ -60,7 +71,7 @@ int Service::pick(const ClientKey& client, const uint32_t* tried, uint32_t tried
                                                    [this](uint32_t i) { return is_available(i); });
         if (is_available(index) && (!backend.backup || !primary_available) &&
             table_->try_reserve(backend.slot, backend.max_connections)) {
-          sticky->remember(client.source_hash, backend.slot, now_ms);
+          remember_sticky(client, static_cast<int>(index), now_ms);
           return static_cast<int>(index);
         }
       }
@@ -72,8 +83,29 @@ int Service::pick(const ClientKey& client, const uint32_t* tried, uint32_t tried
                                                [this](uint32_t i) { return is_available(i); });
     if (!primary_available) result = pick_in(backups_, client, tried, tried_count, now_ms);
   }
-  if (result >= 0 && sticky != nullptr) sticky->remember(client.source_hash, backend(result).slot, now_ms);
+  if (result >= 0) remember_sticky(client, result, now_ms);
   return result;
+}
+
+void Service::remember_sticky(const ClientKey& client, int index, uint64_t now_ms) const {
+  StickyTable* sticky = shared_->sticky.get();
+  if (sticky == nullptr) return;
+  bool share = false;
+  const uint32_t slot = backend(index).slot;
+  sticky->remember(client.source_hash, slot, now_ms, &share);
+  if (share && shared_->journal) shared_->journal->record(SyncKind::kSticky, spec_.slot, slot, client.source_hash, now_ms);
+}
+
+int Service::adopted_index(const StickyTable& adopted, uint64_t flow_hash, uint64_t now_ms) const {
+  if (flow_hash == 0) return -1;
+  const int slot = adopted.lookup(flow_hash, now_ms);
+  if (slot < 0) return -1;
+  auto found = index_by_slot_.find(static_cast<uint32_t>(slot));
+  if (found == index_by_slot_.end()) return -1;
+  const uint32_t index = static_cast<uint32_t>(found->second);
+  const BackendSpec& chosen = spec_.backends[index];
+  if (!is_available(index) || !table_->try_reserve(chosen.slot, chosen.max_connections)) return -1;
+  return static_cast<int>(index);
 }
 
 int Service::pick_in(const Group& group, const ClientKey& client, const uint32_t* tried, uint32_t tried_count,

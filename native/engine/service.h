@@ -24,6 +24,7 @@
 #include "counters.h"
 #include "picker.h"
 #include "sticky_table.h"
+#include "sync_journal.h"
 
 namespace fulcrum {
 
@@ -90,6 +91,9 @@ struct ServiceSpec {
   ClientLimitsSpec limits;
   // source: client: connect to backends from the client's address (IP_TRANSPARENT).
   bool transparent = false;
+  // Share sticky entries and UDP flow assignments with peer nodes, and
+  // honour theirs (sync_journal.h).
+  bool sync = false;
   std::vector<BackendSpec> backends;
 };
 
@@ -101,6 +105,12 @@ struct ServiceShared {
   std::atomic<int32_t> udp_flows{0};
   std::shared_ptr<StickyTable> sticky;  // null without `sticky`
   std::shared_ptr<ClientLimitTable> limits;  // null without `client_limits`
+  // With `sync`: where new entries are recorded for peers (the engine's one
+  // journal), and, protocol: udp, the flow assignments peers shared, keyed by
+  // the 5-tuple hash: a flow new here whose 5-tuple a peer served goes to the
+  // peer's backend (an ECMP move or a failover keeps a game client's server).
+  std::shared_ptr<SyncJournal> journal;
+  std::shared_ptr<StickyTable> adopted;
 };
 
 // Who the client is, as the hashing algorithms and persistence see it.
@@ -152,6 +162,10 @@ class Service {
               uint64_t now_ms) const;
   bool has_room(uint32_t index) const;
   bool is_available(uint32_t index) const;
+  // Remembers the client's choice (with `sticky`) and records it for peers when worth it.
+  void remember_sticky(const ClientKey& client, int index, uint64_t now_ms) const;
+  // The backend a peer served this 5-tuple with, reserved; -1 when none or unavailable.
+  int adopted_index(const StickyTable& adopted, uint64_t flow_hash, uint64_t now_ms) const;
 
   ServiceSpec spec_;
   BackendTable* table_;

@@ -4,7 +4,8 @@
 // two atomic words per entry.
 //
 //   key   = hash of the client address (never 0; 0 marks a free entry)
-//   value = backend slot (low 16 bits) | last use in seconds (high 48 bits)
+//   value = backend slot (low 16 bits) | share epoch (8 bits) | last use in
+//           seconds (high 40 bits)
 //
 // The backend is remembered by slot, which the control plane keeps for a
 // backend across reloads, so adding or removing other backends never moves a
@@ -29,8 +30,16 @@ class StickyTable {
   int lookup(uint64_t key_hash, uint64_t now_ms) const;
   // Remembers (or refreshes) key_hash -> backend_slot. Returns false when the
   // probe window holds only live entries of other clients (the table is full
-  // there): the client is balanced normally and not remembered.
-  bool remember(uint64_t key_hash, uint32_t backend_slot, uint64_t now_ms);
+  // there): the client is balanced normally and not remembered. When
+  // `worth_sharing` is given, it is set when peers should hear of this entry
+  // (sync_journal.h): it is new, its backend changed, or it was last reported
+  // in an earlier share interval (a quarter of the timeout, at least 1s), so a
+  // peer's copy stays alive while the client is in use here.
+  bool remember(uint64_t key_hash, uint32_t backend_slot, uint64_t now_ms, bool* worth_sharing = nullptr);
+  // An entry a peer shared, last used at stamp_ms (this node's monotonic
+  // clock): stored unless a live entry for the key was used more recently
+  // here. Returns whether it was stored.
+  bool adopt(uint64_t key_hash, uint32_t backend_slot, uint64_t stamp_ms, uint64_t now_ms);
 
   uint32_t capacity() const { return mask_ + 1; }
   uint64_t timeout_ms() const { return timeout_ms_; }
@@ -45,6 +54,7 @@ class StickyTable {
 
   uint32_t mask_;
   uint64_t timeout_ms_;
+  uint64_t share_interval_s_;
   std::unique_ptr<Entry[]> entries_;
 };
 

@@ -65,6 +65,7 @@ class UdpFlow final : public Timer {
   // table it is in (kept alive by this reference across reloads).
   ClientLimitTable::Entry* limit_entry = nullptr;
   std::shared_ptr<ClientLimitTable> limit_table;
+  uint64_t shared_ms = 0;  // with `sync`: when peers were last told of this flow's backend
 
   UdpFlowOwner* owner() const { return owner_; }
 

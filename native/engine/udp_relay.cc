@@ -304,7 +304,17 @@ bool UdpRelay::assign_backend(UdpFlow* flow, int exclude) {
   flow->refused = false;
   worker_.counters().add_backend(backend.slot, kAccepted, 1);
   worker_.counters().add_backend(backend.slot, kActive, 1);
+  share_flow(flow);
   return true;
+}
+
+void UdpRelay::share_flow(UdpFlow* flow) {
+  // Stamped even without a journal, so touch() asks again only a quarter timeout later.
+  const uint64_t now = worker_.now_ms();
+  flow->shared_ms = now;
+  SyncJournal* journal = flow->service->shared().journal.get();
+  if (journal == nullptr) return;
+  journal->record(SyncKind::kUdpFlow, flow->service->spec().slot, flow->backend_slot, flow->hash, now);
 }
 
 void UdpRelay::release_backend(UdpFlow* flow) {
@@ -433,7 +443,11 @@ void UdpRelay::touch(UdpFlow* flow) {
   // Re-armed at most once per millisecond tick, as TCP connections are.
   if (flow->last_active_ms == now && flow->armed()) return;
   table_.touch(flow, now);
-  worker_.timers().arm(flow, now, service_->spec().idle_timeout_ms);
+  const uint32_t idle_timeout_ms = service_->spec().idle_timeout_ms;
+  worker_.timers().arm(flow, now, idle_timeout_ms);
+  // Peers keep an adopted assignment for one idle timeout: refresh theirs
+  // well before it ends while the flow is in use.
+  if (flow->fd >= 0 && now - flow->shared_ms >= std::max<uint64_t>(1000, idle_timeout_ms / 4)) share_flow(flow);
 }
 
 void UdpRelay::on_flow_idle(UdpFlow* flow, uint64_t) { close_flow(flow, kFlowsExpired); }

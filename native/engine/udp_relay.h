@@ -128,6 +128,8 @@ class UdpRelay final : public UdpFlowOwner {
   // an upstream socket to it. False when there is none or no socket.
   bool assign_backend(UdpFlow* flow, int exclude);
   void release_backend(UdpFlow* flow);
+  // With `sync`: records the flow's backend for peers (sync_journal.h).
+  void share_flow(UdpFlow* flow);
   // Sends out[first, first+count) on the flow's upstream socket; moves the
   // flow once if the backend turns out to refuse.
   void forward_to_backend(UdpFlow* flow, unsigned first, unsigned count);

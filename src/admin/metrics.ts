@@ -7,7 +7,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AdminState } from '../control/backend-control.js';
 import type { BackendState, EngineStats } from '../engine/engine.js';
-import type { HaSource } from '../control/types.js';
+import type { AnnounceSource, HaSource, SyncSource } from '../control/types.js';
 import type { FulcrumRuntime } from '../runtime.js';
 import { servicesView, type BackendView, type ServiceView } from './state-view.js';
 
@@ -30,6 +30,8 @@ export class FulcrumMetrics {
   #view: ServiceView[] = [];
   #stats: EngineStats | undefined;
   #haRegistered = false;
+  #announceRegistered = false;
+  #syncRegistered = false;
   /** Per backend, the time of the newest check already observed into the histogram. */
   readonly #checksSeen = new Map<string, number>();
   readonly #checkLatency: Histogram;
@@ -151,6 +153,8 @@ export class FulcrumMetrics {
   async scrape(): Promise<string> {
     // HA may be attached after the admin server started (it starts once the listeners are bound).
     if (this.#runtime.ha && !this.#haRegistered) this.#registerHa(this.#runtime.ha);
+    if (this.#runtime.announce && !this.#announceRegistered) this.#registerAnnounce(this.#runtime.announce);
+    if (this.#runtime.sync && !this.#syncRegistered) this.#registerSync(this.#runtime.sync);
     this.#stats = this.#runtime.engine.stats();
     this.#view = servicesView(this.#runtime, this.#stats);
     return this.registry.metrics();
@@ -172,6 +176,30 @@ export class FulcrumMetrics {
     this.#counter('fulcrum_ha_transitions_total', 'VRRP state changes.', [], (set) => set({}, ha.status().transitions));
     this.#counter('fulcrum_ha_events_total', 'VRRP counters by event.', ['event'], (set) => {
       for (const [event, n] of Object.entries(ha.status().counters)) set({ event }, n);
+    });
+  }
+
+  #registerAnnounce(announce: AnnounceSource): void {
+    this.#announceRegistered = true;
+    this.#gauge('fulcrum_announce_vip_announced', 'Whether this node announces the VIP over BGP now (1) or has withdrawn it (0).', ['vip'], (set) => {
+      for (const v of announce.status().vips) set({ vip: v.vip }, v.state === 'announced' ? 1 : 0);
+    });
+    this.#gauge('fulcrum_announce_bird_up', 'Whether BIRD answers on its control socket.', [], (set) => set({}, announce.status().bird.reachable ? 1 : 0));
+    this.#gauge('fulcrum_announce_neighbor_established', 'Whether the BGP session with the neighbor is established.', ['neighbor'], (set) => {
+      for (const n of announce.status().neighbors) set({ neighbor: n.address }, n.info === 'Established' ? 1 : 0);
+    });
+    this.#counter('fulcrum_announce_events_total', 'BGP announcement counters by event (announcements, withdrawals, birdcErrors, birdRestarts).', ['event'], (set) => {
+      for (const [event, n] of Object.entries(announce.status().counters)) set({ event }, n);
+    });
+  }
+
+  #registerSync(sync: SyncSource): void {
+    this.#syncRegistered = true;
+    this.#counter('fulcrum_sync_events_total', 'Session sync counters by event (messagesSent, recordsSent, recordsInstalled, journalDropped...).', ['event'], (set) => {
+      for (const [event, n] of Object.entries(sync.status().counters)) set({ event }, n);
+    });
+    this.#counter('fulcrum_sync_rejected_total', 'Session sync datagrams rejected, by reason (badMac, replay, stale, notPeer, truncated...).', ['reason'], (set) => {
+      for (const [reason, n] of Object.entries(sync.status().rejected)) set({ reason }, n);
     });
   }
 

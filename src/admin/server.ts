@@ -11,6 +11,9 @@
 //   POST /api/services/:service/backends/:addr/weight   {"weight": 0..256}
 //   POST /api/reload                             re-read the config file; 200 applied, 422 rejected, 503 stopping
 //   GET  /api/ha                                 VRRP status (404 without HA)
+//   GET  /api/announce                           BGP announcement status (404 without announce:)
+//   POST /api/announce/drain|resume              withdraw every VIP until resume / announce again
+//   GET  /api/sync                               session sync status (404 without sync:)
 //
 // Errors are JSON {"error": {"code", "message"}} with a 4xx status. A POST
 // must say Content-Type: application/json (its body may be empty) and its
@@ -129,6 +132,25 @@ export class AdminServer {
       expect('GET');
       if (!this.#runtime.ha) throw notFound('high availability is not configured');
       return sendJson(res, 200, this.#runtime.ha.status());
+    }
+    if (resource === 'announce' && parts.length <= 3) {
+      if (!this.#runtime.announce) throw notFound('announce: is not configured');
+      if (parts.length === 2) {
+        expect('GET');
+        return sendJson(res, 200, this.#runtime.announce.status());
+      }
+      expect('POST');
+      await readJsonBody(req);
+      if (service === 'drain') await this.#runtime.announce.drain();
+      else if (service === 'resume') await this.#runtime.announce.resume();
+      else throw notFound(`unknown announce action "${service}"; expected drain or resume`);
+      this.#logger.info({ remote: req.socket.remoteAddress }, `admin: announce ${service}`);
+      return sendJson(res, 200, this.#runtime.announce.status());
+    }
+    if (resource === 'sync' && parts.length === 2) {
+      expect('GET');
+      if (!this.#runtime.sync) throw notFound('sync: is not configured');
+      return sendJson(res, 200, this.#runtime.sync.status());
     }
     if (resource !== 'services' || extra.length > 0) throw notFound(`no such path ${url.pathname}`);
 

@@ -4,7 +4,7 @@
 // health checker's history. One function builds it so every view agrees.
 import type { AdmissionStats, BackendState, EngineStats, UdpBackendStats, UdpServiceStats } from '../engine/engine.js';
 import type { AdminState, HealthVerdict } from '../control/backend-control.js';
-import type { CheckRecord, HaStatus } from '../control/types.js';
+import type { AnnounceStatus, CheckRecord, HaStatus, SyncStatus } from '../control/types.js';
 import type { FulcrumRuntime, ReloadRecord } from '../runtime.js';
 import type { ServiceConfig } from '../config/types.js';
 
@@ -69,6 +69,10 @@ export interface StatusView {
   workers: number;
   lastReload: ReloadRecord | null;
   ha: HaStatus | null;
+  /** BGP announcement through BIRD (`announce:`). */
+  announce: AnnounceStatus | null;
+  /** Session sharing with peers (`sync:`). */
+  sync: SyncStatus | null;
   services: ServiceView[];
 }
 
@@ -146,6 +150,8 @@ export function statusView(runtime: FulcrumRuntime, version: string): StatusView
     workers: runtime.engine.workers,
     lastReload: runtime.lastReload ?? null,
     ha: runtime.ha?.status() ?? null,
+    announce: runtime.announce?.status() ?? null,
+    sync: runtime.sync?.status() ?? null,
     services: servicesView(runtime),
   };
 }

@@ -48,6 +48,7 @@ export const STATUS_PAGE = `<!doctype html>
 <body>
 <h1>Fulcrum <small id="version"></small></h1>
 <div id="meta">loading…</div>
+<div id="announce" class="muted"></div>
 <div id="banner" role="alert"></div>
 <div id="legend">
   <span style="background:var(--up)">up</span><span style="background:var(--down)">down (health)</span><span style="background:var(--drain)">drain</span><span style="background:var(--maint)">maint (disabled)</span>
@@ -158,6 +159,7 @@ export const STATUS_PAGE = `<!doctype html>
       'pid ' + status.pid + ' · ' + status.workers + ' workers · up ' + duration(status.now - status.startedAt) +
       ' · config ' + status.config + ' (generation ' + status.generation + ')' + reload + ha +
       ' · refreshed ' + new Date(status.now).toLocaleTimeString();
+    renderAnnounce(status);
     const counters = new Map();
     const root = document.getElementById('services');
     const tables = [];
@@ -204,6 +206,26 @@ export const STATUS_PAGE = `<!doctype html>
     }
     root.replaceChildren(...tables);
     previous = { now: status.now, counters };
+  }
+
+  // BGP (announce:) and session sync (sync:): one line each, when configured.
+  function renderAnnounce(status) {
+    const lines = [];
+    const a = status.announce;
+    if (a) {
+      const bird = a.bird.reachable ? 'BIRD ' + (a.bird.managed ? 'pid ' + (a.bird.pid ?? '?') : 'at ' + a.bird.socket) : 'BIRD NOT REACHABLE' + (a.bird.lastError ? ' (' + a.bird.lastError + ')' : '');
+      const vips = a.vips.map((v) => el('span', { class: 'vip vip-' + v.state, 'data-vip': v.vip, title: 'since ' + new Date(v.since).toLocaleTimeString() },
+        v.vip + ' ' + v.state.toUpperCase() + (v.state === 'announced' ? '' : ' (' + v.reason + ')')));
+      const peers = a.neighbors.map((n) => n.address + ' AS' + n.as + ' ' + (n.info || n.state)).join(', ');
+      lines.push(el('div', { id: 'announce-line' }, 'BGP AS' + a.localAs + ' · ' + bird + (a.bfd ? ' · BFD' : '') + ' · ', ...vips.flatMap((v) => [v, ' ']), '· neighbors ' + peers));
+    }
+    const y = status.sync;
+    if (y) {
+      const rejected = Object.values(y.rejected).reduce((sum, n) => sum + n, 0);
+      lines.push(el('div', { id: 'sync-line' }, 'session sync ' + y.listen + ' → ' + y.peers.map((p) => p.address + (p.lastAcceptedAt ? ' (heard ' + duration(Math.max(0, status.now - p.lastAcceptedAt)) + ' ago)' : ' (not heard)')).join(', ') +
+        ' · sent ' + y.counters.recordsSent + ' · installed ' + y.counters.recordsInstalled + ' · rejected ' + rejected));
+    }
+    document.getElementById('announce').replaceChildren(...lines);
   }
 
   function banner(text, withTokenButton) {

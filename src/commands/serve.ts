@@ -20,6 +20,8 @@ import type { BackendStatus } from '../control/backend-control.js';
 import type { Logger } from '../logger.js';
 import { FulcrumRuntime } from '../runtime.js';
 import { HaInstance } from '../ha/instance.js';
+import { Announcer } from '../announce/announcer.js';
+import { SessionSync } from '../sync/session-sync.js';
 import { EXIT_OK, EXIT_RUNTIME } from './exit-codes.js';
 
 /** Signals closer together than this are one stop request (see the header). */
@@ -96,14 +98,51 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
       return fail(logger, `cannot start VRRP on ${config.ha.interface}: ${errorText(err)}`, err);
     }
   }
+  // Session sync before the announcement: a node takes traffic only once it
+  // hears its peers' sessions.
+  let sync: SessionSync | undefined;
+  if (config.sync !== undefined) {
+    try {
+      sync = new SessionSync({ config: config.sync, engine, serviceNames: () => runtime.config().services.map((s) => s.name), logger });
+      await sync.start();
+      runtime.attachSync(sync);
+    } catch (err) {
+      await ha?.stop();
+      runtime.stop();
+      await admin.close();
+      return fail(logger, `cannot start session sync on ${config.sync.listen.text}: ${errorText(err)}`, err);
+    }
+  }
+  let announcer: Announcer | undefined;
+  if (config.announce !== undefined) {
+    try {
+      announcer = new Announcer({ config: config.announce, engine, current: () => runtime.config(), logger });
+      runtime.attachAnnounce(announcer);
+      await announcer.start();
+    } catch (err) {
+      await announcer?.stop();
+      sync?.stop();
+      await ha?.stop();
+      runtime.stop();
+      await admin.close();
+      return fail(logger, `cannot start the BGP announcement (BIRD): ${errorText(err)}`, err);
+    }
+  }
   hooks.onListening?.(config);
-  await untilStopped(runtime, logger, ha);
+  await untilStopped(runtime, logger, { ha, announcer, sync });
   await admin.close();
   return EXIT_OK;
 }
 
+/** What runs beside the engine and stops with it. */
+interface Companions {
+  ha?: HaInstance | undefined;
+  announcer?: Announcer | undefined;
+  sync?: SessionSync | undefined;
+}
+
 /** Resolves once the engine is stopped after a stop signal (drained, timed out or cut). */
-function untilStopped(runtime: FulcrumRuntime, logger: Logger, ha?: HaInstance): Promise<void> {
+function untilStopped(runtime: FulcrumRuntime, logger: Logger, { ha, announcer, sync }: Companions): Promise<void> {
   const { engine } = runtime;
   return new Promise((resolve) => {
     const keepAlive = setInterval(() => logStats(engine, logger), STATS_INTERVAL_MS);
@@ -116,9 +155,11 @@ function untilStopped(runtime: FulcrumRuntime, logger: Logger, ha?: HaInstance):
       clearInterval(keepAlive);
       for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
       process.off('SIGHUP', onReloadSignal);
+      sync?.stop();
       runtime.stop();
-      // A Master has already handed over (on the first signal); this waits for its VIPs to be gone.
-      void (ha?.stop() ?? Promise.resolve()).finally(() => {
+      // A Master has already handed over (on the first signal); this waits for its VIPs to be gone,
+      // and the announcement (withdrawn on the first signal) stops BIRD.
+      void Promise.allSettled([ha?.stop(), announcer?.stop()]).finally(() => {
         logger.info('stopped');
         resolve();
       });
@@ -130,10 +171,13 @@ function untilStopped(runtime: FulcrumRuntime, logger: Logger, ha?: HaInstance):
         // Hand the VIPs over first (priority-0 advert): the peer takes new
         // connections while this node drains the ones it has.
         void ha?.stop();
+        // Withdraw the announced VIPs and keep listening for withdraw_grace,
+        // while the router moves new connections to the other nodes.
+        const withdrawn = announcer ? withdrawThenWait(announcer, runtime.config().announce!.withdrawGraceMs, logger) : Promise.resolve();
         // "draining" is logged once every worker has closed its listeners, so
         // from then on new connects are refused.
         const { drainTimeoutMs } = runtime.config();
-        const drained = runtime.closeListeners().then(() => {
+        const drained = withdrawn.then(() => runtime.closeListeners()).then(() => {
           logger.info(
             { signal, open: engine.activeConnections(), drainTimeoutMs },
             'draining: listeners closed, waiting for open connections (send the signal again to stop now)',
@@ -168,6 +212,13 @@ function untilStopped(runtime: FulcrumRuntime, logger: Logger, ha?: HaInstance):
     for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
     process.on('SIGHUP', onReloadSignal);
   });
+}
+
+/** Withdraw every announced VIP, then keep the listeners open for `graceMs`. */
+async function withdrawThenWait(announcer: Announcer, graceMs: number, logger: Logger): Promise<void> {
+  await announcer.withdrawAll();
+  logger.info({ withdrawGraceMs: graceMs }, 'announce: VIPs withdrawn; listeners stay open for the grace period');
+  if (graceMs > 0) await new Promise((resolve) => setTimeout(resolve, graceMs));
 }
 
 const WARN_EVENTS: ReadonlySet<EngineEvent['type']> = new Set([

@@ -151,6 +151,10 @@ export interface FulcrumConfig {
   services: ServiceConfig[];
   /** The `ha:` block, when this node is one of a VRRP pair. */
   ha?: HaConfig;
+  /** The `announce:` block: VIPs announced over BGP through BIRD (ECMP, src/announce/). */
+  announce?: AnnounceConfig;
+  /** The `sync:` block: session state shared with peer nodes (src/sync/). */
+  sync?: SyncConfig;
 }
 
 /** A virtual IP of the `ha:` block. */
@@ -180,4 +184,50 @@ export interface HaConfig {
   notify: string | undefined;
   garp: { repeat: number; delayMs: number; refreshMs: number };
   track: { services: string[]; weight: number };
+}
+
+/** A BGP neighbor of the `announce:` block. */
+export interface AnnounceNeighbor {
+  address: string;
+  as: number;
+}
+
+/** ECMP: VIPs announced over BGP through BIRD while this node can serve them (src/announce/). */
+export interface AnnounceConfig {
+  localAddress: string;
+  localAs: number;
+  /** Default: localAddress. */
+  routerId: string;
+  neighbors: AnnounceNeighbor[];
+  /** IPv4 addresses, announced as /32. */
+  vips: string[];
+  /** Where the VIPs are added as /32 addresses; default lo. */
+  interface: string;
+  bfd: boolean;
+  bfdIntervalMs: number;
+  bfdMultiplier: number;
+  holdTimeMs: number;
+  /** On stop: listeners stay open this long after the withdrawal. */
+  withdrawGraceMs: number;
+  track: { services: string[] };
+  bird: {
+    /** true: Fulcrum starts and owns BIRD; false: an existing BIRD includes `config`. */
+    run: boolean;
+    config: string;
+    socket: string;
+    bird: string;
+    birdc: string;
+  };
+}
+
+/** Session state shared with peer nodes (src/sync/). */
+export interface SyncConfig {
+  listen: Endpoint;
+  peers: Endpoint[];
+  /** The shared secret (never logged). */
+  key: Buffer;
+  /** Absolute path it was read from. */
+  keyFile: string;
+  intervalMs: number;
+  maxSkewMs: number;
 }

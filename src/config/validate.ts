@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 import type { ConfigIssue } from '../errors.js';
 import { endpointsOverlap, isWildcard, parseEndpoint, type AddressRole } from './address.js';
 import { describeValue } from './describe.js';
+import { AnnounceChecker } from './announce.js';
 import { HaChecker } from './ha.js';
 import { parseDuration } from './duration.js';
 import { checkAdmin } from './admin.js';
@@ -79,6 +80,8 @@ interface RawConfig {
   log: { level: FulcrumConfig['log']['level'] };
   services: RawService[];
   ha?: Parameters<HaChecker['build']>[0];
+  announce?: Parameters<AnnounceChecker['buildAnnounce']>[0];
+  sync?: Record<string, unknown>;
 }
 interface RawService extends RawAdmission {
   name: string;
@@ -123,10 +126,12 @@ class SemanticChecker {
   readonly #endpoints = new Map<string, Endpoint>();
   readonly #durations = new Map<string, number>();
   readonly #ha: HaChecker;
+  readonly #announce: AnnounceChecker;
 
   constructor(source: YamlSource) {
     this.#source = source;
     this.#ha = new HaChecker(source);
+    this.#announce = new AnnounceChecker(source);
   }
 
   /** Check what the schema cannot; values of the wrong type were reported by the schema and are skipped. */
@@ -161,6 +166,14 @@ class SemanticChecker {
       this.#issues.push(...admissionIssues(service, at, this.#source));
     });
     if (isRecord(data.ha)) this.#issues.push(...this.#ha.check(data.ha, new Set(names.keys())));
+    if (isRecord(data.announce)) {
+      const listening = services.map((service, i) => ({
+        name: isRecord(service) && typeof service.name === 'string' ? service.name : `services[${i}]`,
+        host: this.#endpoints.get(['services', i, 'listen'].join('/'))?.host,
+      }));
+      this.#issues.push(...this.#announce.checkAnnounce(data.announce, listening));
+    }
+    if (isRecord(data.sync)) this.#issues.push(...this.#announce.checkSync(data.sync));
     return this.#issues;
   }
 
@@ -172,6 +185,8 @@ class SemanticChecker {
       log: { level: raw.log.level },
       services: raw.services.map((s, i) => this.#buildService(s, ['services', i], this.#parsedDuration(['drain_timeout']))),
       ...(raw.ha === undefined ? {} : { ha: this.#ha.build(raw.ha) }),
+      ...(raw.announce === undefined ? {} : { announce: this.#announce.buildAnnounce(raw.announce) }),
+      ...(raw.sync === undefined ? {} : { sync: this.#announce.buildSync() }),
     };
   }
 

@@ -1,10 +1,16 @@
 // Contracts between the parts of the control plane that are built side by
 // side: health checks (src/health/), the admin API and metrics (src/admin/),
-// reload, and high availability (src/ha/). Each part depends on these types,
+// reload, high availability (src/ha/), BGP announcement (src/announce/) and
+// session sync (src/sync/). Each part depends on these types,
 // not on the other parts' classes.
+import type { AnnounceSource } from '../announce/announcer.js';
 import type { FulcrumConfig } from '../config/types.js';
 import type { Engine } from '../engine/engine.js';
+import type { SyncSource } from '../sync/session-sync.js';
 import type { BackendControl, HealthVerdict } from './backend-control.js';
+
+export type { AnnounceSource, AnnounceStatus } from '../announce/announcer.js';
+export type { SyncSource, SyncStatus } from '../sync/session-sync.js';
 
 /** One active check's outcome. */
 export interface CheckRecord {
@@ -70,12 +76,17 @@ export interface HaSource {
   status(): HaStatus;
 }
 
+
 /** The running process as the admin API, metrics and CLI see it. */
 export interface Runtime {
   readonly engine: Engine;
   readonly control: BackendControl;
   readonly health: HealthSource;
   readonly ha?: HaSource;
+  /** BGP announcement (`announce:`), once started. */
+  readonly announce?: AnnounceSource;
+  /** Session sharing with peers (`sync:`), once started. */
+  readonly sync?: SyncSource;
   config(): FulcrumConfig;
   /** Re-read the config file, validate, apply what changed; an invalid config changes nothing. */
   reload(trigger: 'signal' | 'api' | 'cli'): Promise<ReloadOutcome>;

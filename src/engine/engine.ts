@@ -15,6 +15,7 @@ import {
   type NativeServiceSpec,
 } from './native.js';
 import { SlotTable } from './slot-table.js';
+import { decodeSlotRecords, encodeSlotRecords, type SessionRecord, type SlotRecord } from './sync-records.js';
 
 /**
  * up: takes new connections. down: takes none (health checks say so); open
@@ -196,8 +197,9 @@ export class Engine extends EventEmitter {
     };
     let services: NativeServiceSpec[];
     try {
-      const virtualIps = new Set(config.ha?.virtualIps.map((vip) => vip.address) ?? []);
-      services = config.services.map((service) => this.#serviceSpec(service, acquire, virtualIps));
+      // Listeners on a VIP bind before this node holds it (IP_FREEBIND): VRRP's, and the announced ones.
+      const virtualIps = new Set([...(config.ha?.virtualIps.map((vip) => vip.address) ?? []), ...(config.announce?.vips ?? [])]);
+      services = config.services.map((service) => this.#serviceSpec(service, acquire, virtualIps, config.sync !== undefined));
       this.#generation = this.#native.apply({ services });
     } catch (error) {
       for (const { table, key } of acquired) {
@@ -338,6 +340,42 @@ export class Engine extends EventEmitter {
     return true;
   }
 
+  /** Session entries (sticky, UDP flows) recorded since the last call, named for peers; `dropped`
+   * overflowed the native journal since then. Entries of services or backends a reload removed are skipped. */
+  takeSessionRecords(): { records: SessionRecord[]; dropped: number } {
+    if (this.#stopped) return { records: [], dropped: 0 };
+    const taken = this.#native.takeSync();
+    const services = new Map<number, ServiceConfig>();
+    for (const service of this.#config?.services ?? []) services.set(this.#serviceSlots.get(service.name)!, service);
+    const records: SessionRecord[] = [];
+    for (const r of decodeSlotRecords(taken.records)) {
+      const service = services.get(r.serviceSlot);
+      const backend = service?.backends.find((b) => this.#backendSlots.get(backendKey(service.name, b.address.text)) === r.backendSlot);
+      if (service === undefined || backend === undefined) continue;
+      records.push({ kind: r.kind, service: service.name, backend: backend.address.text, ageMs: r.ageMs, key: r.key });
+    }
+    return { records, dropped: taken.dropped };
+  }
+
+  /** Install peers' entries: returns how many took effect and how many name a service or
+   * backend this node does not run (configs differ between the nodes). */
+  installSessionRecords(records: readonly SessionRecord[]): { installed: number; unknown: number } {
+    if (this.#stopped || records.length === 0) return { installed: 0, unknown: 0 };
+    const slotted: SlotRecord[] = [];
+    let unknown = 0;
+    for (const r of records) {
+      const serviceSlot = this.#serviceSlots.get(r.service);
+      const backendSlot = this.#backendSlots.get(backendKey(r.service, r.backend));
+      if (serviceSlot === undefined || backendSlot === undefined) {
+        unknown++;
+        continue;
+      }
+      slotted.push({ kind: r.kind, serviceSlot, backendSlot, ageMs: r.ageMs, key: r.key });
+    }
+    const installed = slotted.length > 0 ? this.#native.installSync(encodeSlotRecords(slotted)) : 0;
+    return { installed, unknown };
+  }
+
   /** Close everything and join the worker threads. Idempotent. */
   stop(): void {
     if (this.#stopped) return;
@@ -353,6 +391,7 @@ export class Engine extends EventEmitter {
     service: ServiceConfig,
     acquire: (table: SlotTable, key: string, baselineOf?: (slot: number) => TrafficTotals) => number,
     virtualIps: ReadonlySet<string>,
+    sync: boolean,
   ): NativeServiceSpec {
     return {
       slot: acquire(this.#serviceSlots, service.name, (slot) => this.#counters.service(slot)),
@@ -379,6 +418,7 @@ export class Engine extends EventEmitter {
       deny: service.deny,
       clientLimits: service.clientLimits ?? null,
       transparent: service.source === 'client',
+      sync,
       backends: service.backends.map((backend) => ({
         slot: acquire(this.#backendSlots, backendKey(service.name, backend.address.text), (slot) =>
           this.#counters.backend(slot),

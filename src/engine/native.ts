@@ -54,6 +54,8 @@ export interface NativeServiceSpec {
   clientLimits: { maxConnections: number; rate: number; burst: number; tableSize: number } | null;
   /** source: client: connect to backends from the client's own address (IP_TRANSPARENT). */
   transparent: boolean;
+  /** Share sticky entries and UDP flow assignments with peers (`sync:`); absent: false. */
+  sync?: boolean;
   backends: NativeBackendSpec[];
 }
 
@@ -132,11 +134,17 @@ export interface NativeEngine {
   stop(): void;
   readonly counters: ArrayBuffer;
   readonly workers: number;
+  /** Session entries recorded since the last call (32-byte records, src/engine/sync-records.ts). */
+  takeSync(): { records: ArrayBuffer; dropped: number };
+  /** Installs peers' entries (the same records, this node's slots); returns how many took effect. */
+  installSync(records: Uint8Array): number;
 }
 
 export interface NativeAddon {
   Engine: new (options: { workers: number; onEvents: (events: NativeEvent[]) => void }) => NativeEngine;
   counterLayout: CounterLayout;
+  /** rtnetlink address add/del on an interface: 0 or -errno (-EEXIST, -EADDRNOTAVAIL, -ENODEV, -EPERM). */
+  setInterfaceAddress(ifname: string, add: boolean, ip: string, prefixLength: number): number;
   testing: {
     /** Backend position per 5-tuple under maglev/five_tuple; tuples are 12-byte
      * records (client IPv4, port, local IPv4, port; network order). */
@@ -277,6 +285,7 @@ const EXPORTS = Object.keys({
   counterLayout: true,
   testing: true,
   VrrpSocket: true,
+  setInterfaceAddress: true,
   bench: true,
 } satisfies Record<keyof NativeAddon, true>) as Array<keyof NativeAddon>;
 

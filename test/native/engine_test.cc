@@ -24,6 +24,7 @@
 void run_picker_tests();
 void run_udp_flow_table_tests();
 void run_client_identity_tests();
+void run_sync_tests();
 int passed = 0;
 int failed = 0;
 
@@ -217,14 +218,61 @@ void test_engine_apply() {
 
 }  // namespace
 
+// Engine::install_sync honours only records of a running service with sync
+// whose backend it has, into the right table; take_sync hands back what the
+// data path recorded.
+void test_engine_sync() {
+  std::unique_ptr<fulcrum::Engine> engine;
+  fulcrum::EngineOptions options;
+  options.workers = 1;
+  if (fulcrum::Engine::create(std::move(options), &engine) != 0) return check(false, "engine starts");
+  int fd = -1;
+  const int port = bind_port(&fd);
+  close(fd);
+  fulcrum::ServiceSpec game = service("game", 3, port, 1);
+  game.protocol = fulcrum::Protocol::kUdp;
+  game.sync = true;
+  game.backends[0].slot = 7;
+  fulcrum::ServiceSpec web = service("web", 4, 0, 1);
+  fulcrum::parse_socket_address("127.0.0.1", bind_port(&fd), &web.listen);
+  close(fd);
+  web.sticky.enabled = true;  // sticky, but without sync
+  fulcrum::ApplyFailure failure;
+  uint64_t generation = 0;
+  check(engine->apply({game, web}, &failure, &generation) == 0, "a sync service applies");
+  auto record = [](uint8_t kind, uint32_t service_slot, uint32_t backend_slot) {
+    fulcrum::SyncRecord r;
+    r.kind = kind;
+    r.service_slot = service_slot;
+    r.backend_slot = backend_slot;
+    r.key_hash = 0x1234;
+    return r;
+  };
+  const std::vector<fulcrum::SyncRecord> records = {
+      record(2, 3, 7),   // a UDP flow of game: installed
+      record(2, 3, 8),   // a backend game does not have
+      record(2, 9, 7),   // no service in slot 9
+      record(1, 3, 7),   // sticky, but game has no sticky table
+      record(1, 4, 4),   // web is sticky but not synced
+      record(5, 3, 7),   // an unknown kind
+  };
+  check(engine->install_sync(records.data(), records.size()) == 1, "only the valid record of a synced service is installed");
+  uint64_t dropped = 99;
+  check(engine->take_sync(&dropped).empty() && dropped == 0, "installing records nothing for peers (no echo)");
+  engine->stop();
+  check(engine->install_sync(records.data(), records.size()) == 0, "a stopped engine installs nothing");
+}
+
 int main() {
   test_smooth_weighted_cycle();
   run_picker_tests();
   run_udp_flow_table_tests();
   run_client_identity_tests();
+  run_sync_tests();
   test_timer_queue();
   test_addresses();
   test_engine_apply();
+  test_engine_sync();
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }

@@ -33,7 +33,7 @@ export function run(cmd, args, { timeoutMs = 10_000, input } = {}) {
   });
 }
 
-async function must(cmd, args) {
+export async function must(cmd, args) {
   const result = await run(cmd, args);
   if (result.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${result.stderr.trim() || `exit ${result.code}`}`);
   return result.stdout;
@@ -96,20 +96,9 @@ export class HaRig {
   static async create(prefix, hosts = Object.keys(HOSTS)) {
     const rig = new HaRig(prefix);
     try {
-      const sw = rig.ns('sw');
-      await must('ip', ['netns', 'add', sw]);
-      rig.namespaces.push(sw);
-      await must('ip', ['-n', sw, 'link', 'add', 'br0', 'type', 'bridge', 'stp_state', '0', 'mcast_snooping', '0']);
-      await must('ip', ['-n', sw, 'link', 'set', 'br0', 'up']);
+      await rig.addSwitch();
       for (const host of hosts) {
-        const ns = rig.ns(host);
-        await must('ip', ['netns', 'add', ns]);
-        rig.namespaces.push(ns);
-        await must('ip', ['-n', sw, 'link', 'add', `v${host}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
-        await must('ip', ['-n', sw, 'link', 'set', `v${host}`, 'master', 'br0', 'up']);
-        await must('ip', ['-n', ns, 'addr', 'add', `${address(host)}/24`, 'dev', 'eth0']);
-        await must('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
-        await must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+        const ns = await rig.attach(host, `${address(host)}/24`);
         // New namespaces start with default sysctls: let services bind the VIP
         // before it arrives (also done per socket with IP_FREEBIND).
         await must('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv4.ip_nonlocal_bind=1']);
@@ -121,14 +110,37 @@ export class HaRig {
     return rig;
   }
 
+  /** The switch: a namespace holding the bridge br0 that every attach()ed host is a port of. */
+  async addSwitch() {
+    const sw = this.ns('sw');
+    await must('ip', ['netns', 'add', sw]);
+    this.namespaces.push(sw);
+    await must('ip', ['-n', sw, 'link', 'add', 'br0', 'type', 'bridge', 'stp_state', '0', 'mcast_snooping', '0']);
+    await must('ip', ['-n', sw, 'link', 'set', 'br0', 'up']);
+  }
+
+  /** A new namespace for `host` whose eth0 (with `cidr`) is a port of the switch's bridge br0. */
+  async attach(host, cidr) {
+    const ns = this.ns(host);
+    const sw = this.ns('sw');
+    await must('ip', ['netns', 'add', ns]);
+    this.namespaces.push(ns);
+    await must('ip', ['-n', sw, 'link', 'add', `v${host}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+    await must('ip', ['-n', sw, 'link', 'set', `v${host}`, 'master', 'br0', 'up']);
+    await must('ip', ['-n', ns, 'addr', 'add', cidr, 'dev', 'eth0']);
+    await must('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
+    await must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    return ns;
+  }
+
   /** Run a command to completion inside a host's namespace. */
   exec(host, cmd, args, options) {
     return run('ip', ['netns', 'exec', this.ns(host), cmd, ...args], options);
   }
 
-  /** Start a long-running process in a host's namespace; stopped by destroy() if still running. */
-  spawn(host, cmd, args, { onLine } = {}) {
-    const child = spawn('ip', ['netns', 'exec', this.ns(host), cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /** Start a long-running process in a host's namespace (`stdin: true` gives it a pipe); stopped by destroy() if still running. */
+  spawn(host, cmd, args, { onLine, stdin = false } = {}) {
+    const child = spawn('ip', ['netns', 'exec', this.ns(host), cmd, ...args], { stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     const entry = { child, stdout: '', stderr: '', exited: false };
     this.processes.add(entry);
     let partial = '';
@@ -221,21 +233,28 @@ export async function removeStaleNamespaces(prefix) {
   }
 }
 
-/** A node's config; `ha: false` gives the plain load balancer that runs beside keepalived on its node. */
-export function fulcrumConfig({ priority, advertInterval = '100ms', preempt = true, unicastPeers, extra = '', track = '', ha = true }) {
-  const services = `workers: 1
+/**
+ * The top of a node's config: one worker, debug logs and the TCP service
+ * `web` on `vip`:8080 over `backends` (port 9000); `serviceKeys` are more
+ * lines of that service (`    balance: roundrobin`).
+ */
+export function webServiceConfig(vip, backends, serviceKeys = '') {
+  return `workers: 1
 drain_timeout: 1s
 log:
   level: debug
 services:
   - name: web
-    listen: ${VIP}:8080
-    timeouts:
+    listen: ${vip}:8080
+${serviceKeys}    timeouts:
       connect: 500ms
     backends:
-      - address: ${address('b1')}:9000
-      - address: ${address('b2')}:9000
-`;
+${backends.map((b) => `      - address: ${b}:9000\n`).join('')}`;
+}
+
+/** A node's config; `ha: false` gives the plain load balancer that runs beside keepalived on its node. */
+export function fulcrumConfig({ priority, advertInterval = '100ms', preempt = true, unicastPeers, extra = '', track = '', ha = true, serviceKeys = '' }) {
+  const services = webServiceConfig(VIP, [address('b1'), address('b2')], serviceKeys);
   if (!ha) return services;
   return `${services}ha:
   interface: eth0

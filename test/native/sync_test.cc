@@ -1,0 +1,106 @@
+// Session sharing without sockets: the journal's bound and batching, sticky
+// entries shared only when worth it, a peer's entry adopted unless a fresher
+// one is known here, and Service::pick honouring a peer's UDP flow
+// assignment. Run by engine_test's main().
+#include <string>
+#include <vector>
+
+#include "engine/backend_table.h"
+#include "engine/clock.h"
+#include "engine/service.h"
+#include "engine/sticky_table.h"
+#include "engine/sync_journal.h"
+
+void check(bool ok, const std::string& what);
+
+namespace {
+
+using namespace fulcrum;
+
+void test_journal_bound() {
+  SyncJournal journal(4);
+  for (uint64_t i = 1; i <= 6; i++) journal.record(SyncKind::kSticky, 1, 2, i, 1000);
+  uint64_t dropped = 0;
+  std::vector<SyncRecord> taken = journal.take(1250, &dropped);
+  check(taken.size() == 4, "the journal keeps at most its capacity");
+  check(dropped == 2, "what overflowed is counted");
+  check(taken[0].key_hash == 1 && taken[3].key_hash == 4, "records come out in order");
+  check(taken[0].age_ms == 250 && taken[0].at_ms == 0, "age is filled in at take time");
+  check(journal.take(1300, &dropped).empty() && dropped == 0, "a take empties the journal and its drop count");
+  journal.record(SyncKind::kUdpFlow, 3, 4, 9, 1300);
+  taken = journal.take(1300, &dropped);
+  check(taken.size() == 1 && taken[0].kind == 2 && taken[0].service_slot == 3 && taken[0].backend_slot == 4,
+        "a record keeps kind and slots");
+}
+
+void test_sticky_sharing() {
+  StickyTable table(64, 60'000);
+  bool share = false;
+  const uint64_t t0 = 10'000'000;
+  table.remember(77, 1, t0, &share);
+  check(share, "a new entry is worth sharing");
+  table.remember(77, 1, t0 + 2000, &share);
+  check(!share, "a refresh soon after is not");
+  table.remember(77, 1, t0 + 15'000, &share);
+  check(share, "a refresh in a later share interval (a quarter of the timeout) is, so the peer's copy stays alive");
+  table.remember(77, 2, t0 + 16'000, &share);
+  check(share, "a changed backend is");
+
+  check(!table.adopt(88, 3, t0 + 16'000 - 61'000, t0 + 16'000), "a peer's entry older than the timeout is not adopted");
+  check(table.adopt(88, 3, t0 + 15'000, t0 + 16'000), "a peer's live entry is adopted");
+  check(table.lookup(88, t0 + 16'000) == 3, "and found");
+  check(!table.adopt(77, 5, t0 + 10'000, t0 + 16'000), "an entry used here since the peer's stamp stays");
+  check(table.lookup(77, t0 + 16'000) == 2, "with its backend");
+  check(table.adopt(77, 5, t0 + 17'000, t0 + 17'000), "a fresher peer entry replaces it");
+  check(table.lookup(77, t0 + 17'000) == 5, "with the peer's backend");
+  check(!table.adopt(0, 1, t0, t0), "key 0 (free marker) is refused");
+  check(!table.adopt(99, 1u << 20, t0, t0), "a slot beyond the table's 16 bits is refused");
+}
+
+ServiceSpec udp_spec() {
+  ServiceSpec spec;
+  spec.slot = 0;
+  spec.name = "game";
+  spec.protocol = Protocol::kUdp;
+  spec.picker.balance = Balance::kRoundRobin;
+  spec.sync = true;
+  for (uint32_t i = 0; i < 3; i++) {
+    BackendSpec backend;
+    backend.slot = 10 + i;
+    parse_socket_address("127.0.0.1", static_cast<int>(9000 + i), &backend.address);
+    spec.backends.push_back(backend);
+  }
+  return spec;
+}
+
+void test_adopted_pick() {
+  BackendTable table;
+  auto shared = std::make_shared<ServiceShared>();
+  shared->journal = std::make_shared<SyncJournal>();
+  shared->adopted = std::make_shared<StickyTable>(1024, 30'000);
+  Service service(udp_spec(), &table, shared);
+  const uint64_t now = monotonic_ms();
+  ClientKey client;
+  client.flow_hash = 0xabcdef;
+  check(shared->adopted->adopt(client.flow_hash, 12, now, now), "a peer's flow is installed");
+  int index = service.pick(client, nullptr, 0, now);
+  check(index == 2, "a new flow with a peer's 5-tuple goes to the peer's backend");
+  service.release(index);
+  table.set_state(12, BackendState::kDown, now);
+  index = service.pick(client, nullptr, 0, now);
+  check(index >= 0 && index != 2, "a peer's backend that is down is passed over");
+  service.release(index);
+  ClientKey other;
+  other.flow_hash = 0x1234;
+  index = service.pick(other, nullptr, 0, now);
+  check(index >= 0, "a 5-tuple no peer served is balanced as usual");
+  service.release(index);
+}
+
+}  // namespace
+
+void run_sync_tests() {
+  test_journal_bound();
+  test_sticky_sharing();
+  test_adopted_pick();
+}
