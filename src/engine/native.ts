@@ -280,7 +280,7 @@ const SUPPORTED_LAYOUT = 4;
 
 /** What loadNative() checks the addon has (a stale build may lack newer parts); the
  * `satisfies` makes a new member of NativeAddon a compile error until it is listed. */
-const EXPORTS = Object.keys({
+export const ADDON_EXPORTS = Object.keys({
   Engine: true,
   counterLayout: true,
   testing: true,
@@ -305,7 +305,7 @@ export function loadNative(): NativeAddon {
   const addon = (override
     ? require(resolve(override))
     : (require('node-gyp-build') as (dir: string) => unknown)(packageRoot)) as NativeAddon;
-  const missing = EXPORTS.filter((name) => addon[name] === undefined);
+  const missing = ADDON_EXPORTS.filter((name) => addon[name] === undefined);
   if (missing.length > 0) {
     throw new Error(`the native addon has no ${missing.join(', ')}: rebuild with npm run build`);
   }
