@@ -1,5 +1,7 @@
 #include "engine_handle.h"
 
+#include <arpa/inet.h>
+
 #include <cstring>
 #include <string>
 #include <vector>
@@ -23,8 +25,18 @@ const char* event_type_name(EventType type) {
       return "accept_resumed";
     case EventType::kSourceBindFailed:
       return "source_bind_failed";
+    case EventType::kClientRefused:
+      return "client_refused";
   }
   return "unknown";
+}
+
+// "192.0.2.1:5678" or "[2001:db8::1]:5678".
+std::string client_text(const ClientAddress& client) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  inet_ntop(client.family, client.bytes, host, sizeof host);
+  const std::string port = std::to_string(client.port);
+  return client.family == AF_INET6 ? "[" + std::string(host) + "]:" + port : std::string(host) + ":" + port;
 }
 
 }  // namespace
@@ -114,6 +126,12 @@ void EngineHandle::deliver_events(Napi::Env env, Napi::Function callback, EventS
     if (event.service_slot != kNoSlot) object.Set("serviceSlot", event.service_slot);
     if (event.backend_slot != kNoSlot) object.Set("backendSlot", event.backend_slot);
     if (event.error != 0) object.Set("code", errno_name(event.error));
+    if (event.type == EventType::kClientRefused) {
+      object.Set("client", client_text(event.client));
+      // The admission counter's index: its name is in counterLayout.admission.
+      object.Set("reason", event.reason);
+      object.Set("suppressed", event.suppressed);
+    }
     array.Set(i, object);
   }
   callback.Call({array});

@@ -51,4 +51,16 @@ std::string format_socket_address(const SocketAddress& address) {
   return text;
 }
 
+sockaddr_storage unmap_ipv4(const sockaddr_storage& address) {
+  if (address.ss_family != AF_INET6) return address;
+  const auto& v6 = reinterpret_cast<const sockaddr_in6&>(address);
+  if (!IN6_IS_ADDR_V4MAPPED(&v6.sin6_addr)) return address;
+  sockaddr_storage out{};
+  auto& v4 = reinterpret_cast<sockaddr_in&>(out);
+  v4.sin_family = AF_INET;
+  v4.sin_port = v6.sin6_port;
+  std::memcpy(&v4.sin_addr, &v6.sin6_addr.s6_addr[12], 4);
+  return out;
+}
+
 }  // namespace fulcrum

@@ -28,4 +28,9 @@ int socket_port(const SocketAddress& address);
 // "127.0.0.1:80" or "[::1]:80".
 std::string format_socket_address(const SocketAddress& address);
 
+// An IPv4-mapped IPv6 address (::ffff:a.b.c.d) as the IPv4 address it is
+// (port kept); any other address unchanged. A [::] listener sees IPv4
+// clients so: ACLs, limits, PROXY headers and logs speak of them as IPv4.
+sockaddr_storage unmap_ipv4(const sockaddr_storage& address);
+
 }  // namespace fulcrum

@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "proxy_protocol.h"
+#include "address.h"
 
 namespace fulcrum {
 

@@ -8,7 +8,7 @@
 #include <cstring>
 
 #include "flow_hash.h"
-#include "proxy_protocol.h"
+#include "address.h"
 
 namespace fulcrum {
 

@@ -1,6 +1,27 @@
 #include "event_sink.h"
 
+#include <cstring>
+
+#include "address.h"
+
 namespace fulcrum {
+
+ClientAddress ClientAddress::from(const sockaddr_storage& address) {
+  const sockaddr_storage plain = unmap_ipv4(address);
+  ClientAddress out;
+  if (plain.ss_family == AF_INET) {
+    const auto& v4 = reinterpret_cast<const sockaddr_in&>(plain);
+    out.family = AF_INET;
+    out.port = ntohs(v4.sin_port);
+    std::memcpy(out.bytes, &v4.sin_addr, 4);
+  } else if (plain.ss_family == AF_INET6) {
+    const auto& v6 = reinterpret_cast<const sockaddr_in6&>(plain);
+    out.family = AF_INET6;
+    out.port = ntohs(v6.sin6_port);
+    std::memcpy(out.bytes, &v6.sin6_addr, 16);
+  }
+  return out;
+}
 
 bool EventSink::push(const Event& event) {
   bool was_empty;

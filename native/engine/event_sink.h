@@ -1,9 +1,12 @@
 // Events from the workers to the control plane (connect failures for passive
-// health, listener errors, accept pauses). Workers push; the JS thread takes
+// health, listener errors, accept pauses, refused clients). Workers push; the JS thread takes
 // the whole batch. A worker never waits on JS: the lock is held only to append
 // or to swap the batch out, a full queue drops the event and counts it, and
 // JS is woken only when the queue goes from empty to non-empty.
 #pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <cstdint>
 #include <functional>
@@ -20,6 +23,17 @@ enum class EventType : uint8_t {
   kAcceptPaused,   // error (EMFILE, ENFILE, ENOBUFS, ENOMEM)
   kAcceptResumed,
   kSourceBindFailed,  // service, error: source: client could not bind the client's address (at most 1/s per worker)
+  kClientRefused,     // service, client, reason, suppressed (at most kRefusalEventsPerSecond per worker)
+};
+
+// The client of a kClientRefused event: its address and port, compact (an
+// event is copied into the queue, and sockaddr_storage is 128 bytes).
+struct ClientAddress {
+  uint8_t family = 0;  // AF_INET, AF_INET6 (0: none)
+  uint16_t port = 0;   // host order
+  uint8_t bytes[16] = {};
+
+  static ClientAddress from(const sockaddr_storage& address);
 };
 
 inline constexpr uint32_t kNoSlot = UINT32_MAX;
@@ -30,6 +44,11 @@ struct Event {
   uint32_t service_slot = kNoSlot;
   uint32_t backend_slot = kNoSlot;
   int error = 0;  // positive errno
+  // kClientRefused: who, why (the admission counter that counted it), and how
+  // many refusals of this worker went unreported since its last such event.
+  ClientAddress client{};
+  uint32_t reason = 0;
+  uint32_t suppressed = 0;
 };
 
 class EventSink {

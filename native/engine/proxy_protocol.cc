@@ -1,5 +1,7 @@
 #include "proxy_protocol.h"
 
+#include "address.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -183,18 +185,6 @@ ProxyParseResult parse_proxy_header(const uint8_t* data, size_t size) {
     return size < sizeof kV1Prefix ? with_status(ProxyParseStatus::kIncomplete) : parse_v1(data, size);
   }
   return with_status(ProxyParseStatus::kMissing);
-}
-
-sockaddr_storage unmap_ipv4(const sockaddr_storage& address) {
-  if (address.ss_family != AF_INET6) return address;
-  const auto& v6 = reinterpret_cast<const sockaddr_in6&>(address);
-  if (!IN6_IS_ADDR_V4MAPPED(&v6.sin6_addr)) return address;
-  sockaddr_storage out{};
-  auto& v4 = reinterpret_cast<sockaddr_in&>(out);
-  v4.sin_family = AF_INET;
-  v4.sin_port = v6.sin6_port;
-  std::memcpy(&v4.sin_addr, &v6.sin6_addr.s6_addr[12], 4);
-  return out;
 }
 
 size_t encode_proxy_v1(const sockaddr_storage& source, const sockaddr_storage& destination, uint8_t* out) {

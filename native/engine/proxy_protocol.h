@@ -56,9 +56,4 @@ ProxyParseResult parse_proxy_header(const uint8_t* data, size_t size);
 size_t encode_proxy_v1(const sockaddr_storage& source, const sockaddr_storage& destination, uint8_t* out);
 size_t encode_proxy_v2(const sockaddr_storage& source, const sockaddr_storage& destination, uint8_t* out);
 
-// An IPv4-mapped IPv6 address (::ffff:a.b.c.d) as the IPv4 address it is
-// (port kept); any other address unchanged. A [::] listener sees IPv4
-// clients so: ACLs, limits and PROXY headers speak of them as IPv4.
-sockaddr_storage unmap_ipv4(const sockaddr_storage& address);
-
 }  // namespace fulcrum

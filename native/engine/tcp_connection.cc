@@ -11,6 +11,7 @@
 
 #include "clock.h"
 #include "flow_hash.h"
+#include "address.h"
 #include "proxy_protocol.h"
 #include "worker.h"
 
@@ -95,12 +96,12 @@ void TcpConnection::read_proxy_header() {
   if (got < 0) {
     if (errno == EAGAIN || errno == EINTR) return;
     // ECONNRESET: the client went away before saying who it is.
-    worker_.counters().add_admission(slot, kProxyMissing, 1);
+    worker_.refuse_client(slot, kProxyMissing, client_address_);
     finish(false, false);
     return;
   }
   if (got == 0) {
-    worker_.counters().add_admission(slot, kProxyMissing, 1);
+    worker_.refuse_client(slot, kProxyMissing, client_address_);
     finish(false, false);
     return;
   }
@@ -109,16 +110,16 @@ void TcpConnection::read_proxy_header() {
     case ProxyParseStatus::kIncomplete:
       // The peer shut its side mid-header: the rest will never come.
       if (client_.hangup_seen) {
-        worker_.counters().add_admission(slot, kProxyMalformed, 1);
+        worker_.refuse_client(slot, kProxyMalformed, client_address_);
         finish(false, false);
       }
       return;
     case ProxyParseStatus::kMissing:
-      worker_.counters().add_admission(slot, kProxyMissing, 1);
+      worker_.refuse_client(slot, kProxyMissing, client_address_);
       finish(false, false);
       return;
     case ProxyParseStatus::kMalformed:
-      worker_.counters().add_admission(slot, kProxyMalformed, 1);
+      worker_.refuse_client(slot, kProxyMalformed, client_address_);
       finish(false, false);
       return;
     case ProxyParseStatus::kDone:
@@ -126,7 +127,7 @@ void TcpConnection::read_proxy_header() {
   }
   // Consume exactly the header; it is in the socket already (peeked).
   if (recv(client_.fd, buffer, header.length, 0) != static_cast<ssize_t>(header.length)) {
-    worker_.counters().add_admission(slot, kProxyMalformed, 1);
+    worker_.refuse_client(slot, kProxyMalformed, client_address_);
     finish(false, false);
     return;
   }
@@ -568,7 +569,7 @@ void TcpConnection::touch() {
 
 void TcpConnection::on_timer(uint64_t) {
   if (state_ == State::kProxyHeader) {
-    worker_.counters().add_admission(service_->spec().slot, kProxyTimeout, 1);
+    worker_.refuse_client(service_->spec().slot, kProxyTimeout, client_address_);
     finish(false, false);
   } else if (state_ == State::kQueued) {
     refuse(true);  // finish() gives the queue place back

@@ -133,7 +133,7 @@ UdpFlow* UdpRelay::flow_for(const sockaddr_storage& client, const SocketAddress&
   if (flow == nullptr) {
     // A new flow: the ACL and client limits decide before any backend is touched.
     if (service_->spec().acl && !service_->spec().acl->admits(client)) {
-      worker_.counters().add_admission(service_slot, kDenied, run);
+      worker_.refuse_client(service_slot, kDenied, client, run);
       return nullptr;
     }
     ClientLimitTable::Entry* entry = nullptr;
@@ -150,7 +150,7 @@ UdpFlow* UdpRelay::flow_for(const sockaddr_storage& client, const SocketAddress&
     if (flow->service != service_ && service_->spec().acl && !service_->spec().acl->admits(client)) {
       // A reload's new ACL applies to open flows too, on their next datagram.
       close_flow(flow, kUdpCounterCount);
-      worker_.counters().add_admission(service_slot, kDenied, run);
+      worker_.refuse_client(service_slot, kDenied, client, run);
       return nullptr;
     }
     if (!ensure_backend(flow)) {
@@ -161,7 +161,7 @@ UdpFlow* UdpRelay::flow_for(const sockaddr_storage& client, const SocketAddress&
       *count = flow->limit_table->take(flow->limit_entry, run, service_->spec().limits, worker_.now_ms());
     }
   }
-  if (*count < run) worker_.counters().add_admission(service_slot, kOverRate, run - *count);
+  if (*count < run) worker_.refuse_client(service_slot, kOverRate, client, run - *count);
   return flow;
 }
 
@@ -182,7 +182,7 @@ bool UdpRelay::admit_new_flow(const sockaddr_storage& client, unsigned* count, C
   // Not even the first datagram may go: no flow (and no socket) is made for it.
   limits->release(*entry, now);
   *entry = nullptr;
-  worker_.counters().add_admission(service_slot, kOverRate, run);
+  worker_.refuse_client(service_slot, kOverRate, client, run);
   return false;
 }
 

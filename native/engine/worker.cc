@@ -297,13 +297,13 @@ bool Worker::admit(const Service& service, const sockaddr_storage& client, Clien
       worker_counters_.add_admission(slot, kUntracked, 1);
       return true;
     case Admission::kDenied:
-      worker_counters_.add_admission(slot, kDenied, 1);
+      refuse_client(slot, kDenied, client);
       return false;
     case Admission::kOverConnections:
-      worker_counters_.add_admission(slot, kOverConnections, 1);
+      refuse_client(slot, kOverConnections, client);
       return false;
     case Admission::kOverRate:
-      worker_counters_.add_admission(slot, kOverRate, 1);
+      refuse_client(slot, kOverRate, client);
       return false;
   }
   return false;
@@ -314,6 +314,26 @@ void Worker::report_source_bind_failure(uint32_t service_slot, int error) {
   source_bind_reported_ = true;
   source_bind_reported_ms_ = now_ms_;
   emit(Event{EventType::kSourceBindFailed, index_, service_slot, kNoSlot, error});
+}
+
+void Worker::refuse_client(uint32_t service_slot, AdmissionCounter reason, const sockaddr_storage& client, uint64_t count) {
+  worker_counters_.add_admission(service_slot, reason, static_cast<int64_t>(count));
+  if (now_ms_ >= refusal_window_ms_ + 1000) {
+    refusal_window_ms_ = now_ms_;
+    refusal_events_ = 0;
+  }
+  if (refusal_events_ >= kRefusalEventsPerSecond) {
+    refusals_unreported_ += static_cast<uint32_t>(count);
+    return;
+  }
+  refusal_events_++;
+  Event event{EventType::kClientRefused, index_, service_slot};
+  event.client = ClientAddress::from(client);
+  event.reason = reason;
+  // A UDP run of several datagrams is one event; the others are unreported too.
+  event.suppressed = refusals_unreported_ + static_cast<uint32_t>(count - 1);
+  refusals_unreported_ = 0;
+  emit(event);
 }
 
 void Worker::on_resource_shortage(int error) {

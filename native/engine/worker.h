@@ -87,6 +87,14 @@ class Worker {
   // (error: EPERM without CAP_NET_ADMIN, EADDRNOTAVAIL...): an event at most
   // once a second per worker, so a misconfiguration cannot flood the log.
   void report_source_bind_failure(uint32_t service_slot, int error);
+  // A client turned away before any backend is touched (ACL, client limits,
+  // a missing/malformed/late PROXY header): counted under `reason` (`count`
+  // connections or datagrams), and told to the control plane as a
+  // kClientRefused event naming the client, at most kRefusalEventsPerSecond
+  // per worker so that a flood cannot flood the log; the rest are counted
+  // and the next event says how many went unreported.
+  void refuse_client(uint32_t service_slot, AdmissionCounter reason, const sockaddr_storage& client, uint64_t count = 1);
+  static constexpr uint32_t kRefusalEventsPerSecond = 10;
   // The ACL and client limits for a new TCP connection from `client` (at
   // accept, or once its PROXY header named it); counts a refusal or an
   // untracked client. True if admitted, with *entry held (or null).
@@ -161,6 +169,11 @@ class Worker {
   bool accept_paused_ = false;
   uint64_t source_bind_reported_ms_ = 0;
   bool source_bind_reported_ = false;
+  // refuse_client's event budget: the current one-second window, events sent
+  // in it, and refusals not reported since the last event.
+  uint64_t refusal_window_ms_ = 0;
+  uint32_t refusal_events_ = 0;
+  uint32_t refusals_unreported_ = 0;
   // Retries accepting after a shortage even if no connection closes.
   CallbackTimer resume_accept_timer_{[this](uint64_t) { resume_accepting(); }};
   // Connections waiting for a backend with room, oldest first. Places given

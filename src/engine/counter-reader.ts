@@ -42,6 +42,11 @@ export class CounterReader {
     return this.#line(this.#layout.admissionOffset + slot * this.#layout.slotStride, this.#layout.admission);
   }
 
+  /** The admission counter at word `index` of the admission line (as events name a refusal's reason). */
+  admissionField(index: number): AdmissionField | undefined {
+    return (Object.keys(this.#layout.admission) as AdmissionField[]).find((field) => this.#layout.admission[field] === index);
+  }
+
   worker(field: keyof CounterLayout['worker']): number {
     return this.#sum(this.#layout.worker[field]);
   }

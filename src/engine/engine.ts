@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FulcrumConfig, ServiceConfig } from '../config/types.js';
-import { CounterReader, type AdmissionTotals, type TrafficTotals, type UdpTotals } from './counter-reader.js';
+import { CounterReader, type AdmissionField, type AdmissionTotals, type TrafficTotals, type UdpTotals } from './counter-reader.js';
 import {
   loadNative,
   NativeBackendState,
@@ -106,13 +106,20 @@ export interface EngineStats {
 
 /** Something the data plane reports (batched, delivered on the JS thread). */
 export interface EngineEvent {
-  type: 'connect_failed' | 'listener_error' | 'accept_paused' | 'accept_resumed' | 'source_bind_failed' | 'events_dropped';
+  type: 'connect_failed' | 'listener_error' | 'accept_paused' | 'accept_resumed' | 'source_bind_failed' | 'client_refused' | 'events_dropped';
   service?: string;
   backend?: string;
   /** errno name, e.g. ECONNREFUSED, ETIMEDOUT, EMFILE. */
   code?: string;
   worker?: number;
   count?: number;
+  /** client_refused: who (address:port; the PROXY header's client once one was read) and why
+   * (the admission counter that counted it: denied, overConnections, overRate, proxyMissing,
+   * proxyMalformed, proxyTimeout); `suppressed`: refusals on that worker not reported since its
+   * previous client_refused event (at most 10 events a second per worker). */
+  client?: string;
+  reason?: AdmissionField;
+  suppressed?: number;
 }
 
 export interface EngineOptions {
@@ -541,6 +548,11 @@ export class Engine extends EventEmitter {
       if (event.serviceSlot !== undefined) named.service = serviceNames.get(event.serviceSlot);
       if (event.backendSlot !== undefined) named.backend = backendNames.get(event.backendSlot);
       if (event.code !== undefined) named.code = event.code;
+      if (event.type === 'client_refused') {
+        named.client = event.client;
+        named.reason = this.#counters.admissionField(event.reason ?? -1);
+        named.suppressed = event.suppressed;
+      }
       this.emit('event', named);
     }
     const dropped = this.#counters.global('eventsDropped');

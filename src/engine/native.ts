@@ -64,11 +64,17 @@ export interface NativeSnapshot {
 }
 
 export interface NativeEvent {
-  type: 'connect_failed' | 'listener_error' | 'accept_paused' | 'accept_resumed' | 'source_bind_failed';
+  type: 'connect_failed' | 'listener_error' | 'accept_paused' | 'accept_resumed' | 'source_bind_failed' | 'client_refused';
   worker: number;
   serviceSlot?: number;
   backendSlot?: number;
   code?: string;
+  /** client_refused: the client ("192.0.2.1:5678", "[2001:db8::1]:5678"), the
+   * admission counter that counted it (an index of counterLayout.admission),
+   * and this worker's refusals left unreported since its previous such event. */
+  client?: string;
+  reason?: number;
+  suppressed?: number;
 }
 
 /** Offsets and strides in u64 words; field maps give the word within a block. */
