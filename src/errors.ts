@@ -13,6 +13,10 @@ export const ERROR_CODES = {
   adminUnreachable: 'FULCRUM_ERR_ADMIN_UNREACHABLE',
   checkFailed: 'FULCRUM_ERR_CHECK_FAILED',
   demoBackend: 'FULCRUM_ERR_DEMO_BACKEND',
+  notFound: 'FULCRUM_ERR_NOT_FOUND',
+  range: 'FULCRUM_ERR_RANGE',
+  stopped: 'FULCRUM_ERR_STOPPED',
+  bird: 'FULCRUM_ERR_BIRD',
 } as const;
 
 export type FulcrumErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
@@ -116,5 +120,37 @@ export class DemoBackendError extends FulcrumError {
     super(ERROR_CODES.demoBackend, `demo backend ${address.text} cannot listen: ${why}`, { cause });
     this.address = address;
     this.errnoName = errnoName;
+  }
+}
+
+/** The engine (or the backend control over it) has no such backend in that service. */
+export class UnknownBackend extends FulcrumError {
+  readonly service: string;
+  readonly backend: string;
+  constructor(service: string, backend: string) {
+    super(ERROR_CODES.notFound, `no backend ${backend} in service ${service}`);
+    this.service = service;
+    this.backend = backend;
+  }
+}
+
+/** A value handed to the engine at run time is outside what the config would accept (a weight). */
+export class OutOfRange extends FulcrumError {
+  constructor(message: string) {
+    super(ERROR_CODES.range, message);
+  }
+}
+
+/** The engine was asked to do something after stop(). */
+export class EngineStopped extends FulcrumError {
+  constructor() {
+    super(ERROR_CODES.stopped, 'the engine is stopped');
+  }
+}
+
+/** `announce:` BIRD could not be started or configured (its own words are in the message). */
+export class BirdError extends FulcrumError {
+  constructor(message: string) {
+    super(ERROR_CODES.bird, message);
   }
 }

@@ -5,6 +5,7 @@ import t, { type Test } from 'tap';
 import net from 'node:net';
 import { once } from 'node:events';
 import { parseConfig } from '../src/config/load.js';
+import { BackendControl } from '../src/control/backend-control.js';
 import { Engine } from '../src/engine/engine.js';
 import { startServer } from './helpers/backends.js';
 import { connectOutcome, openConn } from './helpers/traffic.js';
@@ -119,4 +120,23 @@ t.test('a reload keeps listeners that stay and never touches open connections', 
   open.socket.write('pong\n');
   t.equal(await open.readLine(), 'pong', 'and its open connection still relays');
   t.equal(await greeting(t, added!), 'old', 'the remaining service serves');
+});
+
+t.test('a backend the config lacks, a weight out of range and a stopped engine throw their registry errors', async (t) => {
+  const [listen, backend] = await freePorts(2);
+  const engine = Engine.start({ workers: 1 });
+  t.teardown(() => engine.stop());
+  const config = configOf([{ name: 'svc', port: listen!, backends: [backend!] }]);
+  engine.apply(config);
+  await engine.whenApplied();
+  t.throws(() => engine.setBackendState('svc', '127.0.0.1:1', 'drain'), {
+    name: 'UnknownBackend', code: 'FULCRUM_ERR_NOT_FOUND', message: 'no backend 127.0.0.1:1 in service svc',
+  });
+  t.throws(() => engine.setBackendWeight('svc', `127.0.0.1:${backend}`, 257), {
+    name: 'OutOfRange', code: 'FULCRUM_ERR_RANGE', message: 'weight must be an integer from 0 to 256, got 257',
+  });
+  const control = new BackendControl(engine);
+  t.throws(() => control.setAdmin('nope', '127.0.0.1:1', 'drain'), { name: 'UnknownBackend', code: 'FULCRUM_ERR_NOT_FOUND' });
+  engine.stop();
+  t.throws(() => engine.apply(config), { name: 'EngineStopped', code: 'FULCRUM_ERR_STOPPED', message: 'the engine is stopped' });
 });

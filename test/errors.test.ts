@@ -14,11 +14,15 @@ import {
   AdminUnreachable,
   ApiError,
   BenchError,
+  BirdError,
   CheckFailure,
   ConfigError,
   DemoBackendError,
+  EngineStopped,
   ERROR_CODES,
   FulcrumError,
+  OutOfRange,
+  UnknownBackend,
   UsageError,
 } from '../src/errors.js';
 import { converse } from '../src/health/conversation.js';
@@ -38,6 +42,10 @@ t.test('every error class is a FulcrumError with its own code and name', async (
     [new AdminUnreachable('cannot reach'), 'FULCRUM_ERR_ADMIN_UNREACHABLE', 'AdminUnreachable'],
     [new CheckFailure('PING answered "x"'), 'FULCRUM_ERR_CHECK_FAILED', 'CheckFailure'],
     [new DemoBackendError(endpoint('127.0.0.1:7001'), 'EADDRINUSE', undefined), 'FULCRUM_ERR_DEMO_BACKEND', 'DemoBackendError'],
+    [new UnknownBackend('db', '127.0.0.1:5432'), 'FULCRUM_ERR_NOT_FOUND', 'UnknownBackend'],
+    [new OutOfRange('weight must be an integer from 0 to 256, got 300'), 'FULCRUM_ERR_RANGE', 'OutOfRange'],
+    [new EngineStopped(), 'FULCRUM_ERR_STOPPED', 'EngineStopped'],
+    [new BirdError('bird exited at start: syntax error'), 'FULCRUM_ERR_BIRD', 'BirdError'],
   ];
   for (const [err, code, name] of cases) {
     t.ok(err instanceof FulcrumError && err instanceof Error, `${name} is a FulcrumError`);

@@ -6,6 +6,7 @@
 // calls engine.setBackendState(), so the two voices never overwrite each other.
 import { EventEmitter } from 'node:events';
 import type { BackendState, Engine } from '../engine/engine.js';
+import { UnknownBackend } from '../errors.js';
 
 export type HealthVerdict = 'up' | 'down';
 /** enabled: health decides. drain: no new connections, open ones close after drain_timeout. maint: out, open ones continue. */
@@ -81,7 +82,7 @@ export class BackendControl extends EventEmitter {
   #get(service: string, backend: string): BackendStatus {
     const entry = this.#entries.get(keyOf(service, backend));
     if (!entry) {
-      throw Object.assign(new Error(`no backend ${backend} in service ${service}`), { code: 'FULCRUM_ERR_NOT_FOUND' });
+      throw new UnknownBackend(service, backend);
     }
     return entry;
   }

@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FulcrumConfig, ServiceConfig } from '../config/types.js';
+import { EngineStopped, OutOfRange, UnknownBackend } from '../errors.js';
 import { CounterReader, type AdmissionField, type AdmissionTotals, type TrafficTotals, type UdpTotals } from './counter-reader.js';
 import {
   loadNative,
@@ -251,7 +252,7 @@ export class Engine extends EventEmitter {
   setBackendWeight(service: string, backend: string, weight: number): void {
     this.#assertRunning();
     if (!Number.isInteger(weight) || weight < 0 || weight > 256) {
-      throw Object.assign(new RangeError(`weight must be an integer from 0 to 256, got ${weight}`), { code: 'FULCRUM_ERR_RANGE' });
+      throw new OutOfRange(`weight must be an integer from 0 to 256, got ${weight}`);
     }
     const slot = this.#slotOf(service, backend);
     this.#generation = this.#native.setBackendWeight(slot, weight);
@@ -261,7 +262,7 @@ export class Engine extends EventEmitter {
   #slotOf(service: string, backend: string): number {
     const slot = this.#backendSlots.get(backendKey(service, backend));
     if (slot === undefined) {
-      throw Object.assign(new Error(`no backend ${backend} in service ${service}`), { code: 'FULCRUM_ERR_NOT_FOUND' });
+      throw new UnknownBackend(service, backend);
     }
     return slot;
   }
@@ -564,7 +565,7 @@ export class Engine extends EventEmitter {
 
   #assertRunning(): void {
     if (this.#stopped) {
-      throw Object.assign(new Error('the engine is stopped'), { code: 'FULCRUM_ERR_STOPPED' });
+      throw new EngineStopped();
     }
   }
 }
