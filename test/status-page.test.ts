@@ -248,7 +248,8 @@ t.test('status page: the BGP announcement and session sync lines', { skip: exist
   runtime.attachSync({
     status: () => ({
       listen: '10.201.0.1:7480',
-      peers: [{ address: '10.201.0.2:7480', messagesAccepted: 3, lastAcceptedAt: Date.now() - 2000 }],
+      // From the test's `now`, not the call's: the status takes its own `now` before it asks sync.
+      peers: [{ address: '10.201.0.2:7480', messagesAccepted: 3, lastAcceptedAt: now - 2000 }],
       counters: { recordsSent: 12, recordsInstalled: 7 },
       rejected: { truncated: 0, tooLarge: 0, badMagic: 1, badVersion: 0, badLength: 0, badMac: 2, badRecord: 0, stale: 0, replay: 0, notPeer: 0 },
     }),
