@@ -612,7 +612,8 @@ t.test('the schema compiles in strict Ajv and documents every key', async (t) =>
         t.type(sub.description, 'string', `${where}.${key} has a description`);
       }
     }
-    for (const [key, value] of Object.entries(s)) walk(value, `${where}/${key}`);
+    // if/then branches only fill in defaults for keys described under properties.
+    for (const [key, value] of Object.entries(s)) if (key !== 'if' && key !== 'then') walk(value, `${where}/${key}`);
   };
   walk(schema, '#');
 });

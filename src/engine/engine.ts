@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { SCHEMA_BOUNDS } from '../config/raw-types.js';
 import type { FulcrumConfig, ServiceConfig } from '../config/types.js';
 import { EngineStopped, OutOfRange, UnknownBackend } from '../errors.js';
 import { CounterReader, type AdmissionField, type AdmissionTotals, type TrafficTotals, type UdpTotals } from './counter-reader.js';
@@ -251,8 +252,9 @@ export class Engine extends EventEmitter {
    * listeners are untouched. The config's weight returns on the next apply(). */
   setBackendWeight(service: string, backend: string, weight: number): void {
     this.#assertRunning();
-    if (!Number.isInteger(weight) || weight < 0 || weight > 256) {
-      throw new OutOfRange(`weight must be an integer from 0 to 256, got ${weight}`);
+    const { minimum, maximum } = SCHEMA_BOUNDS['backend.weight'];
+    if (!Number.isInteger(weight) || weight < minimum || weight > maximum) {
+      throw new OutOfRange(`weight must be an integer from ${minimum} to ${maximum}, got ${weight}`);
     }
     const slot = this.#slotOf(service, backend);
     this.#generation = this.#native.setBackendWeight(slot, weight);
