@@ -35,8 +35,14 @@ const char* event_type_name(EventType type) {
 std::string client_text(const ClientAddress& client) {
   char host[INET6_ADDRSTRLEN] = "?";
   inet_ntop(client.family, client.bytes, host, sizeof host);
-  const std::string port = std::to_string(client.port);
-  return client.family == AF_INET6 ? "[" + std::string(host) + "]:" + port : std::string(host) + ":" + port;
+  // Appended piece by piece: GCC 12 warns (-Wrestrict, a false positive) on "[" + std::string&&.
+  std::string text;
+  if (client.family == AF_INET6) text += '[';
+  text += host;
+  if (client.family == AF_INET6) text += ']';
+  text += ':';
+  text += std::to_string(client.port);
+  return text;
 }
 
 }  // namespace
