@@ -105,7 +105,7 @@ export function generateConfigTypes(schema) {
       durations.push([
         path,
         {
-          minMs: node.minDuration === undefined ? (off ? 0 : 1) : durationMs(node.minDuration),
+          minMs: node.minDuration === undefined ? 1 : durationMs(node.minDuration),
           maxMs: durationMs(node.maxDuration),
           ...(off ? { zeroIsOff: true } : {}),
         },
@@ -159,7 +159,7 @@ export function generateConfigTypes(schema) {
     constant('SCHEMA_BOUNDS', 'The minimum and maximum of every bounded integer of the schema, by path.', unique(bounds), (b) =>
       `{ ${['minimum', 'maximum'].filter((k) => b[k] !== undefined).map((k) => `${k}: ${b[k]}`).join(', ')} }`),
     '',
-    '/** A duration\'s bounds in milliseconds; zeroIsOff: 0 is allowed too, and turns the feature off. */',
+    '/** A duration\'s bounds in milliseconds; zeroIsOff: 0 is allowed too (below minMs), and turns the feature off. */',
     'export interface DurationBound {',
     '  minMs: number;',
     '  maxMs: number;',

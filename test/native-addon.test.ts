@@ -39,5 +39,5 @@ t.test('an addon without a part is refused with a rebuild hint', async (t) => {
     timeout: 10_000,
   });
   t.not(run.status, 0);
-  t.match(run.stderr, 'the native addon has no VrrpSocket, setInterfaceAddress, bench: rebuild with npm run build');
+  t.match(run.stderr, 'the native addon has no snapshotSchema, VrrpSocket, setInterfaceAddress, bench: rebuild with npm run build');
 });

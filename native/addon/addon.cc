@@ -1,6 +1,7 @@
-// Module entry: exports the Engine class and the counter layout, so the
+// Module entry: exports the Engine class, the counter layout (so the
 // TypeScript side reads counters by offsets the native code defines instead of
-// copies of them.
+// copies of them) and the snapshot's enums and bounds (so a test can hold them
+// to the config schema).
 #include <napi.h>
 
 #include <arpa/inet.h>
@@ -20,6 +21,7 @@
 #include "bench_handles.h"
 #include "engine_handle.h"
 #include "ha_socket.h"
+#include "snapshot_reader.h"
 
 namespace fulcrum::addon {
 
@@ -150,6 +152,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", EngineHandle::define_class(env));
   exports.Set("VrrpSocket", VrrpSocketHandle::define_class(env));
   exports.Set("counterLayout", counter_layout(env));
+  exports.Set("snapshotSchema", snapshot_schema(env));
   exports.Set("setInterfaceAddress", Napi::Function::New(env, set_interface_address, "setInterfaceAddress"));
   Napi::Object testing = Napi::Object::New(env);
   testing.Set("maglevAssign", Napi::Function::New(env, maglev_assign, "maglevAssign"));

@@ -359,7 +359,7 @@ export const SCHEMA_BOUNDS = {
   'workers': { minimum: 1, maximum: 256 },
 } as const;
 
-/** A duration's bounds in milliseconds; zeroIsOff: 0 is allowed too, and turns the feature off. */
+/** A duration's bounds in milliseconds; zeroIsOff: 0 is allowed too (below minMs), and turns the feature off. */
 export interface DurationBound {
   minMs: number;
   maxMs: number;
@@ -370,13 +370,13 @@ export interface DurationBound {
 export const DURATION_BOUNDS = {
   'announce.bfd_interval': { minMs: 10, maxMs: 10000 },
   'announce.hold_time': { minMs: 3000, maxMs: 65535000 },
-  'announce.withdraw_grace': { minMs: 0, maxMs: 60000, zeroIsOff: true },
-  'backend.slow_start': { minMs: 0, maxMs: 3600000, zeroIsOff: true },
+  'announce.withdraw_grace': { minMs: 1, maxMs: 60000, zeroIsOff: true },
+  'backend.slow_start': { minMs: 1, maxMs: 3600000, zeroIsOff: true },
   'drain_timeout': { minMs: 1, maxMs: 86400000 },
   'ha.advert_interval': { minMs: 10, maxMs: 40950 },
-  'ha.garp_delay': { minMs: 0, maxMs: 3600000, zeroIsOff: true },
-  'ha.garp_refresh': { minMs: 0, maxMs: 3600000, zeroIsOff: true },
-  'ha.preempt_delay': { minMs: 0, maxMs: 3600000, zeroIsOff: true },
+  'ha.garp_delay': { minMs: 1, maxMs: 3600000, zeroIsOff: true },
+  'ha.garp_refresh': { minMs: 1, maxMs: 3600000, zeroIsOff: true },
+  'ha.preempt_delay': { minMs: 1, maxMs: 3600000, zeroIsOff: true },
   'healthCheck.fast_interval': { minMs: 1, maxMs: 3600000 },
   'healthCheck.interval': { minMs: 1, maxMs: 3600000 },
   'healthCheck.timeout': { minMs: 1, maxMs: 3600000 },
@@ -385,7 +385,7 @@ export const DURATION_BOUNDS = {
   'service.passive.base_ejection': { minMs: 1, maxMs: 3600000 },
   'service.passive.max_ejection': { minMs: 1, maxMs: 86400000 },
   'service.queue.timeout': { minMs: 1, maxMs: 3600000 },
-  'service.slow_start': { minMs: 0, maxMs: 3600000, zeroIsOff: true },
+  'service.slow_start': { minMs: 1, maxMs: 3600000, zeroIsOff: true },
   'service.sticky.timeout': { minMs: 1, maxMs: 604800000 },
   'service.timeouts.connect': { minMs: 1, maxMs: 3600000 },
   'service.timeouts.idle': { minMs: 1, maxMs: 604800000 },

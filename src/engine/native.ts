@@ -1,12 +1,13 @@
 // The one front door to the native addon: the only module that loads it, and
 // the TypeScript mirror of everything it exports. The contracts are in
 // native/addon/: engine_handle.h (Engine), addon.cc (counterLayout, testing),
-// ha_socket.h (VrrpSocket) and bench_handles.h (bench). Other modules take
-// the addon typed from loadNative(), never cast it.
+// snapshot_reader.h (the snapshot, snapshotSchema), ha_socket.h (VrrpSocket)
+// and bench_handles.h (bench). Other modules take the addon typed from
+// loadNative(), never cast it.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
-import type { Balance, HashKey, Protocol } from '../config/types.js';
+import type { Balance, HashKey, Protocol, SendProxy } from '../config/types.js';
 
 export interface NativeBackendSpec {
   slot: number;
@@ -16,9 +17,10 @@ export interface NativeBackendSpec {
   backup: boolean;
   /** 0: no limit. */
   maxConnections: number;
+  /** 0: no ramp. */
   slowStartMs: number;
   /** The PROXY protocol header written to the backend before the client's bytes. */
-  sendProxy: 'none' | 'v1' | 'v2';
+  sendProxy: SendProxy;
 }
 
 export interface NativeServiceSpec {
@@ -42,11 +44,8 @@ export interface NativeServiceSpec {
   queueSize: number;
   queueTimeoutMs: number;
   sticky: { size: number; timeoutMs: number } | null;
-  /** Clients start with a PROXY protocol header (tcp). */
-  acceptProxy: boolean;
-  /** Peers that must send the header; null: every peer. */
-  acceptProxyFrom: string[] | null;
-  acceptProxyTimeoutMs: number;
+  /** Clients start with a PROXY protocol header (tcp); null: they do not. `from`: the peers that must send one; null: every peer. */
+  acceptProxy: { from: string[] | null; timeoutMs: number } | null;
   /** ACL: CIDR prefixes; the longest one containing the client decides. */
   allow: string[];
   deny: string[];
@@ -54,8 +53,8 @@ export interface NativeServiceSpec {
   clientLimits: { maxConnections: number; rate: number; burst: number; tableSize: number } | null;
   /** source: client: connect to backends from the client's own address (IP_TRANSPARENT). */
   transparent: boolean;
-  /** Share sticky entries and UDP flow assignments with peers (`sync:`); absent: false. */
-  sync?: boolean;
+  /** Share sticky entries and UDP flow assignments with peers (`sync:`). */
+  sync: boolean;
   backends: NativeBackendSpec[];
 }
 
@@ -146,9 +145,24 @@ export interface NativeEngine {
   installSync(records: Uint8Array): number;
 }
 
+/** A number of the snapshot and the values the addon accepts (zeroIsOff: 0 too, for none). */
+export interface NativeBound {
+  min: number;
+  max: number;
+  zeroIsOff: boolean;
+}
+
+/** The names and bounds the snapshot reader checks with (native/addon/snapshot_reader.cc); a test holds them to the config schema. */
+export interface SnapshotSchema {
+  enums: { balance: string[]; hashKey: string[]; protocol: string[]; sendProxy: string[] };
+  /** By scope (service, backend, acceptProxy, sticky, clientLimits), then by snapshot key. */
+  bounds: Record<string, Record<string, NativeBound>>;
+}
+
 export interface NativeAddon {
   Engine: new (options: { workers: number; onEvents: (events: NativeEvent[]) => void }) => NativeEngine;
   counterLayout: CounterLayout;
+  snapshotSchema: SnapshotSchema;
   /** rtnetlink address add/del on an interface: 0 or -errno (-EEXIST, -EADDRNOTAVAIL, -ENODEV, -EPERM). */
   setInterfaceAddress(ifname: string, add: boolean, ip: string, prefixLength: number): number;
   testing: {
@@ -289,6 +303,7 @@ const SUPPORTED_LAYOUT = 4;
 export const ADDON_EXPORTS = Object.keys({
   Engine: true,
   counterLayout: true,
+  snapshotSchema: true,
   testing: true,
   VrrpSocket: true,
   setInterfaceAddress: true,
