@@ -76,8 +76,28 @@ export interface NativeEvent {
   suppressed?: number;
 }
 
+/**
+ * The fields of each counter line, by the names native/engine/counters.h
+ * gives them (addon.counterLayout): the one TypeScript list, checked against
+ * the layout at load, that the counter reader, the stats, the views and the
+ * metrics take their field names from. What each counts: counters.h, and the
+ * stats types in stats.ts.
+ */
+export const COUNTER_FIELDS = {
+  global: ['eventsDropped'],
+  worker: ['pooledPipes', 'acceptPauses', 'appliedGeneration'],
+  traffic: ['accepted', 'active', 'failed', 'bytesIn', 'bytesOut', 'queued', 'refused', 'queueTimeouts'],
+  udp: ['datagramsIn', 'datagramsOut', 'datagramsDropped', 'flowsExpired', 'flowsEvicted', 'flowsCompleted', 'flowsMoved'],
+  admission: ['denied', 'overConnections', 'overRate', 'untracked', 'proxyAccepted', 'proxyMissing', 'proxyMalformed', 'proxyTimeout'],
+} as const;
+
+export type CounterLine = keyof typeof COUNTER_FIELDS;
+export type CounterField<L extends CounterLine> = (typeof COUNTER_FIELDS)[L][number];
+/** Each line's field map: field name -> word within the line. */
+export type CounterLines = { [L in CounterLine]: Record<CounterField<L>, number> };
+
 /** Offsets and strides in u64 words; field maps give the word within a block. */
-export interface CounterLayout {
+export interface CounterLayout extends CounterLines {
   version: number;
   globalOffset: number;
   firstWorkerOffset: number;
@@ -92,37 +112,6 @@ export interface CounterLayout {
   admissionOffset: number;
   maxServices: number;
   maxBackends: number;
-  global: { eventsDropped: number };
-  worker: { pooledPipes: number; acceptPauses: number; appliedGeneration: number };
-  traffic: {
-    accepted: number;
-    active: number;
-    failed: number;
-    bytesIn: number;
-    bytesOut: number;
-    queued: number;
-    refused: number;
-    queueTimeouts: number;
-  };
-  udp: {
-    datagramsIn: number;
-    datagramsOut: number;
-    datagramsDropped: number;
-    flowsExpired: number;
-    flowsEvicted: number;
-    flowsCompleted: number;
-    flowsMoved: number;
-  };
-  admission: {
-    denied: number;
-    overConnections: number;
-    overRate: number;
-    untracked: number;
-    proxyAccepted: number;
-    proxyMissing: number;
-    proxyMalformed: number;
-    proxyTimeout: number;
-  };
 }
 
 /** Backend states as the addon numbers them. */
@@ -335,6 +324,18 @@ export function loadNative(): NativeAddon {
       `native addon counter layout ${addon.counterLayout.version}, expected ${SUPPORTED_LAYOUT}: rebuild with npm run build`,
     );
   }
+  const differing = counterFieldsDiffering(addon.counterLayout);
+  if (differing !== undefined) throw new Error(`native addon counter fields differ from COUNTER_FIELDS: ${differing}`);
   loaded = addon;
   return addon;
+}
+
+/** The first counter line whose field names differ from COUNTER_FIELDS, described, or undefined. */
+export function counterFieldsDiffering(layout: CounterLines): string | undefined {
+  for (const line of Object.keys(COUNTER_FIELDS) as CounterLine[]) {
+    const native = Object.keys(layout[line] ?? {}).sort();
+    const ours = [...COUNTER_FIELDS[line]].sort();
+    if (native.join() !== ours.join()) return `${line}: the addon has ${native.join(', ')}; this code reads ${ours.join(', ')}`;
+  }
+  return undefined;
 }
