@@ -2,7 +2,7 @@
 // before any backend was touched (allow/deny, client_limits) and what became
 // of PROXY protocol headers (accept_proxy). The status page and `fulcrum
 // status` print from this one list, for services that have any of those keys.
-import type { AdmissionStats } from '../engine/engine.js';
+import type { AdmissionStats } from '../engine/stats.js';
 import type { LabelledCounter } from './udp-counters.js';
 
 export type AdmissionCounter = LabelledCounter<keyof AdmissionStats>;

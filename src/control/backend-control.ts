@@ -5,7 +5,9 @@
 // A backend with no health check is healthy. This class is the only code that
 // calls engine.setBackendState(), so the two voices never overwrite each other.
 import { EventEmitter } from 'node:events';
-import type { BackendState, Engine } from '../engine/engine.js';
+import { backendKey as keyOf } from '../engine/backend-key.js';
+import type { Engine } from '../engine/engine.js';
+import type { BackendState } from '../engine/stats.js';
 import { UnknownBackend } from '../errors.js';
 
 export type HealthVerdict = 'up' | 'down';
@@ -20,8 +22,6 @@ export interface BackendStatus {
   /** What the engine runs with. */
   effective: BackendState;
 }
-
-const keyOf = (service: string, backend: string): string => `${service}\u0000${backend}`;
 
 /** Emits 'change' (BackendStatus) whenever a backend's effective state changes. */
 export class BackendControl extends EventEmitter {
