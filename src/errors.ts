@@ -31,6 +31,15 @@ export class FulcrumError extends Error {
   }
 }
 
+/** The base of an error class that is only its code and a message (and maybe a cause). */
+function messageError(code: FulcrumErrorCode): new (message: string, options?: ErrorOptions) => FulcrumError {
+  return class extends FulcrumError {
+    constructor(message: string, options?: ErrorOptions) {
+      super(code, message, options);
+    }
+  };
+}
+
 /**
  * One problem in a config file. `line` and `column` are 1-based and point at
  * the offending YAML node; both are 0 when the problem is the file as a whole
@@ -74,11 +83,7 @@ export class UsageError extends FulcrumError {
 }
 
 /** `fulcrum bench`: the server refused a request, or a run could not be measured. */
-export class BenchError extends FulcrumError {
-  constructor(message: string, options?: ErrorOptions) {
-    super(ERROR_CODES.bench, message, options);
-  }
-}
+export class BenchError extends messageError(ERROR_CODES.bench) {}
 
 /**
  * An admin API request that failed: the server answers `status` with
@@ -98,18 +103,10 @@ export class ApiError extends FulcrumError {
 }
 
 /** `fulcrum reload` / `status` could not talk to the admin API at all (exit 1), as opposed to the API saying no. */
-export class AdminUnreachable extends FulcrumError {
-  constructor(message: string) {
-    super(ERROR_CODES.adminUnreachable, message);
-  }
-}
+export class AdminUnreachable extends messageError(ERROR_CODES.adminUnreachable) {}
 
 /** A health check that did not pass; `message` is the detail shown (never a credential). */
-export class CheckFailure extends FulcrumError {
-  constructor(message: string) {
-    super(ERROR_CODES.checkFailed, message);
-  }
-}
+export class CheckFailure extends messageError(ERROR_CODES.checkFailed) {}
 
 /** `fulcrum demo`: a demo backend could not listen on `address`; `errnoName` is why (EADDRINUSE...). */
 export class DemoBackendError extends FulcrumError {
@@ -135,11 +132,7 @@ export class UnknownBackend extends FulcrumError {
 }
 
 /** A value handed to the engine at run time is outside what the config would accept (a weight). */
-export class OutOfRange extends FulcrumError {
-  constructor(message: string) {
-    super(ERROR_CODES.range, message);
-  }
-}
+export class OutOfRange extends messageError(ERROR_CODES.range) {}
 
 /** The engine was asked to do something after stop(). */
 export class EngineStopped extends FulcrumError {
@@ -149,8 +142,4 @@ export class EngineStopped extends FulcrumError {
 }
 
 /** `announce:` BIRD could not be started or configured (its own words are in the message). */
-export class BirdError extends FulcrumError {
-  constructor(message: string) {
-    super(ERROR_CODES.bird, message);
-  }
-}
+export class BirdError extends messageError(ERROR_CODES.bird) {}
