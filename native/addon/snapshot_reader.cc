@@ -4,53 +4,11 @@
 #include <optional>
 #include <string>
 
+#include "snapshot_fields.h"
+
 namespace fulcrum::addon {
 
 namespace {
-
-// A number the snapshot carries and the values it may take: the config
-// schema's bounds for the key it comes from (a test holds the two equal
-// through addon.snapshotSchema). zero_is_off: 0 is accepted too and turns the
-// feature off (no limit, no ramp), as an absent key does in the config.
-struct IntegerField {
-  const char* scope;  // where the key is: service, backend, sticky, clientLimits
-  const char* key;
-  double min;
-  double max;
-  bool zero_is_off;
-};
-
-constexpr double kHour = 3600000;
-constexpr double kDay = 24 * kHour;
-
-// services[]
-constexpr IntegerField kMaglevTableSize{"service", "maglevTableSize", 251, 4194301, false};  // primes
-constexpr IntegerField kConnectTimeout{"service", "connectTimeoutMs", 1, kHour, false};
-constexpr IntegerField kIdleTimeout{"service", "idleTimeoutMs", 1, 7 * kDay, false};
-constexpr IntegerField kRetries{"service", "retries", 0, 16, false};
-constexpr IntegerField kQueueSize{"service", "queueSize", 0, 1000000, false};
-constexpr IntegerField kQueueTimeout{"service", "queueTimeoutMs", 1, kHour, false};
-constexpr IntegerField kMaxFlows{"service", "maxFlows", 1, 16777216, false};
-constexpr IntegerField kUdpResponses{"service", "udpResponses", 0, 1000000, false};
-// services[].acceptProxy, .sticky, .clientLimits
-constexpr IntegerField kAcceptProxyTimeout{"acceptProxy", "timeoutMs", 1, 60000, false};
-constexpr IntegerField kStickySize{"sticky", "size", 1, 16777216, false};
-constexpr IntegerField kStickyTimeout{"sticky", "timeoutMs", 1, 7 * kDay, false};
-constexpr IntegerField kLimitConnections{"clientLimits", "maxConnections", 1, 1000000, true};
-constexpr IntegerField kLimitRate{"clientLimits", "rate", 1, 1000000, true};
-constexpr IntegerField kLimitBurst{"clientLimits", "burst", 1, 1000000, true};
-constexpr IntegerField kLimitTableSize{"clientLimits", "tableSize", 16, 16777216, false};
-// services[].backends[]
-constexpr IntegerField kWeight{"backend", "weight", 0, 256, false};
-constexpr IntegerField kMaxConnections{"backend", "maxConnections", 1, 1000000, true};
-constexpr IntegerField kSlowStart{"backend", "slowStartMs", 1, kHour, true};
-
-// Every field above, for the export.
-constexpr const IntegerField* kIntegerFields[] = {
-    &kMaglevTableSize, &kConnectTimeout, &kIdleTimeout, &kRetries,         &kQueueSize,       &kQueueTimeout,
-    &kMaxFlows,        &kUdpResponses,   &kAcceptProxyTimeout, &kStickySize, &kStickyTimeout, &kLimitConnections,
-    &kLimitRate,       &kLimitBurst,     &kLimitTableSize, &kWeight,        &kMaxConnections,  &kSlowStart,
-};
 
 class Reader {
  public:

@@ -30,6 +30,15 @@ constexpr bool names_every_value(const EnumName<E> (&table)[N], size_t count) {
   return true;
 }
 
+// The name of `value` ("?" when the table lacks it).
+template <typename E, size_t N>
+constexpr std::string_view enum_name(const EnumName<E> (&table)[N], E value) {
+  for (const auto& entry : table) {
+    if (entry.value == value) return entry.name;
+  }
+  return "?";
+}
+
 // The value `name` stands for, or nullopt.
 template <typename E, size_t N>
 constexpr std::optional<E> enum_from_name(const EnumName<E> (&table)[N], std::string_view name) {
