@@ -331,7 +331,7 @@ export function loadNative(): NativeAddon {
 }
 
 /** The first counter line whose field names differ from COUNTER_FIELDS, described, or undefined. */
-export function counterFieldsDiffering(layout: CounterLines): string | undefined {
+export function counterFieldsDiffering(layout: Record<CounterLine, Record<string, number>>): string | undefined {
   for (const line of Object.keys(COUNTER_FIELDS) as CounterLine[]) {
     const native = Object.keys(layout[line] ?? {}).sort();
     const ours = [...COUNTER_FIELDS[line]].sort();

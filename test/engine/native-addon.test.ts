@@ -49,7 +49,7 @@ t.test('the counter fields native.ts reads are the layout\'s, checked at load', 
   t.equal(counterFieldsDiffering(counterLayout), undefined, 'the built addon matches COUNTER_FIELDS');
   const { flowsMoved: _dropped, ...udp } = counterLayout.udp;
   t.equal(
-    counterFieldsDiffering({ ...counterLayout, udp: { ...udp, flowsRenamed: 6 } as typeof counterLayout.udp }),
+    counterFieldsDiffering({ ...counterLayout, udp: { ...udp, flowsRenamed: 6 } }),
     'udp: the addon has datagramsDropped, datagramsIn, datagramsOut, flowsCompleted, flowsEvicted, flowsExpired, flowsRenamed; this code reads datagramsDropped, datagramsIn, datagramsOut, flowsCompleted, flowsEvicted, flowsExpired, flowsMoved',
   );
 });

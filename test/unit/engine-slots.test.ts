@@ -135,10 +135,13 @@ t.test('counter baselines: a reused slot counts from its new owner on, gauges ex
   const baselines = new CounterBaselines(reader);
   baselines.capture({ kind: 'service', key: 'svc', slot: 0 });
   baselines.capture({ kind: 'backend', key: backendKey('svc', 'b'), slot: 0 });
-  words[at(layout.serviceOffset, layout.traffic.accepted)] += 1n;
-  words[at(layout.udpServiceOffset, layout.udp.datagramsIn)] += 5n;
-  words[at(layout.admissionOffset, layout.admission.denied)] += 1n;
-  words[at(layout.backendOffset, layout.traffic.bytesIn)] += 7n;
+  const add = (word: number, n: bigint): void => {
+    words[word] = words[word]! + n;
+  };
+  add(at(layout.serviceOffset, layout.traffic.accepted), 1n);
+  add(at(layout.udpServiceOffset, layout.udp.datagramsIn), 5n);
+  add(at(layout.admissionOffset, layout.admission.denied), 1n);
+  add(at(layout.backendOffset, layout.traffic.bytesIn), 7n);
   t.equal(baselines.serviceTraffic('svc', 0).accepted, 1);
   t.equal(baselines.serviceTraffic('svc', 0).active, 2, 'the gauge is read as it is');
   t.equal(baselines.serviceUdp('svc', 0).datagramsIn, 5);

@@ -1,10 +1,21 @@
-// `fulcrum run` / `fulcrum demo` as real processes: start, relay, and stop by
-// signal (graceful drain, drain timeout, second signal), plus the npm start path.
+// How a Fulcrum ends, as real processes: `fulcrum run` / `fulcrum demo` start,
+// relay, and stop by signal (graceful drain, drain timeout, second signal, a
+// udp service's flows), plus the npm start path; and the engine's lifetime
+// against Node's: a process that exits, or a worker thread that is
+// terminated, while connections are open and without calling stop(). The
+// addon's environment cleanup hook must stop the worker threads and close the
+// sockets: the process exits 0 promptly, and the client sees its connection end.
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { startEchoServer, startServer } from '../helpers/backends.js';
 import { serviceYaml, startCli, startFulcrum, writeConfig } from '../helpers/cli.js';
 import { type Conn, connectOutcome, openConn } from '../helpers/traffic.js';
+import { startUdpBackend, startUdpFulcrum, udpClient } from '../helpers/udp.js';
 
 /** Send a random payload and expect the same bytes back (the backend echoes). */
 async function echoes(t: Test, client: Conn, size: number, what: string): Promise<void> {
@@ -116,3 +127,59 @@ t.test('npm start: demo backends answer through Fulcrum, Ctrl-C stops', async (t
   const exit = await proc.waitForExit(15_000);
   t.same(exit, { code: 0, signal: null }, 'exits 0');
 });
+
+t.test('fulcrum run with a udp service: SIGTERM ends its flows and exits 0 at once', { timeout: 60_000 }, async (t) => {
+  const backend = await startUdpBackend(t, 'echo');
+  const { proc: cli, port } = await startUdpFulcrum(t, backend.port, []);
+  const client = await udpClient(t);
+  t.equal((await client.request('hello', port)).data.toString(), 'hello', 'served');
+  const listening = cli.logs.filter((l) => l.msg === 'listening');
+  t.match(listening, [{ service: 'game', protocol: 'udp', listen: `127.0.0.1:${port}` }], 'the listening line names the protocol');
+  const started = Date.now();
+  cli.signal('SIGTERM');
+  const exit = await cli.waitForExit(10_000);
+  t.ok(Date.now() - started < 5_000, 'flows do not hold the drain (they have no stream to finish)');
+  t.equal(exit.code, 0, 'exit code 0');
+  t.match(cli.stdout, /"msg":"drained: all connections finished"/, 'drained: nothing was left open');
+});
+
+const fixture = join(import.meta.dirname, '..', 'fixtures', 'engine-exit.mjs');
+
+for (const mode of ['process-exit', 'worker-terminate']) {
+  t.test(`${mode} with an open connection`, async (t) => {
+    const { port: backendPort } = await startEchoServer(t);
+    const child = spawn(process.execPath, [fixture, mode, String(backendPort)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    t.teardown(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    const lines = createInterface({ input: child.stdout! });
+    const messages: Array<Record<string, unknown>> = [];
+    const next = async (key: string): Promise<Record<string, unknown>> => {
+      for (;;) {
+        const found = messages.find((m) => key in m);
+        if (found) return found;
+        const [line] = (await once(lines, 'line')) as [string];
+        messages.push(JSON.parse(line) as Record<string, unknown>);
+      }
+    };
+    const { listening } = (await next('listening')) as { listening: number };
+
+    const client = net.connect(listening, '127.0.0.1');
+    client.setEncoding('utf8');
+    client.write('ping');
+    const [echo] = (await once(client, 'data')) as [string];
+    t.equal(echo, 'ping', 'the connection relays before the exit');
+    const clientClosed = once(client, 'close');
+    client.on('error', () => {});
+
+    const exited = once(child, 'exit');
+    child.stdin!.write('go\n');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    const [code, signal] = (await exited) as [number | null, string | null];
+    clearTimeout(timer);
+    t.equal(signal, null, 'not killed (no hang past 10 s, no crash)');
+    t.equal(code, 0, 'exit status 0');
+    await clientClosed;
+    t.pass('the client connection was closed');
+  });
+}

@@ -1,12 +1,14 @@
-// Every balancing algorithm beyond round robin, with real connections through
-// an in-process engine (two workers) to real backend processes. `id` backends
-// greet with their name, so each connection tells where it landed.
-// Deterministic algorithms are checked exactly; random ones within a stated
-// tolerance.
+// How a backend is chosen, with real connections through an in-process
+// engine (two workers, so even sequential checks cross workers) to real
+// backend processes. `id` backends greet with their name, so each connection
+// tells where it landed. Round robin rotates strictly and weighted round robin
+// follows nginx's smooth algorithm cycle by cycle, with the two workers
+// sharing one cursor; every other algorithm is checked exactly where it is
+// deterministic, and within a stated tolerance where it is random.
 import t, { type Test } from 'tap';
 import { type Backend, land, startIdBackends, whoAnswers } from '../helpers/backends.js';
 import { SERVICE, type ServiceOptions, startService } from '../helpers/engine.js';
-import { delay, KiB, waitUntil } from '../helpers/traffic.js';
+import { delay, KiB, runBounded, waitUntil } from '../helpers/traffic.js';
 
 const NAMES = ['a', 'b', 'c'];
 
@@ -22,6 +24,99 @@ async function serve(t: Test, backends: Backend[], o: Omit<ServiceOptions, 'back
     backends: backends.map((b, i) => (weights ? { port: b.port, weight: weights[i]! } : b.port)),
   });
 }
+
+/** Connect, read the backend's name, close gracefully (FIN, then the backend's); resolves the name. */
+async function answersThenCloses(t: Test, port: number): Promise<string> {
+  const { conn, name } = await land(t, port);
+  conn.socket.end();
+  await conn.waitClosed(5_000);
+  return name;
+}
+
+async function sequential(t: Test, port: number, count: number): Promise<string[]> {
+  const names: string[] = [];
+  for (let i = 0; i < count; i++) names.push(await answersThenCloses(t, port));
+  return names;
+}
+
+/** One cycle of nginx's smooth weighted round robin (ties go to the earlier backend). */
+function smoothCycle(weights: readonly number[]): number[] {
+  const total = weights.reduce((a, b) => a + b, 0);
+  const current = weights.map(() => 0);
+  const cycle: number[] = [];
+  for (let step = 0; step < total; step++) {
+    let best = 0;
+    for (let i = 0; i < weights.length; i++) {
+      current[i]! += weights[i]!;
+      if (current[i]! > current[best]!) best = i;
+    }
+    current[best]! -= total;
+    cycle.push(best);
+  }
+  return cycle;
+}
+
+/** How many times each backend answers, absent ones included (0). */
+function counts(names: readonly string[]): Record<string, number> {
+  return { ...Object.fromEntries(NAMES.map((n) => [n, 0])), ...tally(names) };
+}
+
+t.test('the reference cycles: 5,1,1 is a a b a c a a, 3,2,1 is a b a c b a', async (t) => {
+  t.same(smoothCycle([5, 1, 1]).map((i) => NAMES[i]).join(' '), 'a a b a c a a');
+  t.same(smoothCycle([3, 2, 1]).map((i) => NAMES[i]).join(' '), 'a b a c b a');
+});
+
+t.test('roundrobin: 30 sequential connections rotate strictly, 10 each', async (t) => {
+  const backends = await startIdBackends(t);
+  const { port, service } = await startService(t, { backends: backends.map((b) => b.port), balance: 'roundrobin' });
+  const names = await sequential(t, port, 30);
+  t.same(counts(names), { a: 10, b: 10, c: 10 }, 'exactly 10 each');
+  t.same(names, Array.from({ length: 30 }, (_, i) => NAMES[i % 3]), `strict rotation: ${names.join(' ')}`);
+  t.same(service().backends.map((b) => b.accepted), [10, 10, 10], 'the backend counters agree');
+});
+
+for (const weights of [
+  [5, 1, 1],
+  [3, 2, 1],
+]) {
+  t.test(`weighted ${weights.join(',')}: every cycle is nginx's smooth sequence`, async (t) => {
+    const CYCLES = 4;
+    const cycleLength = weights.reduce((a, b) => a + b, 0);
+    const backends = await startIdBackends(t);
+    const { port, service } = await startService(t, {
+      backends: backends.map((b, i) => ({ port: b.port, weight: weights[i]! })),
+      balance: 'weighted',
+    });
+    const names = await sequential(t, port, CYCLES * cycleLength);
+    const expectedCycle = smoothCycle(weights).map((i) => NAMES[i]!);
+    for (let k = 0; k < CYCLES; k++) {
+      const cycle = names.slice(k * cycleLength, (k + 1) * cycleLength);
+      t.same(cycle, expectedCycle, `cycle ${k + 1}: ${cycle.join(' ')}`);
+      t.same(counts(cycle), Object.fromEntries(NAMES.map((n, i) => [n, weights[i]])), `cycle ${k + 1} counts equal the weights`);
+    }
+    t.same(service().backends.map((b) => b.accepted), weights.map((w) => w * CYCLES), 'the backend counters agree');
+  });
+}
+
+t.test('two workers share the cursor: concurrent connections still split exactly by weight', async (t) => {
+  const weights = [5, 1, 1];
+  const CYCLES = 10;
+  const backends = await startIdBackends(t);
+  const { engine, port, service } = await startService(t, {
+    backends: backends.map((b, i) => ({ port: b.port, weight: weights[i]! })),
+    balance: 'weighted',
+  }, 2);
+  t.equal(engine.workers, 2, 'the engine runs two workers');
+  // Concurrent connections from many source ports spread over both workers'
+  // SO_REUSEPORT listeners; whatever order the picks happen in, every pick
+  // advances the one shared cursor, so the totals are whole cycles.
+  const names: string[] = [];
+  await runBounded(CYCLES * 7, 14, async () => {
+    names.push(await answersThenCloses(t, port));
+  });
+  t.same(counts(names), { a: 5 * CYCLES, b: CYCLES, c: CYCLES }, 'exactly k x weight each');
+  t.same(service().backends.map((b) => b.accepted), weights.map((w) => w * CYCLES), 'the backend counters agree');
+});
 
 t.test('leastconn: long-lived connections of different lengths; new ones go to the least loaded', async (t) => {
   const backends = await startIdBackends(t);

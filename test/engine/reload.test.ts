@@ -1,17 +1,24 @@
-// What a reload does to backends and to other reloads, in this process:
-// a removed backend drains (no new connections; open ones continue until its
-// service's drain_timeout, then are closed), a backend re-added before that
-// keeps its connections, an added backend starts with the health source's
-// 'reload' verdict, and concurrent reloads run one after the other.
+// What a reload does, in this process: Engine.apply keeps the listeners that
+// stay, starts new ones, closes removed ones and never touches connections
+// already open, and a failed apply names the service and changes nothing;
+// through the runtime, a removed backend drains (no new connections; open ones
+// continue until its service's drain_timeout, then are closed), a backend
+// re-added before that keeps its connections, an added backend starts with the
+// health source's 'reload' verdict, and concurrent reloads run one after the
+// other. (test/process/reload.test.ts reloads a running `fulcrum run`.)
 import t, { type Test } from 'tap';
-import { loadConfig } from '../../src/config/load.js';
+import net from 'node:net';
+import { once } from 'node:events';
+import { loadConfig, parseConfig } from '../../src/config/load.js';
 import type { FulcrumConfig } from '../../src/config/types.js';
 import type { HealthVerdict } from '../../src/control/backend-control.js';
 import { StaticHealth } from '../../src/control/static-health.js';
+import { Engine } from '../../src/engine/engine.js';
 import { startServer } from '../helpers/backends.js';
 import { startRuntime } from '../helpers/admin.js';
-import { type Conn, delay, openConn, pingEcho } from '../helpers/traffic.js';
+import { type Conn, connectOutcome, delay, openConn, pingEcho } from '../helpers/traffic.js';
 
+/** A backend that greets with its name, then echoes. */
 async function namedBackend(t: Test, name: string): Promise<number> {
   const { port } = await startServer(t, (socket) => {
     socket.write(`${name}\n`);
@@ -19,6 +26,110 @@ async function namedBackend(t: Test, name: string): Promise<number> {
   });
   return port;
 }
+
+interface Service {
+  name: string;
+  port: number;
+  backends: number[];
+}
+
+const configOf = (services: Service[]) =>
+  parseConfig(
+    [
+      'workers: 2',
+      'services:',
+      ...services.flatMap((s) => [
+        `  - name: ${s.name}`,
+        `    listen: 127.0.0.1:${s.port}`,
+        '    backends:',
+        ...s.backends.map((b) => `      - address: 127.0.0.1:${b}`),
+      ]),
+    ].join('\n'),
+    'reload.yaml',
+  );
+
+
+/** Ports free right now: all bound to 0 at once (so they differ), then released. */
+async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: count }, async () => {
+      const server = net.createServer().listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      return server;
+    }),
+  );
+  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  return ports;
+}
+
+async function greeting(t: Test, port: number): Promise<string> {
+  return (await openConn(t, port)).readLine();
+}
+
+t.test('a failed apply names the service and leaves the running config', async (t) => {
+  const backend = await namedBackend(t, 'one');
+  const [first, second] = await freePorts(2);
+  const squatter = net.createServer().listen({ port: second, host: '127.0.0.1', exclusive: true });
+  await once(squatter, 'listening');
+  t.teardown(() => squatter.close());
+
+  const engine = Engine.start({ workers: 2 });
+  t.teardown(() => engine.stop());
+  engine.apply(configOf([{ name: 'first', port: first!, backends: [backend] }]));
+  const before = await openConn(t, first!);
+  t.equal(await before.readLine(), 'one', 'the first config serves');
+
+  const error = (() => {
+    try {
+      engine.apply(configOf([
+        { name: 'first', port: first!, backends: [backend] },
+        { name: 'second', port: second!, backends: [backend] },
+      ]));
+    } catch (e) {
+      return e as NodeJS.ErrnoException & { service?: string };
+    }
+    return undefined;
+  })();
+  t.equal(error?.code, 'EADDRINUSE');
+  t.equal(error?.service, 'second', 'the error names the service whose listener failed');
+  t.match(error?.message, `bind 127.0.0.1:${second} for service second`);
+  t.strictSame(engine.stats().services.map((s) => s.name), ['first'], 'stats still show the running config');
+  t.equal(await greeting(t, first!), 'one', 'the running service still accepts');
+  before.socket.write('still here\n');
+  t.equal(await before.readLine(), 'still here', 'and the open connection still relays');
+});
+
+t.test('a reload keeps listeners that stay and never touches open connections', async (t) => {
+  const oldBackend = await namedBackend(t, 'old');
+  const newBackend = await namedBackend(t, 'new');
+  const [kept, added] = await freePorts(2);
+  const engine = Engine.start({ workers: 2 });
+  t.teardown(() => engine.stop());
+
+  engine.apply(configOf([{ name: 'kept', port: kept!, backends: [oldBackend] }]));
+  const open = await openConn(t, kept!);
+  t.equal(await open.readLine(), 'old');
+
+  // Same listener, new backend list, plus a new service.
+  engine.apply(configOf([
+    { name: 'kept', port: kept!, backends: [newBackend] },
+    { name: 'added', port: added!, backends: [oldBackend] },
+  ]));
+  await engine.whenApplied();
+  t.equal(await greeting(t, kept!), 'new', 'new connections use the new backend list');
+  t.equal(await greeting(t, added!), 'old', 'the added service serves');
+  open.socket.write('ping\n');
+  t.equal(await open.readLine(), 'ping', 'the connection opened before the reload still relays to its backend');
+
+  // Remove the kept service: its listener closes, its open connection goes on.
+  engine.apply(configOf([{ name: 'added', port: added!, backends: [oldBackend] }]));
+  await engine.whenApplied();
+  t.equal(await connectOutcome(t, kept!), 'ECONNREFUSED', 'the removed service refuses new connects');
+  open.socket.write('pong\n');
+  t.equal(await open.readLine(), 'pong', 'and its open connection still relays');
+  t.equal(await greeting(t, added!), 'old', 'the remaining service serves');
+});
 
 const yaml = (backends: number[], drainTimeout = '1s') => (port: number): string =>
   [

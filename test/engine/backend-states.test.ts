@@ -1,7 +1,8 @@
-// The backend lifecycle through real connections: backups take over and give
-// back, slow start ramps, drain finishes open connections and then closes
-// them, max_connections queues or refuses (counted), weights change at run
-// time, and sticky clients keep their backend across a reload.
+// What a backend's state and settings do to real connections (in this
+// process): backups take over and give back, slow start ramps, drain finishes
+// open connections and then closes them, max_connections queues or refuses
+// (counted), weights change at run time, and sticky clients keep their
+// backend across a reload.
 import t, { type Test } from 'tap';
 import { land, startIdBackends, whoAnswers } from '../helpers/backends.js';
 import { SERVICE, serviceConfig, startService } from '../helpers/engine.js';
