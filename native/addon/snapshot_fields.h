@@ -1,5 +1,5 @@
 // The numbers a snapshot carries and the values each may take: the config
-// schema's bounds for the key it comes from (test/snapshot-schema.test.ts
+// schema's bounds for the key it comes from (test/unit/snapshot-schema.test.ts
 // holds them equal through addon.snapshotSchema). The snapshot reader checks
 // with these, and so does any other call that takes such a number
 // (Engine.setBackendWeight).
