@@ -75,7 +75,7 @@ export interface SyncStatus {
   counters: Record<string, number>;
   rejected: Record<RejectReason, number>;
   /** This node's resync at start: `taught` once one peer's copy is complete. */
-  resync: { state: ResyncState; taughtBy?: string; taughtAfterMs?: number };
+  resync: { state: ResyncState; taughtBy?: string; taughtAt?: number; taughtAfterMs?: number };
   resyncRefused: Record<ResyncRefusal, number>;
 }
 
@@ -147,6 +147,8 @@ export class SessionSync implements SyncSource {
   #askTimer: NodeJS.Timeout | undefined;
   #asks = 0;
   #taughtBy: string | undefined;
+  /** When the first copy was complete: epoch ms, and ms after start. */
+  #taughtAt: number | undefined;
   #taughtAfterMs: number | undefined;
   // Copies being sent: one cursor over the key space shared by every target.
   #dumpTargets: DumpTarget[] = [];
@@ -236,7 +238,7 @@ export class SessionSync implements SyncSource {
       peers: [...this.#peers.values()].map((p) => ({ ...p.status })),
       counters: { ...this.#counters },
       rejected: { ...this.#rejected },
-      resync: { state, ...(this.#taughtBy !== undefined && { taughtBy: this.#taughtBy, taughtAfterMs: this.#taughtAfterMs }) },
+      resync: { state, ...(this.#taughtBy !== undefined && { taughtBy: this.#taughtBy, taughtAt: this.#taughtAt, taughtAfterMs: this.#taughtAfterMs }) },
       resyncRefused: { ...this.#resyncRefused },
     };
   }
@@ -420,6 +422,7 @@ export class SessionSync implements SyncSource {
     peer.status.resync = 'taught';
     if (this.#taughtBy !== undefined) return;
     this.#taughtBy = peer.status.address;
+    this.#taughtAt = Date.now();
     this.#taughtAfterMs = Math.round(performance.now() - this.#startedAt);
     this.#logger.info({ peer: this.#taughtBy, afterMs: this.#taughtAfterMs, records: this.#counters.dumpRecordsReceived }, 'session sync: full copy received');
   }
