@@ -171,7 +171,8 @@ int Engine::dump_sync(uint32_t from, uint32_t to, uint32_t* appended) {
     for (const auto& [table, kind] : tables) {
       if (table == nullptr) continue;
       table->visit_live(now, [&, kind = kind](uint64_t key, uint32_t backend_slot, uint64_t last_used_ms) {
-        if (in_dump_range(key, from, to)) records.push_back(dump_record(kind, spec.slot, backend_slot, key, last_used_ms));
+        if (!in_dump_range(key, from, to)) return;
+        records.push_back(make_sync_record(kind, spec.slot, backend_slot, key, last_used_ms));
       });
     }
   }

@@ -12,15 +12,9 @@ void SyncJournal::record(SyncKind kind, uint32_t service_slot, uint32_t backend_
     dropped_++;
     return;
   }
-  SyncRecord record;
-  record.kind = static_cast<uint8_t>(kind);
-  record.service_slot = service_slot;
-  record.backend_slot = backend_slot;
-  record.key_hash = key_hash;
-  record.at_ms = now_ms;
   // The vector grows up to capacity once and keeps its storage across takes
   // (take() swaps in a vector of the same capacity).
-  records_.push_back(record);
+  records_.push_back(make_sync_record(kind, service_slot, backend_slot, key_hash, now_ms));
 }
 
 uint32_t SyncJournal::append_dump(std::vector<SyncRecord>& records) {

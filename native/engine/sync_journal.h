@@ -53,15 +53,16 @@ inline bool in_dump_range(uint64_t key_hash, uint32_t from, uint32_t to) {
   const auto bucket = static_cast<uint32_t>(key_hash >> 48);
   return bucket >= from && bucket < to;
 }
-// A dump record: the entry's last use (monotonic ms) as its time.
-inline SyncRecord dump_record(SyncKind kind, uint32_t service_slot, uint32_t backend_slot, uint64_t key_hash,
-                              uint64_t last_used_ms) {
+// A record as the journal keeps it: at_ms is when it was recorded (a change)
+// or the entry's last use (a dump record), monotonic ms.
+inline SyncRecord make_sync_record(SyncKind kind, uint32_t service_slot, uint32_t backend_slot, uint64_t key_hash,
+                                   uint64_t at_ms) {
   SyncRecord record;
   record.kind = static_cast<uint8_t>(kind);
   record.service_slot = service_slot;
   record.backend_slot = backend_slot;
   record.key_hash = key_hash;
-  record.at_ms = last_used_ms;
+  record.at_ms = at_ms;
   return record;
 }
 

@@ -475,8 +475,8 @@ void UdpRelay::close_backend(uint32_t slot) {
 void UdpRelay::dump_flows(uint32_t from, uint32_t to, std::vector<SyncRecord>* out) const {
   for (UdpFlow* flow = table_.longest_idle(); flow != nullptr; flow = table_.newer(flow)) {
     if (flow->fd < 0 || !flow->service->shared().journal || !in_dump_range(flow->hash, from, to)) continue;
-    out->push_back(dump_record(SyncKind::kUdpFlow, flow->service->spec().slot, flow->backend_slot, flow->hash,
-                               flow->last_active_ms));
+    out->push_back(make_sync_record(SyncKind::kUdpFlow, flow->service->spec().slot, flow->backend_slot, flow->hash,
+                                    flow->last_active_ms));
   }
 }
 

@@ -67,7 +67,7 @@ void test_journal_dump_bound() {
   journal.record(SyncKind::kSticky, 1, 2, 100, 5000);
   journal.begin_dump(2);
   std::vector<SyncRecord> part;
-  for (uint64_t i = 1; i <= 5; i++) part.push_back(dump_record(SyncKind::kUdpFlow, 3, 4, i << 48, 4000));
+  for (uint64_t i = 1; i <= 5; i++) part.push_back(make_sync_record(SyncKind::kUdpFlow, 3, 4, i << 48, 4000));
   check(journal.append_dump(part) == 3, "a dump part fills the journal only to half its capacity");
   SyncTakeStats stats;
   std::vector<SyncRecord> taken = journal.take(5000, &stats);
