@@ -85,7 +85,8 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
     );
   }
   // Session sync before VRRP and the announcement: it asks the peers for
-  // their state at once, and VRRP holds preemption until a copy has arrived.
+  // their state at once, and VRRP holds preemption (the announcement holds
+  // back every VIP) until a copy has arrived.
   let sync: SessionSync | undefined;
   if (config.sync !== undefined) {
     try {
@@ -117,7 +118,8 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
   let announcer: Announcer | undefined;
   if (config.announce !== undefined) {
     try {
-      announcer = new Announcer({ config: config.announce, engine, current: () => runtime.config(), logger });
+      const learning = sync;
+      announcer = new Announcer({ config: config.announce, engine, current: () => runtime.config(), logger, ...(learning && { holdAnnounce: () => learning.resyncing() }) });
       runtime.attachAnnounce(announcer);
       await announcer.start();
     } catch (err) {
