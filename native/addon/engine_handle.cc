@@ -22,6 +22,7 @@ Napi::Function EngineHandle::define_class(Napi::Env env) {
                          InstanceAccessor<&EngineHandle::workers>("workers"),
                          InstanceMethod<&EngineHandle::take_sync>("takeSync"),
                          InstanceMethod<&EngineHandle::install_sync>("installSync"),
+                         InstanceMethod<&EngineHandle::dump_sync>("dumpSync"),
                      });
 }
 
@@ -180,15 +181,29 @@ Napi::Value EngineHandle::workers(const Napi::CallbackInfo& info) {
 
 Napi::Value EngineHandle::take_sync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  uint64_t dropped = 0;
+  SyncTakeStats stats;
   std::vector<SyncRecord> records;
-  if (engine_ && !engine_->stopped()) records = engine_->take_sync(&dropped);
+  if (engine_ && !engine_->stopped()) records = engine_->take_sync(&stats);
   Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, records.size() * sizeof(SyncRecord));
   if (!records.empty()) std::memcpy(buffer.Data(), records.data(), records.size() * sizeof(SyncRecord));
   Napi::Object result = Napi::Object::New(env);
   result.Set("records", buffer);
-  result.Set("dropped", Napi::Number::New(env, static_cast<double>(dropped)));
+  result.Set("dropped", Napi::Number::New(env, static_cast<double>(stats.dropped)));
+  result.Set("dumpDropped", Napi::Number::New(env, static_cast<double>(stats.dump_dropped)));
+  result.Set("dumpPending", Napi::Number::New(env, stats.dump_pending));
   return result;
+}
+
+Napi::Value EngineHandle::dump_sync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  // 0 <= from < to <= kDumpBuckets.
+  const uint32_t from = integer_argument(info, 0, "dumpSync", "from", 0, kDumpBuckets - 1);
+  const uint32_t to = integer_argument(info, 1, "dumpSync", "to", static_cast<int64_t>(from) + 1, kDumpBuckets);
+  if (!engine_ || engine_->stopped()) throw errno_error(env, ESHUTDOWN, "dumpSync on a stopped engine");
+  uint32_t appended = 0;
+  const int result = engine_->dump_sync(from, to, &appended);
+  if (result < 0) throw errno_error(env, -result, "dumpSync");
+  return Napi::Number::New(env, appended);
 }
 
 Napi::Value EngineHandle::install_sync(const Napi::CallbackInfo& info) {

@@ -9,8 +9,10 @@
 //   engine.stop()                          idempotent; joins the workers
 //   engine.counters                        ArrayBuffer over the counter arena
 //   engine.workers                         number of worker threads
-//   engine.takeSync() -> {records: ArrayBuffer, dropped}   32-byte SyncRecords (sync_journal.h)
+//   engine.takeSync() -> {records: ArrayBuffer, dropped, dumpDropped, dumpPending}
+//                                          32-byte SyncRecords (sync_journal.h)
 //   engine.installSync(Uint8Array) -> installed            the same records, from peers
+//   engine.dumpSync(from, to) -> appended  a round of a full copy for peers (Engine::dump_sync)
 #pragma once
 
 #include <napi.h>
@@ -38,6 +40,7 @@ class EngineHandle : public Napi::ObjectWrap<EngineHandle> {
   Napi::Value workers(const Napi::CallbackInfo& info);
   Napi::Value take_sync(const Napi::CallbackInfo& info);
   Napi::Value install_sync(const Napi::CallbackInfo& info);
+  Napi::Value dump_sync(const Napi::CallbackInfo& info);
 
   // Stops the engine and releases the thread-safe function. Safe to call more
   // than once, from stop(), the GC finalizer or the environment cleanup hook.

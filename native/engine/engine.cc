@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <new>
 #include <set>
+#include <utility>
 
 #include "clock.h"
 #include "listener.h"
@@ -151,7 +152,35 @@ int Engine::apply(std::vector<ServiceSpec> services, ApplyFailure* failure, uint
   return 0;
 }
 
-std::vector<SyncRecord> Engine::take_sync(uint64_t* dropped) { return journal_->take(monotonic_ms(), dropped); }
+std::vector<SyncRecord> Engine::take_sync(SyncTakeStats* stats) { return journal_->take(monotonic_ms(), stats); }
+
+int Engine::dump_sync(uint32_t from, uint32_t to, uint32_t* appended) {
+  *appended = 0;
+  if (stopped_) return -ESHUTDOWN;
+  if (from >= to || to > kDumpBuckets) return -EINVAL;
+  const uint64_t now = monotonic_ms();
+  std::vector<SyncRecord> records;
+  for (const ServiceSpec& spec : specs_) {
+    if (!spec.sync) continue;
+    const ServiceShared& shared = *shared_[spec.name];
+    // Entries adopted from peers are in these tables too and go out with the
+    // rest: after a quick restart of the node that served them, the copy a
+    // peer kept may be the only one left (newest wins where both exist).
+    const std::pair<const StickyTable*, SyncKind> tables[] = {{shared.sticky.get(), SyncKind::kSticky},
+                                                              {shared.adopted.get(), SyncKind::kUdpFlow}};
+    for (const auto& [table, kind] : tables) {
+      if (table == nullptr) continue;
+      table->visit_live(now, [&, kind = kind](uint64_t key, uint32_t backend_slot, uint64_t last_used_ms) {
+        if (!in_dump_range(key, from, to)) return;
+        records.push_back(make_sync_record(kind, spec.slot, backend_slot, key, last_used_ms));
+      });
+    }
+  }
+  journal_->begin_dump(static_cast<uint32_t>(workers_.size()) + 1);
+  *appended = journal_->append_dump(records);
+  for (auto& worker : workers_) worker->post_dump_sync(from, to, journal_);
+  return 0;
+}
 
 uint32_t Engine::install_sync(const SyncRecord* records, size_t count) {
   if (stopped_) return 0;

@@ -62,8 +62,18 @@ class Engine {
   void stop();
 
   // Session state for peers (sync_journal.h): the entries recorded since the
-  // last call, and how many overflowed the journal since then.
-  std::vector<SyncRecord> take_sync(uint64_t* dropped);
+  // last call, and how many overflowed the journal since then (and whether
+  // dump parts are still on their way).
+  std::vector<SyncRecord> take_sync(SyncTakeStats* stats);
+  // One round of a full copy for a peer that (re)started: every live entry of
+  // the services running with `sync` whose key is in [from, to) of
+  // kDumpBuckets goes into the journal flagged as a dump, for take_sync:
+  // sticky entries and adopted UDP assignments (lock-free tables, read here)
+  // at once, and each worker's UDP flows once it has taken the message
+  // (SyncTakeStats::dump_pending counts the workers still to answer).
+  // Returns 0 and the records appended here in *appended, -EINVAL for a bad
+  // range, -ESHUTDOWN when stopped.
+  int dump_sync(uint32_t from, uint32_t to, uint32_t* appended);
   // Installs entries a peer shared (slots already mapped to this node's):
   // sticky ones into their service's sticky table, UDP flows into its adopted
   // assignments. A record whose service is not running with `sync`, whose

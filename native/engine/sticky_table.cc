@@ -36,6 +36,9 @@ StickyTable::StickyTable(uint32_t capacity, uint64_t timeout_ms)
       share_interval_s_(std::max<uint64_t>(1, timeout_ms / 4000)),
       entries_(new Entry[mask_ + 1]) {}
 
+uint32_t StickyTable::slot_from(uint64_t value) { return slot_of(value); }
+uint64_t StickyTable::seconds_from(uint64_t value) { return seconds_of(value); }
+
 bool StickyTable::expired(uint64_t value, uint64_t now_s) const {
   // Seconds are rounded: an entry lives at least timeout, at most timeout + 1s.
   return value == 0 || seconds_of(value) * 1000 + timeout_ms_ < now_s * 1000;

@@ -41,6 +41,24 @@ class StickyTable {
   // here. Returns whether it was stored.
   bool adopt(uint64_t key_hash, uint32_t backend_slot, uint64_t stamp_ms, uint64_t now_ms);
 
+  // Calls visit(key_hash, backend_slot, last_used_ms) for every entry not
+  // expired at now_ms (a full copy for a peer, Engine::dump_sync). Any
+  // thread, beside workers that remember: an entry changing during the walk
+  // is seen before or after the change (its two words are read apart, so a
+  // slot may come with the previous key's time, harmless for a copy that is
+  // refreshed anyway). last_used_ms has the table's one-second resolution.
+  template <typename Visit>
+  void visit_live(uint64_t now_ms, Visit&& visit) const {
+    const uint64_t now_s = now_ms / 1000;
+    for (uint32_t i = 0; i <= mask_; i++) {
+      const uint64_t key = entries_[i].key.load(std::memory_order_acquire);
+      if (key == 0) continue;
+      const uint64_t value = entries_[i].value.load(std::memory_order_relaxed);
+      if (expired(value, now_s)) continue;
+      visit(key, slot_from(value), seconds_from(value) * 1000);
+    }
+  }
+
   uint32_t capacity() const { return mask_ + 1; }
   uint64_t timeout_ms() const { return timeout_ms_; }
 
@@ -51,6 +69,8 @@ class StickyTable {
   };
   static constexpr uint32_t kProbes = 16;
   bool expired(uint64_t value, uint64_t now_s) const;
+  static uint32_t slot_from(uint64_t value);
+  static uint64_t seconds_from(uint64_t value);
 
   uint32_t mask_;
   uint64_t timeout_ms_;

@@ -12,25 +12,40 @@ void SyncJournal::record(SyncKind kind, uint32_t service_slot, uint32_t backend_
     dropped_++;
     return;
   }
-  SyncRecord record;
-  record.kind = static_cast<uint8_t>(kind);
-  record.service_slot = service_slot;
-  record.backend_slot = backend_slot;
-  record.key_hash = key_hash;
-  record.at_ms = now_ms;
   // The vector grows up to capacity once and keeps its storage across takes
   // (take() swaps in a vector of the same capacity).
-  records_.push_back(record);
+  records_.push_back(make_sync_record(kind, service_slot, backend_slot, key_hash, now_ms));
 }
 
-std::vector<SyncRecord> SyncJournal::take(uint64_t now_ms, uint64_t* dropped) {
+uint32_t SyncJournal::append_dump(std::vector<SyncRecord>& records) {
+  uint32_t appended = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const size_t limit = capacity_ / 2;
+    const size_t room = records_.size() < limit ? limit - records_.size() : 0;
+    appended = static_cast<uint32_t>(std::min(room, records.size()));
+    for (uint32_t i = 0; i < appended; i++) {
+      records[i].flags = kSyncRecordDump;
+      records_.push_back(records[i]);
+    }
+    dump_dropped_ += records.size() - appended;
+  }
+  dump_pending_.fetch_sub(1, std::memory_order_release);
+  return appended;
+}
+
+std::vector<SyncRecord> SyncJournal::take(uint64_t now_ms, SyncTakeStats* stats) {
+  // Read first: a part counted done here has its records in the journal now.
+  stats->dump_pending = dump_pending_.load(std::memory_order_acquire);
   std::vector<SyncRecord> taken;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     taken.reserve(records_.capacity());
     taken.swap(records_);
-    *dropped = dropped_;
+    stats->dropped = dropped_;
+    stats->dump_dropped = dump_dropped_;
     dropped_ = 0;
+    dump_dropped_ = 0;
   }
   for (SyncRecord& record : taken) {
     const uint64_t age = now_ms > record.at_ms ? now_ms - record.at_ms : 0;

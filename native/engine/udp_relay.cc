@@ -472,6 +472,14 @@ void UdpRelay::close_backend(uint32_t slot) {
   for (UdpFlow* flow : doomed) close_flow(flow, kUdpCounterCount);
 }
 
+void UdpRelay::dump_flows(uint32_t from, uint32_t to, std::vector<SyncRecord>* out) const {
+  for (UdpFlow* flow = table_.longest_idle(); flow != nullptr; flow = table_.newer(flow)) {
+    if (flow->fd < 0 || !flow->service->shared().journal || !in_dump_range(flow->hash, from, to)) continue;
+    out->push_back(make_sync_record(SyncKind::kUdpFlow, flow->service->spec().slot, flow->backend_slot, flow->hash,
+                                    flow->last_active_ms));
+  }
+}
+
 void UdpRelay::close_all() {
   while (UdpFlow* flow = table_.longest_idle()) close_flow(flow, kUdpCounterCount);
   if (fd_ >= 0) close(fd_);  // also leaves epoll
@@ -648,6 +656,12 @@ void UdpRelaySet::on_io(const IoHandle* handle, uint32_t) {
 
 void UdpRelaySet::close_backend(uint32_t slot) {
   for (auto& relay : relays_) relay->close_backend(slot);
+}
+
+void UdpRelaySet::dump_flows(uint32_t from, uint32_t to, SyncJournal& journal) const {
+  std::vector<SyncRecord> records;
+  for (const auto& relay : relays_) relay->dump_flows(from, to, &records);
+  journal.append_dump(records);
 }
 
 void UdpRelaySet::close_all() {

@@ -105,6 +105,9 @@ class UdpRelay final : public UdpFlowOwner {
   void close_backend(uint32_t slot);
   // Closes every flow and the listener (reload removed it, engine stop).
   void close_all();
+  // With `sync`: adds a dump record for each flow with a backend whose
+  // 5-tuple hash is in [from, to) (sync_journal.h).
+  void dump_flows(uint32_t from, uint32_t to, std::vector<SyncRecord>* out) const;
 
   void on_flow_idle(UdpFlow* flow, uint64_t now_ms) override;
 
@@ -187,6 +190,8 @@ class UdpRelaySet {
   void on_io(const IoHandle* handle, uint32_t events);
   void close_backend(uint32_t slot);
   void close_all();
+  // Every relay's dump_flows, appended to `journal` as one dump part.
+  void dump_flows(uint32_t from, uint32_t to, SyncJournal& journal) const;
   // A closed flow may still be named by an event later in the current
   // batch: it is freed by free_retired() after the batch.
   void retire(UdpFlow* flow) { retired_flows_.push_back(flow); }

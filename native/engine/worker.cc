@@ -102,6 +102,15 @@ void Worker::post_close_backend(uint32_t slot) {
   post(std::move(message));
 }
 
+void Worker::post_dump_sync(uint32_t from, uint32_t to, std::shared_ptr<SyncJournal> journal) {
+  Message message;
+  message.kind = Message::Kind::kDumpSync;
+  message.dump_from = from;
+  message.dump_to = to;
+  message.journal = std::move(journal);
+  post(std::move(message));
+}
+
 void Worker::set_periodic(std::function<void(uint64_t)> task, uint32_t interval_ms) {
   periodic_task_ = std::move(task);
   periodic_interval_ms_ = interval_ms;
@@ -185,6 +194,9 @@ void Worker::take_messages() {
         break;
       case Message::Kind::kCloseBackend:
         close_backend(message.backend_slot);
+        break;
+      case Message::Kind::kDumpSync:
+        udp_->dump_flows(message.dump_from, message.dump_to, *message.journal);
         break;
     }
   }

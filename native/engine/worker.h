@@ -52,6 +52,9 @@ class Worker {
   // JS thread. Closes every open connection to the backend in `slot` (a
   // drained backend whose drain timeout has passed).
   void post_close_backend(uint32_t slot);
+  // JS thread. Appends this worker's UDP flows of sync services whose hash is
+  // in [from, to) to `journal` as one dump part (Engine::dump_sync).
+  void post_dump_sync(uint32_t from, uint32_t to, std::shared_ptr<SyncJournal> journal);
   // JS thread, before start(): runs task(now_ms) on this worker's thread every
   // interval_ms (the engine gives worker 0 the load sampler).
   void set_periodic(std::function<void(uint64_t)> task, uint32_t interval_ms);
@@ -112,10 +115,13 @@ class Worker {
     std::shared_ptr<const Service> service;
   };
   struct Message {
-    enum class Kind : uint8_t { kListeners, kCloseBackend, kStop } kind = Kind::kListeners;
+    enum class Kind : uint8_t { kListeners, kCloseBackend, kDumpSync, kStop } kind = Kind::kListeners;
     std::vector<ListenerBinding> listeners;
     uint64_t generation = 0;
     uint32_t backend_slot = 0;
+    uint32_t dump_from = 0;  // kDumpSync: the key range and where the part goes
+    uint32_t dump_to = 0;
+    std::shared_ptr<SyncJournal> journal;
   };
   // Calls back into the worker when it fires (accept retry, queue poll, periodic task).
   class CallbackTimer final : public Timer {

@@ -207,6 +207,10 @@ export class FulcrumMetrics {
     this.#counter('fulcrum_sync_rejected_total', 'Session sync datagrams rejected, by reason (badMac, replay, stale, notPeer, truncated...).', ['reason'], (set) => {
       for (const [reason, n] of Object.entries(sync.status().rejected)) set({ reason }, n);
     });
+    this.#counter('fulcrum_sync_resync_refused_total', 'Resync requests (a restarted peer asking for a full copy) not served, by reason (alreadySent, tooSoon, stale, replay).', ['reason'], (set) => {
+      for (const [reason, n] of Object.entries(sync.status().resyncRefused)) set({ reason }, n);
+    });
+    this.#gauge('fulcrum_sync_resync_taught', 'Whether this node has received a full copy of a peer\'s session state since it started.', [], (set) => set({}, sync.status().resync.state === 'taught' ? 1 : 0));
   }
 
   /** A gauge whose series are rebuilt at each scrape. */

@@ -223,9 +223,17 @@ export const STATUS_PAGE = `<!doctype html>
     if (y) {
       const rejected = Object.values(y.rejected).reduce((sum, n) => sum + n, 0);
       lines.push(el('div', { id: 'sync-line' }, 'session sync ' + y.listen + ' → ' + y.peers.map((p) => p.address + (p.lastAcceptedAt ? ' (heard ' + duration(Math.max(0, status.now - p.lastAcceptedAt)) + ' ago)' : ' (not heard)')).join(', ') +
-        ' · sent ' + y.counters.recordsSent + ' · installed ' + y.counters.recordsInstalled + ' · rejected ' + rejected));
+        ' · sent ' + y.counters.recordsSent + ' · installed ' + y.counters.recordsInstalled + ' · rejected ' + rejected + resyncText(y.resync)));
     }
     document.getElementById('announce').replaceChildren(...lines);
+  }
+
+  // This node's resync at start: who taught it the peers' clients, or that it is still asking.
+  function resyncText(r) {
+    if (!r) return '';
+    if (r.state === 'taught') return ' · taught by ' + r.taughtBy + ' in ' + r.taughtAfterMs + ' ms';
+    if (r.state === 'gaveUp') return ' · resync: no peer answered';
+    return ' · resync: ' + r.state;
   }
 
   function banner(text, withTokenButton) {

@@ -5,6 +5,9 @@
 //   any          withdrawn while starting, stopping,  "starting", "stopping",
 //                drained by the admin API             "drained by admin"
 //                withdrawn when the engine stopped    "engine stopped"
+//                withdrawn while session sync learns  "session sync: learning the
+//                the peers' clients at start (at     peers' clients"
+//                most 10 s, SessionSync.resyncing)
 //                withdrawn when tracking fails        "tracking: service x: no backend up"
 //                withdrawn when one of the VIP's      "service web: no backend up"
 //                services has no backend up
@@ -68,6 +71,24 @@ export interface AnnouncerOptions {
   /** The config in force (its services decide which services serve a VIP). */
   current: () => FulcrumConfig;
   logger: Logger;
+  /** While true, nothing is announced: session sync is still being taught the
+   * peers' clients (SessionSync.resyncing), so a node that restarts takes its
+   * share of the ECMP traffic only once it knows where those clients go. */
+  holdAnnounce?: () => boolean;
+}
+
+/** What keeps every VIP withdrawn now, or undefined (then tracking and each VIP's services decide). */
+export function announceHeldBack(state: {
+  phase: 'starting' | 'running' | 'stopping' | 'stopped';
+  drained: boolean;
+  engineStopped: boolean;
+  learning: boolean;
+}): string | undefined {
+  if (state.phase !== 'running') return state.phase;
+  if (state.drained) return 'drained by admin';
+  if (state.engineStopped) return 'engine stopped';
+  if (state.learning) return "session sync: learning the peers' clients";
+  return undefined;
 }
 
 interface VipEntry {
@@ -86,6 +107,7 @@ export class Announcer implements AnnounceSource {
   /** VIPs this process added to the interface (removed again at stop). */
   readonly #addedAddresses: string[] = [];
   #phase: 'starting' | 'running' | 'stopping' | 'stopped' = 'starting';
+  readonly #holdAnnounce: () => boolean;
   #drained = false;
   #reachable = false;
   #lastError: string | undefined;
@@ -101,6 +123,7 @@ export class Announcer implements AnnounceSource {
     this.#config = options.config;
     this.#engine = options.engine;
     this.#current = options.current;
+    this.#holdAnnounce = options.holdAnnounce ?? (() => false);
     this.#logger = options.logger.child({ announce: options.config.localAddress });
     if (options.config.bird.run) {
       this.#bird = new BirdProcess({ ...options.config.bird, logger: this.#logger });
@@ -200,10 +223,7 @@ export class Announcer implements AnnounceSource {
   desired(): Map<string, { state: VipState; reason: string; services: string[] }> {
     const config = this.#current();
     const out = new Map<string, { state: VipState; reason: string; services: string[] }>();
-    const common = this.#phase !== 'running' ? this.#phase
-      : this.#drained ? 'drained by admin'
-      : this.#engine.stopped ? 'engine stopped'
-      : undefined;
+    const common = announceHeldBack({ phase: this.#phase, drained: this.#drained, engineStopped: this.#engine.stopped, learning: this.#holdAnnounce() });
     const tracked = common === undefined ? checkDataPlane(this.#engine, { services: this.#config.track.services, weight: 0 }) : undefined;
     for (const vip of this.#vips.keys()) {
       const services = servicesOfVip(vip, config.services);

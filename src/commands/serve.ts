@@ -84,22 +84,9 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
       'listening',
     );
   }
-  // HA after the listeners: they bind the VIPs with IP_FREEBIND, so this node
-  // serves the moment it becomes Master.
-  let ha: HaInstance | undefined;
-  if (config.ha !== undefined) {
-    try {
-      ha = new HaInstance({ config: config.ha, logger, engine });
-      await ha.start();
-      runtime.attachHa(ha);
-    } catch (err) {
-      runtime.stop();
-      await admin.close();
-      return fail(logger, `cannot start VRRP on ${config.ha.interface}: ${errorText(err)}`, err);
-    }
-  }
-  // Session sync before the announcement: a node takes traffic only once it
-  // hears its peers' sessions.
+  // Session sync before VRRP and the announcement: it asks the peers for
+  // their state at once, and VRRP holds preemption (the announcement holds
+  // back every VIP) until a copy has arrived.
   let sync: SessionSync | undefined;
   if (config.sync !== undefined) {
     try {
@@ -107,16 +94,32 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
       await sync.start();
       runtime.attachSync(sync);
     } catch (err) {
-      await ha?.stop();
       runtime.stop();
       await admin.close();
       return fail(logger, `cannot start session sync on ${config.sync.listen.text}: ${errorText(err)}`, err);
     }
   }
+  // HA after the listeners: they bind the VIPs with IP_FREEBIND, so this node
+  // serves the moment it becomes Master.
+  let ha: HaInstance | undefined;
+  if (config.ha !== undefined) {
+    try {
+      const resyncing = sync;
+      ha = new HaInstance({ config: config.ha, logger, engine, ...(resyncing && { holdPreempt: () => resyncing.resyncing() }) });
+      await ha.start();
+      runtime.attachHa(ha);
+    } catch (err) {
+      sync?.stop();
+      runtime.stop();
+      await admin.close();
+      return fail(logger, `cannot start VRRP on ${config.ha.interface}: ${errorText(err)}`, err);
+    }
+  }
   let announcer: Announcer | undefined;
   if (config.announce !== undefined) {
     try {
-      announcer = new Announcer({ config: config.announce, engine, current: () => runtime.config(), logger });
+      const learning = sync;
+      announcer = new Announcer({ config: config.announce, engine, current: () => runtime.config(), logger, ...(learning && { holdAnnounce: () => learning.resyncing() }) });
       runtime.attachAnnounce(announcer);
       await announcer.start();
     } catch (err) {

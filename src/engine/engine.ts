@@ -221,9 +221,11 @@ export class Engine extends EventEmitter {
   }
 
   /** Session entries (sticky, UDP flows) recorded since the last call, named for peers; `dropped`
-   * overflowed the native journal since then. Entries of services or backends a reload removed are skipped. */
-  takeSessionRecords(): { records: SessionRecord[]; dropped: number } {
-    if (this.#stopped) return { records: [], dropped: 0 };
+   * overflowed the native journal since then (`dumpDropped`: records of a full copy that did not fit;
+   * `dumpPending`: parts of one that workers have yet to add). Entries of services or backends a
+   * reload removed are skipped. */
+  takeSessionRecords(): { records: SessionRecord[]; dropped: number; dumpDropped: number; dumpPending: number } {
+    if (this.#stopped) return { records: [], dropped: 0, dumpDropped: 0, dumpPending: 0 };
     const taken = this.#native.takeSync();
     const services = new Map<number, ServiceConfig>();
     for (const service of this.#config?.services ?? []) services.set(this.#slots.serviceSlot(service.name)!, service);
@@ -232,9 +234,17 @@ export class Engine extends EventEmitter {
       const service = services.get(r.serviceSlot);
       const backend = service?.backends.find((b) => this.#slots.backendSlot(service.name, b.address.text) === r.backendSlot);
       if (service === undefined || backend === undefined) continue;
-      records.push({ kind: r.kind, service: service.name, backend: backend.address.text, ageMs: r.ageMs, key: r.key });
+      records.push({ kind: r.kind, service: service.name, backend: backend.address.text, ageMs: r.ageMs, key: r.key, ...(r.dump && { dump: r.dump }) });
     }
-    return { records, dropped: taken.dropped };
+    return { records, dropped: taken.dropped, dumpDropped: taken.dumpDropped, dumpPending: taken.dumpPending };
+  }
+
+  /** One round of a full copy of the session state for peers (native Engine::dump_sync): the live
+   * entries of sync services whose key's top 16 bits are in [from, to) of 65536 come out of later
+   * takeSessionRecords() calls flagged `dump`. Returns how many were added at once. */
+  dumpSessionRecords(from: number, to: number): number {
+    if (this.#stopped) return 0;
+    return this.#native.dumpSync(from, to);
   }
 
   /** Install peers' entries: returns how many took effect and how many name a service or

@@ -128,8 +128,13 @@ export interface NativeEngine {
   stop(): void;
   readonly counters: ArrayBuffer;
   readonly workers: number;
-  /** Session entries recorded since the last call (32-byte records, src/engine/sync-records.ts). */
-  takeSync(): { records: ArrayBuffer; dropped: number };
+  /** Session entries recorded since the last call (32-byte records, src/engine/sync-records.ts);
+   * `dumpDropped`: dump records that did not fit; `dumpPending`: dump parts workers have yet to add. */
+  takeSync(): { records: ArrayBuffer; dropped: number; dumpDropped: number; dumpPending: number };
+  /** One round of a full copy for peers: the live entries of sync services whose key's top 16 bits
+   * are in [from, to) of 65536 go into the journal as dump records; returns how many were added at once
+   * (sticky and adopted; workers add their UDP flows soon after). Throws ESHUTDOWN when stopped. */
+  dumpSync(from: number, to: number): number;
   /** Installs peers' entries (the same records, this node's slots); returns how many took effect. */
   installSync(records: Uint8Array): number;
 }

@@ -15,6 +15,8 @@ export interface SlotRecord {
   ageMs: number;
   /** sticky: hash of the client address; udp: hash of the 5-tuple (native/engine/flow_hash.h). */
   key: bigint;
+  /** Part of a full copy for a peer that (re)started (dumpSync), not a change; only takeSync sets it. */
+  dump?: true;
 }
 
 /** One entry as peers exchange it. */
@@ -25,7 +27,12 @@ export interface SessionRecord {
   backend: string;
   ageMs: number;
   key: bigint;
+  /** Taken from a full copy (dumpSync): goes only to the peers the copy is for. */
+  dump?: true;
 }
+
+/** SyncRecord::flags bit: a dump record (native/engine/sync_journal.h kSyncRecordDump). */
+const FLAG_DUMP = 1;
 
 /** Decode what takeSync() returned; records of an unknown kind are skipped. */
 export function decodeSlotRecords(buffer: ArrayBuffer): SlotRecord[] {
@@ -35,13 +42,15 @@ export function decodeSlotRecords(buffer: ArrayBuffer): SlotRecord[] {
     const code = view.getUint8(offset);
     const kind = code === 1 ? 'sticky' : code === 2 ? 'udp' : undefined;
     if (kind === undefined) continue;
-    records.push({
+    const record: SlotRecord = {
       kind,
       serviceSlot: view.getUint32(offset + 4, true),
       backendSlot: view.getUint32(offset + 8, true),
       ageMs: view.getUint32(offset + 12, true),
       key: view.getBigUint64(offset + 16, true),
-    });
+    };
+    if ((view.getUint8(offset + 1) & FLAG_DUMP) !== 0) record.dump = true;
+    records.push(record);
   }
   return records;
 }

@@ -35,6 +35,9 @@ export interface HaInstanceOptions {
   logger: Logger;
   /** Tracked when given: a stopped engine or a tracked service with no backend up. */
   engine?: Pick<Engine, 'stats' | 'stopped'>;
+  /** While true, a lower-priority Master is not preempted (SessionSync.resyncing: this node has not
+   * yet learnt the clients that Master serves). */
+  holdPreempt?: () => boolean;
 }
 
 export class HaInstance implements HaSource {
@@ -95,6 +98,7 @@ export class HaInstance implements HaSource {
         preempt: config.preempt,
         preemptDelayMs: config.preemptDelayMs,
         primaryAddress: this.#source,
+        ...(options.holdPreempt && { holdPreempt: this.#holdPreempt(options.holdPreempt) }),
       },
       {
         advertise: (priority) => this.#advertise(priority),
@@ -103,6 +107,17 @@ export class HaInstance implements HaSource {
         transition: (from, to, reason) => this.#onTransition(from, to, reason),
       },
     );
+  }
+
+  /** `hold`, logging when it starts and stops holding preemption back. */
+  #holdPreempt(hold: () => boolean): () => boolean {
+    let holding = false;
+    return () => {
+      const now = hold();
+      if (now !== holding) this.#logger.info(now ? 'preemption held: session sync is learning the Master\'s clients' : 'preemption no longer held');
+      holding = now;
+      return now;
+    };
   }
 
   /** Remove VIPs a killed predecessor left behind, then enter Backup (or Fault when tracking fails). */

@@ -10,7 +10,8 @@
 //   backup      advert, priority 0             Master_Down_Timer = Skew_Time            backup
 //   backup      advert, preempt off or         learn Master_Adver_Interval,             backup
 //               priority >= ours (or within    Master_Down_Timer = Master_Down_Interval
-//               preempt_delay)
+//               preempt_delay, or while
+//               holdPreempt() says so)
 //   backup      advert, lower priority,        ignore (the timer fires: we preempt)     backup
 //               preempt on
 //   master      Adver_Timer fires              send advert                              master
@@ -60,6 +61,9 @@ export interface StateMachineOptions {
   preemptDelayMs: number;
   /** Our primary IPv4 address on the interface, for the equal-priority tie-break. */
   primaryAddress: string;
+  /** While true, a lower-priority Master is not preempted (session sync still learning the
+   * Master's clients after a restart); a Backup with no Master still takes over as usual. */
+  holdPreempt?: () => boolean;
 }
 
 export function skewTimeMs(priority: number, masterAdverIntervalMs: number): number {
@@ -191,8 +195,9 @@ export class VrrpStateMachine {
     }
   }
 
-  /** Whether preempt_delay still holds off preempting a lower-priority Master. */
+  /** Whether holdPreempt or preempt_delay still holds off preempting a lower-priority Master. */
   #holdingPreempt(): boolean {
+    if (this.#options.holdPreempt?.() === true) return true;
     if (this.#options.preemptDelayMs <= 0) return false;
     const now = this.#timers.now();
     this.#lowerMasterSince ??= now;

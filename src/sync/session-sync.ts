@@ -4,22 +4,69 @@
 // peers send is checked (source, bounds, MAC, clock skew, replay) and
 // installed in one call. Every rejection is counted by reason and nothing of
 // a rejected datagram is applied.
+//
+// Resync (docs/ecmp.md, "Resync"): a node that starts asks every peer for a
+// full copy of its state, again with backoff until each peer's copy begins;
+// a node that hears a peer's new incarnation (asked or not) sends it one
+// copy, in rounds over the key space (dumpSessionRecords), at most one per
+// incarnation and peer and never two to a peer within DUMP_MIN_INTERVAL_MS.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import type { SyncConfig } from '../config/types.js';
+import type { Endpoint, SyncConfig } from '../config/types.js';
 import type { Engine } from '../engine/engine.js';
 import type { SessionRecord } from '../engine/sync-records.js';
 import type { Logger } from '../logger.js';
 import { ReplayWindow } from './replay-window.js';
-import { decodeMessage, encodeMessage, MAX_DATAGRAM_BYTES, MAX_RECORDS, REJECT_REASONS, serviceId, type RejectReason } from './wire.js';
+import {
+  decodeMessage,
+  encodeMessage,
+  FLAG_BULK,
+  FLAG_BULK_END,
+  FLAG_RESYNC_REQUEST,
+  MAX_DATAGRAM_BYTES,
+  MAX_RECORDS,
+  REJECT_REASONS,
+  serviceId,
+  type RejectReason,
+} from './wire.js';
 
 /** Rejections are summarised in one warning at most this often. */
 const REJECT_LOG_INTERVAL_MS = 5000;
+/** A peer whose copy has not begun is asked at start and again after each of these (5 requests over
+ * 3.75 s); 4 s after the last it is given up on (its entries then arrive as they are refreshed). */
+export const RESYNC_BACKOFF_MS: readonly number[] = [250, 500, 1000, 2000, 4000];
+/** VRRP preemption waits for the first copy at most this long (holdPreempt). */
+export const RESYNC_HOLD_MAX_MS = 10_000;
+/** Two copies to one peer start at least this far apart. */
+export const DUMP_MIN_INTERVAL_MS = 2000;
+/** A copy goes out in rounds this far apart... */
+export const DUMP_ROUND_MS = 20;
+/** ...each a range of the key space sized to hold about this many records. */
+export const DUMP_ROUND_RECORDS = 2048;
+/** The key space of a copy (native kDumpBuckets) and the first round's share of it. */
+const DUMP_BUCKETS = 65536;
+const DUMP_FIRST_STEP = 256;
+/** A round's range grows at most this much over the last one. */
+const DUMP_MAX_GROWTH = 16;
+
+/** Why a resync request was not served. */
+export type ResyncRefusal = 'alreadySent' | 'tooSoon' | 'stale' | 'replay';
+export const RESYNC_REFUSALS: readonly ResyncRefusal[] = ['alreadySent', 'tooSoon', 'stale', 'replay'];
+
+/** This node's copy from one peer: asked for, arriving, complete, or asked for in vain. */
+export type ResyncState = 'asking' | 'receiving' | 'taught' | 'gaveUp';
 
 export interface SyncPeerStatus {
   address: string;
   /** Epoch ms of the last accepted message, when any. */
   lastAcceptedAt?: number;
   messagesAccepted: number;
+  /** The peer's incarnation last accepted (its start time, epoch ms), as text. */
+  incarnation?: string;
+  /** Our copy from this peer. */
+  resync: ResyncState;
+  /** Full copies this node started sending to the peer, and when the last began (epoch ms). */
+  dumpsSent: number;
+  lastDumpAt?: number;
 }
 
 export interface SyncStatus {
@@ -27,6 +74,25 @@ export interface SyncStatus {
   peers: SyncPeerStatus[];
   counters: Record<string, number>;
   rejected: Record<RejectReason, number>;
+  /** This node's resync at start: `taught` once one peer's copy is complete. */
+  resync: { state: ResyncState; taughtBy?: string; taughtAt?: number; taughtAfterMs?: number };
+  resyncRefused: Record<ResyncRefusal, number>;
+}
+
+interface Peer {
+  endpoint: Endpoint;
+  status: SyncPeerStatus;
+  /** The incarnation the last copy to this peer was for, and when it began (monotonic ms). */
+  dumpedIncarnation?: bigint;
+  dumpStartedAt?: number;
+  /** An unprompted copy that waits for DUMP_MIN_INTERVAL_MS. */
+  pendingIncarnation?: bigint;
+}
+
+/** A copy in progress to one peer: how much of the key space it still lacks. */
+interface DumpTarget {
+  peer: Peer;
+  remaining: number;
 }
 
 export interface SyncSource {
@@ -35,7 +101,7 @@ export interface SyncSource {
 
 export interface SessionSyncOptions {
   config: SyncConfig;
-  engine: Pick<Engine, 'takeSessionRecords' | 'installSessionRecords' | 'stopped'>;
+  engine: Pick<Engine, 'takeSessionRecords' | 'installSessionRecords' | 'dumpSessionRecords' | 'stopped'>;
   /** The services running now (their names are what service ids resolve to). */
   serviceNames: () => readonly string[];
   logger: Logger;
@@ -52,8 +118,9 @@ export class SessionSync implements SyncSource {
   #sequence = 0n;
   #timer: NodeJS.Timeout | undefined;
   readonly #ids = new Map<string, bigint>();
-  readonly #peers = new Map<string, SyncPeerStatus>();
+  readonly #peers = new Map<string, Peer>();
   readonly #rejected = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
+  readonly #resyncRefused = Object.fromEntries(RESYNC_REFUSALS.map((r) => [r, 0])) as Record<ResyncRefusal, number>;
   #rejectedLogged = 0;
   #rejectLogAt = 0;
   readonly #counters = {
@@ -65,14 +132,41 @@ export class SessionSync implements SyncSource {
     recordsReceived: 0,
     recordsInstalled: 0,
     recordsUnknown: 0,
+    resyncRequestsSent: 0,
+    resyncRequestsReceived: 0,
+    resyncRequestsServed: 0,
+    dumpsUnprompted: 0,
+    dumpsCompleted: 0,
+    dumpRounds: 0,
+    dumpRecordsSent: 0,
+    dumpDropped: 0,
+    dumpRecordsReceived: 0,
   };
+  // Our own resync: when it began (monotonic ms), the re-asks done, who taught us.
+  #startedAt = 0;
+  #askTimer: NodeJS.Timeout | undefined;
+  #asks = 0;
+  #taughtBy: string | undefined;
+  /** When the first copy was complete: epoch ms, and ms after start. */
+  #taughtAt: number | undefined;
+  #taughtAfterMs: number | undefined;
+  // Copies being sent: one cursor over the key space shared by every target.
+  #dumpTargets: DumpTarget[] = [];
+  #dumpTimer: NodeJS.Timeout | undefined;
+  #dumpCursor = 0;
+  #dumpStep = DUMP_FIRST_STEP;
+  /** The round asked of the engine and not yet complete: its range and the records taken from it so far. */
+  #dumpRound: { width: number; records: number } | undefined;
+  #dumpPending = 0;
 
   constructor(options: SessionSyncOptions) {
     this.#config = options.config;
     this.#engine = options.engine;
     this.#serviceNames = options.serviceNames;
     this.#logger = options.logger.child({ sync: options.config.listen.text });
-    for (const peer of this.#config.peers) this.#peers.set(peer.host, { address: peer.text, messagesAccepted: 0 });
+    for (const peer of this.#config.peers) {
+      this.#peers.set(peer.host, { endpoint: peer, status: { address: peer.text, messagesAccepted: 0, resync: 'asking', dumpsSent: 0 } });
+    }
     this.#socket = createSocket({ type: 'udp4', recvBufferSize: 1 << 20 });
     this.#socket.on('message', (message, remote) => this.#receive(message, remote));
     this.#socket.on('error', (err) => this.#logger.warn({ err }, 'session sync socket error'));
@@ -87,27 +181,30 @@ export class SessionSync implements SyncSource {
         resolve();
       });
     });
-    this.#timer = setInterval(() => this.flush(), this.#config.intervalMs);
+    this.#timer = setInterval(() => this.#tick(), this.#config.intervalMs);
     this.#timer.unref();
+    this.#startedAt = performance.now();
     this.#logger.info({ peers: this.#config.peers.map((p) => p.text), intervalMs: this.#config.intervalMs }, 'session sync started');
+    this.#ask();
   }
 
-  /** Send what the engine recorded since the last flush (also on a timer). */
+  /** Send what the engine recorded since the last flush (also on a timer); records of a
+   * full copy go only to the peers it is for. */
   flush(): void {
     if (this.#engine.stopped) return;
-    const { records, dropped } = this.#engine.takeSessionRecords();
-    this.#counters.journalDropped += dropped;
-    for (let i = 0; i < records.length; i += MAX_RECORDS) {
-      const chunk = records.slice(i, i + MAX_RECORDS);
-      this.#sequence++;
-      const message = encodeMessage(this.#config.key, { incarnation: this.#incarnation, sequence: this.#sequence, sentAt: Date.now() }, chunk);
-      for (const peer of this.#config.peers) {
-        this.#socket.send(message, peer.port, peer.host, (err) => {
-          if (err) this.#counters.sendErrors++;
-        });
-        this.#counters.messagesSent++;
-        this.#counters.recordsSent += chunk.length;
-      }
+    const taken = this.#engine.takeSessionRecords();
+    this.#counters.journalDropped += taken.dropped;
+    this.#counters.dumpDropped += taken.dumpDropped;
+    this.#dumpPending = taken.dumpPending;
+    const changes: SessionRecord[] = [];
+    const copied: SessionRecord[] = [];
+    for (const r of taken.records) (r.dump ? copied : changes).push(r);
+    this.#send(changes, 0, [...this.#peers.values()]);
+    if (copied.length > 0) {
+      if (this.#dumpRound !== undefined) this.#dumpRound.records += copied.length;
+      const targets = this.#dumpTargets.map((t) => t.peer);
+      this.#send(copied, FLAG_BULK, targets);
+      this.#counters.dumpRecordsSent += copied.length * targets.length;
     }
   }
 
@@ -116,18 +213,163 @@ export class SessionSync implements SyncSource {
     if (this.#timer === undefined) return;
     clearInterval(this.#timer);
     this.#timer = undefined;
+    clearTimeout(this.#askTimer);
+    clearInterval(this.#dumpTimer);
+    this.#dumpTimer = undefined;
     this.flush();
     this.#socket.close();
-    this.#logger.info({ counters: this.#counters, rejected: this.#rejected }, 'session sync stopped');
+    this.#logger.info({ counters: this.#counters, rejected: this.#rejected, resyncRefused: this.#resyncRefused }, 'session sync stopped');
+  }
+
+  /** Whether this node is still learning its peers' state after its start (no peer's copy complete,
+   * some still asked for or arriving, for at most RESYNC_HOLD_MAX_MS): VRRP holds preemption meanwhile,
+   * so a recovered node takes the VIP back only once it knows the clients the peer served. */
+  resyncing(): boolean {
+    if (this.#timer === undefined || this.#taughtBy !== undefined) return false;
+    if (performance.now() - this.#startedAt >= RESYNC_HOLD_MAX_MS) return false;
+    return [...this.#peers.values()].some((p) => p.status.resync === 'asking' || p.status.resync === 'receiving');
   }
 
   status(): SyncStatus {
+    const states = [...this.#peers.values()].map((p) => p.status.resync);
+    const state: ResyncState = this.#taughtBy !== undefined ? 'taught' : states.includes('receiving') ? 'receiving' : states.includes('asking') ? 'asking' : 'gaveUp';
     return {
       listen: this.#config.listen.text,
-      peers: [...this.#peers.values()].map((p) => ({ ...p })),
+      peers: [...this.#peers.values()].map((p) => ({ ...p.status })),
       counters: { ...this.#counters },
       rejected: { ...this.#rejected },
+      resync: { state, ...(this.#taughtBy !== undefined && { taughtBy: this.#taughtBy, taughtAt: this.#taughtAt, taughtAfterMs: this.#taughtAfterMs }) },
+      resyncRefused: { ...this.#resyncRefused },
     };
+  }
+
+  /** Encode `records` (MAX_RECORDS a datagram) and send each datagram to every one of `peers`. */
+  #send(records: readonly SessionRecord[], flags: number, peers: readonly Peer[]): void {
+    if (peers.length === 0) return;
+    for (let i = 0; i < records.length; i += MAX_RECORDS) {
+      const chunk = records.slice(i, i + MAX_RECORDS);
+      this.#sendMessage(encodeMessage(this.#config.key, this.#nextHeader(), chunk, flags), peers);
+      this.#counters.recordsSent += chunk.length * peers.length;
+    }
+  }
+
+  #sendMessage(message: Buffer, peers: readonly Peer[]): void {
+    for (const { endpoint } of peers) {
+      this.#socket.send(message, endpoint.port, endpoint.host, (err) => {
+        if (err) this.#counters.sendErrors++;
+      });
+      this.#counters.messagesSent++;
+    }
+  }
+
+  #nextHeader(): { incarnation: bigint; sequence: bigint; sentAt: number } {
+    this.#sequence++;
+    return { incarnation: this.#incarnation, sequence: this.#sequence, sentAt: Date.now() };
+  }
+
+  #tick(): void {
+    this.flush();
+    // Unprompted copies that waited for the minimum interval.
+    for (const peer of this.#peers.values()) {
+      if (peer.pendingIncarnation !== undefined && this.#mayDumpTo(peer)) this.#startDump(peer, peer.pendingIncarnation);
+    }
+  }
+
+  /** Ask every peer whose copy has not begun; again after each backoff step, then give up on them. */
+  #ask(): void {
+    if (this.#timer === undefined) return;
+    const waiting = [...this.#peers.values()].filter((p) => p.status.resync === 'asking');
+    if (waiting.length === 0) return;
+    if (this.#asks === RESYNC_BACKOFF_MS.length) {
+      for (const peer of waiting) peer.status.resync = 'gaveUp';
+      this.#logger.warn({ peers: waiting.map((p) => p.status.address) }, 'session sync: no full copy from these peers; their entries arrive as they are refreshed');
+      return;
+    }
+    this.#sendMessage(encodeMessage(this.#config.key, this.#nextHeader(), [], FLAG_RESYNC_REQUEST), waiting);
+    this.#counters.resyncRequestsSent += waiting.length;
+    const delay = RESYNC_BACKOFF_MS[this.#asks]!;
+    this.#asks++;
+    this.#askTimer = setTimeout(() => this.#ask(), delay);
+    this.#askTimer.unref();
+  }
+
+  #mayDumpTo(peer: Peer): boolean {
+    return peer.dumpStartedAt === undefined || performance.now() - peer.dumpStartedAt >= DUMP_MIN_INTERVAL_MS;
+  }
+
+  /** A peer asked for a copy (an accepted, fresh, unreplayed request). */
+  #onRequest(peer: Peer, incarnation: bigint): void {
+    this.#counters.resyncRequestsReceived++;
+    if (peer.dumpedIncarnation === incarnation) return void this.#resyncRefused.alreadySent++;
+    if (!this.#mayDumpTo(peer)) return void this.#resyncRefused.tooSoon++;
+    this.#counters.resyncRequestsServed++;
+    this.#startDump(peer, incarnation);
+  }
+
+  /** A peer's first accepted message of an incarnation that did not ask: it (re)started. */
+  #onNewIncarnation(peer: Peer, incarnation: bigint): void {
+    if (peer.dumpedIncarnation === incarnation) return;
+    if (!this.#mayDumpTo(peer)) {
+      peer.pendingIncarnation = incarnation;
+      return;
+    }
+    this.#counters.dumpsUnprompted++;
+    this.#startDump(peer, incarnation);
+  }
+
+  #startDump(peer: Peer, incarnation: bigint): void {
+    peer.dumpedIncarnation = incarnation;
+    peer.pendingIncarnation = undefined;
+    peer.dumpStartedAt = performance.now();
+    peer.status.dumpsSent++;
+    peer.status.lastDumpAt = Date.now();
+    const running = this.#dumpTargets.find((t) => t.peer === peer);
+    if (running !== undefined) running.remaining = DUMP_BUCKETS;
+    else this.#dumpTargets.push({ peer, remaining: DUMP_BUCKETS });
+    this.#logger.info({ peer: peer.status.address, incarnation: String(incarnation) }, 'session sync: sending a full copy');
+    if (this.#dumpTimer === undefined) {
+      this.#dumpStep = DUMP_FIRST_STEP;
+      this.#dumpTimer = setInterval(() => this.#dumpTick(), DUMP_ROUND_MS);
+      this.#dumpTimer.unref();
+      this.#dumpTick();
+    }
+  }
+
+  /** One step of the copies in progress: take what the last round gave; once the workers have
+   * added all of it, end the copies that are complete and ask the engine for the next range. */
+  #dumpTick(): void {
+    if (this.#engine.stopped) return this.#endDumps();
+    this.flush();
+    const round = this.#dumpRound;
+    if (round !== undefined) {
+      if (this.#dumpPending > 0) return; // workers are still adding their flows
+      this.#dumpRound = undefined;
+      for (const target of this.#dumpTargets) target.remaining -= round.width;
+      const done = this.#dumpTargets.filter((t) => t.remaining <= 0);
+      this.#dumpTargets = this.#dumpTargets.filter((t) => t.remaining > 0);
+      if (done.length > 0) {
+        this.#sendMessage(encodeMessage(this.#config.key, this.#nextHeader(), [], FLAG_BULK | FLAG_BULK_END), done.map((t) => t.peer));
+        this.#counters.dumpsCompleted += done.length;
+      }
+      // Size the next range from what this one held (keys are hashes: spread evenly).
+      const grown = this.#dumpStep * DUMP_MAX_GROWTH;
+      this.#dumpStep = round.records === 0 ? grown : Math.max(1, Math.min(grown, Math.floor((this.#dumpStep * DUMP_ROUND_RECORDS) / round.records)));
+    }
+    if (this.#dumpTargets.length === 0) return this.#endDumps();
+    const shortest = Math.min(...this.#dumpTargets.map((t) => t.remaining));
+    const from = this.#dumpCursor;
+    const to = Math.min(from + this.#dumpStep, DUMP_BUCKETS, from + shortest);
+    this.#engine.dumpSessionRecords(from, to);
+    this.#counters.dumpRounds++;
+    this.#dumpRound = { width: to - from, records: 0 };
+    this.#dumpCursor = to % DUMP_BUCKETS;
+  }
+
+  #endDumps(): void {
+    clearInterval(this.#dumpTimer);
+    this.#dumpTimer = undefined;
+    this.#dumpRound = undefined;
+    this.#dumpTargets = [];
   }
 
   #receive(message: Buffer, remote: RemoteInfo): void {
@@ -136,12 +378,30 @@ export class SessionSync implements SyncSource {
     if (message.length > MAX_DATAGRAM_BYTES) return this.#reject('tooLarge', remote);
     const decoded = decodeMessage(this.#config.key, message);
     if (!decoded.ok) return this.#reject(decoded.reason, remote);
-    const { header } = decoded;
-    if (Math.abs(Date.now() - header.sentAt) > this.#config.maxSkewMs) return this.#reject('stale', remote);
-    if (!this.#replay.accept(remote.address, header.incarnation, header.sequence)) return this.#reject('replay', remote);
-    peer.messagesAccepted++;
-    peer.lastAcceptedAt = Date.now();
+    const { header, flags } = decoded;
+    const request = flags === FLAG_RESYNC_REQUEST;
+    if (Math.abs(Date.now() - header.sentAt) > this.#config.maxSkewMs) {
+      if (request) this.#resyncRefused.stale++;
+      return this.#reject('stale', remote);
+    }
+    const known = this.#replay.incarnation(remote.address);
+    if (!this.#replay.accept(remote.address, header.incarnation, header.sequence)) {
+      if (request) this.#resyncRefused.replay++;
+      return this.#reject('replay', remote);
+    }
+    const status = peer.status;
+    status.messagesAccepted++;
+    status.lastAcceptedAt = Date.now();
+    status.incarnation = String(header.incarnation);
     this.#counters.messagesAccepted++;
+    if (request) this.#onRequest(peer, header.incarnation);
+    else if (known === undefined || header.incarnation > known) this.#onNewIncarnation(peer, header.incarnation);
+    if ((flags & FLAG_BULK) !== 0) {
+      this.#counters.dumpRecordsReceived += decoded.records.length;
+      if (status.resync !== 'taught') status.resync = 'receiving';
+      if ((flags & FLAG_BULK_END) !== 0) this.#taught(peer);
+    }
+    if (decoded.records.length === 0) return;
     this.#counters.recordsReceived += decoded.records.length;
     const byId = this.#serviceIds();
     const records: SessionRecord[] = [];
@@ -156,6 +416,15 @@ export class SessionSync implements SyncSource {
     const result = this.#engine.installSessionRecords(records);
     this.#counters.recordsInstalled += result.installed;
     this.#counters.recordsUnknown += result.unknown;
+  }
+
+  #taught(peer: Peer): void {
+    peer.status.resync = 'taught';
+    if (this.#taughtBy !== undefined) return;
+    this.#taughtBy = peer.status.address;
+    this.#taughtAt = Date.now();
+    this.#taughtAfterMs = Math.round(performance.now() - this.#startedAt);
+    this.#logger.info({ peer: this.#taughtBy, afterMs: this.#taughtAfterMs, records: this.#counters.dumpRecordsReceived }, 'session sync: full copy received');
   }
 
   /** Service id → name for the services running now. */

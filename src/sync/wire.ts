@@ -4,8 +4,9 @@
 //   offset size  field
 //   0      4     magic "FLSY"
 //   4      1     version (1)
-//   5      1     flags (0)
-//   6      2     record count n (1..MAX_RECORDS)
+//   5      1     flags: 0 (changes), or FLAG_RESYNC_REQUEST alone, or
+//                FLAG_BULK with FLAG_BULK_END on the last message of a full copy
+//   6      2     record count n (0..MAX_RECORDS; 0 only for a request or a copy's end)
 //   8      8     incarnation: the sender's start time in ms since the epoch
 //   16     8     sequence: 1, 2, 3... per incarnation
 //   24     8     sent at, ms since the epoch
@@ -33,6 +34,28 @@ export const MAC_BYTES = 32;
 /** A datagram stays below a 1500-byte MTU with IP and UDP headers. */
 export const MAX_DATAGRAM_BYTES = 1400;
 export const MAX_RECORDS = Math.floor((MAX_DATAGRAM_BYTES - HEADER_BYTES - MAC_BYTES) / RECORD_BYTES);
+
+/** "Send me your state": the sender (re)started. No records. */
+export const FLAG_RESYNC_REQUEST = 0x01;
+/** The records are part of a full copy for the receiver, not changes. */
+export const FLAG_BULK = 0x02;
+/** With FLAG_BULK: the last message of the copy (may hold no records). */
+export const FLAG_BULK_END = 0x04;
+
+/** Whether `flags` is one of the combinations a message of `count` records may carry. */
+export function validFlags(flags: number, count: number): boolean {
+  switch (flags) {
+    case 0:
+    case FLAG_BULK:
+      return count >= 1;
+    case FLAG_RESYNC_REQUEST:
+      return count === 0;
+    case FLAG_BULK | FLAG_BULK_END:
+      return true;
+    default:
+      return false;
+  }
+}
 
 export type RejectReason =
   | 'truncated'
@@ -74,20 +97,21 @@ export interface WireRecord {
   key: bigint;
 }
 
-export type DecodeResult = { ok: true; header: MessageHeader; records: WireRecord[] } | { ok: false; reason: RejectReason };
+export type DecodeResult = { ok: true; header: MessageHeader; flags: number; records: WireRecord[] } | { ok: false; reason: RejectReason };
 
 /** The config-derived id of a service name: the same on every node. */
 export function serviceId(name: string): bigint {
   return createHash('sha256').update(name, 'utf8').digest().readBigUInt64BE(0);
 }
 
-/** Encode one datagram of at most MAX_RECORDS records. */
-export function encodeMessage(key: Buffer, header: MessageHeader, records: readonly SessionRecord[]): Buffer {
-  if (records.length === 0 || records.length > MAX_RECORDS) throw new RangeError(`a sync message holds 1 to ${MAX_RECORDS} records`);
+/** Encode one datagram of at most MAX_RECORDS records (none only for a request or a copy's end). */
+export function encodeMessage(key: Buffer, header: MessageHeader, records: readonly SessionRecord[], flags = 0): Buffer {
+  if (records.length > MAX_RECORDS) throw new RangeError(`a sync message holds at most ${MAX_RECORDS} records`);
+  if (!validFlags(flags, records.length)) throw new RangeError(`flags ${flags} with ${records.length} records: a change holds 1 to ${MAX_RECORDS}, a request none`);
   const body = Buffer.alloc(HEADER_BYTES + records.length * RECORD_BYTES);
   MAGIC.copy(body, 0);
   body.writeUInt8(VERSION, 4);
-  body.writeUInt8(0, 5);
+  body.writeUInt8(flags, 5);
   body.writeUInt16BE(records.length, 6);
   body.writeBigUInt64BE(header.incarnation, 8);
   body.writeBigUInt64BE(header.sequence, 16);
@@ -111,18 +135,19 @@ function encodeRecord(out: Buffer, offset: number, r: SessionRecord): void {
 
 /** Check and decode one datagram. */
 export function decodeMessage(key: Buffer, datagram: Buffer): DecodeResult {
-  if (datagram.length < HEADER_BYTES + RECORD_BYTES + MAC_BYTES) return { ok: false, reason: 'truncated' };
+  if (datagram.length < HEADER_BYTES + MAC_BYTES) return { ok: false, reason: 'truncated' };
   if (datagram.length > MAX_DATAGRAM_BYTES) return { ok: false, reason: 'tooLarge' };
   if (!datagram.subarray(0, 4).equals(MAGIC)) return { ok: false, reason: 'badMagic' };
   if (datagram.readUInt8(4) !== VERSION) return { ok: false, reason: 'badVersion' };
   const count = datagram.readUInt16BE(6);
-  if (count === 0 || count > MAX_RECORDS || datagram.length !== HEADER_BYTES + count * RECORD_BYTES + MAC_BYTES) {
+  if (count > MAX_RECORDS || datagram.length !== HEADER_BYTES + count * RECORD_BYTES + MAC_BYTES) {
     return { ok: false, reason: 'badLength' };
   }
   const bodyLength = datagram.length - MAC_BYTES;
   const expected = createHmac('sha256', key).update(datagram.subarray(0, bodyLength)).digest();
   if (!timingSafeEqual(expected, datagram.subarray(bodyLength))) return { ok: false, reason: 'badMac' };
-  if (datagram.readUInt8(5) !== 0) return { ok: false, reason: 'badRecord' };
+  const flags = datagram.readUInt8(5);
+  if (!validFlags(flags, count)) return { ok: false, reason: 'badRecord' };
   const header: MessageHeader = {
     incarnation: datagram.readBigUInt64BE(8),
     sequence: datagram.readBigUInt64BE(16),
@@ -134,7 +159,7 @@ export function decodeMessage(key: Buffer, datagram: Buffer): DecodeResult {
     if (record === undefined) return { ok: false, reason: 'badRecord' };
     records.push(record);
   }
-  return { ok: true, header, records };
+  return { ok: true, header, flags, records };
 }
 
 function decodeRecord(data: Buffer, offset: number): WireRecord | undefined {

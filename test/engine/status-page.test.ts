@@ -252,6 +252,7 @@ t.test('status page: the BGP announcement and session sync lines', { skip: exist
       peers: [{ address: '10.201.0.2:7480', messagesAccepted: 3, lastAcceptedAt: now - 2000 }],
       counters: { recordsSent: 12, recordsInstalled: 7 },
       rejected: { truncated: 0, tooLarge: 0, badMagic: 1, badVersion: 0, badLength: 0, badMac: 2, badRecord: 0, stale: 0, replay: 0, notPeer: 0 },
+      resync: { state: 'taught', taughtBy: '10.201.0.2:7480', taughtAt: now, taughtAfterMs: 70 },
     }),
   });
   const page = await launch(t);
@@ -262,7 +263,7 @@ t.test('status page: the BGP announcement and session sync lines', { skip: exist
   const line = page.locator('#announce-line');
   await line.waitFor({ timeout: 10_000 });
   t.match(await line.textContent(), /BGP AS65001 · BIRD pid 4242 · BFD · 10\.203\.0\.100 ANNOUNCED · neighbors 10\.201\.0\.254 AS65000 Established/);
-  t.match(await page.locator('#sync-line').textContent(), /session sync 10\.201\.0\.1:7480 → 10\.201\.0\.2:7480 \(heard 0m [2-4]s ago\) · sent 12 · installed 7 · rejected 3/);
+  t.match(await page.locator('#sync-line').textContent(), /session sync 10\.201\.0\.1:7480 → 10\.201\.0\.2:7480 \(heard 0m [2-4]s ago\) · sent 12 · installed 7 · rejected 3 · taught by 10\.201\.0\.2:7480 in 70 ms$/);
   vip = { ...vip, state: 'withdrawn', reason: 'service postgres: no backend up' };
   await page.waitForFunction(() => document.querySelector('[data-vip="10.203.0.100"]')?.textContent?.includes('WITHDRAWN'), undefined, { timeout: REFRESH_MS + 2000 });
   t.equal(await page.locator('[data-vip="10.203.0.100"]').textContent(), '10.203.0.100 WITHDRAWN (service postgres: no backend up)', 'a withdrawn VIP says why');

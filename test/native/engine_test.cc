@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -257,10 +258,89 @@ void test_engine_sync() {
       record(5, 3, 7),   // an unknown kind
   };
   check(engine->install_sync(records.data(), records.size()) == 1, "only the valid record of a synced service is installed");
-  uint64_t dropped = 99;
-  check(engine->take_sync(&dropped).empty() && dropped == 0, "installing records nothing for peers (no echo)");
+  fulcrum::SyncTakeStats stats;
+  stats.dropped = 99;
+  check(engine->take_sync(&stats).empty() && stats.dropped == 0, "installing records nothing for peers (no echo)");
   engine->stop();
   check(engine->install_sync(records.data(), records.size()) == 0, "a stopped engine installs nothing");
+}
+
+// Engine::dump_sync: the live entries of sync services (sticky and adopted
+// UDP assignments here; the workers' own flows are covered with real
+// datagrams in test/engine/sync-dump.test.ts), only those in the key range asked,
+// flagged; every worker answers its part.
+void test_engine_dump() {
+  std::unique_ptr<fulcrum::Engine> engine;
+  fulcrum::EngineOptions options;
+  options.workers = 2;
+  if (fulcrum::Engine::create(std::move(options), &engine) != 0) return check(false, "engine starts");
+  int fd = -1;
+  fulcrum::ServiceSpec game = service("game", 3, 0, 1);
+  fulcrum::parse_socket_address("127.0.0.1", bind_port(&fd), &game.listen);
+  close(fd);
+  game.protocol = fulcrum::Protocol::kUdp;
+  game.sync = true;
+  fulcrum::ServiceSpec web = service("web", 4, 0, 1);
+  fulcrum::parse_socket_address("127.0.0.1", bind_port(&fd), &web.listen);
+  close(fd);
+  web.sticky.enabled = true;
+  web.sync = true;
+  fulcrum::ApplyFailure failure;
+  uint64_t generation = 0;
+  check(engine->apply({game, web}, &failure, &generation) == 0, "two sync services apply");
+  auto record = [](uint8_t kind, uint32_t service_slot, uint32_t backend_slot, uint64_t key) {
+    fulcrum::SyncRecord r;
+    r.kind = kind;
+    r.service_slot = service_slot;
+    r.backend_slot = backend_slot;
+    r.key_hash = key;
+    r.age_ms = 5000;
+    return r;
+  };
+  const uint64_t low = uint64_t{0x0010} << 48 | 1;
+  const uint64_t high = uint64_t{0xff00} << 48 | 2;
+  const std::vector<fulcrum::SyncRecord> installed = {record(2, 3, 3, low), record(1, 4, 4, high)};
+  check(engine->install_sync(installed.data(), installed.size()) == 2, "a UDP assignment and a sticky entry installed");
+
+  auto take_all = [&](std::vector<fulcrum::SyncRecord>* out) {
+    fulcrum::SyncTakeStats stats;
+    for (int i = 0; i < 2000; i++) {
+      std::vector<fulcrum::SyncRecord> taken = engine->take_sync(&stats);
+      out->insert(out->end(), taken.begin(), taken.end());
+      if (stats.dump_pending == 0) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return false;
+  };
+  uint32_t appended = 99;
+  check(engine->dump_sync(0, fulcrum::kDumpBuckets, &appended) == 0 && appended == 2, "a full-range dump appends both entries");
+  std::vector<fulcrum::SyncRecord> dumped;
+  check(take_all(&dumped), "both workers answer their part");
+  std::sort(dumped.begin(), dumped.end(), [](const auto& a, const auto& b) { return a.key_hash < b.key_hash; });
+  check(dumped.size() == 2, "exactly the two live entries (the workers have no flows)");
+  if (dumped.size() == 2) {
+    check(dumped[0].kind == 2 && dumped[0].service_slot == 3 && dumped[0].backend_slot == 3 && dumped[0].key_hash == low,
+          "the adopted UDP assignment, as a UDP flow");
+    check(dumped[1].kind == 1 && dumped[1].service_slot == 4 && dumped[1].backend_slot == 4 && dumped[1].key_hash == high,
+          "the sticky entry");
+    check(dumped[0].flags == fulcrum::kSyncRecordDump && dumped[1].flags == fulcrum::kSyncRecordDump, "both flagged");
+    check(dumped[1].age_ms >= 5000 && dumped[1].age_ms < 7000, "aged from the peer's last use (one-second resolution)");
+  }
+  dumped.clear();
+  check(engine->dump_sync(0x0011, 0xff00, &appended) == 0 && appended == 0, "a range holding neither appends nothing");
+  check(take_all(&dumped) && dumped.empty(), "and the workers add nothing");
+  check(engine->dump_sync(0xff00, 0xff01, &appended) == 0 && appended == 1, "a one-bucket range holds the high key");
+  dumped.clear();
+  take_all(&dumped);
+  check(engine->dump_sync(5, 5, &appended) == -EINVAL && engine->dump_sync(0, fulcrum::kDumpBuckets + 1, &appended) == -EINVAL,
+        "an empty or oversized range is refused");
+  game.sync = false;
+  web.sync = false;
+  check(engine->apply({game, web}, &failure, &generation) == 0, "sync off");
+  check(engine->dump_sync(0, fulcrum::kDumpBuckets, &appended) == 0 && appended == 0, "a service without sync dumps nothing");
+  take_all(&dumped);
+  engine->stop();
+  check(engine->dump_sync(0, fulcrum::kDumpBuckets, &appended) == -ESHUTDOWN, "a stopped engine refuses");
 }
 
 int main() {
@@ -273,6 +353,7 @@ int main() {
   test_addresses();
   test_engine_apply();
   test_engine_sync();
+  test_engine_dump();
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }

@@ -2,7 +2,9 @@
 // entries shared only when worth it, a peer's entry adopted unless a fresher
 // one is known here, and Service::pick honouring a peer's UDP flow
 // assignment. Run by engine_test's main().
+#include <algorithm>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/backend_table.h"
@@ -20,15 +22,15 @@ using namespace fulcrum;
 void test_journal_bound() {
   SyncJournal journal(4);
   for (uint64_t i = 1; i <= 6; i++) journal.record(SyncKind::kSticky, 1, 2, i, 1000);
-  uint64_t dropped = 0;
-  std::vector<SyncRecord> taken = journal.take(1250, &dropped);
+  SyncTakeStats stats;
+  std::vector<SyncRecord> taken = journal.take(1250, &stats);
   check(taken.size() == 4, "the journal keeps at most its capacity");
-  check(dropped == 2, "what overflowed is counted");
+  check(stats.dropped == 2, "what overflowed is counted");
   check(taken[0].key_hash == 1 && taken[3].key_hash == 4, "records come out in order");
   check(taken[0].age_ms == 250 && taken[0].at_ms == 0, "age is filled in at take time");
-  check(journal.take(1300, &dropped).empty() && dropped == 0, "a take empties the journal and its drop count");
+  check(journal.take(1300, &stats).empty() && stats.dropped == 0, "a take empties the journal and its drop count");
   journal.record(SyncKind::kUdpFlow, 3, 4, 9, 1300);
-  taken = journal.take(1300, &dropped);
+  taken = journal.take(1300, &stats);
   check(taken.size() == 1 && taken[0].kind == 2 && taken[0].service_slot == 3 && taken[0].backend_slot == 4,
         "a record keeps kind and slots");
 }
@@ -55,6 +57,55 @@ void test_sticky_sharing() {
   check(table.lookup(77, t0 + 17'000) == 5, "with the peer's backend");
   check(!table.adopt(0, 1, t0, t0), "key 0 (free marker) is refused");
   check(!table.adopt(99, 1u << 20, t0, t0), "a slot beyond the table's 16 bits is refused");
+}
+
+// A dump part fills at most half the journal (live changes keep the other
+// half), is flagged, ages from the entry's last use, and counts what did not
+// fit apart from live overflow; a take reports parts still to come.
+void test_journal_dump_bound() {
+  SyncJournal journal(8);
+  journal.record(SyncKind::kSticky, 1, 2, 100, 5000);
+  journal.begin_dump(2);
+  std::vector<SyncRecord> part;
+  for (uint64_t i = 1; i <= 5; i++) part.push_back(make_sync_record(SyncKind::kUdpFlow, 3, 4, i << 48, 4000));
+  check(journal.append_dump(part) == 3, "a dump part fills the journal only to half its capacity");
+  SyncTakeStats stats;
+  std::vector<SyncRecord> taken = journal.take(5000, &stats);
+  check(taken.size() == 4 && stats.dump_dropped == 2 && stats.dropped == 0, "what did not fit is counted as dump_dropped");
+  check(stats.dump_pending == 1, "one part is still to come");
+  check(taken[0].flags == 0 && taken[1].flags == kSyncRecordDump && taken[3].flags == kSyncRecordDump,
+        "live records are not flagged, dump records are");
+  check(taken[1].age_ms == 1000 && taken[1].key_hash == (uint64_t{1} << 48), "a dump record ages from its entry's last use");
+  std::vector<SyncRecord> empty;
+  check(journal.append_dump(empty) == 0, "an empty part");
+  taken = journal.take(5000, &stats);
+  check(taken.empty() && stats.dump_pending == 0 && stats.dump_dropped == 0, "every part done; counts start over");
+  for (uint64_t i = 1; i <= 8; i++) journal.record(SyncKind::kSticky, 1, 2, i, 5000);
+  journal.begin_dump(1);
+  check(journal.append_dump(part) == 0, "a full journal takes no dump records");
+  journal.take(5000, &stats);
+  check(stats.dump_dropped == 5 && stats.dropped == 0, "all counted");
+}
+
+void test_dump_range_and_visit() {
+  check(in_dump_range(uint64_t{0x0001} << 48, 1, 2) && !in_dump_range(uint64_t{0x0002} << 48, 1, 2),
+        "a range holds the keys whose top 16 bits are in [from, to)");
+  check(in_dump_range(~uint64_t{0}, 0, kDumpBuckets) && !in_dump_range(~uint64_t{0}, 0, kDumpBuckets - 1),
+        "the whole range holds the highest key");
+  StickyTable table(64, 60'000);
+  const uint64_t t0 = 10'000'000;
+  table.remember(11, 1, t0 - 70'000);  // expired by t0
+  table.remember(12, 2, t0 - 30'000);
+  table.remember(13, 3, t0);
+  std::vector<std::pair<uint64_t, uint32_t>> seen;
+  uint64_t last_used_of_12 = 0;
+  table.visit_live(t0, [&](uint64_t key, uint32_t slot, uint64_t last_used_ms) {
+    seen.emplace_back(key, slot);
+    if (key == 12) last_used_of_12 = last_used_ms;
+  });
+  std::sort(seen.begin(), seen.end());
+  check(seen == std::vector<std::pair<uint64_t, uint32_t>>{{12, 2}, {13, 3}}, "visit_live sees exactly the live entries");
+  check(last_used_of_12 == t0 - 30'000, "with their last use");
 }
 
 ServiceSpec udp_spec() {
@@ -101,6 +152,8 @@ void test_adopted_pick() {
 
 void run_sync_tests() {
   test_journal_bound();
+  test_journal_dump_bound();
+  test_dump_range_and_visit();
   test_sticky_sharing();
   test_adopted_pick();
 }
