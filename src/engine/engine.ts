@@ -29,7 +29,8 @@ import { decodeSlotRecords, encodeSlotRecords, type SessionRecord, type SlotReco
 
 /** Something the data plane reports (batched, delivered on the JS thread). */
 export interface EngineEvent {
-  type: 'connect_failed' | 'listener_error' | 'accept_paused' | 'accept_resumed' | 'source_bind_failed' | 'client_refused' | 'events_dropped';
+  /** The worker events (NativeEvent's, named as native/engine/event_sink.h names them), and events_dropped. */
+  type: NativeEvent['type'] | 'events_dropped';
   service?: string;
   backend?: string;
   /** errno name, e.g. ECONNREFUSED, ETIMEDOUT, EMFILE. */
