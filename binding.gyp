@@ -1,5 +1,5 @@
 # The addon for node-gyp / prebuildify. Same source groups as CMakeLists.txt
-# (test/build-sources.test.ts fails when the lists differ): three plain C++
+# (test/unit/build-sources.test.ts fails when the lists differ): three plain C++
 # libraries, static, linked into the one fulcrum.node with the N-API glue.
 {
   "target_defaults": {

@@ -16,7 +16,7 @@ node -e '
   const path = require("node-gyp-build").resolve(dir);
   if (!path.startsWith(dir + "/prebuilds/")) throw new Error("loaded " + path + ", not the prebuild");
   // Every part of the addon, the libraries (engine, ha, bench) linked in.
-  for (const name of ["Engine", "VrrpSocket", "counterLayout", "testing", "bench"]) {
+  for (const name of ["Engine", "VrrpSocket", "counterLayout", "snapshotSchema", "setInterfaceAddress", "testing", "bench"]) {
     if (addon[name] === undefined) throw new Error("the prebuild has no " + name);
   }
   const engine = new addon.Engine({ workers: 1, onEvents() {} });

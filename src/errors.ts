@@ -13,6 +13,10 @@ export const ERROR_CODES = {
   adminUnreachable: 'FULCRUM_ERR_ADMIN_UNREACHABLE',
   checkFailed: 'FULCRUM_ERR_CHECK_FAILED',
   demoBackend: 'FULCRUM_ERR_DEMO_BACKEND',
+  notFound: 'FULCRUM_ERR_NOT_FOUND',
+  range: 'FULCRUM_ERR_RANGE',
+  stopped: 'FULCRUM_ERR_STOPPED',
+  bird: 'FULCRUM_ERR_BIRD',
 } as const;
 
 export type FulcrumErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
@@ -25,6 +29,15 @@ export class FulcrumError extends Error {
     this.name = new.target.name;
     this.code = code;
   }
+}
+
+/** The base of an error class that is only its code and a message (and maybe a cause). */
+function messageError(code: FulcrumErrorCode): new (message: string, options?: ErrorOptions) => FulcrumError {
+  return class extends FulcrumError {
+    constructor(message: string, options?: ErrorOptions) {
+      super(code, message, options);
+    }
+  };
 }
 
 /**
@@ -70,11 +83,7 @@ export class UsageError extends FulcrumError {
 }
 
 /** `fulcrum bench`: the server refused a request, or a run could not be measured. */
-export class BenchError extends FulcrumError {
-  constructor(message: string, options?: ErrorOptions) {
-    super(ERROR_CODES.bench, message, options);
-  }
-}
+export class BenchError extends messageError(ERROR_CODES.bench) {}
 
 /**
  * An admin API request that failed: the server answers `status` with
@@ -94,18 +103,10 @@ export class ApiError extends FulcrumError {
 }
 
 /** `fulcrum reload` / `status` could not talk to the admin API at all (exit 1), as opposed to the API saying no. */
-export class AdminUnreachable extends FulcrumError {
-  constructor(message: string) {
-    super(ERROR_CODES.adminUnreachable, message);
-  }
-}
+export class AdminUnreachable extends messageError(ERROR_CODES.adminUnreachable) {}
 
 /** A health check that did not pass; `message` is the detail shown (never a credential). */
-export class CheckFailure extends FulcrumError {
-  constructor(message: string) {
-    super(ERROR_CODES.checkFailed, message);
-  }
-}
+export class CheckFailure extends messageError(ERROR_CODES.checkFailed) {}
 
 /** `fulcrum demo`: a demo backend could not listen on `address`; `errnoName` is why (EADDRINUSE...). */
 export class DemoBackendError extends FulcrumError {
@@ -118,3 +119,27 @@ export class DemoBackendError extends FulcrumError {
     this.errnoName = errnoName;
   }
 }
+
+/** The engine (or the backend control over it) has no such backend in that service. */
+export class UnknownBackend extends FulcrumError {
+  readonly service: string;
+  readonly backend: string;
+  constructor(service: string, backend: string) {
+    super(ERROR_CODES.notFound, `no backend ${backend} in service ${service}`);
+    this.service = service;
+    this.backend = backend;
+  }
+}
+
+/** A value handed to the engine at run time is outside what the config would accept (a weight). */
+export class OutOfRange extends messageError(ERROR_CODES.range) {}
+
+/** The engine was asked to do something after stop(). */
+export class EngineStopped extends FulcrumError {
+  constructor() {
+    super(ERROR_CODES.stopped, 'the engine is stopped');
+  }
+}
+
+/** `announce:` BIRD could not be started or configured (its own words are in the message). */
+export class BirdError extends messageError(ERROR_CODES.bird) {}

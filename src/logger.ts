@@ -2,13 +2,12 @@
 // lines and human output (the demo's instructions) keep their order and
 // nothing is lost when the process exits right after logging.
 import { pino, type DestinationStream, type Logger } from 'pino';
-import type { FulcrumConfig } from './config/types.js';
+import { SCHEMA_ENUMS } from './config/raw-types.js';
 
-export type LogLevel = FulcrumConfig['log']['level'];
+/** The levels `log.level` and `--log-level` accept, most severe first (the schema's list). */
+export const LOG_LEVELS = SCHEMA_ENUMS['log.level'];
+export type LogLevel = (typeof LOG_LEVELS)[number];
 export type { Logger };
-
-/** The levels `log.level` and `--log-level` accept, most severe first. */
-export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
 
 export function isLogLevel(value: string): value is LogLevel {
   return (LOG_LEVELS as readonly string[]).includes(value);

@@ -19,6 +19,7 @@ import { describeApplyError } from './control/apply-error.js';
 import { BackendControl, type BackendStatus } from './control/backend-control.js';
 import { diffConfigs } from './control/config-diff.js';
 import type { AnnounceSource, HaSource, HealthSource, ReloadOutcome, Runtime, SyncSource } from './control/types.js';
+import { backendKey } from './engine/backend-key.js';
 import type { Engine } from './engine/engine.js';
 import { ConfigError, formatIssue } from './errors.js';
 import { HealthMonitor } from './health/health-monitor.js';
@@ -85,7 +86,7 @@ export class FulcrumRuntime implements Runtime {
     this.#load = options.load ?? loadConfig;
     this.#ha = options.ha;
     this.control = new BackendControl(engine);
-    this.control.on('change', (status: BackendStatus) => this.#since.set(`${status.service}\u0000${status.backend}`, Date.now()));
+    this.control.on('change', (status: BackendStatus) => this.#since.set(backendKey(status.service, status.backend), Date.now()));
     this.health = options.health ?? createHealthSource({ engine, control: this.control, logger: options.logger });
     this.control.sync(config.services, (service, backend) => this.health.initialVerdict(service, backend, 'start'));
     this.#trackSince();
@@ -157,12 +158,12 @@ export class FulcrumRuntime implements Runtime {
 
   /** Epoch ms since which the backend has had its current effective state (HAProxy's "status since"). */
   stateSince(service: string, backend: string): number {
-    return this.#since.get(`${service}\u0000${backend}`) ?? this.startedAt;
+    return this.#since.get(backendKey(service, backend)) ?? this.startedAt;
   }
 
   /** Backends new to BackendControl start their clock now; removed ones are forgotten. */
   #trackSince(): void {
-    const present = new Set(this.control.list().map((s) => `${s.service}\u0000${s.backend}`));
+    const present = new Set(this.control.list().map((s) => backendKey(s.service, s.backend)));
     const now = Date.now();
     for (const key of present) if (!this.#since.has(key)) this.#since.set(key, now);
     for (const key of [...this.#since.keys()]) if (!present.has(key)) this.#since.delete(key);

@@ -31,12 +31,14 @@ if [ "$kind" = address ]; then
 else
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 fi
-# With no test named, every test that runs our native code. Left out: the
+# With no test named, what npm test runs (test/unit, test/engine,
+# test/process), which is every test that runs our native code. Left out: the
 # tests that drive only TypeScript against external programs (databases, a
 # browser), where a sanitizer checks nothing of ours and its LD_PRELOAD would
 # reach those programs (initdb crawls, chromium's launcher script breaks).
 if [ $# -eq 0 ]; then
-  mapfile -t tests < <(ls test/*.test.ts | grep -v -E '/(health-(postgres|mysql|redis|checks)|status-page)\.test\.ts$')
+  mapfile -t tests < <(ls test/unit/*.test.ts test/engine/*.test.ts test/process/*.test.ts |
+    grep -v -E '/(health-(postgres|mysql|redis|checks)|status-page)\.test\.ts$')
   set -- "${tests[@]}"
 fi
 echo "sanitizer: $kind, addon: $FULCRUM_NATIVE"

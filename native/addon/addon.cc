@@ -1,6 +1,7 @@
-// Module entry: exports the Engine class and the counter layout, so the
+// Module entry: exports the Engine class, the counter layout (so the
 // TypeScript side reads counters by offsets the native code defines instead of
-// copies of them.
+// copies of them) and the snapshot's enums and bounds (so a test can hold them
+// to the config schema).
 #include <napi.h>
 
 #include <arpa/inet.h>
@@ -20,15 +21,17 @@
 #include "bench_handles.h"
 #include "engine_handle.h"
 #include "ha_socket.h"
+#include "snapshot_reader.h"
 
 namespace fulcrum::addon {
 
 namespace {
 
 Napi::Object counter_layout(Napi::Env env) {
-  auto fields = [&](std::initializer_list<std::pair<const char*, uint32_t>> entries) {
+  // A line's fields: name -> word within the line (counters.h names them).
+  auto fields = [&](const auto& names) {
     Napi::Object object = Napi::Object::New(env);
-    for (const auto& [name, index] : entries) object.Set(name, index);
+    for (const auto& entry : names) object.Set(std::string(entry.name), static_cast<uint32_t>(entry.value));
     return object;
   };
   // All offsets and strides are in u64 words.
@@ -45,33 +48,11 @@ Napi::Object counter_layout(Napi::Env env) {
   layout.Set("admissionOffset", static_cast<double>(kAdmissionOffsetWords));
   layout.Set("maxServices", kMaxServices);
   layout.Set("maxBackends", kMaxBackends);
-  layout.Set("global", fields({{"eventsDropped", kEventsDropped}}));
-  layout.Set("worker", fields({{"pooledPipes", kPooledPipes},
-                               {"acceptPauses", kAcceptPauses},
-                               {"appliedGeneration", kAppliedGeneration}}));
-  layout.Set("traffic", fields({{"accepted", kAccepted},
-                                {"active", kActive},
-                                {"failed", kFailed},
-                                {"bytesIn", kBytesIn},
-                                {"bytesOut", kBytesOut},
-                                {"queued", kQueued},
-                                {"refused", kRefused},
-                                {"queueTimeouts", kQueueTimeouts}}));
-  layout.Set("udp", fields({{"datagramsIn", kDatagramsIn},
-                            {"datagramsOut", kDatagramsOut},
-                            {"datagramsDropped", kDatagramsDropped},
-                            {"flowsExpired", kFlowsExpired},
-                            {"flowsEvicted", kFlowsEvicted},
-                            {"flowsCompleted", kFlowsCompleted},
-                            {"flowsMoved", kFlowsMoved}}));
-  layout.Set("admission", fields({{"denied", kDenied},
-                                  {"overConnections", kOverConnections},
-                                  {"overRate", kOverRate},
-                                  {"untracked", kUntracked},
-                                  {"proxyAccepted", kProxyAccepted},
-                                  {"proxyMissing", kProxyMissing},
-                                  {"proxyMalformed", kProxyMalformed},
-                                  {"proxyTimeout", kProxyTimeout}}));
+  layout.Set("global", fields(kGlobalCounterNames));
+  layout.Set("worker", fields(kWorkerCounterNames));
+  layout.Set("traffic", fields(kTrafficCounterNames));
+  layout.Set("udp", fields(kUdpCounterNames));
+  layout.Set("admission", fields(kAdmissionCounterNames));
   return layout;
 }
 
@@ -150,6 +131,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", EngineHandle::define_class(env));
   exports.Set("VrrpSocket", VrrpSocketHandle::define_class(env));
   exports.Set("counterLayout", counter_layout(env));
+  exports.Set("snapshotSchema", snapshot_schema(env));
   exports.Set("setInterfaceAddress", Napi::Function::New(env, set_interface_address, "setInterfaceAddress"));
   Napi::Object testing = Napi::Object::New(env);
   testing.Set("maglevAssign", Napi::Function::New(env, maglev_assign, "maglevAssign"));

@@ -126,9 +126,7 @@ Napi::Function BenchClientHandle::define_class(Napi::Env env) {
 
 BenchClientHandle::BenchClientHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BenchClientHandle>(info) {
   Napi::Env env = info.Env();
-  env_ = env;
-  if (!info[0].IsObject()) throw Napi::TypeError::New(env, "bench client options must be an object");
-  Napi::Object options = info[0].As<Napi::Object>();
+  Napi::Object options = options_argument(info, "bench client options");
   bench::ClientConfig config;
   const std::string workload = options.Get("workload").ToString().Utf8Value();
   if (workload == "tcp-throughput") config.workload = bench::Workload::kTcpThroughput;
@@ -157,17 +155,10 @@ BenchClientHandle::BenchClientHandle(const Napi::CallbackInfo& info) : Napi::Obj
   config.response_timeout_ms = static_cast<int>(option_u32(options, "responseTimeoutMs", 1000, 1, 600000));
   const int result = bench::Client::create(config, &client_);
   if (result < 0) throw errno_error(env, -result, "bench client: invalid options (address or sizes)");
-  napi_add_env_cleanup_hook(env, on_env_cleanup, this);
-  cleanup_hook_added_ = true;
+  cleanup_.add<BenchClientHandle, &BenchClientHandle::release>(env, this);
 }
 
 BenchClientHandle::~BenchClientHandle() { release(); }
-
-void BenchClientHandle::on_env_cleanup(void* self) {
-  auto* handle = static_cast<BenchClientHandle*>(self);
-  handle->cleanup_hook_added_ = false;
-  handle->release();
-}
 
 void BenchClientHandle::release() {
   // An operation in flight holds a reference to this handle, so the
@@ -175,10 +166,7 @@ void BenchClientHandle::release() {
   // libuv's work queue before cleanup hooks.
   if (client_) client_->stop();
   client_.reset();
-  if (cleanup_hook_added_) {
-    napi_remove_env_cleanup_hook(env_, on_env_cleanup, this);
-    cleanup_hook_added_ = false;
-  }
+  cleanup_.remove();
 }
 
 Napi::Value BenchClientHandle::run_operation(const Napi::CallbackInfo& info, bool starting) {

@@ -18,6 +18,7 @@
 
 #include "../bench/client.h"
 #include "../bench/server.h"
+#include "env_cleanup.h"
 
 namespace fulcrum::addon {
 
@@ -37,13 +38,11 @@ class BenchClientHandle : public Napi::ObjectWrap<BenchClientHandle> {
   Napi::Value result(const Napi::CallbackInfo& info);
   Napi::Value run_operation(const Napi::CallbackInfo& info, bool starting);
   void release();
-  static void on_env_cleanup(void* self);
 
   std::unique_ptr<bench::Client> client_;
   bool busy_ = false;
   bool started_ = false;
-  bool cleanup_hook_added_ = false;
-  napi_env env_ = nullptr;
+  EnvCleanupHook cleanup_;
 };
 
 class BenchServerHandle : public Napi::ObjectWrap<BenchServerHandle> {
@@ -58,11 +57,9 @@ class BenchServerHandle : public Napi::ObjectWrap<BenchServerHandle> {
   Napi::Value take_log(const Napi::CallbackInfo& info);
   Napi::Value close(const Napi::CallbackInfo& info);
   void release();
-  static void on_env_cleanup(void* self);
 
   std::unique_ptr<bench::Server> server_;
-  bool cleanup_hook_added_ = false;
-  napi_env env_ = nullptr;
+  EnvCleanupHook cleanup_;
 };
 
 // { Client, Server, testing: { latencySummary } }

@@ -20,9 +20,7 @@ Napi::Function BenchServerHandle::define_class(Napi::Env env) {
 
 BenchServerHandle::BenchServerHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BenchServerHandle>(info) {
   Napi::Env env = info.Env();
-  env_ = env;
-  if (!info[0].IsObject()) throw Napi::TypeError::New(env, "bench server options must be an object");
-  Napi::Object options = info[0].As<Napi::Object>();
+  Napi::Object options = options_argument(info, "bench server options");
   bench::ServerConfig config;
   if (options.Get("host").IsString()) config.host = options.Get("host").As<Napi::String>().Utf8Value();
   if (options.Get("port").IsNumber()) config.port = options.Get("port").As<Napi::Number>().Int32Value();
@@ -31,25 +29,15 @@ BenchServerHandle::BenchServerHandle(const Napi::CallbackInfo& info) : Napi::Obj
   if (result < 0) {
     throw errno_error(env, -result, "bench server: listening on " + config.host + ":" + std::to_string(config.port));
   }
-  napi_add_env_cleanup_hook(env, on_env_cleanup, this);
-  cleanup_hook_added_ = true;
+  cleanup_.add<BenchServerHandle, &BenchServerHandle::release>(env, this);
 }
 
 BenchServerHandle::~BenchServerHandle() { release(); }
 
-void BenchServerHandle::on_env_cleanup(void* self) {
-  auto* handle = static_cast<BenchServerHandle*>(self);
-  handle->cleanup_hook_added_ = false;
-  handle->release();
-}
-
 void BenchServerHandle::release() {
   if (server_) server_->stop();
   server_.reset();
-  if (cleanup_hook_added_) {
-    napi_remove_env_cleanup_hook(env_, on_env_cleanup, this);
-    cleanup_hook_added_ = false;
-  }
+  cleanup_.remove();
 }
 
 Napi::Value BenchServerHandle::port(const Napi::CallbackInfo& info) {

@@ -1,45 +1,14 @@
 #include "engine_handle.h"
 
-#include <arpa/inet.h>
-
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "errors.h"
+#include "snapshot_fields.h"
 #include "snapshot_reader.h"
 
 namespace fulcrum::addon {
-
-namespace {
-
-const char* event_type_name(EventType type) {
-  switch (type) {
-    case EventType::kConnectFailed:
-      return "connect_failed";
-    case EventType::kListenerError:
-      return "listener_error";
-    case EventType::kAcceptPaused:
-      return "accept_paused";
-    case EventType::kAcceptResumed:
-      return "accept_resumed";
-    case EventType::kSourceBindFailed:
-      return "source_bind_failed";
-    case EventType::kClientRefused:
-      return "client_refused";
-  }
-  return "unknown";
-}
-
-// "192.0.2.1:5678" or "[2001:db8::1]:5678".
-std::string client_text(const ClientAddress& client) {
-  char host[INET6_ADDRSTRLEN] = "?";
-  inet_ntop(client.family, client.bytes, host, sizeof host);
-  const std::string port = std::to_string(client.port);
-  return client.family == AF_INET6 ? "[" + std::string(host) + "]:" + port : std::string(host) + ":" + port;
-}
-
-}  // namespace
 
 Napi::Function EngineHandle::define_class(Napi::Env env) {
   return DefineClass(env, "Engine",
@@ -59,9 +28,7 @@ Napi::Function EngineHandle::define_class(Napi::Env env) {
 
 EngineHandle::EngineHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineHandle>(info) {
   Napi::Env env = info.Env();
-  env_ = env;
-  if (!info[0].IsObject()) throw Napi::TypeError::New(env, "Engine options must be an object");
-  Napi::Object options = info[0].As<Napi::Object>();
+  Napi::Object options = options_argument(info, "Engine options");
   Napi::Value workers = options.Get("workers");
   Napi::Value on_events = options.Get("onEvents");
   if (!workers.IsNumber() || workers.As<Napi::Number>().Int64Value() < 1 ||
@@ -90,17 +57,10 @@ EngineHandle::EngineHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<En
     tsfn_live_ = false;
     throw errno_error(env, -result, "starting the engine");
   }
-  napi_add_env_cleanup_hook(env, on_env_cleanup, this);
-  cleanup_hook_added_ = true;
+  cleanup_.add<EngineHandle, &EngineHandle::shutdown>(env, this);
 }
 
 EngineHandle::~EngineHandle() { shutdown(); }
-
-void EngineHandle::on_env_cleanup(void* self) {
-  auto* handle = static_cast<EngineHandle*>(self);
-  handle->cleanup_hook_added_ = false;  // the runtime removes it as it runs it
-  handle->shutdown();
-}
 
 void EngineHandle::shutdown() {
   if (engine_) engine_->stop();  // joins workers: no event is pushed after this
@@ -108,10 +68,7 @@ void EngineHandle::shutdown() {
     events_tsfn_.Release();
     tsfn_live_ = false;
   }
-  if (cleanup_hook_added_) {
-    napi_remove_env_cleanup_hook(env_, on_env_cleanup, this);
-    cleanup_hook_added_ = false;
-  }
+  cleanup_.remove();
 }
 
 void EngineHandle::deliver_events(Napi::Env env, Napi::Function callback, EventSink* sink) {
@@ -122,13 +79,13 @@ void EngineHandle::deliver_events(Napi::Env env, Napi::Function callback, EventS
   for (uint32_t i = 0; i < batch.size(); i++) {
     const Event& event = batch[i];
     Napi::Object object = Napi::Object::New(env);
-    object.Set("type", event_type_name(event.type));
+    object.Set("type", std::string(enum_name(kEventTypeNames, event.type)));
     object.Set("worker", event.worker);
     if (event.service_slot != kNoSlot) object.Set("serviceSlot", event.service_slot);
     if (event.backend_slot != kNoSlot) object.Set("backendSlot", event.backend_slot);
     if (event.error != 0) object.Set("code", errno_name(event.error));
     if (event.type == EventType::kClientRefused) {
-      object.Set("client", client_text(event.client));
+      object.Set("client", event.client.text());
       // The admission counter's index: its name is in counterLayout.admission.
       object.Set("reason", event.reason);
       object.Set("suppressed", event.suppressed);
@@ -154,44 +111,50 @@ Napi::Value EngineHandle::apply(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(generation));
 }
 
+namespace {
+
+// Argument `index` of `method`: an integer from min to max (a TypeError, or a
+// RangeError naming `what`, otherwise).
+uint32_t integer_argument(const Napi::CallbackInfo& info, size_t index, const char* method, const char* what,
+                          int64_t min, int64_t max) {
+  if (!info[index].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(method) + ": " + what + " must be a number");
+  const int64_t value = info[index].As<Napi::Number>().Int64Value();
+  if (value < min || value > max) {
+    throw Napi::RangeError::New(info.Env(), std::string(method) + ": " + what + " must be from " + std::to_string(min) +
+                                                " to " + std::to_string(max));
+  }
+  return static_cast<uint32_t>(value);
+}
+
+uint32_t backend_slot_argument(const Napi::CallbackInfo& info, const char* method) {
+  return integer_argument(info, 0, method, "slot", 0, kMaxBackends - 1);
+}
+
+}  // namespace
+
 Napi::Value EngineHandle::set_backend_state(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsNumber() || !info[1].IsNumber()) {
-    throw Napi::TypeError::New(env, "setBackendState(slot, state) takes two numbers");
-  }
-  const int64_t slot = info[0].As<Napi::Number>().Int64Value();
-  const int64_t state = info[1].As<Napi::Number>().Int64Value();
-  if (slot < 0 || slot >= kMaxBackends || state < 0 || state >= kBackendStateCount) {
-    throw Napi::RangeError::New(env, "setBackendState: slot or state out of range");
-  }
-  if (engine_) engine_->set_backend_state(static_cast<uint32_t>(slot), static_cast<BackendState>(state));
-  return env.Undefined();
+  const uint32_t slot = backend_slot_argument(info, "setBackendState");
+  const uint32_t state = integer_argument(info, 1, "setBackendState", "state", 0, kBackendStateCount - 1);
+  if (engine_) engine_->set_backend_state(slot, static_cast<BackendState>(state));
+  return info.Env().Undefined();
 }
 
 Napi::Value EngineHandle::set_backend_weight(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsNumber() || !info[1].IsNumber()) {
-    throw Napi::TypeError::New(env, "setBackendWeight(slot, weight) takes two numbers");
-  }
-  const int64_t slot = info[0].As<Napi::Number>().Int64Value();
-  const int64_t weight = info[1].As<Napi::Number>().Int64Value();
-  if (slot < 0 || slot >= kMaxBackends || weight < 0 || weight > 256) {
-    throw Napi::RangeError::New(env, "setBackendWeight: slot out of range or weight not 0..256");
-  }
+  const uint32_t slot = backend_slot_argument(info, "setBackendWeight");
+  const uint32_t weight = integer_argument(info, 1, "setBackendWeight", "weight", static_cast<int64_t>(kWeight.min),
+                                           static_cast<int64_t>(kWeight.max));
   if (!engine_ || engine_->stopped()) throw errno_error(env, ESHUTDOWN, "setBackendWeight on a stopped engine");
   uint64_t generation = 0;
-  const int result = engine_->set_backend_weight(static_cast<uint32_t>(slot), static_cast<uint32_t>(weight), &generation);
+  const int result = engine_->set_backend_weight(slot, weight, &generation);
   if (result < 0) throw errno_error(env, -result, "setBackendWeight: no running backend in slot " + std::to_string(slot));
   return Napi::Number::New(env, static_cast<double>(generation));
 }
 
 Napi::Value EngineHandle::close_backend_connections(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "closeBackendConnections(slot) takes a number");
-  const int64_t slot = info[0].As<Napi::Number>().Int64Value();
-  if (slot < 0 || slot >= kMaxBackends) throw Napi::RangeError::New(env, "closeBackendConnections: slot out of range");
-  if (engine_) engine_->close_backend_connections(static_cast<uint32_t>(slot));
-  return env.Undefined();
+  const uint32_t slot = backend_slot_argument(info, "closeBackendConnections");
+  if (engine_) engine_->close_backend_connections(slot);
+  return info.Env().Undefined();
 }
 
 Napi::Value EngineHandle::stop(const Napi::CallbackInfo& info) {
@@ -233,15 +196,12 @@ Napi::Value EngineHandle::take_sync(const Napi::CallbackInfo& info) {
 
 Napi::Value EngineHandle::dump_sync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsNumber() || !info[1].IsNumber()) throw Napi::TypeError::New(env, "dumpSync(from, to) takes two numbers");
-  const int64_t from = info[0].As<Napi::Number>().Int64Value();
-  const int64_t to = info[1].As<Napi::Number>().Int64Value();
-  if (from < 0 || to <= from || to > kDumpBuckets) {
-    throw Napi::RangeError::New(env, "dumpSync: expected 0 <= from < to <= " + std::to_string(kDumpBuckets));
-  }
+  // 0 <= from < to <= kDumpBuckets.
+  const uint32_t from = integer_argument(info, 0, "dumpSync", "from", 0, kDumpBuckets - 1);
+  const uint32_t to = integer_argument(info, 1, "dumpSync", "to", static_cast<int64_t>(from) + 1, kDumpBuckets);
   if (!engine_ || engine_->stopped()) throw errno_error(env, ESHUTDOWN, "dumpSync on a stopped engine");
   uint32_t appended = 0;
-  const int result = engine_->dump_sync(static_cast<uint32_t>(from), static_cast<uint32_t>(to), &appended);
+  const int result = engine_->dump_sync(from, to, &appended);
   if (result < 0) throw errno_error(env, -result, "dumpSync");
   return Napi::Number::New(env, appended);
 }

@@ -20,6 +20,7 @@
 #include <memory>
 
 #include "../engine/engine.h"
+#include "env_cleanup.h"
 
 namespace fulcrum::addon {
 
@@ -44,16 +45,14 @@ class EngineHandle : public Napi::ObjectWrap<EngineHandle> {
   // Stops the engine and releases the thread-safe function. Safe to call more
   // than once, from stop(), the GC finalizer or the environment cleanup hook.
   void shutdown();
-  static void on_env_cleanup(void* self);
   // JS thread: hands the queued events to the onEvents callback.
   static void deliver_events(Napi::Env env, Napi::Function callback, EventSink* sink);
 
   std::unique_ptr<Engine> engine_;
   Napi::ThreadSafeFunction events_tsfn_;
   bool tsfn_live_ = false;
-  bool cleanup_hook_added_ = false;
   Napi::Reference<Napi::ArrayBuffer> counters_ref_;
-  napi_env env_ = nullptr;
+  EnvCleanupHook cleanup_;
 };
 
 }  // namespace fulcrum::addon

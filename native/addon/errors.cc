@@ -21,4 +21,9 @@ Napi::Error errno_error(Napi::Env env, int error, const std::string& context) {
   return js_error;
 }
 
+Napi::Object options_argument(const Napi::CallbackInfo& info, const char* what) {
+  if (!info[0].IsObject()) throw Napi::TypeError::New(info.Env(), std::string(what) + " must be an object");
+  return info[0].As<Napi::Object>();
+}
+
 }  // namespace fulcrum::addon

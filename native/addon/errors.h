@@ -15,4 +15,8 @@ Napi::Error errno_error(Napi::Env env, int error, const std::string& context);
 // errno's symbolic name ("ECONNREFUSED"), or "E<number>" when unknown.
 std::string errno_name(int error);
 
+// The options object a constructor takes as its first argument; throws a
+// TypeError "<what> must be an object" when it is something else.
+Napi::Object options_argument(const Napi::CallbackInfo& info, const char* what);
+
 }  // namespace fulcrum::addon

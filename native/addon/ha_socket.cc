@@ -56,9 +56,7 @@ Napi::Function VrrpSocketHandle::define_class(Napi::Env env) {
 
 VrrpSocketHandle::VrrpSocketHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<VrrpSocketHandle>(info) {
   Napi::Env env = info.Env();
-  env_ = env;
-  if (!info[0].IsObject()) throw Napi::TypeError::New(env, "VrrpSocket options must be an object");
-  Napi::Object options = info[0].As<Napi::Object>();
+  Napi::Object options = options_argument(info, "VrrpSocket options");
   Napi::Value ifname = options.Get("interface");
   Napi::Value on_packets = options.Get("onPackets");
   if (!ifname.IsString()) throw Napi::TypeError::New(env, "VrrpSocket options.interface must be a string");
@@ -86,17 +84,10 @@ VrrpSocketHandle::VrrpSocketHandle(const Napi::CallbackInfo& info) : Napi::Objec
   tsfn_ = Napi::ThreadSafeFunction::New(env, on_packets.As<Napi::Function>(), "fulcrum-vrrp", 0, 1);
   tsfn_live_ = true;
   reader_ = std::thread(read_loop, fd_, stop_fd_, queue_, tsfn_);
-  napi_add_env_cleanup_hook(env, on_env_cleanup, this);
-  cleanup_hook_added_ = true;
+  cleanup_.add<VrrpSocketHandle, &VrrpSocketHandle::shutdown>(env, this);
 }
 
 VrrpSocketHandle::~VrrpSocketHandle() { shutdown(); }
-
-void VrrpSocketHandle::on_env_cleanup(void* self) {
-  auto* handle = static_cast<VrrpSocketHandle*>(self);
-  handle->cleanup_hook_added_ = false;
-  handle->shutdown();
-}
 
 void VrrpSocketHandle::shutdown() {
   if (reader_.joinable()) {
@@ -114,10 +105,7 @@ void VrrpSocketHandle::shutdown() {
     tsfn_.Release();
     tsfn_live_ = false;
   }
-  if (cleanup_hook_added_) {
-    napi_remove_env_cleanup_hook(env_, on_env_cleanup, this);
-    cleanup_hook_added_ = false;
-  }
+  cleanup_.remove();
 }
 
 void VrrpSocketHandle::read_loop(int fd, int stop_fd, std::shared_ptr<VrrpReaderQueue> queue, Napi::ThreadSafeFunction tsfn) {

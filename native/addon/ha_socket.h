@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "../ha/garp.h"
+#include "env_cleanup.h"
 
 namespace fulcrum::addon {
 
@@ -45,7 +46,6 @@ class VrrpSocketHandle : public Napi::ObjectWrap<VrrpSocketHandle> {
   // Stops the reader, closes both sockets, releases the thread-safe function.
   // Safe more than once: from close(), the finalizer or the env cleanup hook.
   void shutdown();
-  static void on_env_cleanup(void* self);
   // Reader thread: poll() the raw socket and the stop eventfd, queue datagrams.
   static void read_loop(int fd, int stop_fd, std::shared_ptr<VrrpReaderQueue> queue, Napi::ThreadSafeFunction tsfn);
 
@@ -56,8 +56,7 @@ class VrrpSocketHandle : public Napi::ObjectWrap<VrrpSocketHandle> {
   std::shared_ptr<VrrpReaderQueue> queue_;
   Napi::ThreadSafeFunction tsfn_;
   bool tsfn_live_ = false;
-  bool cleanup_hook_added_ = false;
-  napi_env env_ = nullptr;
+  EnvCleanupHook cleanup_;
 };
 
 }  // namespace fulcrum::addon

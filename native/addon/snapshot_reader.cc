@@ -1,7 +1,10 @@
 #include "snapshot_reader.h"
 
 #include <cmath>
+#include <optional>
 #include <string>
+
+#include "snapshot_fields.h"
 
 namespace fulcrum::addon {
 
@@ -36,16 +39,13 @@ class Reader {
     return true;
   }
 
+  // An integer from min to max (the caller's uint32 range).
   bool integer(Napi::Object from, const char* key, const std::string& where, double min, double max, uint32_t* out) {
-    Napi::Value value = from.Get(key);
-    if (!value.IsNumber()) return fail(where + "." + key + " must be a number");
-    double number = value.As<Napi::Number>().DoubleValue();
-    if (std::floor(number) != number || number < min || number > max) {
-      return fail(where + "." + key + " must be an integer from " + std::to_string(static_cast<uint64_t>(min)) +
-                  " to " + std::to_string(static_cast<uint64_t>(max)));
-    }
-    *out = static_cast<uint32_t>(number);
-    return true;
+    return integer_in(from, key, where, min, max, false, out);
+  }
+
+  bool integer(Napi::Object from, const IntegerField& field, const std::string& where, uint32_t* out) {
+    return integer_in(from, field.key, where, field.min, field.max, field.zero_is_off, out);
   }
 
   bool boolean(Napi::Object from, const char* key, const std::string& where, bool* out) {
@@ -55,18 +55,23 @@ class Reader {
     return true;
   }
 
-  // Looks `text` up in `names` (position = enum value).
+  // Looks the string at `key` up in the enum's name table.
   template <typename E, size_t N>
-  bool choice(Napi::Object from, const char* key, const std::string& where, const char* const (&names)[N], E* out) {
+  bool choice(Napi::Object from, const char* key, const std::string& where, const EnumName<E> (&names)[N], E* out) {
     std::string text;
     if (!string(from, key, where, &text)) return false;
-    for (size_t i = 0; i < N; i++) {
-      if (text == names[i]) {
-        *out = static_cast<E>(i);
-        return true;
-      }
+    if (const std::optional<E> value = enum_from_name(names, text)) {
+      *out = *value;
+      return true;
     }
     return fail(where + "." + key + ": unknown value \"" + text + "\"");
+  }
+
+  // The object at `key`, or false in *present when it is null (the feature is off).
+  bool optional_object(Napi::Object from, const char* key, const std::string& where, bool* present, Napi::Object* out) {
+    Napi::Value value = from.Get(key);
+    *present = !value.IsNull();
+    return !*present || object(value, where + "." + key, out);
   }
 
   // A list of CIDR prefixes added to *set (allow or deny).
@@ -94,41 +99,52 @@ class Reader {
   }
 
  private:
+  bool integer_in(Napi::Object from, const char* key, const std::string& where, double min, double max,
+                  bool zero_is_off, uint32_t* out) {
+    Napi::Value value = from.Get(key);
+    if (!value.IsNumber()) return fail(where + "." + key + " must be a number");
+    double number = value.As<Napi::Number>().DoubleValue();
+    const bool off = zero_is_off && number == 0;
+    if (std::floor(number) != number || (!off && (number < min || number > max))) {
+      return fail(where + "." + key + " must be an integer from " + std::to_string(static_cast<uint64_t>(min)) +
+                  " to " + std::to_string(static_cast<uint64_t>(max)) + (zero_is_off ? ", or 0 for none" : ""));
+    }
+    *out = static_cast<uint32_t>(number);
+    return true;
+  }
+
   Napi::Env env_;
 };
-
-// In the order of the native enums (Balance, HashKey).
-constexpr const char* kBalanceNames[] = {"roundrobin", "weighted", "leastconn", "random", "source",
-                                         "maglev", "least_time", "least_bandwidth", "first"};
-constexpr const char* kHashKeyNames[] = {"five_tuple", "source"};
-constexpr const char* kProtocolNames[] = {"tcp", "udp"};
-constexpr const char* kSendProxyNames[] = {"none", "v1", "v2"};
 
 bool read_backend(Reader& reader, Napi::Value value, const std::string& where, BackendSpec* backend) {
   Napi::Object object;
   return reader.object(value, where, &object) &&
          reader.integer(object, "slot", where, 0, kMaxBackends - 1, &backend->slot) &&
          reader.address(object, "host", "port", where, &backend->address) &&
-         reader.integer(object, "weight", where, 0, 256, &backend->weight) &&
+         reader.integer(object, kWeight, where, &backend->weight) &&
          reader.boolean(object, "backup", where, &backend->backup) &&
-         reader.integer(object, "maxConnections", where, 0, 1000000, &backend->max_connections) &&
-         reader.integer(object, "slowStartMs", where, 0, 86400000, &backend->slow_start_ms) &&
+         reader.integer(object, kMaxConnections, where, &backend->max_connections) &&
+         reader.integer(object, kSlowStart, where, &backend->slow_start_ms) &&
          reader.choice(object, "sendProxy", where, kSendProxyNames, &backend->send_proxy);
 }
 
 // accept_proxy, allow/deny, client_limits, source: client.
 bool read_admission(Reader& reader, Napi::Object object, const std::string& where, ServiceSpec* spec) {
-  if (!reader.boolean(object, "acceptProxy", where, &spec->accept_proxy.enabled) ||
-      !reader.integer(object, "acceptProxyTimeoutMs", where, 1, 3600000, &spec->accept_proxy.timeout_ms) ||
+  Napi::Object accept_proxy;
+  if (!reader.optional_object(object, "acceptProxy", where, &spec->accept_proxy.enabled, &accept_proxy) ||
       !reader.boolean(object, "transparent", where, &spec->transparent)) {
     return false;
   }
-  Napi::Value from = object.Get("acceptProxyFrom");
-  if (!from.IsNull() && !from.IsUndefined()) {
-    auto set = std::make_shared<CidrSet>();
-    if (!reader.cidrs(object, "acceptProxyFrom", where, true, set.get())) return false;
-    set->finish();
-    spec->accept_proxy.from = std::move(set);
+  if (spec->accept_proxy.enabled) {
+    const std::string at = where + ".acceptProxy";
+    if (!reader.integer(accept_proxy, kAcceptProxyTimeout, at, &spec->accept_proxy.timeout_ms)) return false;
+    // null: every peer must send a header.
+    if (!accept_proxy.Get("from").IsNull()) {
+      auto set = std::make_shared<CidrSet>();
+      if (!reader.cidrs(accept_proxy, "from", at, true, set.get())) return false;
+      set->finish();
+      spec->accept_proxy.from = std::move(set);
+    }
   }
   auto acl = std::make_shared<CidrSet>();
   if (!reader.cidrs(object, "allow", where, true, acl.get()) || !reader.cidrs(object, "deny", where, false, acl.get())) {
@@ -136,62 +152,55 @@ bool read_admission(Reader& reader, Napi::Object object, const std::string& wher
   }
   acl->finish();
   if (!acl->empty()) spec->acl = std::move(acl);
-  Napi::Value limits = object.Get("clientLimits");
-  if (limits.IsNull() || limits.IsUndefined()) return true;
-  Napi::Object limits_object;
+  Napi::Object limits;
+  if (!reader.optional_object(object, "clientLimits", where, &spec->limits.enabled, &limits)) return false;
+  if (!spec->limits.enabled) return true;
   const std::string at = where + ".clientLimits";
-  if (!reader.object(limits, at, &limits_object) ||
-      !reader.integer(limits_object, "maxConnections", at, 0, 1000000, &spec->limits.max_connections) ||
-      !reader.integer(limits_object, "rate", at, 0, 1000000, &spec->limits.rate) ||
-      !reader.integer(limits_object, "burst", at, 0, 1000000, &spec->limits.burst) ||
-      !reader.integer(limits_object, "tableSize", at, 16, 16777216, &spec->limits.table_size)) {
+  if (!reader.integer(limits, kLimitConnections, at, &spec->limits.max_connections) ||
+      !reader.integer(limits, kLimitRate, at, &spec->limits.rate) ||
+      !reader.integer(limits, kLimitBurst, at, &spec->limits.burst) ||
+      !reader.integer(limits, kLimitTableSize, at, &spec->limits.table_size)) {
     return false;
   }
-  if (spec->limits.rate > 0 && spec->limits.burst == 0) spec->limits.burst = spec->limits.rate;
-  spec->limits.enabled = true;
+  // The config defaults burst to the rate; an empty bucket would refuse every client.
+  if (spec->limits.rate > 0 && spec->limits.burst == 0) return reader.fail(at + ".burst must be at least 1 with a rate");
   return true;
 }
 
 bool read_service(Reader& reader, Napi::Value value, const std::string& where, ServiceSpec* spec) {
   Napi::Object object;
   Napi::Array backends;
-  Napi::Value sticky;
   if (!reader.object(value, where, &object) ||
       !reader.integer(object, "slot", where, 0, kMaxServices - 1, &spec->slot) ||
       !reader.string(object, "name", where, &spec->name) ||
       !reader.address(object, "listenHost", "listenPort", where, &spec->listen) ||
       !reader.choice(object, "balance", where, kBalanceNames, &spec->picker.balance) ||
       !reader.choice(object, "hashKey", where, kHashKeyNames, &spec->picker.hash_key) ||
-      !reader.integer(object, "maglevTableSize", where, 3, 16777213, &spec->picker.maglev_table_size) ||
-      !reader.integer(object, "connectTimeoutMs", where, 1, 86400000, &spec->connect_timeout_ms) ||
-      !reader.integer(object, "idleTimeoutMs", where, 1, 4294967295.0, &spec->idle_timeout_ms) ||
-      !reader.integer(object, "retries", where, 0, 16, &spec->retries) ||
-      !reader.integer(object, "queueSize", where, 0, 1000000, &spec->queue.size) ||
-      !reader.integer(object, "queueTimeoutMs", where, 1, 86400000, &spec->queue.timeout_ms) ||
+      !reader.integer(object, kMaglevTableSize, where, &spec->picker.maglev_table_size) ||
+      !reader.integer(object, kConnectTimeout, where, &spec->connect_timeout_ms) ||
+      !reader.integer(object, kIdleTimeout, where, &spec->idle_timeout_ms) ||
+      !reader.integer(object, kRetries, where, &spec->retries) ||
+      !reader.integer(object, kQueueSize, where, &spec->queue.size) ||
+      !reader.integer(object, kQueueTimeout, where, &spec->queue.timeout_ms) ||
       !reader.array(object, "backends", where, &backends)) {
     return false;
   }
   if (!reader.choice(object, "protocol", where, kProtocolNames, &spec->protocol) ||
       !reader.boolean(object, "freebind", where, &spec->freebind) ||
-      !reader.integer(object, "maxFlows", where, 1, 16777216, &spec->udp.max_flows) ||
-      !reader.integer(object, "udpResponses", where, 0, 1000000, &spec->udp.responses) ||
-      !read_admission(reader, object, where, spec)) {
+      !reader.integer(object, kMaxFlows, where, &spec->udp.max_flows) ||
+      !reader.integer(object, kUdpResponses, where, &spec->udp.responses) ||
+      !read_admission(reader, object, where, spec) ||
+      !reader.boolean(object, "sync", where, &spec->sync)) {
     return false;
   }
-  // Optional (false when absent): share session state with peers.
-  if (Napi::Value sync = object.Get("sync"); !sync.IsUndefined() && !reader.boolean(object, "sync", where, &spec->sync)) {
-    return false;
-  }
-  sticky = object.Get("sticky");
-  if (!sticky.IsNull() && !sticky.IsUndefined()) {
-    Napi::Object sticky_object;
+  Napi::Object sticky;
+  if (!reader.optional_object(object, "sticky", where, &spec->sticky.enabled, &sticky)) return false;
+  if (spec->sticky.enabled) {
     uint32_t timeout_ms = 0;
-    if (!reader.object(sticky, where + ".sticky", &sticky_object) ||
-        !reader.integer(sticky_object, "size", where + ".sticky", 1, 16777216, &spec->sticky.size) ||
-        !reader.integer(sticky_object, "timeoutMs", where + ".sticky", 1, 604800000, &timeout_ms)) {
+    if (!reader.integer(sticky, kStickySize, where + ".sticky", &spec->sticky.size) ||
+        !reader.integer(sticky, kStickyTimeout, where + ".sticky", &timeout_ms)) {
       return false;
     }
-    spec->sticky.enabled = true;
     spec->sticky.timeout_ms = timeout_ms;
   }
   for (uint32_t j = 0; j < backends.Length(); j++) {
@@ -217,6 +226,32 @@ bool read_snapshot(Napi::Env env, Napi::Value value, std::vector<ServiceSpec>* o
     out->push_back(std::move(spec));
   }
   return true;
+}
+
+Napi::Object snapshot_schema(Napi::Env env) {
+  auto names = [&](const auto& table) {
+    Napi::Array array = Napi::Array::New(env);
+    for (const auto& entry : table) array.Set(array.Length(), std::string(entry.name));
+    return array;
+  };
+  Napi::Object enums = Napi::Object::New(env);
+  enums.Set("balance", names(kBalanceNames));
+  enums.Set("hashKey", names(kHashKeyNames));
+  enums.Set("protocol", names(kProtocolNames));
+  enums.Set("sendProxy", names(kSendProxyNames));
+  Napi::Object bounds = Napi::Object::New(env);
+  for (const IntegerField* field : kIntegerFields) {
+    if (!bounds.Has(field->scope)) bounds.Set(field->scope, Napi::Object::New(env));
+    Napi::Object bound = Napi::Object::New(env);
+    bound.Set("min", field->min);
+    bound.Set("max", field->max);
+    bound.Set("zeroIsOff", field->zero_is_off);
+    bounds.Get(field->scope).As<Napi::Object>().Set(field->key, bound);
+  }
+  Napi::Object schema = Napi::Object::New(env);
+  schema.Set("enums", enums);
+  schema.Set("bounds", bounds);
+  return schema;
 }
 
 }  // namespace fulcrum::addon

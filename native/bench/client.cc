@@ -1,5 +1,6 @@
 #include "client.h"
 
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -25,6 +26,19 @@ int Client::create(const ClientConfig& config, std::unique_ptr<Client>* out) {
   client->context_.config = config;
   *out = std::move(client);
   return 0;
+}
+
+int ClientContext::stop_aware_epoll() {
+  const int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd < 0) {
+    count_error(errno);
+    return -1;
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u32 = kStopTag;
+  epoll_ctl(epoll_fd, EPOLL_CTL_ADD, stop_fd, &ev);
+  return epoll_fd;
 }
 
 Client::~Client() {

@@ -105,6 +105,11 @@ struct ClientContext {
     std::lock_guard lock(errors_mutex);
     errors[error]++;
   }
+  // Load thread: a new epoll instance that reports stop_fd (readable once
+  // stop is requested) with data.u32 = kStopTag. Returns the fd, or -1 after
+  // counting the error.
+  static constexpr uint32_t kStopTag = UINT32_MAX;
+  int stop_aware_epoll();
   // Units the thread `index` of `count` owns: index, index + count, ...
   std::vector<uint32_t> units_of(uint32_t index, uint32_t count) const {
     std::vector<uint32_t> mine;

@@ -50,15 +50,8 @@ void run_tcp_connrate(ClientContext* context, uint32_t index, uint32_t count) {
   put_hello(message.data(), Role::kEchoOnce, config.session, config.message_size);
   std::vector<uint8_t> buffer(config.message_size + 4096);
 
-  const int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_fd < 0) {
-    context->count_error(errno);
-    return;
-  }
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.u32 = UINT32_MAX;
-  epoll_ctl(epoll_fd, EPOLL_CTL_ADD, context->stop_fd, &ev);
+  const int epoll_fd = context->stop_aware_epoll();
+  if (epoll_fd < 0) return;
 
   auto watch = [&](uint32_t lane, uint32_t events, int op) {
     epoll_event e{};
@@ -150,7 +143,7 @@ void run_tcp_connrate(ClientContext* context, uint32_t index, uint32_t count) {
     }
     for (int i = 0; i < n && !stop; i++) {
       const uint32_t lane = events[i].data.u32;
-      if (lane == UINT32_MAX) {
+      if (lane == ClientContext::kStopTag) {
         stop = true;
         break;
       }

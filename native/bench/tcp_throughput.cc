@@ -17,7 +17,6 @@ namespace fulcrum::bench {
 
 namespace {
 constexpr int kCallsPerEvent = 16;
-constexpr uint32_t kStopTag = UINT32_MAX;
 }  // namespace
 
 int prepare_tcp_throughput(ClientContext* context) {
@@ -42,15 +41,9 @@ int prepare_tcp_throughput(ClientContext* context) {
 
 void run_tcp_throughput(ClientContext* context, uint32_t index, uint32_t count) {
   const std::vector<uint32_t> mine = context->units_of(index, count);
-  const int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_fd < 0) {
-    context->count_error(errno);
-    return;
-  }
+  const int epoll_fd = context->stop_aware_epoll();
+  if (epoll_fd < 0) return;
   epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.u32 = kStopTag;
-  epoll_ctl(epoll_fd, EPOLL_CTL_ADD, context->stop_fd, &ev);
   for (uint32_t u : mine) {
     ev.events = context->unit_kinds[u] == UnitKind::kSend ? EPOLLOUT : EPOLLIN;
     ev.data.u32 = u;
@@ -101,7 +94,7 @@ void run_tcp_throughput(ClientContext* context, uint32_t index, uint32_t count) 
     }
     for (int i = 0; i < n; i++) {
       const uint32_t u = events[i].data.u32;
-      if (u == kStopTag) {
+      if (u == ClientContext::kStopTag) {
         if (!draining) begin_drain();
         continue;
       }

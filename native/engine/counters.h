@@ -18,6 +18,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "enum_names.h"
+
 namespace fulcrum {
 
 inline constexpr uint32_t kCounterLayoutVersion = 4;
@@ -86,6 +88,28 @@ enum AdmissionCounter : uint32_t {
 static_assert(kGlobalCounterCount <= kLineWords && kWorkerCounterCount <= kLineWords &&
               kTrafficCounterCount <= kLineWords && kUdpCounterCount <= kLineWords &&
               kAdmissionCounterCount <= kLineWords);
+
+// The names the control plane reads each counter by (addon.counterLayout; the
+// TypeScript side checks its list against them at load).
+inline constexpr EnumName<GlobalCounter> kGlobalCounterNames[] = {{kEventsDropped, "eventsDropped"}};
+inline constexpr EnumName<WorkerCounter> kWorkerCounterNames[] = {
+    {kPooledPipes, "pooledPipes"}, {kAcceptPauses, "acceptPauses"}, {kAppliedGeneration, "appliedGeneration"}};
+inline constexpr EnumName<TrafficCounter> kTrafficCounterNames[] = {
+    {kAccepted, "accepted"}, {kActive, "active"}, {kFailed, "failed"}, {kBytesIn, "bytesIn"},
+    {kBytesOut, "bytesOut"}, {kQueued, "queued"}, {kRefused, "refused"}, {kQueueTimeouts, "queueTimeouts"}};
+inline constexpr EnumName<UdpCounter> kUdpCounterNames[] = {
+    {kDatagramsIn, "datagramsIn"},     {kDatagramsOut, "datagramsOut"},     {kDatagramsDropped, "datagramsDropped"},
+    {kFlowsExpired, "flowsExpired"},   {kFlowsEvicted, "flowsEvicted"},     {kFlowsCompleted, "flowsCompleted"},
+    {kFlowsMoved, "flowsMoved"}};
+inline constexpr EnumName<AdmissionCounter> kAdmissionCounterNames[] = {
+    {kDenied, "denied"},               {kOverConnections, "overConnections"}, {kOverRate, "overRate"},
+    {kUntracked, "untracked"},         {kProxyAccepted, "proxyAccepted"},     {kProxyMissing, "proxyMissing"},
+    {kProxyMalformed, "proxyMalformed"}, {kProxyTimeout, "proxyTimeout"}};
+static_assert(names_every_value(kGlobalCounterNames, kGlobalCounterCount) &&
+              names_every_value(kWorkerCounterNames, kWorkerCounterCount) &&
+              names_every_value(kTrafficCounterNames, kTrafficCounterCount) &&
+              names_every_value(kUdpCounterNames, kUdpCounterCount) &&
+              names_every_value(kAdmissionCounterNames, kAdmissionCounterCount));
 
 inline constexpr size_t kServiceOffsetWords = kLineWords;
 inline constexpr size_t kBackendOffsetWords = kServiceOffsetWords + kMaxServices * kLineWords;

@@ -23,6 +23,22 @@ ClientAddress ClientAddress::from(const sockaddr_storage& address) {
   return out;
 }
 
+std::string ClientAddress::text() const {
+  SocketAddress address;
+  if (family == AF_INET) {
+    auto& v4 = reinterpret_cast<sockaddr_in&>(address.storage);
+    v4.sin_family = AF_INET;
+    v4.sin_port = htons(port);
+    std::memcpy(&v4.sin_addr, bytes, 4);
+  } else if (family == AF_INET6) {
+    auto& v6 = reinterpret_cast<sockaddr_in6&>(address.storage);
+    v6.sin6_family = AF_INET6;
+    v6.sin6_port = htons(port);
+    std::memcpy(&v6.sin6_addr, bytes, 16);
+  }
+  return format_socket_address(address);
+}
+
 bool EventSink::push(const Event& event) {
   bool was_empty;
   {

@@ -11,9 +11,11 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "counters.h"
+#include "enum_names.h"
 
 namespace fulcrum {
 
@@ -26,6 +28,13 @@ enum class EventType : uint8_t {
   kClientRefused,     // service, client, reason, suppressed (at most kRefusalEventsPerSecond per worker)
 };
 
+// The names events reach JS under (NativeEvent's type in src/engine/native.ts).
+inline constexpr EnumName<EventType> kEventTypeNames[] = {
+    {EventType::kConnectFailed, "connect_failed"},     {EventType::kListenerError, "listener_error"},
+    {EventType::kAcceptPaused, "accept_paused"},       {EventType::kAcceptResumed, "accept_resumed"},
+    {EventType::kSourceBindFailed, "source_bind_failed"}, {EventType::kClientRefused, "client_refused"}};
+static_assert(names_every_value(kEventTypeNames, static_cast<size_t>(EventType::kClientRefused) + 1));
+
 // The client of a kClientRefused event: its address and port, compact (an
 // event is copied into the queue, and sockaddr_storage is 128 bytes).
 struct ClientAddress {
@@ -34,6 +43,8 @@ struct ClientAddress {
   uint8_t bytes[16] = {};
 
   static ClientAddress from(const sockaddr_storage& address);
+  // "192.0.2.1:5678" or "[2001:db8::1]:5678" (format_socket_address); "?" when none.
+  std::string text() const;
 };
 
 inline constexpr uint32_t kNoSlot = UINT32_MAX;

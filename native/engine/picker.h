@@ -12,9 +12,11 @@
 #include <vector>
 
 #include "backend_table.h"
+#include "enum_names.h"
 
 namespace fulcrum {
 
+// `balance:`. The last enumerator is kFirst (kBalanceNames counts on it).
 enum class Balance : uint8_t {
   kRoundRobin,      // each in turn, weights ignored
   kWeighted,        // smooth weighted round robin (nginx)
@@ -26,6 +28,15 @@ enum class Balance : uint8_t {
   kLeastBandwidth,  // lowest bytes per second over the last seconds, per unit of weight
   kFirst,           // the first backend (in config order) with room, up to max_connections
 };
+
+inline constexpr EnumName<Balance> kBalanceNames[] = {
+    {Balance::kRoundRobin, "roundrobin"}, {Balance::kWeighted, "weighted"},
+    {Balance::kLeastConn, "leastconn"},   {Balance::kRandom, "random"},
+    {Balance::kSource, "source"},         {Balance::kMaglev, "maglev"},
+    {Balance::kLeastTime, "least_time"},  {Balance::kLeastBandwidth, "least_bandwidth"},
+    {Balance::kFirst, "first"},
+};
+static_assert(names_every_value(kBalanceNames, static_cast<size_t>(Balance::kFirst) + 1));
 
 // Tells a picker which backends it may choose now (up, not tried yet by this
 // client, below max_connections). A non-owning callable (a pointer and a
@@ -63,7 +74,11 @@ struct PickRequest {
   uint64_t now_ms = 0;  // monotonic, for slow start
 };
 
+// `hash_key:` (maglev only).
 enum class HashKey : uint8_t { kFiveTuple, kSource };
+
+inline constexpr EnumName<HashKey> kHashKeyNames[] = {{HashKey::kFiveTuple, "five_tuple"}, {HashKey::kSource, "source"}};
+static_assert(names_every_value(kHashKeyNames, 2));
 
 struct PickerOptions {
   Balance balance = Balance::kRoundRobin;

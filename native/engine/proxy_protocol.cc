@@ -25,6 +25,24 @@ bool matches_prefix(const uint8_t* data, size_t size, const uint8_t* sig, size_t
   return std::memcmp(data, sig, size < n ? size : n) == 0;
 }
 
+// Where the address bytes and the port (network order) of an AF_INET or
+// AF_INET6 address are: the one place the two families differ for the
+// headers, which carry both the same way.
+struct IpFields {
+  void* address;
+  size_t length;  // 4 or 16
+  void* port;
+};
+
+IpFields ip_fields(sockaddr_storage& a) {
+  if (a.ss_family == AF_INET) {
+    auto& v4 = reinterpret_cast<sockaddr_in&>(a);
+    return {&v4.sin_addr, 4, &v4.sin_port};
+  }
+  auto& v6 = reinterpret_cast<sockaddr_in6&>(a);
+  return {&v6.sin6_addr, 16, &v6.sin6_port};
+}
+
 ProxyParseResult with_status(ProxyParseStatus status) {
   ProxyParseResult result;
   result.status = status;
@@ -150,24 +168,15 @@ ProxyParseResult parse_v2(const uint8_t* data, size_t size) {
   result.status = ProxyParseStatus::kDone;
   result.length = kV2HeaderBytes + length;
   if (command == 0 || (family != 1 && family != 2)) return result;  // the connection's own addresses
+  // The block: source address, destination address, source port, destination port.
   const uint8_t* block = data + kV2HeaderBytes;
-  if (family == 1) {
-    auto* source = reinterpret_cast<sockaddr_in*>(&result.source);
-    auto* destination = reinterpret_cast<sockaddr_in*>(&result.destination);
-    source->sin_family = destination->sin_family = AF_INET;
-    std::memcpy(&source->sin_addr, block, 4);
-    std::memcpy(&destination->sin_addr, block + 4, 4);
-    std::memcpy(&source->sin_port, block + 8, 2);
-    std::memcpy(&destination->sin_port, block + 10, 2);
-  } else {
-    auto* source = reinterpret_cast<sockaddr_in6*>(&result.source);
-    auto* destination = reinterpret_cast<sockaddr_in6*>(&result.destination);
-    source->sin6_family = destination->sin6_family = AF_INET6;
-    std::memcpy(&source->sin6_addr, block, 16);
-    std::memcpy(&destination->sin6_addr, block + 16, 16);
-    std::memcpy(&source->sin6_port, block + 32, 2);
-    std::memcpy(&destination->sin6_port, block + 34, 2);
-  }
+  result.source.ss_family = result.destination.ss_family = family == 1 ? AF_INET : AF_INET6;
+  const IpFields s = ip_fields(result.source);
+  const IpFields d = ip_fields(result.destination);
+  std::memcpy(s.address, block, s.length);
+  std::memcpy(d.address, block + s.length, s.length);
+  std::memcpy(s.port, block + 2 * s.length, 2);
+  std::memcpy(d.port, block + 2 * s.length + 2, 2);
   result.has_addresses = true;
   return result;
 }
@@ -188,41 +197,33 @@ ProxyParseResult parse_proxy_header(const uint8_t* data, size_t size) {
 }
 
 size_t encode_proxy_v1(const sockaddr_storage& source, const sockaddr_storage& destination, uint8_t* out) {
-  const sockaddr_storage src = unmap_ipv4(source);
-  const sockaddr_storage dst = unmap_ipv4(destination);
+  sockaddr_storage src = unmap_ipv4(source);
+  sockaddr_storage dst = unmap_ipv4(destination);
   char* text = reinterpret_cast<char*>(out);
   if (!is_ip(src) || src.ss_family != dst.ss_family) {
     std::memcpy(text, "PROXY UNKNOWN\r\n", 15);
     return 15;
   }
+  const IpFields s = ip_fields(src);
+  const IpFields d = ip_fields(dst);
   char src_host[INET6_ADDRSTRLEN];
   char dst_host[INET6_ADDRSTRLEN];
-  unsigned src_port;
-  unsigned dst_port;
-  if (src.ss_family == AF_INET) {
-    const auto& s = reinterpret_cast<const sockaddr_in&>(src);
-    const auto& d = reinterpret_cast<const sockaddr_in&>(dst);
-    inet_ntop(AF_INET, &s.sin_addr, src_host, sizeof src_host);
-    inet_ntop(AF_INET, &d.sin_addr, dst_host, sizeof dst_host);
-    src_port = ntohs(s.sin_port);
-    dst_port = ntohs(d.sin_port);
-  } else {
-    const auto& s = reinterpret_cast<const sockaddr_in6&>(src);
-    const auto& d = reinterpret_cast<const sockaddr_in6&>(dst);
-    inet_ntop(AF_INET6, &s.sin6_addr, src_host, sizeof src_host);
-    inet_ntop(AF_INET6, &d.sin6_addr, dst_host, sizeof dst_host);
-    src_port = ntohs(s.sin6_port);
-    dst_port = ntohs(d.sin6_port);
-  }
+  inet_ntop(src.ss_family, s.address, src_host, sizeof src_host);
+  inet_ntop(dst.ss_family, d.address, dst_host, sizeof dst_host);
+  uint16_t src_port;
+  uint16_t dst_port;
+  std::memcpy(&src_port, s.port, 2);
+  std::memcpy(&dst_port, d.port, 2);
   // At most 5+1+4+1+39+1+39+1+5+1+5+2 = 104 bytes, plus the NUL snprintf adds.
   const int n = std::snprintf(text, kProxyEncodeMaxBytes, "PROXY %s %s %s %u %u\r\n",
-                              src.ss_family == AF_INET ? "TCP4" : "TCP6", src_host, dst_host, src_port, dst_port);
+                              src.ss_family == AF_INET ? "TCP4" : "TCP6", src_host, dst_host,
+                              static_cast<unsigned>(ntohs(src_port)), static_cast<unsigned>(ntohs(dst_port)));
   return n < 0 ? 0 : static_cast<size_t>(n);
 }
 
 size_t encode_proxy_v2(const sockaddr_storage& source, const sockaddr_storage& destination, uint8_t* out) {
-  const sockaddr_storage src = unmap_ipv4(source);
-  const sockaddr_storage dst = unmap_ipv4(destination);
+  sockaddr_storage src = unmap_ipv4(source);
+  sockaddr_storage dst = unmap_ipv4(destination);
   std::memcpy(out, kV2Signature, sizeof kV2Signature);
   out[12] = 0x21;  // version 2, command PROXY
   if (!is_ip(src) || src.ss_family != dst.ss_family) {
@@ -230,29 +231,18 @@ size_t encode_proxy_v2(const sockaddr_storage& source, const sockaddr_storage& d
     out[14] = out[15] = 0;
     return kV2HeaderBytes;
   }
-  uint8_t* block = out + kV2HeaderBytes;
-  if (src.ss_family == AF_INET) {
-    const auto& s = reinterpret_cast<const sockaddr_in&>(src);
-    const auto& d = reinterpret_cast<const sockaddr_in&>(dst);
-    out[13] = 0x11;  // INET, STREAM
-    out[14] = 0;
-    out[15] = kV2Inet4Bytes;
-    std::memcpy(block, &s.sin_addr, 4);
-    std::memcpy(block + 4, &d.sin_addr, 4);
-    std::memcpy(block + 8, &s.sin_port, 2);
-    std::memcpy(block + 10, &d.sin_port, 2);
-    return kV2HeaderBytes + kV2Inet4Bytes;
-  }
-  const auto& s = reinterpret_cast<const sockaddr_in6&>(src);
-  const auto& d = reinterpret_cast<const sockaddr_in6&>(dst);
-  out[13] = 0x21;  // INET6, STREAM
+  const IpFields s = ip_fields(src);
+  const IpFields d = ip_fields(dst);
+  const size_t block_bytes = src.ss_family == AF_INET ? kV2Inet4Bytes : kV2Inet6Bytes;
+  out[13] = src.ss_family == AF_INET ? 0x11 : 0x21;  // INET or INET6, STREAM
   out[14] = 0;
-  out[15] = kV2Inet6Bytes;
-  std::memcpy(block, &s.sin6_addr, 16);
-  std::memcpy(block + 16, &d.sin6_addr, 16);
-  std::memcpy(block + 32, &s.sin6_port, 2);
-  std::memcpy(block + 34, &d.sin6_port, 2);
-  return kV2HeaderBytes + kV2Inet6Bytes;
+  out[15] = static_cast<uint8_t>(block_bytes);
+  uint8_t* block = out + kV2HeaderBytes;
+  std::memcpy(block, s.address, s.length);
+  std::memcpy(block + s.length, d.address, s.length);
+  std::memcpy(block + 2 * s.length, s.port, 2);
+  std::memcpy(block + 2 * s.length + 2, d.port, 2);
+  return kV2HeaderBytes + block_bytes;
 }
 
 }  // namespace fulcrum

@@ -22,15 +22,24 @@
 #include "cidr_set.h"
 #include "client_limits.h"
 #include "counters.h"
+#include "enum_names.h"
 #include "picker.h"
 #include "sticky_table.h"
 #include "sync_journal.h"
 
 namespace fulcrum {
 
-// The PROXY protocol header written to a backend before the client's bytes.
+// The PROXY protocol header written to a backend before the client's bytes (`send_proxy:`).
 enum class SendProxy : uint8_t { kNone, kV1, kV2 };
 
+inline constexpr EnumName<SendProxy> kSendProxyNames[] = {{SendProxy::kNone, "none"}, {SendProxy::kV1, "v1"}, {SendProxy::kV2, "v2"}};
+static_assert(names_every_value(kSendProxyNames, 3));
+
+// The initializers of these specs serve the C++ tests, which build specs by
+// hand. A running engine gets every field from the snapshot: the reader
+// (native/addon/snapshot_reader.cc) requires each one, so none of these
+// values is a default a user's service runs with; the config schema's
+// defaults are.
 struct BackendSpec {
   uint32_t slot = 0;  // counter and state index, stable across reloads
   SocketAddress address;
@@ -52,7 +61,11 @@ struct StickySpec {
   uint64_t timeout_ms = 30 * 60 * 1000;
 };
 
+// `protocol:`.
 enum class Protocol : uint8_t { kTcp, kUdp };
+
+inline constexpr EnumName<Protocol> kProtocolNames[] = {{Protocol::kTcp, "tcp"}, {Protocol::kUdp, "udp"}};
+static_assert(names_every_value(kProtocolNames, 2));
 
 // accept_proxy: clients (another proxy, a cloud load balancer) start with a
 // PROXY protocol header naming the real client.

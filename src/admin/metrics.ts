@@ -6,10 +6,14 @@
 // services and backends disappear with them (collect resets first).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AdminState } from '../control/backend-control.js';
-import type { BackendState, EngineStats } from '../engine/engine.js';
+import { backendKey, splitBackendKey } from '../engine/backend-key.js';
+import type { AdmissionField } from '../engine/counter-reader.js';
+import { COUNTER_FIELDS } from '../engine/native.js';
+import type { BackendState, EngineStats } from '../engine/stats.js';
 import type { AnnounceSource, HaSource, SyncSource } from '../control/types.js';
 import type { FulcrumRuntime } from '../runtime.js';
 import { servicesView, type BackendView, type ServiceView } from './state-view.js';
+import { FLOW_COUNTERS } from './udp-counters.js';
 
 /** Resolution of the default metrics' event-loop lag sampling (ms). */
 const EVENT_LOOP_SAMPLE_MS = 100;
@@ -22,6 +26,20 @@ const CHECK_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2
 
 type Labels = Record<string, string>;
 type Fill = (set: (labels: Labels, value: number) => void) => void;
+
+/** The series each admission counter is (a Record over the layout's fields: a new counter does not compile until placed). */
+const ADMISSION_SERIES: Readonly<Record<AdmissionField, { metric: 'refused' | 'untracked' | 'proxy'; labels: Labels }>> = {
+  denied: { metric: 'refused', labels: { reason: 'denied' } },
+  overConnections: { metric: 'refused', labels: { reason: 'max_connections' } },
+  overRate: { metric: 'refused', labels: { reason: 'rate' } },
+  untracked: { metric: 'untracked', labels: {} },
+  proxyAccepted: { metric: 'proxy', labels: { result: 'accepted' } },
+  proxyMissing: { metric: 'proxy', labels: { result: 'missing' } },
+  proxyMalformed: { metric: 'proxy', labels: { result: 'malformed' } },
+  proxyTimeout: { metric: 'proxy', labels: { result: 'timeout' } },
+};
+/** The flow events of fulcrum_udp_flows_total: the flow counters both status views print, by the same words, less the gauge. */
+const FLOW_EVENTS = FLOW_COUNTERS.filter((c) => c.key !== 'flowsActive');
 
 export class FulcrumMetrics {
   readonly registry = new Registry();
@@ -64,21 +82,16 @@ export class FulcrumMetrics {
         set({ service: s.name, direction: 'in' }, s.bytesIn);
         set({ service: s.name, direction: 'out' }, s.bytesOut);
       }));
-    this.#counter('fulcrum_service_refused_clients_total', 'Clients turned away before any backend was touched, by reason: denied (allow/deny), max_connections and rate (client_limits). TCP counts connections, UDP datagrams.', [...S, 'reason'], (set) =>
+    const admission = (metric: 'refused' | 'untracked' | 'proxy'): Fill => (set) =>
       this.#view.forEach((s) => {
-        set({ service: s.name, reason: 'denied' }, s.admission.denied);
-        set({ service: s.name, reason: 'max_connections' }, s.admission.overConnections);
-        set({ service: s.name, reason: 'rate' }, s.admission.overRate);
-      }));
-    this.#counter('fulcrum_service_untracked_clients_total', 'Clients admitted without client_limits because the client table had no room for them.', S, (set) =>
-      this.#view.forEach((s) => set({ service: s.name }, s.admission.untracked)));
-    this.#counter('fulcrum_service_proxy_headers_total', 'PROXY protocol headers from clients (accept_proxy), by result: accepted, missing, malformed, timeout (the last three closed the connection).', [...S, 'result'], (set) =>
-      this.#view.forEach((s) => {
-        set({ service: s.name, result: 'accepted' }, s.admission.proxyAccepted);
-        set({ service: s.name, result: 'missing' }, s.admission.proxyMissing);
-        set({ service: s.name, result: 'malformed' }, s.admission.proxyMalformed);
-        set({ service: s.name, result: 'timeout' }, s.admission.proxyTimeout);
-      }));
+        for (const field of COUNTER_FIELDS.admission) {
+          const series = ADMISSION_SERIES[field];
+          if (series.metric === metric) set({ service: s.name, ...series.labels }, s.admission[field]);
+        }
+      });
+    this.#counter('fulcrum_service_refused_clients_total', 'Clients turned away before any backend was touched, by reason: denied (allow/deny), max_connections and rate (client_limits). TCP counts connections, UDP datagrams.', [...S, 'reason'], admission('refused'));
+    this.#counter('fulcrum_service_untracked_clients_total', 'Clients admitted without client_limits because the client table had no room for them.', S, admission('untracked'));
+    this.#counter('fulcrum_service_proxy_headers_total', 'PROXY protocol headers from clients (accept_proxy), by result: accepted, missing, malformed, timeout (the last three closed the connection).', [...S, 'result'], admission('proxy'));
     this.#gauge('fulcrum_service_connections_active', 'Client connections open now.', S, (set) =>
       this.#view.forEach((s) => set({ service: s.name }, s.active)));
     this.#gauge('fulcrum_service_backends_up', 'Backends of the service that take new connections now.', S, (set) =>
@@ -120,14 +133,7 @@ export class FulcrumMetrics {
     this.#counter('fulcrum_udp_datagrams_dropped_total', 'UDP datagrams received but not forwarded (no flow, a full buffer, beyond udp.responses).', S, (set) =>
       udpServices((l, u) => set(l, u.datagramsDropped)));
     this.#counter('fulcrum_udp_flows_total', 'UDP flows by event: created, expired (idle), evicted (max_flows), completed (udp.responses), moved (backend down or refused), dropped (could not be created).', [...S, 'event'], (set) =>
-      udpServices((l, u) => {
-        set({ ...l, event: 'created' }, u.flowsCreated);
-        set({ ...l, event: 'expired' }, u.flowsExpired);
-        set({ ...l, event: 'evicted' }, u.flowsEvicted);
-        set({ ...l, event: 'completed' }, u.flowsCompleted);
-        set({ ...l, event: 'moved' }, u.flowsMoved);
-        set({ ...l, event: 'dropped' }, u.flowsDropped);
-      }));
+      udpServices((l, u) => FLOW_EVENTS.forEach((c) => set({ ...l, event: c.label }, u[c.key]))));
     this.#gauge('fulcrum_udp_flows_active', 'UDP flows open now.', S, (set) => udpServices((l, u) => set(l, u.flowsActive)));
     this.#checkLatency = new Histogram({
       name: 'fulcrum_health_check_duration_seconds',
@@ -238,7 +244,7 @@ export class FulcrumMetrics {
     const present = new Set<string>();
     for (const s of this.#view) {
       for (const b of s.backends) {
-        const id = `${s.name}\u0000${b.address}`;
+        const id = backendKey(s.name, b.address);
         present.add(id);
         const seen = this.#checksSeen.get(id) ?? 0;
         let newest = seen;
@@ -253,7 +259,7 @@ export class FulcrumMetrics {
     for (const id of [...this.#checksSeen.keys()]) {
       if (present.has(id)) continue;
       this.#checksSeen.delete(id);
-      const [service, backend] = id.split('\u0000') as [string, string];
+      const { service, address: backend } = splitBackendKey(id);
       for (const result of ['ok', 'fail']) this.#checkLatency.remove({ service, backend, result });
     }
   }

@@ -20,6 +20,7 @@
 // body is at most MAX_BODY_BYTES. Auth: src/admin/auth.ts.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { SCHEMA_BOUNDS } from '../config/raw-types.js';
 import type { Endpoint } from '../config/types.js';
 import type { AdminState } from '../control/backend-control.js';
 import { ApiError } from '../errors.js';
@@ -192,8 +193,9 @@ export class AdminServer {
 
   #setWeight(service: string, backend: string, body: unknown): void {
     const weight = (body as { weight?: unknown } | undefined)?.weight;
-    if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 0 || weight > 256) {
-      throw new ApiError(400, 'bad_weight', `expected a body {"weight": N} with N an integer from 0 to 256, got ${JSON.stringify(weight ?? null)}`);
+    const { minimum, maximum } = SCHEMA_BOUNDS['backend.weight'];
+    if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < minimum || weight > maximum) {
+      throw new ApiError(400, 'bad_weight', `expected a body {"weight": N} with N an integer from ${minimum} to ${maximum}, got ${JSON.stringify(weight ?? null)}`);
     }
     this.#runtime.engine.setBackendWeight(service, backend, weight);
     this.#logger.info({ service, backend, weight }, 'admin: backend weight set');

@@ -2,13 +2,26 @@
 // engine's counters (read from shared memory, summed at call time), each
 // backend's health, operator and effective state from BackendControl, and the
 // health checker's history. One function builds it so every view agrees.
-import type { AdmissionStats, BackendState, EngineStats, UdpBackendStats, UdpServiceStats } from '../engine/engine.js';
+import { backendKey } from '../engine/backend-key.js';
+import {
+  pickFields,
+  CONNECTION_FIELDS,
+  QUEUE_FIELDS,
+  type AdmissionStats,
+  type BackendState,
+  type EngineStats,
+  type QueueField,
+  type TrafficCounters,
+  type UdpBackendStats,
+  type UdpServiceStats,
+} from '../engine/stats.js';
 import type { AdminState, HealthVerdict } from '../control/backend-control.js';
 import type { AnnounceStatus, CheckRecord, HaStatus, SyncStatus } from '../control/types.js';
 import type { FulcrumRuntime, ReloadRecord } from '../runtime.js';
 import type { ServiceConfig } from '../config/types.js';
 
-export interface BackendView {
+/** The engine's counters of a backend (TrafficCounters: accepted, active, failed, bytesIn, bytesOut) come after these fields. */
+export interface BackendView extends TrafficCounters {
   address: string;
   /** What the engine runs with: up, down, drain or maint. */
   state: BackendState;
@@ -27,27 +40,15 @@ export interface BackendView {
     ejections: number;
     history: CheckRecord[];
   };
-  accepted: number;
-  active: number;
-  failed: number;
-  bytesIn: number;
-  bytesOut: number;
   /** protocol: udp services only: datagrams each way. */
   udp?: UdpBackendStats;
 }
 
-export interface ServiceView {
+/** The engine's counters of a service (TrafficCounters, then queued, refused, queueTimeouts) come after its balance. */
+export interface ServiceView extends TrafficCounters, Record<QueueField, number> {
   name: string;
   listen: string;
   balance: string;
-  accepted: number;
-  active: number;
-  failed: number;
-  bytesIn: number;
-  bytesOut: number;
-  queued: number;
-  refused: number;
-  queueTimeouts: number;
   /** Backends whose effective state is up. */
   backendsUp: number;
   /** protocol: udp services only: the flow table's counters. */
@@ -76,18 +77,16 @@ export interface StatusView {
   services: ServiceView[];
 }
 
-const key = (service: string, backend: string): string => `${service}\u0000${backend}`;
-
 /** `stats`: an engine.stats() the caller already read (one read of the counters per request). */
 export function servicesView(runtime: FulcrumRuntime, stats: EngineStats = runtime.engine.stats()): ServiceView[] {
   const config = runtime.config();
-  const control = new Map(runtime.control.list().map((s) => [key(s.service, s.backend), s]));
-  const health = new Map(runtime.health.snapshot().map((h) => [key(h.service, h.backend), h]));
+  const control = new Map(runtime.control.list().map((s) => [backendKey(s.service, s.backend), s]));
+  const health = new Map(runtime.health.snapshot().map((h) => [backendKey(h.service, h.backend), h]));
   return stats.services.map((service): ServiceView => {
     const serviceConfig = config.services.find((s) => s.name === service.name);
     const backends = service.backends.map((b): BackendView => {
-      const status = control.get(key(service.name, b.address));
-      const checked = health.get(key(service.name, b.address));
+      const status = control.get(backendKey(service.name, b.address));
+      const checked = health.get(backendKey(service.name, b.address));
       return {
         address: b.address,
         state: status?.effective ?? b.state,
@@ -105,11 +104,7 @@ export function servicesView(runtime: FulcrumRuntime, stats: EngineStats = runti
           ejections: checked?.ejections ?? 0,
           history: checked?.history ?? [],
         },
-        accepted: b.accepted,
-        active: b.active,
-        failed: b.failed,
-        bytesIn: b.bytesIn,
-        bytesOut: b.bytesOut,
+        ...pickFields(b, CONNECTION_FIELDS),
         ...(b.udp ? { udp: b.udp } : {}),
       };
     });
@@ -117,14 +112,8 @@ export function servicesView(runtime: FulcrumRuntime, stats: EngineStats = runti
       name: service.name,
       listen: service.listen,
       balance: serviceConfig?.balance ?? 'roundrobin',
-      accepted: service.accepted,
-      active: service.active,
-      failed: service.failed,
-      bytesIn: service.bytesIn,
-      bytesOut: service.bytesOut,
-      queued: service.queued,
-      refused: service.refused,
-      queueTimeouts: service.queueTimeouts,
+      ...pickFields(service, CONNECTION_FIELDS),
+      ...pickFields(service, QUEUE_FIELDS),
       backendsUp: backends.filter((b) => b.state === 'up').length,
       ...(service.udp ? { udp: service.udp } : {}),
       admission: service.admission,

@@ -7,7 +7,7 @@
 // are flows active / created / dropped, a backend's are the flows it holds /
 // has been given (created or moved to it) / ICMP unreachable answers and
 // send errors. Both views label those columns accordingly.
-import type { UdpServiceStats } from '../engine/engine.js';
+import type { UdpServiceStats } from '../engine/stats.js';
 
 /** A counter as both views print it: its field, the word after the number, what it counts. */
 export interface LabelledCounter<K extends string> {

@@ -24,6 +24,7 @@ import { constants } from 'node:os';
 import type { AnnounceConfig, FulcrumConfig } from '../config/types.js';
 import { servicesOfVip } from '../config/announce.js';
 import type { Engine } from '../engine/engine.js';
+import { BirdError } from '../errors.js';
 import { loadNative } from '../engine/native.js';
 import { checkDataPlane } from '../ha/tracking.js';
 import type { Logger } from '../logger.js';
@@ -152,7 +153,7 @@ export class Announcer implements AnnounceSource {
       writeIncludeFile(bird.config, birdConfig(this.#config, false));
       const result = await birdc(bird.birdc, bird.socket, ['configure']);
       if (!result.ok || /error/i.test(result.output)) {
-        throw new Error(`birdc configure on ${bird.socket} failed: ${result.output} (does BIRD's config include "${bird.config}"?)`);
+        throw new BirdError(`birdc configure on ${bird.socket} failed: ${result.output} (does BIRD's config include "${bird.config}"?)`);
       }
     }
     this.#reachable = true;

@@ -9,6 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../logger.js';
+import { BirdError } from '../errors.js';
 import { birdc } from './birdc.js';
 
 /** How long BIRD may take to open its control socket. */
@@ -94,12 +95,12 @@ export class BirdProcess {
     for (;;) {
       if (!this.#running) {
         await sleep(20); // its last words
-        throw new Error(`bird exited at start: ${this.#lastLine || 'no message'} (check with: ${bird} -p -c ${config})`);
+        throw new BirdError(`bird exited at start: ${this.#lastLine || 'no message'} (check with: ${bird} -p -c ${config})`);
       }
       if ((await birdc(client, socket, ['show', 'status'])).ok) break;
       if (Date.now() > deadline) {
         await this.stop();
-        throw new Error(`bird did not open its control socket ${socket} within ${READY_TIMEOUT_MS}ms`);
+        throw new BirdError(`bird did not open its control socket ${socket} within ${READY_TIMEOUT_MS}ms`);
       }
       await sleep(50);
     }

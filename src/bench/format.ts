@@ -1,30 +1,19 @@
 // Human output of a bench run: one line per interval (with a progress
 // indicator, as iperf3 prints them) and a final table.
 import type { Workload } from '../engine/native.js';
+import { scaleToUnit } from '../units.js';
 import type { BenchReport, IntervalRecord, LatencyStats } from './report.js';
 
 /** 9.41 Gbit/s, 812.3 Mbit/s... */
 export function formatBits(bitsPerSecond: number): string {
-  const units = ['bit/s', 'Kbit/s', 'Mbit/s', 'Gbit/s', 'Tbit/s'];
-  let value = bitsPerSecond;
-  let i = 0;
-  while (value >= 1000 && i < units.length - 1) {
-    value /= 1000;
-    i++;
-  }
-  return `${value.toFixed(value >= 100 ? 1 : 2)} ${units[i]}`;
+  const { value, unit } = scaleToUnit(bitsPerSecond, 1000, ['bit/s', 'Kbit/s', 'Mbit/s', 'Gbit/s', 'Tbit/s']);
+  return `${value.toFixed(value >= 100 ? 1 : 2)} ${unit}`;
 }
 
 /** 1.23 GB, 512.0 MB... (decimal units, like the rates). */
 export function formatBytes(bytes: number): string {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let value = bytes;
-  let i = 0;
-  while (value >= 1000 && i < units.length - 1) {
-    value /= 1000;
-    i++;
-  }
-  return `${value.toFixed(i === 0 ? 0 : 2)} ${units[i]}`;
+  const { value, unit, index } = scaleToUnit(bytes, 1000, ['B', 'KB', 'MB', 'GB', 'TB']);
+  return `${value.toFixed(index === 0 ? 0 : 2)} ${unit}`;
 }
 
 /** 12,345 */

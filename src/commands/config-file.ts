@@ -2,7 +2,13 @@
 // command can exit 2 (config errors are usage errors: fix the file, run again).
 import { loadConfig } from '../config/load.js';
 import type { FulcrumConfig } from '../config/types.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, UsageError } from '../errors.js';
+
+/** The config of `-c FILE`, which `command` requires: loaded, or undefined after saying why on stderr. */
+export async function requiredConfig(command: 'check' | 'run', file: string | undefined): Promise<FulcrumConfig | undefined> {
+  if (file === undefined) throw new UsageError('missing required option -c FILE', command);
+  return loadConfigOrReport(file);
+}
 
 /**
  * Load and validate `file`. Returns the config, or undefined after writing to

@@ -9,17 +9,14 @@ import { createLogger } from '../logger.js';
 import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from './exit-codes.js';
 import { loadConfigOrReport } from './config-file.js';
 import { serve } from './serve.js';
-import { COMMAND_USAGE, parseCommandOptions } from './usage.js';
+import { helpShown, parseCommandOptions } from './usage.js';
 
 /** The config shipped in the package (dist/commands/demo.js → config/fulcrum.yaml). */
 export const BUNDLED_CONFIG = fileURLToPath(new URL('../../config/fulcrum.yaml', import.meta.url));
 
 export async function demoCommand(args: readonly string[]): Promise<number> {
   const options = parseCommandOptions('demo', args, ['config', 'log-level', 'help']);
-  if (options.help) {
-    process.stdout.write(COMMAND_USAGE.demo);
-    return EXIT_OK;
-  }
+  if (helpShown('demo', options)) return EXIT_OK;
   const file = options.config ?? BUNDLED_CONFIG;
   const config = await loadConfigOrReport(file);
   if (config === undefined) return EXIT_USAGE;

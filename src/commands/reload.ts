@@ -6,14 +6,11 @@ import type { ReloadOutcome } from '../control/types.js';
 import { AdminUnreachable } from '../errors.js';
 import { apiErrorText, callApi, checkSameConfig, resolveTarget } from './admin-client.js';
 import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from './exit-codes.js';
-import { COMMAND_USAGE, parseCommandOptions } from './usage.js';
+import { helpShown, parseCommandOptions } from './usage.js';
 
 export async function reloadCommand(args: readonly string[]): Promise<number> {
   const options = parseCommandOptions('reload', args, ['config', 'admin', 'token-file', 'help']);
-  if (options.help) {
-    process.stdout.write(COMMAND_USAGE.reload);
-    return EXIT_OK;
-  }
+  if (helpShown('reload', options)) return EXIT_OK;
   try {
     const target = await resolveTarget(options);
     await checkSameConfig(target);

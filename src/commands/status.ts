@@ -4,16 +4,14 @@ import type { StatusView } from '../admin/state-view.js';
 import { flowTableText } from '../admin/udp-counters.js';
 import { admissionText } from '../admin/admission-counters.js';
 import { AdminUnreachable } from '../errors.js';
+import { scaleToUnit } from '../units.js';
 import { apiErrorText, callApi, resolveTarget } from './admin-client.js';
 import { EXIT_OK, EXIT_RUNTIME } from './exit-codes.js';
-import { COMMAND_USAGE, parseCommandOptions } from './usage.js';
+import { helpShown, parseCommandOptions } from './usage.js';
 
 export async function statusCommand(args: readonly string[]): Promise<number> {
   const options = parseCommandOptions('status', args, ['config', 'admin', 'token-file', 'json', 'help']);
-  if (options.help) {
-    process.stdout.write(COMMAND_USAGE.status);
-    return EXIT_OK;
-  }
+  if (helpShown('status', options)) return EXIT_OK;
   try {
     const target = await resolveTarget(options);
     const response = await callApi(target, 'GET', '/api/status', 10_000);
@@ -75,14 +73,8 @@ export function formatStatus(status: StatusView): string {
 }
 
 function bytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = n;
-  let i = 0;
-  while (value >= 1024 && i < units.length - 1) {
-    value /= 1024;
-    i++;
-  }
-  return i === 0 ? `${value} B` : `${value.toFixed(1)} ${units[i]}`;
+  const { value, unit, index } = scaleToUnit(n, 1024, ['B', 'KiB', 'MiB', 'GiB', 'TiB']);
+  return index === 0 ? `${value} B` : `${value.toFixed(1)} ${unit}`;
 }
 
 function duration(ms: number): string {

@@ -131,6 +131,12 @@ export interface CommandOptions {
   json: boolean;
 }
 
+/** With --help: `command`'s usage on stdout, and true (the command then exits 0). */
+export function helpShown(command: keyof typeof COMMAND_USAGE, options: { help: boolean }): boolean {
+  if (options.help) process.stdout.write(COMMAND_USAGE[command]);
+  return options.help;
+}
+
 /**
  * Parse a command's arguments (after the command name). Accepts only `allowed`
  * options and no positionals. Throws UsageError naming the bad argument.

@@ -39,7 +39,8 @@ export function checkAdmin(raw: unknown, source: YamlSource): AdminResult {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { issues, admin: undefined };
   const section = raw as RawAdmin;
   const at = ['admin'];
-  const parsed = parseEndpoint(section.listen ?? '127.0.0.1:9090', 'listen');
+  // listen is always there: the schema fills in its default.
+  const parsed = parseEndpoint(section.listen, 'listen');
   if (!parsed.ok) issues.push(source.issue([...at, 'listen'], parsed.message));
 
   let token: string | undefined;

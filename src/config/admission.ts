@@ -6,17 +6,14 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import type { ConfigIssue } from '../errors.js';
 import { parseDuration } from './duration.js';
+import { DURATION_BOUNDS, type RawService } from './raw-types.js';
 import type { ConfigPath, YamlSource } from './source.js';
-import type { AcceptProxyConfig, ClientLimitsConfig, Protocol, SendProxy } from './types.js';
+import type { AcceptProxyConfig, ClientLimitsConfig } from './types.js';
 
-export const ADMISSION_DEFAULTS = {
-  /** HAProxy bounds the header by `timeout client`; a proxy in front sends it at once, so a few seconds is plenty. */
-  acceptProxyTimeoutMs: 3_000,
-  /** Clients tracked at once by client_limits (64 bytes each). */
-  tableSize: 65_536,
-} as const;
-
-const ACCEPT_PROXY_TIMEOUT_MAX_MS = 60_000;
+// The default accept_proxy_timeout (3s) is the schema's: HAProxy bounds the
+// header by `timeout client`; a proxy in front sends it at once, so a few
+// seconds is plenty.
+const ACCEPT_PROXY_TIMEOUT_MAX_MS = DURATION_BOUNDS['service.accept_proxy_timeout'].maxMs;
 
 /** Keys of a protocol: tcp service only, and why. */
 const TCP_ONLY: ReadonlyArray<{ path: readonly string[]; why: string }> = [
@@ -47,24 +44,11 @@ export function parseCidr(value: unknown): { ok: true; cidr: string } | { ok: fa
   return { ok: true, cidr: `${host}/${lengthText}` };
 }
 
-/** What the schema let through for one service (YAML spelling). */
-export interface RawAdmission {
-  accept_proxy?: boolean;
-  accept_proxy_from?: string[];
-  accept_proxy_timeout?: string | number;
-  send_proxy?: SendProxy;
-  source?: 'auto' | 'client';
-  allow?: string[];
-  deny?: string[];
-  client_limits?: {
-    max_connections?: number;
-    connection_rate?: number;
-    connection_burst?: number;
-    datagram_rate?: number;
-    datagram_burst?: number;
-    table_size?: number;
-  };
-}
+/** The admission keys of one service, as the schema let them through with its defaults. */
+export type RawAdmission = Pick<
+  RawService,
+  'protocol' | 'accept_proxy' | 'accept_proxy_from' | 'accept_proxy_timeout' | 'source' | 'allow' | 'deny' | 'client_limits'
+>;
 
 /** The typed admission settings of a service. */
 export interface AdmissionSettings {
@@ -72,10 +56,10 @@ export interface AdmissionSettings {
   allow: string[];
   deny: string[];
   clientLimits: ClientLimitsConfig | undefined;
-  source: 'auto' | 'client';
+  source: RawService['source'];
 }
 
-/** Issues of one service's admission keys (`service` is its raw YAML data, at path `at`). */
+/** Issues of one service's admission keys (`service` is its YAML data as written, without the schema's defaults, at path `at`). */
 export function admissionIssues(service: Record<string, unknown>, at: ConfigPath, source: YamlSource): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const report = (path: ConfigPath, message: string, anchor: 'key' | 'value' = 'value'): void => {
@@ -144,21 +128,22 @@ export function admissionIssues(service: Record<string, unknown>, at: ConfigPath
 }
 
 /** The typed settings; call only once admissionIssues() and the schema found nothing. */
-export function buildAdmission(raw: RawAdmission, protocol: Protocol): AdmissionSettings {
+export function buildAdmission(raw: RawAdmission): AdmissionSettings {
   const canonical = (list: string[] | undefined): string[] => (list ?? []).map((value) => {
     const parsed = parseCidr(value);
     if (!parsed.ok) throw new Error(`internal: unchecked prefix ${value}`);
     return parsed.cidr;
   });
-  const timeout = raw.accept_proxy_timeout === undefined ? undefined : parseDuration(raw.accept_proxy_timeout, 'accept_proxy_timeout', ACCEPT_PROXY_TIMEOUT_MAX_MS);
+  const timeout = parseDuration(raw.accept_proxy_timeout, 'accept_proxy_timeout', ACCEPT_PROXY_TIMEOUT_MAX_MS);
+  if (!timeout.ok) throw new Error(`internal: unchecked accept_proxy_timeout ${String(raw.accept_proxy_timeout)}`);
   const limits = raw.client_limits;
-  const udp = protocol === 'udp';
+  const udp = raw.protocol === 'udp';
   const rate = (udp ? limits?.datagram_rate : limits?.connection_rate) ?? 0;
   return {
-    acceptProxy: raw.accept_proxy === true
+    acceptProxy: raw.accept_proxy
       ? {
           from: raw.accept_proxy_from === undefined ? undefined : canonical(raw.accept_proxy_from),
-          timeoutMs: timeout?.ok ? timeout.ms : ADMISSION_DEFAULTS.acceptProxyTimeoutMs,
+          timeoutMs: timeout.ms,
         }
       : undefined,
     allow: canonical(raw.allow),
@@ -169,9 +154,9 @@ export function buildAdmission(raw: RawAdmission, protocol: Protocol): Admission
           maxConnections: limits.max_connections ?? 0,
           rate,
           burst: (udp ? limits.datagram_burst : limits.connection_burst) ?? rate,
-          tableSize: limits.table_size ?? ADMISSION_DEFAULTS.tableSize,
+          tableSize: limits.table_size,
         },
-    source: raw.source ?? 'auto',
+    source: raw.source,
   };
 }
 

@@ -8,6 +8,7 @@ import type { ConfigIssue } from '../errors.js';
 import { parseEndpoint } from './address.js';
 import { parseDuration } from './duration.js';
 import { parseIpv4 } from './ha.js';
+import { DURATION_BOUNDS, type DurationBound, type DurationPath, type RawAnnounce } from './raw-types.js';
 import type { ConfigPath, YamlSource } from './source.js';
 import type { AnnounceConfig, Endpoint, SyncConfig } from './types.js';
 
@@ -16,26 +17,6 @@ export const BIRD_RUN_DIR = '/run/fulcrum';
 /** HMAC-SHA256 keys shorter than this are refused. */
 export const SYNC_KEY_MIN_BYTES = 16;
 
-const LIMITS_MS = {
-  bfdInterval: { min: 10, max: 10_000 },
-  holdTime: { min: 3_000, max: 65_535_000 },
-  withdrawGrace: { min: 0, max: 60_000 },
-  syncInterval: { min: 10, max: 10_000 },
-  maxSkew: { min: 1_000, max: 300_000 },
-} as const;
-
-interface RawAnnounce {
-  local_address: string;
-  local_as: number;
-  router_id?: string;
-  neighbors: Array<{ address: string; as: number }>;
-  vips: string[];
-  interface: string;
-  bfd: boolean;
-  bfd_multiplier: number;
-  track: { services: string[] };
-  bird: { run: boolean; config?: string; socket?: string; bird: string; birdc: string };
-}
 
 /** A service as the VIP check needs it: its name and listen host. */
 export interface ListenSummary {
@@ -94,9 +75,9 @@ export class AnnounceChecker {
         }
       });
     }
-    this.#duration(block, 'announce', 'bfd_interval', LIMITS_MS.bfdInterval);
-    this.#duration(block, 'announce', 'hold_time', LIMITS_MS.holdTime);
-    this.#duration(block, 'announce', 'withdraw_grace', LIMITS_MS.withdrawGrace, true);
+    this.#duration(block, 'announce.bfd_interval');
+    this.#duration(block, 'announce.hold_time');
+    this.#duration(block, 'announce.withdraw_grace');
     const track = block.track;
     if (typeof track === 'object' && track !== null && Array.isArray((track as Record<string, unknown>).services)) {
       const names = new Set(services.map((s) => s.name));
@@ -141,8 +122,8 @@ export class AnnounceChecker {
       }
       this.#syncKeyFile = file;
     }
-    this.#duration(block, 'sync', 'interval', LIMITS_MS.syncInterval);
-    this.#duration(block, 'sync', 'max_skew', LIMITS_MS.maxSkew);
+    this.#duration(block, 'sync.interval');
+    this.#duration(block, 'sync.max_skew');
     return this.#issues;
   }
 
@@ -203,13 +184,16 @@ export class AnnounceChecker {
     return address;
   }
 
-  #duration(block: Record<string, unknown>, section: string, key: string, limits: { min: number; max: number }, zeroIsOff = false): void {
+  /** The duration at `path` (section.key), within the schema's bounds for it. */
+  #duration(block: Record<string, unknown>, path: Extract<DurationPath, `announce.${string}` | `sync.${string}`>): void {
+    const [section, key] = path.split('.') as [string, string];
     const value = block[key];
     if (value === undefined) return;
-    const result = parseDuration(value, `${section}.${key}`, limits.max, zeroIsOff ? { zero: 'off' } : {});
+    const limits: DurationBound = DURATION_BOUNDS[path];
+    const result = parseDuration(value, path, limits.maxMs, limits.zeroIsOff ? { zero: 'off' } : {});
     if (!result.ok) return void this.#report([section, key], result.message);
-    if (result.ms !== 0 && result.ms < limits.min) return void this.#report([section, key], `${section}.${key} ${JSON.stringify(value)}: expected at least ${limits.min}ms`);
-    this.#durations.set(`${section}.${key}`, result.ms);
+    if (result.ms !== 0 && result.ms < limits.minMs) return void this.#report([section, key], `${path} ${JSON.stringify(value)}: expected at least ${limits.minMs}ms`);
+    this.#durations.set(path, result.ms);
   }
 
   #report(path: ConfigPath, message: string): undefined {

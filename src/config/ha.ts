@@ -5,29 +5,12 @@
 import { isAbsolute } from 'node:path';
 import type { ConfigIssue } from '../errors.js';
 import { parseDuration } from './duration.js';
+import { DURATION_BOUNDS, type RawHa } from './raw-types.js';
 import type { ConfigPath, YamlSource } from './source.js';
 import type { HaConfig, HaVirtualIp } from './types.js';
 
-/** VRRPv3's Max Adver Int: 12 bits of centiseconds. */
-export const ADVERT_INTERVAL_MS = { min: 10, max: 40_950, step: 10 } as const;
-const HA_DURATION_MAX_MS = 3_600_000;
-
-interface RawHa {
-  interface: string;
-  vrid: number;
-  priority: number;
-  virtual_ips: string[];
-  advert_interval: string | number;
-  preempt: boolean;
-  preempt_delay: string | number;
-  unicast_peers: string[];
-  source_address?: string;
-  notify?: string;
-  garp_repeat: number;
-  garp_delay: string | number;
-  garp_refresh: string | number;
-  track: { services: string[]; weight: number };
-}
+/** VRRPv3's Max Adver Int: 12 bits of centiseconds (the schema has the range, 10ms to 40950ms). */
+const ADVERT_INTERVAL = { ...DURATION_BOUNDS['ha.advert_interval'], stepMs: 10 } as const;
 
 const IPV4_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 
@@ -66,13 +49,14 @@ export class HaChecker {
         this.#vips.push(vip);
       });
     }
-    const interval = this.#duration(ha, 'advert_interval', ADVERT_INTERVAL_MS.max);
-    if (interval !== undefined && (interval < ADVERT_INTERVAL_MS.min || interval % ADVERT_INTERVAL_MS.step !== 0)) {
-      this.#report([...at, 'advert_interval'], `ha.advert_interval ${JSON.stringify(ha.advert_interval)}: expected a multiple of 10ms from 10ms to 40950ms (VRRPv3 counts centiseconds)`);
+    const interval = this.#duration(ha, 'advert_interval', ADVERT_INTERVAL.maxMs);
+    if (interval !== undefined && (interval < ADVERT_INTERVAL.minMs || interval % ADVERT_INTERVAL.stepMs !== 0)) {
+      const { stepMs, minMs, maxMs } = ADVERT_INTERVAL;
+      this.#report([...at, 'advert_interval'], `ha.advert_interval ${JSON.stringify(ha.advert_interval)}: expected a multiple of ${stepMs}ms from ${minMs}ms to ${maxMs}ms (VRRPv3 counts centiseconds)`);
     }
-    this.#duration(ha, 'preempt_delay', HA_DURATION_MAX_MS, true);
-    this.#duration(ha, 'garp_delay', HA_DURATION_MAX_MS, true);
-    this.#duration(ha, 'garp_refresh', HA_DURATION_MAX_MS, true);
+    this.#duration(ha, 'preempt_delay', DURATION_BOUNDS['ha.preempt_delay'].maxMs, true);
+    this.#duration(ha, 'garp_delay', DURATION_BOUNDS['ha.garp_delay'].maxMs, true);
+    this.#duration(ha, 'garp_refresh', DURATION_BOUNDS['ha.garp_refresh'].maxMs, true);
     if (Array.isArray(ha.unicast_peers)) {
       const peers = new Map<string, number>();
       ha.unicast_peers.forEach((value, i) => {

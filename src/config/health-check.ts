@@ -8,9 +8,15 @@
 import type { ConfigIssue } from '../errors.js';
 import { parseDuration } from './duration.js';
 import type { CheckType, Expectation, HealthCheckConfig, PassiveHealthConfig } from './health-types.js';
+import { DURATION_BOUNDS, SCHEMA_ENUMS } from './raw-types.js';
 import type { ConfigPath, YamlSource } from './source.js';
 
-/** HAProxy's defaults for the core keys; Envoy's for passive ejection. */
+/**
+ * HAProxy's defaults for the core keys; Envoy's for passive ejection. These
+ * are the only defaults not in the schema, which states them in its
+ * descriptions: a backend's health_check is laid over its service's key by
+ * key, so a default filled into either would hide the other's value.
+ */
 export const HEALTH_CHECK_DEFAULTS = {
   type: 'tcp',
   intervalMs: 2_000,
@@ -30,11 +36,10 @@ export const PASSIVE_DEFAULTS = {
   maxEjectionPercent: 50,
 } as const;
 
-const HEALTH_DURATION_MAX_MS = 3_600_000;
-const PASSIVE_BASE_MAX_MS = 3_600_000;
-const PASSIVE_MAX_MAX_MS = 86_400_000;
+const PASSIVE_BASE_MAX_MS = DURATION_BOUNDS['service.passive.base_ejection'].maxMs;
+const PASSIVE_MAX_MAX_MS = DURATION_BOUNDS['service.passive.max_ejection'].maxMs;
 
-const CHECK_TYPES: readonly string[] = ['tcp', 'send_expect', 'http', 'udp', 'postgres', 'mysql', 'redis'] satisfies CheckType[];
+const CHECK_TYPES: readonly string[] = SCHEMA_ENUMS['healthCheck.type'];
 
 /** Keys that only some check types read: written for another type, they are a mistake. */
 const KEY_TYPES: Readonly<Record<string, readonly string[]>> = {
@@ -128,9 +133,9 @@ type Report = (path: ConfigPath, message: string, anchor?: 'key' | 'value') => v
 
 /** Checks of one health_check mapping on its own: formats and bounds. */
 function checkKeys(check: Raw, at: ConfigPath, report: Report): void {
-  const interval = duration(check.interval, [...at, 'interval'], 'health_check.interval', HEALTH_DURATION_MAX_MS, report);
-  duration(check.fast_interval, [...at, 'fast_interval'], 'health_check.fast_interval', HEALTH_DURATION_MAX_MS, report);
-  const timeout = duration(check.timeout, [...at, 'timeout'], 'health_check.timeout', HEALTH_DURATION_MAX_MS, report);
+  const interval = duration(check.interval, [...at, 'interval'], 'health_check.interval', DURATION_BOUNDS['healthCheck.interval'].maxMs, report);
+  duration(check.fast_interval, [...at, 'fast_interval'], 'health_check.fast_interval', DURATION_BOUNDS['healthCheck.fast_interval'].maxMs, report);
+  const timeout = duration(check.timeout, [...at, 'timeout'], 'health_check.timeout', DURATION_BOUNDS['healthCheck.timeout'].maxMs, report);
   if (interval !== undefined && timeout !== undefined && timeout > interval) {
     report([...at, 'timeout'], `health_check.timeout must not exceed interval (${String(check.interval)}): a check would still run when the next is due`);
   }

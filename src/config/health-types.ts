@@ -2,11 +2,12 @@
 // src/health/ for what runs them). Durations are milliseconds. A backend's
 // check is its service's `health_check` with the backend's own keys laid over
 // it, resolved once here so the checker never merges.
+import type { RawHealthCheck } from './raw-types.js';
 
-export type CheckType = 'tcp' | 'send_expect' | 'http' | 'udp' | 'postgres' | 'mysql' | 'redis';
+export type CheckType = Exclude<NonNullable<RawHealthCheck['type']>, 'none'>;
 
 /** Which database node a check accepts: `any` only asks that it answers. */
-export type DatabaseRole = 'primary' | 'replica' | 'any';
+export type DatabaseRole = NonNullable<RawHealthCheck['role']>;
 
 /** Where a check's password comes from; the secret itself is never in the config object. */
 export type PasswordSource = { env: string } | { file: string };

@@ -1,15 +1,20 @@
 // Structural validation against config/fulcrum.schema.json, the one source of
-// truth for the config's shape and defaults (editors read the same file).
-// Ajv's errors are turned into config issues that say what was expected.
+// truth for the config's keys, types, bounds, enums and defaults (editors read
+// the same file; src/config/raw-types.ts is generated from it). Ajv's errors
+// are turned into config issues that say what was expected.
 //
 // Values with a textual format (durations, addresses) are checked by their TS
 // parsers, which give sharper messages than a regex can: Ajv's errors from
 // those definitions are dropped here and `validate.ts` reports them instead.
+// Their bounds are in the schema too, as minDuration / maxDuration: keywords
+// Ajv is told about but does not check (the TS parsers read them from
+// raw-types.ts).
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { ConfigIssue } from '../errors.js';
 import { closest, describeValue } from './describe.js';
+import type { RawConfig } from './raw-types.js';
 import type { YamlSource } from './source.js';
 
 /** Absolute path of the JSON Schema (the same relative place from src/ and dist/). */
@@ -42,7 +47,7 @@ interface SchemaNode {
   oneOf?: SchemaNode[];
 }
 
-let validator: ValidateFunction | undefined;
+let validator: ValidateFunction<RawConfig> | undefined;
 
 /** The schema as parsed JSON. */
 export function readConfigSchema(): object {
@@ -51,23 +56,29 @@ export function readConfigSchema(): object {
 
 /**
  * Compile the schema (once per process). Ajv fills in the schema's defaults
- * while validating, so a valid config comes back complete.
+ * while validating (those of if/then branches too, which hold the defaults of
+ * protocol: udp), so a valid config comes back complete.
  */
-export function configValidator(): ValidateFunction {
-  validator ??= new Ajv({ allErrors: true, verbose: true, useDefaults: true, allowUnionTypes: true, strict: true }).compile(
-    readConfigSchema(),
-  );
+export function configValidator(): ValidateFunction<RawConfig> {
+  if (validator === undefined) {
+    const ajv = new Ajv({ allErrors: true, verbose: true, useDefaults: true, allowUnionTypes: true, strict: true });
+    ajv.addKeyword({ keyword: 'minDuration', schemaType: 'string' });
+    ajv.addKeyword({ keyword: 'maxDuration', schemaType: 'string' });
+    validator = ajv.compile<RawConfig>(readConfigSchema());
+  }
   return validator;
 }
 
+export type SchemaResult = { ok: true; config: RawConfig } | { ok: false; issues: ConfigIssue[] };
+
 /**
- * Validate `data` (mutated: defaults are filled in) and return one issue per
- * problem, positioned through `source`.
+ * Validate `data` (mutated: defaults are filled in): the typed config, or one
+ * issue per problem, positioned through `source`.
  */
-export function schemaIssues(data: unknown, source: YamlSource): ConfigIssue[] {
+export function checkSchema(data: unknown, source: YamlSource): SchemaResult {
   const validate = configValidator();
-  if (validate(data)) return [];
-  return relevantErrors(validate.errors ?? []).map((err) => toIssue(err, source));
+  if (validate(data)) return { ok: true, config: data };
+  return { ok: false, issues: relevantErrors(validate.errors ?? []).map((err) => toIssue(err, source)) };
 }
 
 /** Drop errors reported elsewhere and the per-branch noise of anyOf/oneOf (the combinator's own error says it all). */
@@ -75,6 +86,8 @@ function relevantErrors(errors: readonly ErrorObject[]): ErrorObject[] {
   const combinators = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf');
   return errors.filter((e) => {
     if (CHECKED_IN_TS.some((name) => e.schemaPath.startsWith(`#/definitions/${name}/`))) return false;
+    // if/then branches only fill in defaults: what fails there, the schema's properties report.
+    if (e.keyword === 'if' || e.schemaPath.includes('/then/')) return false;
     return !combinators.some(
       (c) => c !== e && e.schemaPath.startsWith(`${c.schemaPath}/`) && e.instancePath.startsWith(c.instancePath),
     );

@@ -2,21 +2,14 @@
 // passed every check. Durations are milliseconds, addresses are parsed.
 // Keys are camelCase here; the YAML spells them in snake_case.
 import type { HealthCheckConfig, PassiveHealthConfig } from './health-types.js';
+import type { RawConfig, RawService, RawServiceSticky } from './raw-types.js';
 
-export type Protocol = 'tcp' | 'udp';
-export type Balance =
-  | 'roundrobin'
-  | 'weighted'
-  | 'leastconn'
-  | 'random'
-  | 'source'
-  | 'maglev'
-  | 'least_time'
-  | 'least_bandwidth'
-  | 'first';
+// The enums are the schema's (through the generated raw-types.ts).
+export type Protocol = RawService['protocol'];
+export type Balance = RawService['balance'];
 
 /** The PROXY protocol header written to a backend: none, version 1 (text) or 2 (binary). */
-export type SendProxy = 'none' | 'v1' | 'v2';
+export type SendProxy = RawService['send_proxy'];
 
 /** accept_proxy: clients (a proxy or cloud load balancer in front) start with a PROXY protocol header. */
 export interface AcceptProxyConfig {
@@ -39,7 +32,7 @@ export interface ClientLimitsConfig {
 }
 
 /** What `balance: maglev` hashes: the whole 5-tuple, or the client address only. */
-export type HashKey = 'five_tuple' | 'source';
+export type HashKey = RawService['hash_key'];
 
 /** A parsed `host:port` or `[v6]:port`. `host` is a numeric IP literal. */
 export interface Endpoint {
@@ -76,7 +69,7 @@ export interface QueueConfig {
 
 /** Session persistence: a client keeps its backend while it keeps coming back. */
 export interface StickyConfig {
-  key: 'source';
+  key: RawServiceSticky['key'];
   /** An entry expires this long after the client's last new connection. Default 30m. */
   timeoutMs: number;
   /** Entries in the table (clients remembered at once). Default 65536. */
@@ -118,7 +111,7 @@ export interface ServiceConfig {
   deny: string[];
   clientLimits: ClientLimitsConfig | undefined;
   /** client: connect to backends from the client's own address (IP_TRANSPARENT). Default auto. */
-  source: 'auto' | 'client';
+  source: RawService['source'];
 }
 
 /** Datagram settings of a protocol: udp service. */
@@ -146,7 +139,7 @@ export interface FulcrumConfig {
   workers: number;
   /** On SIGINT/SIGTERM, how long open connections may finish, default 30s. */
   drainTimeoutMs: number;
-  log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' };
+  log: { level: RawConfig['log']['level'] };
   admin: AdminConfig;
   services: ServiceConfig[];
   /** The `ha:` block, when this node is one of a VRRP pair. */

@@ -1,18 +1,12 @@
-// What differs for protocol: udp services, checked on the YAML data before
-// the schema fills in its (TCP) defaults, so a key the user wrote can be told
-// from a default: keys that make no sense for datagrams are errors, and UDP's
-// own defaults (balance: maglev, timeouts.idle: 30s) are filled in first.
+// What differs for protocol: udp services, checked on the YAML data as the
+// file has it (before the schema fills in defaults), so a key the user wrote
+// can be told from a default: keys that make no sense for datagrams, or only
+// for datagrams, are errors. UDP's own defaults (balance: maglev, since a flow
+// must keep its server and losing one should move only its flows;
+// timeouts.idle: 30s, since game and DNS flows are short-lived) are in the
+// schema's if/then on protocol: udp.
 import type { ConfigIssue } from '../errors.js';
 import type { ConfigPath, YamlSource } from './source.js';
-
-export const UDP_DEFAULTS = {
-  /** Maglev on the 5-tuple: a flow keeps its server, and losing one moves only its flows. */
-  balance: 'maglev',
-  /** Game and DNS flows are short-lived; 10m (TCP's) would hold sockets for nothing. */
-  idle: '30s',
-  maxFlows: 16_384,
-  responses: 0,
-} as const;
 
 /** Service keys that mean nothing without connections, and why. */
 const TCP_ONLY_KEYS: ReadonlyArray<{ path: readonly string[]; why: string }> = [
@@ -24,11 +18,10 @@ const TCP_ONLY_KEYS: ReadonlyArray<{ path: readonly string[]; why: string }> = [
 const UDP_ONLY_KEYS = ['max_flows', 'udp'] as const;
 
 /**
- * Report keys that do not apply to a service's protocol, and fill UDP's
- * defaults into `data` (mutated, as the schema does with its own defaults).
- * Runs before the schema; values of the wrong type are left to it.
+ * Report keys that do not apply to a service's protocol. `data` is the
+ * config as written; values of the wrong type are left to the schema.
  */
-export function prepareUdpServices(data: Record<string, unknown>, source: YamlSource): ConfigIssue[] {
+export function udpServiceIssues(data: Record<string, unknown>, source: YamlSource): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   if (!Array.isArray(data.services)) return issues;
   (data.services as unknown[]).forEach((service, i) => {
@@ -52,9 +45,6 @@ export function prepareUdpServices(data: Record<string, unknown>, source: YamlSo
     if (service.balance === 'least_time') {
       issues.push(source.issue([...at, 'balance'], 'balance: least_time ranks backends by TCP connect time and does not apply to protocol: udp'));
     }
-    service.balance ??= UDP_DEFAULTS.balance;
-    service.timeouts ??= {};
-    if (isRecord(service.timeouts)) service.timeouts.idle ??= UDP_DEFAULTS.idle;
   });
   return issues;
 }

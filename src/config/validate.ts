@@ -3,7 +3,9 @@
 // listen addresses unique, no backend twice in a service, at least one
 // non-backup backend, Maglev keys only with balance: maglev and its table size
 // a prime. Every issue found is reported; the typed config is built only when
-// there are none, with the defaults that depend on other keys resolved.
+// there are none, from the data the schema filled with its defaults (typed by
+// raw-types.ts, generated from the schema). What is derived from other keys
+// (a queue's timeout from the connect timeout...) is resolved here.
 import { availableParallelism } from 'node:os';
 import type { ConfigIssue } from '../errors.js';
 import { endpointsOverlap, isWildcard, parseEndpoint, type AddressRole } from './address.js';
@@ -12,44 +14,16 @@ import { AnnounceChecker } from './announce.js';
 import { HaChecker } from './ha.js';
 import { parseDuration } from './duration.js';
 import { checkAdmin } from './admin.js';
-import { admissionIssues, buildAdmission, type RawAdmission } from './admission.js';
+import { admissionIssues, buildAdmission } from './admission.js';
 import { buildHealthCheck, buildPassive, healthIssues } from './health-check.js';
-import { schemaIssues } from './schema.js';
-import { prepareUdpServices, UDP_DEFAULTS } from './udp.js';
+import { DURATION_BOUNDS, SCHEMA_BOUNDS, SCHEMA_ENUMS, type RawConfig, type RawService } from './raw-types.js';
+import { checkSchema } from './schema.js';
+import { udpServiceIssues } from './udp.js';
 import type { Anchor, ConfigPath, YamlSource } from './source.js';
-import type { BackendConfig, Balance, Endpoint, FulcrumConfig, HashKey, Protocol, ServiceConfig, StickyConfig } from './types.js';
-
-/** Upper bounds for durations: beyond these a value is surely a mistake (and timers stay well within 2^31 ms). */
-export const DURATION_LIMITS_MS = {
-  drainTimeout: 24 * 3_600_000,
-  connect: 3_600_000,
-  idle: 7 * 86_400_000,
-  slowStart: 3_600_000,
-  queueTimeout: 3_600_000,
-  stickyTimeout: 7 * 86_400_000,
-} as const;
-
-/** Defaults that the schema cannot fill in: it would make "only with balance: maglev" impossible to tell. */
-export const MAGLEV_DEFAULTS = { hashKey: 'five_tuple', tableSize: 65_537 } as const satisfies {
-  hashKey: HashKey;
-  tableSize: number;
-};
+import type { BackendConfig, Endpoint, FulcrumConfig, ServiceConfig } from './types.js';
 
 /** The schema's bounds for maglev_table_size (both primes). */
-const MAGLEV_TABLE_RANGE = { min: 251, max: 4_194_301 } as const;
-
-/** Every balance (a Record, so the compiler sees a missing one): the maglev check runs only on a balance the schema accepted. */
-const BALANCES: Readonly<Record<Balance, true>> = {
-  roundrobin: true,
-  weighted: true,
-  leastconn: true,
-  random: true,
-  source: true,
-  maglev: true,
-  least_time: true,
-  least_bandwidth: true,
-  first: true,
-};
+const MAGLEV_TABLE_RANGE = SCHEMA_BOUNDS['service.maglev_table_size'];
 
 export type ValidationResult =
   | { ok: true; config: Omit<FulcrumConfig, 'file'> }
@@ -63,53 +37,16 @@ export function validateConfig(data: unknown, source: YamlSource): ValidationRes
   if (!isRecord(data)) {
     return failed([source.issue([], `the top level must be a mapping (workers, drain_timeout, log, services), got ${describeValue(data)}`)]);
   }
+  // Checks on whether a key was written must not see the schema's defaults.
+  const written = structuredClone(data);
   const checker = new SemanticChecker(source);
-  // Before the schema, which fills in TCP's defaults.
-  const udpIssues = prepareUdpServices(data, source);
-  const issues = [...udpIssues, ...schemaIssues(data, source), ...checker.check(data)];
+  const udpIssues = udpServiceIssues(written, source);
+  const schema = checkSchema(data, source);
+  const issues = [...udpIssues, ...(schema.ok ? [] : schema.issues), ...checker.check(data, written)];
   const admin = checkAdmin(data.admin, source);
   issues.push(...admin.issues);
-  if (issues.length > 0 || admin.admin === undefined) return failed(issues);
-  return { ok: true, config: { ...checker.build(data as unknown as RawConfig), admin: admin.admin } };
-}
-
-/** The data once the schema accepted it and filled its defaults (YAML spelling). */
-interface RawConfig {
-  workers: 'auto' | number;
-  drain_timeout: string | number;
-  log: { level: FulcrumConfig['log']['level'] };
-  services: RawService[];
-  ha?: Parameters<HaChecker['build']>[0];
-  announce?: Parameters<AnnounceChecker['buildAnnounce']>[0];
-  sync?: Record<string, unknown>;
-}
-interface RawService extends RawAdmission {
-  name: string;
-  protocol: Protocol;
-  listen: string;
-  balance: Balance;
-  hash_key?: HashKey;
-  maglev_table_size?: number;
-  backends: RawBackend[];
-  timeouts: { connect: string | number; idle: string | number };
-  retries: number;
-  slow_start: string | number;
-  queue: { size: number; timeout?: string | number };
-  sticky?: { key: StickyConfig['key']; timeout: string | number; size: number };
-  drain_timeout?: string | number;
-  health_check?: Record<string, unknown>;
-  passive?: Record<string, unknown>;
-  max_flows?: number;
-  udp?: { responses?: number };
-}
-interface RawBackend {
-  address: string;
-  weight: number;
-  backup: boolean;
-  max_connections?: number;
-  slow_start?: string | number;
-  health_check?: Record<string, unknown>;
-  send_proxy?: BackendConfig['sendProxy'];
+  if (!schema.ok || issues.length > 0 || admin.admin === undefined) return failed(issues);
+  return { ok: true, config: { ...checker.build(schema.config), admin: admin.admin } };
 }
 
 interface ListenSeen {
@@ -134,10 +71,16 @@ class SemanticChecker {
     this.#announce = new AnnounceChecker(source);
   }
 
-  /** Check what the schema cannot; values of the wrong type were reported by the schema and are skipped. */
-  check(data: Record<string, unknown>): ConfigIssue[] {
-    this.#duration(data, ['drain_timeout'], DURATION_LIMITS_MS.drainTimeout);
+  /**
+   * Check what the schema cannot; values of the wrong type were reported by
+   * the schema and are skipped. `data` has the schema's defaults filled in,
+   * `written` is the same data as the file has it (for keys that are allowed
+   * only with others).
+   */
+  check(data: Record<string, unknown>, written: Record<string, unknown>): ConfigIssue[] {
+    this.#duration(data, ['drain_timeout'], DURATION_BOUNDS.drain_timeout.maxMs);
     const services = Array.isArray(data.services) ? (data.services as unknown[]) : [];
+    const writtenServices = Array.isArray(written.services) ? (written.services as unknown[]) : [];
     const names = new Map<string, number>();
     const listens: ListenSeen[] = [];
     services.forEach((service, i) => {
@@ -153,17 +96,18 @@ class SemanticChecker {
       const listen = this.#endpoint(service, [...at, 'listen'], 'listen');
       if (listen !== undefined) this.#checkListen(listens, { endpoint: listen, protocol: service.protocol, service: label, line: this.#source.line([...at, 'listen']) }, at);
       if (isRecord(service.timeouts)) {
-        this.#duration(service.timeouts, [...at, 'timeouts', 'connect'], DURATION_LIMITS_MS.connect);
-        this.#duration(service.timeouts, [...at, 'timeouts', 'idle'], DURATION_LIMITS_MS.idle);
+        this.#duration(service.timeouts, [...at, 'timeouts', 'connect'], DURATION_BOUNDS['service.timeouts.connect'].maxMs);
+        this.#duration(service.timeouts, [...at, 'timeouts', 'idle'], DURATION_BOUNDS['service.timeouts.idle'].maxMs);
       }
-      this.#duration(service, [...at, 'slow_start'], DURATION_LIMITS_MS.slowStart, 'off');
-      if (isRecord(service.queue)) this.#duration(service.queue, [...at, 'queue', 'timeout'], DURATION_LIMITS_MS.queueTimeout);
-      if (isRecord(service.sticky)) this.#duration(service.sticky, [...at, 'sticky', 'timeout'], DURATION_LIMITS_MS.stickyTimeout);
-      this.#duration(service, [...at, 'drain_timeout'], DURATION_LIMITS_MS.drainTimeout);
+      this.#duration(service, [...at, 'slow_start'], DURATION_BOUNDS['service.slow_start'].maxMs, 'off');
+      if (isRecord(service.queue)) this.#duration(service.queue, [...at, 'queue', 'timeout'], DURATION_BOUNDS['service.queue.timeout'].maxMs);
+      if (isRecord(service.sticky)) this.#duration(service.sticky, [...at, 'sticky', 'timeout'], DURATION_BOUNDS['service.sticky.timeout'].maxMs);
+      this.#duration(service, [...at, 'drain_timeout'], DURATION_BOUNDS['service.drain_timeout'].maxMs);
       if (Array.isArray(service.backends)) this.#checkBackends(service.backends as unknown[], at, label);
-      this.#checkMaglev(service, at);
+      const writtenService = isRecord(writtenServices[i]) ? writtenServices[i] : {};
+      this.#checkMaglev(service, writtenService, at);
       this.#issues.push(...healthIssues(service, at, this.#source));
-      this.#issues.push(...admissionIssues(service, at, this.#source));
+      this.#issues.push(...admissionIssues(writtenService, at, this.#source));
     });
     if (isRecord(data.ha)) this.#issues.push(...this.#ha.check(data.ha, new Set(names.keys())));
     if (isRecord(data.announce)) {
@@ -206,15 +150,15 @@ class SemanticChecker {
         maxConnections: b.max_connections ?? 0,
         slowStartMs: this.#optionalDuration([...at, 'backends', j, 'slow_start']) ?? serviceSlowStartMs,
         ...withHealthCheck(s.health_check, b.health_check),
-        sendProxy: b.send_proxy ?? s.send_proxy ?? 'none',
+        sendProxy: b.send_proxy ?? s.send_proxy,
       })),
       timeouts: {
         connectMs,
         idleMs: this.#parsedDuration([...at, 'timeouts', 'idle']),
       },
       retries: s.retries,
-      hashKey: s.hash_key ?? MAGLEV_DEFAULTS.hashKey,
-      maglevTableSize: s.maglev_table_size ?? MAGLEV_DEFAULTS.tableSize,
+      hashKey: s.hash_key,
+      maglevTableSize: s.maglev_table_size,
       queue: {
         size: s.queue.size,
         timeoutMs: this.#optionalDuration([...at, 'queue', 'timeout']) ?? connectMs,
@@ -225,8 +169,8 @@ class SemanticChecker {
           : { key: s.sticky.key, timeoutMs: this.#parsedDuration([...at, 'sticky', 'timeout']), size: s.sticky.size },
       drainTimeoutMs: this.#optionalDuration([...at, 'drain_timeout']) ?? topDrainTimeoutMs,
       ...(s.passive === undefined ? {} : { passive: buildPassive(s.passive)! }),
-      udp: { maxFlows: s.max_flows ?? UDP_DEFAULTS.maxFlows, responses: s.udp?.responses ?? UDP_DEFAULTS.responses },
-      ...buildAdmission(s, s.protocol),
+      udp: { maxFlows: s.max_flows, responses: s.udp.responses },
+      ...buildAdmission(s),
     };
   }
 
@@ -256,7 +200,7 @@ class SemanticChecker {
     }
     backends.forEach((backend, j) => {
       if (!isRecord(backend)) return;
-      this.#duration(backend, [...at, 'backends', j, 'slow_start'], DURATION_LIMITS_MS.slowStart, 'off');
+      this.#duration(backend, [...at, 'backends', j, 'slow_start'], DURATION_BOUNDS['backend.slow_start'].maxMs, 'off');
       const path = [...at, 'backends', j, 'address'];
       const endpoint = this.#endpoint(backend, path, 'backend');
       if (endpoint === undefined) return;
@@ -270,23 +214,24 @@ class SemanticChecker {
   }
 
   /**
-   * hash_key and maglev_table_size belong to balance: maglev; the table size
+   * hash_key and maglev_table_size belong to balance: maglev (`written`: the
+   * service as the file has it, without the schema's defaults); the table size
    * must be a prime (the Maglev permutation needs it) larger than the backend
    * count. Values the schema rejected (type, range) are not checked again.
    */
-  #checkMaglev(service: Record<string, unknown>, at: ConfigPath): void {
+  #checkMaglev(service: Record<string, unknown>, written: Record<string, unknown>, at: ConfigPath): void {
     const balance = service.balance;
-    if (typeof balance !== 'string' || !Object.hasOwn(BALANCES, balance)) return; // the schema reported it
+    if (typeof balance !== 'string' || !(SCHEMA_ENUMS['service.balance'] as readonly string[]).includes(balance)) return; // the schema reported it
     if (balance !== 'maglev') {
       for (const key of ['hash_key', 'maglev_table_size']) {
-        if (service[key] !== undefined) {
+        if (written[key] !== undefined) {
           this.#report([...at, key], `${key} applies only to balance: maglev (this service has balance: ${balance})`, 'key');
         }
       }
       return;
     }
     const size = service.maglev_table_size;
-    if (typeof size !== 'number' || !Number.isInteger(size) || size < MAGLEV_TABLE_RANGE.min || size > MAGLEV_TABLE_RANGE.max) return;
+    if (typeof size !== 'number' || !Number.isInteger(size) || size < MAGLEV_TABLE_RANGE.minimum || size > MAGLEV_TABLE_RANGE.maximum) return;
     const path = [...at, 'maglev_table_size'];
     if (!isPrime(size)) {
       const [below, above] = nearestPrimes(size);

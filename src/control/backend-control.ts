@@ -5,7 +5,10 @@
 // A backend with no health check is healthy. This class is the only code that
 // calls engine.setBackendState(), so the two voices never overwrite each other.
 import { EventEmitter } from 'node:events';
-import type { BackendState, Engine } from '../engine/engine.js';
+import { backendKey as keyOf } from '../engine/backend-key.js';
+import type { Engine } from '../engine/engine.js';
+import type { BackendState } from '../engine/stats.js';
+import { UnknownBackend } from '../errors.js';
 
 export type HealthVerdict = 'up' | 'down';
 /** enabled: health decides. drain: no new connections, open ones close after drain_timeout. maint: out, open ones continue. */
@@ -19,8 +22,6 @@ export interface BackendStatus {
   /** What the engine runs with. */
   effective: BackendState;
 }
-
-const keyOf = (service: string, backend: string): string => `${service}\u0000${backend}`;
 
 /** Emits 'change' (BackendStatus) whenever a backend's effective state changes. */
 export class BackendControl extends EventEmitter {
@@ -81,7 +82,7 @@ export class BackendControl extends EventEmitter {
   #get(service: string, backend: string): BackendStatus {
     const entry = this.#entries.get(keyOf(service, backend));
     if (!entry) {
-      throw Object.assign(new Error(`no backend ${backend} in service ${service}`), { code: 'FULCRUM_ERR_NOT_FOUND' });
+      throw new UnknownBackend(service, backend);
     }
     return entry;
   }

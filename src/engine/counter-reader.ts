@@ -1,12 +1,12 @@
 // Reads the engine's shared-memory counters: sums each counter over the
 // per-worker blocks, straight from the ArrayBuffer, without a native call.
-import type { CounterLayout } from './native.js';
+import { COUNTER_FIELDS, type CounterField, type CounterLayout, type CounterLines } from './native.js';
 
-export type TrafficField = keyof CounterLayout['traffic'];
+export type TrafficField = CounterField<'traffic'>;
 export type TrafficTotals = Record<TrafficField, number>;
-export type UdpField = keyof CounterLayout['udp'];
+export type UdpField = CounterField<'udp'>;
 export type UdpTotals = Record<UdpField, number>;
-export type AdmissionField = keyof CounterLayout['admission'];
+export type AdmissionField = CounterField<'admission'>;
 export type AdmissionTotals = Record<AdmissionField, number>;
 
 export class CounterReader {
@@ -39,12 +39,12 @@ export class CounterReader {
 
   /** A service's admission counters: ACL, client limits, PROXY headers. */
   admission(slot: number): AdmissionTotals {
-    return this.#line(this.#layout.admissionOffset + slot * this.#layout.slotStride, this.#layout.admission);
+    return this.#line(this.#layout.admissionOffset + slot * this.#layout.slotStride, 'admission');
   }
 
   /** The admission counter at word `index` of the admission line (as events name a refusal's reason). */
   admissionField(index: number): AdmissionField | undefined {
-    return (Object.keys(this.#layout.admission) as AdmissionField[]).find((field) => this.#layout.admission[field] === index);
+    return COUNTER_FIELDS.admission.find((field) => this.#layout.admission[field] === index);
   }
 
   worker(field: keyof CounterLayout['worker']): number {
@@ -66,17 +66,19 @@ export class CounterReader {
   }
 
   #traffic(base: number): TrafficTotals {
-    return this.#line(base, this.#layout.traffic);
+    return this.#line(base, 'traffic');
   }
 
   #udp(base: number): UdpTotals {
-    return this.#line(base, this.#layout.udp);
+    return this.#line(base, 'udp');
   }
 
-  /** Every field of one counter line starting at `base`, summed over the workers. */
-  #line<F extends string>(base: number, fields: Record<F, number>): Record<F, number> {
-    const totals = {} as Record<F, number>;
-    for (const field of Object.keys(fields) as F[]) totals[field] = this.#sum(base + fields[field]);
+  /** Every field of one counter line starting at `base`, summed over the workers (in COUNTER_FIELDS order). */
+  #line<L extends 'traffic' | 'udp' | 'admission'>(base: number, line: L): Record<CounterField<L>, number> {
+    const lines: CounterLines = this.#layout;
+    const words = lines[line];
+    const totals = {} as Record<CounterField<L>, number>;
+    for (const field of COUNTER_FIELDS[line] as ReadonlyArray<CounterField<L>>) totals[field] = this.#sum(base + words[field]);
     return totals;
   }
 

@@ -1,112 +1,36 @@
 // The data plane as the control plane sees it. Owns the native engine (its
-// threads and sockets), turns validated configs into native snapshots with
-// stable slots, reads counters from shared memory and re-emits worker events
+// threads and sockets) and wires its parts: slots for services and backends
+// (slots.ts), the native snapshot of a config (snapshot.ts), counters read
+// from shared memory less the baselines of reused slots (counter-reader.ts,
+// baselines.ts) and reported as stats (stats.ts), and worker events re-emitted
 // with names instead of slots.
 import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { SCHEMA_BOUNDS } from '../config/raw-types.js';
 import type { FulcrumConfig, ServiceConfig } from '../config/types.js';
-import { CounterReader, type AdmissionField, type AdmissionTotals, type TrafficTotals, type UdpTotals } from './counter-reader.js';
+import { EngineStopped, OutOfRange, UnknownBackend } from '../errors.js';
+import { CounterBaselines } from './baselines.js';
+import { CounterReader, type AdmissionField } from './counter-reader.js';
+import { loadNative, NativeBackendState, type NativeEngine, type NativeEvent } from './native.js';
+import { backendKey } from './backend-key.js';
+import { EngineSlots } from './slots.js';
+import { snapshot } from './snapshot.js';
 import {
-  loadNative,
-  NativeBackendState,
-  type NativeEngine,
-  type NativeEvent,
-  type NativeServiceSpec,
-} from './native.js';
-import { SlotTable } from './slot-table.js';
+  pickFields,
+  CONNECTION_FIELDS,
+  udpServiceStats,
+  type BackendState,
+  type BackendStats,
+  type EngineStats,
+  type ServiceStats,
+} from './stats.js';
 import { decodeSlotRecords, encodeSlotRecords, type SessionRecord, type SlotRecord } from './sync-records.js';
-
-/**
- * up: takes new connections. down: takes none (health checks say so); open
- * ones continue. drain: takes none; open ones continue until the service's
- * drain_timeout, then are closed. maint: an operator took it out; open ones continue.
- */
-export type BackendState = 'up' | 'down' | 'drain' | 'maint';
-
-export interface TrafficCounters {
-  /** Client connections accepted (service) or connections established to it (backend). */
-  accepted: number;
-  /** Connections open now. */
-  active: number;
-  /** Service: clients closed because no backend could be reached. Backend: failed connect attempts. */
-  failed: number;
-  /** Bytes client → backend. */
-  bytesIn: number;
-  /** Bytes backend → client. */
-  bytesOut: number;
-}
-
-/** A protocol: udp backend's datagrams (its TrafficCounters count flows: accepted = flows created,
- * active = flows open, failed = ICMP unreachable answers and send errors). */
-export interface UdpBackendStats {
-  datagramsIn: number;
-  datagramsOut: number;
-}
-
-/** A protocol: udp service's flow table, summed over the workers. */
-export interface UdpServiceStats {
-  /** Datagrams client → backend and backend → client that were forwarded. */
-  datagramsIn: number;
-  datagramsOut: number;
-  /** Received but not forwarded: no flow could be had, truncated, a full socket buffer, beyond `udp.responses`. */
-  datagramsDropped: number;
-  flowsCreated: number;
-  flowsActive: number;
-  /** Ended after timeouts.idle without a datagram either way. */
-  flowsExpired: number;
-  /** Ended to make room under max_flows (the longest idle). */
-  flowsEvicted: number;
-  /** Ended after `udp.responses` replies. */
-  flowsCompleted: number;
-  /** Sent to another backend because theirs went down, refused (ICMP) or left the config. */
-  flowsMoved: number;
-  /** New flows that could not be created: no backend available, max_flows with nothing to evict, no socket. */
-  flowsDropped: number;
-}
-
-/** Who a service let in: clients refused before any backend was touched, and
- * PROXY protocol headers read. TCP counts connections (each also in the
- * service's `accepted`, never in `failed`); UDP counts datagrams. */
-export type AdmissionStats = AdmissionTotals;
-
-export interface BackendStats extends TrafficCounters {
-  address: string;
-  /** protocol: udp services only. */
-  udp?: UdpBackendStats;
-  /** The weight in effect (the config's, or one set since with setBackendWeight). */
-  weight: number;
-  backup: boolean;
-  state: BackendState;
-}
-
-export interface ServiceStats extends TrafficCounters {
-  /** Clients that waited in the queue for a backend with room. */
-  queued: number;
-  /** Clients turned away: every backend full and the queue too, or the queue timeout passed. */
-  refused: number;
-  /** The part of `refused` that waited the whole queue timeout. */
-  queueTimeouts: number;
-  name: string;
-  listen: string;
-  protocol: 'tcp' | 'udp';
-  /** protocol: udp services only. */
-  udp?: UdpServiceStats;
-  admission: AdmissionStats;
-  backends: BackendStats[];
-}
-
-export interface EngineStats {
-  services: ServiceStats[];
-  /** Empty pipes kept in the workers' pools (each holds two fds). */
-  pooledPipes: number;
-  /** Times accepting was paused because the process ran out of file descriptors. */
-  acceptPauses: number;
-}
 
 /** Something the data plane reports (batched, delivered on the JS thread). */
 export interface EngineEvent {
-  type: 'connect_failed' | 'listener_error' | 'accept_paused' | 'accept_resumed' | 'source_bind_failed' | 'client_refused' | 'events_dropped';
+  /** The worker events (NativeEvent's, named as native/engine/event_sink.h names them), and events_dropped. */
+  type: NativeEvent['type'] | 'events_dropped';
   service?: string;
   backend?: string;
   /** errno name, e.g. ECONNREFUSED, ETIMEDOUT, EMFILE. */
@@ -127,7 +51,6 @@ export interface EngineOptions {
   workers?: number;
 }
 
-const backendKey = (service: string, address: string): string => `${service}\u0000${address}`;
 const DRAIN_POLL_MS = 50;
 const APPLY_BOUND_MS = 5000;
 
@@ -138,22 +61,13 @@ const APPLY_BOUND_MS = 5000;
 export class Engine extends EventEmitter {
   readonly #native: NativeEngine;
   readonly #counters: CounterReader;
-  readonly #serviceSlots: SlotTable;
-  readonly #backendSlots: SlotTable;
-  /** Counter values a reused slot had when it was handed out, subtracted in stats(). */
-  readonly #baselines = new Map<string, TrafficTotals>();
-  /** The same for the datagram counters of protocol: udp. */
-  readonly #udpBaselines = new Map<string, UdpTotals>();
-  /** The same for services' admission counters. */
-  readonly #admissionBaselines = new Map<string, AdmissionTotals>();
+  readonly #slots: EngineSlots;
+  readonly #baselines: CounterBaselines;
   readonly #states = new Map<number, BackendState>();
   /** Weights set at run time, by backend slot (the config's weight otherwise). */
   readonly #weights = new Map<number, number>();
   /** Drained backends' pending close of their open connections, by slot. */
   readonly #drainTimers = new Map<number, NodeJS.Timeout>();
-  /** Backends a reload removed that still had connections, by key: their slot is
-   * held (not reused) until the pending close of those connections (see #retire). */
-  readonly #retiring = new Map<string, NodeJS.Timeout>();
   #config: FulcrumConfig | undefined;
   #eventsDropped = 0;
   /** Generation of the last snapshot handed to the workers. */
@@ -165,8 +79,12 @@ export class Engine extends EventEmitter {
     this.#native = native;
     const { counterLayout } = loadNative();
     this.#counters = new CounterReader(native.counters, counterLayout, native.workers);
-    this.#serviceSlots = new SlotTable(counterLayout.maxServices);
-    this.#backendSlots = new SlotTable(counterLayout.maxBackends);
+    this.#baselines = new CounterBaselines(this.#counters);
+    this.#slots = new EngineSlots(counterLayout, {
+      activeConnections: (slot) => this.#counters.backend(slot).active,
+      closeConnections: (slot) => this.#native.closeBackendConnections(slot),
+      freed: (slot) => this.#states.delete(slot),
+    });
   }
 
   static start(options: EngineOptions = {}): Engine {
@@ -191,39 +109,23 @@ export class Engine extends EventEmitter {
    * stays in place. */
   apply(config: FulcrumConfig): void {
     this.#assertRunning();
-    const acquired: Array<{ table: SlotTable; key: string }> = [];
-    const acquire = (table: SlotTable, key: string, baselineOf?: (slot: number) => TrafficTotals): number => {
-      const { slot, isNew } = table.acquire(key);
-      if (isNew) {
-        acquired.push({ table, key });
-        if (baselineOf) this.#baselines.set(key, baselineOf(slot));
-        if (baselineOf) this.#udpBaselines.set(key, table === this.#serviceSlots ? this.#counters.udpService(slot) : this.#counters.udpBackend(slot));
-        if (baselineOf && table === this.#serviceSlots) this.#admissionBaselines.set(key, this.#counters.admission(slot));
-      }
-      return slot;
-    };
-    let services: NativeServiceSpec[];
+    const assignment = this.#slots.assign(config);
+    for (const fresh of assignment.fresh) this.#baselines.capture(fresh);
+    const built = snapshot(config, assignment.slots);
     try {
-      // Listeners on a VIP bind before this node holds it (IP_FREEBIND): VRRP's, and the announced ones.
-      const virtualIps = new Set([...(config.ha?.virtualIps.map((vip) => vip.address) ?? []), ...(config.announce?.vips ?? [])]);
-      services = config.services.map((service) => this.#serviceSpec(service, acquire, virtualIps, config.sync !== undefined));
-      this.#generation = this.#native.apply({ services });
+      this.#generation = this.#native.apply(built);
     } catch (error) {
-      for (const { table, key } of acquired) {
-        table.release(key);
-        this.#baselines.delete(key);
-        this.#udpBaselines.delete(key);
-        this.#admissionBaselines.delete(key);
-      }
+      assignment.rollback();
+      for (const { key } of assignment.fresh) this.#baselines.forget(key);
       throw error;
     }
     // New backends start up (a reused slot may still say down).
-    for (const service of services) {
+    for (const service of built.services) {
       for (const backend of service.backends) {
         if (!this.#states.has(backend.slot)) this.#setState(backend.slot, 'up');
       }
     }
-    this.#releaseRemoved(config);
+    this.#slots.settle(config, this.#config);
     // A new config's weights are the config's.
     this.#weights.clear();
     this.#config = config;
@@ -250,8 +152,9 @@ export class Engine extends EventEmitter {
    * listeners are untouched. The config's weight returns on the next apply(). */
   setBackendWeight(service: string, backend: string, weight: number): void {
     this.#assertRunning();
-    if (!Number.isInteger(weight) || weight < 0 || weight > 256) {
-      throw Object.assign(new RangeError(`weight must be an integer from 0 to 256, got ${weight}`), { code: 'FULCRUM_ERR_RANGE' });
+    const { minimum, maximum } = SCHEMA_BOUNDS['backend.weight'];
+    if (!Number.isInteger(weight) || weight < minimum || weight > maximum) {
+      throw new OutOfRange(`weight must be an integer from ${minimum} to ${maximum}, got ${weight}`);
     }
     const slot = this.#slotOf(service, backend);
     this.#generation = this.#native.setBackendWeight(slot, weight);
@@ -259,10 +162,8 @@ export class Engine extends EventEmitter {
   }
 
   #slotOf(service: string, backend: string): number {
-    const slot = this.#backendSlots.get(backendKey(service, backend));
-    if (slot === undefined) {
-      throw Object.assign(new Error(`no backend ${backend} in service ${service}`), { code: 'FULCRUM_ERR_NOT_FOUND' });
-    }
+    const slot = this.#slots.backendSlot(service, backend);
+    if (slot === undefined) throw new UnknownBackend(service, backend);
     return slot;
   }
 
@@ -272,32 +173,7 @@ export class Engine extends EventEmitter {
   }
 
   stats(): EngineStats {
-    const services = (this.#config?.services ?? []).map((service): ServiceStats => {
-      const slot = this.#serviceSlots.get(service.name)!;
-      const udp = service.protocol === 'udp';
-      const serviceTraffic = this.#traffic(service.name, this.#counters.service(slot));
-      return {
-        name: service.name,
-        listen: service.listen.text,
-        protocol: service.protocol,
-        ...serviceTraffic,
-        ...(udp ? { udp: this.#udpServiceStats(service.name, slot, serviceTraffic) } : {}),
-        admission: this.#since(this.#admissionBaselines.get(service.name), this.#counters.admission(slot)),
-        backends: service.backends.map((backend): BackendStats => {
-          const key = backendKey(service.name, backend.address.text);
-          const backendSlot = this.#backendSlots.get(key)!;
-          const { queued: _q, refused: _r, queueTimeouts: _t, ...traffic } = this.#traffic(key, this.#counters.backend(backendSlot));
-          return {
-            address: backend.address.text,
-            weight: this.#weights.get(backendSlot) ?? backend.weight,
-            backup: backend.backup,
-            state: this.#states.get(backendSlot) ?? 'up',
-            ...traffic,
-            ...(udp ? { udp: this.#udpBackendStats(key, backendSlot) } : {}),
-          };
-        }),
-      };
-    });
+    const services = (this.#config?.services ?? []).map((service) => this.#serviceStats(service));
     return {
       services,
       pooledPipes: this.#counters.worker('pooledPipes'),
@@ -308,9 +184,7 @@ export class Engine extends EventEmitter {
   /** Connections open across all services. */
   activeConnections(): number {
     let active = 0;
-    for (const name of this.#serviceSlots.keys()) {
-      active += this.#counters.service(this.#serviceSlots.get(name)!).active;
-    }
+    for (const slot of this.#slots.serviceNames().keys()) active += this.#counters.service(slot).active;
     return active;
   }
 
@@ -355,11 +229,11 @@ export class Engine extends EventEmitter {
     if (this.#stopped) return { records: [], dropped: 0, dumpDropped: 0, dumpPending: 0 };
     const taken = this.#native.takeSync();
     const services = new Map<number, ServiceConfig>();
-    for (const service of this.#config?.services ?? []) services.set(this.#serviceSlots.get(service.name)!, service);
+    for (const service of this.#config?.services ?? []) services.set(this.#slots.serviceSlot(service.name)!, service);
     const records: SessionRecord[] = [];
     for (const r of decodeSlotRecords(taken.records)) {
       const service = services.get(r.serviceSlot);
-      const backend = service?.backends.find((b) => this.#backendSlots.get(backendKey(service.name, b.address.text)) === r.backendSlot);
+      const backend = service?.backends.find((b) => this.#slots.backendSlot(service.name, b.address.text) === r.backendSlot);
       if (service === undefined || backend === undefined) continue;
       records.push({ kind: r.kind, service: service.name, backend: backend.address.text, ageMs: r.ageMs, key: r.key, ...(r.dump && { dump: r.dump }) });
     }
@@ -381,8 +255,8 @@ export class Engine extends EventEmitter {
     const slotted: SlotRecord[] = [];
     let unknown = 0;
     for (const r of records) {
-      const serviceSlot = this.#serviceSlots.get(r.service);
-      const backendSlot = this.#backendSlots.get(backendKey(r.service, r.backend));
+      const serviceSlot = this.#slots.serviceSlot(r.service);
+      const backendSlot = this.#slots.backendSlot(r.service, r.backend);
       if (serviceSlot === undefined || backendSlot === undefined) {
         unknown++;
         continue;
@@ -399,100 +273,35 @@ export class Engine extends EventEmitter {
     this.#stopped = true;
     for (const timer of this.#drainTimers.values()) clearTimeout(timer);
     this.#drainTimers.clear();
-    for (const timer of this.#retiring.values()) clearTimeout(timer);
-    this.#retiring.clear();
+    this.#slots.stop();
     this.#native.stop();
   }
 
-  #serviceSpec(
-    service: ServiceConfig,
-    acquire: (table: SlotTable, key: string, baselineOf?: (slot: number) => TrafficTotals) => number,
-    virtualIps: ReadonlySet<string>,
-    sync: boolean,
-  ): NativeServiceSpec {
+  #serviceStats(service: ServiceConfig): ServiceStats {
+    const slot = this.#slots.serviceSlot(service.name)!;
+    const udp = service.protocol === 'udp';
+    const traffic = this.#baselines.serviceTraffic(service.name, slot);
     return {
-      slot: acquire(this.#serviceSlots, service.name, (slot) => this.#counters.service(slot)),
       name: service.name,
+      listen: service.listen.text,
       protocol: service.protocol,
-      freebind: virtualIps.has(service.listen.host),
-      maxFlows: service.udp.maxFlows,
-      udpResponses: service.udp.responses,
-      listenHost: service.listen.host,
-      listenPort: service.listen.port,
-      balance: service.balance,
-      hashKey: service.hashKey,
-      maglevTableSize: service.maglevTableSize,
-      connectTimeoutMs: service.timeouts.connectMs,
-      idleTimeoutMs: service.timeouts.idleMs,
-      retries: service.retries,
-      queueSize: service.queue.size,
-      queueTimeoutMs: service.queue.timeoutMs,
-      sticky: service.sticky ? { size: service.sticky.size, timeoutMs: service.sticky.timeoutMs } : null,
-      acceptProxy: service.acceptProxy !== undefined,
-      acceptProxyFrom: service.acceptProxy?.from ?? null,
-      acceptProxyTimeoutMs: service.acceptProxy?.timeoutMs ?? 3000,
-      allow: service.allow,
-      deny: service.deny,
-      clientLimits: service.clientLimits ?? null,
-      transparent: service.source === 'client',
-      sync,
-      backends: service.backends.map((backend) => ({
-        slot: acquire(this.#backendSlots, backendKey(service.name, backend.address.text), (slot) =>
-          this.#counters.backend(slot),
-        ),
-        host: backend.address.host,
-        port: backend.address.port,
-        weight: backend.weight,
-        backup: backend.backup,
-        maxConnections: backend.maxConnections,
-        slowStartMs: backend.slowStartMs,
-        sendProxy: backend.sendProxy,
-      })),
+      ...traffic,
+      ...(udp ? { udp: udpServiceStats(this.#baselines.serviceUdp(service.name, slot), traffic) } : {}),
+      admission: this.#baselines.admission(service.name, slot),
+      backends: service.backends.map((backend): BackendStats => {
+        const key = backendKey(service.name, backend.address.text);
+        const backendSlot = this.#slots.backendSlot(service.name, backend.address.text)!;
+        const backendUdp = udp ? this.#baselines.backendUdp(key, backendSlot) : undefined;
+        return {
+          address: backend.address.text,
+          weight: this.#weights.get(backendSlot) ?? backend.weight,
+          backup: backend.backup,
+          state: this.#states.get(backendSlot) ?? 'up',
+          ...pickFields(this.#baselines.backendTraffic(key, backendSlot), CONNECTION_FIELDS),
+          ...(backendUdp ? { udp: { datagramsIn: backendUdp.datagramsIn, datagramsOut: backendUdp.datagramsOut } } : {}),
+        };
+      }),
     };
-  }
-
-  /** Frees the slots of services and backends the new config no longer has. */
-  #releaseRemoved(config: FulcrumConfig): void {
-    const serviceNames = new Set(config.services.map((s) => s.name));
-    const backendKeys = new Set(
-      config.services.flatMap((s) => s.backends.map((b) => backendKey(s.name, b.address.text))),
-    );
-    for (const name of [...this.#serviceSlots.keys()]) {
-      if (!serviceNames.has(name)) this.#serviceSlots.release(name);
-    }
-    for (const key of [...this.#backendSlots.keys()]) {
-      if (backendKeys.has(key)) {
-        // Back before its retirement ended: it keeps its slot and its open connections.
-        clearTimeout(this.#retiring.get(key));
-        this.#retiring.delete(key);
-        continue;
-      }
-      if (this.#retiring.has(key)) continue;
-      const slot = this.#backendSlots.get(key)!;
-      if (this.#counters.backend(slot).active > 0) this.#retire(key, slot);
-      else this.#freeBackend(key, slot);
-    }
-  }
-
-  /** A removed backend drains: it takes no new connections (the snapshot no
-   * longer has it); its open ones may continue for its service's drain_timeout
-   * (the config it was removed from), then are closed and the slot is freed. */
-  #retire(key: string, slot: number): void {
-    const serviceName = key.slice(0, key.indexOf('\u0000'));
-    const timeoutMs = this.#config?.services.find((s) => s.name === serviceName)?.drainTimeoutMs ?? 0;
-    const timer = setTimeout(() => {
-      this.#retiring.delete(key);
-      if (this.#stopped) return;
-      this.#native.closeBackendConnections(slot);
-      this.#freeBackend(key, slot);
-    }, timeoutMs);
-    timer.unref();
-    this.#retiring.set(key, timer);
-  }
-
-  #freeBackend(key: string, slot: number): void {
-    this.#backendSlots.release(key);
-    this.#states.delete(slot);
   }
 
   #setState(slot: number, state: BackendState): void {
@@ -502,57 +311,9 @@ export class Engine extends EventEmitter {
     this.#states.set(slot, state);
   }
 
-  #udpServiceStats(name: string, slot: number, traffic: TrafficTotals): UdpServiceStats {
-    const u = this.#udpTotals(name, this.#counters.udpService(slot));
-    return {
-      datagramsIn: u.datagramsIn,
-      datagramsOut: u.datagramsOut,
-      datagramsDropped: u.datagramsDropped,
-      flowsCreated: traffic.accepted,
-      flowsActive: traffic.active,
-      flowsExpired: u.flowsExpired,
-      flowsEvicted: u.flowsEvicted,
-      flowsCompleted: u.flowsCompleted,
-      flowsMoved: u.flowsMoved,
-      flowsDropped: traffic.failed,
-    };
-  }
-
-  #udpBackendStats(key: string, slot: number): UdpBackendStats {
-    const u = this.#udpTotals(key, this.#counters.udpBackend(slot));
-    return { datagramsIn: u.datagramsIn, datagramsOut: u.datagramsOut };
-  }
-
-  #udpTotals(key: string, raw: UdpTotals): UdpTotals {
-    return this.#since(this.#udpBaselines.get(key), raw);
-  }
-
-  /** Counters minus the baseline a reused slot started from. */
-  #since<T extends Record<string, number>>(base: T | undefined, raw: T): T {
-    if (!base) return raw;
-    const counted = { ...raw };
-    for (const field of Object.keys(raw) as Array<keyof T>) counted[field] = (raw[field]! - base[field]!) as T[keyof T];
-    return counted;
-  }
-
-  /** Counters minus the baseline a reused slot started from (gauges are not baselined). */
-  #traffic(key: string, raw: TrafficTotals): TrafficTotals {
-    const base = this.#baselines.get(key);
-    if (!base) return raw;
-    const counted = { ...raw };
-    for (const field of Object.keys(raw) as Array<keyof TrafficTotals>) {
-      if (field !== 'active') counted[field] = raw[field] - base[field];
-    }
-    return counted;
-  }
-
   #onNativeEvents(events: NativeEvent[]): void {
-    const serviceNames = new Map<number, string>();
-    for (const name of this.#serviceSlots.keys()) serviceNames.set(this.#serviceSlots.get(name)!, name);
-    const backendNames = new Map<number, string>();
-    for (const key of this.#backendSlots.keys()) {
-      backendNames.set(this.#backendSlots.get(key)!, key.slice(key.indexOf('\u0000') + 1));
-    }
+    const serviceNames = this.#slots.serviceNames();
+    const backendNames = this.#slots.backendAddresses();
     for (const event of events) {
       const named: EngineEvent = { type: event.type, worker: event.worker };
       if (event.serviceSlot !== undefined) named.service = serviceNames.get(event.serviceSlot);
@@ -573,8 +334,6 @@ export class Engine extends EventEmitter {
   }
 
   #assertRunning(): void {
-    if (this.#stopped) {
-      throw Object.assign(new Error('the engine is stopped'), { code: 'FULCRUM_ERR_STOPPED' });
-    }
+    if (this.#stopped) throw new EngineStopped();
   }
 }

@@ -1,12 +1,13 @@
 // The one front door to the native addon: the only module that loads it, and
 // the TypeScript mirror of everything it exports. The contracts are in
 // native/addon/: engine_handle.h (Engine), addon.cc (counterLayout, testing),
-// ha_socket.h (VrrpSocket) and bench_handles.h (bench). Other modules take
-// the addon typed from loadNative(), never cast it.
+// snapshot_reader.h (the snapshot, snapshotSchema), ha_socket.h (VrrpSocket)
+// and bench_handles.h (bench). Other modules take the addon typed from
+// loadNative(), never cast it.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
-import type { Balance, HashKey, Protocol } from '../config/types.js';
+import type { Balance, HashKey, Protocol, SendProxy } from '../config/types.js';
 
 export interface NativeBackendSpec {
   slot: number;
@@ -16,9 +17,10 @@ export interface NativeBackendSpec {
   backup: boolean;
   /** 0: no limit. */
   maxConnections: number;
+  /** 0: no ramp. */
   slowStartMs: number;
   /** The PROXY protocol header written to the backend before the client's bytes. */
-  sendProxy: 'none' | 'v1' | 'v2';
+  sendProxy: SendProxy;
 }
 
 export interface NativeServiceSpec {
@@ -42,11 +44,8 @@ export interface NativeServiceSpec {
   queueSize: number;
   queueTimeoutMs: number;
   sticky: { size: number; timeoutMs: number } | null;
-  /** Clients start with a PROXY protocol header (tcp). */
-  acceptProxy: boolean;
-  /** Peers that must send the header; null: every peer. */
-  acceptProxyFrom: string[] | null;
-  acceptProxyTimeoutMs: number;
+  /** Clients start with a PROXY protocol header (tcp); null: they do not. `from`: the peers that must send one; null: every peer. */
+  acceptProxy: { from: string[] | null; timeoutMs: number } | null;
   /** ACL: CIDR prefixes; the longest one containing the client decides. */
   allow: string[];
   deny: string[];
@@ -54,8 +53,8 @@ export interface NativeServiceSpec {
   clientLimits: { maxConnections: number; rate: number; burst: number; tableSize: number } | null;
   /** source: client: connect to backends from the client's own address (IP_TRANSPARENT). */
   transparent: boolean;
-  /** Share sticky entries and UDP flow assignments with peers (`sync:`); absent: false. */
-  sync?: boolean;
+  /** Share sticky entries and UDP flow assignments with peers (`sync:`). */
+  sync: boolean;
   backends: NativeBackendSpec[];
 }
 
@@ -77,8 +76,28 @@ export interface NativeEvent {
   suppressed?: number;
 }
 
+/**
+ * The fields of each counter line, by the names native/engine/counters.h
+ * gives them (addon.counterLayout): the one TypeScript list, checked against
+ * the layout at load, that the counter reader, the stats, the views and the
+ * metrics take their field names from. What each counts: counters.h, and the
+ * stats types in stats.ts.
+ */
+export const COUNTER_FIELDS = {
+  global: ['eventsDropped'],
+  worker: ['pooledPipes', 'acceptPauses', 'appliedGeneration'],
+  traffic: ['accepted', 'active', 'failed', 'bytesIn', 'bytesOut', 'queued', 'refused', 'queueTimeouts'],
+  udp: ['datagramsIn', 'datagramsOut', 'datagramsDropped', 'flowsExpired', 'flowsEvicted', 'flowsCompleted', 'flowsMoved'],
+  admission: ['denied', 'overConnections', 'overRate', 'untracked', 'proxyAccepted', 'proxyMissing', 'proxyMalformed', 'proxyTimeout'],
+} as const;
+
+export type CounterLine = keyof typeof COUNTER_FIELDS;
+export type CounterField<L extends CounterLine> = (typeof COUNTER_FIELDS)[L][number];
+/** Each line's field map: field name -> word within the line. */
+export type CounterLines = { [L in CounterLine]: Record<CounterField<L>, number> };
+
 /** Offsets and strides in u64 words; field maps give the word within a block. */
-export interface CounterLayout {
+export interface CounterLayout extends CounterLines {
   version: number;
   globalOffset: number;
   firstWorkerOffset: number;
@@ -93,37 +112,6 @@ export interface CounterLayout {
   admissionOffset: number;
   maxServices: number;
   maxBackends: number;
-  global: { eventsDropped: number };
-  worker: { pooledPipes: number; acceptPauses: number; appliedGeneration: number };
-  traffic: {
-    accepted: number;
-    active: number;
-    failed: number;
-    bytesIn: number;
-    bytesOut: number;
-    queued: number;
-    refused: number;
-    queueTimeouts: number;
-  };
-  udp: {
-    datagramsIn: number;
-    datagramsOut: number;
-    datagramsDropped: number;
-    flowsExpired: number;
-    flowsEvicted: number;
-    flowsCompleted: number;
-    flowsMoved: number;
-  };
-  admission: {
-    denied: number;
-    overConnections: number;
-    overRate: number;
-    untracked: number;
-    proxyAccepted: number;
-    proxyMissing: number;
-    proxyMalformed: number;
-    proxyTimeout: number;
-  };
 }
 
 /** Backend states as the addon numbers them. */
@@ -151,9 +139,24 @@ export interface NativeEngine {
   installSync(records: Uint8Array): number;
 }
 
+/** A number of the snapshot and the values the addon accepts (zeroIsOff: 0 too, for none). */
+export interface NativeBound {
+  min: number;
+  max: number;
+  zeroIsOff: boolean;
+}
+
+/** The names and bounds the snapshot reader checks with (native/addon/snapshot_reader.cc); a test holds them to the config schema. */
+export interface SnapshotSchema {
+  enums: { balance: string[]; hashKey: string[]; protocol: string[]; sendProxy: string[] };
+  /** By scope (service, backend, acceptProxy, sticky, clientLimits), then by snapshot key. */
+  bounds: Record<string, Record<string, NativeBound>>;
+}
+
 export interface NativeAddon {
   Engine: new (options: { workers: number; onEvents: (events: NativeEvent[]) => void }) => NativeEngine;
   counterLayout: CounterLayout;
+  snapshotSchema: SnapshotSchema;
   /** rtnetlink address add/del on an interface: 0 or -errno (-EEXIST, -EADDRNOTAVAIL, -ENODEV, -EPERM). */
   setInterfaceAddress(ifname: string, add: boolean, ip: string, prefixLength: number): number;
   testing: {
@@ -294,6 +297,7 @@ const SUPPORTED_LAYOUT = 4;
 export const ADDON_EXPORTS = Object.keys({
   Engine: true,
   counterLayout: true,
+  snapshotSchema: true,
   testing: true,
   VrrpSocket: true,
   setInterfaceAddress: true,
@@ -325,6 +329,18 @@ export function loadNative(): NativeAddon {
       `native addon counter layout ${addon.counterLayout.version}, expected ${SUPPORTED_LAYOUT}: rebuild with npm run build`,
     );
   }
+  const differing = counterFieldsDiffering(addon.counterLayout);
+  if (differing !== undefined) throw new Error(`native addon counter fields differ from COUNTER_FIELDS: ${differing}`);
   loaded = addon;
   return addon;
+}
+
+/** The first counter line whose field names differ from COUNTER_FIELDS, described, or undefined. */
+export function counterFieldsDiffering(layout: Record<CounterLine, Record<string, number>>): string | undefined {
+  for (const line of Object.keys(COUNTER_FIELDS) as CounterLine[]) {
+    const native = Object.keys(layout[line] ?? {}).sort();
+    const ours = [...COUNTER_FIELDS[line]].sort();
+    if (native.join() !== ours.join()) return `${line}: the addon has ${native.join(', ')}; this code reads ${ours.join(', ')}`;
+  }
+  return undefined;
 }

@@ -10,6 +10,7 @@ import type { FulcrumConfig, ServiceConfig } from '../config/types.js';
 import type { HealthCheckConfig, PassiveHealthConfig } from '../config/health-types.js';
 import type { BackendControl, HealthVerdict } from '../control/backend-control.js';
 import type { BackendHealth, HealthSource } from '../control/types.js';
+import { backendKey as keyOf } from '../engine/backend-key.js';
 import type { Engine, EngineEvent } from '../engine/engine.js';
 import { CheckFailure } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -43,8 +44,6 @@ interface Entry {
   run: number;
   removed: boolean;
 }
-
-const keyOf = (service: string, backend: string): string => `${service}\u0000${backend}`;
 
 export class HealthMonitor implements HealthSource {
   readonly #engine: Engine;

@@ -2,7 +2,7 @@
 // real sockets on 127.0.0.1. Every process and socket they create is
 // registered with t.teardown; every wait is bounded in time.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +32,23 @@ export function runCli(t: Test, args: readonly string[], timeoutMs = 20_000): Pr
 /** One JSON log line (pino): `msg`, `level` (number) and the logged fields. */
 export type LogLine = Record<string, unknown> & { msg?: string; level?: number };
 
+/** How the CLI is started: in `cwd` (default the repository), with at most `nofile` file descriptors. */
+export interface CliOptions {
+  cwd?: string;
+  /** RLIMIT_NOFILE for the process (prlimit, else the shell's ulimit; both exec, so the PID is node's). */
+  nofile?: number;
+}
+
+/** The command line that runs `node dist/cli.js ...args`, under a file descriptor limit when asked. */
+function cliCommand(args: readonly string[], nofile: number | undefined): [string, string[]] {
+  const node = [process.execPath, CLI, ...args];
+  if (nofile === undefined) return [node[0]!, node.slice(1)];
+  const hasPrlimit = ['/usr/bin/prlimit', '/bin/prlimit'].some((p) => existsSync(p));
+  return hasPrlimit
+    ? ['prlimit', [`--nofile=${nofile}:${nofile}`, ...node]]
+    : ['sh', ['-c', `ulimit -n ${nofile} && exec "$0" "$@"`, ...node]];
+}
+
 /** A running CLI process whose stdout/stderr are collected as they arrive. */
 export class CliProcess {
   readonly child: ChildProcess;
@@ -43,8 +60,9 @@ export class CliProcess {
   readonly #waiters = new Waiters();
   #partial = '';
 
-  constructor(args: readonly string[], cwd = ROOT) {
-    this.child = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  constructor(args: readonly string[], options: CliOptions = {}) {
+    const [command, commandArgs] = cliCommand(args, options.nofile);
+    this.child = spawn(command, commandArgs, { cwd: options.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => this.#onStdout(chunk));
     this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
       this.stderr += chunk;
@@ -118,8 +136,8 @@ export class CliProcess {
 }
 
 /** Spawn `node dist/cli.js ...args`; killed at teardown if still running. */
-export function startCli(t: Test, args: readonly string[], cwd = ROOT): CliProcess {
-  const proc = new CliProcess(args, cwd);
+export function startCli(t: Test, args: readonly string[], options: CliOptions = {}): CliProcess {
+  const proc = new CliProcess(args, options);
   t.teardown(() => proc.kill());
   return proc;
 }
@@ -161,6 +179,14 @@ export function serviceYaml(o: ServiceYaml): string {
   ].join('\n');
 }
 
+export interface StartOptions {
+  attempts?: number;
+  /** RLIMIT_NOFILE of the process. */
+  nofile?: number;
+  /** How the listen port is picked; a free TCP port by default. */
+  port?: () => Promise<number>;
+}
+
 /**
  * Start `fulcrum run` on a free port and wait until it logs `listening`.
  * The port is picked by binding port 0 and closing it, so another process can
@@ -169,13 +195,14 @@ export function serviceYaml(o: ServiceYaml): string {
 export async function startFulcrum(
   t: Test,
   config: (listenPort: number) => string,
-  attempts = 5,
+  options: StartOptions = {},
 ): Promise<{ proc: CliProcess; port: number; file: string }> {
+  const attempts = options.attempts ?? 5;
   let last = '';
   for (let i = 0; i < attempts; i++) {
-    const port = await freePort();
+    const port = await (options.port ?? freePort)();
     const file = writeConfig(t, config(port));
-    const proc = startCli(t, ['run', '-c', file]);
+    const proc = startCli(t, ['run', '-c', file], { nofile: options.nofile });
     try {
       await proc.waitForLog('listening');
       return { proc, port, file };

@@ -5,7 +5,8 @@
 import type { Test } from 'tap';
 import { parseConfig } from '../../src/config/load.js';
 import type { Balance, FulcrumConfig } from '../../src/config/types.js';
-import { Engine, type EngineEvent, type ServiceStats } from '../../src/engine/engine.js';
+import { Engine, type EngineEvent } from '../../src/engine/engine.js';
+import type { ServiceStats } from '../../src/engine/stats.js';
 import { freePort } from './backends.js';
 import { HOST } from './traffic.js';
 

@@ -7,7 +7,9 @@ import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
 import { parseConfig } from '../../src/config/load.js';
 import type { FulcrumConfig } from '../../src/config/types.js';
-import { Engine, type EngineEvent, type ServiceStats } from '../../src/engine/engine.js';
+import { Engine, type EngineEvent } from '../../src/engine/engine.js';
+import type { ServiceStats } from '../../src/engine/stats.js';
+import { startFulcrum } from './cli.js';
 import { HOST } from './traffic.js';
 import { Waiters } from './waiters.js';
 
@@ -181,4 +183,10 @@ export async function startUdpService(t: Test, o: UdpServiceOptions, workers = 2
     const service = (): ServiceStats => engine.stats().services.find((s) => s.name === UDP_SERVICE)!;
     return { engine, port, events, config, service };
   }
+}
+
+/** `fulcrum run` (a real process) with one protocol: udp service on a free UDP port, logging at info; `nofile`: its file descriptor limit. */
+export function startUdpFulcrum(t: Test, backendPort: number, keys: readonly string[], nofile?: number) {
+  const yaml = (port: number): string => udpServiceYaml(port, { backends: [backendPort], keys }, 2).replace('level: warn', 'level: info');
+  return startFulcrum(t, yaml, { nofile, port: freeUdpPort });
 }

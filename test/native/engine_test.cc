@@ -267,7 +267,7 @@ void test_engine_sync() {
 
 // Engine::dump_sync: the live entries of sync services (sticky and adopted
 // UDP assignments here; the workers' own flows are covered with real
-// datagrams in test/sync-dump.test.ts), only those in the key range asked,
+// datagrams in test/engine/sync-dump.test.ts), only those in the key range asked,
 // flagged; every worker answers its part.
 void test_engine_dump() {
   std::unique_ptr<fulcrum::Engine> engine;

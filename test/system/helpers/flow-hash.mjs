@@ -1,6 +1,6 @@
 // native/engine/flow_hash.h's hash_source() for an IPv4 address, in BigInt
 // arithmetic: tests use it to name a client's sticky entry in a sync record.
-// test/session-sync.test.ts checks it against the engine.
+// test/engine/session-sync.test.ts checks it against the engine.
 const M64 = (1n << 64n) - 1n;
 
 function mix64(x) {

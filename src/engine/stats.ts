@@ -1,0 +1,114 @@
+// What the engine reports: its counters per service and backend, summed over
+// the workers, with the state each backend runs in. The field names are the
+// counter layout's (COUNTER_FIELDS in native.ts, from native/engine/counters.h);
+// the types here only group them.
+//
+// Traffic (every service and backend):
+//   accepted  client connections accepted (service) or connections established to it (backend)
+//   active    connections open now
+//   failed    service: clients closed because no backend could be reached; backend: failed connect attempts
+//   bytesIn   bytes client -> backend; bytesOut: backend -> client
+// Queue (services only):
+//   queued    clients that waited in the queue for a backend with room
+//   refused   clients turned away: every backend full and the queue too, or the queue timeout passed
+//   queueTimeouts  the part of `refused` that waited the whole queue timeout
+// For a protocol: udp service the traffic fields count flows (accepted =
+// flows created, active = flows open, failed = new flows dropped; a
+// backend's failed: ICMP unreachable answers and send errors), and `udp`
+// holds its datagrams and flow table.
+import { COUNTER_FIELDS, type CounterField } from './native.js';
+import type { AdmissionTotals } from './counter-reader.js';
+
+/**
+ * up: takes new connections. down: takes none (health checks say so); open
+ * ones continue. drain: takes none; open ones continue until the service's
+ * drain_timeout, then are closed. maint: an operator took it out; open ones continue.
+ */
+export type BackendState = 'up' | 'down' | 'drain' | 'maint';
+
+/** The traffic fields only services have. */
+export const QUEUE_FIELDS = ['queued', 'refused', 'queueTimeouts'] as const satisfies ReadonlyArray<CounterField<'traffic'>>;
+export type QueueField = (typeof QUEUE_FIELDS)[number];
+export type ConnectionField = Exclude<CounterField<'traffic'>, QueueField>;
+/** The traffic fields every service and backend has, in layout order. */
+export const CONNECTION_FIELDS = COUNTER_FIELDS.traffic.filter(
+  (field): field is ConnectionField => !(QUEUE_FIELDS as readonly string[]).includes(field),
+);
+
+export type TrafficCounters = Record<ConnectionField, number>;
+
+/** A protocol: udp backend's datagrams (its TrafficCounters count flows). */
+export type UdpBackendStats = Record<Extract<CounterField<'udp'>, 'datagramsIn' | 'datagramsOut'>, number>;
+
+/**
+ * A protocol: udp service's flow table, summed over the workers: the udp
+ * counter line (datagramsIn/Out forwarded; datagramsDropped received but not
+ * forwarded; flowsExpired after timeouts.idle; flowsEvicted to make room
+ * under max_flows; flowsCompleted after udp.responses replies; flowsMoved to
+ * another backend because theirs went down, refused or left the config), and
+ * the flow counts of the traffic line under their flow names.
+ */
+export type UdpServiceStats = Record<CounterField<'udp'>, number> & {
+  /** Traffic's accepted. */
+  flowsCreated: number;
+  /** Traffic's active. */
+  flowsActive: number;
+  /** Traffic's failed: no backend available, max_flows with nothing to evict, no socket. */
+  flowsDropped: number;
+};
+
+/** Who a service let in: clients refused before any backend was touched, and
+ * PROXY protocol headers read. TCP counts connections (each also in the
+ * service's `accepted`, never in `failed`); UDP counts datagrams. */
+export type AdmissionStats = AdmissionTotals;
+
+export interface BackendStats extends TrafficCounters {
+  address: string;
+  /** protocol: udp services only. */
+  udp?: UdpBackendStats;
+  /** The weight in effect (the config's, or one set since with setBackendWeight). */
+  weight: number;
+  backup: boolean;
+  state: BackendState;
+}
+
+export interface ServiceStats extends TrafficCounters, Record<QueueField, number> {
+  name: string;
+  listen: string;
+  protocol: 'tcp' | 'udp';
+  /** protocol: udp services only. */
+  udp?: UdpServiceStats;
+  admission: AdmissionStats;
+  backends: BackendStats[];
+}
+
+export interface EngineStats {
+  services: ServiceStats[];
+  /** Empty pipes kept in the workers' pools (each holds two fds). */
+  pooledPipes: number;
+  /** Times accepting was paused because the process ran out of file descriptors. */
+  acceptPauses: number;
+}
+
+/** `fields` of `from`, in that order (so views and stats keep the layout's order). */
+export function pickFields<K extends string>(from: Readonly<Record<K, number>>, fields: readonly K[]): Record<K, number> {
+  const picked = {} as Record<K, number>;
+  for (const field of fields) picked[field] = from[field];
+  return picked;
+}
+
+/** A udp service's flow table from its udp counter line and its traffic line (which counts flows). */
+export function udpServiceStats(udp: Record<CounterField<'udp'>, number>, traffic: Record<CounterField<'traffic'>, number>): UdpServiceStats {
+  return {
+    datagramsIn: udp.datagramsIn,
+    datagramsOut: udp.datagramsOut,
+    datagramsDropped: udp.datagramsDropped,
+    flowsCreated: traffic.accepted,
+    flowsActive: traffic.active,
+    flowsExpired: udp.flowsExpired,
+    flowsEvicted: udp.flowsEvicted,
+    flowsCompleted: udp.flowsCompleted,
+    flowsMoved: udp.flowsMoved,
+    flowsDropped: traffic.failed,
+  };
+}

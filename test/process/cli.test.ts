@@ -1,0 +1,95 @@
+// The CLI surface, run as a real process: version, help, usage errors,
+// `check`, and the demo's clear failure when a backend port is busy.
+import { readFileSync } from 'node:fs';
+import t from 'tap';
+import { startServer } from '../helpers/backends.js';
+import { ROOT, runCli, serviceYaml, writeConfig } from '../helpers/cli.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+t.test('--version and -v print the package version', async (t) => {
+  for (const flag of ['--version', '-v']) {
+    const r = await runCli(t, [flag]);
+    t.equal(r.code, 0, `${flag} exits 0`);
+    t.equal(r.stdout, `${pkg.version}\n`);
+  }
+});
+
+t.test('--help prints the overall usage; <command> --help the command usage', async (t) => {
+  const main = await runCli(t, ['--help']);
+  t.equal(main.code, 0);
+  t.match(main.stdout, /^Usage: fulcrum <command>/);
+  for (const command of ['run', 'check', 'demo']) t.match(main.stdout, new RegExp(`\\n  ${command} `));
+
+  for (const command of ['run', 'check', 'demo']) {
+    const r = await runCli(t, [command, '-h']);
+    t.equal(r.code, 0, `${command} -h exits 0`);
+    t.match(r.stdout, new RegExp(`^Usage: fulcrum ${command} `));
+    t.equal(r.stderr, '');
+  }
+});
+
+t.test('usage errors exit 2 with the usage on stderr', async (t) => {
+  const none = await runCli(t, []);
+  t.equal(none.code, 2, 'no command');
+  t.match(none.stderr, /missing command[\s\S]*Usage: fulcrum <command>/);
+
+  const unknown = await runCli(t, ['frobnicate']);
+  t.equal(unknown.code, 2, 'unknown command');
+  t.match(unknown.stderr, /unknown command 'frobnicate'/);
+  t.equal(unknown.stdout, '');
+
+  const flag = await runCli(t, ['check', '--frob']);
+  t.equal(flag.code, 2, 'unknown flag');
+  t.match(flag.stderr, /Unknown option '--frob'[\s\S]*Usage: fulcrum check/);
+
+  const missing = await runCli(t, ['run']);
+  t.equal(missing.code, 2, 'run without -c');
+  t.match(missing.stderr, /missing required option -c FILE/);
+
+  const level = await runCli(t, ['run', '-c', 'x.yaml', '--log-level', 'loud']);
+  t.equal(level.code, 2, 'bad --log-level');
+  t.match(level.stderr, /--log-level: expected one of fatal\|error\|warn\|info\|debug\|trace, got 'loud'/);
+});
+
+t.test('check accepts a valid config', async (t) => {
+  const file = writeConfig(t, serviceYaml({ listenPort: 7000, backendPorts: [7001, 7002] }));
+  const r = await runCli(t, ['check', '-c', file]);
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stdout, `${file}: OK (1 service)\n`);
+  t.equal(r.stderr, '');
+});
+
+t.test('check accepts the bundled default config', async (t) => {
+  const r = await runCli(t, ['check', '-c', 'config/fulcrum.yaml']);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /^config\/fulcrum\.yaml: OK \(\d+ services?\)\n$/);
+});
+
+t.test('check rejects an invalid config with file:line:column and exit 2', async (t) => {
+  // The bad value sits on line 2 of the file.
+  const text = serviceYaml({ listenPort: 7000, backendPorts: [7001] }).replace(/^drain_timeout: .*$/m, 'drain_timeout: soon');
+  const file = writeConfig(t, text);
+  const r = await runCli(t, ['check', '-c', file]);
+  t.equal(r.code, 2);
+  t.equal(r.stdout, '');
+  t.match(r.stderr, new RegExp(`^${escape(file)}:2:\\d+: .+`, 'm'));
+});
+
+t.test('check on a missing file exits 2 and names the file', async (t) => {
+  const r = await runCli(t, ['check', '-c', `${ROOT}/no/such/fulcrum.yaml`]);
+  t.equal(r.code, 2);
+  t.match(r.stderr, /no\/such\/fulcrum\.yaml/);
+});
+
+t.test('demo exits 1 and names the address when a demo backend port is busy', async (t) => {
+  const { port } = await startServer(t, (socket) => socket.end());
+  const file = writeConfig(t, serviceYaml({ listenPort: 7000, backendPorts: [port] }));
+  const r = await runCli(t, ['demo', '-c', file]);
+  t.equal(r.code, 1);
+  t.match(r.stderr, new RegExp(`demo backend 127\\.0\\.0\\.1:${port} cannot listen: the port is busy \\(EADDRINUSE\\)`));
+});
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
