@@ -93,6 +93,9 @@ class BackendTable {
     if (slow_start_ms == 0) return 1000;
     const uint64_t since = rows_[slot].up_since_ms.load(std::memory_order_relaxed);
     if (since == 0 || now_ms >= since + slow_start_ms) return 1000;
+    // A worker's clock is read once per loop pass and may be a little behind
+    // the moment the backend came up: it has only just started its ramp.
+    if (now_ms <= since) return 1;
     return static_cast<uint32_t>(std::max<uint64_t>(1, (now_ms - since) * 1000 / slow_start_ms));
   }
   // The weight a dynamic algorithm uses: the configured weight scaled by the

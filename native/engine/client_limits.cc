@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <limits>
 
 #include "flow_hash.h"
 #include "address.h"
@@ -15,6 +16,9 @@ namespace fulcrum {
 namespace {
 
 constexpr uint64_t kMilli = 1000;  // the bucket counts thousandths of a token
+// How far one worker's cached clock may be behind another's (a loop pass
+// stalled by a long batch or by the scheduler), generously.
+constexpr uint32_t kMaxClockLagMs = 60'000;
 
 uint32_t round_up_pow2(uint32_t n) {
   uint32_t p = 16;
@@ -149,11 +153,20 @@ uint32_t ClientLimitTable::take(Entry* entry, uint32_t count, const ClientLimits
   const uint64_t full = capacity_milli(spec);
   uint64_t value = entry->bucket.load(std::memory_order_relaxed);
   for (;;) {
-    // Elapsed time modulo 2^32 ms (49 days): exact for any entry in use.
-    const uint32_t elapsed = static_cast<uint32_t>(now_ms) - static_cast<uint32_t>(value >> 32);
+    // Elapsed time modulo 2^32 ms (49 days). Each worker reads the clock once
+    // per loop pass, so a worker may arrive with a `now` a little older than
+    // the stamp another worker just wrote: that is no time at all, not 49
+    // days (which would refill the bucket), and the newer stamp stays.
+    const uint32_t stamp = static_cast<uint32_t>(value >> 32);
+    uint32_t elapsed = static_cast<uint32_t>(now_ms) - stamp;
+    uint32_t next_stamp = static_cast<uint32_t>(now_ms);
+    if (elapsed > std::numeric_limits<uint32_t>::max() - kMaxClockLagMs) {
+      elapsed = 0;
+      next_stamp = stamp;
+    }
     const uint64_t level = std::min<uint64_t>(full, (value & 0xFFFFFFFFu) + static_cast<uint64_t>(elapsed) * spec.rate);
     const uint32_t granted = static_cast<uint32_t>(std::min<uint64_t>(count, level / kMilli));
-    const uint64_t next = pack_bucket(now_ms, level - granted * kMilli);
+    const uint64_t next = pack_bucket(next_stamp, level - granted * kMilli);
     if (next == value || entry->bucket.compare_exchange_weak(value, next, std::memory_order_relaxed)) {
       if (granted > 0) touch(entry, now_ms);
       return granted;

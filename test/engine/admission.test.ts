@@ -111,7 +111,14 @@ t.test('connection_rate per source: a flood from one source is cut to its bucket
   ]);
   const elapsed = Date.now() - started;
   const refill = Math.floor(elapsed / 1000);
-  t.ok(results.relayed >= 5 && results.relayed <= 5 + refill, `the flooding source got its burst of 5 (+${refill} refilled in ${elapsed} ms): ${results.relayed} relayed`);
+  // The table's one documented overshoot: the first connections of a new
+  // client on two workers at the same instant may each claim an entry, so one
+  // more than the burst per extra worker (2 workers here), once.
+  const firstClaimRace = 1;
+  t.ok(
+    results.relayed >= 5 && results.relayed <= 5 + refill + firstClaimRace,
+    `the flooding source got its burst of 5 (+${refill} refilled in ${elapsed} ms, +${firstClaimRace} for a first-claim race): ${results.relayed} relayed`,
+  );
   t.equal(results.relayed + results.closed, FLOOD, 'every flood connection got an answer');
   t.ok(quietRounds > 0, `the quiet source echoed through ${quietRounds} rounds during the flood`);
   t.equal(await outcome(t, port, '127.0.0.9', quiet), 'relayed', 'and may still open a new connection (its own bucket)');

@@ -284,6 +284,12 @@ void test_client_limits() {
   check(buckets.take(e, 1, rate, 50'050) == 0, "bucket: empty 50ms later (half a token)");
   check(buckets.take(e, 1, rate, 50'100) == 1, "bucket: one token per 100ms at 10/s");
   check(buckets.take(e, 10, rate, 60'000) == 3, "bucket: refills to the burst, no more");
+  // Workers read the clock once per loop pass: one may come with a `now` a
+  // little older than the stamp another just wrote. That is no time passing,
+  // not a 49-day gap that would refill the bucket.
+  check(buckets.take(e, 1, rate, 59'990) == 0, "bucket: a worker whose clock lags 10ms gets no refill");
+  check(buckets.take(e, 1, rate, 59'000) == 0, "bucket: nor one whose clock lags a second");
+  check(buckets.take(e, 1, rate, 60'100) == 1, "bucket: the newer stamp was kept (one token 100ms after it)");
   ClientLimitTable::Entry* other = buckets.hold(ip("10.0.0.2", 1), rate, 60'000);
   check(other != e && buckets.take(other, 3, rate, 60'000) == 3, "bucket: another client has its own");
   ClientLimitTable::Entry* held = nullptr;

@@ -213,6 +213,9 @@ void test_slow_start() {
   check(late == 5000, "slow start: after the ramp, exactly half");
   auto lc = picker_for(Balance::kLeastConn, {10, 10}, *table, 10000);
   check(table->effective_weight(0, 10, 10000, 6000) == 5, "slow start: half way, half the weight");
+  // A worker whose loop-pass clock is behind the moment the backend came up.
+  check(table->ramp_permille(0, 10000, 999) == 1 && table->effective_weight(0, 10, 10000, 999) == 1,
+        "slow start: a clock a little behind the start of the ramp is its very start, not past its end");
   (void)lc;
 }
 
