@@ -7,15 +7,21 @@
 // all of them alike; the summary is the median over rounds. A target that
 // cannot start (not built, not installed) is skipped with the reason.
 //
+// Each measurement runs unconstrained and proxy-bound (--proxy-cpu P, default
+// 50; 0 leaves it out): each proxy, all its processes and threads, held to P%
+// of one core by a cgroup quota (bench/lib/interleaved.mjs), so the figure
+// measures the proxy, not the 2-core machine it shares with iperf3. direct
+// has no proxy and is measured unconstrained only.
+//
 //   node bench/tcp-throughput.mjs [--duration 5] [--rounds 5] [--streams 1,4]
-//        [--targets direct,fulcrum,haproxy] [--omit 1] [--quick] [--write]
+//        [--targets direct,fulcrum,haproxy] [--omit 1] [--proxy-cpu 50] [--quick] [--write]
 //
 // fulcrum-guarded (not in the default set): fulcrum with allow/deny and
 // client_limits far above what iperf3 does; the summary gives its ratio to
 // fulcrum. Without send_proxy: iperf3 cannot read a PROXY header (the header
 // costs one send per connection, which tcp-connrate's fulcrum-guarded measures).
 
-import { droppedIfExited, rotation } from './lib/rounds.mjs';
+import { openProxyBudget, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
 import { intArg, targetsArg } from './lib/args.mjs';
 import { parseArgs } from 'node:util';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -23,7 +29,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { installCleanup, onInterrupt, stopProcess } from './lib/proc.mjs';
 import { freePorts } from './lib/net.mjs';
-import { cpuSnapshot, cpuDelta } from './lib/cpu.mjs';
+import { otherWorkNote } from './lib/cpu.mjs';
 import { summarize, ratio, fixed, median } from './lib/stats.mjs';
 import { markdownTable } from './lib/table.mjs';
 import { writeSection, RESULTS_FILE } from './lib/results.mjs';
@@ -36,14 +42,14 @@ const DEFAULT_TARGETS = ['direct', 'fulcrum', 'haproxy'];
 const ALL_TARGETS = [...DEFAULT_TARGETS, 'fulcrum-guarded'];
 /** Proxy worker threads: one per core on the 2-core reference machine, the same for both proxies. */
 const PROXY_THREADS = 2;
-/** A target whose measurements fail this many times in a row is dropped from the run. */
-const MAX_CONSECUTIVE_FAILURES = 2;
 
 function usage(message) {
   if (message) process.stderr.write(`tcp-throughput: ${message}\n`);
   process.stderr.write(
     'usage: node bench/tcp-throughput.mjs [--duration S] [--rounds N] [--omit S] [--streams 1,4]\n' +
-      '                                     [--targets direct,fulcrum,haproxy] [--quick] [--write]\n',
+      '                                     [--targets direct,fulcrum,haproxy] [--proxy-cpu P] [--quick] [--write]\n' +
+      '  --proxy-cpu P  also measure each target proxy-bound: the proxy held to P% of one core\n' +
+      '                 by a cgroup quota (default 50; 0 = unconstrained only)\n',
   );
   process.exit(2);
 }
@@ -59,6 +65,7 @@ function options() {
         omit: { type: 'string', default: '1' },
         streams: { type: 'string', default: '1,4' },
         targets: { type: 'string', default: DEFAULT_TARGETS.join(',') },
+        'proxy-cpu': { type: 'string', default: '50' },
         quick: { type: 'boolean', default: false },
         write: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -76,7 +83,8 @@ function options() {
     const streams = [...new Set(values.streams.split(',').map((s) => intArg('streams', s.trim(), 1, 128)))];
     // Canonical order; the rounds rotate it anyway.
     const targets = targetsArg(values.targets, ALL_TARGETS);
-    return { duration, rounds, omit, streams, targets, quick: values.quick, write: values.write };
+    const proxyCpu = intArg('proxy-cpu', values['proxy-cpu'], 0, 100 * PROXY_THREADS);
+    return { duration, rounds, omit, streams, targets, proxyCpu, quick: values.quick, write: values.write };
   } catch (err) {
     usage(err.message);
   }
@@ -87,11 +95,17 @@ const gbps = (bps) => bps / 1e9;
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const log = (line = '') => process.stdout.write(`${line}\n`);
 
-/** `73% (fulcrum-w0 50, fulcrum-w1 23)`: a process's CPU and its busy threads', for the per-measurement lines. */
-function cpuText(proc) {
-  if (!proc) return '–';
-  const threads = proc.threads.filter((t) => t.pct >= 1).slice(0, 4).map((t) => `${t.comm} ${t.pct.toFixed(0)}`);
-  return `${proc.pct.toFixed(0)}% (${threads.join(', ') || 'no thread above 1%'})`;
+/** `73% (fulcrum-w0 50, fulcrum-w1 23)`: the proxy's CPU and its busy threads', for the per-measurement lines. */
+function cpuText(sample) {
+  if (sample.proxyCpu === undefined) return '–';
+  const threads = sample.proxyThreads.filter((t) => t.pct >= 1).slice(0, 4).map((t) => `${t.comm} ${t.pct.toFixed(0)}`);
+  return `${sample.proxyCpu.toFixed(0)}% (${threads.join(', ') || 'no thread above 1%'})`;
+}
+
+/** The loads: each stream count once unconstrained and, with --proxy-cpu > 0, once proxy-bound. */
+function throughputLoads(opt) {
+  const base = opt.streams.map((streams) => ({ key: `P${streams}`, label: `${streams} stream${streams > 1 ? 's' : ''}`, streams }));
+  return withProxyBound(base, opt.proxyCpu);
 }
 
 async function main() {
@@ -107,7 +121,8 @@ async function main() {
   log(`command: ${commandLine()}`);
   for (const [k, v] of machine) log(`${k.padEnd(8)} ${v}`);
   log(`loadavg  ${loadAtStart} (at start)`);
-  log(`plan: ${opt.rounds} round(s) x streams ${opt.streams.join(',')} x targets ${opt.targets.join(',')}; ` +
+  const loads = throughputLoads(opt);
+  log(`plan: ${opt.rounds} round(s) x targets ${opt.targets.join(',')} x (${loads.map((l) => l.label).join('; ')}); ` +
     `iperf3 -t ${opt.duration} -O ${opt.omit} each; proxies with ${PROXY_THREADS} threads`);
   if (!iperfVer) throw new Error('iperf3 is not installed (apt-get install iperf3)');
 
@@ -118,11 +133,13 @@ async function main() {
   const running = new Map();
   /** name -> reason, for targets left out. */
   const skipped = new Map();
-  let server = null;
+  // The iperf3 server, replaced in place when restarted (runInterleaved reads it per measurement).
+  const servers = [];
+  let budget = null;
 
   try {
-    server = await startIperfServer(serverPort);
-    log(`iperf3 server: pid ${server.pid}, 127.0.0.1:${serverPort}`);
+    servers[0] = await startIperfServer(serverPort);
+    log(`iperf3 server: pid ${servers[0].pid}, 127.0.0.1:${serverPort}`);
 
     for (const name of opt.targets) {
       if (name === 'direct') {
@@ -152,61 +169,37 @@ async function main() {
         log(`${name}: SKIPPED, warm-up failed: ${r.error}`);
         await stopProcess(t.handle);
         running.delete(name);
-        server = await restartIperfServer(server, serverPort);
+        servers[0] = await restartIperfServer(servers[0], serverPort);
       }
     }
 
-    /** streams -> target -> [{ bps, proxyCpu, serverCpu, clientCpu, busy }] */
-    const samples = new Map(opt.streams.map((s) => [s, new Map(opt.targets.map((t) => [t, []]))]));
-    const failures = new Map();
-    const order = opt.targets.filter((t) => running.has(t));
-
-    for (let round = 0; round < opt.rounds; round++) {
-      const rotated = rotation(order, round).filter((t) => running.has(t));
-      log(`\nround ${round + 1}/${opt.rounds}: ${rotated.join(', ')}`);
-      for (const streams of opt.streams) {
-        for (const name of rotated) {
-          const t = running.get(name);
-          if (!t) continue;
-          if (droppedIfExited(name, t, running, skipped, log)) continue;
-          const pids = [t.handle?.pid, server.pid];
-          const before = cpuSnapshot(pids);
-          const r = await runIperfTcp({ port: t.port, seconds: opt.duration, omit: opt.omit, streams });
-          const cpu = cpuDelta(before, cpuSnapshot(pids));
-          const label = `  P${String(streams).padEnd(3)} ${name.padEnd(8)}`;
-          if (!r.ok) {
-            const n = (failures.get(name) ?? 0) + 1;
-            failures.set(name, n);
-            log(`${label} FAILED: ${r.error}`);
-            server = await restartIperfServer(server, serverPort);
-            if (n >= MAX_CONSECUTIVE_FAILURES) {
-              skipped.set(name, `${n} failures in a row, last: ${r.error}`);
-              log(`  ${name}: dropped from the run after ${n} failures in a row`);
-              await stopProcess(t.handle);
-              running.delete(name);
-            }
-            continue;
-          }
-          failures.set(name, 0);
-          const proxy = t.handle ? cpu.procs.get(t.handle.pid) : null;
-          samples.get(streams).get(name).push({
-            bps: r.bitsPerSecond,
-            proxyCpu: proxy?.pct,
-            serverCpu: r.serverCpuPct,
-            clientCpu: r.clientCpuPct,
-            busy: cpu.machineBusyPct,
-            others: cpu.othersPct,
-          });
-          log(`${label} ${fixed(gbps(r.bitsPerSecond), 2).padStart(7)} Gbit/s   ` +
-            `proxy cpu ${cpuText(proxy).padEnd(36)} iperf3 client ${fixed(r.clientCpuPct, 0)}% server ${fixed(r.serverCpuPct, 0)}%   ` +
-            `machine busy ${fixed(cpu.machineBusyPct, 0)}%, other processes ${fixed(cpu.othersPct, 0)}%`);
-        }
-      }
-    }
+    budget = openProxyBudget('fulcrum-bench-throughput', opt.proxyCpu, skipped, log);
+    const samples = await runInterleaved({
+      running,
+      order: opt.targets,
+      loads,
+      rounds: opt.rounds,
+      servers,
+      budget,
+      skipped,
+      log,
+      measure: async (name, t, load) => {
+        const r = await runIperfTcp({ port: t.port, seconds: opt.duration, omit: opt.omit, streams: load.streams });
+        if (!r.ok) return { error: r.error };
+        return { bps: r.bitsPerSecond, clientCpu: r.clientCpuPct, iperfServerCpu: r.serverCpuPct };
+      },
+      // The server may still be waiting on the failed client (bench/lib/iperf3.mjs).
+      afterFailure: async () => {
+        servers[0] = await restartIperfServer(servers[0], serverPort);
+      },
+      describe: (name, load, x) => `${load.label.padEnd(22)} ${fixed(gbps(x.bps), 2).padStart(7)} Gbit/s   ` +
+        `proxy cpu ${cpuText(x).padEnd(36)} iperf3 client ${fixed(x.clientCpu, 0)}% server ${fixed(x.iperfServerCpu, 0)}%   ` +
+        `machine busy ${fixed(x.busy, 0)}%, other processes ${fixed(x.others, 0)}%`,
+    });
 
     const load = `${loadAtStart} at start, ${loadavg()} at end`;
     log(`\nloadavg: ${load}`);
-    const report = summaryMarkdown(opt, samples, skipped);
+    const report = summaryMarkdown(opt, loads, samples, skipped);
     log(`\n${report}`);
     if (opt.write) {
       const how = writeSection(SECTION, sectionMarkdown(opt, [...machine, ['loadavg', load]], report));
@@ -214,53 +207,67 @@ async function main() {
     }
   } finally {
     for (const t of running.values()) await stopProcess(t.handle);
-    await stopProcess(server);
+    for (const server of servers) await stopProcess(server);
+    budget?.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-/** The per-stream-count tables, the fulcrum/haproxy ratios and the skip notes, as Markdown. */
-function summaryMarkdown(opt, samples, skipped) {
+/**
+ * The tables, one per load (stream count, unconstrained then proxy-bound),
+ * with the fulcrum/haproxy and fulcrum-guarded/fulcrum ratios of each, the
+ * 4-stream target check and the skip notes, as Markdown.
+ */
+function summaryMarkdown(opt, loads, samples, skipped) {
+  const list = (name, load) => samples.get(`${name}/${load.key}`) ?? [];
+  const med = (name, load) => median(list(name, load).map((s) => s.bps));
+  const bound = loads.some((l) => l.budget);
   const parts = [];
-  for (const streams of opt.streams) {
-    const byTarget = samples.get(streams);
-    const med = (name) => median((byTarget.get(name) ?? []).map((s) => s.bps));
+  for (const load of loads) {
+    // direct has no proxy to bind: a proxy-bound figure is compared with its unconstrained one.
+    const direct = loads.find((l) => !l.budget && l.streams === load.streams);
     const rows = [];
     for (const name of opt.targets) {
-      const list = byTarget.get(name) ?? [];
-      if (list.length === 0) {
-        rows.push([name, 'skipped', '', '', '', '0']);
+      const l = list(name, load);
+      if (l.length === 0) {
+        rows.push([name, load.budget && name === 'direct' ? 'n/a' : 'skipped', '', '', '', '0']);
         continue;
       }
-      const g = summarize(list.map((s) => gbps(s.bps)));
-      const proxyCpu = name === 'direct' ? '–' : `${fixed(median(list.map((s) => s.proxyCpu).filter(Number.isFinite)), 0)}%`;
-      rows.push([name, fixed(g.median), `${fixed(g.min)}–${fixed(g.max)}`, ratio(med(name), med('direct')), proxyCpu, String(g.n)]);
+      const g = summarize(l.map((s) => gbps(s.bps)));
+      const proxy = l.map((s) => s.proxyCpu).filter(Number.isFinite);
+      rows.push([name, fixed(g.median), `${fixed(g.min)}–${fixed(g.max)}`, ratio(med(name, load), med('direct', direct)),
+        proxy.length ? `${fixed(median(proxy), 0)}%` : '–', String(g.n)]);
     }
-    parts.push(`**${streams} stream${streams > 1 ? 's' : ''}** (iperf3 -P ${streams})\n`);
+    const how = load.budget ? ` (proxy-bound: each proxy held to ${opt.proxyCpu}% of one core)` : bound ? ' (unconstrained)' : '';
+    parts.push(`**${load.label}** (iperf3 -P ${load.streams})${how}\n`);
     parts.push(markdownTable(['target', 'median Gbit/s', 'min–max', 'vs direct', 'proxy CPU', 'runs'], rows));
     if (opt.targets.includes('fulcrum') && opt.targets.includes('haproxy')) {
-      parts.push(`\nfulcrum / haproxy: ${ratio(med('fulcrum'), med('haproxy'))}`);
+      parts.push(`\nfulcrum / haproxy: ${ratio(med('fulcrum', load), med('haproxy', load))}`);
     }
     if (opt.targets.includes('fulcrum') && opt.targets.includes('fulcrum-guarded')) {
-      parts.push(`\nfulcrum-guarded / fulcrum: ${ratio(med('fulcrum-guarded'), med('fulcrum'))} (allow/deny and client_limits on; target within 5%)`);
+      parts.push(`\nfulcrum-guarded / fulcrum: ${ratio(med('fulcrum-guarded', load), med('fulcrum', load))} (allow/deny and client_limits on; target within 5%)`);
     }
     parts.push('');
   }
-  const four = samples.get(4);
-  if (four) {
-    const f = median((four.get('fulcrum') ?? []).map((s) => s.bps));
-    const h = median((four.get('haproxy') ?? []).map((s) => s.bps));
-    const verdict = Number.isFinite(f) && Number.isFinite(h)
-      ? `${f >= h ? 'met' : 'NOT met'} (fulcrum ${fixed(gbps(f))} vs haproxy ${fixed(gbps(h))} Gbit/s)`
-      : 'not measured (needs both fulcrum and haproxy)';
-    parts.push(`Target, 4 streams: Fulcrum ≥ HAProxy: ${verdict}.\n`);
+  const fourStreams = (budget) => loads.find((l) => l.streams === 4 && l.budget === budget);
+  const comparison = (load) => {
+    const f = med('fulcrum', load);
+    const h = med('haproxy', load);
+    return Number.isFinite(f) && Number.isFinite(h) ? { f, h, text: `fulcrum ${fixed(gbps(f))} vs haproxy ${fixed(gbps(h))} Gbit/s` } : null;
+  };
+  const free = fourStreams(false);
+  if (free) {
+    const c = comparison(free);
+    const verdict = c ? `${c.f >= c.h ? 'met' : 'NOT met'} (${c.text})` : 'not measured (needs both fulcrum and haproxy)';
+    parts.push(`Target, 4 streams: Fulcrum ≥ HAProxy: ${verdict}.`);
+    const c4 = fourStreams(true) && comparison(fourStreams(true));
+    if (c4) parts.push(`Proxy-bound (each proxy held to ${opt.proxyCpu}% of one core), 4 streams, for information: ${c4.text} (${ratio(c4.f, c4.h)}).`);
+    parts.push('');
   }
-  parts.push('Proxy CPU: median over rounds of the proxy process\'s CPU time during a measurement, % of one core (2 cores = 200%).');
-  const others = [...samples.values()].flatMap((m) => [...m.values()].flat()).map((x) => x.others).filter(Number.isFinite);
-  if (others.length) {
-    parts.push(`Processes outside the benchmark used a median ${fixed(median(others), 0)}% of one core during measurements ` +
-      `(max ${fixed(Math.max(...others), 0)}%); above ~10% the absolute numbers are depressed, the ratios less so.`);
-  }
+  parts.push('Proxy CPU: median over rounds of the proxy\'s CPU time during a measurement (all its processes and threads), % of one core (2 cores = 200%).' +
+    (bound ? ' vs direct, proxy-bound: to direct\'s unconstrained figure with the same streams (direct has no proxy to hold).' : ''));
+  const others = otherWorkNote([...samples.values()].flat().map((x) => x.others));
+  if (others) parts.push(others);
   if (skipped.size) parts.push('');
   for (const [name, reason] of skipped) parts.push(`- ${name} skipped: ${reason.split('\n')[0].replace(/; output:$/, '')}`);
   return parts.join('\n');
@@ -275,9 +282,10 @@ function sectionMarkdown(opt, machine, report) {
     `iperf3 TCP, ${opt.duration} s per measurement after ${opt.omit} s omitted, ${opt.rounds} interleaved round(s), ` +
       `receiver's throughput. Proxies: one TCP service/frontend on 127.0.0.1 to one iperf3 server, ${PROXY_THREADS} threads each ` +
       `(Fulcrum \`workers: ${PROXY_THREADS}\`; HAProxy \`nbthread ${PROXY_THREADS}\`, \`option splice-auto\`).` +
+      (opt.proxyCpu > 0 ? ` Each measurement unconstrained and proxy-bound: each proxy held to ${opt.proxyCpu}% of one core by a cgroup quota.` : '') +
       (opt.quick ? ' **Quick smoke run; not a measurement.**' : ''),
     ``,
-    `Target: with 4 streams, Fulcrum ≥ HAProxy on the same run.`,
+    `Target: with 4 streams, Fulcrum ≥ HAProxy on the same run (unconstrained).`,
     ``,
     `- date: ${date}`,
     `- command: \`${commandLine()}\``,

@@ -1,7 +1,7 @@
-// The measuring loop the request/response benchmarks share (redis,
-// tcp-latency, tcp-connrate): every round measures every running target
-// under every load, targets in an order rotated round by round, and each
-// measurement records the CPU the proxy (with its child processes) and the
+// The measuring loop the benchmarks share (redis, tcp-latency, tcp-connrate,
+// tcp-throughput): every round measures every running target under every
+// load, targets in an order rotated round by round, and each measurement
+// records the CPU the proxy (with its child processes) and the
 // servers used while it ran.
 //
 // A load is either unconstrained (the proxy competes for the machine's cores
@@ -55,12 +55,17 @@ export function withProxyBound(base, proxyCpu) {
  * recorded as `serverCpu`; `measure(name, target, load)` resolves a result
  * object or `{ error }`; `describe(name, load, sample)` returns the log line.
  * A proxy-bound load is skipped for targets without a proxy and when
- * `budget` is null.
+ * `budget` is null. `afterFailure(name, target, load, result)`, optional, is
+ * awaited after each failed measurement, before the target may be dropped
+ * (e.g. to restart a server left waiting on the dead client; it may replace
+ * entries of `servers`, which is read again for every measurement).
  * Resolves Map `${name}/${load.key}` -> [sample], a sample being the result
- * plus `proxyCpu` (% of one core, undefined without a proxy), `serverCpu`,
- * `busy` (machine %) and `others` (CPU of processes outside the benchmark).
+ * plus `proxyCpu` (% of one core, undefined without a proxy), `proxyThreads`
+ * (the proxy's threads, `{ tid, comm, pct }` busiest first; [] without a
+ * proxy), `serverCpu`, `busy` (machine %) and `others` (CPU of processes
+ * outside the benchmark).
  */
-export async function runInterleaved({ running, order, loads, rounds, servers, budget, measure, describe, skipped, log }) {
+export async function runInterleaved({ running, order, loads, rounds, servers, budget, measure, describe, afterFailure, skipped, log }) {
   const samples = new Map(order.flatMap((t) => loads.map((l) => [`${t}/${l.key}`, []])));
   const failures = new Map();
   const live = order.filter((t) => running.has(t));
@@ -88,6 +93,7 @@ export async function runInterleaved({ running, order, loads, rounds, servers, b
           const n = (failures.get(name) ?? 0) + 1;
           failures.set(name, n);
           log(`  ${name.padEnd(18)} ${load.label}: FAILED: ${r.error}`);
+          if (afterFailure) await afterFailure(name, t, load, r);
           if (n >= MAX_CONSECUTIVE_FAILURES) {
             skipped.set(name, `${n} failures in a row, last: ${r.error}`);
             log(`  ${name}: dropped from the run after ${n} failures in a row`);
@@ -101,6 +107,7 @@ export async function runInterleaved({ running, order, loads, rounds, servers, b
         const sample = {
           ...r,
           proxyCpu: t.handle ? sum(proxyPids) : undefined,
+          proxyThreads: proxyPids.flatMap((pid) => cpu.procs.get(pid)?.threads ?? []).sort((x, y) => y.pct - x.pct),
           serverCpu: sum(serverPids),
           busy: cpu.machineBusyPct,
           others: cpu.othersPct,
