@@ -34,6 +34,14 @@ int socket_port(const SocketAddress& address) {
   return 0;
 }
 
+bool is_wildcard_address(const SocketAddress& address) {
+  if (address.family() == AF_INET6) {
+    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(address.storage);
+    return IN6_IS_ADDR_UNSPECIFIED(&in6.sin6_addr);
+  }
+  return reinterpret_cast<const sockaddr_in&>(address.storage).sin_addr.s_addr == htonl(INADDR_ANY);
+}
+
 std::string format_socket_address(const SocketAddress& address) {
   // snprintf rather than string concatenation: GCC 12 warns falsely
   // (-Wrestrict) on "[" + std::string once this is inlined.

@@ -25,6 +25,10 @@ int parse_socket_address(const std::string& host, int port, SocketAddress* out);
 // The port, in host byte order.
 int socket_port(const SocketAddress& address);
 
+// Whether address is 0.0.0.0 or [::]: the local address of what arrives on
+// it is the kernel's choice per connection or datagram.
+bool is_wildcard_address(const SocketAddress& address);
+
 // "127.0.0.1:80" or "[::1]:80".
 std::string format_socket_address(const SocketAddress& address);
 

@@ -137,8 +137,10 @@ class TcpConnection final : public Timer {
   // source: client: binds the backend socket to the client's address.
   // Returns 0 or -errno.
   int bind_client_source(int fd, int family);
-  // send_proxy: writes the header; false when the backend took less of it.
-  bool send_proxy_header(SendProxy version);
+  // send_proxy: writes the PROXY header for this client into `out` (at least
+  // kProxyEncodeMaxBytes) and returns its length; 0 when the address the
+  // client connected to cannot be had.
+  size_t encode_proxy_header(SendProxy version, char* out);
   void enter_queue();
   void refuse(bool timed_out);
   void release_backend();
@@ -152,7 +154,10 @@ class TcpConnection final : public Timer {
                 RelayError* error);
   // One recv() into the copy buffer and send() on; what dst cannot take goes
   // into the flow's pipe. Only called with an empty pipe. Returns false on error.
-  bool copy_once(Side& src, Side& dst, Flow& flow, bool upstream, bool* moved, RelayError* error);
+  // prefix: bytes already at the start of the copy buffer (a PROXY header)
+  // that go first, in the same send(), even when src has nothing to add.
+  bool copy_once(Side& src, Side& dst, Flow& flow, bool upstream, bool* moved, RelayError* error,
+                 size_t prefix = 0);
   // Reads more of a bulk stream into the flow's pipe. Returns false on error.
   bool splice_in(Side& src, Flow& flow, bool* moved, RelayError* error);
   void count_bytes(bool upstream, size_t bytes);
@@ -182,8 +187,9 @@ class TcpConnection final : public Timer {
   // until finish(); null when the service has none or the client is untracked.
   ClientLimitTable::Entry* limit_entry_ = nullptr;
   // Who the client is: accept()'s peer, or what its PROXY header said. The
-  // address it connected to is known only from a header (has_destination_);
-  // otherwise getsockname() tells it when a PROXY header is sent on.
+  // address it connected to is known from a header (has_destination_), else
+  // from the listen address, or getsockname() on a wildcard listener, when a
+  // PROXY header is sent on.
   sockaddr_storage client_address_{};
   sockaddr_storage destination_{};
   bool has_destination_ = false;

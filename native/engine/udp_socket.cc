@@ -33,14 +33,6 @@ void grow_buffer(int fd, int force_option, int option, int bytes) {
 
 }  // namespace
 
-bool is_wildcard_address(const SocketAddress& address) {
-  if (address.family() == AF_INET6) {
-    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(address.storage);
-    return IN6_IS_ADDR_UNSPECIFIED(&in6.sin6_addr);
-  }
-  return reinterpret_cast<const sockaddr_in&>(address.storage).sin_addr.s_addr == htonl(INADDR_ANY);
-}
-
 int open_udp_listener(const SocketAddress& address, bool freebind) {
   int fd = socket(address.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;

@@ -15,9 +15,6 @@ namespace fulcrum {
 // Room for one IP_PKTINFO or IPV6_PKTINFO control message.
 inline constexpr size_t kPacketInfoControlBytes = 64;
 
-// Whether address is 0.0.0.0 or [::] (the kernel picks the local address per datagram).
-bool is_wildcard_address(const SocketAddress& address);
-
 // Opens a non-blocking UDP socket bound to address with SO_REUSEPORT (one per
 // worker), IPV6_V6ONLY for IPv6, large buffers, and, on a wildcard address,
 // packet info so each datagram says which local address it was sent to.
