@@ -16,7 +16,8 @@
 // (bench/lib/interleaved.mjs), so the rate measures the proxy, not the
 // 2-core machine it shares with the load generator and the echo backends.
 // --baseline DIR adds fulcrum-baseline: leastconn run by the checkout in DIR,
-// for a same-run A/B of a change.
+// for a same-run A/B of a change (fulcrum-guarded-baseline, asked for by
+// name, is fulcrum-guarded run by that checkout).
 // fulcrum-guarded (not in the default set): fulcrum-leastconn with an
 // allow/deny list, client_limits far above what the clients do, and
 // send_proxy: v2 to echo backends started with -x (they skip the header);
@@ -43,7 +44,7 @@ import { GUARD_KEYS, startFulcrum, startHaproxy, fulcrumVersion, haproxyVersion 
 import { countSyscalls } from './lib/strace.mjs';
 
 const SECTION = 'tcp-connrate';
-const ALL_TARGETS = ['direct', 'fulcrum-leastconn', 'fulcrum-maglev', 'fulcrum-baseline', 'haproxy-leastconn', 'fulcrum-guarded'];
+const ALL_TARGETS = ['direct', 'fulcrum-leastconn', 'fulcrum-maglev', 'fulcrum-baseline', 'haproxy-leastconn', 'fulcrum-guarded', 'fulcrum-guarded-baseline'];
 const DEFAULT_TARGETS = ['direct', 'fulcrum-leastconn', 'fulcrum-maglev', 'haproxy-leastconn'];
 const PROXY_THREADS = 2;
 const PAYLOAD = 64;
@@ -68,6 +69,7 @@ function options() {
     },
     strict: true,
   });
+  if (!values.baseline && values.targets?.includes('-baseline')) throw new Error('a *-baseline target needs --baseline DIR');
   return {
     duration: intArg('duration', values.duration ?? (values.quick ? '2' : '5'), 1, 600),
     rounds: intArg('rounds', values.rounds ?? (values.quick ? '1' : '5'), 1, 100),
@@ -132,7 +134,7 @@ async function main() {
   let budget = null;
   try {
     for (const port of backendPorts) servers.push(await startEcho(echo, port));
-    if (opt.targets.includes('fulcrum-guarded')) for (const port of guardedPorts) servers.push(await startEcho(echo, port, ['-x']));
+    if (opt.targets.some((t) => t.startsWith('fulcrum-guarded'))) for (const port of guardedPorts) servers.push(await startEcho(echo, port, ['-x']));
     // Fulcrum's balance is a parameter of the target: the same backends, one
     // service, only the algorithm differs.
     const listen = (name) => ports[opt.backends + ALL_TARGETS.indexOf(name)];
@@ -148,6 +150,7 @@ async function main() {
       'fulcrum-maglev': fulcrum('fulcrum-maglev', 'maglev', ['hash_key: five_tuple']),
       'fulcrum-baseline': fulcrum('fulcrum-baseline', 'leastconn', [], opt.baseline),
       'fulcrum-guarded': fulcrum('fulcrum-guarded', 'leastconn', [...GUARD_KEYS, 'send_proxy: v2'], undefined, guardedPorts),
+      'fulcrum-guarded-baseline': fulcrum('fulcrum-guarded-baseline', 'leastconn', [...GUARD_KEYS, 'send_proxy: v2'], opt.baseline, guardedPorts),
       'haproxy-leastconn': async () => {
         const { handle } = await startHaproxy({ dir, listenPort: listen('haproxy-leastconn'), backends: backendPorts, threads: PROXY_THREADS, balance: 'leastconn' });
         return { port: listen('haproxy-leastconn'), handle };
@@ -282,9 +285,10 @@ function summary(opt, loads, samples, skipped, syscalls) {
       parts.push(`fulcrum-guarded / fulcrum-leastconn: ${ratio(guarded, plain)} (allow/deny, client_limits and send_proxy v2 on; target within 5%: ` +
         `${guarded >= 0.95 * plain ? 'met' : 'NOT met'}); per proxy core ${ratio(perCore('fulcrum-guarded'), perCore('fulcrum-leastconn'))}.`);
     }
-    const b = med('fulcrum-baseline');
-    if (Number.isFinite(b) && Number.isFinite(med('fulcrum-leastconn'))) {
-      parts.push(`fulcrum-leastconn / fulcrum-baseline: ${ratio(med('fulcrum-leastconn'), b)} (proxy CPU per connection ${fixed(proxyUs('fulcrum-leastconn'), 1)} vs ${fixed(proxyUs('fulcrum-baseline'), 1)} µs).`);
+    for (const [name, base] of [['fulcrum-leastconn', 'fulcrum-baseline'], ['fulcrum-guarded', 'fulcrum-guarded-baseline']]) {
+      if (Number.isFinite(med(base)) && Number.isFinite(med(name))) {
+        parts.push(`${name} / ${base}: ${ratio(med(name), med(base))} (proxy CPU per connection ${fixed(proxyUs(name), 1)} vs ${fixed(proxyUs(base), 1)} µs).`);
+      }
     }
     if (!load.budget) {
       // With the cores saturated, rate ≈ cores / (proxy + client + echo CPU per
