@@ -14,12 +14,16 @@
 // has no proxy and is measured unconstrained only.
 //
 //   node bench/tcp-throughput.mjs [--duration 5] [--rounds 5] [--streams 1,4]
-//        [--targets direct,fulcrum,haproxy] [--omit 1] [--proxy-cpu 50] [--quick] [--write]
+//        [--targets direct,fulcrum,haproxy] [--omit 1] [--proxy-cpu 50]
+//        [--baseline DIR] [--quick] [--write]
+//
+// --baseline DIR adds fulcrum-baseline: Fulcrum run by the checkout in DIR
+// (built), for a same-run A/B of a change.
 //
 // fulcrum-guarded (not in the default set): fulcrum with allow/deny and
 // client_limits far above what iperf3 does; the summary gives its ratio to
 // fulcrum. Without send_proxy: iperf3 cannot read a PROXY header (the header
-// costs one send per connection, which tcp-connrate's fulcrum-guarded measures).
+// is a per-connection cost, which tcp-connrate's fulcrum-guarded measures).
 
 import { openProxyBudget, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
 import { intArg, targetsArg } from './lib/args.mjs';
@@ -39,7 +43,7 @@ import { GUARD_KEYS, startFulcrum, startHaproxy, fulcrumVersion, haproxyVersion 
 
 const SECTION = 'tcp-throughput';
 const DEFAULT_TARGETS = ['direct', 'fulcrum', 'haproxy'];
-const ALL_TARGETS = [...DEFAULT_TARGETS, 'fulcrum-guarded'];
+const ALL_TARGETS = [...DEFAULT_TARGETS, 'fulcrum-guarded', 'fulcrum-baseline'];
 /** Proxy worker threads: one per core on the 2-core reference machine, the same for both proxies. */
 const PROXY_THREADS = 2;
 
@@ -47,7 +51,8 @@ function usage(message) {
   if (message) process.stderr.write(`tcp-throughput: ${message}\n`);
   process.stderr.write(
     'usage: node bench/tcp-throughput.mjs [--duration S] [--rounds N] [--omit S] [--streams 1,4]\n' +
-      '                                     [--targets direct,fulcrum,haproxy] [--proxy-cpu P] [--quick] [--write]\n' +
+      '                                     [--targets direct,fulcrum,haproxy] [--proxy-cpu P] [--baseline DIR] [--quick] [--write]\n' +
+      '  --baseline DIR adds fulcrum-baseline: Fulcrum run by the (built) checkout in DIR\n' +
       '  --proxy-cpu P  also measure each target proxy-bound: the proxy held to P% of one core\n' +
       '                 by a cgroup quota (default 50; 0 = unconstrained only)\n',
   );
@@ -64,8 +69,9 @@ function options() {
         rounds: { type: 'string' },
         omit: { type: 'string', default: '1' },
         streams: { type: 'string', default: '1,4' },
-        targets: { type: 'string', default: DEFAULT_TARGETS.join(',') },
+        targets: { type: 'string' },
         'proxy-cpu': { type: 'string', default: '50' },
+        baseline: { type: 'string' },
         quick: { type: 'boolean', default: false },
         write: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -82,9 +88,10 @@ function options() {
     const omit = intArg('omit', values.omit, 0, 60);
     const streams = [...new Set(values.streams.split(',').map((s) => intArg('streams', s.trim(), 1, 128)))];
     // Canonical order; the rounds rotate it anyway.
-    const targets = targetsArg(values.targets, ALL_TARGETS);
+    const targets = targetsArg(values.targets ?? [...DEFAULT_TARGETS, ...(values.baseline ? ['fulcrum-baseline'] : [])].join(','), ALL_TARGETS);
+    if (targets.includes('fulcrum-baseline') && !values.baseline) throw new Error('fulcrum-baseline needs --baseline DIR');
     const proxyCpu = intArg('proxy-cpu', values['proxy-cpu'], 0, 100 * PROXY_THREADS);
-    return { duration, rounds, omit, streams, targets, proxyCpu, quick: values.quick, write: values.write };
+    return { duration, rounds, omit, streams, targets, proxyCpu, baseline: values.baseline, quick: values.quick, write: values.write };
   } catch (err) {
     usage(err.message);
   }
@@ -116,6 +123,7 @@ async function main() {
   const iperfVer = iperf3Version();
   const haproxyVer = haproxyVersion();
   machine.push(['iperf3', iperfVer ?? 'not installed'], ['haproxy', haproxyVer ?? 'not installed'], ['fulcrum', fulcrumVersion()]);
+  if (opt.baseline) machine.push(['baseline', `${opt.baseline}: ${fulcrumVersion(opt.baseline)}`]);
 
   const loadAtStart = loadavg();
   log(`command: ${commandLine()}`);
@@ -126,7 +134,7 @@ async function main() {
     `iperf3 -t ${opt.duration} -O ${opt.omit} each; proxies with ${PROXY_THREADS} threads`);
   if (!iperfVer) throw new Error('iperf3 is not installed (apt-get install iperf3)');
 
-  const [serverPort, fulcrumPort, haproxyPort, guardedPort] = await freePorts(4);
+  const [serverPort, fulcrumPort, haproxyPort, guardedPort, baselinePort] = await freePorts(5);
   const dir = mkdtempSync(join(tmpdir(), 'fulcrum-bench-'));
   onInterrupt(() => rmSync(dir, { recursive: true, force: true }));
   /** name -> { port, handle? } for targets that are up. */
@@ -147,8 +155,9 @@ async function main() {
         continue;
       }
       const start = name.startsWith('fulcrum') ? startFulcrum : startHaproxy;
-      const port = { fulcrum: fulcrumPort, haproxy: haproxyPort, 'fulcrum-guarded': guardedPort }[name];
+      const port = { fulcrum: fulcrumPort, haproxy: haproxyPort, 'fulcrum-guarded': guardedPort, 'fulcrum-baseline': baselinePort }[name];
       const guard = name === 'fulcrum-guarded' ? { serviceKeys: GUARD_KEYS, file: 'fulcrum-guarded.yaml' } : {};
+      if (name === 'fulcrum-baseline') Object.assign(guard, { root: opt.baseline, file: 'fulcrum-baseline.yaml' });
       try {
         const { handle } = await start({ dir, listenPort: port, backends: [serverPort], workers: PROXY_THREADS, threads: PROXY_THREADS, ...guard });
         running.set(name, { port, handle });
@@ -246,6 +255,9 @@ function summaryMarkdown(opt, loads, samples, skipped) {
     }
     if (opt.targets.includes('fulcrum') && opt.targets.includes('fulcrum-guarded')) {
       parts.push(`\nfulcrum-guarded / fulcrum: ${ratio(med('fulcrum-guarded', load), med('fulcrum', load))} (allow/deny and client_limits on; target within 5%)`);
+    }
+    if (opt.targets.includes('fulcrum') && opt.targets.includes('fulcrum-baseline')) {
+      parts.push(`\nfulcrum / fulcrum-baseline: ${ratio(med('fulcrum', load), med('fulcrum-baseline', load))}`);
     }
     parts.push('');
   }
