@@ -16,14 +16,14 @@ import { execFileSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { intArg, targetsArg } from './lib/args.mjs';
-import { openProxyBudget, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
+import { RUN_OPTIONS, intArg, runArgs, targetsArg } from './lib/args.mjs';
+import { endRun, openProxyBudget, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
 import { otherWorkNote } from './lib/cpu.mjs';
-import { installCleanup, onInterrupt, runCommandWithCpu, startProcess, stopProcess } from './lib/proc.mjs';
+import { installCleanup, onInterrupt, runCommandWithCpu, startProcess } from './lib/proc.mjs';
 import { freePorts, waitForListen } from './lib/net.mjs';
 import { summarize, ratio, fixed, median } from './lib/stats.mjs';
 import { markdownTable } from './lib/table.mjs';
-import { writeSection, RESULTS_FILE } from './lib/results.mjs';
+import { writeRunSection, RESULTS_FILE } from './lib/results.mjs';
 import { machineInfo, commandLine } from './lib/machine.mjs';
 import { PATHS, PATH_OPTIONS, pathsArg, pathVersions, startPaths } from './lib/targets.mjs';
 
@@ -43,24 +43,16 @@ const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 
 function options() {
   const { values } = parseArgs({
     options: {
-      duration: { type: 'string' },
-      rounds: { type: 'string' },
+      ...RUN_OPTIONS,
       clients: { type: 'string', default: '16' },
-      'proxy-cpu': { type: 'string', default: '50' },
       ...PATH_OPTIONS,
-      quick: { type: 'boolean', default: false },
-      write: { type: 'boolean', default: false },
     },
     strict: true,
   });
   return {
-    duration: intArg('duration', values.duration ?? (values.quick ? '2' : '5'), 1, 600),
-    rounds: intArg('rounds', values.rounds ?? (values.quick ? '1' : '3'), 1, 100),
+    ...runArgs(values, { duration: 5, rounds: 3, proxyThreads: PROXY_THREADS }),
     clients: intArg('clients', values.clients, 1, 90),
-    proxyCpu: intArg('proxy-cpu', values['proxy-cpu'], 0, 100 * PROXY_THREADS),
     ...pathsArg(values, targetsArg),
-    quick: values.quick,
-    write: values.write,
   };
 }
 
@@ -152,27 +144,18 @@ async function main() {
     const load = `${loadAtStart} at start, ${loadavg()} at end`;
     log(`\n${report}\nloadavg: ${load}`);
     if (opt.write) {
-      const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-      const how = writeSection(SECTION, [
+      const how = writeRunSection(SECTION, [
         '## PostgreSQL through the proxies (bench/pgbench.mjs)',
         '',
         `pgbench select-only (-S, scale ${SCALE}), ${opt.clients} clients, 2 threads, ${opt.duration} s per measurement, ${opt.rounds} interleaved round(s); ` +
           `persistent connections and a new connection per transaction (-C). One PostgreSQL server (fsync off). Fulcrum \`workers: ${PROXY_THREADS}\`, ` +
           `HAProxy \`nbthread ${PROXY_THREADS}\` (\`mode tcp\`), nginx stream \`worker_processes ${PROXY_THREADS}\`.` + (opt.quick ? ' **Quick smoke run; not a measurement.**' : ''),
         '',
-        `- date: ${date}`,
-        `- command: \`${commandLine()}\``,
-        ...[...machine, ['loadavg', load]].map(([k, v]) => `- ${k}: ${v}`),
-        '',
-        report,
-      ].join('\n'));
+      ], [...machine, ['loadavg', load]], report);
       log(`\n${RESULTS_FILE}: section '${SECTION}' ${how}`);
     }
   } finally {
-    for (const t of running.values()) await stopProcess(t.handle);
-    for (const s of servers) await stopProcess(s, 10_000);
-    budget?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await endRun({ running, servers, budget, dir, serverGraceMs: 10_000 });
   }
 }
 

@@ -22,14 +22,14 @@ import { parseArgs } from 'node:util';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { intArg, targetsArg } from './lib/args.mjs';
-import { openProxyBudget, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
+import { RUN_OPTIONS, intArg, runArgs, targetsArg } from './lib/args.mjs';
+import { endRun, openProxyBudget, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
 import { otherWorkNote } from './lib/cpu.mjs';
-import { installCleanup, onInterrupt, runCommandWithCpu, startProcess, stopProcess, which } from './lib/proc.mjs';
+import { installCleanup, onInterrupt, runCommandWithCpu, startProcess, which } from './lib/proc.mjs';
 import { freePorts, waitForListen } from './lib/net.mjs';
 import { summarize, ratio, fixed, median } from './lib/stats.mjs';
 import { markdownTable } from './lib/table.mjs';
-import { writeSection, RESULTS_FILE } from './lib/results.mjs';
+import { writeRunSection, RESULTS_FILE } from './lib/results.mjs';
 import { machineInfo, commandLine } from './lib/machine.mjs';
 import { PATHS, PATH_OPTIONS, pathsArg, pathVersions, startPaths } from './lib/targets.mjs';
 
@@ -52,28 +52,20 @@ const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 
 function options() {
   const { values } = parseArgs({
     options: {
-      duration: { type: 'string' },
-      rounds: { type: 'string' },
+      ...RUN_OPTIONS,
       clients: { type: 'string', default: '50' },
-      'proxy-cpu': { type: 'string', default: '50' },
       tests: { type: 'string', default: 'get,set,get-p16' },
       ...PATH_OPTIONS,
-      quick: { type: 'boolean', default: false },
-      write: { type: 'boolean', default: false },
     },
     strict: true,
   });
   const tests = values.tests.split(',').map((s) => s.trim());
   for (const t of tests) if (!TESTS[t]) throw new Error(`--tests: expected some of ${Object.keys(TESTS).join(',')}, got '${t}'`);
   return {
-    duration: intArg('duration', values.duration ?? (values.quick ? '2' : '4'), 1, 600),
-    rounds: intArg('rounds', values.rounds ?? (values.quick ? '1' : '5'), 1, 100),
+    ...runArgs(values, { duration: 4, rounds: 5, proxyThreads: PROXY_THREADS }),
     clients: intArg('clients', values.clients, 1, 1000),
-    proxyCpu: intArg('proxy-cpu', values['proxy-cpu'], 0, 100 * PROXY_THREADS),
     tests,
     ...pathsArg(values, targetsArg),
-    quick: values.quick,
-    write: values.write,
   };
 }
 
@@ -155,8 +147,7 @@ async function main() {
     const load = `${loadAtStart} at start, ${loadavg()} at end`;
     log(`\n${report}\nloadavg: ${load}`);
     if (opt.write) {
-      const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-      const how = writeSection(SECTION, [
+      const how = writeRunSection(SECTION, [
         '## Redis through the proxies (bench/redis.mjs)',
         '',
         `redis-benchmark, ${opt.clients} connections, ~${opt.duration} s per measurement, ${opt.rounds} interleaved round(s); ${BACKENDS} redis-server backends, ` +
@@ -165,19 +156,11 @@ async function main() {
         '',
         `Target: Fulcrum's GET rate ≥ ${TARGET_RATIO}× HAProxy's.`,
         '',
-        `- date: ${date}`,
-        `- command: \`${commandLine()}\``,
-        ...[...machine, ['loadavg', load]].map(([k, v]) => `- ${k}: ${v}`),
-        '',
-        report,
-      ].join('\n'));
+      ], [...machine, ['loadavg', load]], report);
       log(`\n${RESULTS_FILE}: section '${SECTION}' ${how}`);
     }
   } finally {
-    for (const t of running.values()) await stopProcess(t.handle);
-    for (const s of servers) await stopProcess(s);
-    budget?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await endRun({ running, servers, budget, dir });
   }
 }
 

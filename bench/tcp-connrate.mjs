@@ -26,19 +26,19 @@
 // The tools are compiled with `cc` into bench/.build/ (git-ignored) on first
 // use and again whenever their source is newer than the binary.
 
-import { openProxyBudget, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
-import { intArg, targetsArg } from './lib/args.mjs';
+import { endRun, openProxyBudget, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
+import { RUN_OPTIONS, intArg, runArgs, targetsArg } from './lib/args.mjs';
 import { cTool } from './lib/c-tools.mjs';
 import { parseArgs } from 'node:util';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { installCleanup, onInterrupt, runCommand, startProcess, stopProcess, which } from './lib/proc.mjs';
+import { installCleanup, onInterrupt, runCommand, startProcess, which } from './lib/proc.mjs';
 import { freePorts, waitForListen } from './lib/net.mjs';
 import { otherWorkNote } from './lib/cpu.mjs';
 import { summarize, ratio, fixed, median } from './lib/stats.mjs';
 import { markdownTable } from './lib/table.mjs';
-import { writeSection, RESULTS_FILE } from './lib/results.mjs';
+import { writeRunSection, RESULTS_FILE } from './lib/results.mjs';
 import { machineInfo, commandLine } from './lib/machine.mjs';
 import { GUARD_KEYS, startFulcrum, startHaproxy, fulcrumVersion, haproxyVersion } from './lib/proxies.mjs';
 import { countSyscalls } from './lib/strace.mjs';
@@ -55,32 +55,24 @@ const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 
 function options() {
   const { values } = parseArgs({
     options: {
-      duration: { type: 'string' },
-      rounds: { type: 'string' },
+      ...RUN_OPTIONS,
       clients: { type: 'string', default: '50' },
       'client-threads': { type: 'string', default: '1' },
       backends: { type: 'string', default: '2' },
-      'proxy-cpu': { type: 'string', default: '50' },
       targets: { type: 'string' },
       baseline: { type: 'string' },
-      quick: { type: 'boolean', default: false },
-      write: { type: 'boolean', default: false },
       syscalls: { type: 'boolean', default: false },
     },
     strict: true,
   });
   if (!values.baseline && values.targets?.includes('-baseline')) throw new Error('a *-baseline target needs --baseline DIR');
   return {
-    duration: intArg('duration', values.duration ?? (values.quick ? '2' : '5'), 1, 600),
-    rounds: intArg('rounds', values.rounds ?? (values.quick ? '1' : '5'), 1, 100),
+    ...runArgs(values, { duration: 5, rounds: 5, proxyThreads: PROXY_THREADS }),
     clients: intArg('clients', values.clients, 1, 2000),
     clientThreads: intArg('client-threads', values['client-threads'], 1, 16),
     backends: intArg('backends', values.backends, 1, 16),
-    proxyCpu: intArg('proxy-cpu', values['proxy-cpu'], 0, 100 * PROXY_THREADS),
     targets: targetsArg(values.targets ?? [...DEFAULT_TARGETS, ...(values.baseline ? ['fulcrum-baseline'] : [])].join(','), ALL_TARGETS),
     baseline: values.baseline,
-    quick: values.quick,
-    write: values.write,
     syscalls: values.syscalls,
   };
 }
@@ -196,8 +188,7 @@ async function main() {
     const report = summary(opt, loads, samples, skipped, syscalls);
     log(`\n${report}`);
     if (opt.write) {
-      const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-      const how = writeSection(SECTION, [
+      const how = writeRunSection(SECTION, [
         `## TCP connection rate (bench/tcp-connrate.mjs)`,
         ``,
         `${opt.clients} concurrent clients (bench/tools/connrate.c, ${opt.clientThreads} epoll thread(s), sources 127.0.0.2–17), each: connect, ${PAYLOAD}-byte echo, close; ` +
@@ -207,19 +198,11 @@ async function main() {
         ``,
         `Target: Fulcrum (leastconn and maglev) ≥ 1.3× HAProxy leastconn's connection rate, proxy-bound (each proxy held to ${opt.proxyCpu}% of one core).`,
         ``,
-        `- date: ${date}`,
-        `- command: \`${commandLine()}\``,
-        ...[...machine, ['loadavg', load]].map(([k, v]) => `- ${k}: ${v}`),
-        ``,
-        report,
-      ].join('\n'));
+      ], [...machine, ['loadavg', load]], report);
       log(`\n${RESULTS_FILE}: section '${SECTION}' ${how}`);
     }
   } finally {
-    for (const t of running.values()) await stopProcess(t.handle);
-    for (const s of servers) await stopProcess(s);
-    budget?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await endRun({ running, servers, budget, dir });
   }
 }
 

@@ -17,14 +17,14 @@ import { parseArgs } from 'node:util';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { intArg, targetsArg } from './lib/args.mjs';
-import { openProxyBudget, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
+import { RUN_OPTIONS, intArg, runArgs, targetsArg } from './lib/args.mjs';
+import { endRun, openProxyBudget, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
 import { otherWorkNote } from './lib/cpu.mjs';
-import { installCleanup, onInterrupt, runCommandWithCpu, startProcess, stopProcess, which } from './lib/proc.mjs';
+import { installCleanup, onInterrupt, runCommandWithCpu, startProcess, which } from './lib/proc.mjs';
 import { freePorts, waitForListen } from './lib/net.mjs';
 import { ratio, fixed, median } from './lib/stats.mjs';
 import { markdownTable } from './lib/table.mjs';
-import { writeSection, RESULTS_FILE } from './lib/results.mjs';
+import { writeRunSection, RESULTS_FILE } from './lib/results.mjs';
 import { machineInfo, commandLine } from './lib/machine.mjs';
 import { PATHS, PATH_OPTIONS, pathsArg, pathVersions, startPaths } from './lib/targets.mjs';
 
@@ -41,24 +41,16 @@ const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 
 function options() {
   const { values } = parseArgs({
     options: {
-      duration: { type: 'string' },
-      rounds: { type: 'string' },
+      ...RUN_OPTIONS,
       size: { type: 'string', default: '64' },
-      'proxy-cpu': { type: 'string', default: '50' },
       ...PATH_OPTIONS,
-      quick: { type: 'boolean', default: false },
-      write: { type: 'boolean', default: false },
     },
     strict: true,
   });
   return {
-    duration: intArg('duration', values.duration ?? (values.quick ? '2' : '5'), 1, 600),
-    rounds: intArg('rounds', values.rounds ?? (values.quick ? '1' : '5'), 1, 100),
+    ...runArgs(values, { duration: 5, rounds: 5, proxyThreads: PROXY_THREADS }),
     size: intArg('size', values.size, 14, 65000),
-    proxyCpu: intArg('proxy-cpu', values['proxy-cpu'], 0, 100 * PROXY_THREADS),
     ...pathsArg(values, targetsArg),
-    quick: values.quick,
-    write: values.write,
   };
 }
 
@@ -129,8 +121,7 @@ async function main() {
     const load = `${loadAtStart} at start, ${loadavg()} at end`;
     log(`\n${report}\nloadavg: ${load}`);
     if (opt.write) {
-      const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-      const how = writeSection(SECTION, [
+      const how = writeRunSection(SECTION, [
         '## TCP round-trip latency (bench/tcp-latency.mjs)',
         '',
         `sockperf ping-pong, one TCP connection, ${opt.size}-byte messages, ${opt.duration} s per measurement, ${opt.rounds} interleaved round(s), ` +
@@ -139,19 +130,11 @@ async function main() {
         '',
         `Target: Fulcrum's p99 ≤ ${TARGET_RATIO}× HAProxy's.`,
         '',
-        `- date: ${date}`,
-        `- command: \`${commandLine()}\``,
-        ...[...machine, ['loadavg', load]].map(([k, v]) => `- ${k}: ${v}`),
-        '',
-        report,
-      ].join('\n'));
+      ], [...machine, ['loadavg', load]], report);
       log(`\n${RESULTS_FILE}: section '${SECTION}' ${how}`);
     }
   } finally {
-    for (const t of running.values()) await stopProcess(t.handle);
-    for (const s of servers) await stopProcess(s);
-    budget?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await endRun({ running, servers, budget, dir });
   }
 }
 

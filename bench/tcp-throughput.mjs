@@ -25,7 +25,7 @@
 // fulcrum. Without send_proxy: iperf3 cannot read a PROXY header (the header
 // is a per-connection cost, which tcp-connrate's fulcrum-guarded measures).
 
-import { openProxyBudget, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
+import { endRun, openProxyBudget, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
 import { intArg, targetsArg } from './lib/args.mjs';
 import { parseArgs } from 'node:util';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -36,7 +36,7 @@ import { freePorts } from './lib/net.mjs';
 import { otherWorkNote } from './lib/cpu.mjs';
 import { summarize, ratio, fixed, median } from './lib/stats.mjs';
 import { markdownTable } from './lib/table.mjs';
-import { writeSection, RESULTS_FILE } from './lib/results.mjs';
+import { writeRunSection, RESULTS_FILE } from './lib/results.mjs';
 import { machineInfo, commandLine } from './lib/machine.mjs';
 import { startIperfServer, restartIperfServer, runIperfTcp, iperf3Version } from './lib/iperf3.mjs';
 import { GUARD_KEYS, startFulcrum, startHaproxy, fulcrumVersion, haproxyVersion } from './lib/proxies.mjs';
@@ -211,14 +211,11 @@ async function main() {
     const report = summaryMarkdown(opt, loads, samples, skipped);
     log(`\n${report}`);
     if (opt.write) {
-      const how = writeSection(SECTION, sectionMarkdown(opt, [...machine, ['loadavg', load]], report));
+      const how = writeRunSection(SECTION, sectionIntro(opt), [...machine, ['loadavg', load]], report);
       log(`\n${RESULTS_FILE}: section '${SECTION}' ${how}`);
     }
   } finally {
-    for (const t of running.values()) await stopProcess(t.handle);
-    for (const server of servers) await stopProcess(server);
-    budget?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await endRun({ running, servers, budget, dir });
   }
 }
 
@@ -285,9 +282,8 @@ function summaryMarkdown(opt, loads, samples, skipped) {
   return parts.join('\n');
 }
 
-/** The RESULTS.md section: date, command, machine, tables, and the target check. */
-function sectionMarkdown(opt, machine, report) {
-  const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+/** The RESULTS.md section's title and what was measured (writeRunSection adds the date, command and machine). */
+function sectionIntro(opt) {
   return [
     `## TCP throughput (bench/tcp-throughput.mjs)`,
     ``,
@@ -299,12 +295,7 @@ function sectionMarkdown(opt, machine, report) {
     ``,
     `Target: with 4 streams, Fulcrum ≥ HAProxy on the same run (unconstrained).`,
     ``,
-    `- date: ${date}`,
-    `- command: \`${commandLine()}\``,
-    ...machine.map(([k, v]) => `- ${k}: ${v}`),
-    ``,
-    report,
-  ].join('\n');
+  ];
 }
 
 main().catch((err) => {

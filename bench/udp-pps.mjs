@@ -33,6 +33,7 @@
 // udpflood.c, udp-echo.c), built with `cc` into bench/.build/ on first use.
 
 import { droppedIfExited, rotation } from './lib/rounds.mjs';
+import { endRun } from './lib/interleaved.mjs';
 import { intArg, targetsArg } from './lib/args.mjs';
 import { cTool } from './lib/c-tools.mjs';
 import { openCpuBudget } from './lib/cpu-budget.mjs';
@@ -45,7 +46,7 @@ import { installCleanup, onInterrupt, runCommand, startProcess, stopProcess, whi
 import { cpuSnapshot, cpuDelta, otherWorkNote } from './lib/cpu.mjs';
 import { summarize, ratio, fixed, median } from './lib/stats.mjs';
 import { markdownTable } from './lib/table.mjs';
-import { writeSection, RESULTS_FILE } from './lib/results.mjs';
+import { writeRunSection, RESULTS_FILE } from './lib/results.mjs';
 import { machineInfo, commandLine } from './lib/machine.mjs';
 import { REPO_ROOT, fulcrumVersion, outputTail } from './lib/proxies.mjs';
 
@@ -403,8 +404,7 @@ async function main() {
     log(`\n${report}`);
     log(`loadavg: ${load}`);
     if (opt.write) {
-      const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-      const how = writeSection(SECTION, [
+      const how = writeRunSection(SECTION, [
         '## UDP packet rate (bench/udp-pps.mjs)',
         '',
         `${opt.flows} flows (bench/tools/udpflood.c, one connected socket per flow; at full speed on ${opt.clientThreads.join(', ')} sending ` +
@@ -426,19 +426,11 @@ async function main() {
           'judged twice: unconstrained at the thread count where the client sends the most straight to the echo servers, and ' +
           'proxy-bound.',
         '',
-        `- date: ${date}`,
-        `- command: \`${commandLine()}\``,
-        ...[...machine, ['loadavg', load]].map(([k, v]) => `- ${k}: ${v}`),
-        '',
-        report,
-      ].join('\n'));
+      ], [...machine, ['loadavg', load]], report);
       log(`\n${RESULTS_FILE}: section '${SECTION}' ${how}`);
     }
   } finally {
-    for (const t of running.values()) await stopProcess(t.handle);
-    for (const s of servers) await stopProcess(s);
-    budget?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await endRun({ running, servers, budget, dir });
   }
 }
 

@@ -15,3 +15,27 @@ export function targetsArg(text, all) {
   for (const t of asked) if (!all.includes(t)) throw new Error(`--targets: expected some of ${all.join(',')}, got '${t}'`);
   return all.filter((t) => asked.includes(t));
 }
+
+/** The options every interleaved benchmark takes, for parseArgs: --duration S, --rounds N, --proxy-cpu P, --quick, --write. */
+export const RUN_OPTIONS = {
+  duration: { type: 'string' },
+  rounds: { type: 'string' },
+  'proxy-cpu': { type: 'string', default: '50' },
+  quick: { type: 'boolean', default: false },
+  write: { type: 'boolean', default: false },
+};
+
+/**
+ * RUN_OPTIONS' values, checked: the benchmark's own default `duration` (s)
+ * and `rounds` unless given (--quick: 1 round of 2 s); --proxy-cpu up to all
+ * of the proxy's `proxyThreads` cores.
+ */
+export function runArgs(values, { duration, rounds, proxyThreads }) {
+  return {
+    duration: intArg('duration', values.duration ?? (values.quick ? '2' : String(duration)), 1, 600),
+    rounds: intArg('rounds', values.rounds ?? (values.quick ? '1' : String(rounds)), 1, 100),
+    proxyCpu: intArg('proxy-cpu', values['proxy-cpu'], 0, 100 * proxyThreads),
+    quick: values.quick,
+    write: values.write,
+  };
+}

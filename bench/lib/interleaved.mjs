@@ -13,6 +13,7 @@
 
 import { openCpuBudget } from './cpu-budget.mjs';
 import { cpuSnapshot, cpuDelta } from './cpu.mjs';
+import { rmSync } from 'node:fs';
 import { onInterrupt, stopProcess, withChildren } from './proc.mjs';
 import { droppedIfExited, rotation } from './rounds.mjs';
 
@@ -34,6 +35,18 @@ export function openProxyBudget(name, percent, skipped, log) {
   }
   onInterrupt(() => budget.close());
   return budget;
+}
+
+/**
+ * Ends a run, whatever happened in it: stops every target's proxy (`running`,
+ * as for runInterleaved) and the `servers` (each given `serverGraceMs` to
+ * exit), closes the proxy-bound budget and removes the scratch `dir`.
+ */
+export async function endRun({ running, servers, budget, dir, serverGraceMs = 5000 }) {
+  for (const t of running.values()) await stopProcess(t.handle);
+  for (const server of servers) await stopProcess(server, serverGraceMs);
+  budget?.close();
+  rmSync(dir, { recursive: true, force: true });
 }
 
 /**

@@ -4,6 +4,7 @@
 
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { commandLine } from './machine.mjs';
 
 /** Absolute path of bench/RESULTS.md. */
 export const RESULTS_FILE = fileURLToPath(new URL('../RESULTS.md', import.meta.url));
@@ -33,4 +34,22 @@ export function writeSection(key, body, file = RESULTS_FILE) {
   }
   writeFileSync(file, `${text.trimEnd()}\n\n${block}\n`);
   return 'appended';
+}
+
+/**
+ * A benchmark run's section: `intro` (its title and what was measured, as
+ * Markdown lines), then the date, the exact command and the `facts` about
+ * the machine ([name, value] pairs), then the `report`. Written with
+ * writeSection; returns 'replaced' or 'appended'.
+ */
+export function writeRunSection(key, intro, facts, report, file = RESULTS_FILE) {
+  const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  return writeSection(key, [
+    ...intro,
+    `- date: ${date}`,
+    `- command: \`${commandLine()}\``,
+    ...facts.map(([k, v]) => `- ${k}: ${v}`),
+    '',
+    report,
+  ].join('\n'), file);
 }
