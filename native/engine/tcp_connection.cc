@@ -334,15 +334,25 @@ void TcpConnection::on_connected() {
     // send(), one syscall and one TCP segment less per connection. When
     // nothing is here yet (a server that speaks first), the header goes alone.
     const size_t header = encode_proxy_header(backend.send_proxy, worker_.copy_buffer());
+    if (header == 0) {
+      worker_.counters().add_service(service_->spec().slot, kFailed, 1);
+      finish(true, true);
+      return;
+    }
     bool moved = false;
     RelayError error;
-    if (header == 0 || !copy_once(client_, backend_, upstream_, true, &moved, &error, header)) {
-      worker_.counters().add_service(service_->spec().slot, kFailed, 1);
-      finish(error.side != &client_, error.side != &backend_);
+    if (!copy_once(client_, backend_, upstream_, true, &moved, &error, header)) {
+      fail_relay(error);
       return;
     }
   }
   pump();
+}
+
+void TcpConnection::fail_relay(const RelayError& error) {
+  // A reset (or any error) on one side resets the other, so neither peer
+  // mistakes a broken stream for a complete one. A local failure resets both.
+  finish(error.side != &client_, error.side != &backend_);
 }
 
 void TcpConnection::fail_client() {
@@ -397,11 +407,7 @@ void TcpConnection::pump() {
   RelayError error;
   if (!transfer(client_, backend_, upstream_, true, &progress, &budget_spent, &error) ||
       !transfer(backend_, client_, downstream_, false, &progress, &budget_spent, &error)) {
-    // A reset (or any error) on one side resets the other, so neither peer
-    // mistakes a broken stream for a complete one. A local failure resets both.
-    const bool reset_client = error.side != &client_;
-    const bool reset_backend = error.side != &backend_;
-    finish(reset_client, reset_backend);
+    fail_relay(error);
     return;
   }
   if (progress) touch();

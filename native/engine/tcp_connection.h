@@ -147,6 +147,8 @@ class TcpConnection final : public Timer {
   void on_connect_result(int error);
   void on_connected();
   void fail_client();
+  // Ends the connection after a relay error, resetting the side(s) it says.
+  void fail_relay(const RelayError& error);
   void pump();
   // Moves bytes src -> dst until both would block or the budget is spent.
   // Returns false on error (in *error). *progress is set when bytes or an EOF moved.
