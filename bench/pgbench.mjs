@@ -17,7 +17,7 @@ import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RUN_OPTIONS, intArg, runArgs, targetsArg } from './lib/args.mjs';
-import { endRun, openProxyBudget, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
+import { endRun, openProxyBudget, proxyCpuText, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
 import { otherWorkNote } from './lib/cpu.mjs';
 import { installCleanup, onInterrupt, runCommandWithCpu, startProcess } from './lib/proc.mjs';
 import { freePorts, waitForListen } from './lib/net.mjs';
@@ -138,7 +138,7 @@ async function main() {
       log,
       measure: (name, t, load) => measure(t.port, load, opt),
       describe: (name, load, s) => `${load.label.padEnd(30)} ${fixed(s.tps, 0).padStart(7)} tps  latency ${fixed(s.latencyMs, 3)} ms  failed ${s.failed}  ` +
-        `proxy cpu ${s.proxyCpu === undefined ? '–' : `${fixed(s.proxyCpu, 0)}%`}  pgbench ${fixed(s.clientCpu, 0)}%  machine ${fixed(s.busy, 0)}% busy`,
+        `proxy cpu ${proxyCpuText(s)}  pgbench ${fixed(s.clientCpu, 0)}%  machine ${fixed(s.busy, 0)}% busy`,
     });
     const report = summary(opt, loads, samples, skipped);
     const load = `${loadAtStart} at start, ${loadavg()} at end`;

@@ -23,7 +23,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RUN_OPTIONS, intArg, runArgs, targetsArg } from './lib/args.mjs';
-import { endRun, openProxyBudget, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
+import { endRun, openProxyBudget, proxyCpuText, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
 import { otherWorkNote } from './lib/cpu.mjs';
 import { installCleanup, onInterrupt, runCommandWithCpu, startProcess, which } from './lib/proc.mjs';
 import { freePorts, waitForListen } from './lib/net.mjs';
@@ -141,7 +141,7 @@ async function main() {
       log,
       measure: (name, t, load) => measure(t.port, load.test, opt, rates, `${name}/${load.key}`),
       describe: (name, load, s) => `${load.label.padEnd(22)} ${fixed(s.rate, 0).padStart(8)} req/s  p50 ${fixed(s.p50, 3)} ms  p99 ${fixed(s.p99, 3)} ms  ` +
-        `proxy cpu ${s.proxyCpu === undefined ? '–' : `${fixed(s.proxyCpu, 0)}%`}  redis ${fixed(s.serverCpu, 0)}%  client ${fixed(s.clientCpu, 0)}%  machine ${fixed(s.busy, 0)}% busy`,
+        `proxy cpu ${proxyCpuText(s)}  redis ${fixed(s.serverCpu, 0)}%  client ${fixed(s.clientCpu, 0)}%  machine ${fixed(s.busy, 0)}% busy`,
     });
     const report = summary(opt, loads, samples, skipped);
     const load = `${loadAtStart} at start, ${loadavg()} at end`;

@@ -26,7 +26,7 @@
 // The tools are compiled with `cc` into bench/.build/ (git-ignored) on first
 // use and again whenever their source is newer than the binary.
 
-import { endRun, openProxyBudget, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
+import { endRun, openProxyBudget, proxyCpuText, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
 import { RUN_OPTIONS, intArg, runArgs, targetsArg } from './lib/args.mjs';
 import { cTool } from './lib/c-tools.mjs';
 import { parseArgs } from 'node:util';
@@ -169,7 +169,7 @@ async function main() {
       log,
       measure: (name, t) => measure(connrate, t.port, opt),
       describe: (name, load, s) => `${load.label.padEnd(30)} ${fixed(s.rate, 0).padStart(7)} conn/s   p50 ${s.p50_us} µs  p99 ${s.p99_us} µs   ` +
-        `errors ${s.errors}${s.errors ? ` ${JSON.stringify(s.errors_by)}` : ''}   proxy cpu ${s.proxyCpu === undefined ? '–' : `${fixed(s.proxyCpu, 0)}%`}   ` +
+        `errors ${s.errors}${s.errors ? ` ${JSON.stringify(s.errors_by)}` : ''}   proxy cpu ${proxyCpuText(s)}   ` +
         `connrate ${s.cpu_pct}%  echo ${fixed(s.serverCpu, 0)}%  machine ${fixed(s.busy, 0)}% busy`,
     });
     const load = `${loadAtStart} at start, ${loadavg()} at end`;

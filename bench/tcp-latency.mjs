@@ -18,7 +18,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RUN_OPTIONS, intArg, runArgs, targetsArg } from './lib/args.mjs';
-import { endRun, openProxyBudget, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
+import { endRun, openProxyBudget, proxyCpuText, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
 import { otherWorkNote } from './lib/cpu.mjs';
 import { installCleanup, onInterrupt, runCommandWithCpu, startProcess, which } from './lib/proc.mjs';
 import { freePorts, waitForListen } from './lib/net.mjs';
@@ -115,7 +115,7 @@ async function main() {
       measure: (name, t) => measure(t.port, opt),
       describe: (name, load, s) => `${load.label.padEnd(28)} p50 ${fixed(s.p50, 1).padStart(7)} µs  p99 ${fixed(s.p99, 1).padStart(7)} µs  ` +
         `p99.9 ${fixed(s['p99.9'], 1).padStart(8)} µs  ${fixed(s.messages / opt.duration, 0)} round trips/s  ` +
-        `proxy cpu ${s.proxyCpu === undefined ? '–' : `${fixed(s.proxyCpu, 0)}%`}  server ${fixed(s.serverCpu, 0)}%  client ${fixed(s.clientCpu, 0)}%  machine ${fixed(s.busy, 0)}% busy`,
+        `proxy cpu ${proxyCpuText(s)}  server ${fixed(s.serverCpu, 0)}%  client ${fixed(s.clientCpu, 0)}%  machine ${fixed(s.busy, 0)}% busy`,
     });
     const report = summary(opt, loads, samples, skipped);
     const load = `${loadAtStart} at start, ${loadavg()} at end`;

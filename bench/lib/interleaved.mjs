@@ -16,6 +16,7 @@ import { cpuSnapshot, cpuDelta } from './cpu.mjs';
 import { rmSync } from 'node:fs';
 import { onInterrupt, stopProcess, withChildren } from './proc.mjs';
 import { droppedIfExited, rotation } from './rounds.mjs';
+import { fixed } from './stats.mjs';
 
 /** A target failing this many measurements in a row is dropped from the run. */
 const MAX_CONSECUTIVE_FAILURES = 2;
@@ -47,6 +48,11 @@ export async function endRun({ running, servers, budget, dir, serverGraceMs = 50
   for (const server of servers) await stopProcess(server, serverGraceMs);
   budget?.close();
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** A sample's proxy CPU for a log line: `73%`, or `–` for a target without a proxy (direct). */
+export function proxyCpuText(sample) {
+  return sample.proxyCpu === undefined ? '–' : `${fixed(sample.proxyCpu, 0)}%`;
 }
 
 /**
