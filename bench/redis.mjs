@@ -23,7 +23,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RUN_OPTIONS, intArg, runArgs, targetsArg } from './lib/args.mjs';
-import { endRun, openProxyBudget, proxyCpuText, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
+import { endRun, openProxyBudget, proxyBoundNote, proxyCpuText, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
 import { otherWorkNote } from './lib/cpu.mjs';
 import { installCleanup, onInterrupt, runCommandWithCpu, startProcess, which } from './lib/proc.mjs';
 import { freePorts, waitForListen } from './lib/net.mjs';
@@ -171,7 +171,7 @@ function summary(opt, loads, samples, skipped) {
   const usPerRequest = (name, load) => median(list(name, load).filter((s) => s.proxyCpu > 0).map((s) => (s.proxyCpu / 100) * 1e6 / s.rate));
   const parts = [];
   for (const load of loads) {
-    parts.push(`**${load.label}**${load.budget ? ` (proxy-bound: each proxy held to ${opt.proxyCpu}% of one core)` : ''}`, '');
+    parts.push(`**${load.label}**${proxyBoundNote(load, opt.proxyCpu)}`, '');
     const rows = opt.targets.map((name) => {
       const l = list(name, load);
       if (l.length === 0) return [name, load.budget && name === 'direct' ? 'n/a' : 'skipped', '', '', '', '', '', '', '', ''];

@@ -26,7 +26,7 @@
 // The tools are compiled with `cc` into bench/.build/ (git-ignored) on first
 // use and again whenever their source is newer than the binary.
 
-import { endRun, openProxyBudget, proxyCpuText, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
+import { endRun, openProxyBudget, proxyBoundNote, proxyCpuText, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
 import { RUN_OPTIONS, intArg, runArgs, targetsArg } from './lib/args.mjs';
 import { cTool } from './lib/c-tools.mjs';
 import { parseArgs } from 'node:util';
@@ -229,7 +229,7 @@ function summary(opt, loads, samples, skipped, syscalls) {
     const usPerConn = (name, pct) => median(list(name).filter((s) => Number.isFinite(pct(s))).map((s) => (pct(s) / 100) * 1e6 / s.rate));
     const proxyUs = (name) => usPerConn(name, (s) => s.proxyCpu);
     const restUs = (name) => usPerConn(name, (s) => s.cpu_pct + s.serverCpu);
-    parts.push(`**${load.label}**${load.budget ? ` (proxy-bound: each proxy held to ${opt.proxyCpu}% of one core)` : ' (unconstrained)'}`, '');
+    parts.push(`**${load.label}**${proxyBoundNote(load, opt.proxyCpu, ' (unconstrained)')}`, '');
     const rows = opt.targets.map((name) => {
       const l = list(name);
       if (l.length === 0) return [name, load.budget && name === 'direct' ? 'n/a' : 'skipped', '', '', '', '', '', '', '', '', '', '', '', ''];

@@ -18,7 +18,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RUN_OPTIONS, intArg, runArgs, targetsArg } from './lib/args.mjs';
-import { endRun, openProxyBudget, proxyCpuText, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
+import { endRun, openProxyBudget, proxyBoundNote, proxyCpuText, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
 import { otherWorkNote } from './lib/cpu.mjs';
 import { installCleanup, onInterrupt, runCommandWithCpu, startProcess, which } from './lib/proc.mjs';
 import { freePorts, waitForListen } from './lib/net.mjs';
@@ -143,7 +143,7 @@ function summary(opt, loads, samples, skipped) {
   const med = (name, load, key) => median(list(name, load).map((s) => s[key]));
   const parts = [];
   for (const load of loads) {
-    parts.push(`**${load.label}**${load.budget ? ` (proxy-bound: each proxy held to ${opt.proxyCpu}% of one core)` : ''}`, '');
+    parts.push(`**${load.label}**${proxyBoundNote(load, opt.proxyCpu)}`, '');
     const rows = opt.targets.map((name) => {
       const l = list(name, load);
       if (l.length === 0) return [name, load.budget && name === 'direct' ? 'n/a' : 'skipped', '', '', '', '', '', '', ''];

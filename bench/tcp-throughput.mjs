@@ -25,7 +25,7 @@
 // fulcrum. Without send_proxy: iperf3 cannot read a PROXY header (the header
 // is a per-connection cost, which tcp-connrate's fulcrum-guarded measures).
 
-import { endRun, openProxyBudget, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
+import { endRun, openProxyBudget, proxyBoundNote, runInterleaved, withProxyBound } from './lib/interleaved.mjs';
 import { intArg, targetsArg } from './lib/args.mjs';
 import { parseArgs } from 'node:util';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -244,7 +244,7 @@ function summaryMarkdown(opt, loads, samples, skipped) {
       rows.push([name, fixed(g.median), `${fixed(g.min)}–${fixed(g.max)}`, ratio(med(name, load), med('direct', direct)),
         proxy.length ? `${fixed(median(proxy), 0)}%` : '–', String(g.n)]);
     }
-    const how = load.budget ? ` (proxy-bound: each proxy held to ${opt.proxyCpu}% of one core)` : bound ? ' (unconstrained)' : '';
+    const how = proxyBoundNote(load, opt.proxyCpu, bound ? ' (unconstrained)' : '');
     parts.push(`**${load.label}** (iperf3 -P ${load.streams})${how}\n`);
     parts.push(markdownTable(['target', 'median Gbit/s', 'min–max', 'vs direct', 'proxy CPU', 'runs'], rows));
     if (opt.targets.includes('fulcrum') && opt.targets.includes('haproxy')) {

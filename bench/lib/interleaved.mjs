@@ -56,6 +56,14 @@ export function proxyCpuText(sample) {
 }
 
 /**
+ * What a results table's heading says of its load: ` (proxy-bound: each proxy
+ * held to P% of one core)`, or `otherwise` for an unconstrained load.
+ */
+export function proxyBoundNote(load, proxyCpu, otherwise = '') {
+  return load.budget ? ` (proxy-bound: each proxy held to ${proxyCpu}% of one core)` : otherwise;
+}
+
+/**
  * The loads of a benchmark: `base` loads once unconstrained and, when
  * `proxyCpu` > 0, once more proxy-bound. Each is `{ key, label, budget, ...base }`.
  */
