@@ -351,8 +351,20 @@ void TcpConnection::on_connected() {
 
 void TcpConnection::fail_relay(const RelayError& error) {
   // A reset (or any error) on one side resets the other, so neither peer
-  // mistakes a broken stream for a complete one. A local failure resets both.
-  finish(error.side != &client_, error.side != &backend_);
+  // mistakes a broken stream for a complete one; but only after the bytes the
+  // failed side sent before it failed have reached the other side. A local
+  // failure resets both at once.
+  if (error.side == nullptr) {
+    finish(true, true);
+    return;
+  }
+  start_delivery_before_reset(*error.side);
+}
+
+void TcpConnection::close_now() {
+  // Mid-delivery, the side still owed bytes learns by a reset that the stream broke.
+  const Side* reset = state_ == State::kDeliveringBeforeReset ? &other_side(*failed_side_) : nullptr;
+  finish(reset == &client_, reset == &backend_);
 }
 
 void TcpConnection::fail_client() {
@@ -369,6 +381,15 @@ void TcpConnection::on_io(const IoHandle* handle, uint32_t events) {
 
   if (state_ == State::kProxyHeader) {
     read_proxy_header();
+    return;
+  }
+  if (state_ == State::kDeliveringBeforeReset) {
+    // The side still owed bytes failing too ends the delivery: nobody is left to tell.
+    if (&side != failed_side_ && (events & EPOLLERR)) {
+      finish(false, false);
+    } else {
+      continue_delivery();
+    }
     return;
   }
   if (state_ == State::kQueued) {
@@ -401,6 +422,10 @@ void TcpConnection::on_io(const IoHandle* handle, uint32_t events) {
 }
 
 void TcpConnection::pump() {
+  if (state_ == State::kDeliveringBeforeReset) {
+    continue_delivery();
+    return;
+  }
   if (state_ != State::kRelaying) return;
   bool progress = false;
   bool budget_spent = false;
@@ -607,6 +632,8 @@ void TcpConnection::on_timer(uint64_t) {
   } else if (state_ == State::kRelaying) {
     // Idle timeout: nothing moved either way for idle_timeout_ms.
     finish(false, false);
+  } else if (state_ == State::kDeliveringBeforeReset) {
+    on_delivery_timer();
   }
 }
 

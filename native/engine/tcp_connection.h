@@ -22,8 +22,15 @@
 //               | client error               | closed
 //   kRelaying   | a side's EOF, pipe drained | shutdown(SHUT_WR) on the other
 //               | both sides shut            | closed
-//               | reset/error on one side    | closed, the other side reset
+//               | reset/error on one side    | kDeliveringBeforeReset
+//               | a local failure (no pipe)  | closed, both sides reset
 //               | idle timeout               | closed
+//   kDelivering-| the failed side's last     | closed, the other side reset
+//   BeforeReset | bytes are all acknowledged |
+//   (tcp_reset_ | by the other side's kernel |
+//   delivery.cc)| the other side fails too,  | closed
+//               | or no progress for the     | closed, the other side reset
+//               | delivery limit             |
 //   (any)       | engine stop                | closed
 //
 // Before kConnecting, a connection not reading a PROXY header was admitted by
@@ -79,7 +86,7 @@ class TcpConnection final : public Timer {
   // Moves more bytes after an earlier pump() stopped at its budget.
   void resume() { pump(); }
   // Engine stop, or a drained backend's time is up: close both sockets now.
-  void close_now() { finish(false, false); }
+  void close_now();
   bool closed() const { return state_ == State::kClosed; }
   bool queued() const { return state_ == State::kQueued; }
   // While queued: try again to get a backend. Returns false if every
@@ -99,7 +106,7 @@ class TcpConnection final : public Timer {
   void on_timer(uint64_t now_ms) override;
 
  private:
-  enum class State : uint8_t { kProxyHeader, kQueued, kConnecting, kRelaying, kClosed };
+  enum class State : uint8_t { kProxyHeader, kQueued, kConnecting, kRelaying, kDeliveringBeforeReset, kClosed };
 
   // One socket and what is known about it.
   struct Side {
@@ -147,8 +154,20 @@ class TcpConnection final : public Timer {
   void on_connect_result(int error);
   void on_connected();
   void fail_client();
-  // Ends the connection after a relay error, resetting the side(s) it says.
+  // After a relay error: a local failure resets both sides at once; a failed
+  // side first has its last bytes delivered to the other side
+  // (tcp_reset_delivery.cc), then the other side is reset.
   void fail_relay(const RelayError& error);
+  // --- kDeliveringBeforeReset (tcp_reset_delivery.cc) ---
+  void start_delivery_before_reset(Side& failed);
+  // Moves the failed side's remaining bytes on; once they are all handed to
+  // the other side's kernel, waits for them to be acknowledged, then resets.
+  void continue_delivery();
+  // Resets the other side once its kernel has no unacknowledged bytes, or
+  // polls again (backing off) until the delivery limit.
+  void reset_when_acknowledged();
+  void on_delivery_timer();
+  Side& other_side(const Side& side) { return &side == &client_ ? backend_ : client_; }
   void pump();
   // Moves bytes src -> dst until both would block or the budget is spent.
   // Returns false on error (in *error). *progress is set when bytes or an EOF moved.
@@ -195,6 +214,13 @@ class TcpConnection final : public Timer {
   sockaddr_storage client_address_{};
   sockaddr_storage destination_{};
   bool has_destination_ = false;
+  // kDeliveringBeforeReset: the side that failed, whether its bytes are all
+  // handed on (now waiting for the acknowledgement), the other side's
+  // unacknowledged bytes at the last look, and how many looks so far.
+  Side* failed_side_ = nullptr;
+  bool awaiting_ack_ = false;
+  uint8_t ack_polls_ = 0;
+  uint32_t unacked_bytes_ = 0;
 };
 
 }  // namespace fulcrum
