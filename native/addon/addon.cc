@@ -19,6 +19,7 @@
 #include "../ha/netlink_address.h"
 #include "../engine/picker.h"
 #include "bench_handles.h"
+#include "connection_log_glue.h"
 #include "engine_handle.h"
 #include "ha_socket.h"
 #include "snapshot_reader.h"
@@ -131,6 +132,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", EngineHandle::define_class(env));
   exports.Set("VrrpSocket", VrrpSocketHandle::define_class(env));
   exports.Set("counterLayout", counter_layout(env));
+  exports.Set("connectionStatsLayout", connection_stats_layout(env));
   exports.Set("snapshotSchema", snapshot_schema(env));
   exports.Set("setInterfaceAddress", Napi::Function::New(env, set_interface_address, "setInterfaceAddress"));
   Napi::Object testing = Napi::Object::New(env);

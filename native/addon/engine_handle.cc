@@ -23,6 +23,10 @@ Napi::Function EngineHandle::define_class(Napi::Env env) {
                          InstanceMethod<&EngineHandle::take_sync>("takeSync"),
                          InstanceMethod<&EngineHandle::install_sync>("installSync"),
                          InstanceMethod<&EngineHandle::dump_sync>("dumpSync"),
+                         InstanceMethod<&EngineHandle::configure_connection_log>("configureConnectionLog"),
+                         InstanceMethod<&EngineHandle::reopen_connection_log>("reopenConnectionLog"),
+                         InstanceMethod<&EngineHandle::connection_log_counters>("connectionLogCounters"),
+                         InstanceMethod<&EngineHandle::connection_stats>("connectionStats"),
                      });
 }
 
@@ -153,7 +157,19 @@ Napi::Value EngineHandle::set_backend_weight(const Napi::CallbackInfo& info) {
 
 Napi::Value EngineHandle::close_backend_connections(const Napi::CallbackInfo& info) {
   const uint32_t slot = backend_slot_argument(info, "closeBackendConnections");
-  if (engine_) engine_->close_backend_connections(slot);
+  // Why they are closed, for their connection records: drain (the default), maint or removed.
+  Termination why = Termination::kDrain;
+  if (info[1].IsString()) {
+    const std::string reason = info[1].As<Napi::String>().Utf8Value();
+    if (reason == "maint") {
+      why = Termination::kMaint;
+    } else if (reason == "removed") {
+      why = Termination::kRemoved;
+    } else if (reason != "drain") {
+      throw Napi::TypeError::New(info.Env(), "closeBackendConnections: reason must be drain, maint or removed");
+    }
+  }
+  if (engine_) engine_->close_backend_connections(slot, why);
   return info.Env().Undefined();
 }
 

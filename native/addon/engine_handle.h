@@ -13,6 +13,9 @@
 //                                          32-byte SyncRecords (sync_journal.h)
 //   engine.installSync(Uint8Array) -> installed            the same records, from peers
 //   engine.dumpSync(from, to) -> appended  a round of a full copy for peers (Engine::dump_sync)
+//   engine.closeBackendConnections(slot, reason?)  reason: drain (default), maint, removed
+//   engine.configureConnectionLog / reopenConnectionLog / connectionLogCounters /
+//   connectionStats                        the connection log (connection_log_glue.cc)
 #pragma once
 
 #include <napi.h>
@@ -41,6 +44,11 @@ class EngineHandle : public Napi::ObjectWrap<EngineHandle> {
   Napi::Value take_sync(const Napi::CallbackInfo& info);
   Napi::Value install_sync(const Napi::CallbackInfo& info);
   Napi::Value dump_sync(const Napi::CallbackInfo& info);
+  // The connection log (connection_log_glue.cc).
+  Napi::Value configure_connection_log(const Napi::CallbackInfo& info);
+  Napi::Value reopen_connection_log(const Napi::CallbackInfo& info);
+  Napi::Value connection_log_counters(const Napi::CallbackInfo& info);
+  Napi::Value connection_stats(const Napi::CallbackInfo& info);
 
   // Stops the engine and releases the thread-safe function. Safe to call more
   // than once, from stop(), the GC finalizer or the environment cleanup hook.

@@ -33,8 +33,10 @@ int Engine::create(EngineOptions options, std::unique_ptr<Engine>* out) {
     engine->backends_ = std::make_unique<BackendTable>();
     engine->sampler_ = std::make_unique<LoadSampler>(engine->counters_, engine->backends_.get());
     engine->journal_ = std::make_shared<SyncJournal>();
+    engine->log_ = std::make_unique<ConnectionLog>(options.workers, kMaxServices);
     for (uint32_t i = 0; i < options.workers; i++) {
-      engine->workers_.push_back(std::make_unique<Worker>(i, engine->counters_, engine->events_.get()));
+      engine->workers_.push_back(
+          std::make_unique<Worker>(i, engine->counters_, engine->events_.get(), engine->log_.get()));
     }
     LoadSampler* sampler = engine->sampler_.get();
     engine->workers_[0]->set_periodic([sampler](uint64_t now_ms) { sampler->sample(now_ms); }, LoadSampler::kIntervalMs);
@@ -147,6 +149,7 @@ int Engine::apply(std::vector<ServiceSpec> services, ApplyFailure* failure, uint
   specs_ = std::move(services);
   shared_ = std::move(shared);
   listeners_ = std::move(next);
+  publish_log_labels();
   publish();
   *generation = generation_;
   return 0;
@@ -207,6 +210,16 @@ uint32_t Engine::install_sync(const SyncRecord* records, size_t count) {
   return installed;
 }
 
+void Engine::publish_log_labels() {
+  // A removed service's slot keeps its labels: its connections may still be
+  // open (and are logged by those names) until the slot is given to another.
+  for (const ServiceSpec& spec : specs_) {
+    if (spec.slot >= log_labels_.size()) log_labels_.resize(spec.slot + 1);
+    log_labels_[spec.slot] = RecordLabels{spec.name, format_socket_address(spec.listen)};
+  }
+  log_->set_labels(log_labels_);
+}
+
 void Engine::publish() {
   const size_t worker_count = workers_.size();
   std::vector<std::vector<ListenerBinding>> per_worker(worker_count);
@@ -244,10 +257,10 @@ int Engine::set_backend_weight(uint32_t slot, uint32_t weight, uint64_t* generat
   return 0;
 }
 
-int Engine::close_backend_connections(uint32_t slot) {
+int Engine::close_backend_connections(uint32_t slot, Termination why) {
   if (slot >= kMaxBackends) return -EINVAL;
   if (stopped_) return 0;
-  for (auto& worker : workers_) worker->post_close_backend(slot);
+  for (auto& worker : workers_) worker->post_close_backend(slot, why);
   return 0;
 }
 
@@ -258,6 +271,8 @@ void Engine::stop() {
   for (auto& worker : workers_) worker->join();
   workers_.clear();
   listeners_.clear();
+  // After the workers: their last records (shutdown) are in the rings.
+  if (log_) log_->stop();
 }
 
 }  // namespace fulcrum

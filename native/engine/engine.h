@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "connection_log.h"
 #include "counters.h"
 #include "event_sink.h"
 #include "load_sampler.h"
@@ -56,8 +57,9 @@ class Engine {
   // service has the slot, -EINVAL for a weight out of range.
   int set_backend_weight(uint32_t slot, uint32_t weight, uint64_t* generation);
   // Closes every open connection to the backend in `slot`, on every worker
-  // (a drained backend whose drain timeout has passed). Returns 0 or -EINVAL.
-  int close_backend_connections(uint32_t slot);
+  // (a forced close after drain or maint, or a removed backend's drain time
+  // passed); `why` is what their connection records say. Returns 0 or -EINVAL.
+  int close_backend_connections(uint32_t slot, Termination why);
   // Closes every socket and joins the workers. Idempotent.
   void stop();
 
@@ -85,15 +87,20 @@ class Engine {
   uint32_t worker_count() const { return static_cast<uint32_t>(workers_.size()); }
   const std::shared_ptr<CounterArena>& counters() const { return counters_; }
   EventSink& events() { return *events_; }
+  ConnectionLog& connection_log() { return *log_; }
 
  private:
   Engine() = default;
   // Builds the runtime Services from specs_ and hands every worker its
   // listeners (fds from listeners_) with them.
   void publish();
+  // The connection log's service names and listen addresses, by slot.
+  void publish_log_labels();
 
   std::shared_ptr<CounterArena> counters_;
   std::unique_ptr<EventSink> events_;
+  // Declared before the workers: they write into it until they are joined.
+  std::unique_ptr<ConnectionLog> log_;
   std::unique_ptr<BackendTable> backends_;
   std::unique_ptr<LoadSampler> sampler_;
   std::shared_ptr<SyncJournal> journal_;
@@ -105,6 +112,7 @@ class Engine {
   // Listening sockets by "tcp " or "udp " + address, one fd per worker. Once posted to
   // the workers they own the fds; this map only remembers which exist.
   std::map<std::string, std::vector<int>> listeners_;
+  std::vector<RecordLabels> log_labels_;
   uint64_t generation_ = 0;
   bool stopped_ = false;
 };

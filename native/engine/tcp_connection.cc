@@ -57,6 +57,7 @@ TcpConnection::TcpConnection(Worker& worker, std::shared_ptr<const Service> serv
       client_address_(peer) {
   client_.handle = IoHandle{IoHandle::Kind::kClient, this};
   client_.fd = client_fd;
+  accepted_us_ = monotonic_us();
   backend_.handle = IoHandle{IoHandle::Kind::kBackend, this};
 }
 
@@ -68,7 +69,7 @@ void TcpConnection::start() {
   // The client socket inherited TCP_NODELAY from its listener (listener.cc).
   int result = worker_.watch(client_.fd, &client_.handle, kSocketEvents);
   if (result < 0) {
-    fail_client();
+    fail_client(Termination::kLocalError);
     return;
   }
   state_ = State::kConnecting;
@@ -78,7 +79,7 @@ void TcpConnection::start() {
 void TcpConnection::start_with_proxy_header() {
   state_ = State::kProxyHeader;
   if (worker_.watch(client_.fd, &client_.handle, kSocketEvents) < 0) {
-    fail_client();
+    fail_client(Termination::kLocalError);
     return;
   }
   // Registering edge-triggered reports bytes already waiting, so the header
@@ -97,12 +98,12 @@ void TcpConnection::read_proxy_header() {
     if (errno == EAGAIN || errno == EINTR) return;
     // ECONNRESET: the client went away before saying who it is.
     worker_.refuse_client(slot, kProxyMissing, client_address_);
-    finish(false, false);
+    finish(Termination::kProxyMissing, false, false);
     return;
   }
   if (got == 0) {
     worker_.refuse_client(slot, kProxyMissing, client_address_);
-    finish(false, false);
+    finish(Termination::kProxyMissing, false, false);
     return;
   }
   const ProxyParseResult header = parse_proxy_header(buffer, static_cast<size_t>(got));
@@ -111,16 +112,16 @@ void TcpConnection::read_proxy_header() {
       // The peer shut its side mid-header: the rest will never come.
       if (client_.hangup_seen) {
         worker_.refuse_client(slot, kProxyMalformed, client_address_);
-        finish(false, false);
+        finish(Termination::kProxyMalformed, false, false);
       }
       return;
     case ProxyParseStatus::kMissing:
       worker_.refuse_client(slot, kProxyMissing, client_address_);
-      finish(false, false);
+      finish(Termination::kProxyMissing, false, false);
       return;
     case ProxyParseStatus::kMalformed:
       worker_.refuse_client(slot, kProxyMalformed, client_address_);
-      finish(false, false);
+      finish(Termination::kProxyMalformed, false, false);
       return;
     case ProxyParseStatus::kDone:
       break;
@@ -128,12 +129,13 @@ void TcpConnection::read_proxy_header() {
   // Consume exactly the header; it is in the socket already (peeked).
   if (recv(client_.fd, buffer, header.length, 0) != static_cast<ssize_t>(header.length)) {
     worker_.refuse_client(slot, kProxyMalformed, client_address_);
-    finish(false, false);
+    finish(Termination::kProxyMalformed, false, false);
     return;
   }
   worker_.counters().add_admission(slot, kProxyAccepted, 1);
   worker_.timers().cancel(this);
   if (header.has_addresses) {
+    proxy_peer_ = ClientAddress::from(client_address_);
     client_address_ = header.source;
     destination_ = header.destination;
     has_destination_ = true;
@@ -141,8 +143,9 @@ void TcpConnection::read_proxy_header() {
   // The relay reads what followed the header once a backend is connected.
   client_.readable = true;
   ClientLimitTable::Entry* entry = nullptr;
-  if (!worker_.admit(*service_, client_address_, &entry)) {
-    finish(false, false);
+  Termination refused = Termination::kDenied;
+  if (!worker_.admit(*service_, client_address_, &entry, &refused)) {
+    finish(refused, false, false);
     return;
   }
   limit_entry_ = entry;
@@ -207,6 +210,7 @@ void TcpConnection::enter_queue() {
     return;
   }
   state_ = State::kQueued;
+  queued_at_us_ = monotonic_us();
   worker_.counters().add_service(spec.slot, kQueued, 1);
   worker_.timers().arm(this, worker_.now_ms(), spec.queue.timeout_ms);
   worker_.enqueue(this);
@@ -214,6 +218,8 @@ void TcpConnection::enter_queue() {
 
 bool TcpConnection::retry_from_queue() {
   if (state_ != State::kQueued) return true;
+  // The wait so far; overwritten by a later try if this one finds no room.
+  queue_us_ = static_cast<uint32_t>(monotonic_us() - queued_at_us_);
   state_ = State::kConnecting;
   if (!connect_next_backend()) {
     state_ = State::kQueued;
@@ -228,7 +234,7 @@ void TcpConnection::refuse(bool timed_out) {
   const uint32_t slot = service_->spec().slot;
   worker_.counters().add_service(slot, kRefused, 1);
   if (timed_out) worker_.counters().add_service(slot, kQueueTimeouts, 1);
-  finish(false, false);
+  finish(timed_out ? Termination::kQueueTimeout : Termination::kQueueFull, false, false);
 }
 
 void TcpConnection::release_backend() {
@@ -242,7 +248,8 @@ bool TcpConnection::connect_next_backend() {
   const int index = service_->pick(client_key_, tried_, tried_count_, worker_.now_ms());
   if (index == Service::kAllFull && tried_count_ == 0) return false;
   if (index < 0) {
-    fail_client();
+    // Nothing to try: none up at all, or none left after failed tries.
+    fail_client(tried_count_ == 0 ? Termination::kNoBackend : connect_failure());
     return true;
   }
   tried_[tried_count_++] = static_cast<uint32_t>(index);
@@ -265,7 +272,7 @@ bool TcpConnection::connect_next_backend() {
       release_backend();
       return false;
     }
-    fail_client();
+    fail_client(Termination::kLocalError);
     return true;
   }
   set_nodelay(backend_.fd);
@@ -276,14 +283,14 @@ bool TcpConnection::connect_next_backend() {
       // backend's fault: reported once per worker, the client is closed.
       worker_.report_source_bind_failure(service_->spec().slot, -bound);
       close_backend_socket(false);
-      fail_client();
+      fail_client(Termination::kLocalError);
       return true;
     }
   }
   int result = worker_.watch(backend_.fd, &backend_.handle, kSocketEvents);
   if (result < 0) {
     close_backend_socket(false);
-    fail_client();
+    fail_client(Termination::kLocalError);
     return true;
   }
   connect_started_us_ = monotonic_us();
@@ -305,6 +312,7 @@ void TcpConnection::on_connect_result(int error) {
     return;
   }
   const BackendSpec& backend = service_->backend(backend_index_);
+  last_connect_timed_out_ = error == ETIMEDOUT;
   worker_.counters().add_backend(backend.slot, kFailed, 1);
   worker_.emit(Event{EventType::kConnectFailed, worker_.index(), service_->spec().slot, backend.slot, error});
   worker_.timers().cancel(this);
@@ -312,9 +320,9 @@ void TcpConnection::on_connect_result(int error) {
   release_backend();
   if (tried_count_ <= service_->spec().retries && tried_count_ < kMaxTries) {
     // A retry never queues: every candidate full now means giving up.
-    if (!connect_next_backend()) fail_client();
+    if (!connect_next_backend()) fail_client(connect_failure());
   } else {
-    fail_client();
+    fail_client(connect_failure());
   }
 }
 
@@ -325,7 +333,8 @@ void TcpConnection::on_connected() {
   const BackendSpec& backend = service_->backend(backend_index_);
   worker_.counters().add_backend(backend.slot, kAccepted, 1);
   worker_.counters().add_backend(backend.slot, kActive, 1);
-  service_->backend_table().record_connect_time(backend.slot, static_cast<uint32_t>(monotonic_us() - connect_started_us_));
+  connect_us_ = static_cast<uint32_t>(monotonic_us() - connect_started_us_);
+  service_->backend_table().record_connect_time(backend.slot, connect_us_);
   last_touch_ms_ = worker_.now_ms();
   worker_.timers().arm(this, last_touch_ms_, service_->spec().idle_timeout_ms);
   if (backend.send_proxy != SendProxy::kNone) {
@@ -336,7 +345,7 @@ void TcpConnection::on_connected() {
     const size_t header = encode_proxy_header(backend.send_proxy, worker_.copy_buffer());
     if (header == 0) {
       worker_.counters().add_service(service_->spec().slot, kFailed, 1);
-      finish(true, true);
+      finish(Termination::kLocalError, true, true);
       return;
     }
     bool moved = false;
@@ -355,21 +364,22 @@ void TcpConnection::fail_relay(const RelayError& error) {
   // failed side sent before it failed have reached the other side. A local
   // failure resets both at once.
   if (error.side == nullptr) {
-    finish(true, true);
+    finish(Termination::kLocalError, true, true);
     return;
   }
+  delivery_termination_ = error.side == &client_ ? Termination::kClientReset : Termination::kBackendReset;
   start_delivery_before_reset(*error.side);
 }
 
-void TcpConnection::close_now() {
+void TcpConnection::close_now(Termination why) {
   // Mid-delivery, the side still owed bytes learns by a reset that the stream broke.
   const Side* reset = state_ == State::kDeliveringBeforeReset ? &other_side(*failed_side_) : nullptr;
-  finish(reset == &client_, reset == &backend_);
+  finish(why, reset == &client_, reset == &backend_);
 }
 
-void TcpConnection::fail_client() {
+void TcpConnection::fail_client(Termination why) {
   worker_.counters().add_service(service_->spec().slot, kFailed, 1);
-  finish(false, false);
+  finish(why, false, false);
 }
 
 void TcpConnection::on_io(const IoHandle* handle, uint32_t events) {
@@ -386,7 +396,7 @@ void TcpConnection::on_io(const IoHandle* handle, uint32_t events) {
   if (state_ == State::kDeliveringBeforeReset) {
     // The side still owed bytes failing too ends the delivery: nobody is left to tell.
     if (&side != failed_side_ && (events & EPOLLERR)) {
-      finish(false, false);
+      finish(delivery_termination_, false, false);
     } else {
       continue_delivery();
     }
@@ -395,7 +405,7 @@ void TcpConnection::on_io(const IoHandle* handle, uint32_t events) {
   if (state_ == State::kQueued) {
     // Only the client is registered. Its data or EOF waits in the socket; a
     // reset means nobody is waiting any more.
-    if (events & EPOLLERR) finish(false, false);
+    if (events & EPOLLERR) finish(Termination::kClientReset, false, false);
     return;
   }
 
@@ -413,7 +423,7 @@ void TcpConnection::on_io(const IoHandle* handle, uint32_t events) {
     } else if (&side == &client_ && (events & EPOLLERR)) {
       // The client reset while we were still connecting: nobody to serve.
       worker_.timers().cancel(this);
-      finish(false, true);
+      finish(Termination::kClientReset, false, true);
     }
     // Client data or EOF waits in the socket until the backend is connected.
     return;
@@ -437,7 +447,7 @@ void TcpConnection::pump() {
   }
   if (progress) touch();
   if (client_.read_eof && backend_.read_eof && client_.write_shut && backend_.write_shut) {
-    finish(false, false);
+    finish(normal_end(), false, false);
     return;
   }
   if (budget_spent) worker_.queue_resume(this);
@@ -486,6 +496,7 @@ bool TcpConnection::transfer(Side& src, Side& dst, Flow& flow, bool upstream, bo
     // right after this, and close() sends the same FIN (dst has nothing
     // unread: its EOF was read), so the shutdown() call is saved.
     const bool last_step = dst.read_eof && src.write_shut;
+    if (closed_first_ == nullptr) closed_first_ = &src;
     if (!last_step && shutdown(dst.fd, SHUT_WR) < 0 && errno != ENOTCONN) {
       *error = RelayError{errno, &dst};
       return false;
@@ -607,6 +618,7 @@ bool TcpConnection::splice_in(Side& src, Flow& flow, bool* moved, RelayError* er
 
 void TcpConnection::count_bytes(bool upstream, size_t bytes) {
   const TrafficCounter counter = upstream ? kBytesIn : kBytesOut;
+  (upstream ? bytes_in_ : bytes_out_) += bytes;
   const auto n = static_cast<int64_t>(bytes);
   worker_.counters().add_service(service_->spec().slot, counter, n);
   worker_.counters().add_backend(service_->backend(backend_index_).slot, counter, n);
@@ -624,14 +636,14 @@ void TcpConnection::touch() {
 void TcpConnection::on_timer(uint64_t) {
   if (state_ == State::kProxyHeader) {
     worker_.refuse_client(service_->spec().slot, kProxyTimeout, client_address_);
-    finish(false, false);
+    finish(Termination::kProxyTimeout, false, false);
   } else if (state_ == State::kQueued) {
     refuse(true);  // finish() gives the queue place back
   } else if (state_ == State::kConnecting) {
     on_connect_result(ETIMEDOUT);
   } else if (state_ == State::kRelaying) {
     // Idle timeout: nothing moved either way for idle_timeout_ms.
-    finish(false, false);
+    finish(Termination::kIdleTimeout, false, false);
   } else if (state_ == State::kDeliveringBeforeReset) {
     on_delivery_timer();
   }
@@ -642,9 +654,12 @@ void TcpConnection::close_backend_socket(bool reset) {
   backend_.fd = -1;
 }
 
-void TcpConnection::finish(bool reset_client, bool reset_backend) {
+void TcpConnection::finish(Termination why, bool reset_client, bool reset_backend) {
   if (state_ == State::kClosed) return;
-  if (state_ == State::kQueued) service_->shared().queued.fetch_sub(1, std::memory_order_relaxed);
+  if (state_ == State::kQueued) {
+    service_->shared().queued.fetch_sub(1, std::memory_order_relaxed);
+    queue_us_ = static_cast<uint32_t>(monotonic_us() - queued_at_us_);
+  }
   state_ = State::kClosed;
   worker_.timers().cancel(this);
   close_socket(client_.fd, reset_client);
@@ -665,6 +680,7 @@ void TcpConnection::finish(bool reset_client, bool reset_backend) {
     service_->limits()->release(limit_entry_, worker_.now_ms());
     limit_entry_ = nullptr;
   }
+  log_record(RecordKind::kTcpEnd, why);
   worker_.retire(this);
 }
 

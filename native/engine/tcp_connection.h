@@ -56,6 +56,7 @@
 #include <sys/socket.h>
 
 #include "client_limits.h"
+#include "connection_record.h"
 #include "io_handle.h"
 #include "pipe_pool.h"
 #include "service.h"
@@ -86,7 +87,11 @@ class TcpConnection final : public Timer {
   // Moves more bytes after an earlier pump() stopped at its budget.
   void resume() { pump(); }
   // Engine stop, or a drained backend's time is up: close both sockets now.
-  void close_now();
+  // Engine stop (kShutdown), or an operator's forced close of its backend
+  // (kDrain, kMaint, kRemoved): close both sockets now.
+  void close_now(Termination why);
+  // connection_log.interval: an interim record when one is due (worker's walk).
+  void log_interim_if_due(uint64_t now_us, uint64_t interval_us);
   bool closed() const { return state_ == State::kClosed; }
   bool queued() const { return state_ == State::kQueued; }
   // While queued: try again to get a backend. Returns false if every
@@ -150,10 +155,13 @@ class TcpConnection final : public Timer {
   size_t encode_proxy_header(SendProxy version, char* out);
   void enter_queue();
   void refuse(bool timed_out);
+  // Why the connect tries ended: the last one timed out, or not.
+  Termination connect_failure() const { return last_connect_timed_out_ ? Termination::kConnectTimeout : Termination::kConnectFailed; }
   void release_backend();
   void on_connect_result(int error);
   void on_connected();
-  void fail_client();
+  // The client is closed without reaching a backend (counted as failed).
+  void fail_client(Termination why);
   // After a relay error: a local failure resets both sides at once; a failed
   // side first has its last bytes delivered to the other side
   // (tcp_reset_delivery.cc), then the other side is reset.
@@ -182,8 +190,12 @@ class TcpConnection final : public Timer {
   // Reads more of a bulk stream into the flow's pipe. Returns false on error.
   bool splice_in(Side& src, Flow& flow, bool* moved, RelayError* error);
   void count_bytes(bool upstream, size_t bytes);
+  // Who sent the first FIN, for a connection that ends normally.
+  Termination normal_end() const { return closed_first_ == &backend_ ? Termination::kBackendClosed : Termination::kClientClosed; }
   void touch();
-  void finish(bool reset_client, bool reset_backend);
+  void finish(Termination why, bool reset_client, bool reset_backend);
+  // The connection log's record of this connection (tcp_connection_log.cc).
+  void log_record(RecordKind kind, Termination why);
   void close_backend_socket(bool reset);
 
   Worker& worker_;
@@ -214,10 +226,25 @@ class TcpConnection final : public Timer {
   sockaddr_storage client_address_{};
   sockaddr_storage destination_{};
   bool has_destination_ = false;
+  // For the connection log: when it was accepted and when it entered the
+  // queue (CLOCK_MONOTONIC us), time queued and the connect that succeeded,
+  // bytes each way, the side that sent the first FIN, the last interim
+  // record, and accept()'s peer when a PROXY header named another client.
+  uint64_t accepted_us_ = 0;
+  uint64_t queued_at_us_ = 0;
+  uint64_t interim_at_us_ = 0;
+  uint64_t bytes_in_ = 0;
+  uint64_t bytes_out_ = 0;
+  uint32_t queue_us_ = 0;
+  uint32_t connect_us_ = 0;
+  const Side* closed_first_ = nullptr;
+  bool last_connect_timed_out_ = false;
+  ClientAddress proxy_peer_{};
   // kDeliveringBeforeReset: the side that failed, whether its bytes are all
   // handed on (now waiting for the acknowledgement), the other side's
   // unacknowledged bytes at the last look, and how many looks so far.
   Side* failed_side_ = nullptr;
+  Termination delivery_termination_ = Termination::kLocalError;
   bool awaiting_ack_ = false;
   uint8_t ack_polls_ = 0;
   uint32_t unacked_bytes_ = 0;

@@ -72,7 +72,7 @@ void TcpConnection::continue_delivery() {
     if (error.side != &failed) {
       // The side still owed bytes failed too (nobody left to tell), or no
       // pipe could be had (a local failure: it learns by a reset).
-      finish(error.side == nullptr && &live == &client_, error.side == nullptr && &live == &backend_);
+      finish(delivery_termination_, error.side == nullptr && &live == &client_, error.side == nullptr && &live == &backend_);
       return;
     }
     // The failed side's error comes after its last bytes: that is its end.
@@ -101,14 +101,14 @@ void TcpConnection::reset_when_acknowledged() {
   int unacked = 0;
   // SIOCOUTQ: bytes written and not yet acknowledged by the peer.
   if (ioctl(live.fd, SIOCOUTQ, &unacked) < 0 || unacked <= 0) {
-    finish(&live == &client_, &live == &backend_);
+    finish(delivery_termination_, &live == &client_, &live == &backend_);
     return;
   }
   const uint64_t now = worker_.now_ms();
   if (static_cast<uint32_t>(unacked) < unacked_bytes_) last_touch_ms_ = now;
   unacked_bytes_ = static_cast<uint32_t>(unacked);
   if (now - last_touch_ms_ >= delivery_limit_ms(service_->spec())) {
-    finish(&live == &client_, &live == &backend_);
+    finish(delivery_termination_, &live == &client_, &live == &backend_);
     return;
   }
   const uint64_t wait_ms = uint64_t{1} << std::min(ack_polls_, kMaxPollShift);
@@ -123,7 +123,7 @@ void TcpConnection::on_delivery_timer() {
   }
   // No byte moved for the delivery limit: the other side stopped reading.
   Side& live = other_side(*failed_side_);
-  finish(&live == &client_, &live == &backend_);
+  finish(delivery_termination_, &live == &client_, &live == &backend_);
 }
 
 }  // namespace fulcrum

@@ -66,6 +66,13 @@ class UdpFlow final : public Timer {
   ClientLimitTable::Entry* limit_entry = nullptr;
   std::shared_ptr<ClientLimitTable> limit_table;
   uint64_t shared_ms = 0;  // with `sync`: when peers were last told of this flow's backend
+  // For the connection log: when the flow began (CLOCK_MONOTONIC us) and
+  // what it carried (replies counted as they are queued to the client).
+  uint64_t created_us = 0;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  uint64_t datagrams_in = 0;
+  uint64_t datagrams_out = 0;
 
   UdpFlowOwner* owner() const { return owner_; }
 

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "clock.h"
 #include "flow_hash.h"
 #include "worker.h"
 
@@ -149,7 +150,7 @@ UdpFlow* UdpRelay::flow_for(const sockaddr_storage& client, const SocketAddress&
   } else {
     if (flow->service != service_ && service_->spec().acl && !service_->spec().acl->admits(client)) {
       // A reload's new ACL applies to open flows too, on their next datagram.
-      close_flow(flow, kUdpCounterCount);
+      close_flow(flow, kUdpCounterCount, Termination::kDenied);
       worker_.refuse_client(service_slot, kDenied, client, run);
       return nullptr;
     }
@@ -209,13 +210,14 @@ UdpFlow* UdpRelay::create_flow(const sockaddr_storage& client, const SocketAddre
     flows.fetch_sub(1, std::memory_order_relaxed);
     UdpFlow* victim = table_.longest_idle();
     if (victim == nullptr) break;
-    close_flow(victim, kFlowsEvicted);
+    close_flow(victim, kFlowsEvicted, Termination::kUdpEvicted);
   }
   if (!placed) {
     worker_.counters().add_service(spec.slot, kFailed, 1);
     return nullptr;
   }
   auto* flow = new UdpFlow(this, key, hash);
+  flow->created_us = monotonic_us();
   flow->client.storage = client;
   flow->client.length = client.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
   flow->local = local;
@@ -266,7 +268,7 @@ bool UdpRelay::ensure_backend(UdpFlow* flow) {
   release_backend(flow);
   if (!assign_backend(flow, exclude)) {
     worker_.counters().add_service(service_->spec().slot, kFailed, 1);
-    close_flow(flow, kUdpCounterCount);
+    close_flow(flow, kUdpCounterCount, Termination::kUdpMoved);
     return false;
   }
   if (had_backend) worker_.counters().add_udp_service(service_->spec().slot, kFlowsMoved, 1);
@@ -341,6 +343,8 @@ void UdpRelay::forward_to_backend(UdpFlow* flow, unsigned first, unsigned count)
       worker_.counters().add_udp_backend(flow->backend_slot, kDatagramsIn, sent);
       worker_.counters().add_service(service_slot, kBytesIn, static_cast<int64_t>(bytes));
       worker_.counters().add_backend(flow->backend_slot, kBytesIn, static_cast<int64_t>(bytes));
+      flow->datagrams_in += static_cast<uint64_t>(sent);
+      flow->bytes_in += bytes;
       done += sent;
       continue;
     }
@@ -426,12 +430,14 @@ bool UdpRelay::read_replies(UdpFlow* flow) {
     b.reply_from[k] = flow->local;
     b.reply_service_slot[k] = spec.slot;
     b.reply_backend_slot[k] = flow->backend_slot;
+    flow->datagrams_out++;
+    flow->bytes_out += b.in[i].msg_len;
   }
   set_.add_pending_replies(this, pending);
   if (dropped != 0) worker_.counters().add_udp_service(spec.slot, kDatagramsDropped, dropped);
   flow->responses += forward;
   if (limit != 0 && flow->responses >= limit) {
-    close_flow(flow, kFlowsCompleted);
+    close_flow(flow, kFlowsCompleted, Termination::kUdpResponses);
     return false;
   }
   touch(flow);
@@ -450,26 +456,42 @@ void UdpRelay::touch(UdpFlow* flow) {
   if (flow->fd >= 0 && now - flow->shared_ms >= std::max<uint64_t>(1000, idle_timeout_ms / 4)) share_flow(flow);
 }
 
-void UdpRelay::on_flow_idle(UdpFlow* flow, uint64_t) { close_flow(flow, kFlowsExpired); }
+void UdpRelay::on_flow_idle(UdpFlow* flow, uint64_t) { close_flow(flow, kFlowsExpired, Termination::kIdleTimeout); }
 
-void UdpRelay::close_flow(UdpFlow* flow, UdpCounter reason) {
+void UdpRelay::close_flow(UdpFlow* flow, UdpCounter counter, Termination why) {
   const uint32_t service_slot = flow->service->spec().slot;
+  ConnectionRecord record;
+  record.kind = RecordKind::kUdpEnd;
+  record.termination = why;
+  record.service_slot = service_slot;
+  record.start_us = flow->created_us;
+  record.duration_us = monotonic_us() - flow->created_us;
+  record.bytes_in = flow->bytes_in;
+  record.bytes_out = flow->bytes_out;
+  record.datagrams_in = flow->datagrams_in;
+  record.datagrams_out = flow->datagrams_out;
+  record.client = ClientAddress::from(flow->client.storage);
+  if (flow->fd >= 0) {
+    record.established = true;
+    record.backend = ClientAddress::from(flow->service->backend(flow->backend_index).address.storage);
+  }
+  worker_.log_connection(record);
   worker_.timers().cancel(flow);
   table_.remove(flow);
   release_backend(flow);
   release_limit(flow);
   flow->service->shared().udp_flows.fetch_sub(1, std::memory_order_relaxed);
   worker_.counters().add_service(service_slot, kActive, -1);
-  if (reason != kUdpCounterCount) worker_.counters().add_udp_service(service_slot, reason, 1);
+  if (counter != kUdpCounterCount) worker_.counters().add_udp_service(service_slot, counter, 1);
   set_.retire(flow);
 }
 
-void UdpRelay::close_backend(uint32_t slot) {
+void UdpRelay::close_backend(uint32_t slot, Termination why) {
   std::vector<UdpFlow*> doomed;
   for (UdpFlow* flow = table_.longest_idle(); flow != nullptr; flow = table_.newer(flow)) {
     if (flow->fd >= 0 && flow->backend_slot == slot) doomed.push_back(flow);
   }
-  for (UdpFlow* flow : doomed) close_flow(flow, kUdpCounterCount);
+  for (UdpFlow* flow : doomed) close_flow(flow, kUdpCounterCount, why);
 }
 
 void UdpRelay::dump_flows(uint32_t from, uint32_t to, std::vector<SyncRecord>* out) const {
@@ -480,8 +502,8 @@ void UdpRelay::dump_flows(uint32_t from, uint32_t to, std::vector<SyncRecord>* o
   }
 }
 
-void UdpRelay::close_all() {
-  while (UdpFlow* flow = table_.longest_idle()) close_flow(flow, kUdpCounterCount);
+void UdpRelay::close_all(Termination why) {
+  while (UdpFlow* flow = table_.longest_idle()) close_flow(flow, kUdpCounterCount, why);
   if (fd_ >= 0) close(fd_);  // also leaves epoll
   fd_ = -1;
 }
@@ -517,7 +539,7 @@ void UdpRelaySet::replace(std::vector<ListenerBinding> bindings) {
   }
   for (auto& old : relays_) {
     if (!old) continue;
-    old->close_all();
+    old->close_all(Termination::kRemoved);
     retired_relays_.push_back(std::move(old));
   }
   relays_ = std::move(next);
@@ -654,8 +676,8 @@ void UdpRelaySet::on_io(const IoHandle* handle, uint32_t) {
   static_cast<UdpRelay*>(flow->owner())->on_upstream(flow);
 }
 
-void UdpRelaySet::close_backend(uint32_t slot) {
-  for (auto& relay : relays_) relay->close_backend(slot);
+void UdpRelaySet::close_backend(uint32_t slot, Termination why) {
+  for (auto& relay : relays_) relay->close_backend(slot, why);
 }
 
 void UdpRelaySet::dump_flows(uint32_t from, uint32_t to, SyncJournal& journal) const {
@@ -667,7 +689,7 @@ void UdpRelaySet::dump_flows(uint32_t from, uint32_t to, SyncJournal& journal) c
 void UdpRelaySet::close_all() {
   pending_ = 0;  // their listeners close now
   pending_relay_ = nullptr;
-  for (auto& relay : relays_) relay->close_all();
+  for (auto& relay : relays_) relay->close_all(Termination::kShutdown);
   for (auto& relay : relays_) retired_relays_.push_back(std::move(relay));
   relays_.clear();
 }

@@ -34,6 +34,7 @@
 #include <memory>
 #include <vector>
 
+#include "connection_record.h"
 #include "io_handle.h"
 #include "service.h"
 #include "udp_flow_table.h"
@@ -101,10 +102,12 @@ class UdpRelay final : public UdpFlowOwner {
   void on_readable();
   // Replies (or an error) are waiting on a flow's upstream socket.
   void on_upstream(UdpFlow* flow);
-  // Closes the flows to the backend in `slot` (a drained backend's time is up).
-  void close_backend(uint32_t slot);
-  // Closes every flow and the listener (reload removed it, engine stop).
-  void close_all();
+  // Closes the flows to the backend in `slot` (a forced close after drain or
+  // maint, a removed backend's time is up); `why` is what their records say.
+  void close_backend(uint32_t slot, Termination why);
+  // Closes every flow and the listener (reload removed it: kRemoved; engine
+  // stop: kShutdown).
+  void close_all(Termination why);
   // With `sync`: adds a dump record for each flow with a backend whose
   // 5-tuple hash is in [from, to) (sync_journal.h).
   void dump_flows(uint32_t from, uint32_t to, std::vector<SyncRecord>* out) const;
@@ -142,7 +145,9 @@ class UdpRelay final : public UdpFlowOwner {
   bool read_replies(UdpFlow* flow);
   void touch(UdpFlow* flow);
   // reason: the counter that says why (kUdpCounterCount for none).
-  void close_flow(UdpFlow* flow, UdpCounter reason);
+  // Ends a flow: counts it under `counter` (kUdpCounterCount: none) and
+  // writes its connection-log record saying `why`.
+  void close_flow(UdpFlow* flow, UdpCounter counter, Termination why);
 
   UdpRelaySet& set_;
   Worker& worker_;
@@ -188,7 +193,7 @@ class UdpRelaySet {
   // the new ones, closes the rest.
   void replace(std::vector<ListenerBinding> bindings);
   void on_io(const IoHandle* handle, uint32_t events);
-  void close_backend(uint32_t slot);
+  void close_backend(uint32_t slot, Termination why);
   void close_all();
   // Every relay's dump_flows, appended to `journal` as one dump part.
   void dump_flows(uint32_t from, uint32_t to, SyncJournal& journal) const;

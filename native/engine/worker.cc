@@ -36,10 +36,11 @@ constexpr int kMaxWaitMs = 1000;
 
 }  // namespace
 
-Worker::Worker(uint32_t index, std::shared_ptr<CounterArena> counters, EventSink* events)
+Worker::Worker(uint32_t index, std::shared_ptr<CounterArena> counters, EventSink* events, ConnectionLog* log)
     : index_(index),
       counters_(std::move(counters)),
       events_(events),
+      log_(log),
       worker_counters_(counters_->worker(index)),
       pipes_(worker_counters_, kMaxPooledPipes),
       udp_(std::make_unique<UdpRelaySet>(*this)) {}
@@ -95,10 +96,11 @@ void Worker::post_listeners(std::vector<ListenerBinding> listeners, uint64_t gen
   post(std::move(message));
 }
 
-void Worker::post_close_backend(uint32_t slot) {
+void Worker::post_close_backend(uint32_t slot, Termination why) {
   Message message;
   message.kind = Message::Kind::kCloseBackend;
   message.backend_slot = slot;
+  message.close_reason = why;
   post(std::move(message));
 }
 
@@ -131,6 +133,7 @@ void Worker::update_clock() { now_ms_ = monotonic_ms(); }
 void Worker::run() {
   epoll_event events[kMaxEventsPerWait];
   if (periodic_task_) timers_.arm(&periodic_timer_, now_ms_, periodic_interval_ms_);
+  timers_.arm(&interim_timer_, now_ms_, kInterimWalkMs);
   while (running_) {
     const int wait_ms = resume_queue_.empty() ? timers_.wait_ms(now_ms_, kMaxWaitMs) : 0;
     const int count = epoll_wait(epoll_fd_, events, kMaxEventsPerWait, wait_ms);
@@ -193,7 +196,7 @@ void Worker::take_messages() {
         worker_counters_.set_worker(kAppliedGeneration, message.generation);
         break;
       case Message::Kind::kCloseBackend:
-        close_backend(message.backend_slot);
+        close_backend(message.backend_slot, message.close_reason);
         break;
       case Message::Kind::kDumpSync:
         udp_->dump_flows(message.dump_from, message.dump_to, *message.journal);
@@ -276,8 +279,10 @@ void Worker::accept_from(Listener* listener) {
       continue;
     }
     ClientLimitTable::Entry* entry = nullptr;
-    if (!admit(service, peer, &entry)) {
+    Termination refused = Termination::kDenied;
+    if (!admit(service, peer, &entry, &refused)) {
       close(fd);  // a plain close: the client sees the connection end, no backend was touched
+      log_refused(service, peer, refused);
       continue;
     }
     worker_counters_.add_service(slot, kActive, 1);
@@ -297,7 +302,8 @@ TcpConnection* Worker::link_live(TcpConnection* connection) {
   return connection;
 }
 
-bool Worker::admit(const Service& service, const sockaddr_storage& client, ClientLimitTable::Entry** entry) {
+bool Worker::admit(const Service& service, const sockaddr_storage& client, ClientLimitTable::Entry** entry,
+                   Termination* refused) {
   *entry = nullptr;
   // The common case, no ACL and no limits, costs two loads.
   if (!service.spec().acl && service.limits() == nullptr) return true;
@@ -310,12 +316,15 @@ bool Worker::admit(const Service& service, const sockaddr_storage& client, Clien
       return true;
     case Admission::kDenied:
       refuse_client(slot, kDenied, client);
+      if (refused != nullptr) *refused = Termination::kDenied;
       return false;
     case Admission::kOverConnections:
       refuse_client(slot, kOverConnections, client);
+      if (refused != nullptr) *refused = Termination::kClientLimit;
       return false;
     case Admission::kOverRate:
       refuse_client(slot, kOverRate, client);
+      if (refused != nullptr) *refused = Termination::kClientLimit;
       return false;
   }
   return false;
@@ -467,27 +476,48 @@ void Worker::retry_queued() {
   }
 }
 
-void Worker::close_backend(uint32_t slot) {
+void Worker::close_backend(uint32_t slot, Termination why) {
   // Collected first: closing unlinks connections from the live list.
   std::vector<TcpConnection*> doomed;
   for (TcpConnection* c = live_; c != nullptr; c = c->next_live) {
     if (c->backend_slot() == static_cast<int64_t>(slot)) doomed.push_back(c);
   }
-  for (TcpConnection* c : doomed) c->close_now();
-  udp_->close_backend(slot);
+  for (TcpConnection* c : doomed) c->close_now(why);
+  udp_->close_backend(slot, why);
 }
 
 void Worker::close_everything() {
-  while (live_ != nullptr) live_->close_now();  // close_now() unlinks it
+  while (live_ != nullptr) live_->close_now(Termination::kShutdown);  // close_now() unlinks it
   udp_->close_all();
   queue_.clear();
   timers_.cancel(&queue_poll_timer_);
   timers_.cancel(&periodic_timer_);
+  timers_.cancel(&interim_timer_);
   resume_queue_.clear();
   free_retired();
   timers_.cancel(&resume_accept_timer_);
   for (auto& listener : listeners_) close(listener->fd);
   listeners_.clear();
+}
+
+}  // namespace fulcrum
+
+namespace fulcrum {
+
+void Worker::log_refused(const Service& service, const sockaddr_storage& client, Termination why) {
+  ConnectionRecord record;
+  record.termination = why;
+  record.service_slot = service.spec().slot;
+  record.start_us = monotonic_us();
+  record.client = ClientAddress::from(client);
+  log_connection(record);
+}
+
+void Worker::log_interim_records() {
+  const uint32_t interval_ms = log_->interval_ms();
+  if (interval_ms == 0) return;
+  const uint64_t now_us = monotonic_us();
+  for (TcpConnection* c = live_; c != nullptr; c = c->next_live) c->log_interim_if_due(now_us, uint64_t{interval_ms} * 1000);
 }
 
 }  // namespace fulcrum

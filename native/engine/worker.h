@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "connection_log.h"
 #include "counters.h"
 #include "event_sink.h"
 #include "io_handle.h"
@@ -38,7 +39,8 @@ struct ListenerBinding {
 
 class Worker {
  public:
-  Worker(uint32_t index, std::shared_ptr<CounterArena> counters, EventSink* events);
+  // log: the engine's connection log (outlives the worker).
+  Worker(uint32_t index, std::shared_ptr<CounterArena> counters, EventSink* events, ConnectionLog* log);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -50,8 +52,9 @@ class Worker {
   // Once done, the worker publishes `generation` in its kAppliedGeneration counter.
   void post_listeners(std::vector<ListenerBinding> listeners, uint64_t generation);
   // JS thread. Closes every open connection to the backend in `slot` (a
-  // drained backend whose drain timeout has passed).
-  void post_close_backend(uint32_t slot);
+  // forced close after a drain or maint, or a removed backend's drain time
+  // passed); `why` is what their records say.
+  void post_close_backend(uint32_t slot, Termination why);
   // JS thread. Appends this worker's UDP flows of sync services whose hash is
   // in [from, to) to `journal` as one dump part (Engine::dump_sync).
   void post_dump_sync(uint32_t from, uint32_t to, std::shared_ptr<SyncJournal> journal);
@@ -101,7 +104,14 @@ class Worker {
   // The ACL and client limits for a new TCP connection from `client` (at
   // accept, or once its PROXY header named it); counts a refusal or an
   // untracked client. True if admitted, with *entry held (or null).
-  bool admit(const Service& service, const sockaddr_storage& client, ClientLimitTable::Entry** entry);
+  // When refused, *refused (if given) says why: kDenied or kClientLimit.
+  bool admit(const Service& service, const sockaddr_storage& client, ClientLimitTable::Entry** entry,
+             Termination* refused = nullptr);
+  // The connection log's record of a connection or flow that ended here.
+  void log_connection(ConnectionRecord& record) {
+    record.worker = static_cast<uint8_t>(index_);
+    log_->record(index_, record);
+  }
   // A connection waits for a backend with room (TcpConnection::kQueued).
   void enqueue(TcpConnection* connection);
   // A backend connection place was given back on this worker: queued
@@ -119,6 +129,7 @@ class Worker {
     std::vector<ListenerBinding> listeners;
     uint64_t generation = 0;
     uint32_t backend_slot = 0;
+    Termination close_reason = Termination::kDrain;  // kCloseBackend
     uint32_t dump_from = 0;  // kDumpSync: the key range and where the part goes
     uint32_t dump_to = 0;
     std::shared_ptr<SyncJournal> journal;
@@ -149,7 +160,11 @@ class Worker {
   void resume_accepting();
   void run_resume_queue();
   void retry_queued();
-  void close_backend(uint32_t slot);
+  void close_backend(uint32_t slot, Termination why);
+  // A refused client's record (it never became a TcpConnection).
+  void log_refused(const Service& service, const sockaddr_storage& client, Termination why);
+  // connection_log.interval: interim records of the connections that are due.
+  void log_interim_records();
   void free_retired();
   void close_everything();
   void update_clock();
@@ -157,6 +172,7 @@ class Worker {
   const uint32_t index_;
   std::shared_ptr<CounterArena> counters_;
   EventSink* events_;
+  ConnectionLog* log_;
   WorkerCounters worker_counters_;
   int epoll_fd_ = -1;
   int mailbox_fd_ = -1;
@@ -193,6 +209,13 @@ class Worker {
   CallbackTimer periodic_timer_{[this](uint64_t now) {
     periodic_task_(now);
     timers_.arm(&periodic_timer_, now, periodic_interval_ms_);
+  }};
+  // Walks the live connections for interim records once a second (only
+  // when connection_log.interval is set).
+  static constexpr uint32_t kInterimWalkMs = 1000;
+  CallbackTimer interim_timer_{[this](uint64_t now) {
+    log_interim_records();
+    timers_.arm(&interim_timer_, now, kInterimWalkMs);
   }};
   TcpConnection* live_ = nullptr;  // head of the intrusive list of open connections
   std::vector<TcpConnection*> resume_queue_;

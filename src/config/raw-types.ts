@@ -13,6 +13,8 @@ export interface RawConfig {
   drain_timeout: string | number;
   /** Logging: pino JSON lines on stdout. */
   log: RawLog;
+  /** One record per TCP connection and per UDP flow when it ends (client, service, backend, queue/connect/total times, bytes each way, connect attempts, and how it ended: the termination states in the README's "Connection log"), written by the data plane without JavaScript per connection. */
+  connection_log: RawConnectionLog;
   /** High availability: this node is one of a pair sharing virtual IPs through VRRPv3 (RFC 5798); keepalived can be the other. */
   ha?: RawHa;
   /** Active-active behind a router's ECMP: announce virtual IPs over BGP through BIRD 2 (Debian bird2) while this node can serve them, so the router spreads each VIP over every node that announces it. */
@@ -28,6 +30,30 @@ export interface RawConfig {
 export interface RawLog {
   /** Lowest level written. Default info. */
   level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+}
+
+export interface RawConnectionLog {
+  /** Where records go: `stdout` (the default, beside the process log), `off`, `syslog` (RFC 5424 datagrams; see syslog.address), or a file path (opened for append; reopened on SIGUSR1 or `fulcrum reopen-logs`, for logrotate). */
+  output: string;
+  /** json: one JSON object a line (or a syslog message). text: one human line, in the spirit of HAProxy's tcplog. */
+  format: 'json' | 'text';
+  /** The share of records written, from 0 to 1 (0.01: one in a hundred, drawn at random). */
+  sample: number;
+  /** Records written per second at most; the rest are counted (fulcrum_connection_log_records_total{result="over_cap"}) and never delay the data path. 0: no cap. */
+  max_per_second: number;
+  /** Also write an interim record ("event": "interim") of every open TCP connection this often, so a connection that lasts a week is still seen (as Envoy's access_log_flush_interval). 0 (the default): only when it ends. */
+  interval: string | number;
+  /** output: syslog: where the datagrams go and how they are labelled. */
+  syslog: RawConnectionLogSyslog;
+}
+
+export interface RawConnectionLogSyslog {
+  /** A unix datagram socket path (default /dev/log), or host:port for UDP (a numeric IP address; port 514 usually). */
+  address: string;
+  /** The syslog facility. Default local0. */
+  facility: 'kern' | 'user' | 'mail' | 'daemon' | 'auth' | 'syslog' | 'lpr' | 'news' | 'uucp' | 'cron' | 'authpriv' | 'ftp' | 'local0' | 'local1' | 'local2' | 'local3' | 'local4' | 'local5' | 'local6' | 'local7';
+  /** The APP-NAME of each message. Default fulcrum. */
+  tag: string;
 }
 
 export interface RawHa {
@@ -316,6 +342,8 @@ export interface RawHealthCheck {
 /** Every enum of the schema, by path. */
 export const SCHEMA_ENUMS = {
   'backend.send_proxy': ['none', 'v1', 'v2'],
+  'connection_log.format': ['json', 'text'],
+  'connection_log.syslog.facility': ['kern', 'user', 'mail', 'daemon', 'auth', 'syslog', 'lpr', 'news', 'uucp', 'cron', 'authpriv', 'ftp', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7'],
   'healthCheck.role': ['primary', 'replica', 'any'],
   'healthCheck.type': ['tcp', 'send_expect', 'http', 'udp', 'postgres', 'mysql', 'redis', 'none'],
   'log.level': ['fatal', 'error', 'warn', 'info', 'debug', 'trace'],
@@ -334,6 +362,7 @@ export const SCHEMA_BOUNDS = {
   'announce.neighbors[].as': { minimum: 1, maximum: 4294967295 },
   'backend.max_connections': { minimum: 1, maximum: 1000000 },
   'backend.weight': { minimum: 0, maximum: 256 },
+  'connection_log.max_per_second': { minimum: 0, maximum: 1000000000 },
   'ha.garp_repeat': { minimum: 1, maximum: 100 },
   'ha.priority': { minimum: 1, maximum: 254 },
   'ha.track.weight': { minimum: 0, maximum: 253 },
@@ -372,6 +401,7 @@ export const DURATION_BOUNDS = {
   'announce.hold_time': { minMs: 3000, maxMs: 65535000 },
   'announce.withdraw_grace': { minMs: 1, maxMs: 60000, zeroIsOff: true },
   'backend.slow_start': { minMs: 1, maxMs: 3600000, zeroIsOff: true },
+  'connection_log.interval': { minMs: 1, maxMs: 604800000, zeroIsOff: true },
   'drain_timeout': { minMs: 1, maxMs: 86400000 },
   'ha.advert_interval': { minMs: 10, maxMs: 40950 },
   'ha.garp_delay': { minMs: 1, maxMs: 3600000, zeroIsOff: true },

@@ -1,6 +1,7 @@
 // The validated configuration: what `loadConfig` returns once the YAML has
 // passed every check. Durations are milliseconds, addresses are parsed.
 // Keys are camelCase here; the YAML spells them in snake_case.
+import type { ConnectionLogConfig } from './connection-log.js';
 import type { HealthCheckConfig, PassiveHealthConfig } from './health-types.js';
 import type { RawConfig, RawService, RawServiceSticky } from './raw-types.js';
 
@@ -140,6 +141,8 @@ export interface FulcrumConfig {
   /** On SIGINT/SIGTERM, how long open connections may finish, default 30s. */
   drainTimeoutMs: number;
   log: { level: RawConfig['log']['level'] };
+  /** The `connection_log:` block: one record per connection or flow (src/config/connection-log.ts). */
+  connectionLog: ConnectionLogConfig;
   admin: AdminConfig;
   services: ServiceConfig[];
   /** The `ha:` block, when this node is one of a VRRP pair. */

@@ -7,6 +7,7 @@
 // raw-types.ts, generated from the schema). What is derived from other keys
 // (a queue's timeout from the connect timeout...) is resolved here.
 import { availableParallelism } from 'node:os';
+import { dirname, resolve } from 'node:path';
 import type { ConfigIssue } from '../errors.js';
 import { endpointsOverlap, isWildcard, parseEndpoint, type AddressRole } from './address.js';
 import { describeValue } from './describe.js';
@@ -14,6 +15,7 @@ import { AnnounceChecker } from './announce.js';
 import { HaChecker } from './ha.js';
 import { parseDuration } from './duration.js';
 import { checkAdmin } from './admin.js';
+import { buildConnectionLog, connectionLogIssues } from './connection-log.js';
 import { admissionIssues, buildAdmission } from './admission.js';
 import { buildHealthCheck, buildPassive, healthIssues } from './health-check.js';
 import { DURATION_BOUNDS, SCHEMA_BOUNDS, SCHEMA_ENUMS, type RawConfig, type RawService } from './raw-types.js';
@@ -118,6 +120,7 @@ class SemanticChecker {
       this.#issues.push(...this.#announce.checkAnnounce(data.announce, listening));
     }
     if (isRecord(data.sync)) this.#issues.push(...this.#announce.checkSync(data.sync));
+    if (isRecord(data.connection_log)) this.#issues.push(...connectionLogIssues(data.connection_log, this.#source));
     return this.#issues;
   }
 
@@ -127,6 +130,7 @@ class SemanticChecker {
       workers: raw.workers === 'auto' ? availableParallelism() : raw.workers,
       drainTimeoutMs: this.#parsedDuration(['drain_timeout']),
       log: { level: raw.log.level },
+      connectionLog: buildConnectionLog(raw.connection_log, dirname(resolve(this.#source.file))),
       services: raw.services.map((s, i) => this.#buildService(s, ['services', i], this.#parsedDuration(['drain_timeout']))),
       ...(raw.ha === undefined ? {} : { ha: this.#ha.build(raw.ha) }),
       ...(raw.announce === undefined ? {} : { announce: this.#announce.buildAnnounce(raw.announce) }),

@@ -7,12 +7,14 @@
 import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { DEFAULT_CONNECTION_LOG } from '../config/connection-log.js';
 import { SCHEMA_BOUNDS } from '../config/raw-types.js';
 import type { FulcrumConfig, ServiceConfig } from '../config/types.js';
 import { EngineStopped, OutOfRange, UnknownBackend } from '../errors.js';
 import { CounterBaselines } from './baselines.js';
 import { CounterReader, type AdmissionField } from './counter-reader.js';
-import { loadNative, NativeBackendState, type NativeEngine, type NativeEvent } from './native.js';
+import { decodeConnectionStats, type ServiceConnectionStats } from './connection-stats.js';
+import { loadNative, NativeBackendState, type ConnectionLogCounters, type NativeEngine, type NativeEvent } from './native.js';
 import { backendKey } from './backend-key.js';
 import { EngineSlots } from './slots.js';
 import { snapshot } from './snapshot.js';
@@ -82,7 +84,7 @@ export class Engine extends EventEmitter {
     this.#baselines = new CounterBaselines(this.#counters);
     this.#slots = new EngineSlots(counterLayout, {
       activeConnections: (slot) => this.#counters.backend(slot).active,
-      closeConnections: (slot) => this.#native.closeBackendConnections(slot),
+      closeConnections: (slot) => this.#native.closeBackendConnections(slot, 'removed'),
       freed: (slot) => this.#states.delete(slot),
     });
   }
@@ -113,10 +115,13 @@ export class Engine extends EventEmitter {
     for (const fresh of assignment.fresh) this.#baselines.capture(fresh);
     const built = snapshot(config, assignment.slots);
     try {
+      // The log's output first: a file that cannot be opened rejects the config whole.
+      this.#native.configureConnectionLog(config.connectionLog);
       this.#generation = this.#native.apply(built);
     } catch (error) {
       assignment.rollback();
       for (const { key } of assignment.fresh) this.#baselines.forget(key);
+      this.#native.configureConnectionLog(this.#config?.connectionLog ?? { ...DEFAULT_CONNECTION_LOG, output: 'off' });
       throw error;
     }
     // New backends start up (a reused slot may still say down).
@@ -141,7 +146,7 @@ export class Engine extends EventEmitter {
     const timeoutMs = this.#config!.services.find((s) => s.name === service)!.drainTimeoutMs;
     const timer = setTimeout(() => {
       this.#drainTimers.delete(slot);
-      if (!this.#stopped && this.#states.get(slot) === 'drain') this.#native.closeBackendConnections(slot);
+      if (!this.#stopped && this.#states.get(slot) === 'drain') this.#native.closeBackendConnections(slot, 'drain');
     }, timeoutMs);
     timer.unref();
     this.#drainTimers.set(slot, timer);
@@ -179,6 +184,24 @@ export class Engine extends EventEmitter {
       pooledPipes: this.#counters.worker('pooledPipes'),
       acceptPauses: this.#counters.worker('acceptPauses'),
     };
+  }
+
+  /** Reopen the connection log's file (SIGUSR1, `fulcrum reopen-logs`, for logrotate). Throws when it cannot be opened. */
+  reopenConnectionLog(): void {
+    if (!this.#stopped) this.#native.reopenConnectionLog();
+  }
+
+  /** What became of the connection records (written, dropped, over the cap...). */
+  connectionLogCounters(): ConnectionLogCounters {
+    return this.#native.connectionLogCounters();
+  }
+
+  /** Per running service: connections by termination state and the timing histograms. */
+  connectionStats(): Map<string, ServiceConnectionStats> {
+    const layout = loadNative().connectionStatsLayout;
+    const services = (this.#config?.services ?? []).map((s) => ({ name: s.name, slot: this.#slots.serviceSlot(s.name)! }));
+    const words = this.#native.connectionStats(services.map((s) => s.slot));
+    return new Map(services.map((s, i) => [s.name, decodeConnectionStats(layout, words, i * layout.wordsPerService)]));
   }
 
   /** Connections open across all services. */

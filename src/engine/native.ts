@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 import type { Balance, HashKey, Protocol, SendProxy } from '../config/types.js';
+import type { ConnectionLogConfig } from '../config/connection-log.js';
 
 export interface NativeBackendSpec {
   slot: number;
@@ -117,6 +118,32 @@ export interface CounterLayout extends CounterLines {
 /** Backend states as the addon numbers them. */
 export const NativeBackendState = { up: 0, down: 1, drain: 2, maint: 3 } as const;
 
+/** Why an operator's action closed a backend's connections (their records' termination). */
+export type CloseReason = 'drain' | 'maint' | 'removed';
+
+/** What became of the records the workers handed the connection log. */
+export interface ConnectionLogCounters {
+  written: number;
+  /** A worker's ring was full (the writer could not keep up). */
+  dropped: number;
+  /** Past connection_log.max_per_second. */
+  overCap: number;
+  /** Not drawn by connection_log.sample. */
+  sampledOut: number;
+  /** The output refused a write. */
+  writeErrors: number;
+}
+
+/** Where each aggregate sits in a service's block of connectionStats (native/engine/connection_stats.h). */
+export interface ConnectionStatsLayout {
+  /** Termination state names by index (connection_record.h). */
+  terminations: string[];
+  terminationOffset: number;
+  /** Each histogram: its upper bounds (seconds or bytes), then +Inf, then the sum, from `offset`. */
+  histograms: { name: string; bounds: number[]; seconds: boolean; offset: number }[];
+  wordsPerService: number;
+}
+
 export interface NativeEngine {
   /** Returns the snapshot's generation; each worker publishes it in its
    * `appliedGeneration` counter once the snapshot is in effect there. */
@@ -124,7 +151,15 @@ export interface NativeEngine {
   setBackendState(slot: number, state: number): void;
   /** Rebuilds the pickers of the backend's service; returns the new generation. */
   setBackendWeight(slot: number, weight: number): number;
-  closeBackendConnections(slot: number): void;
+  /** Closes the backend's open connections; `reason` is what their connection records say. */
+  closeBackendConnections(slot: number, reason?: CloseReason): void;
+  /** Opens the output and makes the settings current; throws (code: errno name) when it cannot be opened. */
+  configureConnectionLog(settings: ConnectionLogConfig): void;
+  /** Reopens the log file by its path (logrotate); a no-op for other outputs. */
+  reopenConnectionLog(): void;
+  connectionLogCounters(): ConnectionLogCounters;
+  /** Every worker's aggregates summed, per slot: slots.length x layout.wordsPerService numbers. */
+  connectionStats(slots: readonly number[]): Float64Array;
   stop(): void;
   readonly counters: ArrayBuffer;
   readonly workers: number;
@@ -156,6 +191,7 @@ export interface SnapshotSchema {
 export interface NativeAddon {
   Engine: new (options: { workers: number; onEvents: (events: NativeEvent[]) => void }) => NativeEngine;
   counterLayout: CounterLayout;
+  connectionStatsLayout: ConnectionStatsLayout;
   snapshotSchema: SnapshotSchema;
   /** rtnetlink address add/del on an interface: 0 or -errno (-EEXIST, -EADDRNOTAVAIL, -ENODEV, -EPERM). */
   setInterfaceAddress(ifname: string, add: boolean, ip: string, prefixLength: number): number;
@@ -297,6 +333,7 @@ const SUPPORTED_LAYOUT = 4;
 export const ADDON_EXPORTS = Object.keys({
   Engine: true,
   counterLayout: true,
+  connectionStatsLayout: true,
   snapshotSchema: true,
   testing: true,
   VrrpSocket: true,

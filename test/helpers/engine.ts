@@ -25,6 +25,9 @@ export interface ServiceOptions {
   idleTimeoutMs?: number;
   /** More service keys, one YAML line each (`queue: {size: 1, timeout: 300ms}`). */
   keys?: readonly string[];
+  /** The `connection_log:` section's keys, one YAML line each; off when absent
+   * (its records would otherwise go to the test's stdout). */
+  connectionLog?: readonly string[];
 }
 
 /** The YAML a user would write for one service listening on 127.0.0.1:listenPort. */
@@ -33,6 +36,8 @@ export function serviceYaml(listenPort: number, o: ServiceOptions, workers = 2, 
     `workers: ${workers}`,
     'log:',
     `  level: ${logLevel}`,
+    'connection_log:',
+    ...(o.connectionLog ?? ['output: off']).map((line) => `  ${line}`),
     'services:',
     `  - name: ${SERVICE}`,
     `    listen: ${HOST}:${listenPort}`,

@@ -13,6 +13,7 @@ import { Ajv } from 'ajv';
 import { parseEndpoint } from '../../src/config/address.js';
 import { DURATION_EXPECTED, formatDuration, parseDuration } from '../../src/config/duration.js';
 import { loadConfig, parseConfig } from '../../src/config/load.js';
+import { DEFAULT_CONNECTION_LOG } from '../../src/config/connection-log.js';
 import { SCHEMA_FILE, configValidator, readConfigSchema } from '../../src/config/schema.js';
 import type { BackendConfig, Endpoint, FulcrumConfig, ServiceConfig } from '../../src/config/types.js';
 import { isPrime, nearestPrimes } from '../../src/config/validate.js';
@@ -251,6 +252,7 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
     workers: availableParallelism(),
     drainTimeoutMs: 30_000,
     log: { level: 'info' },
+    connectionLog: DEFAULT_CONNECTION_LOG,
     admin: DEFAULT_ADMIN,
     services: [service({ name: 'pg', listen: v4('127.0.0.1', 6432), backends: [backend(v4('127.0.0.1', 5432))] })],
   },
@@ -258,6 +260,7 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
     workers: 4,
     drainTimeoutMs: 1500,
     log: { level: 'debug' },
+    connectionLog: DEFAULT_CONNECTION_LOG,
     admin: DEFAULT_ADMIN,
     services: [
       service({
@@ -286,6 +289,7 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
     workers: availableParallelism(),
     drainTimeoutMs: 30_000,
     log: { level: 'info' },
+    connectionLog: DEFAULT_CONNECTION_LOG,
     admin: {
       listen: v4('0.0.0.0', 9443),
       token: 'Zm9vYmFyYmF6cXV4LXRva2VuLTEyMzQ1Njc4',
@@ -297,6 +301,7 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
     workers: availableParallelism(),
     drainTimeoutMs: 45_000,
     log: { level: 'info' },
+    connectionLog: DEFAULT_CONNECTION_LOG,
     admin: DEFAULT_ADMIN,
     services: [
       service({
@@ -332,6 +337,7 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
     workers: availableParallelism(),
     drainTimeoutMs: 30_000,
     log: { level: 'info' },
+    connectionLog: DEFAULT_CONNECTION_LOG,
     admin: DEFAULT_ADMIN,
     services: [
       service({
@@ -372,6 +378,7 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
     workers: availableParallelism(),
     drainTimeoutMs: 30_000,
     log: { level: 'info' },
+    connectionLog: DEFAULT_CONNECTION_LOG,
     admin: DEFAULT_ADMIN,
     services: [
       service({
@@ -398,6 +405,7 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
     workers: availableParallelism(),
     drainTimeoutMs: 30_000,
     log: { level: 'info' },
+    connectionLog: DEFAULT_CONNECTION_LOG,
     admin: DEFAULT_ADMIN,
     services: [
       ...(['roundrobin', 'weighted', 'leastconn', 'random', 'source', 'maglev', 'least_time', 'least_bandwidth'] as const).map((balance, i) =>
@@ -566,6 +574,7 @@ t.test('the default config is the documented demo', async (t) => {
     workers: availableParallelism(),
     drainTimeoutMs: 10_000,
     log: { level: 'info' },
+    connectionLog: DEFAULT_CONNECTION_LOG,
     admin: DEFAULT_ADMIN,
     services: [
       service({
