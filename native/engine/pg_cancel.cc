@@ -27,8 +27,8 @@ constexpr uint32_t kSendEvents = EPOLLOUT | EPOLLET;
 bool is_pg_cancel_request(const uint8_t* data, size_t size) {
   // Exactly one request: a cancel connection carries nothing else, and
   // anything longer is some other protocol whose first bytes look alike.
-  if (data == nullptr || size != kPgCancelRequestBytes) return false;
-  return read_be32(data) == kPgCancelRequestBytes && read_be32(data + 4) == kPgCancelRequestCode;
+  if (data == nullptr || size < kPgCancelRequestBytes || size > kPgCancelRequestMaxBytes) return false;
+  return read_be32(data) == size && read_be32(data + 4) == kPgCancelRequestCode;
 }
 
 PgCancelFanout::PgCancelFanout(Worker& worker) : worker_(worker), budgets_(kMaxServices) {}
@@ -50,8 +50,9 @@ bool PgCancelFanout::take_budget(uint32_t slot) {
   return true;
 }
 
-void PgCancelFanout::broadcast(const Service& service, int relayed, const uint8_t* request,
+void PgCancelFanout::broadcast(const Service& service, int relayed, const uint8_t* request, size_t length,
                                const sockaddr_storage& client, const sockaddr_storage& destination) {
+  if (length < kPgCancelRequestBytes || length > kPgCancelRequestMaxBytes) return;
   const ServiceSpec& spec = service.spec();
   if (spec.backends.size() < 2) return;  // the relayed connection reached the only one
   if (!take_budget(spec.slot)) {
@@ -66,14 +67,14 @@ void PgCancelFanout::broadcast(const Service& service, int relayed, const uint8_
     // check may only be unreachable from us for a moment, and a wasted
     // connect costs at most the connect timeout.
     if (in_flight_ >= kMaxInFlight ||
-        !start_send(service, spec.backends[i], request, client, destination)) {
+        !start_send(service, spec.backends[i], request, length, client, destination)) {
       worker_.counters().add_worker(kPgCancelFailed, 1);
     }
   }
 }
 
 bool PgCancelFanout::start_send(const Service& service, const BackendSpec& backend, const uint8_t* request,
-                                const sockaddr_storage& client, const sockaddr_storage& destination) {
+                                size_t length, const sockaddr_storage& client, const sockaddr_storage& destination) {
   const int fd = socket(backend.address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     // EMFILE/ENFILE: clients need descriptors more than a cancel does; the
@@ -89,8 +90,8 @@ bool PgCancelFanout::start_send(const Service& service, const BackendSpec& backe
   } else if (backend.send_proxy == SendProxy::kV2) {
     header = encode_proxy_v2(client, destination, send->bytes);
   }
-  std::memcpy(send->bytes + header, request, kPgCancelRequestBytes);
-  send->length = header + kPgCancelRequestBytes;
+  std::memcpy(send->bytes + header, request, length);
+  send->length = header + length;
   send->next = live_;
   if (live_ != nullptr) live_->prev = send;
   live_ = send;

@@ -505,7 +505,7 @@ bool TcpConnection::copy_once(Side& src, Side& dst, Flow& flow, bool upstream, b
         if (is_pg_cancel_request(first, got)) {
           // For send_proxy headers; if it cannot be had they say UNKNOWN.
           resolve_destination();
-          worker_.pg_cancel().broadcast(*service_, backend_index_, first, client_address_, destination_);
+          worker_.pg_cancel().broadcast(*service_, backend_index_, first, got, client_address_, destination_);
         }
       }
       if (got == want) {

@@ -207,6 +207,19 @@ t.test('what each backend receives: the request, after a PROXY header where send
   t.equal(run.engine.stats().pgCancel.broadcasts, 2, 'none of them was broadcast');
 });
 
+t.test('a protocol 3.2 request (PostgreSQL 18, a longer key) is broadcast whole', async (t) => {
+  const a = await recordingBackend(t);
+  const b = await recordingBackend(t);
+  const run = await startService(t, { backends: [a.port, b.port], keys: ['postgres_cancel: broadcast'] });
+  // length 44: code, pid, then a 32-byte key.
+  const request = Buffer.concat([Buffer.from([0, 0, 0, 44]), cancelRequest(99, 0).subarray(4, 12), Buffer.alloc(32, 0x5a)]);
+  await sendAndClose(run.port, request);
+  await waitUntil('both got it', () => a.connections.length === 1 && b.connections.length === 1 && bytesOf(b.connections[0]!).length === 44 && bytesOf(a.connections[0]!).length === 44, 3_000);
+  t.strictSame(bytesOf(a.connections[0]!), request, 'relayed');
+  t.strictSame(bytesOf(b.connections[0]!), request, 'broadcast');
+  t.equal(run.engine.stats().pgCancel.broadcasts, 1);
+});
+
 /**
  * A listening socket that never accepts (python3, backlog 0), with its accept
  * queue filled: further connects to it get no answer at all, as from a

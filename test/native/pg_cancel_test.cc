@@ -47,7 +47,7 @@ void run_pg_cancel_tests() {
   // A startup message of exactly 16 bytes: protocol code, not the cancel code.
   check(!is_cancel(message(16, 196608, {0x75736572, 0x00610000})), "16 bytes with another code are not");
   check(!is_cancel(message(16, 80877103, {1, 2})), "16 bytes with the SSLRequest code are not");
-  check(!is_cancel(message(17, 80877102, {1, 2})), "a wrong length field is not");
+  check(!is_cancel(message(17, 80877102, {1, 2})), "a length field other than the bytes read is not");
   std::vector<uint8_t> longer = message(16, 80877102, {1, 2});
   longer.push_back(0);
   check(!is_cancel(longer), "a request followed by more bytes is not");
@@ -55,6 +55,14 @@ void run_pg_cancel_tests() {
   shorter.pop_back();
   check(!is_cancel(shorter), "15 bytes are not");
   check(!is_pg_cancel_request(nullptr, 0), "nothing is not");
+  // Protocol 3.2 (PostgreSQL 18): the key may be up to 256 bytes.
+  std::vector<uint32_t> long_key(1 + 8, 7);  // pid, then a 32-byte key
+  check(is_cancel(message(12 + 32, 80877102, long_key)), "a protocol 3.2 request with a 32-byte key is one");
+  check(!is_cancel(message(12 + 33, 80877102, long_key)), "its length field must match the bytes read");
+  std::vector<uint32_t> longest(1 + 64, 7);  // 256-byte key
+  check(is_cancel(message(12 + 256, 80877102, longest)), "a 256-byte key is the longest");
+  std::vector<uint32_t> too_long(1 + 65, 7);
+  check(!is_cancel(message(12 + 260, 80877102, too_long)), "a longer one is not");
   const std::string http = "GET / HTTP/1.1\r\n";  // 16 bytes of another protocol
   check(!is_pg_cancel_request(reinterpret_cast<const uint8_t*>(http.data()), http.size()), "16 bytes of HTTP are not");
 }
