@@ -25,6 +25,7 @@
         "native/engine/listener.cc",
         "native/engine/load_sampler.cc",
         "native/engine/maglev.cc",
+        "native/engine/pg_cancel.cc",
         "native/engine/picker.cc",
         "native/engine/pipe_pool.cc",
         "native/engine/proxy_protocol.cc",

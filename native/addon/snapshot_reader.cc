@@ -190,7 +190,8 @@ bool read_service(Reader& reader, Napi::Value value, const std::string& where, S
       !reader.integer(object, kMaxFlows, where, &spec->udp.max_flows) ||
       !reader.integer(object, kUdpResponses, where, &spec->udp.responses) ||
       !read_admission(reader, object, where, spec) ||
-      !reader.boolean(object, "sync", where, &spec->sync)) {
+      !reader.boolean(object, "sync", where, &spec->sync) ||
+      !reader.boolean(object, "pgCancel", where, &spec->pg_cancel)) {
     return false;
   }
   Napi::Object sticky;

@@ -32,7 +32,20 @@ enum GlobalCounter : uint32_t { kEventsDropped = 0, kGlobalCounterCount };
 // kAppliedGeneration: the generation of the last snapshot this worker has
 // swapped in (see Engine::apply), so the control plane can tell when a reload
 // or a drain has taken effect everywhere without waiting on a worker.
-enum WorkerCounter : uint32_t { kPooledPipes = 0, kAcceptPauses, kAppliedGeneration, kWorkerCounterCount };
+// kPgCancel*: PostgreSQL cancel requests sent on to a service's other
+// backends (pg_cancel.h): requests broadcast, connections that delivered the
+// request, connections that did not (refused, timed out, no descriptor, over
+// the in-flight bound), and requests not broadcast (over the per-second bound).
+enum WorkerCounter : uint32_t {
+  kPooledPipes = 0,
+  kAcceptPauses,
+  kAppliedGeneration,
+  kPgCancelBroadcasts,
+  kPgCancelSent,
+  kPgCancelFailed,
+  kPgCancelSkipped,
+  kWorkerCounterCount
+};
 // Shared by services and backends. For a service, kAccepted counts accepted
 // clients and kFailed clients closed without reaching any backend; for a
 // backend, kAccepted counts established connections and kFailed failed
@@ -93,7 +106,9 @@ static_assert(kGlobalCounterCount <= kLineWords && kWorkerCounterCount <= kLineW
 // TypeScript side checks its list against them at load).
 inline constexpr EnumName<GlobalCounter> kGlobalCounterNames[] = {{kEventsDropped, "eventsDropped"}};
 inline constexpr EnumName<WorkerCounter> kWorkerCounterNames[] = {
-    {kPooledPipes, "pooledPipes"}, {kAcceptPauses, "acceptPauses"}, {kAppliedGeneration, "appliedGeneration"}};
+    {kPooledPipes, "pooledPipes"},           {kAcceptPauses, "acceptPauses"},   {kAppliedGeneration, "appliedGeneration"},
+    {kPgCancelBroadcasts, "pgCancelBroadcasts"}, {kPgCancelSent, "pgCancelSent"}, {kPgCancelFailed, "pgCancelFailed"},
+    {kPgCancelSkipped, "pgCancelSkipped"}};
 inline constexpr EnumName<TrafficCounter> kTrafficCounterNames[] = {
     {kAccepted, "accepted"}, {kActive, "active"}, {kFailed, "failed"}, {kBytesIn, "bytesIn"},
     {kBytesOut, "bytesOut"}, {kQueued, "queued"}, {kRefused, "refused"}, {kQueueTimeouts, "queueTimeouts"}};

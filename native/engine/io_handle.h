@@ -7,7 +7,7 @@
 namespace fulcrum {
 
 struct IoHandle {
-  enum class Kind : uint8_t { kMailbox, kListener, kClient, kBackend, kUdpListener, kUdpUpstream };
+  enum class Kind : uint8_t { kMailbox, kListener, kClient, kBackend, kUdpListener, kUdpUpstream, kPgCancel };
   Kind kind;
   void* owner;
 };

@@ -107,6 +107,10 @@ struct ServiceSpec {
   // Share sticky entries and UDP flow assignments with peer nodes, and
   // honour theirs (sync_journal.h).
   bool sync = false;
+  // postgres_cancel: a connection whose first bytes are a PostgreSQL
+  // CancelRequest is relayed as usual and the request also sent to every
+  // other backend (pg_cancel.h). The control plane resolves `auto`.
+  bool pg_cancel = false;
   std::vector<BackendSpec> backends;
 };
 

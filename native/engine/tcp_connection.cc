@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "flow_hash.h"
 #include "address.h"
+#include "pg_cancel.h"
 #include "proxy_protocol.h"
 #include "worker.h"
 
@@ -54,7 +55,8 @@ TcpConnection::TcpConnection(Worker& worker, std::shared_ptr<const Service> serv
       service_(std::move(service)),
       client_key_(client_key),
       limit_entry_(limit_entry),
-      client_address_(peer) {
+      client_address_(peer),
+      watch_pg_cancel_(service_->spec().pg_cancel) {
   client_.handle = IoHandle{IoHandle::Kind::kClient, this};
   client_.fd = client_fd;
   accepted_us_ = monotonic_us();
@@ -182,19 +184,23 @@ int TcpConnection::bind_client_source(int fd, int family) {
   return 0;
 }
 
-size_t TcpConnection::encode_proxy_header(SendProxy version, char* out) {
-  if (!has_destination_) {
-    // Where this client connected to: the service's listen address, or on a
-    // wildcard listener the local address the kernel gave this socket.
-    const SocketAddress& listen = service_->spec().listen;
-    if (!is_wildcard_address(listen)) {
-      destination_ = listen.storage;
-    } else {
-      socklen_t length = sizeof destination_;
-      if (getsockname(client_.fd, reinterpret_cast<sockaddr*>(&destination_), &length) < 0) return 0;
-    }
-    has_destination_ = true;
+bool TcpConnection::resolve_destination() {
+  if (has_destination_) return true;
+  // Where this client connected to: the service's listen address, or on a
+  // wildcard listener the local address the kernel gave this socket.
+  const SocketAddress& listen = service_->spec().listen;
+  if (!is_wildcard_address(listen)) {
+    destination_ = listen.storage;
+  } else {
+    socklen_t length = sizeof destination_;
+    if (getsockname(client_.fd, reinterpret_cast<sockaddr*>(&destination_), &length) < 0) return false;
   }
+  has_destination_ = true;
+  return true;
+}
+
+size_t TcpConnection::encode_proxy_header(SendProxy version, char* out) {
+  if (!resolve_destination()) return 0;
   auto* header = reinterpret_cast<uint8_t*>(out);
   return version == SendProxy::kV1 ? encode_proxy_v1(client_address_, destination_, header)
                                    : encode_proxy_v2(client_address_, destination_, header);
@@ -528,6 +534,16 @@ bool TcpConnection::copy_once(Side& src, Side& dst, Flow& flow, bool upstream, b
     } else {
       *moved = true;
       got = static_cast<size_t>(n);
+      if (upstream && watch_pg_cancel_) {
+        // The client's first bytes (after any PROXY header it sent us).
+        watch_pg_cancel_ = false;
+        const auto* first = reinterpret_cast<const uint8_t*>(buffer + prefix);
+        if (is_pg_cancel_request(first, got)) {
+          // For send_proxy headers; if it cannot be had they say UNKNOWN.
+          resolve_destination();
+          worker_.pg_cancel().broadcast(*service_, backend_index_, first, got, client_address_, destination_);
+        }
+      }
       if (got == want) {
         // The buffer was filled: a bulk stream, which splice moves more cheaply.
         flow.bulk = true;

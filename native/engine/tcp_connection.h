@@ -37,7 +37,10 @@
 // the worker at accept (ACL, client limits). With send_proxy, the backend gets
 // the header (client -> the address it connected to) as its first bytes, right
 // after the connect; with source: client, the backend socket is bound to the
-// client's address (IP_TRANSPARENT) before it connects.
+// client's address (IP_TRANSPARENT) before it connects. With postgres_cancel,
+// the client's first bytes, once read, are checked for a PostgreSQL
+// CancelRequest, which is then also sent to the other backends (pg_cancel.h);
+// the connection itself carries on as any other.
 //
 // Bytes move in one of two ways per direction (HAProxy's splice-auto does the
 // same): small transfers are copied, recv() into the worker's copy buffer and
@@ -153,6 +156,9 @@ class TcpConnection final : public Timer {
   // kProxyEncodeMaxBytes) and returns its length; 0 when the address the
   // client connected to cannot be had.
   size_t encode_proxy_header(SendProxy version, char* out);
+  // Fills destination_ (the address the client connected to) if not known
+  // yet; false when it cannot be had.
+  bool resolve_destination();
   void enter_queue();
   void refuse(bool timed_out);
   // Why the connect tries ended: the last one timed out, or not.
@@ -248,6 +254,9 @@ class TcpConnection final : public Timer {
   bool awaiting_ack_ = false;
   uint8_t ack_polls_ = 0;
   uint32_t unacked_bytes_ = 0;
+  // postgres_cancel: the client's first bytes are still to be looked at; a
+  // CancelRequest is also sent to the service's other backends (pg_cancel.h).
+  bool watch_pg_cancel_ = false;
 };
 
 }  // namespace fulcrum

@@ -12,6 +12,7 @@
 
 #include "clock.h"
 #include "flow_hash.h"
+#include "pg_cancel.h"
 #include "tcp_connection.h"
 #include "udp_relay.h"
 
@@ -43,7 +44,8 @@ Worker::Worker(uint32_t index, std::shared_ptr<CounterArena> counters, EventSink
       log_(log),
       worker_counters_(counters_->worker(index)),
       pipes_(worker_counters_, kMaxPooledPipes),
-      udp_(std::make_unique<UdpRelaySet>(*this)) {}
+      udp_(std::make_unique<UdpRelaySet>(*this)),
+      pg_cancel_(std::make_unique<PgCancelFanout>(*this)) {}
 
 Worker::~Worker() {
   if (thread_.joinable()) {
@@ -164,6 +166,9 @@ void Worker::run() {
           break;
         case IoHandle::Kind::kUdpUpstream:
           udp_->on_io(handle, events[i].events);
+          break;
+        case IoHandle::Kind::kPgCancel:
+          pg_cancel_->on_io(handle, events[i].events);
           break;
       }
     }
@@ -437,6 +442,7 @@ void Worker::free_retired() {
   retired_.clear();
   retired_listeners_.clear();
   udp_->free_retired();
+  pg_cancel_->free_retired();
 }
 
 void Worker::emit(Event event) {
@@ -489,6 +495,7 @@ void Worker::close_backend(uint32_t slot, Termination why) {
 void Worker::close_everything() {
   while (live_ != nullptr) live_->close_now(Termination::kShutdown);  // close_now() unlinks it
   udp_->close_all();
+  pg_cancel_->close_all();
   queue_.clear();
   timers_.cancel(&queue_poll_timer_);
   timers_.cancel(&periodic_timer_);

@@ -28,6 +28,7 @@
 
 namespace fulcrum {
 
+class PgCancelFanout;
 class TcpConnection;
 class UdpRelaySet;
 
@@ -78,6 +79,8 @@ class Worker {
   static constexpr size_t kCopyBufferSize = 4096;
   char* copy_buffer() { return copy_buffer_; }
   WorkerCounters& counters() { return worker_counters_; }
+  // Sends PostgreSQL cancel requests on to a service's other backends (pg_cancel.h).
+  PgCancelFanout& pg_cancel() { return *pg_cancel_; }
   void emit(Event event);
   // Adds/changes a connection socket's epoll registration. Returns 0 or -errno.
   int watch(int fd, IoHandle* handle, uint32_t events);
@@ -223,6 +226,8 @@ class Worker {
   std::vector<std::unique_ptr<Listener>> retired_listeners_;
   // protocol: udp listeners and their flows (udp_relay.h).
   std::unique_ptr<UdpRelaySet> udp_;
+  // After the timers and counters it uses, so it is destroyed before them.
+  std::unique_ptr<PgCancelFanout> pg_cancel_;
 };
 
 }  // namespace fulcrum

@@ -153,6 +153,14 @@ export class FulcrumMetrics {
     this.#gauge('fulcrum_engine_pooled_pipes', "Empty pipes kept in the workers' pools.", [], (set) => set({}, this.#stats?.pooledPipes ?? 0));
     this.#counter('fulcrum_engine_accept_pauses_total', 'Times accepting paused because the process ran out of file descriptors.', [], (set) =>
       set({}, this.#stats?.acceptPauses ?? 0));
+    this.#counter('fulcrum_pg_cancel_broadcasts_total', "PostgreSQL cancel requests sent on to their service's other backends (postgres_cancel).", [], (set) =>
+      set({}, this.#stats?.pgCancel.broadcasts ?? 0));
+    this.#counter('fulcrum_pg_cancel_connections_total', 'Connections made to send a PostgreSQL cancel request on, by result (sent, failed).', ['result'], (set) => {
+      set({ result: 'sent' }, this.#stats?.pgCancel.sent ?? 0);
+      set({ result: 'failed' }, this.#stats?.pgCancel.failed ?? 0);
+    });
+    this.#counter('fulcrum_pg_cancel_skipped_total', 'PostgreSQL cancel requests not sent on because of the per-second bound (relayed to their own backend only).', [], (set) =>
+      set({}, this.#stats?.pgCancel.skipped ?? 0));
   }
 
   /** The metrics text for one scrape. */

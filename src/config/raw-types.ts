@@ -209,6 +209,8 @@ export interface RawService {
   accept_proxy_timeout: string | number;
   /** protocol: tcp only. Write a PROXY protocol header naming the client and the address it connected to as the first bytes to every backend of this service (a backend's own send_proxy overrides it): v1 (text, what nginx's proxy_protocol and most servers read) or v2 (binary, without TLVs). */
   send_proxy: 'none' | 'v1' | 'v2';
+  /** protocol: tcp only. PostgreSQL cancel requests (psql's Ctrl-C, libpq's PQcancel, JDBC's Statement.cancel) arrive on a new connection, which balancing usually sends to another server than the one running the query. broadcast: a connection whose first bytes are a CancelRequest (16 bytes) is relayed as usual, and the request is also sent to every other backend of the service (up, drained, in maintenance or down), each over a short connection of its own; a server ignores a key it did not give out, so the one running the query cancels it, under any balance. */
+  postgres_cancel: 'auto' | 'broadcast' | 'off';
   /** protocol: tcp only. client: connect to the backend from the client's own IP address (transparent proxying, IP_TRANSPARENT), for backends that must see it and cannot read a PROXY header (PostgreSQL's pg_hba, MySQL grants). */
   source: 'auto' | 'client';
   /** Access control: CIDR prefixes (10.0.0.0/8, 2001:db8::/32, or a bare address) of the clients admitted. */
@@ -349,6 +351,7 @@ export const SCHEMA_ENUMS = {
   'log.level': ['fatal', 'error', 'warn', 'info', 'debug', 'trace'],
   'service.balance': ['roundrobin', 'weighted', 'leastconn', 'random', 'source', 'maglev', 'least_time', 'least_bandwidth', 'first'],
   'service.hash_key': ['five_tuple', 'source'],
+  'service.postgres_cancel': ['auto', 'broadcast', 'off'],
   'service.protocol': ['tcp', 'udp'],
   'service.send_proxy': ['none', 'v1', 'v2'],
   'service.source': ['auto', 'client'],

@@ -113,6 +113,8 @@ export interface ServiceConfig {
   clientLimits: ClientLimitsConfig | undefined;
   /** client: connect to backends from the client's own address (IP_TRANSPARENT). Default auto. */
   source: RawService['source'];
+  /** PostgreSQL cancel requests: broadcast to every backend, off, or auto (broadcast with a postgres health check). */
+  postgresCancel: RawService['postgres_cancel'];
 }
 
 /** Datagram settings of a protocol: udp service. */

@@ -110,6 +110,9 @@ class SemanticChecker {
       this.#checkMaglev(service, writtenService, at);
       this.#issues.push(...healthIssues(service, at, this.#source));
       this.#issues.push(...admissionIssues(writtenService, at, this.#source));
+      if (writtenService.postgres_cancel !== undefined && writtenService.protocol === 'udp') {
+        this.#report([...at, 'postgres_cancel'], 'postgres_cancel does not apply to protocol: udp (a PostgreSQL cancel request is a TCP connection)', 'key');
+      }
     });
     if (isRecord(data.ha)) this.#issues.push(...this.#ha.check(data.ha, new Set(names.keys())));
     if (isRecord(data.announce)) {
@@ -175,6 +178,7 @@ class SemanticChecker {
       ...(s.passive === undefined ? {} : { passive: buildPassive(s.passive)! }),
       udp: { maxFlows: s.max_flows, responses: s.udp.responses },
       ...buildAdmission(s),
+      postgresCancel: s.postgres_cancel,
     };
   }
 

@@ -183,6 +183,12 @@ export class Engine extends EventEmitter {
       services,
       pooledPipes: this.#counters.worker('pooledPipes'),
       acceptPauses: this.#counters.worker('acceptPauses'),
+      pgCancel: {
+        broadcasts: this.#counters.worker('pgCancelBroadcasts'),
+        sent: this.#counters.worker('pgCancelSent'),
+        failed: this.#counters.worker('pgCancelFailed'),
+        skipped: this.#counters.worker('pgCancelSkipped'),
+      },
     };
   }
 

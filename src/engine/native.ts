@@ -56,6 +56,8 @@ export interface NativeServiceSpec {
   transparent: boolean;
   /** Share sticky entries and UDP flow assignments with peers (`sync:`). */
   sync: boolean;
+  /** postgres_cancel resolved: a PostgreSQL CancelRequest is also sent to every other backend. */
+  pgCancel: boolean;
   backends: NativeBackendSpec[];
 }
 
@@ -86,7 +88,7 @@ export interface NativeEvent {
  */
 export const COUNTER_FIELDS = {
   global: ['eventsDropped'],
-  worker: ['pooledPipes', 'acceptPauses', 'appliedGeneration'],
+  worker: ['pooledPipes', 'acceptPauses', 'appliedGeneration', 'pgCancelBroadcasts', 'pgCancelSent', 'pgCancelFailed', 'pgCancelSkipped'],
   traffic: ['accepted', 'active', 'failed', 'bytesIn', 'bytesOut', 'queued', 'refused', 'queueTimeouts'],
   udp: ['datagramsIn', 'datagramsOut', 'datagramsDropped', 'flowsExpired', 'flowsEvicted', 'flowsCompleted', 'flowsMoved'],
   admission: ['denied', 'overConnections', 'overRate', 'untracked', 'proxyAccepted', 'proxyMissing', 'proxyMalformed', 'proxyTimeout'],

@@ -20,6 +20,17 @@ export function snapshot(config: SnapshotConfig, slots: SnapshotSlots): NativeSn
   return { services: config.services.map((service) => serviceSpec(service, slots, virtualIps.has(service.listen.host), sync)) };
 }
 
+/**
+ * Whether a service sends PostgreSQL cancel requests on to all its backends:
+ * `broadcast`, or `auto` when its backends are checked as PostgreSQL servers
+ * (the service's health_check, or a backend's own, of type postgres). A udp
+ * service never (the config refuses the key there).
+ */
+export function postgresCancelOn(service: Pick<ServiceConfig, 'protocol' | 'postgresCancel' | 'backends'>): boolean {
+  if (service.protocol !== 'tcp' || service.postgresCancel === 'off') return false;
+  return service.postgresCancel === 'broadcast' || service.backends.some((backend) => backend.healthCheck?.type === 'postgres');
+}
+
 function serviceSpec(service: ServiceConfig, slots: SnapshotSlots, freebind: boolean, sync: boolean): NativeServiceSpec {
   return {
     slot: slots.service(service.name),
@@ -45,6 +56,7 @@ function serviceSpec(service: ServiceConfig, slots: SnapshotSlots, freebind: boo
     clientLimits: service.clientLimits ?? null,
     transparent: service.source === 'client',
     sync,
+    pgCancel: postgresCancelOn(service),
     backends: service.backends.map(
       (backend): NativeBackendSpec => ({
         slot: slots.backend(service.name, backend.address.text),

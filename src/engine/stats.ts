@@ -88,6 +88,20 @@ export interface EngineStats {
   pooledPipes: number;
   /** Times accepting was paused because the process ran out of file descriptors. */
   acceptPauses: number;
+  /** PostgreSQL cancel requests sent on to the other backends of a service (postgres_cancel). */
+  pgCancel: PgCancelStats;
+}
+
+/** postgres_cancel, over every service and worker (native/engine/pg_cancel.h). */
+export interface PgCancelStats {
+  /** Cancel requests sent on to a service's other backends. */
+  broadcasts: number;
+  /** Connections of those broadcasts that delivered the request. */
+  sent: number;
+  /** Connections that did not (refused, timed out, no descriptor, over the in-flight bound). */
+  failed: number;
+  /** Cancel requests not broadcast (over the per-second bound): relayed only to their own backend. */
+  skipped: number;
 }
 
 /** `fields` of `from`, in that order (so views and stats keep the layout's order). */

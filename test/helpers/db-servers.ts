@@ -180,6 +180,35 @@ export async function startPostgresPair(t: Test, passwords: { scram: string; md5
   };
 }
 
+export interface PostgresServers {
+  servers: ServerProcess[];
+  /** Run SQL on a server through its unix socket as the postgres superuser; its output, trimmed. */
+  sql(server: ServerProcess, query: string): string;
+}
+
+/**
+ * `count` independent PostgreSQL servers (each its own initdb, trust
+ * authentication for everyone on 127.0.0.1), for tests that balance over
+ * several servers that are not replicas of each other.
+ */
+export async function startPostgresServers(t: Test, count: number): Promise<PostgresServers> {
+  const owner = postgresUser();
+  const dir = tempDir(t, 'pgs', owner);
+  const sql = (server: ServerProcess, query: string): string =>
+    asPostgres(pgBin('psql'), ['-h', dir, '-p', String(server.port), '-U', 'postgres', '-d', 'postgres', '-tAXq', '-v', 'ON_ERROR_STOP=1', '-c', query]).trim();
+  const servers: ServerProcess[] = [];
+  for (let i = 0; i < count; i++) {
+    const data = join(dir, `server${i}`);
+    asPostgres(pgBin('initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
+    const port = await freePort();
+    const server = startPostgresServer(t, dir, data, port, owner);
+    await waitForPort(port, server);
+    await untilReady(() => sql(server, 'SELECT 1'));
+    servers.push(server);
+  }
+  return { servers, sql };
+}
+
 /** Retry `attempt` until it does not throw (a server that listens may still be starting up). */
 async function untilReady(attempt: () => unknown, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

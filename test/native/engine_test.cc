@@ -26,6 +26,7 @@ void run_picker_tests();
 void run_udp_flow_table_tests();
 void run_client_identity_tests();
 void run_sync_tests();
+void run_pg_cancel_tests();
 int passed = 0;
 int failed = 0;
 
@@ -349,6 +350,7 @@ int main() {
   run_udp_flow_table_tests();
   run_client_identity_tests();
   run_sync_tests();
+  run_pg_cancel_tests();
   test_timer_queue();
   test_addresses();
   test_engine_apply();

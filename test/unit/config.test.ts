@@ -35,7 +35,7 @@ const BAD_FIXTURES: Record<string, string[]> = {
   ],
   'bad-unknown-key.yaml': [
     '3:5: missing required key "listen" in service',
-    '4:5: unknown key "listn" in service; did you mean "listen"? expected one of: name, protocol, listen, balance, hash_key, maglev_table_size, backends, timeouts, retries, slow_start, queue, sticky, drain_timeout, health_check, passive, accept_proxy, accept_proxy_from, accept_proxy_timeout, send_proxy, source, allow, deny, client_limits, max_flows, udp',
+    '4:5: unknown key "listn" in service; did you mean "listen"? expected one of: name, protocol, listen, balance, hash_key, maglev_table_size, backends, timeouts, retries, slow_start, queue, sticky, drain_timeout, health_check, passive, accept_proxy, accept_proxy_from, accept_proxy_timeout, send_proxy, postgres_cancel, source, allow, deny, client_limits, max_flows, udp',
     '7:9: unknown key "wieght" in backend; did you mean "weight"? expected one of: address, weight, backup, max_connections, slow_start, send_proxy, health_check',
   ],
   'bad-wrong-type.yaml': [
@@ -171,7 +171,7 @@ const BAD_FIXTURES: Record<string, string[]> = {
     '9:13: duplicate listen address 127.0.0.1:6432 (also used by service "pg" at line 6)',
     '10:14: unknown balance "fastest"; expected one of: roundrobin, weighted, leastconn, random, source, maglev, least_time, least_bandwidth, first',
     '13:17: weight: expected an integer from 0 to 256, got 1000',
-    '14:5: unknown key "timeout" in service; did you mean "timeouts"? expected one of: name, protocol, listen, balance, hash_key, maglev_table_size, backends, timeouts, retries, slow_start, queue, sticky, drain_timeout, health_check, passive, accept_proxy, accept_proxy_from, accept_proxy_timeout, send_proxy, source, allow, deny, client_limits, max_flows, udp',
+    '14:5: unknown key "timeout" in service; did you mean "timeouts"? expected one of: name, protocol, listen, balance, hash_key, maglev_table_size, backends, timeouts, retries, slow_start, queue, sticky, drain_timeout, health_check, passive, accept_proxy, accept_proxy_from, accept_proxy_timeout, send_proxy, postgres_cancel, source, allow, deny, client_limits, max_flows, udp',
   ],
   'bad-health-check.yaml': [
     '4:55: health_check.timeout must not exceed interval (1s): a check would still run when the next is due',
@@ -235,6 +235,7 @@ function service(fields: Partial<ServiceConfig> & Pick<ServiceConfig, 'name' | '
     deny: [],
     clientLimits: undefined,
     source: 'auto',
+    postgresCancel: 'auto',
     ...fields,
   };
 }

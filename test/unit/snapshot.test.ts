@@ -58,6 +58,7 @@ function plainService(over: Partial<NativeServiceSpec>): NativeServiceSpec {
     clientLimits: null,
     transparent: false,
     sync: false,
+    pgCancel: false,
     backends: [
       { slot: 100, host: '127.0.0.1', port: 7001, weight: 1, backup: false, maxConnections: 0, slowStartMs: 0, sendProxy: 'none' },
     ],
@@ -210,4 +211,27 @@ t.test('listeners on a VRRP or announced VIP bind freely; sync: shares every ser
     ['local', 12, false, true],
   ]);
   t.strictSame(services.map((s) => s.backends[0]!.slot), [100, 101, 102], 'one backend slot per service and address');
+});
+
+t.test('postgres_cancel: auto broadcasts for services checked as PostgreSQL servers', async (t) => {
+  const pgCancel = (keys: string[]): boolean[] => {
+    const text = ['services:', '  - name: svc', '    listen: 127.0.0.1:7000', ...keys.map((key) => `    ${key}`)].join('\n');
+    return snapshot(parseConfig(text, 'pg.yaml'), countingSlots()).services.map((service) => service.pgCancel);
+  };
+  const two = 'backends: [{address: 127.0.0.1:7001}, {address: 127.0.0.1:7002}]';
+  t.strictSame(pgCancel([two]), [false], 'auto without a health check: off');
+  t.strictSame(pgCancel(['health_check: {type: postgres, user: app}', two]), [true], 'auto with a postgres check: on');
+  t.strictSame(pgCancel(['health_check: {type: tcp}', two]), [false], 'auto with another check: off');
+  t.strictSame(pgCancel(['postgres_cancel: off', 'health_check: {type: postgres, user: app}', two]), [false], 'off wins over the check');
+  t.strictSame(pgCancel(['postgres_cancel: broadcast', two]), [true], 'broadcast without a check');
+  t.strictSame(
+    pgCancel(['backends: [{address: 127.0.0.1:7001, health_check: {type: postgres, user: app}}, {address: 127.0.0.1:7002}]']),
+    [true],
+    "auto with a backend's own postgres check: on",
+  );
+});
+
+t.test('postgres_cancel is refused on a udp service', async (t) => {
+  const text = 'services:\n  - name: svc\n    protocol: udp\n    listen: 127.0.0.1:7000\n    postgres_cancel: broadcast\n    backends: [{address: 127.0.0.1:7001}]\n';
+  t.throws(() => parseConfig(text, 'udp-pg.yaml'), /5:5: postgres_cancel does not apply to protocol: udp/);
 });
