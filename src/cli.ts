@@ -7,6 +7,7 @@ import { checkCommand } from './commands/check.js';
 import { demoCommand } from './commands/demo.js';
 import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from './commands/exit-codes.js';
 import { reloadCommand } from './commands/reload.js';
+import { reopenLogsCommand } from './commands/reopen-logs.js';
 import { runCommand } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
 import { COMMAND_USAGE, MAIN_USAGE, isCommandName, type CommandName } from './commands/usage.js';
@@ -18,6 +19,7 @@ const COMMAND_MAIN: Record<CommandName, (args: readonly string[]) => Promise<num
   demo: demoCommand,
   reload: reloadCommand,
   status: statusCommand,
+  'reopen-logs': reopenLogsCommand,
   bench: benchCommand,
 };
 

@@ -177,6 +177,14 @@ export class FulcrumRuntime implements Runtime {
     await this.engine.closeListeners();
   }
 
+  /** Reopen the connection log's file after logrotate moved it (SIGUSR1,
+   * POST /api/reopen-logs). Throws (code: the errno name) when it cannot be
+   * opened; the old file is then still written. */
+  reopenLogs(): void {
+    this.engine.reopenConnectionLog();
+    this.#logger.info({ output: this.#config.connectionLog.path ?? this.#config.connectionLog.output }, 'connection log reopened');
+  }
+
   /** Stop health checks and the engine (open connections are cut). */
   stop(): void {
     this.#stopping = true;

@@ -12,6 +12,7 @@ import { COUNTER_FIELDS } from '../engine/native.js';
 import type { BackendState, EngineStats } from '../engine/stats.js';
 import type { AnnounceSource, HaSource, SyncSource } from '../control/types.js';
 import type { FulcrumRuntime } from '../runtime.js';
+import { registerConnectionMetrics } from './connection-metrics.js';
 import { servicesView, type BackendView, type ServiceView } from './state-view.js';
 import { FLOW_COUNTERS } from './udp-counters.js';
 
@@ -149,6 +150,8 @@ export class FulcrumMetrics {
       set({ result: 'applied' }, counts.applied);
       set({ result: 'rejected' }, counts.rejected);
     });
+    // The connection log's histograms and termination counts (native aggregates).
+    registerConnectionMetrics(this.registry, () => (this.#runtime.engine.stopped ? undefined : this.#runtime.engine));
     this.#gauge('fulcrum_config_generation', 'Configs applied since start (1 = the first).', [], (set) => set({}, this.#runtime.generation));
     this.#gauge('fulcrum_engine_pooled_pipes', "Empty pipes kept in the workers' pools.", [], (set) => set({}, this.#stats?.pooledPipes ?? 0));
     this.#counter('fulcrum_engine_accept_pauses_total', 'Times accepting paused because the process ran out of file descriptors.', [], (set) =>

@@ -10,6 +10,7 @@
 //   POST /api/services/:service/backends/:addr/drain|enable|disable|maint
 //   POST /api/services/:service/backends/:addr/weight   {"weight": 0..256}
 //   POST /api/reload                             re-read the config file; 200 applied, 422 rejected, 503 stopping
+//   POST /api/reopen-logs                        reopen the connection log's file (logrotate); 200, 500 with the reason
 //   GET  /api/ha                                 VRRP status (404 without HA)
 //   GET  /api/announce                           BGP announcement status (404 without announce:)
 //   POST /api/announce/drain|resume              withdraw every VIP until resume / announce again
@@ -128,6 +129,16 @@ export class AdminServer {
       if (this.#runtime.stopping) throw new ApiError(503, 'stopping', 'fulcrum is stopping: reload refused');
       const outcome = await this.#runtime.reload('api');
       return sendJson(res, outcome.ok ? 200 : 422, outcome);
+    }
+    if (resource === 'reopen-logs' && parts.length === 2) {
+      expect('POST');
+      await readJsonBody(req);
+      try {
+        this.#runtime.reopenLogs();
+      } catch (err) {
+        throw new ApiError(500, 'reopen_failed', `cannot reopen the connection log: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      return sendJson(res, 200, { ok: true });
     }
     if (resource === 'ha' && parts.length === 2) {
       expect('GET');

@@ -49,7 +49,11 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
   } catch (err) {
     return fail(logger, `cannot start the data-plane engine: ${errorText(err)}`, err);
   }
-  engine.on('event', (event: EngineEvent) => logEngineEvent(logger, event));
+  engine.on('event', (event: EngineEvent) => {
+    // A refused TCP client has its connection record (connection_log) when the log is on.
+    if (event.type === 'client_refused' && refusalIsRecorded(runtime?.config(), event.service)) return;
+    logEngineEvent(logger, event);
+  });
 
   let runtime: FulcrumRuntime;
   try {
@@ -158,6 +162,7 @@ function untilStopped(runtime: FulcrumRuntime, logger: Logger, { ha, announcer, 
       clearInterval(keepAlive);
       for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
       process.off('SIGHUP', onReloadSignal);
+      process.off('SIGUSR1', onReopenSignal);
       sync?.stop();
       runtime.stop();
       // A Master has already handed over (on the first signal); this waits for its VIPs to be gone,
@@ -211,9 +216,18 @@ function untilStopped(runtime: FulcrumRuntime, logger: Logger, { ha, announcer, 
 
     // The outcome is logged by the runtime (reloaded / reload rejected).
     const onReloadSignal = (): void => void runtime.reload('signal');
+    // logrotate's postrotate: the connection log's file was moved away.
+    const onReopenSignal = (): void => {
+      try {
+        runtime.reopenLogs();
+      } catch (err) {
+        logger.error({ err }, 'cannot reopen the connection log: still writing the old file');
+      }
+    };
 
     for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
     process.on('SIGHUP', onReloadSignal);
+    process.on('SIGUSR1', onReopenSignal);
   });
 }
 
@@ -231,6 +245,12 @@ const WARN_EVENTS: ReadonlySet<EngineEvent['type']> = new Set([
   'source_bind_failed',
   'events_dropped',
 ]);
+
+/** True when a refused client of `service` gets a connection record instead of a client_refused line. */
+function refusalIsRecorded(config: FulcrumConfig | undefined, service: string | undefined): boolean {
+  if (config === undefined || config.connectionLog.output === 'off') return false;
+  return config.services.find((s) => s.name === service)?.protocol === 'tcp';
+}
 
 function logEngineEvent(logger: Logger, event: EngineEvent): void {
   const { type, ...fields } = event;

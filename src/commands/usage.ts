@@ -5,8 +5,8 @@ import { UsageError } from '../errors.js';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from '../logger.js';
 import { BENCH_USAGE } from '../bench/usage-text.js';
 
-export type CommandName = 'run' | 'check' | 'demo' | 'reload' | 'status' | 'bench';
-export const COMMANDS: readonly CommandName[] = ['run', 'check', 'demo', 'reload', 'status', 'bench'];
+export type CommandName = 'run' | 'check' | 'demo' | 'reload' | 'status' | 'reopen-logs' | 'bench';
+export const COMMANDS: readonly CommandName[] = ['run', 'check', 'demo', 'reload', 'status', 'reopen-logs', 'bench'];
 
 export function isCommandName(value: string): value is CommandName {
   return (COMMANDS as readonly string[]).includes(value);
@@ -23,6 +23,7 @@ Commands:
   demo    Start demo echo backends for a config's loopback backends, then run it
   reload  Make a running Fulcrum re-read its config file (through the admin API)
   status  Show a running Fulcrum's services and backends (through the admin API)
+  reopen-logs  Make a running Fulcrum reopen its connection log file (for logrotate)
   bench   iperf-style benchmark: bench server | bench client HOST:PORT | bench compare
 
 Options:
@@ -105,6 +106,19 @@ Options:
       --admin HOST:PORT Admin API address (default 127.0.0.1:9090)
       --token-file FILE File holding the admin bearer token
       --json            Print JSON
+  -h, --help            Show this help
+`,
+  'reopen-logs': `Usage: fulcrum reopen-logs [-c FILE | --admin HOST:PORT] [--token-file FILE]
+
+Ask the running Fulcrum to reopen its connection log file (connection_log.output
+set to a path) after logrotate moved it away, as SIGUSR1 does. Exit code 0 when
+reopened, 1 when it cannot be reopened or the admin API cannot be reached.
+Address and token as for reload.
+
+Options:
+  -c, --config FILE     Config file to read the admin address and token from
+      --admin HOST:PORT Admin API address
+      --token-file FILE File holding the admin bearer token
   -h, --help            Show this help
 `,
   bench: BENCH_USAGE,

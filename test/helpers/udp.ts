@@ -138,6 +138,8 @@ export interface UdpServiceOptions {
   keys?: readonly string[];
   /** listen host; default 127.0.0.1. */
   host?: string;
+  /** The `connection_log:` keys, one YAML line each; off when absent (records would go to the test's stdout). */
+  connectionLog?: readonly string[];
 }
 
 export function udpServiceYaml(port: number, o: UdpServiceOptions, workers: number): string {
@@ -145,6 +147,8 @@ export function udpServiceYaml(port: number, o: UdpServiceOptions, workers: numb
     `workers: ${workers}`,
     'log:',
     '  level: warn',
+    'connection_log:',
+    ...(o.connectionLog ?? ['output: off']).map((line) => `  ${line}`),
     'services:',
     `  - name: ${UDP_SERVICE}`,
     '    protocol: udp',
