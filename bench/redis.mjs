@@ -13,6 +13,8 @@
 //        [--tests get,set,get-p16] [--targets direct,fulcrum,haproxy,nginx]
 //        [--baseline DIR] [--fulcrum-keys 'io_uring: off'] [--quick] [--write]
 //
+// fulcrum-log (ask for it in --targets): fulcrum with the connection log on,
+// JSON to a file; the summary gives its ratio to fulcrum (target at least 0.98).
 // --baseline DIR adds the target fulcrum-baseline: the same config run by the
 // checkout in DIR (built), for a same-run A/B of a change.
 // --fulcrum-keys adds top-level YAML lines to the fulcrum target's config
@@ -197,6 +199,10 @@ function summary(opt, loads, samples, skipped) {
     if (Number.isFinite(f) && Number.isFinite(h)) {
       const judged = load.test === TESTS.get ? ` — target ${TARGET_RATIO}× ${f >= TARGET_RATIO * h ? 'met' : 'NOT met'}` : '';
       parts.push(`fulcrum / haproxy: ${ratio(f, h)}${judged}.`);
+    }
+    const logged = med('fulcrum-log', load);
+    if (Number.isFinite(f) && Number.isFinite(logged)) {
+      parts.push(`fulcrum-log / fulcrum: ${ratio(logged, f)} (connection log on, JSON to a file, vs off; target at least 0.98: ${logged >= 0.98 * f ? 'met' : 'NOT met'}).`);
     }
     const b = med('fulcrum-baseline', load);
     if (Number.isFinite(f) && Number.isFinite(b)) parts.push(`fulcrum / fulcrum-baseline: ${ratio(f, b)} (per-request proxy CPU ${fixed(usPerRequest('fulcrum', load), 1)} vs ${fixed(usPerRequest('fulcrum-baseline', load), 1)} µs).`);

@@ -22,6 +22,9 @@
 // allow/deny list, client_limits far above what the clients do, and
 // send_proxy: v2 to echo backends started with -x (they skip the header);
 // the summary gives its ratio to fulcrum-leastconn in the same run.
+// fulcrum-log (not in the default set): fulcrum-leastconn with the connection
+// log on, JSON to a file (every other Fulcrum target runs with it off); the
+// summary gives its ratio to fulcrum-leastconn (target: at least 0.95).
 //
 // The tools are compiled with `cc` into bench/.build/ (git-ignored) on first
 // use and again whenever their source is newer than the binary.
@@ -44,7 +47,7 @@ import { GUARD_KEYS, startFulcrum, startHaproxy, fulcrumVersion, haproxyVersion 
 import { countSyscalls } from './lib/strace.mjs';
 
 const SECTION = 'tcp-connrate';
-const ALL_TARGETS = ['direct', 'fulcrum-leastconn', 'fulcrum-maglev', 'fulcrum-baseline', 'haproxy-leastconn', 'fulcrum-guarded', 'fulcrum-guarded-baseline'];
+const ALL_TARGETS = ['direct', 'fulcrum-leastconn', 'fulcrum-maglev', 'fulcrum-baseline', 'haproxy-leastconn', 'fulcrum-guarded', 'fulcrum-guarded-baseline', 'fulcrum-log'];
 const DEFAULT_TARGETS = ['direct', 'fulcrum-leastconn', 'fulcrum-maglev', 'haproxy-leastconn'];
 const PROXY_THREADS = 2;
 const PAYLOAD = 64;
@@ -130,9 +133,9 @@ async function main() {
     // Fulcrum's balance is a parameter of the target: the same backends, one
     // service, only the algorithm differs.
     const listen = (name) => ports[opt.backends + ALL_TARGETS.indexOf(name)];
-    const fulcrum = (name, balance, serviceKeys, root, backends = backendPorts) => async () => {
+    const fulcrum = (name, balance, serviceKeys, root, backends = backendPorts, connectionLog = undefined) => async () => {
       const { handle } = await startFulcrum({
-        dir, listenPort: listen(name), backends, workers: PROXY_THREADS, balance, serviceKeys, root, file: `${name}.yaml`,
+        dir, listenPort: listen(name), backends, workers: PROXY_THREADS, balance, serviceKeys, root, file: `${name}.yaml`, connectionLog,
       });
       return { port: listen(name), handle };
     };
@@ -143,6 +146,7 @@ async function main() {
       'fulcrum-baseline': fulcrum('fulcrum-baseline', 'leastconn', [], opt.baseline),
       'fulcrum-guarded': fulcrum('fulcrum-guarded', 'leastconn', [...GUARD_KEYS, 'send_proxy: v2'], undefined, guardedPorts),
       'fulcrum-guarded-baseline': fulcrum('fulcrum-guarded-baseline', 'leastconn', [...GUARD_KEYS, 'send_proxy: v2'], opt.baseline, guardedPorts),
+      'fulcrum-log': fulcrum('fulcrum-log', 'leastconn', [], undefined, backendPorts, join(dir, 'connections.log')),
       'haproxy-leastconn': async () => {
         const { handle } = await startHaproxy({ dir, listenPort: listen('haproxy-leastconn'), backends: backendPorts, threads: PROXY_THREADS, balance: 'leastconn' });
         return { port: listen('haproxy-leastconn'), handle };
@@ -267,6 +271,11 @@ function summary(opt, loads, samples, skipped, syscalls) {
     if (Number.isFinite(guarded) && Number.isFinite(plain)) {
       parts.push(`fulcrum-guarded / fulcrum-leastconn: ${ratio(guarded, plain)} (allow/deny, client_limits and send_proxy v2 on; target within 5%: ` +
         `${guarded >= 0.95 * plain ? 'met' : 'NOT met'}); per proxy core ${ratio(perCore('fulcrum-guarded'), perCore('fulcrum-leastconn'))}.`);
+    }
+    const logged = med('fulcrum-log');
+    if (Number.isFinite(logged) && Number.isFinite(plain)) {
+      parts.push(`fulcrum-log / fulcrum-leastconn: ${ratio(logged, plain)} (connection log on, JSON to a file, vs off; target at least 0.95: ` +
+        `${logged >= 0.95 * plain ? 'met' : 'NOT met'}); proxy CPU per connection ${fixed(proxyUs('fulcrum-log'), 1)} vs ${fixed(proxyUs('fulcrum-leastconn'), 1)} µs.`);
     }
     for (const [name, base] of [['fulcrum-leastconn', 'fulcrum-baseline'], ['fulcrum-guarded', 'fulcrum-guarded-baseline']]) {
       if (Number.isFinite(med(base)) && Number.isFinite(med(name))) {

@@ -2,12 +2,14 @@
 // one machine: straight to the first backend (direct), through the floor
 // proxy (bench/tools/floor-proxy.c: recv/send and nothing else), Fulcrum,
 // optionally a second Fulcrum checkout (fulcrum-baseline, for a same-run A/B
-// of a change), HAProxy and nginx — each proxy round robin over the same
-// backends with the same number of threads or worker processes.
+// of a change), Fulcrum with its connection log on (fulcrum-log: JSON to a
+// file; every other Fulcrum path runs with it off), HAProxy and nginx — each
+// proxy round robin over the same backends with the same number of threads or
+// worker processes.
 
 import { fulcrumVersion, haproxyVersion, nginxVersion, startFloorProxy, startFulcrum, startHaproxy, startNginx } from './proxies.mjs';
 
-export const PATHS = ['direct', 'floor', 'fulcrum', 'fulcrum-baseline', 'haproxy', 'nginx'];
+export const PATHS = ['direct', 'floor', 'fulcrum', 'fulcrum-baseline', 'fulcrum-log', 'haproxy', 'nginx'];
 export const DEFAULT_PATHS = ['direct', 'floor', 'fulcrum', 'haproxy', 'nginx'];
 
 /**
@@ -46,13 +48,14 @@ export function pathVersions(opt) {
  */
 export async function startPaths({ opt, dir, ports, backends, threads, log }) {
   const listen = (name) => ports[PATHS.indexOf(name)];
-  const fulcrum = (name, root, globalKeys) => async () =>
-    (await startFulcrum({ dir, listenPort: listen(name), backends, workers: threads, root, globalKeys, file: `${name}.yaml` })).handle;
+  const fulcrum = (name, root, globalKeys, connectionLog = undefined) => async () =>
+    (await startFulcrum({ dir, listenPort: listen(name), backends, workers: threads, root, globalKeys, file: `${name}.yaml`, connectionLog })).handle;
   const starters = {
     direct: async () => null,
     floor: () => startFloorProxy(listen('floor'), backends, threads),
     fulcrum: fulcrum('fulcrum', undefined, opt.fulcrumKeys),
     'fulcrum-baseline': fulcrum('fulcrum-baseline', opt.baseline, []),
+    'fulcrum-log': fulcrum('fulcrum-log', undefined, opt.fulcrumKeys, `${dir}/connections.log`),
     haproxy: async () => (await startHaproxy({ dir, listenPort: listen('haproxy'), backends, threads })).handle,
     nginx: async () => (await startNginx({ dir, tcpPort: listen('nginx'), backends, workers: threads })).handle,
   };
