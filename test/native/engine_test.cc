@@ -27,6 +27,7 @@ void run_udp_flow_table_tests();
 void run_client_identity_tests();
 void run_sync_tests();
 void run_pg_cancel_tests();
+void run_connection_log_tests();
 int passed = 0;
 int failed = 0;
 
@@ -351,6 +352,7 @@ int main() {
   run_client_identity_tests();
   run_sync_tests();
   run_pg_cancel_tests();
+  run_connection_log_tests();
   test_timer_queue();
   test_addresses();
   test_engine_apply();
