@@ -20,7 +20,7 @@ export async function demoCommand(args: readonly string[]): Promise<number> {
   const file = options.config ?? BUNDLED_CONFIG;
   const config = await loadConfigOrReport(file);
   if (config === undefined) return EXIT_USAGE;
-  const logger = createLogger(options.logLevel ?? config.log.level);
+  const logger = createLogger(options.logLevel ?? config.log.level, undefined, config.log.format);
 
   const all = config.services.flatMap((s) => s.backends.map((b) => b.address));
   const remote = all.filter((a) => !isLoopback(a));

@@ -11,7 +11,7 @@ export interface RawConfig {
   workers: 'auto' | number;
   /** On SIGINT/SIGTERM Fulcrum stops accepting, then lets open connections finish for at most this long before closing them. */
   drain_timeout: string | number;
-  /** Logging: pino JSON lines on stdout. */
+  /** Logging on stdout: pino JSON lines with level names and ISO 8601 UTC times, or one readable text line per event. */
   log: RawLog;
   /** High availability: this node is one of a pair sharing virtual IPs through VRRPv3 (RFC 5798); keepalived can be the other. */
   ha?: RawHa;
@@ -28,6 +28,8 @@ export interface RawConfig {
 export interface RawLog {
   /** Lowest level written. Default info. */
   level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+  /** json: one JSON object per line ("level":"warn", "time":"2026-12-07T16:30:00.123Z"), for log shippers. text: one readable line per event (time, level, message, then key=value fields), for a terminal or journald. */
+  format: 'json' | 'text';
 }
 
 export interface RawHa {
@@ -318,6 +320,7 @@ export const SCHEMA_ENUMS = {
   'backend.send_proxy': ['none', 'v1', 'v2'],
   'healthCheck.role': ['primary', 'replica', 'any'],
   'healthCheck.type': ['tcp', 'send_expect', 'http', 'udp', 'postgres', 'mysql', 'redis', 'none'],
+  'log.format': ['json', 'text'],
   'log.level': ['fatal', 'error', 'warn', 'info', 'debug', 'trace'],
   'service.balance': ['roundrobin', 'weighted', 'leastconn', 'random', 'source', 'maglev', 'least_time', 'least_bandwidth', 'first'],
   'service.hash_key': ['five_tuple', 'source'],

@@ -139,7 +139,7 @@ export interface FulcrumConfig {
   workers: number;
   /** On SIGINT/SIGTERM, how long open connections may finish, default 30s. */
   drainTimeoutMs: number;
-  log: { level: RawConfig['log']['level'] };
+  log: { level: RawConfig['log']['level']; format: RawConfig['log']['format'] };
   admin: AdminConfig;
   services: ServiceConfig[];
   /** The `ha:` block, when this node is one of a VRRP pair. */

@@ -191,7 +191,7 @@ t.test('an invalid config leaves the running one: log, API answer and `fulcrum r
   t.match(res.stderr, new RegExp(`${file}:5:14: unknown balance "fastest"`));
   t.match(res.stderr, new RegExp(`${file}:8:17: weight: expected an integer from 0 to 256, got 1000`));
   const logged = await proc.waitForLog('reload rejected');
-  t.match(logged, { trigger: 'api', level: 50 });
+  t.match(logged, { trigger: 'api', level: 'error' });
   t.match((logged.errors as string[]).join('\n'), /unknown balance "fastest"/);
 
   // Through the admin address alone (no -c), same answer.
