@@ -54,7 +54,8 @@ export function formatStatus(status: StatusView): string {
     if (s.guarded) rows.push(admissionText(s.admission));
     for (const b of s.backends) {
       const last = b.check.history.at(-1);
-      const check = b.check.type === 'none' ? '-' : last ? `${b.check.type} ${last.ok ? 'ok' : 'FAIL'} ${last.latencyMs.toFixed(1)}ms` : `${b.check.type} (pending)`;
+      // A failed check says why (the last column, so a long reason shifts nothing).
+      const check = b.check.type === 'none' ? '-' : last ? `${b.check.type} ${last.ok ? 'ok' : 'FAIL'} ${last.latencyMs.toFixed(1)}ms${last.ok ? '' : `: ${last.detail}`}` : `${b.check.type} (pending)`;
       rows.push(['', `${b.address}${b.backup ? ' (backup)' : ''}`, b.state, duration(status.now - b.since), b.health, b.admin, String(b.weight), String(b.active), String(b.accepted), String(b.failed), bytes(b.bytesIn), bytes(b.bytesOut), ...datagrams(b.udp), check]);
     }
   }
