@@ -32,8 +32,9 @@ const STATS_INTERVAL_MS = 5000;
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 
 export interface ServeHooks {
-  /** Runs once every service listens, before waiting for a signal (the demo prints its guide here). */
-  onListening?: (config: FulcrumConfig) => void;
+  /** Runs once every service listens, before waiting for a signal (the demo prints its guide here).
+   * `adminUrl` is where the admin API listens, undefined when it could not bind. */
+  onListening?: (config: FulcrumConfig, adminUrl: string | undefined) => void;
 }
 
 /**
@@ -66,8 +67,10 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
   // The data plane matters more than its dashboard: an admin address that
   // cannot be bound is logged as an error and balancing goes on.
   const admin = new AdminServer(runtime, logger);
+  let adminUrl: string | undefined;
   try {
     await admin.listen(config.admin.listen);
+    adminUrl = admin.url;
     logger.info({ admin: admin.url }, 'admin API listening');
   } catch (err) {
     logger.error({ err, admin: config.admin.listen.text }, `admin API not started: cannot listen on ${config.admin.listen.text}: ${errorText(err)}`);
@@ -131,7 +134,7 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
       return fail(logger, `cannot start the BGP announcement (BIRD): ${errorText(err)}`, err);
     }
   }
-  hooks.onListening?.(config);
+  hooks.onListening?.(config, adminUrl);
   await untilStopped(runtime, logger, { ha, announcer, sync });
   await admin.close();
   return EXIT_OK;

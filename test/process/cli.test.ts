@@ -1,9 +1,9 @@
 // The CLI surface, run as a real process: version, help, usage errors,
 // `check`, and the demo's clear failure when a backend port is busy.
 import { readFileSync } from 'node:fs';
-import t from 'tap';
-import { startServer } from '../helpers/backends.js';
-import { ROOT, runCli, serviceYaml, writeConfig } from '../helpers/cli.js';
+import t, { type Test } from 'tap';
+import { freePort, startServer } from '../helpers/backends.js';
+import { ROOT, runCli, serviceYaml, startCli, writeConfig } from '../helpers/cli.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -88,6 +88,29 @@ t.test('demo exits 1 and names the address when a demo backend port is busy', as
   const r = await runCli(t, ['demo', '-c', file]);
   t.equal(r.code, 1);
   t.match(r.stderr, new RegExp(`demo backend 127\\.0\\.0\\.1:${port} cannot listen: the port is busy \\(EADDRINUSE\\)`));
+});
+
+/** `fulcrum demo` on free ports with its admin API on `adminPort`, until its guide is printed. */
+async function demoGuide(t: Test, adminPort: number): Promise<string> {
+  const [listen, backend] = [await freePort(), await freePort()];
+  const file = writeConfig(t, `${serviceYaml({ listenPort: listen, backendPorts: [backend], workers: 1 })}admin: { listen: 127.0.0.1:${adminPort} }\n`);
+  const proc = startCli(t, ['demo', '-c', file]);
+  await proc.waitFor('the guide', () => (proc.stdout.includes('Press Ctrl-C') ? true : undefined));
+  proc.signal('SIGTERM');
+  await proc.waitForExit();
+  return proc.stdout;
+}
+
+t.test('the demo advertises its status page only when the admin API listens', async (t) => {
+  const adminPort = await freePort();
+  const guide = await demoGuide(t, adminPort);
+  t.match(guide, `Status page: http://127.0.0.1:${adminPort}/`);
+
+  const { port: busy } = await startServer(t, (socket) => socket.end());
+  const without = await demoGuide(t, busy);
+  t.notMatch(without, 'Status page: http', 'no address that shows another program');
+  t.match(without, `No status page: the admin API could not listen on 127.0.0.1:${busy}`);
+  t.match(without, /"level":"error".*admin API not started: cannot listen on 127\.0\.0\.1:\d+/, 'the error is logged');
 });
 
 function escape(text: string): string {
