@@ -124,7 +124,7 @@ export interface UdpConfig {
 
 /** The admin HTTP server (API, /metrics, status page). */
 export interface AdminConfig {
-  /** Default 127.0.0.1:9090. */
+  /** Default 127.0.0.1:8406 (the schema's default). */
   listen: Endpoint;
   /** Bearer token every request must carry; required when `listen` is not loopback. Never logged. */
   token: string | undefined;

@@ -145,7 +145,7 @@ t.test('auth: listening beyond loopback without a token is a config error', asyn
   t.equal(parseConfig(config(`  listen: "*:9090"\n  token: ${TOKEN}\n`), 'ok.yaml').admin.token, TOKEN, 'with a token it loads');
   t.same(parseConfig(config('  listen: 127.0.0.2:9091\n'), 'ok.yaml').admin.listen.text, '127.0.0.2:9091', 'any 127/8 address is loopback');
   t.same(parseConfig(config('  listen: "[::1]:9091"\n'), 'ok.yaml').admin.listen.text, '[::1]:9091', '::1 is loopback');
-  t.equal(parseConfig('services:\n  - name: s\n    listen: 127.0.0.1:7000\n    backends:\n      - address: 127.0.0.1:7001\n', 'd.yaml').admin.listen.text, '127.0.0.1:9090', 'default 127.0.0.1:9090');
+  t.equal(parseConfig('services:\n  - name: s\n    listen: 127.0.0.1:7000\n    backends:\n      - address: 127.0.0.1:7001\n', 'd.yaml').admin.listen.text, '127.0.0.1:8406', 'default 127.0.0.1:9090');
 });
 
 t.test('every endpoint', async (t) => {

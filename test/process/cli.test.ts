@@ -90,6 +90,27 @@ t.test('demo exits 1 and names the address when a demo backend port is busy', as
   t.match(r.stderr, new RegExp(`demo backend 127\\.0\\.0\\.1:${port} cannot listen: the port is busy \\(EADDRINUSE\\)`));
 });
 
+t.test('status and reload -c FILE: a file that does not say where the API is is an error (exit 2), never the default address', async (t) => {
+  const syntax = writeConfig(t, 'admin:\n  listen: 127.0.0.1:18406\nservices: [\n  - name: a\n', 'broken.yaml');
+  const notMapping = writeConfig(t, 'admin: 127.0.0.1:18406\nservices: []\n', 'scalar.yaml');
+  const alias = writeConfig(t, 'admin:\n  listen: *:18406\n', 'alias.yaml');
+  const cases: Array<[string, RegExp]> = [
+    [syntax, new RegExp(`^${escape(syntax)}:\\d+:\\d+: YAML syntax error: .* \\(cannot find the admin address in this file\\)\n`)],
+    [notMapping, new RegExp(`^${escape(notMapping)}:1:8: admin must be a mapping \\(listen, token, token_file\\) \\(cannot find the admin address in this file\\)\n$`)],
+    [alias, new RegExp(`^${escape(alias)}:2:11: unknown alias`)],
+    [`${ROOT}no/such/db.yaml`, new RegExp(`^${escape(ROOT)}no/such/db\\.yaml: cannot read the config \\(ENOENT\\) to find the admin address\n$`)],
+  ];
+  for (const [file, message] of cases) {
+    for (const command of ['status', 'reload']) {
+      const r = await runCli(t, [command, '-c', file]);
+      t.equal(r.code, 2, `${command} -c ${file}: exit 2`);
+      t.match(r.stderr, message, `${command}: says which file and where`);
+      t.notMatch(r.stderr, /cannot reach the admin API/, `${command}: no address was tried`);
+      t.equal(r.stdout, '');
+    }
+  }
+});
+
 /** `fulcrum demo` on free ports with its admin API on `adminPort`, until its guide is printed. */
 async function demoGuide(t: Test, adminPort: number): Promise<string> {
   const [listen, backend] = [await freePort(), await freePort()];

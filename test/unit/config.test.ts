@@ -243,7 +243,7 @@ function backend(address: Endpoint, fields: Partial<Omit<BackendConfig, 'address
 }
 
 /** The admin section of a config without one. */
-const DEFAULT_ADMIN: FulcrumConfig['admin'] = { listen: v4('127.0.0.1', 9090), token: undefined, tokenFile: undefined };
+const DEFAULT_ADMIN: FulcrumConfig['admin'] = { listen: v4('127.0.0.1', 8406), token: undefined, tokenFile: undefined };
 
 /** Each good fixture and the config it must load as (`file` is filled in by the test). */
 const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
