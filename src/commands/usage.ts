@@ -57,7 +57,10 @@ Options:
 
 Validate FILE without starting anything. Prints "FILE: OK (N services)" and
 exits 0, or prints one "file:line:column: message" line per problem to stderr
-and exits 2.
+and exits 2. Also reads what the running Fulcrum reads only later, so that
+what would fail at run time fails here: health-check passwords from
+password_file and password_env. Run it as the user, and with the environment,
+that Fulcrum runs with.
 
 Options:
   -c, --config FILE     Config file (YAML)

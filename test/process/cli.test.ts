@@ -1,6 +1,7 @@
 // The CLI surface, run as a real process: version, help, usage errors,
 // `check`, and the demo's clear failure when a backend port is busy.
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import t, { type Test } from 'tap';
 import { freePort, startServer } from '../helpers/backends.js';
 import { ROOT, runCli, serviceYaml, startCli, writeConfig } from '../helpers/cli.js';
@@ -51,6 +52,60 @@ t.test('usage errors exit 2 with the usage on stderr', async (t) => {
   t.equal(level.code, 2, 'bad --log-level');
   t.match(level.stderr, /--log-level: expected one of fatal\|error\|warn\|info\|debug\|trace, got 'loud'/);
 });
+
+t.test('check reports what would fail at run time: a missing password_file, an unset password_env, a duration without a unit', async (t) => {
+  delete process.env.FULCRUM_TEST_CHECK_UNSET;
+  const yaml = (idle: string): string =>
+    [
+      'services:',
+      '  - name: db',
+      '    listen: 127.0.0.1:7000',
+      '    health_check: { type: postgres, user: fulcrum, password_file: secrets/pg.password }',
+      `    timeouts: { idle: ${idle} }`,
+      '    backends:',
+      '      - address: 127.0.0.1:7001',
+      '      - address: 127.0.0.1:7002',
+      '        health_check: { password_env: FULCRUM_TEST_CHECK_UNSET }',
+      '',
+    ].join('\n');
+  const file = writeConfig(t, yaml('1h'));
+  const missing = join(dirname(file), 'secrets/pg.password');
+  const r = await runCli(t, ['check', '-c', file]);
+  t.equal(r.code, 2, 'check fails');
+  t.equal(r.stdout, '');
+  t.equal(
+    r.stderr,
+    `${file}:4:67: password: cannot read ${missing} (ENOENT): the check would fail at run time\n` +
+      `${file}:9:39: password: environment variable FULCRUM_TEST_CHECK_UNSET is not set: the check would fail at run time (set it where Fulcrum runs)\n`,
+  );
+
+  // Both sources readable: OK.
+  mkdirSync(dirname(missing));
+  writeFileSync(missing, 'secret\n');
+  const set = await runCliEnv(t, ['check', '-c', file], { FULCRUM_TEST_CHECK_UNSET: 'pw' });
+  t.equal(set.code, 0, set.stderr);
+  t.equal(set.stdout, `${file}: OK (1 service)\n`);
+
+  // A bare number where a duration goes: refused, with how to write it.
+  writeFileSync(file, yaml('3600'));
+  const bare = await runCliEnv(t, ['check', '-c', file], { FULCRUM_TEST_CHECK_UNSET: 'pw' });
+  t.equal(bare.code, 2);
+  t.equal(bare.stderr, `${file}:5:23: bad duration 3600 for timeouts.idle: a duration needs a unit: write 3600s for seconds or 3600ms for milliseconds (expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m)\n`);
+});
+
+/** runCli with extra environment variables for the child. */
+async function runCliEnv(t: Test, args: readonly string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, env);
+  try {
+    return await runCli(t, args);
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
 
 t.test('check accepts a valid config', async (t) => {
   const file = writeConfig(t, serviceYaml({ listenPort: 7000, backendPorts: [7001, 7002] }));
