@@ -15,8 +15,8 @@ export function isCommandName(value: string): value is CommandName {
 
 export const MAIN_USAGE = `Usage: fulcrum <command> [options]
 
-Fulcrum is a layer-4 TCP load balancer: a TypeScript control plane driving a
-C++ splice() data plane.
+Fulcrum is a layer-4 TCP/UDP load balancer: a TypeScript control plane
+driving a C++ data plane (splice() for TCP, batched datagrams for UDP).
 
 Commands:
   run     Load a config and balance traffic until SIGINT/SIGTERM

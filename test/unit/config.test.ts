@@ -564,6 +564,29 @@ t.test('isPrime and nearestPrimes (maglev_table_size)', async (t) => {
   t.same(nearestPrimes(4_194_300), [4_194_287, 4_194_301]);
 });
 
+t.test('an unquoted *:PORT: the hint quotes the address as written, not an example', async (t) => {
+  const text = 'services:\n  - name: cache\n    listen: *:6380\n    backends: [{ address: 127.0.0.1:6379 }]\n';
+  const err = (() => {
+    try {
+      parseConfig(text, 'star.yaml');
+    } catch (e) {
+      return e as ConfigError;
+    }
+    return undefined;
+  })();
+  t.equal(err?.message, 'star.yaml:3:13: unknown alias *:6380: no anchor &:6380 before it (to write a value that starts with *, quote it: "*:6380")');
+});
+
+t.test('the shipped words say TCP/UDP: the example config and the CLI help', async (t) => {
+  const yaml = await readFile(join(ROOT, 'config/fulcrum.yaml'), 'utf8');
+  t.notMatch(yaml, /only tcp/, 'no "only tcp for now"');
+  t.match(yaml, /protocol: tcp +# tcp \(the default\) or udp/);
+  const { MAIN_USAGE } = await import('../../src/commands/usage.js');
+  t.match(MAIN_USAGE, /layer-4 TCP\/UDP load balancer/);
+  const schema = JSON.parse(await readFile(SCHEMA_FILE, 'utf8')) as { description: string };
+  t.match(schema.description, /layer-4 TCP\/UDP load balancer/);
+});
+
 t.test('the default config is the documented demo', async (t) => {
   const file = join(ROOT, 'config/fulcrum.yaml');
   t.same(await loadConfig(file), {
