@@ -61,8 +61,9 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
   }
   runtime.control.on('change', (status: BackendStatus) => {
     const fields = { service: status.service, backend: status.backend, state: status.effective, health: status.health, admin: status.admin };
-    if (status.effective === 'down') logger.warn(fields, 'backend down');
-    else logger.info(fields, `backend ${status.effective}`);
+    if (status.effective !== 'down') logger.info(fields, `backend ${status.effective}`);
+    else if (undecided(runtime, status)) logger.info(fields, 'backend down until its health is known');
+    else logger.warn(fields, 'backend down');
   });
   // The data plane matters more than its dashboard: an admin address that
   // cannot be bound is logged as an error and balancing goes on.
@@ -218,6 +219,18 @@ function untilStopped(runtime: FulcrumRuntime, logger: Logger, { ha, announcer, 
     for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
     process.on('SIGHUP', onReloadSignal);
   });
+}
+
+/**
+ * True when a backend is down only because nothing has decided its health
+ * yet: a reload added it (the health checker has not seen it) or its first
+ * check has not run. That is the normal start of a backend, not a warning;
+ * the health checker logs the first failing check with its reason.
+ */
+function undecided(runtime: FulcrumRuntime, status: BackendStatus): boolean {
+  if (status.admin !== 'enabled') return false;
+  const health = runtime.health.snapshot().find((h) => h.service === status.service && h.backend === status.backend);
+  return health === undefined || (health.checkType !== 'none' && health.history.length === 0 && health.ejectedUntil === undefined);
 }
 
 /** Withdraw every announced VIP, then keep the listeners open for `graceMs`. */

@@ -254,6 +254,8 @@ t.test('SIGHUP reloads a running `fulcrum run`: a new service listens, a removed
   t.same(reloaded.changed, ['echo']);
   t.same(reloaded.details, { echo: ['balance', 'backends (+1 -0)'] }, 'what changed in echo, by key');
   t.equal(reloaded.msg, 'reloaded: added extra; changed echo: balance, backends (+1 -0)');
+  // A backend a reload adds is down until its checks decide: that is no warning.
+  t.same(proc.logs.filter((l) => l.level === 'warn').map((l) => l.msg), [], 'nothing at warn level');
   t.equal(await echoOnce(extraPort, 20_000), undefined, 'the new service answers');
   t.equal(await echoOnce(port, 20_000), undefined, 'the old one still does');
   await before.write('still here\n');
