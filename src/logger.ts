@@ -1,12 +1,19 @@
 // The process logger: pino JSON lines on stdout, written synchronously so log
 // lines and human output (the demo's instructions) keep their order and
-// nothing is lost when the process exits right after logging.
+// nothing is lost when the process exits right after logging. Levels are
+// written by name ("level":"warn") and times in ISO 8601 UTC
+// ("time":"2026-12-07T16:30:00.123Z"): readable in a terminal and in
+// journald, and still one JSON object per line for log shippers.
+// `log.format: text` writes one readable line per event instead (log-text.ts).
 import { pino, type DestinationStream, type Logger } from 'pino';
 import { SCHEMA_ENUMS } from './config/raw-types.js';
+import { textDestination } from './log-text.js';
 
 /** The levels `log.level` and `--log-level` accept, most severe first (the schema's list). */
 export const LOG_LEVELS = SCHEMA_ENUMS['log.level'];
 export type LogLevel = (typeof LOG_LEVELS)[number];
+/** `log.format`: json (default) or text. */
+export type LogFormat = (typeof SCHEMA_ENUMS)['log.format'][number];
 export type { Logger };
 
 export function isLogLevel(value: string): value is LogLevel {
@@ -22,12 +29,15 @@ export function isLogLevel(value: string): value is LogLevel {
 export function createLogger(
   level: LogLevel,
   destination: DestinationStream = pino.destination({ dest: 1, sync: true }),
+  format: LogFormat = 'json',
 ): Logger {
   return pino(
     {
       name: 'fulcrum',
       level,
+      formatters: { level: (label) => ({ level: label }) },
+      timestamp: pino.stdTimeFunctions.isoTime,
     },
-    destination,
+    format === 'text' ? textDestination(destination) : destination,
   );
 }

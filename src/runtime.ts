@@ -17,7 +17,7 @@ import { loadConfig } from './config/load.js';
 import type { FulcrumConfig } from './config/types.js';
 import { describeApplyError } from './control/apply-error.js';
 import { BackendControl, type BackendStatus } from './control/backend-control.js';
-import { diffConfigs } from './control/config-diff.js';
+import { describeChanges, diffConfigs } from './control/config-diff.js';
 import type { AnnounceSource, HaSource, HealthSource, ReloadOutcome, Runtime, SyncSource } from './control/types.js';
 import { backendKey } from './engine/backend-key.js';
 import type { Engine } from './engine/engine.js';
@@ -227,13 +227,13 @@ export class FulcrumRuntime implements Runtime {
     };
     this.#logger.level = next.log.level;
     this.#generation++;
-    const outcome: ReloadOutcome = { ok: true, generation: this.#generation, added: diff.added, removed: diff.removed, changed: diff.changed };
+    const outcome: ReloadOutcome = { ok: true, generation: this.#generation, added: diff.added, removed: diff.removed, changed: diff.changed, details: diff.details };
     if (diff.needsRestart.length > 0) {
       outcome.warnings = diff.needsRestart.map((key) => `${key} changed: takes effect after a restart`);
     }
     this.#lastReload = { at: Date.now(), trigger, outcome };
     this.#reloadCounts.applied++;
-    this.#logger.info({ trigger, ...outcome }, 'reloaded');
+    this.#logger.info({ trigger, ...outcome }, `reloaded: ${describeChanges(outcome)}`);
     return outcome;
   }
 

@@ -2,10 +2,11 @@
 // the status page's static shell must carry `Authorization: Bearer TOKEN`
 // (RFC 6750); the comparison takes the same time whatever the guess. Without
 // a token (loopback only, enforced by config validation), two browser
-// attacks remain and are closed here: a page on another site POSTing to the
-// API (actions require a JSON content type, which a cross-site form cannot
-// send without a CORS preflight this server never grants), and DNS rebinding
-// (the Host header must be an IP literal or localhost).
+// attacks remain: a page on another site POSTing to the API (closed in
+// server.ts: a body must be JSON, which a cross-site page cannot send without
+// a CORS preflight this server never grants, and an empty POST without a
+// Content-Type is refused when its Origin header names another origin), and
+// DNS rebinding (closed here: the Host header must be an IP literal or localhost).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { IncomingMessage } from 'node:http';

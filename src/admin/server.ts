@@ -17,8 +17,10 @@
 //   GET  /api/sync                               session sync status (404 without sync:)
 //
 // Errors are JSON {"error": {"code", "message"}} with a 4xx status. A POST
-// must say Content-Type: application/json (its body may be empty) and its
-// body is at most MAX_BODY_BYTES. Auth: src/admin/auth.ts.
+// body is JSON (Content-Type: application/json) of at most MAX_BODY_BYTES; an
+// action needs no body, and an empty one may come without a Content-Type
+// (`curl -X POST URL`), unless a browser says it comes from another origin.
+// Auth: src/admin/auth.ts.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SCHEMA_BOUNDS } from '../config/raw-types.js';
@@ -227,13 +229,15 @@ function decodeSegment(segment: string): string {
 
 /**
  * Read a POST body of at most MAX_BODY_BYTES and parse it as JSON (an empty
- * body is undefined). Requires Content-Type: application/json (see auth.ts).
+ * body is undefined). A body needs Content-Type: application/json. An empty
+ * body may come without a Content-Type (curl -X POST), except from a web page
+ * of another origin: a browser sends such a POST without preflight, so only
+ * the JSON type (which needs a preflight this server never grants) or the
+ * Origin header (which every browser sends on a POST) tells it apart. See auth.ts.
  */
 async function readJsonBody(req: IncomingMessage): Promise<unknown> {
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== 'application/json') {
-    throw new ApiError(415, 'unsupported_media_type', `send Content-Type: application/json (got ${type === '' ? 'none' : type})`);
-  }
+  if (type !== '' && type !== 'application/json') throw unsupportedType(type);
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > MAX_BODY_BYTES) throw new ApiError(413, 'body_too_large', `the body may be at most ${MAX_BODY_BYTES} bytes`);
   const chunks: Buffer[] = [];
@@ -244,11 +248,33 @@ async function readJsonBody(req: IncomingMessage): Promise<unknown> {
     chunks.push(chunk as Buffer);
   }
   const text = Buffer.concat(chunks).toString('utf8').trim();
+  if (type === '') {
+    if (text !== '') throw unsupportedType(type);
+    if (fromOtherOrigin(req)) {
+      throw new ApiError(403, 'cross_origin', 'a POST from a web page of another origin needs Content-Type: application/json');
+    }
+    return undefined;
+  }
   if (text === '') return undefined;
   try {
     return JSON.parse(text) as unknown;
   } catch (err) {
     throw new ApiError(400, 'bad_json', `the body is not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+function unsupportedType(type: string): ApiError {
+  return new ApiError(415, 'unsupported_media_type', `a body needs Content-Type: application/json (got ${type === '' ? 'none' : type}); an empty body needs none`);
+}
+
+/** True when a browser says the request comes from a page of another origin (or an opaque one, Origin: null). */
+function fromOtherOrigin(req: IncomingMessage): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined) return false;
+  try {
+    return new URL(origin).host !== req.headers.host;
+  } catch {
+    return true;
   }
 }
 

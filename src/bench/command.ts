@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { EXIT_OK, EXIT_RUNTIME } from '../commands/exit-codes.js';
 import { loadNative, type Workload } from '../engine/native.js';
 import { UsageError } from '../errors.js';
-import { formatComparison, runComparison, type Measurement } from './compare.js';
+import { formatComparison, formatMeasurementLine, runComparison, type Measurement } from './compare.js';
 import { formatIntervalLine, formatSummary } from './format.js';
 import { parseClientOptions, parseCompareOptions, parseServerOptions } from './options.js';
 import { runWorkload } from './run-client.js';
@@ -123,10 +123,7 @@ async function compareCommand(args: readonly string[]): Promise<number> {
     options.rounds,
     (workload: Workload, target) => runWorkload(workload, target, options.run[workload]),
     {
-      onMeasurement: (m: Measurement, index, total) => {
-        const value = Number.isFinite(m.value) ? m.value.toPrecision(6) : 'failed';
-        log(`[${String(index).padStart(3)}/${total}] ${m.workload} round ${m.round + 1} ${m.target}: ${value}${m.error ? ` (${m.error})` : ''}`);
-      },
+      onMeasurement: (m: Measurement, index, total) => log(formatMeasurementLine(m, index, total)),
     },
   );
   if (options.svg !== undefined) {

@@ -94,6 +94,12 @@ export function summarizeComparison(workloads: readonly Workload[], targets: rea
   });
 }
 
+/** One progress line of `bench compare`: `[  3/12] tcp-throughput round 1 fulcrum: 17.70 Gbit/s`, with units as the table has them. */
+export function formatMeasurementLine(m: Measurement, index: number, total: number): string {
+  const value = Number.isFinite(m.value) ? formatMetric(m.value, metricOf(m.workload).unit) : 'failed';
+  return `[${String(index).padStart(3)}/${total}] ${m.workload} round ${m.round + 1} ${m.target}: ${value}${m.error ? ` (${m.error})` : ''}`;
+}
+
 /** A value of `unit` for people. */
 export function formatMetric(value: number, unit: string): string {
   if (!Number.isFinite(value)) return '–';

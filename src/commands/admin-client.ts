@@ -1,16 +1,21 @@
 // How `fulcrum reload` and `fulcrum status` reach a running Fulcrum: the admin
 // address and token come from --admin / --token-file / FULCRUM_ADMIN_TOKEN, or
-// from the config file (-c), or the defaults (127.0.0.1:9090, no token).
+// from the config file (-c), or the defaults (admin.listen's default in the
+// schema, no token).
 // The config file is read leniently here: reload must still find the API when
-// the file it is about to reload is invalid (the server then says why).
+// the file it is about to reload is invalid (the server then says why). But
+// a file that cannot be read, or whose YAML is broken, is an error: the
+// address it names is unknown, and the default address may be another
+// Fulcrum's (the one this command would then show, or reload).
 import { request } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { parseEndpoint } from '../config/address.js';
-import { AdminUnreachable } from '../errors.js';
+import { defaultAdminListen } from '../config/admin.js';
+import { YamlSource } from '../config/source.js';
+import { AdminUnreachable, ConfigError, type ConfigIssue } from '../errors.js';
 
-export const DEFAULT_ADMIN = '127.0.0.1:9090';
+export const DEFAULT_ADMIN = defaultAdminListen();
 export const TOKEN_ENV = 'FULCRUM_ADMIN_TOKEN';
 
 export interface AdminTarget {
@@ -49,27 +54,46 @@ export async function resolveTarget(options: TargetOptions): Promise<AdminTarget
   return { base, token, configFile };
 }
 
-/** admin.listen and the token from a config file, whatever else in it is wrong. */
+/**
+ * admin.listen and the token from a config file, whatever else in it is wrong.
+ * Throws ConfigError (file:line:column) when the file cannot be read, is not
+ * well-formed YAML, or holds an admin section that cannot be used.
+ */
 async function adminSection(file: string): Promise<{ listen?: string; token?: string }> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new AdminUnreachable(`cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'}) to find the admin address`);
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new ConfigError([{ file, line: 0, column: 0, message: `cannot read the config (${code}) to find the admin address` }], { cause: err });
   }
-  let data: unknown;
-  try {
-    data = parseYaml(text, { uniqueKeys: false });
-  } catch {
-    return {}; // not YAML: the defaults, and the server will say what is wrong
+  const source = new YamlSource(text, file);
+  const broken = [...source.syntaxIssues(), ...source.aliasIssues()];
+  if (broken.length > 0) throw new ConfigError(broken.map(whileFinding));
+  const data = source.toData();
+  if (data === null || data === undefined) return {}; // an empty file: nothing says where, the default applies
+  if (typeof data !== 'object' || Array.isArray(data)) {
+    throw new ConfigError([whileFinding({ file, line: 1, column: 1, message: 'not a Fulcrum config: expected a mapping of keys (admin:, services:...)' })]);
   }
-  const admin = (data as { admin?: { listen?: unknown; token?: unknown; token_file?: unknown } } | null)?.admin;
-  if (typeof admin !== 'object' || admin === null) return {};
+  const admin = (data as { admin?: unknown }).admin;
+  if (admin === undefined || admin === null) return {};
+  if (typeof admin !== 'object' || Array.isArray(admin)) {
+    throw new ConfigError([whileFinding(source.issue(['admin'], 'admin must be a mapping (listen, token, token_file)'))]);
+  }
+  const section = admin as { listen?: unknown; token?: unknown; token_file?: unknown };
+  if (section.listen !== undefined && typeof section.listen !== 'string') {
+    throw new ConfigError([whileFinding(source.issue(['admin', 'listen'], 'admin.listen must be host:port'))]);
+  }
   const result: { listen?: string; token?: string } = {};
-  if (typeof admin.listen === 'string') result.listen = admin.listen;
-  if (typeof admin.token === 'string') result.token = admin.token;
-  else if (typeof admin.token_file === 'string') result.token = await readToken(resolve(dirname(file), admin.token_file));
+  if (typeof section.listen === 'string') result.listen = section.listen;
+  if (typeof section.token === 'string') result.token = section.token;
+  else if (typeof section.token_file === 'string') result.token = await readToken(resolve(dirname(file), section.token_file));
   return result;
+}
+
+/** An issue, said to be what stopped the search for the admin address. */
+function whileFinding(issue: ConfigIssue): ConfigIssue {
+  return { ...issue, message: `${issue.message} (cannot find the admin address in this file)` };
 }
 
 async function readToken(file: string): Promise<string> {

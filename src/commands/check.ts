@@ -1,4 +1,10 @@
-// `fulcrum check -c FILE`: validate a config without starting anything.
+// `fulcrum check -c FILE`: validate a config without starting anything, and
+// read what the running Fulcrum would read later (health-check passwords from
+// files and environment variables), so that what fails at run time fails here.
+import { readFile } from 'node:fs/promises';
+import { secretSourceIssues } from '../config/secret-sources.js';
+import { YamlSource } from '../config/source.js';
+import { formatIssue } from '../errors.js';
 import { EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 import { requiredConfig } from './config-file.js';
 import { helpShown, parseCommandOptions } from './usage.js';
@@ -8,6 +14,13 @@ export async function checkCommand(args: readonly string[]): Promise<number> {
   if (helpShown('check', options)) return EXIT_OK;
   const config = await requiredConfig('check', options.config);
   if (config === undefined) return EXIT_USAGE;
+  // The file was just read and is valid: read it again for positions.
+  const source = new YamlSource(await readFile(options.config!, 'utf8'), options.config!);
+  const issues = await secretSourceIssues(source, config.file);
+  if (issues.length > 0) {
+    process.stderr.write(issues.map((i) => `${formatIssue(i)}\n`).join(''));
+    return EXIT_USAGE;
+  }
   const n = config.services.length;
   process.stdout.write(`${options.config}: OK (${n} ${n === 1 ? 'service' : 'services'})\n`);
   return EXIT_OK;

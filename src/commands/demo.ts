@@ -20,7 +20,7 @@ export async function demoCommand(args: readonly string[]): Promise<number> {
   const file = options.config ?? BUNDLED_CONFIG;
   const config = await loadConfigOrReport(file);
   if (config === undefined) return EXIT_USAGE;
-  const logger = createLogger(options.logLevel ?? config.log.level);
+  const logger = createLogger(options.logLevel ?? config.log.level, undefined, config.log.format);
 
   const all = config.services.flatMap((s) => s.backends.map((b) => b.address));
   const remote = all.filter((a) => !isLoopback(a));
@@ -39,14 +39,15 @@ export async function demoCommand(args: readonly string[]): Promise<number> {
   logger.info({ backends: backends.addresses.map((a) => a.text) }, 'demo backends listening');
 
   try {
-    return await serve(config, logger, { onListening: () => process.stdout.write(guide(config, remote)) });
+    return await serve(config, logger, { onListening: (_config, adminUrl) => process.stdout.write(guide(config, remote, adminUrl)) });
   } finally {
     await backends.close();
   }
 }
 
-/** The human-readable part: where Fulcrum listens and how to send traffic through it. */
-function guide(config: FulcrumConfig, remote: readonly Endpoint[]): string {
+/** The human-readable part: where Fulcrum listens and how to send traffic through it.
+ * The status page is advertised only when the admin API listens (`adminUrl`). */
+function guide(config: FulcrumConfig, remote: readonly Endpoint[], adminUrl: string | undefined): string {
   const lines = ['', 'Fulcrum demo is running.', ''];
   for (const service of config.services) lines.push(...describeService(service));
   lines.push(
@@ -68,14 +69,22 @@ function guide(config: FulcrumConfig, remote: readonly Endpoint[]): string {
       `  node -e "const s=require('net').connect(${port},'${host}');s.pipe(process.stdout);process.stdin.pipe(s)"`,
     );
   }
-  const admin = reachable(config.admin.listen);
-  const adminHost = admin.host.includes(':') ? `[${admin.host}]` : admin.host;
-  lines.push('', `Status page: http://${adminHost}:${admin.port}/   (also: fulcrum status, and /metrics for Prometheus)`);
+  if (adminUrl !== undefined) {
+    const admin = reachable(config.admin.listen);
+    const adminHost = admin.host.includes(':') ? `[${admin.host}]` : admin.host;
+    lines.push('', `Status page: http://${adminHost}:${admin.port}/   (also: fulcrum status, and /metrics for Prometheus)`);
+  } else {
+    lines.push(
+      '',
+      `No status page: the admin API could not listen on ${config.admin.listen.text} (see the error above);`,
+      'balancing works without it. Change admin.listen in the config to get it.',
+    );
+  }
   const seconds = Math.round(config.drainTimeoutMs / 1000);
   lines.push(
     '',
     `Press Ctrl-C to stop: open connections get up to ${seconds}s to finish; Ctrl-C again stops at once.`,
-    'Logs below are JSON lines.',
+    config.log.format === 'text' ? 'Logs below are one line per event.' : 'Logs below are JSON lines (log.format: text for plain lines).',
     '',
   );
   return `${lines.join('\n')}\n`;

@@ -2,8 +2,9 @@
 // its config file. Exit 0 when applied, 2 when the new config is invalid (the
 // running one stays; the reasons go to stderr), 1 when the API cannot be
 // reached or refuses the request.
+import { describeChanges } from '../control/config-diff.js';
 import type { ReloadOutcome } from '../control/types.js';
-import { AdminUnreachable } from '../errors.js';
+import { AdminUnreachable, ConfigError } from '../errors.js';
 import { apiErrorText, callApi, checkSameConfig, resolveTarget } from './admin-client.js';
 import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from './exit-codes.js';
 import { helpShown, parseCommandOptions } from './usage.js';
@@ -17,9 +18,7 @@ export async function reloadCommand(args: readonly string[]): Promise<number> {
     const response = await callApi(target, 'POST', '/api/reload');
     const outcome = response.body as ReloadOutcome;
     if (response.status === 200 && outcome.ok) {
-      const summary = (label: string, items: string[]): string => (items.length > 0 ? `${label} ${items.join(', ')}` : '');
-      const parts = [summary('added', outcome.added), summary('removed', outcome.removed), summary('changed', outcome.changed)].filter(Boolean);
-      process.stdout.write(`reloaded: generation ${outcome.generation}${parts.length > 0 ? `; ${parts.join('; ')}` : '; nothing changed'}\n`);
+      process.stdout.write(`reloaded: generation ${outcome.generation}; ${describeChanges(outcome)}\n`);
       for (const warning of outcome.warnings ?? []) process.stderr.write(`fulcrum: warning: ${warning}\n`);
       return EXIT_OK;
     }
@@ -30,6 +29,11 @@ export async function reloadCommand(args: readonly string[]): Promise<number> {
     process.stderr.write(`fulcrum: reload failed: ${apiErrorText(response)}\n`);
     return EXIT_RUNTIME;
   } catch (err) {
+    // -c FILE that does not say where the API is: exit 2, never the default address (maybe another Fulcrum's).
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      return EXIT_USAGE;
+    }
     if (!(err instanceof AdminUnreachable)) throw err;
     process.stderr.write(`fulcrum: ${err.message}\n`);
     return EXIT_RUNTIME;

@@ -10,6 +10,6 @@ export async function runCommand(args: readonly string[]): Promise<number> {
   if (helpShown('run', options)) return EXIT_OK;
   const config = await requiredConfig('run', options.config);
   if (config === undefined) return EXIT_USAGE;
-  const logger = createLogger(options.logLevel ?? config.log.level);
+  const logger = createLogger(options.logLevel ?? config.log.level, undefined, config.log.format);
   return serve(config, logger);
 }

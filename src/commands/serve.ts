@@ -32,8 +32,9 @@ const STATS_INTERVAL_MS = 5000;
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 
 export interface ServeHooks {
-  /** Runs once every service listens, before waiting for a signal (the demo prints its guide here). */
-  onListening?: (config: FulcrumConfig) => void;
+  /** Runs once every service listens, before waiting for a signal (the demo prints its guide here).
+   * `adminUrl` is where the admin API listens, undefined when it could not bind. */
+  onListening?: (config: FulcrumConfig, adminUrl: string | undefined) => void;
 }
 
 /**
@@ -64,14 +65,17 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
   }
   runtime.control.on('change', (status: BackendStatus) => {
     const fields = { service: status.service, backend: status.backend, state: status.effective, health: status.health, admin: status.admin };
-    if (status.effective === 'down') logger.warn(fields, 'backend down');
-    else logger.info(fields, `backend ${status.effective}`);
+    if (status.effective !== 'down') logger.info(fields, `backend ${status.effective}`);
+    else if (undecided(runtime, status)) logger.info(fields, 'backend down until its health is known');
+    else logger.warn(fields, 'backend down');
   });
   // The data plane matters more than its dashboard: an admin address that
   // cannot be bound is logged as an error and balancing goes on.
   const admin = new AdminServer(runtime, logger);
+  let adminUrl: string | undefined;
   try {
     await admin.listen(config.admin.listen);
+    adminUrl = admin.url;
     logger.info({ admin: admin.url }, 'admin API listening');
   } catch (err) {
     logger.error({ err, admin: config.admin.listen.text }, `admin API not started: cannot listen on ${config.admin.listen.text}: ${errorText(err)}`);
@@ -135,7 +139,7 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
       return fail(logger, `cannot start the BGP announcement (BIRD): ${errorText(err)}`, err);
     }
   }
-  hooks.onListening?.(config);
+  hooks.onListening?.(config, adminUrl);
   await untilStopped(runtime, logger, { ha, announcer, sync });
   await admin.close();
   return EXIT_OK;
@@ -229,6 +233,18 @@ function untilStopped(runtime: FulcrumRuntime, logger: Logger, { ha, announcer, 
     process.on('SIGHUP', onReloadSignal);
     process.on('SIGUSR1', onReopenSignal);
   });
+}
+
+/**
+ * True when a backend is down only because nothing has decided its health
+ * yet: a reload added it (the health checker has not seen it) or its first
+ * check has not run. That is the normal start of a backend, not a warning;
+ * the health checker logs the first failing check with its reason.
+ */
+function undecided(runtime: FulcrumRuntime, status: BackendStatus): boolean {
+  if (status.admin !== 'enabled') return false;
+  const health = runtime.health.snapshot().find((h) => h.service === status.service && h.backend === status.backend);
+  return health === undefined || (health.checkType !== 'none' && health.history.length === 0 && health.ejectedUntil === undefined);
 }
 
 /** Withdraw every announced VIP, then keep the listeners open for `graceMs`. */

@@ -3,10 +3,10 @@
 import type { StatusView } from '../admin/state-view.js';
 import { flowTableText } from '../admin/udp-counters.js';
 import { admissionText } from '../admin/admission-counters.js';
-import { AdminUnreachable } from '../errors.js';
+import { AdminUnreachable, ConfigError } from '../errors.js';
 import { scaleToUnit } from '../units.js';
 import { apiErrorText, callApi, resolveTarget } from './admin-client.js';
-import { EXIT_OK, EXIT_RUNTIME } from './exit-codes.js';
+import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from './exit-codes.js';
 import { helpShown, parseCommandOptions } from './usage.js';
 
 export async function statusCommand(args: readonly string[]): Promise<number> {
@@ -23,6 +23,11 @@ export async function statusCommand(args: readonly string[]): Promise<number> {
     process.stdout.write(options.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
     return EXIT_OK;
   } catch (err) {
+    // -c FILE that does not say where the API is: exit 2, never the default address (maybe another Fulcrum's).
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      return EXIT_USAGE;
+    }
     if (!(err instanceof AdminUnreachable)) throw err;
     process.stderr.write(`fulcrum: ${err.message}\n`);
     return EXIT_RUNTIME;
@@ -54,7 +59,8 @@ export function formatStatus(status: StatusView): string {
     if (s.guarded) rows.push(admissionText(s.admission));
     for (const b of s.backends) {
       const last = b.check.history.at(-1);
-      const check = b.check.type === 'none' ? '-' : last ? `${b.check.type} ${last.ok ? 'ok' : 'FAIL'} ${last.latencyMs.toFixed(1)}ms` : `${b.check.type} (pending)`;
+      // A failed check says why (the last column, so a long reason shifts nothing).
+      const check = b.check.type === 'none' ? '-' : last ? `${b.check.type} ${last.ok ? 'ok' : 'FAIL'} ${last.latencyMs.toFixed(1)}ms${last.ok ? '' : `: ${last.detail}`}` : `${b.check.type} (pending)`;
       rows.push(['', `${b.address}${b.backup ? ' (backup)' : ''}`, b.state, duration(status.now - b.since), b.health, b.admin, String(b.weight), String(b.active), String(b.accepted), String(b.failed), bytes(b.bytesIn), bytes(b.bytesOut), ...datagrams(b.udp), check]);
     }
   }

@@ -1,6 +1,7 @@
 // Command-line usage: help texts, and option parsing on top of node:util
 // parseArgs that turns its errors into UsageError (src/errors.ts; exit 2).
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { defaultAdminListen } from '../config/admin.js';
 import { UsageError } from '../errors.js';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from '../logger.js';
 import { BENCH_USAGE } from '../bench/usage-text.js';
@@ -14,8 +15,8 @@ export function isCommandName(value: string): value is CommandName {
 
 export const MAIN_USAGE = `Usage: fulcrum <command> [options]
 
-Fulcrum is a layer-4 TCP load balancer: a TypeScript control plane driving a
-C++ splice() data plane.
+Fulcrum is a layer-4 TCP/UDP load balancer: a TypeScript control plane
+driving a C++ data plane (splice() for TCP, batched datagrams for UDP).
 
 Commands:
   run     Load a config and balance traffic until SIGINT/SIGTERM
@@ -34,6 +35,8 @@ Exit codes: 0 ok, 1 runtime error, 2 usage or config error.
 `;
 
 const LEVELS = LOG_LEVELS.join('|');
+/** admin.listen's default (the schema's). */
+const ADMIN = defaultAdminListen();
 
 export const COMMAND_USAGE: Record<CommandName, string> = {
   run: `Usage: fulcrum run -c FILE [--log-level LEVEL]
@@ -43,8 +46,8 @@ backends. On SIGINT or SIGTERM, stop accepting (new connects are refused) and
 let open connections finish for up to drain_timeout; a second signal stops at
 once and cuts them. SIGHUP reloads FILE (like \`fulcrum reload\`): an invalid
 file changes nothing and is logged. The admin API, /metrics and the status
-page listen on admin.listen (default 127.0.0.1:9090). Logs are JSON lines on
-stdout.
+page listen on admin.listen (default ${ADMIN}). Logs are JSON lines on
+stdout (log.format: text for plain lines).
 
 Options:
   -c, --config FILE     Config file (YAML)
@@ -55,7 +58,10 @@ Options:
 
 Validate FILE without starting anything. Prints "FILE: OK (N services)" and
 exits 0, or prints one "file:line:column: message" line per problem to stderr
-and exits 2.
+and exits 2. Also reads what the running Fulcrum reads only later, so that
+what would fail at run time fails here: health-check passwords from
+password_file and password_env. Run it as the user, and with the environment,
+that Fulcrum runs with.
 
 Options:
   -c, --config FILE     Config file (YAML)
@@ -82,14 +88,15 @@ running config stays, the reasons are printed to stderr and the exit code is 2;
 when the admin API cannot be reached or refuses, exit code 1.
 
 The admin address is --admin, else admin.listen in FILE (-c, which must be
-the file that Fulcrum runs), else 127.0.0.1:9090. The token is read from
+the file that Fulcrum runs), else ${ADMIN}. The token is read from
 --token-file, else the FULCRUM_ADMIN_TOKEN environment variable, else FILE's
 admin.token or admin.token_file (never from the command line, where other
-users could see it).
+users could see it). A FILE that cannot be read, or whose YAML is broken, is
+an error (exit 2): the default address is not tried.
 
 Options:
   -c, --config FILE     The config file the running Fulcrum was started with
-      --admin HOST:PORT Admin API address (default 127.0.0.1:9090)
+      --admin HOST:PORT Admin API address (default ${ADMIN})
       --token-file FILE File holding the admin bearer token
   -h, --help            Show this help
 `,
@@ -98,12 +105,15 @@ Options:
 Print the state of a running Fulcrum as a table: each service (listen address,
 backends up, connections, bytes) and each backend (state, health, operator
 state, weight, active and total connections, failures, bytes, last health
-check). --json prints the admin API's /api/status document instead. Exit code
-1 when the admin API cannot be reached. Address and token as for reload.
+check, with the reason of a failed one). --json prints the admin API's
+/api/status document instead. Exit code 1 when the admin API cannot be
+reached, 2 when FILE (-c) cannot be read or its YAML is broken (the default
+address is not tried: it may be another Fulcrum's). Address and token as for
+reload.
 
 Options:
   -c, --config FILE     Config file to read the admin address and token from
-      --admin HOST:PORT Admin API address (default 127.0.0.1:9090)
+      --admin HOST:PORT Admin API address (default ${ADMIN})
       --token-file FILE File holding the admin bearer token
       --json            Print JSON
   -h, --help            Show this help

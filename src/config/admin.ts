@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { ConfigIssue } from '../errors.js';
 import { parseEndpoint } from './address.js';
+import { readConfigSchema } from './schema.js';
 import type { YamlSource } from './source.js';
 import type { AdminConfig, Endpoint } from './types.js';
 
@@ -22,6 +23,12 @@ interface RawAdmin {
 }
 
 export type AdminResult = { issues: ConfigIssue[]; admin: AdminConfig | undefined };
+
+/** admin.listen's default, as the schema writes it (the one place it is written). */
+export function defaultAdminListen(): string {
+  const schema = readConfigSchema() as { properties: { admin: { properties: { listen: { default: string } } } } };
+  return schema.properties.admin.properties.listen.default;
+}
 
 /** Whether `endpoint` is reachable only from this host (127.0.0.0/8 or ::1). */
 export function isLoopback(endpoint: Endpoint): boolean {

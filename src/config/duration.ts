@@ -1,5 +1,8 @@
-// Durations in the config: `<number><unit>` (500ms, 1.5s, 10m, 2h, 1d) or a
-// bare integer meaning milliseconds. Parsed to whole milliseconds.
+// Durations in the config: `<number><unit>` (500ms, 1.5s, 10m, 2h, 1d).
+// Parsed to whole milliseconds. A bare number is refused: `idle: 3600` reads
+// as an hour to some and as 3.6 s to others (it used to mean milliseconds),
+// so the message asks for the unit. The one exception is 0 where 0 turns a
+// feature off (`slow_start: 0`): zero is zero in every unit.
 
 import { describeValue } from './describe.js';
 
@@ -8,8 +11,7 @@ type Unit = keyof typeof UNIT_MS;
 
 const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
 
-export const DURATION_EXPECTED =
-  'expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m, or an integer of milliseconds';
+export const DURATION_EXPECTED = 'expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m';
 
 export type DurationResult = { ok: true; ms: number } | { ok: false; message: string };
 
@@ -26,8 +28,10 @@ export interface DurationOptions {
 export function parseDuration(value: unknown, what: string, maxMs: number, options: DurationOptions = {}): DurationResult {
   let ms: number;
   if (typeof value === 'number') {
-    if (!Number.isSafeInteger(value)) return fail(`bad duration ${value} for ${what}: ${DURATION_EXPECTED}`);
-    ms = value;
+    if (value === 0 && options.zero === 'off') return { ok: true, ms: 0 };
+    if (!Number.isFinite(value)) return fail(`bad duration ${value} for ${what}: ${DURATION_EXPECTED}`);
+    if (value <= 0) return fail(`bad duration ${value} for ${what}: must be greater than 0`);
+    return fail(`bad duration ${value} for ${what}: a duration needs a unit: write ${value}s for seconds or ${value}ms for milliseconds (${DURATION_EXPECTED})`);
   } else if (typeof value === 'string') {
     const match = DURATION_RE.exec(value);
     if (match === null) return fail(`bad duration ${JSON.stringify(value)} for ${what}: ${DURATION_EXPECTED}`);

@@ -10,8 +10,8 @@ export interface RawConfig {
   /** Data-plane worker threads, each with its own event loop and listening sockets. `auto` (the default) uses one per CPU (os.availableParallelism()). */
   workers: 'auto' | number;
   /** On SIGINT/SIGTERM Fulcrum stops accepting, then lets open connections finish for at most this long before closing them. */
-  drain_timeout: string | number;
-  /** Logging: pino JSON lines on stdout. */
+  drain_timeout: string;
+  /** Logging on stdout: pino JSON lines with level names and ISO 8601 UTC times, or one readable text line per event. */
   log: RawLog;
   /** One record per TCP connection and per UDP flow when it ends (client, service, backend, queue/connect/total times, bytes each way, connect attempts, and how it ended: the termination states in the README's "Connection log"), written by the data plane without JavaScript per connection. */
   connection_log: RawConnectionLog;
@@ -30,6 +30,8 @@ export interface RawConfig {
 export interface RawLog {
   /** Lowest level written. Default info. */
   level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+  /** json: one JSON object per line ("level":"warn", "time":"2026-12-07T16:30:00.123Z"), for log shippers. text: one readable line per event (time, level, message, then key=value fields), for a terminal or journald. */
+  format: 'json' | 'text';
 }
 
 export interface RawConnectionLog {
@@ -66,7 +68,7 @@ export interface RawHa {
   /** IPv4 addresses with an optional prefix length (10.200.0.100/24; /32 when absent) that move with mastership. */
   virtual_ips: string[];
   /** How often the Master advertises, in 10ms steps from 10ms to 40.95s (VRRPv3). */
-  advert_interval: string | number;
+  advert_interval: string;
   /** Take mastership back from a lower-priority Master. */
   preempt: boolean;
   /** With preempt, wait this long after first hearing a lower-priority Master before taking over. */
@@ -110,11 +112,11 @@ export interface RawAnnounce {
   /** Run BFD on the BGP sessions, so a router drops a dead node's routes within bfd_interval x bfd_multiplier instead of the BGP hold time. */
   bfd: boolean;
   /** BFD transmit and receive interval, 10ms to 10s. */
-  bfd_interval: string | number;
+  bfd_interval: string;
   /** BFD packets missed before the session is down, 2 to 16. */
   bfd_multiplier: number;
   /** BGP hold time, 3s to 65535s (keepalives every third of it). */
-  hold_time: string | number;
+  hold_time: string;
   /** On SIGINT/SIGTERM the VIPs are withdrawn first and the listeners stay open this long, so connections the router still sends here during its update are served; then the drain starts. 0 for none, at most 60s. */
   withdraw_grace: string | number;
   /** Services that must have a backend up for any VIP to be announced (beyond each VIP's own services), as ha.track.services. */
@@ -156,9 +158,9 @@ export interface RawSync {
   /** File holding the shared secret (at least 16 bytes once surrounding whitespace is trimmed), the same on every node; relative to the config file. */
   key_file: string;
   /** How often what changed is sent, 10ms to 10s. */
-  interval: string | number;
+  interval: string;
   /** A message whose send time is further than this from this node's clock is rejected (bounds replay after a restart). 1s to 5m. */
-  max_skew: string | number;
+  max_skew: string;
 }
 
 export interface RawAdmin {
@@ -196,7 +198,7 @@ export interface RawService {
   /** Session persistence: remember which backend each client was sent to, and send its next connections there while that backend is available and has room, whatever the algorithm would pick (also when other backends are added or removed); otherwise the client is balanced anew and the new backend remembered. */
   sticky?: RawServiceSticky;
   /** When a backend is set to drain (admin API or reload), it takes no new connections and its open ones may continue for this long; then they are closed. */
-  drain_timeout?: string | number;
+  drain_timeout?: string;
   /** The active health check of every backend of this service (a backend's own health_check overrides keys of it). */
   health_check?: RawHealthCheck;
   /** Passive health (Envoy's outlier detection): after consecutive_failures failed connects in a row to a backend, it is ejected (takes no new connections) for base_ejection times the number of times it was ejected, at most max_ejection; never more than max_ejection_percent of the service's backends at once. */
@@ -206,7 +208,7 @@ export interface RawService {
   /** With accept_proxy: the peers (CIDR prefixes, IPv4 or IPv6) that must send a header. */
   accept_proxy_from?: string[];
   /** With accept_proxy: how long a client has to send its whole header. */
-  accept_proxy_timeout: string | number;
+  accept_proxy_timeout: string;
   /** protocol: tcp only. Write a PROXY protocol header naming the client and the address it connected to as the first bytes to every backend of this service (a backend's own send_proxy overrides it): v1 (text, what nginx's proxy_protocol and most servers read) or v2 (binary, without TLVs). */
   send_proxy: 'none' | 'v1' | 'v2';
   /** protocol: tcp only. PostgreSQL cancel requests (psql's Ctrl-C, libpq's PQcancel, JDBC's Statement.cancel) arrive on a new connection, which balancing usually sends to another server than the one running the query. broadcast: a connection whose first bytes are a CancelRequest (16 bytes) is relayed as usual, and the request is also sent to every other backend of the service (up, drained, in maintenance or down), each over a short connection of its own; a server ignores a key it did not give out, so the one running the query cancels it, under any balance. */
@@ -227,23 +229,23 @@ export interface RawService {
 
 export interface RawServiceTimeouts {
   /** How long a connect to a backend may take before Fulcrum tries another one (see retries). */
-  connect: string | number;
+  connect: string;
   /** Close a connection after no bytes moved in either direction for this long. */
-  idle: string | number;
+  idle: string;
 }
 
 export interface RawServiceQueue {
   /** How many connections may wait at once, over all workers: 0 to 1000000. */
   size: number;
   /** How long a connection may wait in the queue before it is refused. */
-  timeout?: string | number;
+  timeout?: string;
 }
 
 export interface RawServiceSticky {
   /** What identifies a client. source: its IP address (the only key for now). */
   key: 'source';
   /** A client is forgotten this long after its last new connection. */
-  timeout: string | number;
+  timeout: string;
   /** How many clients are remembered at once: 1 to 16777216 (rounded up to a power of two). */
   size: number;
 }
@@ -252,9 +254,9 @@ export interface RawServicePassive {
   /** Failed connects in a row that eject a backend: 1 to 1000. */
   consecutive_failures?: number;
   /** Length of the first ejection; the n-th lasts n times this. */
-  base_ejection?: string | number;
+  base_ejection?: string;
   /** Longest ejection. At most 24h. */
-  max_ejection?: string | number;
+  max_ejection?: string;
   /** Most backends of the service ejected at once, in percent of its backends: 0 to 100 (at least one backend when above 0). */
   max_ejection_percent?: number;
 }
@@ -300,11 +302,11 @@ export interface RawHealthCheck {
   /** tcp: the connect succeeds. send_expect: send `send`, the reply contains `expect`. http: GET `path` answers with a status in `expect_status`. udp: a datagram `send` gets a reply (containing `expect` when set). postgres: the startup protocol answers; with `user`, logs in and reads pg_is_in_recovery(). mysql: the server greeting; with `user`, logs in and reads @@read_only. redis: PING answers PONG, and ROLE gives the node's role. none: no active check (for one backend). */
   type?: 'tcp' | 'send_expect' | 'http' | 'udp' | 'postgres' | 'mysql' | 'redis' | 'none';
   /** Time between checks while the backend's state is settled. */
-  interval?: string | number;
+  interval?: string;
   /** Time between checks while the backend is changing state (a check failed while up, or passed while down), as HAProxy's fastinter. */
-  fast_interval?: string | number;
+  fast_interval?: string;
   /** Hard bound on one check, connect included; at most the interval. */
-  timeout?: string | number;
+  timeout?: string;
   /** Consecutive passing checks that bring a down backend up: 1 to 100. */
   rise?: number;
   /** Consecutive failing checks that take an up backend down: 1 to 100. */
@@ -348,6 +350,7 @@ export const SCHEMA_ENUMS = {
   'connection_log.syslog.facility': ['kern', 'user', 'mail', 'daemon', 'auth', 'syslog', 'lpr', 'news', 'uucp', 'cron', 'authpriv', 'ftp', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7'],
   'healthCheck.role': ['primary', 'replica', 'any'],
   'healthCheck.type': ['tcp', 'send_expect', 'http', 'udp', 'postgres', 'mysql', 'redis', 'none'],
+  'log.format': ['json', 'text'],
   'log.level': ['fatal', 'error', 'warn', 'info', 'debug', 'trace'],
   'service.balance': ['roundrobin', 'weighted', 'leastconn', 'random', 'source', 'maglev', 'least_time', 'least_bandwidth', 'first'],
   'service.hash_key': ['five_tuple', 'source'],

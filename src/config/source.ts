@@ -86,7 +86,7 @@ export class YamlSource {
           issues.push(
             this.#issueAt(
               node.range?.[0] ?? 0,
-              `unknown alias *${node.source}: no anchor &${node.source} before it (to write a value that starts with *, quote it: "*:6432")`,
+              `unknown alias *${node.source}: no anchor &${node.source} before it (to write a value that starts with *, quote it: "*${node.source}")`,
             ),
           );
         }

@@ -127,7 +127,7 @@ export interface UdpConfig {
 
 /** The admin HTTP server (API, /metrics, status page). */
 export interface AdminConfig {
-  /** Default 127.0.0.1:9090. */
+  /** Default 127.0.0.1:8406 (the schema's default). */
   listen: Endpoint;
   /** Bearer token every request must carry; required when `listen` is not loopback. Never logged. */
   token: string | undefined;
@@ -142,7 +142,7 @@ export interface FulcrumConfig {
   workers: number;
   /** On SIGINT/SIGTERM, how long open connections may finish, default 30s. */
   drainTimeoutMs: number;
-  log: { level: RawConfig['log']['level'] };
+  log: { level: RawConfig['log']['level']; format: RawConfig['log']['format'] };
   /** The `connection_log:` block: one record per connection or flow (src/config/connection-log.ts). */
   connectionLog: ConnectionLogConfig;
   admin: AdminConfig;

@@ -132,7 +132,7 @@ class SemanticChecker {
     return {
       workers: raw.workers === 'auto' ? availableParallelism() : raw.workers,
       drainTimeoutMs: this.#parsedDuration(['drain_timeout']),
-      log: { level: raw.log.level },
+      log: { level: raw.log.level, format: raw.log.format },
       connectionLog: buildConnectionLog(raw.connection_log, dirname(resolve(this.#source.file))),
       services: raw.services.map((s, i) => this.#buildService(s, ['services', i], this.#parsedDuration(['drain_timeout']))),
       ...(raw.ha === undefined ? {} : { ha: this.#ha.build(raw.ha) }),

@@ -57,7 +57,16 @@ export interface HealthSource {
 
 /** What a reload did, or why it did nothing. */
 export type ReloadOutcome =
-  | { ok: true; generation: number; added: string[]; removed: string[]; changed: string[]; warnings?: string[] }
+  | {
+      ok: true;
+      generation: number;
+      added: string[];
+      removed: string[];
+      changed: string[];
+      /** Per service kept by the reload: the keys that changed, and `backends (+1 -0)` (config-diff.ts). */
+      details?: Record<string, string[]>;
+      warnings?: string[];
+    }
   | { ok: false; errors: string[] };
 
 /** State of the VRRP instance, for the admin API and metrics. */

@@ -19,6 +19,9 @@ import { readPassword } from './credentials.js';
 import { countFailure, endEjection, newOutlierState, type OutlierState } from './outlier-detector.js';
 import { runProbe, type ProbeResult } from './probe.js';
 
+/** The reason of a backend that starts down until its first check passes (logged at info: nothing is wrong yet). */
+const WAITING = 'waiting for the first check';
+
 export interface HealthMonitorOptions {
   engine: Engine;
   control: BackendControl;
@@ -137,7 +140,7 @@ export class HealthMonitor implements HealthSource {
       removed: false,
     };
     this.#entries.set(keyOf(service.name, address.text), entry);
-    this.#publish(entry, check === undefined ? 'no active check' : `${reason === 'start' ? 'starting' : 'added by reload'}: waiting for the first check`);
+    this.#publish(entry, check === undefined ? 'no active check' : `${reason === 'start' ? 'starting' : 'added by reload'}: ${WAITING}`);
     // The first check comes soon, spread so that many backends do not start at once.
     if (check) this.#schedule(entry, Math.floor(this.#random() * Math.min(check.fastIntervalMs, check.intervalMs)));
   }
@@ -198,8 +201,14 @@ export class HealthMonitor implements HealthSource {
     }
     if (entry.removed || run !== entry.run || this.#stopped) return;
     const latencyMs = Math.round((performance.now() - started) * 100) / 100;
+    const first = entry.state.provisional;
     const changed = entry.state.record({ at: Date.now(), ok: result.ok, latencyMs, detail: result.detail }, check, result.role);
-    if (changed) this.#publish(entry, `${check.type} check ${result.ok ? 'passed' : 'failed'}: ${result.detail}`);
+    const reason = `${check.type} check ${result.ok ? 'passed' : 'failed'}: ${result.detail}`;
+    if (changed) this.#publish(entry, reason);
+    // A backend that waited down for its first check (role asked for, or added
+    // by a reload) and fails it keeps its verdict: say why once, as a warning,
+    // since no change of verdict will.
+    else if (first && !result.ok && entry.verdict === 'down') this.#logVerdict(entry, 'down', reason);
     const base = entry.state.changing ? check.fastIntervalMs : check.intervalMs;
     this.#schedule(entry, jittered(base, check.jitter, this.#random));
   }
@@ -216,6 +225,11 @@ export class HealthMonitor implements HealthSource {
       this.#logger.debug({ err, service: entry.service, backend: entry.backend }, 'health verdict not applied');
       return;
     }
+    this.#logVerdict(entry, verdict, reason);
+  }
+
+  /** Log a backend's verdict with its reason: down is a warning, except while it only waits for its first check. */
+  #logVerdict(entry: Entry, verdict: HealthVerdict, reason: string): void {
     const fields = {
       service: entry.service,
       backend: entry.backend,
@@ -224,8 +238,9 @@ export class HealthMonitor implements HealthSource {
       reason,
       ...(entry.state.role ? { role: entry.state.role } : {}),
     };
-    if (verdict === 'down') this.#logger.warn(fields, `backend ${entry.backend} of ${entry.service} is down: ${reason}`);
-    else this.#logger.info(fields, `backend ${entry.backend} of ${entry.service} is up: ${reason}`);
+    const message = `backend ${entry.backend} of ${entry.service} is ${verdict}: ${reason}`;
+    if (verdict === 'down' && !reason.endsWith(WAITING)) this.#logger.warn(fields, message);
+    else this.#logger.info(fields, message);
   }
 
   #onEngineEvent(event: EngineEvent): void {

@@ -2,6 +2,7 @@
 // connections: auth (no token, wrong token, right token, loopback-only without
 // one), every endpoint, and the errors a client can provoke.
 import t, { type Test } from 'tap';
+import { connect } from 'node:net';
 import { parseConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/errors.js';
 import { startServer } from '../helpers/backends.js';
@@ -98,6 +99,34 @@ t.test('auth: without a token the API serves loopback clients, and refuses forei
   t.equal(form.status, 415, 'a cross-site form POST (not JSON) is refused');
 });
 
+t.test('curl -X POST without a Content-Type: every action with an empty body is accepted', async (t) => {
+  const a = await namedBackend(t, 'a');
+  const { base, admin } = await startRuntime(t, yaml({ backends: [a] }));
+  const backend = `/api/services/svc/backends/127.0.0.1:${a}`;
+  // What `curl -X POST URL` sends, byte for byte: no Content-Type, no Content-Length, no body.
+  const curl = (path: string): Promise<string> =>
+    new Promise((resolve) => {
+      const socket = connect({ host: '127.0.0.1', port: admin.address.port });
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+      socket.on('close', () => resolve(answer));
+      socket.on('error', () => undefined);
+      socket.write(`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1:${admin.address.port}\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\nConnection: close\r\n\r\n`);
+    });
+  for (const [action, state] of [['drain', 'drain'], ['maint', 'maint'], ['disable', 'maint'], ['enable', 'enabled']] as const) {
+    const answer = await curl(`${backend}/${action}`);
+    t.match(answer, /^HTTP\/1\.1 200 /, `${action}: 200`);
+    t.equal((await http(base, 'GET', backend)).json.backend.admin, state, `${action} applied`);
+  }
+  t.match(await curl('/api/reload'), /^HTTP\/1\.1 200 /, 'reload: 200');
+  const weight = await curl(`${backend}/weight`);
+  t.match(weight, /^HTTP\/1\.1 400 /, 'weight needs its body: 400, not 415');
+  t.match(weight, /"code": "bad_weight"/);
+  // The status page's own requests (same origin) still work, with or without the JSON type.
+  const sameOrigin = await http(base, 'POST', `${backend}/drain`, { contentType: null, headers: { Origin: base } });
+  t.equal(sameOrigin.status, 200, 'an empty POST from the same origin is accepted');
+});
+
 t.test('auth: listening beyond loopback without a token is a config error', async (t) => {
   const config = (admin: string): string =>
     `admin:\n${admin}services:\n  - name: s\n    listen: 127.0.0.1:7000\n    backends:\n      - address: 127.0.0.1:7001\n`;
@@ -116,7 +145,7 @@ t.test('auth: listening beyond loopback without a token is a config error', asyn
   t.equal(parseConfig(config(`  listen: "*:9090"\n  token: ${TOKEN}\n`), 'ok.yaml').admin.token, TOKEN, 'with a token it loads');
   t.same(parseConfig(config('  listen: 127.0.0.2:9091\n'), 'ok.yaml').admin.listen.text, '127.0.0.2:9091', 'any 127/8 address is loopback');
   t.same(parseConfig(config('  listen: "[::1]:9091"\n'), 'ok.yaml').admin.listen.text, '[::1]:9091', '::1 is loopback');
-  t.equal(parseConfig('services:\n  - name: s\n    listen: 127.0.0.1:7000\n    backends:\n      - address: 127.0.0.1:7001\n', 'd.yaml').admin.listen.text, '127.0.0.1:9090', 'default 127.0.0.1:9090');
+  t.equal(parseConfig('services:\n  - name: s\n    listen: 127.0.0.1:7000\n    backends:\n      - address: 127.0.0.1:7001\n', 'd.yaml').admin.listen.text, '127.0.0.1:8406', 'default 127.0.0.1:9090');
 });
 
 t.test('every endpoint', async (t) => {
@@ -261,7 +290,7 @@ t.test('errors: clear 4xx JSON for every mistake', async (t) => {
   const a = await namedBackend(t, 'a');
   const A = `127.0.0.1:${a}`;
   const { base } = await startRuntime(t, yaml({ backends: [a] }));
-  const cases: Array<{ what: string; method: string; path: string; body?: string | Buffer; contentType?: string | null; status: number; code: string; message?: RegExp; allow?: string }> = [
+  const cases: Array<{ what: string; method: string; path: string; body?: string | Buffer; contentType?: string | null; status: number; code: string; message?: RegExp; allow?: string; headers?: Record<string, string> }> = [
     { what: 'unknown service', method: 'GET', path: '/api/services/nope', status: 404, code: 'not_found', message: /no service nope; services: svc/ },
     { what: 'unknown service (action)', method: 'POST', path: `/api/services/nope/backends/${A}/drain`, status: 404, code: 'not_found' },
     { what: 'unknown backend', method: 'GET', path: '/api/services/svc/backends/127.0.0.1:1', status: 404, code: 'not_found', message: new RegExp(`no backend 127.0.0.1:1 in service svc; it has ${A}`) },
@@ -279,7 +308,9 @@ t.test('errors: clear 4xx JSON for every mistake', async (t) => {
     { what: 'weight body not an object', method: 'POST', path: `/api/services/svc/backends/${A}/weight`, body: '7', status: 400, code: 'bad_weight' },
     { what: 'bad JSON', method: 'POST', path: `/api/services/svc/backends/${A}/weight`, body: '{"weight": ', status: 400, code: 'bad_json' },
     { what: 'bad JSON (reload)', method: 'POST', path: '/api/reload', body: 'reload please', status: 400, code: 'bad_json' },
-    { what: 'no content type', method: 'POST', path: `/api/services/svc/backends/${A}/drain`, contentType: null, status: 415, code: 'unsupported_media_type' },
+    { what: 'a body without content type', method: 'POST', path: `/api/services/svc/backends/${A}/drain`, contentType: null, body: '{}', status: 415, code: 'unsupported_media_type' },
+    { what: 'an empty POST from another origin', method: 'POST', path: `/api/services/svc/backends/${A}/drain`, contentType: null, headers: { Origin: 'https://evil.example' }, status: 403, code: 'cross_origin' },
+    { what: 'an empty POST from an opaque origin', method: 'POST', path: '/api/reload', contentType: null, headers: { Origin: 'null' }, status: 403, code: 'cross_origin' },
     { what: 'text/plain', method: 'POST', path: '/api/reload', contentType: 'text/plain', body: '{}', status: 415, code: 'unsupported_media_type' },
     { what: 'body too large', method: 'POST', path: '/api/reload', body: Buffer.alloc(17 * 1024, 0x20), status: 413, code: 'body_too_large' },
     { what: 'GET on an action', method: 'GET', path: `/api/services/svc/backends/${A}/drain`, status: 405, code: 'method_not_allowed', allow: 'POST' },
@@ -290,7 +321,7 @@ t.test('errors: clear 4xx JSON for every mistake', async (t) => {
     { what: 'POST metrics', method: 'POST', path: '/metrics', status: 405, code: 'method_not_allowed', allow: 'GET' },
   ];
   for (const c of cases) {
-    const res = await http(base, c.method, c.path, { body: c.body, contentType: c.contentType });
+    const res = await http(base, c.method, c.path, { body: c.body, contentType: c.contentType, ...(c.headers && { headers: c.headers }) });
     t.equal(res.status, c.status, `${c.what}: ${c.status}`);
     t.equal(res.json?.error?.code, c.code, `${c.what}: code ${c.code}`);
     t.type(res.json?.error?.message, 'string');

@@ -181,7 +181,7 @@ t.test('passive ejection: consecutive connect failures eject a backend for a coo
   t.equal(h.engine.stats().services[0]!.backends[0]!.state, 'down', 'the engine runs it as down');
   t.notOk((await names(t, h.port, 6)).includes('a'), 'no connection is sent to it while ejected');
   const firstUp = await h.waitHealth(victim, 'up', 2_000);
-  const firstMs = Date.now() - (firstLine.time as number);
+  const firstMs = Date.now() - Date.parse(firstLine.time as string);
   t.comment(`first ejection lasted ${firstMs} ms (base_ejection 400 ms)`);
   t.ok(firstMs >= 390 && firstMs <= 1_400, `first ejection lasts base_ejection (${firstMs} ms, waited ${firstUp})`);
 
@@ -189,7 +189,7 @@ t.test('passive ejection: consecutive connect failures eject a backend for a coo
   const secondLine = h.logs.lines.filter((l) => l.backend === victim && l.health === 'down')[1]!;
   t.match(secondLine.reason, /ejected for 800 ms \(ejection 2\)/, 'the second ejection lasts 2 × base_ejection');
   await h.waitHealth(victim, 'up', 2_000);
-  const secondMs = Date.now() - (secondLine.time as number);
+  const secondMs = Date.now() - Date.parse(secondLine.time as string);
   t.comment(`second ejection lasted ${secondMs} ms (2 × base = 800 ms)`);
   t.ok(secondMs >= 790 && secondMs <= 1_800, `measured ${secondMs} ms`);
 

@@ -29,8 +29,8 @@ export function runCli(t: Test, args: readonly string[], timeoutMs = 20_000): Pr
   return proc.waitForExit(timeoutMs).then((exit) => ({ ...exit, stdout: proc.stdout, stderr: proc.stderr }));
 }
 
-/** One JSON log line (pino): `msg`, `level` (number) and the logged fields. */
-export type LogLine = Record<string, unknown> & { msg?: string; level?: number };
+/** One JSON log line (pino): `msg`, `level` (a name: info, warn...), `time` (ISO 8601) and the logged fields. */
+export type LogLine = Record<string, unknown> & { msg?: string; level?: string; time?: string };
 
 /** How the CLI is started: in `cwd` (default the repository), with at most `nofile` file descriptors. */
 export interface CliOptions {

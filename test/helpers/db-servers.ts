@@ -155,18 +155,9 @@ function startPostgresServer(t: Test, dir: string, data: string, port: number, o
  */
 export async function startPostgresPair(t: Test, passwords: { scram: string; md5: string }): Promise<PostgresPair> {
   const owner = postgresUser();
-  const dir = tempDir(t, 'pg', owner);
-  const primaryData = join(dir, 'primary');
+  const { primary, sql, dir, primaryData } = await startPrimary(t, passwords, owner);
+  const primaryPort = primary.port;
   const standbyData = join(dir, 'standby');
-  asPostgres(pgBin('initdb'), ['-D', primaryData, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
-  writeFileSync(join(primaryData, 'pg_hba.conf'), PG_HBA);
-  const primaryPort = await freePort();
-  const primary = startPostgresServer(t, dir, primaryData, primaryPort, owner);
-  await waitForPort(primaryPort, primary);
-  const sql = (server: ServerProcess, query: string): string => asPostgres(pgBin('psql'), ['-h', dir, '-p', String(server.port), '-U', 'postgres', '-d', 'postgres', '-tAXq', '-v', 'ON_ERROR_STOP=1', '-c', query]).trim();
-  await untilReady(() => sql(primary, 'SELECT 1'));
-  sql(primary, `SET password_encryption = 'scram-sha-256'; CREATE ROLE fulcrum_scram LOGIN PASSWORD '${passwords.scram}'`);
-  sql(primary, `SET password_encryption = 'md5'; CREATE ROLE fulcrum_md5 LOGIN PASSWORD '${passwords.md5}'`);
   asPostgres(pgBin('pg_basebackup'), ['-h', '127.0.0.1', '-p', String(primaryPort), '-U', 'postgres', '-D', standbyData, '-R', '-X', 'stream', '--no-sync']);
   const standbyPort = await freePort();
   const standby = startPostgresServer(t, dir, standbyData, standbyPort, owner);
@@ -207,6 +198,31 @@ export async function startPostgresServers(t: Test, count: number): Promise<Post
     servers.push(server);
   }
   return { servers, sql };
+}
+
+/** A PostgreSQL primary alone (no standby), with the users of startPostgresPair. */
+export async function startPostgres(t: Test, passwords: { scram: string; md5: string }): Promise<{ primary: ServerProcess; sql(query: string): string }> {
+  const { primary, sql } = await startPrimary(t, passwords, postgresUser());
+  return { primary, sql: (query) => sql(primary, query) };
+}
+
+async function startPrimary(
+  t: Test,
+  passwords: { scram: string; md5: string },
+  owner: { uid: number; gid: number },
+): Promise<{ primary: ServerProcess; sql(server: ServerProcess, query: string): string; dir: string; primaryData: string }> {
+  const dir = tempDir(t, 'pg', owner);
+  const primaryData = join(dir, 'primary');
+  asPostgres(pgBin('initdb'), ['-D', primaryData, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
+  writeFileSync(join(primaryData, 'pg_hba.conf'), PG_HBA);
+  const primaryPort = await freePort();
+  const primary = startPostgresServer(t, dir, primaryData, primaryPort, owner);
+  await waitForPort(primaryPort, primary);
+  const sql = (server: ServerProcess, query: string): string => asPostgres(pgBin('psql'), ['-h', dir, '-p', String(server.port), '-U', 'postgres', '-d', 'postgres', '-tAXq', '-v', 'ON_ERROR_STOP=1', '-c', query]).trim();
+  await untilReady(() => sql(primary, 'SELECT 1'));
+  sql(primary, `SET password_encryption = 'scram-sha-256'; CREATE ROLE fulcrum_scram LOGIN PASSWORD '${passwords.scram}'`);
+  sql(primary, `SET password_encryption = 'md5'; CREATE ROLE fulcrum_md5 LOGIN PASSWORD '${passwords.md5}'`);
+  return { primary, sql, dir, primaryData };
 }
 
 /** Retry `attempt` until it does not throw (a server that listens may still be starting up). */

@@ -17,7 +17,7 @@ export interface CapturedLogs {
   /** Every line as written (raw JSON text). */
   readonly raw: string[];
   /** Parsed lines. */
-  readonly lines: Array<Record<string, unknown> & { msg: string; level: number }>;
+  readonly lines: Array<Record<string, unknown> & { msg: string; level: string }>;
 }
 
 /** A pino logger (level debug) that keeps its lines in memory. */

@@ -39,7 +39,7 @@ t.test('fulcrum run checks backends, logs each state change with its reason, and
 
   process.kill(backends[1]!.pid, 'SIGKILL');
   const down = await proc.waitForLog(`backend ${backends[1]!.address} of ids is down`, () => true, 5_000);
-  t.match(down, { level: 40, service: 'ids', backend: backends[1]!.address, health: 'down', check: 'tcp' });
+  t.match(down, { level: 'warn', service: 'ids', backend: backends[1]!.address, health: 'down', check: 'tcp' });
   t.match(down.reason, /tcp check failed: ECONNREFUSED/);
   const seen = new Set<string>();
   for (let i = 0; i < 6; i++) seen.add(await whoAnswers(t, port));

@@ -150,9 +150,9 @@ t.test('50 reloads while traffic flows: zero failed connections, byte-exact', as
       t.equal(res.code, 0, `reload ${i} (fulcrum reload): exit 0 ${res.stderr}`);
       triggers.cli++;
     } else if (i % 5 === 0) {
-      const before = proc.logs.filter((l) => l.msg === 'reloaded').length;
+      const before = proc.logs.filter((l) => l.msg?.startsWith('reloaded:')).length;
       proc.signal('SIGHUP');
-      await proc.waitFor(`reload ${i} by SIGHUP`, () => (proc.logs.filter((l) => l.msg === 'reloaded').length > before ? true : undefined), 10_000);
+      await proc.waitFor(`reload ${i} by SIGHUP`, () => (proc.logs.filter((l) => l.msg?.startsWith('reloaded:')).length > before ? true : undefined), 10_000);
       triggers.signal++;
     } else {
       const res = await http(base, 'POST', '/api/reload');
@@ -191,7 +191,7 @@ t.test('an invalid config leaves the running one: log, API answer and `fulcrum r
   t.match(res.stderr, new RegExp(`${file}:5:14: unknown balance "fastest"`));
   t.match(res.stderr, new RegExp(`${file}:8:17: weight: expected an integer from 0 to 256, got 1000`));
   const logged = await proc.waitForLog('reload rejected');
-  t.match(logged, { trigger: 'api', level: 50 });
+  t.match(logged, { trigger: 'api', level: 'error' });
   t.match((logged.errors as string[]).join('\n'), /unknown balance "fastest"/);
 
   // Through the admin address alone (no -c), same answer.
@@ -252,6 +252,10 @@ t.test('SIGHUP reloads a running `fulcrum run`: a new service listens, a removed
   t.match(reloaded, { trigger: 'signal', ok: true, generation: 2 });
   t.same(reloaded.added, ['echo/' + backends[1]!.address, 'extra', 'extra/' + backends[0]!.address]);
   t.same(reloaded.changed, ['echo']);
+  t.same(reloaded.details, { echo: ['balance', 'backends (+1 -0)'] }, 'what changed in echo, by key');
+  t.equal(reloaded.msg, 'reloaded: added extra; changed echo: balance, backends (+1 -0)');
+  // A backend a reload adds is down until its checks decide: that is no warning.
+  t.same(proc.logs.filter((l) => l.level === 'warn').map((l) => l.msg), [], 'nothing at warn level');
   t.equal(await echoOnce(extraPort, 20_000), undefined, 'the new service answers');
   t.equal(await echoOnce(port, 20_000), undefined, 'the old one still does');
   await before.write('still here\n');
@@ -259,7 +263,7 @@ t.test('SIGHUP reloads a running `fulcrum run`: a new service listens, a removed
 
   running.write({ backends: [1], balance: 'leastconn' });
   proc.signal('SIGHUP');
-  await proc.waitFor('the second reload', () => proc.logs.find((l) => l.msg === 'reloaded' && l.generation === 3));
+  await proc.waitFor('the second reload', () => proc.logs.find((l) => l.msg?.startsWith('reloaded:') && l.generation === 3));
   await waitUntil('the removed listener closed', () => true);
   const refused = await new Promise<string>((resolve) => {
     const s = connect({ host: HOST, port: extraPort });

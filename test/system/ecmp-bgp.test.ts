@@ -45,7 +45,7 @@ async function startAll(t: Test): Promise<Nodes> {
 
 /** GET or POST the node's admin API from inside its namespace. */
 async function api(rig: EcmpRig, host: string, path: string, method = 'GET'): Promise<any> {
-  const script = `fetch('http://127.0.0.1:9090${path}',{method:'${method}',headers:{'content-type':'application/json'}}).then(r=>r.text()).then(b=>process.stdout.write(b))`;
+  const script = `fetch('http://127.0.0.1:8406${path}',{method:'${method}',headers:{'content-type':'application/json'}}).then(r=>r.text()).then(b=>process.stdout.write(b))`;
   const result = await rig.exec(host, process.execPath, ['-e', script]);
   return JSON.parse(result.stdout);
 }
@@ -141,7 +141,7 @@ t.test('withdraw on admin drain, on no backend up and on SIGTERM; a graceful sto
   for (const b of ['b1', 'b2']) await api(rig, 'n2', `/api/services/web/backends/${lbAddress(b)}:9000/maint`, 'POST');
   t.ok(await waitFor(only('n1'), 5_000, 20), 'no backend up for web on n2: n2 withdraws');
   t.match((await api(rig, 'n2', '/api/announce')).vips[0].reason, /service web: no backend up/, 'and says why');
-  const metrics = await rig.exec('n2', process.execPath, ['-e', "fetch('http://127.0.0.1:9090/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))"]);
+  const metrics = await rig.exec('n2', process.execPath, ['-e', "fetch('http://127.0.0.1:8406/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))"]);
   t.match(metrics.stdout, new RegExp(`fulcrum_announce_vip_announced\\{vip="${ECMP_VIP.replaceAll('.', '\\.')}"\\} 0`), 'metrics show the VIP withdrawn');
   for (const b of ['b1', 'b2']) await api(rig, 'n2', `/api/services/web/backends/${lbAddress(b)}:9000/enable`, 'POST');
   t.ok(await waitFor(async () => (await rig.nextHops()).length === 2, 10_000, 20), 'backends back: announced again');

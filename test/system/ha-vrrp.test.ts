@@ -96,7 +96,7 @@ t.test('the higher priority becomes Master; clients reach the backends through t
   t.equal(transitionsTo(n2, 'master') - transitionsTo(n2, 'backup') <= 0, true, 'n2 ended in Backup');
   // State and counters through the admin API and metrics (each node's admin listens on its own 127.0.0.1).
   const get = async (host: string, path: string): Promise<string> =>
-    (await rig.exec(host, process.execPath, ['-e', `fetch('http://127.0.0.1:9090${path}').then((r) => r.text()).then((b) => process.stdout.write(b))`])).stdout;
+    (await rig.exec(host, process.execPath, ['-e', `fetch('http://127.0.0.1:8406${path}').then((r) => r.text()).then((b) => process.stdout.write(b))`])).stdout;
   const master = JSON.parse(await get('n1', '/api/ha')) as { state: string; effectivePriority: number; counters: Record<string, number>; masterAddress: string };
   t.match(master, { state: 'master', effectivePriority: 150, masterAddress: address('n1') }, 'n1 reports Master in /api/ha');
   t.ok(master.counters.advertsSent! > 0, `n1 counts its adverts (${master.counters.advertsSent})`);
@@ -259,7 +259,7 @@ t.test('hostile packets never crash or flip the state, and are counted', async (
 t.test('tracking: a node whose tracked service has no backend up leaves Master; it returns when one is back', async (t) => {
   const rig = await rigWithBackends(t);
   const post = async (host: string, path: string): Promise<number> => {
-    const script = `fetch('http://127.0.0.1:9090${path}', { method: 'POST', headers: { 'content-type': 'application/json' } }).then((r) => process.stdout.write(String(r.status)))`;
+    const script = `fetch('http://127.0.0.1:8406${path}', { method: 'POST', headers: { 'content-type': 'application/json' } }).then((r) => process.stdout.write(String(r.status)))`;
     return Number((await rig.exec(host, process.execPath, ['-e', script])).stdout);
   };
   const backends = [`${address('b1')}:9000`, `${address('b2')}:9000`];
@@ -283,7 +283,7 @@ t.test('tracking: a node whose tracked service has no backend up leaves Master; 
 t.test('tracking with a weight: the priority drops below the peer, which preempts', async (t) => {
   const rig = await rigWithBackends(t);
   const post = async (host: string, path: string): Promise<number> => {
-    const script = `fetch('http://127.0.0.1:9090${path}', { method: 'POST', headers: { 'content-type': 'application/json' } }).then((r) => process.stdout.write(String(r.status)))`;
+    const script = `fetch('http://127.0.0.1:8406${path}', { method: 'POST', headers: { 'content-type': 'application/json' } }).then((r) => process.stdout.write(String(r.status)))`;
     return Number((await rig.exec(host, process.execPath, ['-e', script])).stdout);
   };
   const n1 = startFulcrum(rig, 'n1', fulcrumConfig({ priority: 150, track: '  track: { services: [web], weight: 60 }\n' }));

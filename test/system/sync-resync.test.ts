@@ -64,7 +64,7 @@ async function udpOnce(rig: HaRig, host: string): Promise<string> {
 }
 
 async function api(rig: HaRig, host: string, path: string): Promise<any> {
-  const script = `fetch('http://127.0.0.1:9090${path}').then(r=>r.text()).then(b=>process.stdout.write(b))`;
+  const script = `fetch('http://127.0.0.1:8406${path}').then(r=>r.text()).then(b=>process.stdout.write(b))`;
   const { stdout } = await rig.exec(host, process.execPath, ['-e', script]);
   try {
     return JSON.parse(stdout);
@@ -131,7 +131,7 @@ s.bind(${CLIENT_PORT},()=>{const timer=setInterval(()=>s.send('ping',${UDP_PORT}
   const failbackAt = taken?.at ?? Date.now();
   t.ok(await waitFor(() => replies().filter((r) => r.at > failbackAt + 300).length >= 5, 5_000), 'the flow is answered after the failback');
   t.same([...new Set(replies().map((r) => r.from))], ['b2'], 'every reply of the flow, before, during and after, came from b2');
-  const metrics = await rig.exec('n1', process.execPath, ['-e', "fetch('http://127.0.0.1:9090/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))"]);
+  const metrics = await rig.exec('n1', process.execPath, ['-e', "fetch('http://127.0.0.1:8406/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))"]);
   const datagramsIn = Number(/fulcrum_udp_datagrams_total\{service="game",direction="in"\} (\d+)/.exec(metrics.stdout)?.[1] ?? 0);
   t.ok(datagramsIn >= 5, `the restarted n1 forwarded the flow (${datagramsIn} datagrams in)`);
   t.match(metrics.stdout, /fulcrum_sync_resync_taught 1/, '/metrics says n1 was taught');

@@ -29,7 +29,7 @@ async function connectOnce(rig: HaRig, host: string): Promise<string> {
 }
 
 async function api(rig: HaRig, host: string, path: string): Promise<any> {
-  const script = `fetch('http://127.0.0.1:9090${path}').then(r=>r.text()).then(b=>process.stdout.write(b))`;
+  const script = `fetch('http://127.0.0.1:8406${path}').then(r=>r.text()).then(b=>process.stdout.write(b))`;
   return JSON.parse((await rig.exec(host, process.execPath, ['-e', script])).stdout);
 }
 
@@ -75,6 +75,6 @@ t.test('a sticky client keeps its backend across a VRRP failover; hostile sync d
   t.ok(rejected.truncated + rejected.tooLarge + rejected.badMagic + rejected.badLength === 250, 'random bytes: 250 (truncated, too large, bad magic or bad length)');
   t.equal(status?.counters.recordsUnknown, 1, 'the one valid message named an unknown service: counted, not applied');
   t.equal(await connectOnce(rig, 'cl'), 'b2', 'the client still reaches b2 (the hostile records named its entry and b1)');
-  const metrics = await rig.exec('n2', process.execPath, ['-e', "fetch('http://127.0.0.1:9090/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))"]);
+  const metrics = await rig.exec('n2', process.execPath, ['-e', "fetch('http://127.0.0.1:8406/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))"]);
   t.match(metrics.stdout, /fulcrum_sync_rejected_total\{reason="badMac"\} 250/, '/metrics counts rejections by reason');
 });

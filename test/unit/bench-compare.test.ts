@@ -1,7 +1,7 @@
 // compare's arithmetic on fake inputs: medians, min–max, ratios to the first
 // target, failed runs, the round-robin order, and the table and chart text.
 import t from 'tap';
-import { formatComparison, median, runComparison, summarizeComparison, type Measurement } from '../../src/bench/compare.js';
+import { formatComparison, formatMeasurementLine, median, runComparison, summarizeComparison, type Measurement } from '../../src/bench/compare.js';
 import type { BenchReport } from '../../src/bench/report.js';
 import { renderComparisonSvg } from '../../src/bench/svg-chart.js';
 
@@ -63,4 +63,14 @@ t.test('runComparison rotates the target order each round and records failures',
   t.equal(measurements.length, 9);
   t.same(comparisons[0]?.targets.map((x) => [x.target, x.median, x.ratio, x.failures]), [['a', 100, 1, 0], ['b', 50, 0.5, 0], ['c', Number.NaN, Number.NaN, 3]]);
   t.match(measurements.find((x) => x.target === 'c')?.error, /ECONNREFUSED/);
+});
+
+t.test('progress lines print values with their units, never raw numbers', async (t) => {
+  const line = (m: Measurement): string => formatMeasurementLine(m, 3, 12);
+  t.equal(line({ workload: 'tcp-throughput', target: 'fulcrum', round: 0, value: 1.89784e10 }), '[  3/12] tcp-throughput round 1 fulcrum: 18.98 Gbit/s');
+  t.equal(line({ workload: 'tcp-connrate', target: 'direct', round: 1, value: 41234.6 }), '[  3/12] tcp-connrate round 2 direct: 41,235 conn/s');
+  t.equal(line({ workload: 'udp-pps', target: 'nginx', round: 0, value: 250000 }), '[  3/12] udp-pps round 1 nginx: 250,000 pkt/s');
+  t.equal(line({ workload: 'tcp-latency', target: 'fulcrum', round: 0, value: 48.25 }), '[  3/12] tcp-latency round 1 fulcrum: 48.3 us');
+  t.equal(line({ workload: 'tcp-throughput', target: 'haproxy', round: 2, value: Number.NaN, error: 'ECONNREFUSED' }), '[  3/12] tcp-throughput round 3 haproxy: failed (ECONNREFUSED)');
+  t.notMatch(line({ workload: 'tcp-throughput', target: 'x', round: 0, value: 9.41e9 }), /e\+/);
 });

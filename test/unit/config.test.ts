@@ -62,11 +62,12 @@ const BAD_FIXTURES: Record<string, string[]> = {
     '7:5: backends: expected a non-empty list, got an empty value',
   ],
   'bad-duration.yaml': [
-    '1:16: bad duration "30 seconds" for drain_timeout: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m, or an integer of milliseconds',
+    '1:16: bad duration "30 seconds" for drain_timeout: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m',
     '8:16: timeouts.connect "2h" is too long: expected at most 1h',
     '9:13: bad duration 0 for timeouts.idle: must be greater than 0',
     '14:26: bad duration "0.5ms" for timeouts.connect: expected a whole number of milliseconds',
-    '14:39: bad duration "-1s" for timeouts.idle: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m, or an integer of milliseconds',
+    '14:39: bad duration "-1s" for timeouts.idle: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m',
+    '15:20: bad duration 3600 for drain_timeout: a duration needs a unit: write 3600s for seconds or 3600ms for milliseconds (expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m)',
   ],
   'bad-balance.yaml': ['4:14: unknown balance "leastcon"; expected one of: roundrobin, weighted, leastconn, random, source, maglev, least_time, least_bandwidth, first'],
   'bad-protocol.yaml': [
@@ -161,8 +162,8 @@ const BAD_FIXTURES: Record<string, string[]> = {
   'bad-slow-start.yaml': [
     '4:17: slow_start "2h" is too long: expected at most 1h',
     '5:20: bad duration 0 for drain_timeout: must be greater than 0',
-    '8:21: bad duration "fast" for backends.slow_start: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m, or an integer of milliseconds',
-    '10:21: bad duration "-5s" for backends.slow_start: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m, or an integer of milliseconds',
+    '8:21: bad duration "fast" for backends.slow_start: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m',
+    '10:21: bad duration "-5s" for backends.slow_start: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m',
   ],
   'bad-many.yaml': [
     '2:10: workers: expected "auto" or an integer from 1 to 256, got 0',
@@ -183,7 +184,7 @@ const BAD_FIXTURES: Record<string, string[]> = {
     '9:54: expect_regex is not a valid regular expression: Invalid regular expression: /(/: Unterminated group',
     '9:65: health_check.path: expected a path that starts with / (printable ASCII, no spaces), got "no-slash"',
     '12:5: a send_expect check needs send (or send_hex), expect (or expect_hex, expect_regex), or both',
-    '12:49: bad duration "fast" for health_check.interval: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m, or an integer of milliseconds',
+    '12:49: bad duration "fast" for health_check.interval: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m',
     '12:63: health_check.jitter: expected a number from 0 to 0.5, got 0.9',
     '17:5: a udp check needs send (or send_hex): the datagram to send',
     '17:45: give one of expect, expect_hex, expect_regex (found expect and expect_hex)',
@@ -245,14 +246,14 @@ function backend(address: Endpoint, fields: Partial<Omit<BackendConfig, 'address
 }
 
 /** The admin section of a config without one. */
-const DEFAULT_ADMIN: FulcrumConfig['admin'] = { listen: v4('127.0.0.1', 9090), token: undefined, tokenFile: undefined };
+const DEFAULT_ADMIN: FulcrumConfig['admin'] = { listen: v4('127.0.0.1', 8406), token: undefined, tokenFile: undefined };
 
 /** Each good fixture and the config it must load as (`file` is filled in by the test). */
 const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
   'good-minimal.yaml': {
     workers: availableParallelism(),
     drainTimeoutMs: 30_000,
-    log: { level: 'info' },
+    log: { level: 'info', format: 'json' },
     connectionLog: DEFAULT_CONNECTION_LOG,
     admin: DEFAULT_ADMIN,
     services: [service({ name: 'pg', listen: v4('127.0.0.1', 6432), backends: [backend(v4('127.0.0.1', 5432))] })],
@@ -260,7 +261,7 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
   'good-full.yaml': {
     workers: 4,
     drainTimeoutMs: 1500,
-    log: { level: 'debug' },
+    log: { level: 'debug', format: 'json' },
     connectionLog: DEFAULT_CONNECTION_LOG,
     admin: DEFAULT_ADMIN,
     services: [
@@ -289,7 +290,7 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
   'good-admin.yaml': {
     workers: availableParallelism(),
     drainTimeoutMs: 30_000,
-    log: { level: 'info' },
+    log: { level: 'info', format: 'json' },
     connectionLog: DEFAULT_CONNECTION_LOG,
     admin: {
       listen: v4('0.0.0.0', 9443),
@@ -301,7 +302,7 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
   'good-lifecycle.yaml': {
     workers: availableParallelism(),
     drainTimeoutMs: 45_000,
-    log: { level: 'info' },
+    log: { level: 'info', format: 'json' },
     connectionLog: DEFAULT_CONNECTION_LOG,
     admin: DEFAULT_ADMIN,
     services: [
@@ -337,7 +338,7 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
   'good-identity.yaml': {
     workers: availableParallelism(),
     drainTimeoutMs: 30_000,
-    log: { level: 'info' },
+    log: { level: 'info', format: 'json' },
     connectionLog: DEFAULT_CONNECTION_LOG,
     admin: DEFAULT_ADMIN,
     services: [
@@ -378,7 +379,7 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
   'good-udp.yaml': {
     workers: availableParallelism(),
     drainTimeoutMs: 30_000,
-    log: { level: 'info' },
+    log: { level: 'info', format: 'json' },
     connectionLog: DEFAULT_CONNECTION_LOG,
     admin: DEFAULT_ADMIN,
     services: [
@@ -405,7 +406,7 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
   'good-algorithms.yaml': {
     workers: availableParallelism(),
     drainTimeoutMs: 30_000,
-    log: { level: 'info' },
+    log: { level: 'info', format: 'json' },
     connectionLog: DEFAULT_CONNECTION_LOG,
     admin: DEFAULT_ADMIN,
     services: [
@@ -540,11 +541,15 @@ const DURATIONS: [unknown, number | string][] = [
   ['1.5s', 1500],
   ['10m', 600_000],
   ['1h', 3_600_000],
-  [250, 250],
+  // A bare number is refused: `idle: 3600` was read as 3.6 s; the message says how to write it.
+  [3600, 'bad duration 3600 for x: a duration needs a unit: write 3600s for seconds or 3600ms for milliseconds (expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m)'],
+  [1.5, 'bad duration 1.5 for x: a duration needs a unit: write 1.5s for seconds or 1.5ms for milliseconds (expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m)'],
+  [0, 'bad duration 0 for x: must be greater than 0'],
   ['2h', 'x "2h" is too long: expected at most 1h'],
-  ['1.5', 'bad duration "1.5" for x: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m, or an integer of milliseconds'],
+  ['1.5', 'bad duration "1.5" for x: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m'],
+  ['3600', 'bad duration "3600" for x: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m'],
   ['0s', 'bad duration "0s" for x: must be greater than 0'],
-  [true, 'bad duration true for x: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m, or an integer of milliseconds'],
+  [true, 'bad duration true for x: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m'],
 ];
 
 t.test('parseDuration and formatDuration', async (t) => {
@@ -553,7 +558,7 @@ t.test('parseDuration and formatDuration', async (t) => {
     t.equal(result.ok ? result.ms : result.message, expected, String(input));
   }
   // Where 0 turns a feature off (slow_start), 0 in any unit is accepted; below 0 still is not.
-  for (const [input, expected] of [[0, 0], ['0s', 0], ['0.0ms', 0], ['30s', 30_000], ['-1s', 'bad duration "-1s" for x: ' + DURATION_EXPECTED]] as const) {
+  for (const [input, expected] of [[0, 0], ['0s', 0], ['0.0ms', 0], ['30s', 30_000], ['-1s', 'bad duration "-1s" for x: ' + DURATION_EXPECTED], [30, 'bad duration 30 for x: a duration needs a unit: write 30s for seconds or 30ms for milliseconds (' + DURATION_EXPECTED + ')']] as const) {
     const result = parseDuration(input, 'x', 3_600_000, { zero: 'off' });
     t.equal(result.ok ? result.ms : result.message, expected, `${String(input)} with zero: off`);
   }
@@ -568,13 +573,36 @@ t.test('isPrime and nearestPrimes (maglev_table_size)', async (t) => {
   t.same(nearestPrimes(4_194_300), [4_194_287, 4_194_301]);
 });
 
+t.test('an unquoted *:PORT: the hint quotes the address as written, not an example', async (t) => {
+  const text = 'services:\n  - name: cache\n    listen: *:6380\n    backends: [{ address: 127.0.0.1:6379 }]\n';
+  const err = (() => {
+    try {
+      parseConfig(text, 'star.yaml');
+    } catch (e) {
+      return e as ConfigError;
+    }
+    return undefined;
+  })();
+  t.equal(err?.message, 'star.yaml:3:13: unknown alias *:6380: no anchor &:6380 before it (to write a value that starts with *, quote it: "*:6380")');
+});
+
+t.test('the shipped words say TCP/UDP: the example config and the CLI help', async (t) => {
+  const yaml = await readFile(join(ROOT, 'config/fulcrum.yaml'), 'utf8');
+  t.notMatch(yaml, /only tcp/, 'no "only tcp for now"');
+  t.match(yaml, /protocol: tcp +# tcp \(the default\) or udp/);
+  const { MAIN_USAGE } = await import('../../src/commands/usage.js');
+  t.match(MAIN_USAGE, /layer-4 TCP\/UDP load balancer/);
+  const schema = JSON.parse(await readFile(SCHEMA_FILE, 'utf8')) as { description: string };
+  t.match(schema.description, /layer-4 TCP\/UDP load balancer/);
+});
+
 t.test('the default config is the documented demo', async (t) => {
   const file = join(ROOT, 'config/fulcrum.yaml');
   t.same(await loadConfig(file), {
     file,
     workers: availableParallelism(),
     drainTimeoutMs: 10_000,
-    log: { level: 'info' },
+    log: { level: 'info', format: 'json' },
     connectionLog: DEFAULT_CONNECTION_LOG,
     admin: DEFAULT_ADMIN,
     services: [

@@ -30,7 +30,7 @@ const BAD: Record<string, string[]> = {
     '13:57: bad unicast peer "peer2": expected an IPv4 address such as 10.200.0.3',
     '14:19: bad source_address "eth0": expected an IPv4 address',
     '15:11: notify "on-vrrp-state": expected an absolute path to a program',
-    '16:17: bad duration "soon" for ha.garp_refresh: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m, or an integer of milliseconds',
+    '16:17: bad duration "soon" for ha.garp_refresh: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m',
     '18:21: tracked service "db" does not exist; expected one of: web',
   ],
   'ha-bad-interval.yaml': ['11:20: ha.advert_interval "41s" is too long: expected at most 40950ms'],
