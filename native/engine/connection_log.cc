@@ -17,8 +17,14 @@ namespace fulcrum {
 
 namespace {
 
-// How often the writer takes the rings' records.
-constexpr auto kBatchInterval = std::chrono::milliseconds(10);
+// How often the writer takes the rings' records: every 10 ms while records
+// come, every 50 ms once a batch found none (an idle balancer wakes 20 times
+// a second for it, not 100), and not at all while the log is off. A worker
+// ending 100,000 connections a second fills 5,000 of its ring's 8,192
+// places in 50 ms.
+constexpr auto kBusyInterval = std::chrono::milliseconds(10);
+constexpr auto kIdleInterval = std::chrono::milliseconds(50);
+constexpr auto kOffInterval = std::chrono::hours(1);
 constexpr size_t kBatchRecords = 512;
 // A write to a pipe or socket of at most PIPE_BUF bytes is never interleaved
 // with another writer's (the process logger shares stdout): lines stay whole.
@@ -140,6 +146,7 @@ int ConnectionLog::configure(const ConnectionLogSettings& settings) {
   interval_ms_.store(settings.output == ConnectionLogSettings::Output::kOff ? 0 : settings.interval_ms,
                      std::memory_order_relaxed);
   enabled_.store(settings.output != ConnectionLogSettings::Output::kOff, std::memory_order_release);
+  wake_.notify_all();  // a writer asleep while the log was off
   return 0;
 }
 
@@ -203,12 +210,18 @@ void ConnectionLog::stop() {
 
 void ConnectionLog::run() {
   std::unique_lock lock(mutex_);
+  bool busy = false;
   for (;;) {
-    const bool stopping = wake_.wait_for(lock, kBatchInterval, [this] { return stopping_; });
+    const auto interval = !enabled_.load(std::memory_order_acquire) ? kOffInterval : busy ? kBusyInterval : kIdleInterval;
+    // Woken early only to stop, or when configure() turned the log on.
+    const bool enabled = enabled_.load(std::memory_order_acquire);
+    const bool stopping = wake_.wait_for(lock, interval, [this, enabled] {
+      return stopping_ || enabled_.load(std::memory_order_acquire) != enabled;
+    }) && stopping_;
     lock.unlock();
     // On stop, everything the workers left in the rings is written first.
-    while (write_batch()) {
-    }
+    busy = false;
+    while (write_batch()) busy = true;
     lock.lock();
     if (stopping) return;
   }
