@@ -57,9 +57,9 @@ export function passed(outcome: Outcome): boolean {
   return 'result' in outcome && outcome.result.ok;
 }
 
-/** What happened, for a property's failure message. */
+/** What happened, for a property's failure message (at most 200 characters). */
 export function describe(outcome: Outcome): string {
-  if ('result' in outcome) return JSON.stringify(outcome.result);
-  const e = outcome.thrown;
-  return e instanceof Error ? `${e.constructor.name}: ${e.message}` : String(e);
+  const e = 'thrown' in outcome ? outcome.thrown : undefined;
+  const text = 'result' in outcome ? JSON.stringify(outcome.result) : e instanceof Error ? `${e.constructor.name}: ${e.message}` : String(e);
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }
