@@ -71,6 +71,18 @@ t.test('every RESP value parses back to itself, whatever follows it', async (t) 
   t.pass(`${RUNS} values`);
 });
 
+t.test('a bulk string is taken only when CRLF follows its declared length', async (t) => {
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 12 }), fc.uint8Array({ maxLength: 16 }).map((b) => Buffer.from(b)), (declared, data) => {
+      const parsed = parseChecked(Buffer.concat([Buffer.from(`$${declared}\r\n`), data]));
+      if (parsed === undefined || parsed === 'failure') return true;
+      return data[declared] === 0x0d && data[declared + 1] === 0x0a && parsed.used === 4 + String(declared).length - 1 + declared + 2;
+    }),
+    { numRuns: RUNS, examples: [[2, Buffer.from('abc\r\n')]] }, // once read as "ab", its "c\r" taken for the CRLF
+  );
+  t.pass(`${RUNS} bulk strings`);
+});
+
 t.test('encodeCommand → parseReply round-trips any arguments', async (t) => {
   fc.assert(
     fc.property(fc.array(fc.string({ unit: 'grapheme', maxLength: 30 }), { maxLength: 6 }), (args) => {
