@@ -44,7 +44,7 @@ const payloadArb = fc.oneof(
   fc.constantFrom(OK, EOF_PACKET, lenenc('0'), lenenc('1'), Buffer.from([0xfe, ...Buffer.from('mysql_native_password\0'), ...Buffer.alloc(20, 1)])),
 );
 /** Packets with any payloads, or raw bytes that may not even frame. */
-const answerArb = fc.oneof(
+const answerArb: fc.Arbitrary<Uint8Array> = fc.oneof(
   fc.array(payloadArb, { maxLength: 8 }).map((payloads) => Buffer.concat(payloads.map((p, i) => packet(i, p)))),
   fc.array(payloadArb, { maxLength: 7 }).map((payloads) => Buffer.concat([packet(0, greeting()), ...payloads.map((p, i) => packet(i + 2, p))])),
   fc.uint8Array({ maxLength: 24 }),
@@ -78,7 +78,7 @@ t.test('any answer to the greeting read or to a login: a result or a CheckFailur
         const outcome = await server.probe(check, answer, 'pw');
         if (!endedCleanly(outcome)) throw new Error(describe(outcome));
       }),
-      { numRuns: 200, examples: FOUND.map((answer) => [answer]) },
+      { numRuns: 200, examples: FOUND.map((answer): [Uint8Array] => [answer]) },
     );
     t.pass(`${name}: 200 answers and ${FOUND.length} found before`);
   }

@@ -64,7 +64,7 @@ t.test('any answer to the anonymous startup or to a login: a result or a CheckFa
         const outcome = await server.probe(check, answer, 'pw');
         if (!endedCleanly(outcome)) throw new Error(describe(outcome));
       }),
-      { numRuns: 200, examples: FOUND.map((answer) => [answer]) },
+      { numRuns: 200, examples: FOUND.map((answer): [Uint8Array] => [answer]) },
     );
     t.pass(`${name}: 200 answers and ${FOUND.length} found before`);
   }
