@@ -16,9 +16,12 @@
 //     and a kDone header of L bytes parses as kIncomplete at every shorter prefix;
 //   - the engine peeks at most kProxyV2MaxBytes: that many bytes are never
 //     kIncomplete (the connection would wait for the timer for nothing);
+//   - a v1 header's text agrees with what was parsed (family word, decimal
+//     ports; a TCP4 line is byte for byte what encode_proxy_v1 writes back);
 //   - round trip: the parsed addresses, written by encode_proxy_v1 and by
 //     encode_proxy_v2, parse back to the same addresses (IPv4-mapped IPv6
 //     pairs come back as IPv4, as the encoders document).
+#include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include <cstddef>
@@ -27,6 +30,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "../../native/engine/address.h"
 #include "../../native/engine/proxy_protocol.h"
@@ -124,6 +129,33 @@ void check_round_trip(const ProxyParseResult& r,
   }
 }
 
+// A v1 header's text says what was parsed: TCP4 for AF_INET, TCP6 for
+// AF_INET6, its two ports in decimal as written (leading zeros are refused),
+// and a TCP4 line, whose addresses inet_pton accepts only in the one dotted
+// form, is exactly what encode_proxy_v1 writes for the parsed addresses.
+void check_v1_text(const uint8_t* data, const ProxyParseResult& r) {
+  const std::string line(reinterpret_cast<const char*>(data), r.length - 2);
+  std::vector<std::string> fields;
+  for (size_t start = 0;;) {
+    const size_t space = line.find(' ', start);
+    fields.push_back(line.substr(start, space == std::string::npos ? std::string::npos : space - start));
+    if (space == std::string::npos) break;
+    start = space + 1;
+  }
+  FUZZ_CHECK(fields.size() == 6);
+  FUZZ_CHECK(fields[1] == (r.source.ss_family == AF_INET ? "TCP4" : "TCP6"));
+  const auto port = [](const sockaddr_storage& a) {
+    return a.ss_family == AF_INET ? ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port)
+                                  : ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port);
+  };
+  FUZZ_CHECK(fields[4] == std::to_string(port(r.source)) && fields[5] == std::to_string(port(r.destination)));
+  if (r.source.ss_family == AF_INET) {
+    uint8_t out[fulcrum::kProxyEncodeMaxBytes];
+    const size_t n = fulcrum::encode_proxy_v1(r.source, r.destination, out);
+    FUZZ_CHECK(n == r.length && std::memcmp(out, data, n) == 0);
+  }
+}
+
 // The prefix lengths whose results are compared: all of them for short
 // inputs, then a spread, plus the ones around a parsed header's end.
 bool worth_checking(size_t k, size_t size, size_t header_length) {
@@ -140,6 +172,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check_shape(data, size, full);
   if (size >= fulcrum::kProxyV2MaxBytes) FUZZ_CHECK(full.status != ProxyParseStatus::kIncomplete);
   if (full.has_addresses) {
+    if (data[0] == 'P') check_v1_text(data, full);
     check_round_trip(full, fulcrum::encode_proxy_v1);
     check_round_trip(full, fulcrum::encode_proxy_v2);
   }
