@@ -17,10 +17,9 @@ export const httpProbe: Probe = ({ host, port, check }) =>
     c.stage = 'waiting for the status line';
     const line = await c.read((buffer) => {
       const end = buffer.indexOf('\r\n');
-      if (end < 0) {
-        if (buffer.length > MAX_STATUS_LINE) throw new CheckFailure('no HTTP status line in the first 8 KiB');
-        return undefined;
-      }
+      // The same bound whether the line came in one read or several (+ 1: its CR may be in, its LF not yet).
+      if (end < 0 ? buffer.length > MAX_STATUS_LINE + 1 : end > MAX_STATUS_LINE) throw new CheckFailure('no HTTP status line in the first 8 KiB');
+      if (end < 0) return undefined;
       return { value: buffer.subarray(0, end).toString('latin1'), used: end + 2 };
     });
     const match = STATUS_LINE.exec(line);

@@ -45,6 +45,8 @@ function packet(sequence: number, payload: Buffer): Buffer {
 }
 
 function describeError(payload: Buffer): string {
+  // 0xff, a 2-byte code, then (4.1 protocol) '#' and a 5-byte SQLSTATE, then the message.
+  if (payload.length < 3) return `malformed error packet (${payload.length} bytes)`;
   const code = payload.readUInt16LE(1);
   const text = payload[3] === 0x23 ? payload.toString('utf8', 9) : payload.toString('utf8', 3);
   return `${code} ${text.slice(0, 160)}`;
@@ -142,7 +144,10 @@ async function logIn(c: Conversation, user: string, database: string | undefined
 
 /** A length-encoded integer at `at`: its value and size. */
 function lengthEncoded(payload: Buffer, at: number): { value: number; size: number } {
-  const first = payload[at]!;
+  const first = payload[at];
+  if (first === undefined) throw new CheckFailure('truncated packet: no length-encoded integer');
+  const size = first === 0xfc ? 3 : first === 0xfd ? 4 : first === 0xfe ? 9 : 1;
+  if (payload.length < at + size) throw new CheckFailure(`truncated length-encoded integer (${payload.length - at} of ${size} bytes)`);
   if (first < 0xfb) return { value: first, size: 1 };
   if (first === 0xfc) return { value: payload.readUInt16LE(at + 1), size: 3 };
   if (first === 0xfd) return { value: payload.readUIntLE(at + 1, 3), size: 4 };
@@ -166,6 +171,8 @@ async function readOnlyState(c: Conversation, version: string): Promise<ProbeRes
     if (row[0] === 0xff) throw new CheckFailure(`query failed: ${describeError(row)}`);
     if (row[0] === 0xfb) continue;
     const { value: length, size } = lengthEncoded(row, 0);
+    // A value longer than its packet would be read short: refused, not taken for '0' or '1'.
+    if (row.length < size + length) throw new CheckFailure(`truncated row (${row.length} bytes, value of ${length})`);
     value = row.toString('latin1', size, size + length);
   }
   c.write(packet(0, Buffer.from([COM_QUIT])));

@@ -67,6 +67,11 @@ function errorFields(body: Buffer): Record<string, string> {
   return fields;
 }
 
+/** A message body shorter than its type's fixed fields is the server's error, reported as such (not a RangeError). */
+function requireBytes(body: Buffer, bytes: number, what: string): void {
+  if (body.length < bytes) throw new CheckFailure(`malformed ${what} (${body.length} bytes)`);
+}
+
 function describeError(body: Buffer): string {
   const f = errorFields(body);
   return `${f.C ?? '?????'} ${(f.M ?? 'error').slice(0, 160)}`;
@@ -101,6 +106,7 @@ async function authenticate(c: Conversation, user: string, password: string | un
     if (reply.type === 'E') throw new CheckFailure(`login refused: ${describeError(reply.body)}`);
     if (reply.type === 'Z') return;
     if (reply.type !== 'R') continue; // ParameterStatus, BackendKeyData, NoticeResponse
+    requireBytes(reply.body, 4, 'authentication request');
     const code = reply.body.readInt32BE(0);
     const need = (): string => {
       if (password === undefined) throw new CheckFailure('the server asks for a password and none is configured');
@@ -114,6 +120,7 @@ async function authenticate(c: Conversation, user: string, password: string | un
         c.write(message('p', cstring(need())));
         break;
       case 5: { // md5: "md5" + md5(md5(password + user) + salt)
+        requireBytes(reply.body, 8, 'md5 request');
         const inner = createHash('md5').update(need() + user).digest('hex');
         const outer = createHash('md5').update(Buffer.concat([Buffer.from(inner), reply.body.subarray(4, 8)])).digest('hex');
         c.write(message('p', cstring(`md5${outer}`)));
@@ -151,8 +158,13 @@ async function recoveryState(c: Conversation): Promise<ProbeResult> {
   for (;;) {
     const reply = await c.read(parseMessage);
     if (reply.type === 'E') throw new CheckFailure(`query failed: ${describeError(reply.body)}`);
-    if (reply.type === 'D' && reply.body.readInt16BE(0) === 1) {
+    if (reply.type === 'D') {
+      requireBytes(reply.body, 2, 'DataRow');
+      if (reply.body.readInt16BE(0) !== 1) continue;
+      requireBytes(reply.body, 6, 'DataRow');
       const length = reply.body.readInt32BE(2);
+      // A column longer than the message would be read short: refused, not taken for 't' or 'f'.
+      requireBytes(reply.body, 6 + Math.max(length, 0), 'DataRow');
       value = length < 0 ? undefined : reply.body.toString('utf8', 6, 6 + length);
     }
     if (reply.type === 'Z') break;

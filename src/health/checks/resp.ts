@@ -45,6 +45,8 @@ function parseAt(buffer: Buffer, start: number, depth: number): { value: RespVal
       if (length < 0) return { value: null, end: next };
       if (!Number.isInteger(length)) throw new CheckFailure('bad redis bulk length');
       if (buffer.length < next + length + 2) return undefined;
+      // A length that disagrees with the data would desynchronise every reply after it.
+      if (buffer[next + length] !== 0x0d || buffer[next + length + 1] !== 0x0a) throw new CheckFailure('redis bulk string not followed by CRLF');
       return { value: buffer.toString('utf8', next, next + length), end: next + length + 2 };
     }
     case '*': {
