@@ -212,7 +212,7 @@ export class FulcrumRuntime implements Runtime {
     this.#config = {
       ...next,
       workers: this.#config.workers,
-      admin: { ...next.admin, listen: this.#config.admin.listen },
+      admin: { ...next.admin, listen: this.#config.admin.listen, maxConnections: this.#config.admin.maxConnections },
       // announce: and sync: apply at start only (reported in needsRestart).
       announce: this.#config.announce,
       sync: this.#config.sync,

@@ -142,6 +142,8 @@ export interface RawAdmin {
   token?: string;
   /** File holding the bearer token (surrounding whitespace is trimmed); a relative path is relative to the config file. */
   token_file?: string;
+  /** Admin connections open at once: 1 to 65536. */
+  max_connections: number;
 }
 
 export interface RawService {
@@ -329,6 +331,7 @@ export const SCHEMA_ENUMS = {
 
 /** The minimum and maximum of every bounded integer of the schema, by path. */
 export const SCHEMA_BOUNDS = {
+  'admin.max_connections': { minimum: 1, maximum: 65536 },
   'announce.bfd_multiplier': { minimum: 2, maximum: 16 },
   'announce.local_as': { minimum: 1, maximum: 4294967295 },
   'announce.neighbors[].as': { minimum: 1, maximum: 4294967295 },

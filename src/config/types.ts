@@ -130,6 +130,8 @@ export interface AdminConfig {
   token: string | undefined;
   /** Absolute path the token was read from, when it came from admin.token_file. */
   tokenFile: string | undefined;
+  /** Admin connections open at once; one more is closed when accepted. Default 256. */
+  maxConnections: number;
 }
 
 export interface FulcrumConfig {

@@ -30,7 +30,7 @@ const BAD_FIXTURES: Record<string, string[]> = {
   'bad-admin-token-file.yaml': ['4:3: give token or token_file, not both'],
   'bad-admin-missing-token-file.yaml': [
     '3:15: cannot read admin.token_file no-such-admin.token (ENOENT, relative to the config file)',
-    '4:3: unknown key "port" in admin; expected one of: listen, token, token_file',
+    '4:3: unknown key "port" in admin; expected one of: listen, token, token_file, max_connections',
   ],
   'bad-unknown-key.yaml': [
     '3:5: missing required key "listen" in service',
@@ -243,7 +243,7 @@ function backend(address: Endpoint, fields: Partial<Omit<BackendConfig, 'address
 }
 
 /** The admin section of a config without one. */
-const DEFAULT_ADMIN: FulcrumConfig['admin'] = { listen: v4('127.0.0.1', 9090), token: undefined, tokenFile: undefined };
+const DEFAULT_ADMIN: FulcrumConfig['admin'] = { listen: v4('127.0.0.1', 9090), token: undefined, tokenFile: undefined, maxConnections: 256 };
 
 /** Each good fixture and the config it must load as (`file` is filled in by the test). */
 const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
@@ -290,6 +290,7 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
       listen: v4('0.0.0.0', 9443),
       token: 'Zm9vYmFyYmF6cXV4LXRva2VuLTEyMzQ1Njc4',
       tokenFile: join(FIXTURES, 'admin.token'),
+      maxConnections: 256,
     },
     services: [service({ name: 'pg', listen: v4('127.0.0.1', 6432), backends: [backend(v4('127.0.0.1', 5432))] })],
   },
