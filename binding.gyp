@@ -28,6 +28,7 @@
         "native/engine/sticky_table.cc",
         "native/engine/sync_journal.cc",
         "native/engine/tcp_connection.cc",
+        "native/engine/tcp_keepalive.cc",
         "native/engine/timer_queue.cc",
         "native/engine/udp_flow_table.cc",
         "native/engine/udp_relay.cc",

@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "listener.h"
+#include "tcp_keepalive.h"
 #include "udp_socket.h"
 
 namespace fulcrum {
@@ -100,6 +101,15 @@ int Engine::apply(std::vector<ServiceSpec> services, ApplyFailure* failure, uint
     }
     opened.insert(opened.end(), fds.begin(), fds.end());
     next[key] = std::move(fds);
+  }
+
+  // Keepalive on every TCP listener, kept ones too (a reload may change
+  // it): accepted sockets inherit it. Nothing can fail from here on, so a
+  // setsockopt refusal (not expected for a socket of ours with validated
+  // values) only leaves dead-peer detection to the timeouts.
+  for (const ServiceSpec& spec : services) {
+    if (spec.protocol != Protocol::kTcp) continue;
+    for (int fd : next[listener_key(spec)]) (void)apply_tcp_keepalive(fd, spec.tcp_keepalive);
   }
 
   // A slot the running configuration did not have is a new backend: it

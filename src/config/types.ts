@@ -79,8 +79,18 @@ export interface StickyConfig {
 export interface ServiceTimeouts {
   /** Backend connect timeout, default 2s. */
   connectMs: number;
-  /** Close a connection with no traffic in either direction for this long, default 10m. */
+  /** Close a connection with no traffic in either direction for this long; 0 never (tcp's default). udp: default 30s, never 0. */
   idleMs: number;
+}
+
+/** TCP keepalive on the client's and the backend's socket (`tcp_keepalive:`). */
+export interface TcpKeepaliveConfig {
+  /** Quiet time before the first probe. Default 60s. */
+  idleMs: number;
+  /** Between unanswered probes. Default 15s. */
+  intervalMs: number;
+  /** Unanswered probes that end the connection. Default 8. */
+  count: number;
 }
 
 export interface ServiceConfig {
@@ -90,6 +100,8 @@ export interface ServiceConfig {
   balance: Balance;
   backends: BackendConfig[];
   timeouts: ServiceTimeouts;
+  /** undefined: `tcp_keepalive: off`. */
+  tcpKeepalive: TcpKeepaliveConfig | undefined;
   /** Extra connect attempts on other backends after the first fails, default 2. */
   retries: number;
   /** maglev only (default five_tuple). */

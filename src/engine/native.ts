@@ -39,7 +39,10 @@ export interface NativeServiceSpec {
   hashKey: HashKey;
   maglevTableSize: number;
   connectTimeoutMs: number;
+  /** 0: no idle timeout (tcp only). */
   idleTimeoutMs: number;
+  /** null: off. */
+  tcpKeepalive: { idleMs: number; intervalMs: number; count: number } | null;
   retries: number;
   queueSize: number;
   queueTimeoutMs: number;

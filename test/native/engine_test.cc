@@ -26,6 +26,7 @@ void run_picker_tests();
 void run_udp_flow_table_tests();
 void run_client_identity_tests();
 void run_sync_tests();
+void run_tcp_keepalive_tests();
 int passed = 0;
 int failed = 0;
 
@@ -232,6 +233,7 @@ void test_engine_sync() {
   close(fd);
   fulcrum::ServiceSpec game = service("game", 3, port, 1);
   game.protocol = fulcrum::Protocol::kUdp;
+  game.idle_timeout_ms = 30000;  // a UDP flow always has one (0 is TCP's "never")
   game.sync = true;
   game.backends[0].slot = 7;
   fulcrum::ServiceSpec web = service("web", 4, 0, 1);
@@ -279,6 +281,7 @@ void test_engine_dump() {
   fulcrum::parse_socket_address("127.0.0.1", bind_port(&fd), &game.listen);
   close(fd);
   game.protocol = fulcrum::Protocol::kUdp;
+  game.idle_timeout_ms = 30000;  // a UDP flow always has one (0 is TCP's "never")
   game.sync = true;
   fulcrum::ServiceSpec web = service("web", 4, 0, 1);
   fulcrum::parse_socket_address("127.0.0.1", bind_port(&fd), &web.listen);
@@ -354,6 +357,7 @@ int main() {
   test_engine_apply();
   test_engine_sync();
   test_engine_dump();
+  run_tcp_keepalive_tests();
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }
