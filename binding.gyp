@@ -15,6 +15,7 @@
         "native/engine/address.cc",
         "native/engine/cidr_set.cc",
         "native/engine/client_limits.cc",
+        "native/engine/connection_budget.cc",
         "native/engine/counters.cc",
         "native/engine/engine.cc",
         "native/engine/event_sink.cc",

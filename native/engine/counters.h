@@ -32,7 +32,8 @@ enum GlobalCounter : uint32_t { kEventsDropped = 0, kGlobalCounterCount };
 // kAppliedGeneration: the generation of the last snapshot this worker has
 // swapped in (see Engine::apply), so the control plane can tell when a reload
 // or a drain has taken effect everywhere without waiting on a worker.
-enum WorkerCounter : uint32_t { kPooledPipes = 0, kAcceptPauses, kAppliedGeneration, kWorkerCounterCount };
+// kAcceptPaused: 1 while this worker's listeners are paused (a gauge).
+enum WorkerCounter : uint32_t { kPooledPipes = 0, kAcceptPauses, kAppliedGeneration, kAcceptPaused, kWorkerCounterCount };
 // Shared by services and backends. For a service, kAccepted counts accepted
 // clients and kFailed clients closed without reaching any backend; for a
 // backend, kAccepted counts established connections and kFailed failed
@@ -93,7 +94,8 @@ static_assert(kGlobalCounterCount <= kLineWords && kWorkerCounterCount <= kLineW
 // TypeScript side checks its list against them at load).
 inline constexpr EnumName<GlobalCounter> kGlobalCounterNames[] = {{kEventsDropped, "eventsDropped"}};
 inline constexpr EnumName<WorkerCounter> kWorkerCounterNames[] = {
-    {kPooledPipes, "pooledPipes"}, {kAcceptPauses, "acceptPauses"}, {kAppliedGeneration, "appliedGeneration"}};
+    {kPooledPipes, "pooledPipes"}, {kAcceptPauses, "acceptPauses"}, {kAppliedGeneration, "appliedGeneration"},
+    {kAcceptPaused, "acceptPaused"}};
 inline constexpr EnumName<TrafficCounter> kTrafficCounterNames[] = {
     {kAccepted, "accepted"}, {kActive, "active"}, {kFailed, "failed"}, {kBytesIn, "bytesIn"},
     {kBytesOut, "bytesOut"}, {kQueued, "queued"}, {kRefused, "refused"}, {kQueueTimeouts, "queueTimeouts"}};

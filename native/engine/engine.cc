@@ -34,8 +34,16 @@ int Engine::create(EngineOptions options, std::unique_ptr<Engine>* out) {
     engine->backends_ = std::make_unique<BackendTable>();
     engine->sampler_ = std::make_unique<LoadSampler>(engine->counters_, engine->backends_.get());
     engine->journal_ = std::make_shared<SyncJournal>();
+    auto budget = std::make_shared<ConnectionBudget>(options.max_connections);
+    // Empty pipes kept per worker: with a budget, the quarter of it that
+    // its pipe allowance is (fd-budget.ts), shared by the workers.
+    const size_t pooled_pipes = options.max_connections == 0
+                                    ? Worker::kMaxPooledPipes
+                                    : std::clamp<size_t>(options.max_connections / 4 / options.workers, 8,
+                                                         Worker::kMaxPooledPipes);
     for (uint32_t i = 0; i < options.workers; i++) {
-      engine->workers_.push_back(std::make_unique<Worker>(i, engine->counters_, engine->events_.get()));
+      engine->workers_.push_back(
+          std::make_unique<Worker>(i, engine->counters_, engine->events_.get(), budget, pooled_pipes));
     }
     LoadSampler* sampler = engine->sampler_.get();
     engine->workers_[0]->set_periodic([sampler](uint64_t now_ms) { sampler->sample(now_ms); }, LoadSampler::kIntervalMs);

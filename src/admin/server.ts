@@ -64,7 +64,10 @@ export class AdminServer {
     // The admin port draws on the process's descriptors like the traffic
     // does: past the cap, a new connection is closed as soon as it is
     // accepted (net.Server), so holding sockets open costs nobody else's.
-    this.#server.maxConnections = runtime.config().admin.maxConnections;
+    // Under a low RLIMIT_NOFILE the budget keeps fewer descriptors for the
+    // admin API (fd-budget.ts): the cap follows, so the API cannot take them
+    // from the traffic.
+    this.#server.maxConnections = Math.min(runtime.config().admin.maxConnections, runtime.engine.budget?.adminConnections ?? Number.POSITIVE_INFINITY);
     this.#server.on('drop', () => this.#onDrop());
   }
 

@@ -88,7 +88,7 @@ export interface NativeEvent {
  */
 export const COUNTER_FIELDS = {
   global: ['eventsDropped'],
-  worker: ['pooledPipes', 'acceptPauses', 'appliedGeneration'],
+  worker: ['pooledPipes', 'acceptPauses', 'appliedGeneration', 'acceptPaused'],
   traffic: ['accepted', 'active', 'failed', 'bytesIn', 'bytesOut', 'queued', 'refused', 'queueTimeouts'],
   udp: ['datagramsIn', 'datagramsOut', 'datagramsDropped', 'flowsExpired', 'flowsEvicted', 'flowsCompleted', 'flowsMoved'],
   admission: ['denied', 'overConnections', 'overRate', 'untracked', 'proxyAccepted', 'proxyMissing', 'proxyMalformed', 'proxyTimeout'],
@@ -157,7 +157,7 @@ export interface SnapshotSchema {
 }
 
 export interface NativeAddon {
-  Engine: new (options: { workers: number; onEvents: (events: NativeEvent[]) => void }) => NativeEngine;
+  Engine: new (options: { workers: number; maxConnections?: number; onEvents: (events: NativeEvent[]) => void }) => NativeEngine;
   counterLayout: CounterLayout;
   snapshotSchema: SnapshotSchema;
   /** rtnetlink address add/del on an interface: 0 or -errno (-EEXIST, -EADDRNOTAVAIL, -ENODEV, -EPERM). */
