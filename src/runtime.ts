@@ -88,7 +88,7 @@ export class FulcrumRuntime implements Runtime {
     this.control = new BackendControl(engine);
     this.control.on('change', (status: BackendStatus) => this.#since.set(backendKey(status.service, status.backend), Date.now()));
     this.health = options.health ?? createHealthSource({ engine, control: this.control, logger: options.logger });
-    this.control.sync(config.services, (service, backend) => this.health.initialVerdict(service, backend, 'start'));
+    this.control.sync(config.services, (service, backend, b) => this.health.initialVerdict(service, backend, 'start', b.healthCheck));
     this.#trackSince();
     this.health.update(config);
     this.#config = config;
@@ -211,7 +211,7 @@ export class FulcrumRuntime implements Runtime {
     } catch (err) {
       return this.#rejected(trigger, [describeApplyError(err, next)]);
     }
-    this.control.sync(next.services, (service, backend) => this.health.initialVerdict(service, backend, 'reload'));
+    this.control.sync(next.services, (service, backend, b) => this.health.initialVerdict(service, backend, 'reload', b.healthCheck));
     this.#trackSince();
     this.health.update(next);
     await this.engine.whenApplied();
@@ -220,7 +220,7 @@ export class FulcrumRuntime implements Runtime {
     this.#config = {
       ...next,
       workers: this.#config.workers,
-      admin: { ...next.admin, listen: this.#config.admin.listen },
+      admin: { ...next.admin, listen: this.#config.admin.listen, maxConnections: this.#config.admin.maxConnections },
       // announce: and sync: apply at start only (reported in needsRestart).
       announce: this.#config.announce,
       sync: this.#config.sync,

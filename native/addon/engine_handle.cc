@@ -40,6 +40,16 @@ EngineHandle::EngineHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<En
     throw Napi::TypeError::New(env, "Engine options.workers must be an integer from 1 to 1024");
   }
   if (!on_events.IsFunction()) throw Napi::TypeError::New(env, "Engine options.onEvents must be a function");
+  // The connection budget (src/engine/fd-budget.ts); absent or 0: no cap.
+  Napi::Value max_connections = options.Get("maxConnections");
+  uint32_t budget = 0;
+  if (!max_connections.IsUndefined()) {
+    const double value = max_connections.IsNumber() ? max_connections.As<Napi::Number>().DoubleValue() : -1;
+    if (value < 0 || value > 16777216 || value != static_cast<double>(static_cast<uint32_t>(value))) {
+      throw Napi::TypeError::New(env, "Engine options.maxConnections must be an integer from 0 to 16777216");
+    }
+    budget = static_cast<uint32_t>(value);
+  }
 
   // Unlimited queue (0): a call is made only when the sink goes from empty to
   // non-empty, so at most a few are ever queued, and a worker never blocks.
@@ -49,6 +59,7 @@ EngineHandle::EngineHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<En
 
   EngineOptions engine_options;
   engine_options.workers = workers.As<Napi::Number>().Uint32Value();
+  engine_options.max_connections = budget;
   Napi::ThreadSafeFunction tsfn = events_tsfn_;
   engine_options.wake_events = [tsfn](EventSink* sink) mutable {
     tsfn.NonBlockingCall([sink](Napi::Env call_env, Napi::Function callback) {

@@ -23,12 +23,16 @@ inline constexpr double kDay = 24 * kHour;
 // services[]
 inline constexpr IntegerField kMaglevTableSize{"service", "maglevTableSize", 251, 4194301, false};  // primes
 inline constexpr IntegerField kConnectTimeout{"service", "connectTimeoutMs", 1, kHour, false};
-inline constexpr IntegerField kIdleTimeout{"service", "idleTimeoutMs", 1, 7 * kDay, false};
+inline constexpr IntegerField kIdleTimeout{"service", "idleTimeoutMs", 1, 7 * kDay, true};  // udp: at least 1
 inline constexpr IntegerField kRetries{"service", "retries", 0, 16, false};
 inline constexpr IntegerField kQueueSize{"service", "queueSize", 0, 1000000, false};
 inline constexpr IntegerField kQueueTimeout{"service", "queueTimeoutMs", 1, kHour, false};
 inline constexpr IntegerField kMaxFlows{"service", "maxFlows", 1, 16777216, false};
 inline constexpr IntegerField kUdpResponses{"service", "udpResponses", 0, 1000000, false};
+// services[].tcpKeepalive
+inline constexpr IntegerField kKeepaliveIdle{"tcpKeepalive", "idleMs", 1000, 9 * kHour, false};
+inline constexpr IntegerField kKeepaliveInterval{"tcpKeepalive", "intervalMs", 1000, 9 * kHour, false};
+inline constexpr IntegerField kKeepaliveCount{"tcpKeepalive", "count", 1, 127, false};
 // services[].acceptProxy, .sticky, .clientLimits
 inline constexpr IntegerField kAcceptProxyTimeout{"acceptProxy", "timeoutMs", 1, 60000, false};
 inline constexpr IntegerField kStickySize{"sticky", "size", 1, 16777216, false};
@@ -47,6 +51,7 @@ inline constexpr const IntegerField* kIntegerFields[] = {
     &kMaglevTableSize, &kConnectTimeout, &kIdleTimeout, &kRetries,         &kQueueSize,       &kQueueTimeout,
     &kMaxFlows,        &kUdpResponses,   &kAcceptProxyTimeout, &kStickySize, &kStickyTimeout, &kLimitConnections,
     &kLimitRate,       &kLimitBurst,     &kLimitTableSize, &kWeight,        &kMaxConnections,  &kSlowStart,
+    &kKeepaliveIdle,   &kKeepaliveInterval, &kKeepaliveCount,
 };
 
 }  // namespace fulcrum::addon

@@ -194,6 +194,20 @@ bool read_service(Reader& reader, Napi::Value value, const std::string& where, S
       !reader.boolean(object, "pgCancel", where, &spec->pg_cancel)) {
     return false;
   }
+  // A UDP flow must end when idle: 0 (no idle timeout) is TCP's alone.
+  if (spec->protocol == Protocol::kUdp && spec->idle_timeout_ms == 0) {
+    return reader.fail(where + ".idleTimeoutMs must be at least 1 for protocol udp");
+  }
+  Napi::Object keepalive;
+  if (!reader.optional_object(object, "tcpKeepalive", where, &spec->tcp_keepalive.enabled, &keepalive)) return false;
+  if (spec->tcp_keepalive.enabled) {
+    const std::string at = where + ".tcpKeepalive";
+    if (!reader.integer(keepalive, kKeepaliveIdle, at, &spec->tcp_keepalive.idle_ms) ||
+        !reader.integer(keepalive, kKeepaliveInterval, at, &spec->tcp_keepalive.interval_ms) ||
+        !reader.integer(keepalive, kKeepaliveCount, at, &spec->tcp_keepalive.count)) {
+      return false;
+    }
+  }
   Napi::Object sticky;
   if (!reader.optional_object(object, "sticky", where, &spec->sticky.enabled, &sticky)) return false;
   if (spec->sticky.enabled) {

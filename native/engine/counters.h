@@ -36,10 +36,12 @@ enum GlobalCounter : uint32_t { kEventsDropped = 0, kGlobalCounterCount };
 // backends (pg_cancel.h): requests broadcast, connections that delivered the
 // request, connections that did not (refused, timed out, no descriptor, over
 // the in-flight bound), and requests not broadcast (over the per-second bound).
+// kAcceptPaused: 1 while this worker's listeners are paused (a gauge).
 enum WorkerCounter : uint32_t {
   kPooledPipes = 0,
   kAcceptPauses,
   kAppliedGeneration,
+  kAcceptPaused,
   kPgCancelBroadcasts,
   kPgCancelSent,
   kPgCancelFailed,
@@ -107,6 +109,7 @@ static_assert(kGlobalCounterCount <= kLineWords && kWorkerCounterCount <= kLineW
 inline constexpr EnumName<GlobalCounter> kGlobalCounterNames[] = {{kEventsDropped, "eventsDropped"}};
 inline constexpr EnumName<WorkerCounter> kWorkerCounterNames[] = {
     {kPooledPipes, "pooledPipes"},           {kAcceptPauses, "acceptPauses"},   {kAppliedGeneration, "appliedGeneration"},
+    {kAcceptPaused, "acceptPaused"},
     {kPgCancelBroadcasts, "pgCancelBroadcasts"}, {kPgCancelSent, "pgCancelSent"}, {kPgCancelFailed, "pgCancelFailed"},
     {kPgCancelSkipped, "pgCancelSkipped"}};
 inline constexpr EnumName<TrafficCounter> kTrafficCounterNames[] = {

@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "listener.h"
+#include "tcp_keepalive.h"
 #include "udp_socket.h"
 
 namespace fulcrum {
@@ -34,9 +35,16 @@ int Engine::create(EngineOptions options, std::unique_ptr<Engine>* out) {
     engine->sampler_ = std::make_unique<LoadSampler>(engine->counters_, engine->backends_.get());
     engine->journal_ = std::make_shared<SyncJournal>();
     engine->log_ = std::make_unique<ConnectionLog>(options.workers, kMaxServices);
+    auto budget = std::make_shared<ConnectionBudget>(options.max_connections);
+    // Empty pipes kept per worker: with a budget, the quarter of it that
+    // its pipe allowance is (fd-budget.ts), shared by the workers.
+    const size_t pooled_pipes = options.max_connections == 0
+                                    ? Worker::kMaxPooledPipes
+                                    : std::clamp<size_t>(options.max_connections / 4 / options.workers, 8,
+                                                         Worker::kMaxPooledPipes);
     for (uint32_t i = 0; i < options.workers; i++) {
       engine->workers_.push_back(
-          std::make_unique<Worker>(i, engine->counters_, engine->events_.get(), engine->log_.get()));
+          std::make_unique<Worker>(i, engine->counters_, engine->events_.get(), engine->log_.get(), budget, pooled_pipes));
     }
     LoadSampler* sampler = engine->sampler_.get();
     engine->workers_[0]->set_periodic([sampler](uint64_t now_ms) { sampler->sample(now_ms); }, LoadSampler::kIntervalMs);
@@ -102,6 +110,15 @@ int Engine::apply(std::vector<ServiceSpec> services, ApplyFailure* failure, uint
     }
     opened.insert(opened.end(), fds.begin(), fds.end());
     next[key] = std::move(fds);
+  }
+
+  // Keepalive on every TCP listener, kept ones too (a reload may change
+  // it): accepted sockets inherit it. Nothing can fail from here on, so a
+  // setsockopt refusal (not expected for a socket of ours with validated
+  // values) only leaves dead-peer detection to the timeouts.
+  for (const ServiceSpec& spec : services) {
+    if (spec.protocol != Protocol::kTcp) continue;
+    for (int fd : next[listener_key(spec)]) (void)apply_tcp_keepalive(fd, spec.tcp_keepalive);
   }
 
   // A slot the running configuration did not have is a new backend: it

@@ -27,6 +27,9 @@ struct ApplyFailure {
 
 struct EngineOptions {
   uint32_t workers = 1;
+  // Open TCP connections at most, over every worker (connection_budget.h);
+  // 0: no cap. The control plane sizes it from RLIMIT_NOFILE.
+  uint32_t max_connections = 0;
   // Runs on a worker thread when events become available; must not block.
   std::function<void(EventSink*)> wake_events;
 };

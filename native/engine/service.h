@@ -26,6 +26,7 @@
 #include "picker.h"
 #include "sticky_table.h"
 #include "sync_journal.h"
+#include "tcp_keepalive.h"
 
 namespace fulcrum {
 
@@ -94,7 +95,8 @@ struct ServiceSpec {
   bool freebind = false;
   PickerOptions picker;
   uint32_t connect_timeout_ms = 2000;
-  uint32_t idle_timeout_ms = 600000;
+  uint32_t idle_timeout_ms = 0;  // 0: no idle timeout (TCP's default; UDP flows always have one)
+  TcpKeepaliveSpec tcp_keepalive;  // tcp: on the listener (inherited) and each backend socket
   uint32_t retries = 2;
   QueueSpec queue;
   StickySpec sticky;

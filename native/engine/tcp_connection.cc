@@ -14,6 +14,7 @@
 #include "address.h"
 #include "pg_cancel.h"
 #include "proxy_protocol.h"
+#include "tcp_keepalive.h"
 #include "worker.h"
 
 namespace fulcrum {
@@ -282,6 +283,9 @@ bool TcpConnection::connect_next_backend() {
     return true;
   }
   set_nodelay(backend_.fd);
+  // The client's socket inherited keepalive from its listener (engine.cc);
+  // the backend's needs its own. A failure only costs dead-peer detection.
+  if (service_->spec().tcp_keepalive.enabled) (void)apply_tcp_keepalive(backend_.fd, service_->spec().tcp_keepalive);
   if (service_->spec().transparent) {
     const int bound = bind_client_source(backend_.fd, backend.address.family());
     if (bound < 0) {
@@ -342,7 +346,13 @@ void TcpConnection::on_connected() {
   connect_us_ = static_cast<uint32_t>(monotonic_us() - connect_started_us_);
   service_->backend_table().record_connect_time(backend.slot, connect_us_);
   last_touch_ms_ = worker_.now_ms();
-  worker_.timers().arm(this, last_touch_ms_, service_->spec().idle_timeout_ms);
+  // No idle timeout (TCP's default): the connect timer goes, none replaces
+  // it; keepalive finds a peer that is gone.
+  if (service_->spec().idle_timeout_ms == 0) {
+    worker_.timers().cancel(this);
+  } else {
+    worker_.timers().arm(this, last_touch_ms_, service_->spec().idle_timeout_ms);
+  }
   if (backend.send_proxy != SendProxy::kNone) {
     // The header leads the upstream bytes. Most clients speak first, and
     // their first bytes are usually here by now: they go in the header's
@@ -644,7 +654,7 @@ void TcpConnection::touch() {
   // Re-arming moves the timer to the tail of its list: cheap, and done at
   // most once per millisecond tick.
   const uint64_t now = worker_.now_ms();
-  if (now == last_touch_ms_) return;
+  if (now == last_touch_ms_ || service_->spec().idle_timeout_ms == 0) return;
   last_touch_ms_ = now;
   worker_.timers().arm(this, now, service_->spec().idle_timeout_ms);
 }

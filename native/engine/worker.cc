@@ -27,8 +27,6 @@ constexpr int kAcceptsPerEvent = 64;
 // After an fd shortage, accepting is retried this often even if no
 // connection closes (one that closes retries at once).
 constexpr uint64_t kAcceptRetryMs = 100;
-// Empty pipes kept per worker.
-constexpr size_t kMaxPooledPipes = 256;
 // While connections wait in the queue, how often other workers' released
 // places are looked for.
 constexpr uint64_t kQueuePollMs = 5;
@@ -37,13 +35,15 @@ constexpr int kMaxWaitMs = 1000;
 
 }  // namespace
 
-Worker::Worker(uint32_t index, std::shared_ptr<CounterArena> counters, EventSink* events, ConnectionLog* log)
+Worker::Worker(uint32_t index, std::shared_ptr<CounterArena> counters, EventSink* events, ConnectionLog* log,
+               std::shared_ptr<ConnectionBudget> budget, size_t max_pooled_pipes)
     : index_(index),
       counters_(std::move(counters)),
       events_(events),
       log_(log),
       worker_counters_(counters_->worker(index)),
-      pipes_(worker_counters_, kMaxPooledPipes),
+      pipes_(worker_counters_, max_pooled_pipes),
+      budget_(std::move(budget)),
       udp_(std::make_unique<UdpRelaySet>(*this)),
       pg_cancel_(std::make_unique<PgCancelFanout>(*this)) {}
 
@@ -248,10 +248,18 @@ void Worker::replace_listeners(std::vector<ListenerBinding> bindings) {
 void Worker::accept_from(Listener* listener) {
   if (listener->fd < 0) return;  // removed by a reload earlier in this batch
   for (int i = 0; i < kAcceptsPerEvent && !accept_paused_; i++) {
+    // A place in the budget first (exact across workers), given back when
+    // nothing is accepted: at the cap, before the process runs out of
+    // descriptors, the client waits in the backlog.
+    if (!budget_->try_open()) {
+      pause_accepting(0);
+      return;
+    }
     sockaddr_storage peer{};
     socklen_t peer_length = sizeof peer;
     int fd = accept4(listener->fd, reinterpret_cast<sockaddr*>(&peer), &peer_length, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
+      budget_->closed();
       switch (errno) {
         case EAGAIN:
           return;
@@ -287,6 +295,7 @@ void Worker::accept_from(Listener* listener) {
     Termination refused = Termination::kDenied;
     if (!admit(service, peer, &entry, &refused)) {
       close(fd);  // a plain close: the client sees the connection end, no backend was touched
+      budget_->closed();
       log_refused(service, peer, refused);
       continue;
     }
@@ -369,19 +378,33 @@ void Worker::on_resource_shortage(int error) {
 void Worker::pause_accepting(int error) {
   if (accept_paused_) return;
   accept_paused_ = true;
+  paused_for_budget_ = error == 0;
   worker_counters_.add_worker(kAcceptPauses, 1);
+  worker_counters_.set_worker(kAcceptPaused, 1);
   for (auto& listener : listeners_) {
     epoll_event event{};
     event.data.ptr = &listener->handle;
     epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listener->fd, &event);
   }
   timers_.arm(&resume_accept_timer_, now_ms_, kAcceptRetryMs);
-  emit(Event{EventType::kAcceptPaused, index_, kNoSlot, kNoSlot, error});
+  // Said once per episode (while any worker is paused), not per worker and
+  // pause: with many workers and a busy port that was hundreds of lines.
+  if (budget_->worker_paused()) emit(Event{EventType::kAcceptPaused, index_, kNoSlot, kNoSlot, error});
+}
+
+void Worker::try_resume_accepting() {
+  if (!accept_paused_) return;
+  if (budget_->room_to_resume()) {
+    resume_accepting();
+  } else {
+    timers_.arm(&resume_accept_timer_, now_ms_, kAcceptRetryMs);
+  }
 }
 
 void Worker::resume_accepting() {
   if (!accept_paused_) return;
   accept_paused_ = false;
+  worker_counters_.set_worker(kAcceptPaused, 0);
   timers_.cancel(&resume_accept_timer_);
   for (auto& listener : listeners_) {
     epoll_event event{};
@@ -389,7 +412,7 @@ void Worker::resume_accepting() {
     event.data.ptr = &listener->handle;
     epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listener->fd, &event);
   }
-  emit(Event{EventType::kAcceptResumed, index_, kNoSlot, kNoSlot, 0});
+  if (budget_->worker_resumed()) emit(Event{EventType::kAcceptResumed, index_, kNoSlot, kNoSlot, 0});
 }
 
 int Worker::watch(int fd, IoHandle* handle, uint32_t events) {
@@ -425,8 +448,12 @@ void Worker::retire(TcpConnection* connection) {
   if (connection->next_live != nullptr) connection->next_live->prev_live = connection->prev_live;
   connection->prev_live = connection->next_live = nullptr;
   retired_.push_back(connection);
-  // A closed connection freed fds: the best moment to try accepting again.
-  if (accept_paused_) resume_accepting();
+  budget_->closed();
+  // A closed connection freed descriptors: the moment to accept again, once
+  // the budget is back down to its resume point. After an EMFILE (descriptors
+  // taken by something else than connections) the timer retries instead,
+  // at most every kAcceptRetryMs, rather than at every close.
+  if (accept_paused_ && paused_for_budget_ && budget_->room_to_resume()) resume_accepting();
 }
 
 void Worker::free_retired() {

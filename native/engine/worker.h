@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "connection_budget.h"
 #include "connection_log.h"
 #include "counters.h"
 #include "event_sink.h"
@@ -40,8 +41,10 @@ struct ListenerBinding {
 
 class Worker {
  public:
-  // log: the engine's connection log (outlives the worker).
-  Worker(uint32_t index, std::shared_ptr<CounterArena> counters, EventSink* events, ConnectionLog* log);
+  // log: the engine's connection log (outlives the worker); budget: shared
+  // by every worker; max_pooled_pipes: empty pipes kept.
+  Worker(uint32_t index, std::shared_ptr<CounterArena> counters, EventSink* events, ConnectionLog* log,
+         std::shared_ptr<ConnectionBudget> budget, size_t max_pooled_pipes);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -70,6 +73,8 @@ class Worker {
   uint32_t index() const { return index_; }
   uint64_t now_ms() const { return now_ms_; }
   TimerQueue& timers() { return timers_; }
+  // Empty pipes a worker keeps at most (fewer under a connection budget).
+  static constexpr size_t kMaxPooledPipes = 256;
   PipePool& pipes() { return pipes_; }
   // Scratch for a connection's copy path (TcpConnection::copy_once): bytes
   // pass through it within one call, so one buffer serves every connection.
@@ -159,7 +164,10 @@ class Worker {
   // The ACL and client limits for a connection from `peer` taken from the
   // backlog; counts a refusal. True with *entry held (or null) if admitted.
   bool admit_at_accept(const Service& service, const sockaddr_storage& peer, ClientLimitTable::Entry** entry);
+  // error: the errno that stopped accepting, or 0 at the connection budget.
   void pause_accepting(int error);
+  // Timer: resumes once the budget has room again (its hysteresis), else waits another round.
+  void try_resume_accepting();
   void resume_accepting();
   void run_resume_queue();
   void retry_queued();
@@ -200,7 +208,9 @@ class Worker {
   uint32_t refusal_events_ = 0;
   uint32_t refusals_unreported_ = 0;
   // Retries accepting after a shortage even if no connection closes.
-  CallbackTimer resume_accept_timer_{[this](uint64_t) { resume_accepting(); }};
+  CallbackTimer resume_accept_timer_{[this](uint64_t) { try_resume_accepting(); }};
+  std::shared_ptr<ConnectionBudget> budget_;
+  bool paused_for_budget_ = false;
   // Connections waiting for a backend with room, oldest first. Places given
   // back on this worker retry them at once; places given back on other
   // workers are noticed by the poll timer, which runs while any wait.

@@ -154,7 +154,7 @@ export class FulcrumMetrics {
     registerConnectionMetrics(this.registry, () => (this.#runtime.engine.stopped ? undefined : this.#runtime.engine));
     this.#gauge('fulcrum_config_generation', 'Configs applied since start (1 = the first).', [], (set) => set({}, this.#runtime.generation));
     this.#gauge('fulcrum_engine_pooled_pipes', "Empty pipes kept in the workers' pools.", [], (set) => set({}, this.#stats?.pooledPipes ?? 0));
-    this.#counter('fulcrum_engine_accept_pauses_total', 'Times accepting paused because the process ran out of file descriptors.', [], (set) =>
+    this.#counter('fulcrum_engine_accept_pauses_total', 'Times a worker paused accepting: at the connection budget, or out of file descriptors.', [], (set) =>
       set({}, this.#stats?.acceptPauses ?? 0));
     this.#counter('fulcrum_pg_cancel_broadcasts_total', "PostgreSQL cancel requests sent on to their service's other backends (postgres_cancel).", [], (set) =>
       set({}, this.#stats?.pgCancel.broadcasts ?? 0));
@@ -164,6 +164,14 @@ export class FulcrumMetrics {
     });
     this.#counter('fulcrum_pg_cancel_skipped_total', 'PostgreSQL cancel requests not sent on because of the per-second bound (relayed to their own backend only).', [], (set) =>
       set({}, this.#stats?.pgCancel.skipped ?? 0));
+    this.#gauge('fulcrum_accept_paused', 'Workers not accepting new connections now (clients wait in the listen backlog); 0 when every worker accepts.', [], (set) =>
+      set({}, this.#stats?.acceptPaused ?? 0));
+    const budget = this.#runtime.engine.budget;
+    if (budget !== undefined) {
+      this.#gauge('fulcrum_connection_budget', 'TCP connections open at once before accepting pauses, sized from the file descriptor limit.', [], (set) => set({}, budget.maxConnections));
+      this.#gauge('fulcrum_fd_limit', 'The process file descriptor limit (RLIMIT_NOFILE).', [], (set) => set({}, budget.fdLimit));
+      this.#gauge('fulcrum_fd_reserve', 'Descriptors kept back from connections: admin API, health checks, listeners, the runtime.', [], (set) => set({}, budget.reserve));
+    }
   }
 
   /** The metrics text for one scrape. */

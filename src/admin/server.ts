@@ -36,6 +36,12 @@ import { servicesView, statusView, type ServiceView } from './state-view.js';
 import { STATUS_PAGE } from './status-page.js';
 
 export const MAX_BODY_BYTES = 16 * 1024;
+/** A connection that has not sent its request headers this long after it opened (or after its last response) is closed. */
+export const ADMIN_HEADERS_TIMEOUT_MS = 5_000;
+/** How often node:http looks for connections past their headers or request timeout (its default is 30s). */
+const TIMEOUT_CHECK_MS = 1_000;
+/** At most one log line per this long says admin connections were refused at max_connections. */
+const DROP_LOG_MS = 60_000;
 
 const ACTIONS: Readonly<Record<string, AdminState>> = { drain: 'drain', enable: 'enabled', disable: 'maint', maint: 'maint' };
 
@@ -49,12 +55,39 @@ export class AdminServer {
     this.#runtime = runtime;
     this.#logger = logger;
     this.#metrics = new FulcrumMetrics(runtime);
-    this.#server = createServer((req, res) => void this.#handle(req, res));
-    // Slow or idle clients must not pin sockets: the API answers in milliseconds.
-    this.#server.headersTimeout = 5_000;
+    this.#server = createServer({ connectionsCheckingInterval: TIMEOUT_CHECK_MS }, (req, res) => void this.#handle(req, res));
+    // Slow or idle clients must not pin sockets: the API answers in
+    // milliseconds. headersTimeout also closes a socket that sends nothing
+    // at all (checked every TIMEOUT_CHECK_MS); keepAliveTimeout one idle
+    // between requests.
+    this.#server.headersTimeout = ADMIN_HEADERS_TIMEOUT_MS;
     this.#server.requestTimeout = 10_000;
     this.#server.keepAliveTimeout = 5_000;
     this.#server.maxHeadersCount = 64;
+    // The admin port draws on the process's descriptors like the traffic
+    // does: past the cap, a new connection is closed as soon as it is
+    // accepted (net.Server), so holding sockets open costs nobody else's.
+    // Under a low RLIMIT_NOFILE the budget keeps fewer descriptors for the
+    // admin API (fd-budget.ts): the cap follows, so the API cannot take them
+    // from the traffic.
+    this.#server.maxConnections = Math.min(runtime.config().admin.maxConnections, runtime.engine.budget?.adminConnections ?? Number.POSITIVE_INFINITY);
+    this.#server.on('drop', () => this.#onDrop());
+  }
+
+  #dropped = 0;
+  #dropLoggedAt = Number.NEGATIVE_INFINITY;
+
+  /** A connection closed at max_connections: logged once a minute with the count since the last line. */
+  #onDrop(): void {
+    this.#dropped++;
+    const now = Date.now();
+    if (now - this.#dropLoggedAt < DROP_LOG_MS) return;
+    this.#dropLoggedAt = now;
+    this.#logger.warn(
+      { maxConnections: this.#server.maxConnections, dropped: this.#dropped },
+      'admin connection refused: admin.max_connections are open (idle ones close after 5s without a request)',
+    );
+    this.#dropped = 0;
   }
 
   /** Bind `endpoint`; rejects with the listen error (EADDRINUSE...). */

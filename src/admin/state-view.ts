@@ -3,6 +3,7 @@
 // backend's health, operator and effective state from BackendControl, and the
 // health checker's history. One function builds it so every view agrees.
 import { backendKey } from '../engine/backend-key.js';
+import type { ConnectionBudget } from '../engine/fd-budget.js';
 import {
   pickFields,
   CONNECTION_FIELDS,
@@ -74,6 +75,8 @@ export interface StatusView {
   announce: AnnounceStatus | null;
   /** Session sharing with peers (`sync:`). */
   sync: SyncStatus | null;
+  /** The connection budget from RLIMIT_NOFILE (src/engine/fd-budget.ts), with the connections open and the workers paused now; null without a limit. */
+  connectionBudget: (ConnectionBudget & { open: number; acceptPaused: number }) | null;
   services: ServiceView[];
 }
 
@@ -129,6 +132,8 @@ function isGuarded(service: ServiceConfig): boolean {
 
 export function statusView(runtime: FulcrumRuntime, version: string): StatusView {
   const config = runtime.config();
+  const budget = runtime.engine.budget;
+  const stats = runtime.engine.stats();
   return {
     version,
     pid: process.pid,
@@ -141,6 +146,7 @@ export function statusView(runtime: FulcrumRuntime, version: string): StatusView
     ha: runtime.ha?.status() ?? null,
     announce: runtime.announce?.status() ?? null,
     sync: runtime.sync?.status() ?? null,
-    services: servicesView(runtime),
+    connectionBudget: budget === undefined ? null : { ...budget, open: runtime.engine.activeConnections(), acceptPaused: stats.acceptPaused },
+    services: servicesView(runtime, stats),
   };
 }

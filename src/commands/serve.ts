@@ -14,6 +14,7 @@
 // terminal (the whole process group) and once forwarded by npm.
 import { AdminServer } from '../admin/server.js';
 import { Engine, type EngineEvent } from '../engine/engine.js';
+import { connectionBudget, readFdLimit } from '../engine/fd-budget.js';
 import type { FulcrumConfig } from '../config/types.js';
 import { describeApplyError, errorText } from '../control/apply-error.js';
 import type { BackendStatus } from '../control/backend-control.js';
@@ -22,6 +23,7 @@ import { FulcrumRuntime } from '../runtime.js';
 import { HaInstance } from '../ha/instance.js';
 import { Announcer } from '../announce/announcer.js';
 import { SessionSync } from '../sync/session-sync.js';
+import { AcceptPauseLog } from './accept-pause-log.js';
 import { EXIT_OK, EXIT_RUNTIME } from './exit-codes.js';
 
 /** Signals closer together than this are one stop request (see the header). */
@@ -45,15 +47,19 @@ export interface ServeHooks {
 export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeHooks = {}): Promise<number> {
   logger.info({ config: config.file, workers: config.workers, services: config.services.length }, 'starting');
   let engine: Engine;
+  const fdLimit = readFdLimit();
+  const budget = fdLimit === undefined ? undefined : connectionBudget(fdLimit, config, config.workers);
   try {
-    engine = Engine.start({ workers: config.workers });
+    engine = Engine.start({ workers: config.workers, budget });
   } catch (err) {
     return fail(logger, `cannot start the data-plane engine: ${errorText(err)}`, err);
   }
+  if (budget !== undefined) logger.info(budget, 'connection budget');
+  const pauses = new AcceptPauseLog(logger, budget);
   engine.on('event', (event: EngineEvent) => {
     // A refused TCP client has its connection record (connection_log) when the log is on.
     if (event.type === 'client_refused' && refusalIsRecorded(runtime?.config(), event.service)) return;
-    logEngineEvent(logger, event);
+    if (!pauses.handle(event)) logEngineEvent(logger, event);
   });
 
   let runtime: FulcrumRuntime;

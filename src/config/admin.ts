@@ -20,6 +20,7 @@ interface RawAdmin {
   listen?: unknown;
   token?: unknown;
   token_file?: unknown;
+  max_connections?: unknown;
 }
 
 export type AdminResult = { issues: ConfigIssue[]; admin: AdminConfig | undefined };
@@ -80,7 +81,10 @@ export function checkAdmin(raw: unknown, source: YamlSource): AdminResult {
       ),
     );
   }
-  return { issues, admin: issues.length > 0 ? undefined : { listen: parsed.endpoint, token, tokenFile } };
+  // The schema bounds max_connections and fills in its default; the section
+  // is used only when the schema passed (validate.ts).
+  const maxConnections = Number(section.max_connections);
+  return { issues, admin: issues.length > 0 ? undefined : { listen: parsed.endpoint, token, tokenFile, maxConnections } };
 }
 
 /** Why `token` is not acceptable, or undefined. Never echoes the token. */

@@ -170,6 +170,8 @@ export interface RawAdmin {
   token?: string;
   /** File holding the bearer token (surrounding whitespace is trimmed); a relative path is relative to the config file. */
   token_file?: string;
+  /** Admin connections open at once: 1 to 65536. */
+  max_connections: number;
 }
 
 export interface RawService {
@@ -189,6 +191,8 @@ export interface RawService {
   backends: RawBackend[];
   /** Per-connection timeouts. */
   timeouts: RawServiceTimeouts;
+  /** protocol: tcp only: TCP keepalive on both sockets of a connection, the client's and the backend's, so a peer that is gone (host down, cable cut, a NAT or firewall that forgot the connection) is found and the other side closed, while a healthy idle connection is never cut. */
+  tcp_keepalive: 'off' | false | RawServiceTcpKeepalive;
   /** When connecting to a backend fails, how many other backends to try before closing the client connection: 0 to 16. */
   retries: number;
   /** When a backend comes back up (after being down, drained or in maintenance), its effective weight ramps linearly from nearly 0 to its weight over this long, so a cold server is not flooded at once. */
@@ -230,8 +234,17 @@ export interface RawService {
 export interface RawServiceTimeouts {
   /** How long a connect to a backend may take before Fulcrum tries another one (see retries). */
   connect: string;
-  /** Close a connection after no bytes moved in either direction for this long. */
-  idle: string;
+  /** Close a connection after no bytes moved in either direction for this long; 0 for never. */
+  idle: string | number;
+}
+
+export interface RawServiceTcpKeepalive {
+  /** Time without traffic before the first probe (TCP_KEEPIDLE), in whole seconds (rounded up): 1s to 9h. */
+  idle?: string;
+  /** Time between unanswered probes (TCP_KEEPINTVL), in whole seconds (rounded up): 1s to 9h. */
+  interval?: string;
+  /** Unanswered probes that end the connection (TCP_KEEPCNT): 1 to 127. */
+  count?: number;
 }
 
 export interface RawServiceQueue {
@@ -363,6 +376,7 @@ export const SCHEMA_ENUMS = {
 
 /** The minimum and maximum of every bounded integer of the schema, by path. */
 export const SCHEMA_BOUNDS = {
+  'admin.max_connections': { minimum: 1, maximum: 65536 },
   'announce.bfd_multiplier': { minimum: 2, maximum: 16 },
   'announce.local_as': { minimum: 1, maximum: 4294967295 },
   'announce.neighbors[].as': { minimum: 1, maximum: 4294967295 },
@@ -390,6 +404,7 @@ export const SCHEMA_BOUNDS = {
   'service.queue.size': { minimum: 0, maximum: 1000000 },
   'service.retries': { minimum: 0, maximum: 16 },
   'service.sticky.size': { minimum: 1, maximum: 16777216 },
+  'service.tcp_keepalive.count': { minimum: 1, maximum: 127 },
   'service.udp.responses': { minimum: 0, maximum: 1000000 },
   'workers': { minimum: 1, maximum: 256 },
 } as const;
@@ -423,8 +438,10 @@ export const DURATION_BOUNDS = {
   'service.queue.timeout': { minMs: 1, maxMs: 3600000 },
   'service.slow_start': { minMs: 1, maxMs: 3600000, zeroIsOff: true },
   'service.sticky.timeout': { minMs: 1, maxMs: 604800000 },
+  'service.tcp_keepalive.idle': { minMs: 1000, maxMs: 32400000 },
+  'service.tcp_keepalive.interval': { minMs: 1000, maxMs: 32400000 },
   'service.timeouts.connect': { minMs: 1, maxMs: 3600000 },
-  'service.timeouts.idle': { minMs: 1, maxMs: 604800000 },
+  'service.timeouts.idle': { minMs: 1, maxMs: 604800000, zeroIsOff: true },
   'sync.interval': { minMs: 10, maxMs: 10000 },
   'sync.max_skew': { minMs: 1000, maxMs: 300000 },
 } as const satisfies Record<string, DurationBound>;

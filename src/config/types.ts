@@ -80,8 +80,18 @@ export interface StickyConfig {
 export interface ServiceTimeouts {
   /** Backend connect timeout, default 2s. */
   connectMs: number;
-  /** Close a connection with no traffic in either direction for this long, default 10m. */
+  /** Close a connection with no traffic in either direction for this long; 0 never (tcp's default). udp: default 30s, never 0. */
   idleMs: number;
+}
+
+/** TCP keepalive on the client's and the backend's socket (`tcp_keepalive:`). */
+export interface TcpKeepaliveConfig {
+  /** Quiet time before the first probe. Default 60s. */
+  idleMs: number;
+  /** Between unanswered probes. Default 15s. */
+  intervalMs: number;
+  /** Unanswered probes that end the connection. Default 8. */
+  count: number;
 }
 
 export interface ServiceConfig {
@@ -91,6 +101,8 @@ export interface ServiceConfig {
   balance: Balance;
   backends: BackendConfig[];
   timeouts: ServiceTimeouts;
+  /** undefined: `tcp_keepalive: off`. */
+  tcpKeepalive: TcpKeepaliveConfig | undefined;
   /** Extra connect attempts on other backends after the first fails, default 2. */
   retries: number;
   /** maglev only (default five_tuple). */
@@ -133,6 +145,8 @@ export interface AdminConfig {
   token: string | undefined;
   /** Absolute path the token was read from, when it came from admin.token_file. */
   tokenFile: string | undefined;
+  /** Admin connections open at once; one more is closed when accepted. Default 256. */
+  maxConnections: number;
 }
 
 export interface FulcrumConfig {

@@ -13,6 +13,7 @@ const TCP_ONLY_KEYS: ReadonlyArray<{ path: readonly string[]; why: string }> = [
   { path: ['timeouts', 'connect'], why: 'UDP has no connect handshake' },
   { path: ['retries'], why: 'a flow whose backend fails moves to another one on its next datagram' },
   { path: ['queue'], why: 'datagrams are never held waiting for a backend; they are dropped and counted' },
+  { path: ['tcp_keepalive'], why: 'a flow ends when idle for timeouts.idle' },
 ];
 
 const UDP_ONLY_KEYS = ['max_flows', 'udp'] as const;

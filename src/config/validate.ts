@@ -13,7 +13,7 @@ import { endpointsOverlap, isWildcard, parseEndpoint, type AddressRole } from '.
 import { describeValue } from './describe.js';
 import { AnnounceChecker } from './announce.js';
 import { HaChecker } from './ha.js';
-import { parseDuration } from './duration.js';
+import { formatDuration, parseDuration } from './duration.js';
 import { checkAdmin } from './admin.js';
 import { buildConnectionLog, connectionLogIssues } from './connection-log.js';
 import { admissionIssues, buildAdmission } from './admission.js';
@@ -99,7 +99,14 @@ class SemanticChecker {
       if (listen !== undefined) this.#checkListen(listens, { endpoint: listen, protocol: service.protocol, service: label, line: this.#source.line([...at, 'listen']) }, at);
       if (isRecord(service.timeouts)) {
         this.#duration(service.timeouts, [...at, 'timeouts', 'connect'], DURATION_BOUNDS['service.timeouts.connect'].maxMs);
-        this.#duration(service.timeouts, [...at, 'timeouts', 'idle'], DURATION_BOUNDS['service.timeouts.idle'].maxMs);
+        // 0 is "never" for tcp; a UDP flow must end when idle.
+        this.#duration(service.timeouts, [...at, 'timeouts', 'idle'], DURATION_BOUNDS['service.timeouts.idle'].maxMs, service.protocol === 'udp' ? undefined : 'off');
+      }
+      if (isRecord(service.tcp_keepalive)) {
+        for (const key of ['idle', 'interval'] as const) {
+          const bound = DURATION_BOUNDS[`service.tcp_keepalive.${key}`];
+          this.#duration(service.tcp_keepalive, [...at, 'tcp_keepalive', key], bound.maxMs, undefined, bound.minMs);
+        }
       }
       this.#duration(service, [...at, 'slow_start'], DURATION_BOUNDS['service.slow_start'].maxMs, 'off');
       if (isRecord(service.queue)) this.#duration(service.queue, [...at, 'queue', 'timeout'], DURATION_BOUNDS['service.queue.timeout'].maxMs);
@@ -163,6 +170,15 @@ class SemanticChecker {
         connectMs,
         idleMs: this.#parsedDuration([...at, 'timeouts', 'idle']),
       },
+      tcpKeepalive:
+        s.protocol === 'tcp' && typeof s.tcp_keepalive === 'object'
+          ? {
+              idleMs: this.#parsedDuration([...at, 'tcp_keepalive', 'idle']),
+              intervalMs: this.#parsedDuration([...at, 'tcp_keepalive', 'interval']),
+              // The schema's if/then filled it in (Ajv fills no default inside anyOf).
+              count: s.tcp_keepalive.count!,
+            }
+          : undefined,
       retries: s.retries,
       hashKey: s.hash_key,
       maglevTableSize: s.maglev_table_size,
@@ -263,12 +279,13 @@ class SemanticChecker {
   }
 
   /** Parse the duration at `path` when present; `zero: 'off'` where 0 turns the feature off. */
-  #duration(parent: Record<string, unknown>, path: ConfigPath, maxMs: number, zero?: 'off'): void {
+  #duration(parent: Record<string, unknown>, path: ConfigPath, maxMs: number, zero?: 'off', minMs = 1): void {
     const value = parent[String(path.at(-1))];
     if (value === undefined) return;
     const what = path.filter((s) => typeof s === 'string' && s !== 'services').join('.');
     const result = parseDuration(value, what, maxMs, zero === undefined ? {} : { zero });
     if (!result.ok) this.#report(path, result.message);
+    else if (result.ms > 0 && result.ms < minMs) this.#report(path, `${what} ${JSON.stringify(value)}: expected at least ${formatDuration(minMs)}`);
     else this.#durations.set(path.join('/'), result.ms);
   }
 

@@ -35,7 +35,10 @@ export class BackendControl extends EventEmitter {
 
   /** Call after engine.apply(config): adopts the backends of `services`, forgets removed ones.
    * `initialHealth` is the verdict of a backend not seen before (down when it must pass a check first). */
-  sync(services: ReadonlyArray<{ name: string; backends: ReadonlyArray<{ address: { text: string } }> }>, initialHealth: (service: string, backend: string) => HealthVerdict = () => 'up'): void {
+  sync<B extends { address: { text: string } }>(
+    services: ReadonlyArray<{ name: string; backends: ReadonlyArray<B> }>,
+    initialHealth: (service: string, backend: string, config: B) => HealthVerdict = () => 'up',
+  ): void {
     const seen = new Set<string>();
     for (const service of services) {
       for (const b of service.backends) {
@@ -48,7 +51,7 @@ export class BackendControl extends EventEmitter {
         const entry: BackendStatus = {
           service: service.name,
           backend: b.address.text,
-          health: initialHealth(service.name, b.address.text),
+          health: initialHealth(service.name, b.address.text, b),
           admin: 'enabled',
           effective: 'up',
         };

@@ -60,6 +60,7 @@ export function diffConfigs(before: FulcrumConfig, after: FulcrumConfig): Config
   if (before.admin.token !== after.admin.token) diff.changed.push('admin.token');
   if (before.workers !== after.workers) diff.needsRestart.push('workers');
   if (before.admin.listen.text !== after.admin.listen.text) diff.needsRestart.push('admin.listen');
+  if (before.admin.maxConnections !== after.admin.maxConnections) diff.needsRestart.push('admin.max_connections');
   if (!isDeepStrictEqual(before.announce, after.announce)) diff.needsRestart.push('announce');
   if (!isDeepStrictEqual(before.sync, after.sync)) diff.needsRestart.push('sync');
   return diff;

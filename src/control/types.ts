@@ -4,6 +4,7 @@
 // session sync (src/sync/). Each part depends on these types,
 // not on the other parts' classes.
 import type { AnnounceSource } from '../announce/announcer.js';
+import type { HealthCheckConfig } from '../config/health-types.js';
 import type { FulcrumConfig } from '../config/types.js';
 import type { Engine } from '../engine/engine.js';
 import type { SyncSource } from '../sync/session-sync.js';
@@ -49,8 +50,10 @@ export interface HealthSource {
   update(config: FulcrumConfig): void;
   /** The verdict a backend not seen before gets, before any check ran: `start`
    * (the first config) and `reload` (a backend a reload added: down until its
-   * first passing check, when it has an active check). */
-  initialVerdict(service: string, backend: string, reason: 'start' | 'reload'): HealthVerdict;
+   * first passing check, when it has an active check). `check` is the
+   * backend's active check in the config being applied: a backend without one
+   * is up from the start, never logged down first. */
+  initialVerdict(service: string, backend: string, reason: 'start' | 'reload', check: HealthCheckConfig | undefined): HealthVerdict;
   /** Stop every timer and socket. */
   stop(): void;
 }

@@ -16,6 +16,7 @@ import { CounterReader, type AdmissionField } from './counter-reader.js';
 import { decodeConnectionStats, type ServiceConnectionStats } from './connection-stats.js';
 import { loadNative, NativeBackendState, type ConnectionLogCounters, type NativeEngine, type NativeEvent } from './native.js';
 import { backendKey } from './backend-key.js';
+import type { ConnectionBudget } from './fd-budget.js';
 import { EngineSlots } from './slots.js';
 import { snapshot } from './snapshot.js';
 import {
@@ -51,6 +52,8 @@ export interface EngineEvent {
 export interface EngineOptions {
   /** Worker threads; defaults to os.availableParallelism(). */
   workers?: number;
+  /** Stop accepting at budget.maxConnections open TCP connections (src/engine/fd-budget.ts); no cap without it. */
+  budget?: ConnectionBudget;
 }
 
 const DRAIN_POLL_MS = 50;
@@ -76,9 +79,13 @@ export class Engine extends EventEmitter {
   #generation = 0;
   #stopped = false;
 
-  private constructor(native: NativeEngine) {
+  /** The connection budget the engine runs with, if any. */
+  readonly budget: ConnectionBudget | undefined;
+
+  private constructor(native: NativeEngine, budget: ConnectionBudget | undefined) {
     super();
     this.#native = native;
+    this.budget = budget;
     const { counterLayout } = loadNative();
     this.#counters = new CounterReader(native.counters, counterLayout, native.workers);
     this.#baselines = new CounterBaselines(this.#counters);
@@ -93,11 +100,11 @@ export class Engine extends EventEmitter {
     const addon = loadNative();
     const workers = options.workers ?? availableParallelism();
     let engine: Engine | undefined;
-    const native = new addon.Engine({ workers, onEvents: (events) => {
+    const native = new addon.Engine({ workers, maxConnections: options.budget?.maxConnections ?? 0, onEvents: (events) => {
         if (engine) engine.#onNativeEvents(events);
       },
     });
-    engine = new Engine(native);
+    engine = new Engine(native, options.budget);
     return engine;
   }
 
@@ -183,6 +190,7 @@ export class Engine extends EventEmitter {
       services,
       pooledPipes: this.#counters.worker('pooledPipes'),
       acceptPauses: this.#counters.worker('acceptPauses'),
+      acceptPaused: this.#counters.worker('acceptPaused'),
       pgCancel: {
         broadcasts: this.#counters.worker('pgCancelBroadcasts'),
         sent: this.#counters.worker('pgCancelSent'),

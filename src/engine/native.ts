@@ -40,7 +40,10 @@ export interface NativeServiceSpec {
   hashKey: HashKey;
   maglevTableSize: number;
   connectTimeoutMs: number;
+  /** 0: no idle timeout (tcp only). */
   idleTimeoutMs: number;
+  /** null: off. */
+  tcpKeepalive: { idleMs: number; intervalMs: number; count: number } | null;
   retries: number;
   queueSize: number;
   queueTimeoutMs: number;
@@ -88,7 +91,7 @@ export interface NativeEvent {
  */
 export const COUNTER_FIELDS = {
   global: ['eventsDropped'],
-  worker: ['pooledPipes', 'acceptPauses', 'appliedGeneration', 'pgCancelBroadcasts', 'pgCancelSent', 'pgCancelFailed', 'pgCancelSkipped'],
+  worker: ['pooledPipes', 'acceptPauses', 'appliedGeneration', 'acceptPaused', 'pgCancelBroadcasts', 'pgCancelSent', 'pgCancelFailed', 'pgCancelSkipped'],
   traffic: ['accepted', 'active', 'failed', 'bytesIn', 'bytesOut', 'queued', 'refused', 'queueTimeouts'],
   udp: ['datagramsIn', 'datagramsOut', 'datagramsDropped', 'flowsExpired', 'flowsEvicted', 'flowsCompleted', 'flowsMoved'],
   admission: ['denied', 'overConnections', 'overRate', 'untracked', 'proxyAccepted', 'proxyMissing', 'proxyMalformed', 'proxyTimeout'],
@@ -191,7 +194,7 @@ export interface SnapshotSchema {
 }
 
 export interface NativeAddon {
-  Engine: new (options: { workers: number; onEvents: (events: NativeEvent[]) => void }) => NativeEngine;
+  Engine: new (options: { workers: number; maxConnections?: number; onEvents: (events: NativeEvent[]) => void }) => NativeEngine;
   counterLayout: CounterLayout;
   connectionStatsLayout: ConnectionStatsLayout;
   snapshotSchema: SnapshotSchema;

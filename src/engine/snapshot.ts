@@ -46,6 +46,7 @@ function serviceSpec(service: ServiceConfig, slots: SnapshotSlots, freebind: boo
     maglevTableSize: service.maglevTableSize,
     connectTimeoutMs: service.timeouts.connectMs,
     idleTimeoutMs: service.timeouts.idleMs,
+    tcpKeepalive: service.tcpKeepalive ?? null,
     retries: service.retries,
     queueSize: service.queue.size,
     queueTimeoutMs: service.queue.timeoutMs,

@@ -86,8 +86,10 @@ export interface EngineStats {
   services: ServiceStats[];
   /** Empty pipes kept in the workers' pools (each holds two fds). */
   pooledPipes: number;
-  /** Times accepting was paused because the process ran out of file descriptors. */
+  /** Times a worker paused accepting: at the connection budget, or out of file descriptors. */
   acceptPauses: number;
+  /** Workers whose accepting is paused now (0: every worker accepts). */
+  acceptPaused: number;
   /** PostgreSQL cancel requests sent on to the other backends of a service (postgres_cancel). */
   pgCancel: PgCancelStats;
 }

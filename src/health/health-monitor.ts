@@ -70,9 +70,11 @@ export class HealthMonitor implements HealthSource {
     this.#engine.on('event', this.#onEvent);
   }
 
-  initialVerdict(_service: string, _backend: string, reason: 'start' | 'reload'): HealthVerdict {
-    // update() settles what this cannot know yet (whether the backend has a check, and its role filter) in the same tick.
-    return reason === 'start' ? 'up' : 'down';
+  initialVerdict(_service: string, _backend: string, reason: 'start' | 'reload', check: HealthCheckConfig | undefined): HealthVerdict {
+    // The same verdict #add() starts the backend's check state with, so
+    // update() confirms it instead of flipping it (a backend without a check
+    // logged down, then up, in the same millisecond).
+    return initialHealth(check, reason);
   }
 
   update(config: FulcrumConfig): void {
@@ -124,7 +126,7 @@ export class HealthMonitor implements HealthSource {
   #add(service: ServiceConfig, address: { text: string; host: string; port: number }, check: HealthCheckConfig | undefined, reason: 'start' | 'reload'): void {
     // At start a backend is up until its first check says otherwise, unless a
     // role is asked for: sending writes to a replica for even one check is worse.
-    const initial: HealthVerdict = check === undefined ? 'up' : reason === 'reload' || check.role !== 'any' ? 'down' : 'up';
+    const initial = initialHealth(check, reason);
     const entry: Entry = {
       service: service.name,
       backend: address.text,
@@ -296,4 +298,15 @@ function fingerprint(check: HealthCheckConfig | undefined): string {
     if (value && typeof value === 'object' && (value as { type?: string }).type === 'Buffer') return `hex:${Buffer.from((value as { data: number[] }).data).toString('hex')}`;
     return value;
   });
+}
+
+/**
+ * A backend's verdict before its first check: up without a check; with one, up
+ * at start unless a role is asked for (sending writes to a replica for even
+ * one check is worse), down when a reload added it (it has never been checked,
+ * and the others are serving).
+ */
+function initialHealth(check: HealthCheckConfig | undefined, reason: 'start' | 'reload'): HealthVerdict {
+  if (check === undefined) return 'up';
+  return reason === 'reload' || check.role !== 'any' ? 'down' : 'up';
 }

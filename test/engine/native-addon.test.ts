@@ -68,6 +68,10 @@ t.test('the snapshot reader requires every key and holds numbers to their bounds
   refused({ maglevTableSize: 250 }, 'services[0].maglevTableSize must be an integer from 251 to 4194301');
   refused({ connectTimeoutMs: 3_600_001 }, 'services[0].connectTimeoutMs must be an integer from 1 to 3600000');
   refused({ balance: 'fastest' }, 'services[0].balance: unknown value "fastest"');
+  refused({ tcpKeepalive: undefined }, 'services[0].tcpKeepalive must be an object');
+  refused({ tcpKeepalive: { idleMs: 999, intervalMs: 1000, count: 1 } }, 'services[0].tcpKeepalive.idleMs must be an integer from 1000 to 32400000');
+  refused({ tcpKeepalive: { idleMs: 1000, intervalMs: 1000, count: 128 } }, 'services[0].tcpKeepalive.count must be an integer from 1 to 127');
+  refused({ protocol: 'udp', idleTimeoutMs: 0, tcpKeepalive: null }, 'services[0].idleTimeoutMs must be at least 1 for protocol udp');
   refused({ clientLimits: { maxConnections: 0, rate: 5, burst: 0, tableSize: 16 } }, 'services[0].clientLimits.burst must be at least 1 with a rate');
   refused({ clientLimits: { maxConnections: 0, rate: 5, burst: 5, tableSize: 8 } }, 'services[0].clientLimits.tableSize must be an integer from 16 to 16777216');
   refused({ backends: [{ ...base.backends[0], maxConnections: 1_000_001 }] }, 'services[0].backends[0].maxConnections must be an integer from 1 to 1000000, or 0 for none');

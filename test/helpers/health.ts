@@ -61,7 +61,7 @@ export async function startHealth(t: Test, yaml: (listenPort: number) => string,
   const control = new BackendControl(engine);
   const monitor = new HealthMonitor({ engine, control, logger });
   t.teardown(() => monitor.stop());
-  control.sync(config.services, (s, b) => monitor.initialVerdict(s, b, 'start'));
+  control.sync(config.services, (s, b, backend) => monitor.initialVerdict(s, b, 'start', backend.healthCheck));
   monitor.update(config);
   const firstService = config.services[0]!.name;
   const health = (backend: string, service = firstService): string => control.status(service, backend).health;
@@ -75,7 +75,7 @@ export async function startHealth(t: Test, yaml: (listenPort: number) => string,
     reload(text: string): FulcrumConfig {
       const next = parseConfig(text, 'reload.yaml');
       engine.apply(next);
-      control.sync(next.services, (s, b) => monitor.initialVerdict(s, b, 'reload'));
+      control.sync(next.services, (s, b, backend) => monitor.initialVerdict(s, b, 'reload', backend.healthCheck));
       monitor.update(next);
       return next;
     },

@@ -28,6 +28,7 @@ void run_client_identity_tests();
 void run_sync_tests();
 void run_pg_cancel_tests();
 void run_connection_log_tests();
+void run_tcp_keepalive_tests();
 int passed = 0;
 int failed = 0;
 
@@ -234,6 +235,7 @@ void test_engine_sync() {
   close(fd);
   fulcrum::ServiceSpec game = service("game", 3, port, 1);
   game.protocol = fulcrum::Protocol::kUdp;
+  game.idle_timeout_ms = 30000;  // a UDP flow always has one (0 is TCP's "never")
   game.sync = true;
   game.backends[0].slot = 7;
   fulcrum::ServiceSpec web = service("web", 4, 0, 1);
@@ -281,6 +283,7 @@ void test_engine_dump() {
   fulcrum::parse_socket_address("127.0.0.1", bind_port(&fd), &game.listen);
   close(fd);
   game.protocol = fulcrum::Protocol::kUdp;
+  game.idle_timeout_ms = 30000;  // a UDP flow always has one (0 is TCP's "never")
   game.sync = true;
   fulcrum::ServiceSpec web = service("web", 4, 0, 1);
   fulcrum::parse_socket_address("127.0.0.1", bind_port(&fd), &web.listen);
@@ -358,6 +361,7 @@ int main() {
   test_engine_apply();
   test_engine_sync();
   test_engine_dump();
+  run_tcp_keepalive_tests();
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }

@@ -280,6 +280,20 @@ t.test('SIGHUP reloads a running `fulcrum run`: a new service listens, a removed
   t.same(await proc.waitForExit(15_000), { code: 0, signal: null }, 'stops cleanly after reloads');
 });
 
+t.test('a reload that adds backends without a health check never logs them down', async (t) => {
+  const backends = await startBackends(t, 2, 'echo');
+  const extraPort = await freePort();
+  const running = await startRunning(t, backends, { backends: [0], balance: 'roundrobin' });
+  const { proc } = running;
+  // Adds echo/<b1> and the service extra with its backend, none of them checked.
+  running.write({ backends: [0, 1], balance: 'roundrobin', extraPort });
+  proc.signal('SIGHUP');
+  await proc.waitForLog('reloaded');
+  const transitions = proc.logs.filter((l) => typeof l.msg === 'string' && /^backend (down|up|drain|maint)$/.test(l.msg));
+  t.same(transitions.map((l) => `${String(l.service)}/${String(l.backend)} ${String(l.msg)}`), [], 'no backend changed state');
+  t.equal(await echoOnce(extraPort, 1000), undefined, 'the added service serves at once');
+});
+
 t.test('`fulcrum status` prints the table, and --json the API document', async (t) => {
   const backends = await startBackends(t, 2, 'echo');
   const running = await startRunning(t, backends, { backends: [0, 1], balance: 'roundrobin' });

@@ -31,11 +31,11 @@ const BAD_FIXTURES: Record<string, string[]> = {
   'bad-admin-token-file.yaml': ['4:3: give token or token_file, not both'],
   'bad-admin-missing-token-file.yaml': [
     '3:15: cannot read admin.token_file no-such-admin.token (ENOENT, relative to the config file)',
-    '4:3: unknown key "port" in admin; expected one of: listen, token, token_file',
+    '4:3: unknown key "port" in admin; expected one of: listen, token, token_file, max_connections',
   ],
   'bad-unknown-key.yaml': [
     '3:5: missing required key "listen" in service',
-    '4:5: unknown key "listn" in service; did you mean "listen"? expected one of: name, protocol, listen, balance, hash_key, maglev_table_size, backends, timeouts, retries, slow_start, queue, sticky, drain_timeout, health_check, passive, accept_proxy, accept_proxy_from, accept_proxy_timeout, send_proxy, postgres_cancel, source, allow, deny, client_limits, max_flows, udp',
+    '4:5: unknown key "listn" in service; did you mean "listen"? expected one of: name, protocol, listen, balance, hash_key, maglev_table_size, backends, timeouts, tcp_keepalive, retries, slow_start, queue, sticky, drain_timeout, health_check, passive, accept_proxy, accept_proxy_from, accept_proxy_timeout, send_proxy, postgres_cancel, source, allow, deny, client_limits, max_flows, udp',
     '7:9: unknown key "wieght" in backend; did you mean "weight"? expected one of: address, weight, backup, max_connections, slow_start, send_proxy, health_check',
   ],
   'bad-wrong-type.yaml': [
@@ -64,10 +64,12 @@ const BAD_FIXTURES: Record<string, string[]> = {
   'bad-duration.yaml': [
     '1:16: bad duration "30 seconds" for drain_timeout: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m',
     '8:16: timeouts.connect "2h" is too long: expected at most 1h',
-    '9:13: bad duration 0 for timeouts.idle: must be greater than 0',
+    '9:13: timeouts.idle "8d" is too long: expected at most 7d',
     '14:26: bad duration "0.5ms" for timeouts.connect: expected a whole number of milliseconds',
     '14:39: bad duration "-1s" for timeouts.idle: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m',
     '15:20: bad duration 3600 for drain_timeout: a duration needs a unit: write 3600s for seconds or 3600ms for milliseconds (expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m)',
+    '16:28: tcp_keepalive.idle "500ms": expected at least 1s',
+    '16:45: tcp_keepalive.interval "10h" is too long: expected at most 9h',
   ],
   'bad-balance.yaml': ['4:14: unknown balance "leastcon"; expected one of: roundrobin, weighted, leastconn, random, source, maglev, least_time, least_bandwidth, first'],
   'bad-protocol.yaml': [
@@ -134,6 +136,8 @@ const BAD_FIXTURES: Record<string, string[]> = {
     '20:5: max_flows applies only to protocol: udp (this service has protocol: tcp)',
     '21:5: udp applies only to protocol: udp (this service has protocol: tcp)',
     '26:13: listen address 0.0.0.0:27015 overlaps 127.0.0.1:27015 of service "game" at line 4 (0.0.0.0:27015 takes port 27015 on every address)',
+    '27:22: bad duration 0 for timeouts.idle: must be greater than 0',
+    '28:5: tcp_keepalive does not apply to protocol: udp (a flow ends when idle for timeouts.idle)',
   ],
   'bad-identity.yaml': [
     '4:5: accept_proxy_from needs accept_proxy: true',
@@ -172,7 +176,7 @@ const BAD_FIXTURES: Record<string, string[]> = {
     '9:13: duplicate listen address 127.0.0.1:6432 (also used by service "pg" at line 6)',
     '10:14: unknown balance "fastest"; expected one of: roundrobin, weighted, leastconn, random, source, maglev, least_time, least_bandwidth, first',
     '13:17: weight: expected an integer from 0 to 256, got 1000',
-    '14:5: unknown key "timeout" in service; did you mean "timeouts"? expected one of: name, protocol, listen, balance, hash_key, maglev_table_size, backends, timeouts, retries, slow_start, queue, sticky, drain_timeout, health_check, passive, accept_proxy, accept_proxy_from, accept_proxy_timeout, send_proxy, postgres_cancel, source, allow, deny, client_limits, max_flows, udp',
+    '14:5: unknown key "timeout" in service; did you mean "timeouts"? expected one of: name, protocol, listen, balance, hash_key, maglev_table_size, backends, timeouts, tcp_keepalive, retries, slow_start, queue, sticky, drain_timeout, health_check, passive, accept_proxy, accept_proxy_from, accept_proxy_timeout, send_proxy, postgres_cancel, source, allow, deny, client_limits, max_flows, udp',
   ],
   'bad-health-check.yaml': [
     '4:55: health_check.timeout must not exceed interval (1s): a check would still run when the next is due',
@@ -223,7 +227,8 @@ function service(fields: Partial<ServiceConfig> & Pick<ServiceConfig, 'name' | '
   return {
     protocol: 'tcp',
     balance: 'roundrobin',
-    timeouts: { connectMs: 2000, idleMs: 600_000 },
+    timeouts: { connectMs: 2000, idleMs: 0 },
+    tcpKeepalive: fields.protocol === 'udp' ? undefined : { idleMs: 60_000, intervalMs: 15_000, count: 8 },
     retries: 2,
     hashKey: 'five_tuple',
     maglevTableSize: 65_537,
@@ -246,7 +251,7 @@ function backend(address: Endpoint, fields: Partial<Omit<BackendConfig, 'address
 }
 
 /** The admin section of a config without one. */
-const DEFAULT_ADMIN: FulcrumConfig['admin'] = { listen: v4('127.0.0.1', 8406), token: undefined, tokenFile: undefined };
+const DEFAULT_ADMIN: FulcrumConfig['admin'] = { listen: v4('127.0.0.1', 8406), token: undefined, tokenFile: undefined, maxConnections: 256 };
 
 /** Each good fixture and the config it must load as (`file` is filled in by the test). */
 const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
@@ -281,7 +286,7 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
         name: 'any',
         listen: v4('0.0.0.0', 7000),
         backends: [backend(v4('10.1.2.3', 80))],
-        timeouts: { connectMs: 500, idleMs: 600_000 },
+        timeouts: { connectMs: 500, idleMs: 0 },
         retries: 16,
         drainTimeoutMs: 1500,
       }),
@@ -296,6 +301,7 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
       listen: v4('0.0.0.0', 9443),
       token: 'Zm9vYmFyYmF6cXV4LXRva2VuLTEyMzQ1Njc4',
       tokenFile: join(FIXTURES, 'admin.token'),
+      maxConnections: 256,
     },
     services: [service({ name: 'pg', listen: v4('127.0.0.1', 6432), backends: [backend(v4('127.0.0.1', 5432))] })],
   },
@@ -318,7 +324,7 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
           backend(v4('10.0.0.3', 3306), { backup: true, slowStartMs: 60_000 }),
           backend(v4('10.0.0.4', 3306), { slowStartMs: 30_000 }),
         ],
-        timeouts: { connectMs: 1000, idleMs: 600_000 },
+        timeouts: { connectMs: 1000, idleMs: 0 },
         queue: { size: 0, timeoutMs: 250 },
         sticky: { key: 'source', timeoutMs: 7_200_000, size: 1000 },
         drainTimeoutMs: 300_000,
@@ -328,7 +334,7 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
         listen: v4('127.0.0.1', 3308),
         balance: 'maglev',
         backends: [backend(v4('10.0.0.5', 3306), { slowStartMs: 3_600_000 })],
-        timeouts: { connectMs: 3000, idleMs: 600_000 },
+        timeouts: { connectMs: 3000, idleMs: 0 },
         queue: { size: 1_000_000, timeoutMs: 3000 },
         sticky: { key: 'source', timeoutMs: 1_800_000, size: 65_536 },
         drainTimeoutMs: 45_000,

@@ -47,7 +47,8 @@ function plainService(over: Partial<NativeServiceSpec>): NativeServiceSpec {
     hashKey: 'five_tuple',
     maglevTableSize: 65537,
     connectTimeoutMs: 2000,
-    idleTimeoutMs: 600_000,
+    idleTimeoutMs: 0,
+    tcpKeepalive: { idleMs: 60_000, intervalMs: 15_000, count: 8 },
     retries: 2,
     queueSize: 1024,
     queueTimeoutMs: 2000,
@@ -83,6 +84,7 @@ t.test('every key of a tcp service reaches its field', async (t) => {
       '    hash_key: source',
       '    maglev_table_size: 1009',
       '    timeouts: {connect: 1500ms, idle: 2m}',
+      '    tcp_keepalive: {idle: 1500ms, interval: 2s}',
       '    retries: 0',
       '    slow_start: 5s',
       '    queue: {size: 10, timeout: 1s}',
@@ -114,6 +116,7 @@ t.test('every key of a tcp service reaches its field', async (t) => {
       maglevTableSize: 1009,
       connectTimeoutMs: 1500,
       idleTimeoutMs: 120_000,
+      tcpKeepalive: { idleMs: 1500, intervalMs: 2000, count: 8 },
       retries: 0,
       queueSize: 10,
       queueTimeoutMs: 1000,
@@ -152,9 +155,16 @@ t.test('defaults that come from other keys: the queue timeout, the burst, every 
   t.equal(service!.transparent, true, 'source: client');
 });
 
+t.test('tcp_keepalive: off or false carries null', async (t) => {
+  for (const off of ['off', 'false']) {
+    const config = parseConfig(`services:\n  - name: svc\n    listen: 127.0.0.1:7000\n    tcp_keepalive: ${off}\n    backends: [{address: 127.0.0.1:7001}]\n`, 'off.yaml');
+    t.equal(snapshot(config, countingSlots()).services[0]!.tcpKeepalive, null, `tcp_keepalive: ${off}`);
+  }
+});
+
 t.test('every key of a udp service reaches its field', async (t) => {
   const plain = parseConfig('services:\n  - name: svc\n    protocol: udp\n    listen: 127.0.0.1:7000\n    backends: [{address: 127.0.0.1:7001}]\n', 'udp.yaml');
-  t.strictSame(snapshot(plain, countingSlots()).services, [plainService({ protocol: 'udp', balance: 'maglev', idleTimeoutMs: 30_000 })], 'udp defaults: maglev, 30s idle');
+  t.strictSame(snapshot(plain, countingSlots()).services, [plainService({ protocol: 'udp', balance: 'maglev', idleTimeoutMs: 30_000, tcpKeepalive: null })], 'udp defaults: maglev, 30s idle');
   const full = parseConfig(
     [
       'services:',
@@ -176,6 +186,7 @@ t.test('every key of a udp service reaches its field', async (t) => {
       protocol: 'udp',
       balance: 'random',
       idleTimeoutMs: 5000,
+      tcpKeepalive: null,
       maxFlows: 64,
       udpResponses: 1,
       allow: ['::ffff:10.0.0.0/104'],
