@@ -6,7 +6,7 @@ import { createConnection } from 'node:net';
 import t from 'tap';
 import { deadPort, startBackend } from '../helpers/backends.js';
 import { recordFile, type LogRecord } from '../helpers/connection-log.js';
-import { SERVICE, startService } from '../helpers/engine.js';
+import { SERVICE, serviceConfig, startService } from '../helpers/engine.js';
 import { type Conn, delay, HOST, KeyStream, KiB, openConn, pingEcho, waitUntil } from '../helpers/traffic.js';
 import { startUdpBackend, startUdpService, udpClient, UDP_SERVICE } from '../helpers/udp.js';
 
@@ -243,6 +243,24 @@ t.test('drain and removed: connections an operator or a reload closed', async (t
   t.equal(drained.bytes_in, 5);
 });
 
+t.test('removed: a backend a reload removed, closed after its service drain_timeout', async (t) => {
+  const log = recordFile(t);
+  const kept = await startBackend(t, 'echo');
+  const removed = await startBackend(t, 'echo');
+  const { port, engine } = await startService(t, {
+    backends: [removed.port, kept.port],
+    keys: ['drain_timeout: 200ms'],
+    connectionLog: log.keys,
+  });
+  const conn = await openConn(t, port); // round robin: the first backend
+  await pingEcho(conn);
+  engine.apply(serviceConfig(port, { backends: [kept.port], keys: ['drain_timeout: 200ms'], connectionLog: log.keys }));
+  await closedByFulcrum(conn);
+  const r = await log.waitFor('a removed record', (x) => x.termination === 'removed');
+  checkCommon(t, r, port);
+  t.equal(r.backend, `${HOST}:${removed.port}`);
+});
+
 t.test('shutdown: connections open when the engine stops', async (t) => {
   const log = recordFile(t);
   const backend = await startBackend(t, 'echo');
@@ -305,6 +323,17 @@ t.test('UDP flows: idle, responses_done, evicted; datagrams and bytes each way',
   await second.request('b', port3);
   const evicted = await log3.waitFor('an evicted record', (x) => x.termination === 'evicted');
   t.equal(evicted.client, `${HOST}:${first.port}`, 'the flow idle the longest made room');
+
+  // The flow's only backend goes down: its next datagram finds no other.
+  const log4 = recordFile(t);
+  const { port: port4, engine } = await startUdpService(t, { backends: [echo.port], connectionLog: log4.keys });
+  const mover = await udpClient(t);
+  await mover.request('x', port4);
+  engine.setBackendState(UDP_SERVICE, `${HOST}:${echo.port}`, 'down');
+  await mover.send('y', port4);
+  const moved = await log4.waitFor('a backend_moved record', (x) => x.termination === 'backend_moved');
+  t.equal(moved.datagrams_in, 1, 'what the flow carried before');
+  t.equal(moved.backend, null, 'its backend was let go');
 });
 
 t.test('a connection that never reaches the relay is still one record (no double count)', async (t) => {
