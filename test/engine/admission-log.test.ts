@@ -112,12 +112,13 @@ t.test('a denied UDP client is named; a run of datagrams is one event', async (t
   t.equal(accounted(), 5, 'and together they account for the 5 datagrams');
 });
 
-t.test('fulcrum run logs a refused client as a JSON line with its address and the reason', async (t) => {
+t.test('fulcrum run: a refused TCP client is a connection record; with the connection log off, a client_refused line', async (t) => {
   const backends = await startBackends(t, 1, 'echo');
-  const { proc, port } = await startFulcrum(t, (listen) => [
+  const config = (logKeys: readonly string[]) => (listen: number) => [
     'workers: 1',
     'log:',
     '  level: info',
+    ...logKeys,
     'services:',
     '  - name: db',
     `    listen: 127.0.0.1:${listen}`,
@@ -125,8 +126,16 @@ t.test('fulcrum run logs a refused client as a JSON line with its address and th
     '    backends:',
     `      - address: 127.0.0.1:${backends[0]!.port}`,
     '',
-  ].join('\n'));
-  const local = await refusedFrom(port, '127.0.0.11');
-  const line = await proc.waitForLog('client_refused');
-  t.match(line, { event: 'client_refused', service: 'db', client: `127.0.0.11:${local}`, reason: 'denied', suppressed: 0 });
+  ].join('\n');
+
+  const logged = await startFulcrum(t, config([]));
+  const local = await refusedFrom(logged.port, '127.0.0.11');
+  const record = await logged.proc.waitFor('the refused client\'s record', () => logged.proc.logs.find((l) => l.termination === 'denied'));
+  t.match(record, { type: 'tcp', event: 'end', service: 'db', client: `127.0.0.11:${local}`, backend: null, termination: 'denied' });
+  t.notOk(logged.proc.hasLog('client_refused'), 'no client_refused line beside the record');
+
+  const off = await startFulcrum(t, config(['connection_log:', '  output: off']));
+  const offLocal = await refusedFrom(off.port, '127.0.0.11');
+  const line = await off.proc.waitForLog('client_refused');
+  t.match(line, { event: 'client_refused', service: 'db', client: `127.0.0.11:${offLocal}`, reason: 'denied', suppressed: 0 });
 });
