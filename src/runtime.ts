@@ -7,7 +7,8 @@
 //   2. engine.apply(next)       a listener that cannot bind -> { ok: false }, nothing changed
 //                               (listeners that stay keep their sockets; removed
 //                               backends drain: no new connections, open ones
-//                               closed after their service's drain_timeout)
+//                               continue until they end, or until their
+//                               service's drain_timeout when it has one)
 //   3. control.sync(next)       added backends start at health.initialVerdict(..., 'reload')
 //   4. health.update(next)      checks start for added backends, stop for removed ones
 //   5. engine.whenApplied()     every worker runs the new snapshot

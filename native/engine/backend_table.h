@@ -18,8 +18,9 @@ namespace fulcrum {
 enum class BackendState : uint8_t {
   kUp = 0,     // takes new connections
   kDown = 1,   // takes none; open connections continue (health checks say it is down)
-  kDrain = 2,  // takes none; open connections continue until the control plane closes them
-  kMaint = 3,  // takes none; open connections continue (an operator took it out)
+  kDrain = 2,  // takes no new clients, but remembered (sticky) ones; open connections continue
+               // (the control plane closes them only when the service has a drain_timeout)
+  kMaint = 3,  // takes none, sticky clients included; open connections continue (an operator took it out)
 };
 inline constexpr uint8_t kBackendStateCount = 4;
 

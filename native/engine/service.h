@@ -175,6 +175,8 @@ class Service {
               uint64_t now_ms) const;
   bool has_room(uint32_t index) const;
   bool is_available(uint32_t index) const;
+  // Whether a remembered (sticky) client may go back to it: up or drain, whatever its weight.
+  bool takes_sticky(uint32_t index) const;
   // Remembers the client's choice (with `sticky`) and records it for peers when worth it.
   void remember_sticky(const ClientKey& client, int index, uint64_t now_ms) const;
   // The backend a peer served this 5-tuple with, reserved; -1 when none or unavailable.

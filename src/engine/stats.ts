@@ -21,8 +21,10 @@ import type { AdmissionTotals } from './counter-reader.js';
 
 /**
  * up: takes new connections. down: takes none (health checks say so); open
- * ones continue. drain: takes none; open ones continue until the service's
- * drain_timeout, then are closed. maint: an operator took it out; open ones continue.
+ * ones continue. drain: takes none but sticky clients'; open ones continue
+ * until they end (or, when the service has a drain_timeout, until it passes).
+ * maint: an operator took it out, sticky clients too; open ones continue.
+ * The README's "Taking a backend out" table compares them with HAProxy's.
  */
 export type BackendState = 'up' | 'down' | 'drain' | 'maint';
 

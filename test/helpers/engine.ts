@@ -25,12 +25,15 @@ export interface ServiceOptions {
   idleTimeoutMs?: number;
   /** More service keys, one YAML line each (`queue: {size: 1, timeout: 300ms}`). */
   keys?: readonly string[];
+  /** More top-level keys, one YAML line each (`drain_timeout: 1s`). */
+  topKeys?: readonly string[];
 }
 
 /** The YAML a user would write for one service listening on 127.0.0.1:listenPort. */
 export function serviceYaml(listenPort: number, o: ServiceOptions, workers = 2, logLevel = 'warn'): string {
   const lines = [
     `workers: ${workers}`,
+    ...(o.topKeys ?? []),
     'log:',
     `  level: ${logLevel}`,
     'services:',

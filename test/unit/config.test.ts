@@ -34,7 +34,7 @@ const BAD_FIXTURES: Record<string, string[]> = {
   ],
   'bad-unknown-key.yaml': [
     '3:5: missing required key "listen" in service',
-    '4:5: unknown key "listn" in service; did you mean "listen"? expected one of: name, protocol, listen, balance, hash_key, maglev_table_size, backends, timeouts, retries, slow_start, queue, sticky, drain_timeout, health_check, passive, accept_proxy, accept_proxy_from, accept_proxy_timeout, send_proxy, source, allow, deny, client_limits, max_flows, udp',
+    '4:5: unknown key "listn" in service; did you mean "listen"? expected one of: name, protocol, listen, ipv6_only, balance, hash_key, maglev_table_size, backends, timeouts, retries, slow_start, queue, sticky, drain_timeout, health_check, passive, accept_proxy, accept_proxy_from, accept_proxy_timeout, send_proxy, source, allow, deny, client_limits, max_flows, udp',
     '7:9: unknown key "wieght" in backend; did you mean "weight"? expected one of: address, weight, backup, max_connections, slow_start, send_proxy, health_check',
   ],
   'bad-wrong-type.yaml': [
@@ -159,7 +159,7 @@ const BAD_FIXTURES: Record<string, string[]> = {
   ],
   'bad-slow-start.yaml': [
     '4:17: slow_start "2h" is too long: expected at most 1h',
-    '5:20: bad duration 0 for drain_timeout: must be greater than 0',
+    '5:20: drain_timeout "25h" is too long: expected at most 1d',
     '8:21: bad duration "fast" for backends.slow_start: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m, or an integer of milliseconds',
     '10:21: bad duration "-5s" for backends.slow_start: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m, or an integer of milliseconds',
   ],
@@ -170,7 +170,7 @@ const BAD_FIXTURES: Record<string, string[]> = {
     '9:13: duplicate listen address 127.0.0.1:6432 (also used by service "pg" at line 6)',
     '10:14: unknown balance "fastest"; expected one of: roundrobin, weighted, leastconn, random, source, maglev, least_time, least_bandwidth, first',
     '13:17: weight: expected an integer from 0 to 256, got 1000',
-    '14:5: unknown key "timeout" in service; did you mean "timeouts"? expected one of: name, protocol, listen, balance, hash_key, maglev_table_size, backends, timeouts, retries, slow_start, queue, sticky, drain_timeout, health_check, passive, accept_proxy, accept_proxy_from, accept_proxy_timeout, send_proxy, source, allow, deny, client_limits, max_flows, udp',
+    '14:5: unknown key "timeout" in service; did you mean "timeouts"? expected one of: name, protocol, listen, ipv6_only, balance, hash_key, maglev_table_size, backends, timeouts, retries, slow_start, queue, sticky, drain_timeout, health_check, passive, accept_proxy, accept_proxy_from, accept_proxy_timeout, send_proxy, source, allow, deny, client_limits, max_flows, udp',
   ],
   'bad-health-check.yaml': [
     '4:55: health_check.timeout must not exceed interval (1s): a check would still run when the next is due',
@@ -213,13 +213,14 @@ function v6(host: string, port: number): Endpoint {
   return { host, port, family: 6, text: `[${host}]:${port}` };
 }
 /**
- * A service with every default, overridden by `fields`. The defaults that come
- * from other keys (queue timeout: the connect timeout; drain timeout: the
- * top-level one) are those of a config with neither set.
+ * A service with every default, overridden by `fields`. The default that comes
+ * from another key (queue timeout: the connect timeout) is that of a config
+ * without it. (A service's drain_timeout is its own: 0, never, by default.)
  */
 function service(fields: Partial<ServiceConfig> & Pick<ServiceConfig, 'name' | 'listen' | 'backends'>): ServiceConfig {
   return {
     protocol: 'tcp',
+    ipv6Only: false,
     balance: 'roundrobin',
     timeouts: { connectMs: 2000, idleMs: 600_000 },
     retries: 2,
@@ -227,7 +228,7 @@ function service(fields: Partial<ServiceConfig> & Pick<ServiceConfig, 'name' | '
     maglevTableSize: 65_537,
     queue: { size: 1024, timeoutMs: fields.timeouts?.connectMs ?? 2000 },
     sticky: undefined,
-    drainTimeoutMs: 30_000,
+    drainTimeoutMs: 0,
     udp: { maxFlows: 16_384, responses: 0 },
     acceptProxy: undefined,
     allow: [],
@@ -270,7 +271,6 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
         ],
         timeouts: { connectMs: 1500, idleMs: 86_400_000 },
         retries: 0,
-        drainTimeoutMs: 1500,
       }),
       service({
         name: 'any',
@@ -278,7 +278,6 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
         backends: [backend(v4('10.1.2.3', 80))],
         timeouts: { connectMs: 500, idleMs: 600_000 },
         retries: 16,
-        drainTimeoutMs: 1500,
       }),
     ],
   },
@@ -324,7 +323,6 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
         timeouts: { connectMs: 3000, idleMs: 600_000 },
         queue: { size: 1_000_000, timeoutMs: 3000 },
         sticky: { key: 'source', timeoutMs: 1_800_000, size: 65_536 },
-        drainTimeoutMs: 45_000,
       }),
     ],
   },
@@ -577,7 +575,6 @@ t.test('the default config is the documented demo', async (t) => {
           backend(v4('127.0.0.1', 7072)),
           backend(v4('127.0.0.1', 7073)),
         ],
-        drainTimeoutMs: 10_000,
       }),
     ],
   });
