@@ -17,6 +17,7 @@ Napi::Function EngineHandle::define_class(Napi::Env env) {
                          InstanceMethod<&EngineHandle::set_backend_state>("setBackendState"),
                          InstanceMethod<&EngineHandle::set_backend_weight>("setBackendWeight"),
                          InstanceMethod<&EngineHandle::close_backend_connections>("closeBackendConnections"),
+                         InstanceMethod<&EngineHandle::backend_peak>("backendPeak"),
                          InstanceMethod<&EngineHandle::stop>("stop"),
                          InstanceAccessor<&EngineHandle::counters>("counters"),
                          InstanceAccessor<&EngineHandle::workers>("workers"),
@@ -155,6 +156,12 @@ Napi::Value EngineHandle::close_backend_connections(const Napi::CallbackInfo& in
   const uint32_t slot = backend_slot_argument(info, "closeBackendConnections");
   if (engine_) engine_->close_backend_connections(slot);
   return info.Env().Undefined();
+}
+
+// JS thread; read once per backend when the admin API builds its state.
+Napi::Value EngineHandle::backend_peak(const Napi::CallbackInfo& info) {
+  const uint32_t slot = backend_slot_argument(info, "backendPeak");
+  return Napi::Number::New(info.Env(), engine_ ? engine_->backend_peak(slot) : 0);
 }
 
 Napi::Value EngineHandle::stop(const Napi::CallbackInfo& info) {

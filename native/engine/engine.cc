@@ -16,9 +16,11 @@ namespace fulcrum {
 
 namespace {
 
-// The listener map's key: TCP and UDP may share a port number.
+// The listener map's key: TCP and UDP may share a port number, and an IPv6
+// listener whose ipv6_only changed is a new socket (IPV6_V6ONLY is set before bind).
 std::string listener_key(const ServiceSpec& spec) {
-  return (spec.protocol == Protocol::kUdp ? "udp " : "tcp ") + format_socket_address(spec.listen);
+  const bool v6only = spec.listen.family() == AF_INET6 && spec.ipv6_only;
+  return (spec.protocol == Protocol::kUdp ? "udp " : "tcp ") + format_socket_address(spec.listen) + (v6only ? " v6only" : "");
 }
 
 }  // namespace
@@ -88,8 +90,8 @@ int Engine::apply(std::vector<ServiceSpec> services, ApplyFailure* failure, uint
     }
     std::vector<int> fds;
     for (size_t i = 0; i < worker_count; i++) {
-      int fd = spec.protocol == Protocol::kUdp ? open_udp_listener(spec.listen, spec.freebind)
-                                                 : open_tcp_listener(spec.listen, spec.freebind);
+      int fd = spec.protocol == Protocol::kUdp ? open_udp_listener(spec.listen, spec.freebind, spec.ipv6_only)
+                                                 : open_tcp_listener(spec.listen, spec.freebind, spec.ipv6_only);
       if (fd < 0) {
         for (int opened_fd : opened) close(opened_fd);
         for (int opened_fd : fds) close(opened_fd);

@@ -58,6 +58,10 @@ class Engine {
   // Closes every open connection to the backend in `slot`, on every worker
   // (a drained backend whose drain timeout has passed). Returns 0 or -EINVAL.
   int close_backend_connections(uint32_t slot);
+  // The most connections the backend in `slot` had open at once since it got
+  // the slot (BackendTable::peak; exact across workers). 0 for a slot out of
+  // range. Any thread: one relaxed read.
+  int32_t backend_peak(uint32_t slot) const { return slot < kMaxBackends ? backends_->peak(slot) : 0; }
   // Closes every socket and joins the workers. Idempotent.
   void stop();
 

@@ -92,6 +92,10 @@ struct ServiceSpec {
   // The listen address is a VRRP virtual IP: bind it even while this node
   // does not hold it (IP_FREEBIND).
   bool freebind = false;
+  // An IPv6 listen address takes IPv6 clients only (IPV6_V6ONLY=1). Off, [::]
+  // is dual-stack: IPv4 clients arrive as ::ffff:a.b.c.d (set explicitly,
+  // whatever net.ipv6.bindv6only says). Ignored for IPv4 addresses.
+  bool ipv6_only = false;
   PickerOptions picker;
   uint32_t connect_timeout_ms = 2000;
   uint32_t idle_timeout_ms = 600000;

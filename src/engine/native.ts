@@ -29,6 +29,8 @@ export interface NativeServiceSpec {
   protocol: Protocol;
   /** The listen address is one of ha.virtual_ips: bind it with IP_FREEBIND. */
   freebind: boolean;
+  /** An IPv6 listen address takes IPv6 clients only (IPV6_V6ONLY=1); false: dual-stack (set explicitly). */
+  ipv6Only: boolean;
   /** protocol: udp: flows at once over every worker (ignored for tcp). */
   maxFlows: number;
   /** protocol: udp: replies that end a flow; 0: only idleness ends it. */

@@ -614,3 +614,34 @@ t.test('the schema compiles in strict Ajv and documents every key', async (t) =>
   };
   walk(schema, '#');
 });
+
+t.test('[::]:PORT is dual-stack: check rejects an IPv4 service on the same port and protocol, unless ipv6_only', async (t) => {
+  const yaml = (...services: string[][]): string =>
+    ['services:', ...services.flatMap((keys, i) => [`  - name: s${i}`, ...keys.map((k) => `    ${k}`), '    backends: [{address: 127.0.0.1:7001}]']), ''].join('\n');
+  const messageOf = (text: string): string => {
+    try {
+      parseConfig(text, 'dual.yaml');
+      return 'accepted';
+    } catch (err) {
+      return (err as Error).message;
+    }
+  };
+  t.equal(messageOf(yaml(['listen: "*:6380"'], ['listen: "[::]:6380"'])),
+    'dual.yaml:6:13: listen address [::]:6380 overlaps 0.0.0.0:6380 of service "s0" at line 3 ([::]:6380 is dual-stack: it takes port 6380 on every IPv4 address too; set ipv6_only: true on "s1" to keep it to IPv6)');
+  t.equal(messageOf(yaml(['listen: "[::]:6380"'], ['listen: 127.0.0.1:6380'])),
+    'dual.yaml:6:13: listen address 127.0.0.1:6380 overlaps [::]:6380 of service "s0" at line 3 ([::]:6380 is dual-stack: it takes port 6380 on every IPv4 address too; set ipv6_only: true on "s0" to keep it to IPv6)',
+    'a specific IPv4 address overlaps too');
+  t.equal(messageOf(yaml(['listen: "*:6380"'], ['listen: "[::]:6380"', 'ipv6_only: true'])), 'accepted', 'ipv6_only: the two are apart');
+  t.equal(messageOf(yaml(['listen: "*:6380"'], ['listen: "[::]:6380"', 'protocol: udp'])), 'accepted', 'another protocol is apart');
+  t.equal(messageOf(yaml(['listen: "[::1]:6380"'], ['listen: "*:6380"'])), 'accepted', 'only the [::] wildcard is dual-stack');
+  t.equal(messageOf(yaml(['listen: "*:6380"', 'ipv6_only: true'])),
+    'dual.yaml:4:16: ipv6_only applies to an IPv6 listen address such as [::]:6380; 0.0.0.0:6380 is IPv4');
+});
+
+t.test('an IPv4-mapped address is read, shown and used as the IPv4 address it is', async (t) => {
+  for (const written of ['[::ffff:127.0.0.1]:7002', '[::ffff:7f00:1]:7002', '[::FFFF:127.0.0.1]:7002']) {
+    t.strictSame(parseEndpoint(written, 'backend'), { ok: true, endpoint: v4('127.0.0.1', 7002) }, written);
+  }
+  t.strictSame(parseEndpoint('[::ffff:10.1.2.3]:80', 'listen'), { ok: true, endpoint: v4('10.1.2.3', 80) });
+  t.strictSame(parseEndpoint('[64:ff9b::7f00:1]:80', 'backend'), { ok: true, endpoint: v6('64:ff9b::7f00:1', 80) }, 'NAT64 is not mapped');
+});

@@ -39,6 +39,7 @@ function plainService(over: Partial<NativeServiceSpec>): NativeServiceSpec {
     name: 'svc',
     protocol: 'tcp',
     freebind: false,
+    ipv6Only: false,
     maxFlows: 16384,
     udpResponses: 0,
     listenHost: '127.0.0.1',
@@ -210,4 +211,22 @@ t.test('listeners on a VRRP or announced VIP bind freely; sync: shares every ser
     ['local', 12, false, true],
   ]);
   t.strictSame(services.map((s) => s.backends[0]!.slot), [100, 101, 102], 'one backend slot per service and address');
+});
+
+t.test('ipv6_only reaches an IPv6 listener only; [::] is dual-stack by default', async (t) => {
+  const text = [
+    'services:',
+    '  - name: dual',
+    '    listen: "[::]:5432"',
+    '    backends: [{address: 127.0.0.1:7001}]',
+    '  - name: v6only',
+    '    listen: "[::]:5433"',
+    '    ipv6_only: true',
+    '    backends: [{address: 127.0.0.1:7001}]',
+  ].join('\n');
+  const services = snapshot(parseConfig(text, 'v6.yaml'), countingSlots()).services;
+  t.strictSame(services.map((s) => [s.name, s.listenHost, s.ipv6Only]), [
+    ['dual', '::', false],
+    ['v6only', '::', true],
+  ]);
 });
