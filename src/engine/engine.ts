@@ -299,6 +299,7 @@ export class Engine extends EventEmitter {
           weight: this.#weights.get(backendSlot) ?? backend.weight,
           backup: backend.backup,
           state: this.#states.get(backendSlot) ?? 'up',
+          peak: this.#native.backendPeak(backendSlot),
           ...pickFields(this.#baselines.backendTraffic(key, backendSlot), CONNECTION_FIELDS),
           ...(backendUdp ? { udp: { datagramsIn: backendUdp.datagramsIn, datagramsOut: backendUdp.datagramsOut } } : {}),
         };

@@ -124,6 +124,8 @@ export interface NativeEngine {
    * `appliedGeneration` counter once the snapshot is in effect there. */
   apply(snapshot: NativeSnapshot): number;
   setBackendState(slot: number, state: number): void;
+  /** The most connections the backend in `slot` had open at once since it got the slot (exact over workers). */
+  backendPeak(slot: number): number;
   /** Rebuilds the pickers of the backend's service; returns the new generation. */
   setBackendWeight(slot: number, weight: number): number;
   closeBackendConnections(slot: number): void;

@@ -72,6 +72,8 @@ export interface BackendStats extends TrafficCounters {
   weight: number;
   backup: boolean;
   state: BackendState;
+  /** The most connections (flows, for udp) open at once since the backend was added (native, exact). */
+  peak: number;
 }
 
 export interface ServiceStats extends TrafficCounters, Record<QueueField, number> {
