@@ -645,3 +645,20 @@ t.test('an IPv4-mapped address is read, shown and used as the IPv4 address it is
   t.strictSame(parseEndpoint('[::ffff:10.1.2.3]:80', 'listen'), { ok: true, endpoint: v4('10.1.2.3', 80) });
   t.strictSame(parseEndpoint('[64:ff9b::7f00:1]:80', 'backend'), { ok: true, endpoint: v6('64:ff9b::7f00:1', 80) }, 'NAT64 is not mapped');
 });
+
+t.test('source: client needs backends of the clients\' family; a dual-stack [::] has both', async (t) => {
+  const messageOf = (listen: string, backend: string, extra = ''): string => {
+    try {
+      parseConfig(['services:', '  - name: s', `    listen: "${listen}"`, '    source: client', ...(extra ? [`    ${extra}`] : []), `    backends: [{address: "${backend}"}]`, ''].join('\n'), 'src.yaml');
+      return 'accepted';
+    } catch (err) {
+      return (err as Error).message;
+    }
+  };
+  t.equal(messageOf('[::]:80', '127.0.0.1:8080'),
+    'src.yaml:4:13: source: client on the dual-stack [::]:80 takes IPv4 and IPv6 clients, and each can only reach backends of its own family; set ipv6_only: true (IPv6 backends) or listen on an IPv4 address');
+  t.equal(messageOf('[::]:80', '[::1]:8080', 'ipv6_only: true'), 'accepted');
+  t.equal(messageOf('[::]:80', '127.0.0.1:8080', 'ipv6_only: true'),
+    "src.yaml:6:26: source: client connects from the client's IPv6 address and cannot reach IPv4 backend 127.0.0.1:8080");
+  t.equal(messageOf('*:80', '[::ffff:127.0.0.1]:8080'), 'accepted', 'a mapped backend is IPv4');
+});
