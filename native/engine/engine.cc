@@ -222,6 +222,15 @@ void Engine::publish() {
   for (size_t i = 0; i < worker_count; i++) workers_[i]->post_listeners(std::move(per_worker[i]), generation_);
 }
 
+int32_t Engine::service_queued(uint32_t slot) const {
+  for (const ServiceSpec& spec : specs_) {
+    if (spec.slot != slot) continue;
+    auto found = shared_.find(spec.name);
+    return found == shared_.end() ? 0 : std::max(0, found->second->queued.load(std::memory_order_relaxed));
+  }
+  return 0;
+}
+
 int Engine::set_backend_state(uint32_t slot, BackendState state) {
   if (slot >= kMaxBackends || static_cast<uint8_t>(state) >= kBackendStateCount) return -EINVAL;
   backends_->set_state(slot, state, monotonic_ms());

@@ -61,6 +61,8 @@ export interface ServiceView extends TrafficCounters, Record<QueueField, number>
   balance: string;
   /** Backends whose effective state is up. */
   backendsUp: number;
+  /** Clients waiting in the service's queue now (`queued` counts every one that waited). */
+  queueCurrent: number;
   /** New connections (udp: flows) per second over the last second, and the highest such rate since start. */
   sessionRate: number;
   sessionRateMax: number;
@@ -134,6 +136,7 @@ export function servicesView(runtime: FulcrumRuntime, stats: EngineStats = runti
       ...pickFields(service, CONNECTION_FIELDS),
       ...pickFields(service, QUEUE_FIELDS),
       backendsUp: backends.filter((b) => b.state === 'up').length,
+      queueCurrent: service.queueCurrent,
       sessionRate: runtime.rates.service(service.name).rate,
       sessionRateMax: runtime.rates.service(service.name).max,
       ...(service.udp ? { udp: service.udp } : {}),

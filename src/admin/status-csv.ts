@@ -43,6 +43,7 @@ export const CSV_COLUMNS: readonly Column[] = [
   { name: 'rate', meaning: 'new connections per second over the last second', value: either((c) => Math.round(c.sessionRate)) },
   { name: 'rate_max', meaning: 'the highest rate since start (sampled each second)', value: either((c) => Math.round(c.sessionRateMax)) },
   { name: 'econ', meaning: 'service: clients closed because no backend could be reached; backend: failed connect attempts', value: either((c) => c.failed) },
+  { name: 'qcur', meaning: 'service: clients waiting in the queue now', value: onService((s) => s.queueCurrent) },
   { name: 'qtot', meaning: 'service: clients that waited in the queue (the queue is the service\'s, not a backend\'s)', value: onService((s) => s.queued) },
   { name: 'qrefused', meaning: 'service: clients refused, every backend full and the queue too or its timeout passed', value: onService((s) => s.refused) },
   { name: 'qtimeouts', meaning: 'service: the part of qrefused that waited the whole queue timeout', value: onService((s) => s.queueTimeouts) },

@@ -154,7 +154,7 @@ export const STATUS_PAGE = `<!doctype html>
     'Conn/s': 'new connections per second over the last second (highest since start in the tooltip)',
     'Total': 'service: clients accepted; backend: connections established',
     'Failed': 'service: clients closed because no backend could be reached; backend: failed connect attempts',
-    'Queue': "the service's queue (per service, not per backend): clients that waited / refused",
+    'Queue': "the service's queue (per service, not per backend): clients waiting now / that waited / refused",
     'Down': 'times the backend went down (health checks, passive ejection)',
     'Downtime': 'time spent down since the backend was added',
     'Bytes in': 'client to backend',
@@ -219,7 +219,7 @@ export const STATUS_PAGE = `<!doctype html>
       counters.set(service.name, [service.bytesIn, service.bytesOut]);
       const blank = (n) => Array.from({ length: n }, () => el('td', {}, ''));
       // The queue is the service's: its row holds it (waited / refused); a backend has none.
-      const queueCell = udp ? [] : [el('td', { class: 'queue', title: service.queued + ' waited in the queue, ' + service.refused + ' refused (' + service.queueTimeouts + ' after the queue timeout)' }, service.queued + ' / ' + service.refused)];
+      const queueCell = udp ? [] : [el('td', { class: 'queue', title: service.queueCurrent + ' waiting now, ' + service.queued + ' waited in the queue since start, ' + service.refused + ' refused (' + service.queueTimeouts + ' after the queue timeout)' }, service.queueCurrent + ' / ' + service.queued + ' / ' + service.refused)];
       body.append(el('tr', { class: 'service' },
         el('td', { class: 'name' }, 'service total'), el('td', {}, service.backendsUp > 0 ? 'OPEN' : 'NO BACKEND'), ...blank(7),
         el('td', { class: 'active' }, service.active), el('td', { class: 'peak', title: 'the peak is kept per backend (against its max_connections)' }, '–'),

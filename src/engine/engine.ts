@@ -287,6 +287,7 @@ export class Engine extends EventEmitter {
       name: service.name,
       listen: service.listen.text,
       protocol: service.protocol,
+      queueCurrent: this.#native.serviceQueue(slot),
       ...traffic,
       ...(udp ? { udp: udpServiceStats(this.#baselines.serviceUdp(service.name, slot), traffic) } : {}),
       admission: this.#baselines.admission(service.name, slot),

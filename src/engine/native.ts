@@ -126,6 +126,8 @@ export interface NativeEngine {
   setBackendState(slot: number, state: number): void;
   /** The most connections the backend in `slot` had open at once since it got the slot (exact over workers). */
   backendPeak(slot: number): number;
+  /** Clients waiting in the queue of the service in `slot` now, over every worker (0 for none). */
+  serviceQueue(slot: number): number;
   /** Rebuilds the pickers of the backend's service; returns the new generation. */
   setBackendWeight(slot: number, weight: number): number;
   closeBackendConnections(slot: number): void;

@@ -78,6 +78,8 @@ export interface BackendStats extends TrafficCounters {
 
 export interface ServiceStats extends TrafficCounters, Record<QueueField, number> {
   name: string;
+  /** Clients waiting in the queue now (a gauge; `queued` counts those that ever waited). */
+  queueCurrent: number;
   listen: string;
   protocol: 'tcp' | 'udp';
   /** protocol: udp services only. */

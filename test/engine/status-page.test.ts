@@ -365,7 +365,7 @@ t.test('status page at 1366x768 and 1400 px: every column fits, Actions included
     t.match(await text(`${row('postgres', B)} td.downtime`), /^0m [12]s$/, 'about a second down');
     t.match(await text('#actions-help'), /^Drain: no new connections, open ones continue until they end · Maint: /, 'what each button does, in words on the page');
     t.equal(await text(`${row('postgres', A)} td.down-transitions`), '0');
-    t.equal(await text('table[data-service="postgres"] tr.service td.queue'), '0 / 0', 'the queue is the service\'s: waited / refused');
+    t.equal(await text('table[data-service="postgres"] tr.service td.queue'), '0 / 0 / 0', 'the queue is the service\'s: waiting / waited / refused');
     t.match(await text('table[data-service="postgres"] tr.service td.session-rate'), /^[1-9]\d*$/, 'a session rate on the service row, while streams open');
     for (const [address, role] of [[`127.0.0.1:${master.port}`, 'primary'], [`127.0.0.1:${replica.port}`, 'replica']] as const) {
       t.equal(await text(`${row('redis', address)} td.check`), 'redis', 'Check: the check type only');

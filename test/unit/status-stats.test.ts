@@ -57,7 +57,7 @@ t.test('statusCsv: a "# " header, a service line then its backends, every line a
     accepted: 11, active: 1, failed: 0, bytesIn: 10, bytesOut: 20,
   } as unknown as BackendView;
   const service = {
-    name: 'pg', listen: '127.0.0.1:6432, odd', balance: 'leastconn', backendsUp: 0, sessionRate: 0, sessionRateMax: 9.6,
+    name: 'pg', listen: '127.0.0.1:6432, odd', balance: 'leastconn', backendsUp: 0, sessionRate: 0, sessionRateMax: 9.6, queueCurrent: 4,
     accepted: 11, active: 1, failed: 2, bytesIn: 10, bytesOut: 20, queued: 3, refused: 1, queueTimeouts: 1, backends: [backend],
   } as unknown as ServiceView;
   const text = statusCsv([service], 61_000);
@@ -68,7 +68,7 @@ t.test('statusCsv: a "# " header, a service line then its backends, every line a
   t.ok(text.split('\n')[1]!.includes(',"127.0.0.1:6432, odd",'), 'a field with a comma is quoted');
   const names = CSV_COLUMNS.map((c) => c.name);
   const of = (row: string[]) => Object.fromEntries(names.map((n, i) => [n, row[i]]));
-  t.match(of(rows[1]!), { pxname: 'pg', svname: 'SERVICE', type: 'service', listen: '127.0.0.1:6432, odd', status: 'NO_BACKEND', scur: '1', stot: '11', econ: '2', qtot: '3', qrefused: '1', qtimeouts: '1', rate_max: '10', smax: '', bck: '' });
+  t.match(of(rows[1]!), { pxname: 'pg', svname: 'SERVICE', type: 'service', listen: '127.0.0.1:6432, odd', status: 'NO_BACKEND', scur: '1', stot: '11', econ: '2', qcur: '4', qtot: '3', qrefused: '1', qtimeouts: '1', rate_max: '10', smax: '', bck: '' });
   t.match(of(rows[2]!), { svname: '[::1]:5432', type: 'backend', listen: '', status: 'DRAIN', admin: 'drain', check: 'postgres', role: 'replica', weight: '3', bck: '1', smax: '7', slim: '', rate: '2', rate_max: '10', chkdown: '2', downtime: '65', lastchg: '60', qtot: '' });
   t.ok(CSV_COLUMNS.every((c) => c.meaning.length > 10), 'every column says what it means');
 });
