@@ -7,7 +7,8 @@
 //   2. engine.apply(next)       a listener that cannot bind -> { ok: false }, nothing changed
 //                               (listeners that stay keep their sockets; removed
 //                               backends drain: no new connections, open ones
-//                               closed after their service's drain_timeout)
+//                               continue until they end, or until their
+//                               service's drain_timeout when it has one)
 //   3. control.sync(next)       added backends start at health.initialVerdict(..., 'reload')
 //   4. health.update(next)      checks start for added backends, stop for removed ones
 //   5. engine.whenApplied()     every worker runs the new snapshot
@@ -18,6 +19,8 @@ import type { FulcrumConfig } from './config/types.js';
 import { describeApplyError } from './control/apply-error.js';
 import { BackendControl, type BackendStatus } from './control/backend-control.js';
 import { describeChanges, diffConfigs } from './control/config-diff.js';
+import { DowntimeTracker, type DowntimeStats } from './control/downtime.js';
+import { SessionRates } from './control/session-rates.js';
 import type { AnnounceSource, HaSource, HealthSource, ReloadOutcome, Runtime, SyncSource } from './control/types.js';
 import { backendKey } from './engine/backend-key.js';
 import type { Engine } from './engine/engine.js';
@@ -72,6 +75,10 @@ export class FulcrumRuntime implements Runtime {
   #stopping = false;
   /** When each backend's effective state last changed (or it appeared), by `service\0backend`. */
   readonly #since = new Map<string, number>();
+  /** Down transitions and downtime per backend (HAProxy's chkdown, downtime), by the same key. */
+  readonly #downtime = new DowntimeTracker();
+  /** Connections per second per service and backend, sampled each second (HAProxy's rate, rate_max). */
+  readonly rates: SessionRates;
 
   /**
    * Apply `config` to a started engine. Throws what engine.apply() throws (a
@@ -86,12 +93,17 @@ export class FulcrumRuntime implements Runtime {
     this.#load = options.load ?? loadConfig;
     this.#ha = options.ha;
     this.control = new BackendControl(engine);
-    this.control.on('change', (status: BackendStatus) => this.#since.set(backendKey(status.service, status.backend), Date.now()));
+    this.control.on('change', (status: BackendStatus) => {
+      const key = backendKey(status.service, status.backend);
+      this.#since.set(key, Date.now());
+      this.#downtime.observe(key, status.effective);
+    });
     this.health = options.health ?? createHealthSource({ engine, control: this.control, logger: options.logger });
     this.control.sync(config.services, (service, backend, b) => this.health.initialVerdict(service, backend, 'start', b.healthCheck));
     this.#trackSince();
     this.health.update(config);
     this.#config = config;
+    this.rates = new SessionRates(() => (engine.stopped ? undefined : engine.stats()));
   }
 
   get ha(): HaSource | undefined {
@@ -161,12 +173,24 @@ export class FulcrumRuntime implements Runtime {
     return this.#since.get(backendKey(service, backend)) ?? this.startedAt;
   }
 
+  /** Down transitions and downtime of a backend since it appeared (see control/downtime.ts). */
+  backendDowntime(service: string, backend: string): DowntimeStats {
+    return this.#downtime.stats(backendKey(service, backend));
+  }
+
   /** Backends new to BackendControl start their clock now; removed ones are forgotten. */
   #trackSince(): void {
-    const present = new Set(this.control.list().map((s) => backendKey(s.service, s.backend)));
+    const statuses = this.control.list();
+    const present = new Set(statuses.map((s) => backendKey(s.service, s.backend)));
     const now = Date.now();
     for (const key of present) if (!this.#since.has(key)) this.#since.set(key, now);
     for (const key of [...this.#since.keys()]) if (!present.has(key)) this.#since.delete(key);
+    // Those that started up emitted no change: their downtime record starts here.
+    for (const s of statuses) {
+      const key = backendKey(s.service, s.backend);
+      if (!this.#downtime.has(key)) this.#downtime.observe(key, s.effective, now);
+    }
+    this.#downtime.retain(present);
   }
 
   /** Refuse reloads from now on (the process is stopping), wait for one that
@@ -188,6 +212,7 @@ export class FulcrumRuntime implements Runtime {
   /** Stop health checks and the engine (open connections are cut). */
   stop(): void {
     this.#stopping = true;
+    this.rates.stop();
     this.health.stop();
     this.engine.stop();
   }

@@ -17,6 +17,8 @@ Napi::Function EngineHandle::define_class(Napi::Env env) {
                          InstanceMethod<&EngineHandle::set_backend_state>("setBackendState"),
                          InstanceMethod<&EngineHandle::set_backend_weight>("setBackendWeight"),
                          InstanceMethod<&EngineHandle::close_backend_connections>("closeBackendConnections"),
+                         InstanceMethod<&EngineHandle::backend_peak>("backendPeak"),
+                         InstanceMethod<&EngineHandle::service_queue>("serviceQueue"),
                          InstanceMethod<&EngineHandle::stop>("stop"),
                          InstanceAccessor<&EngineHandle::counters>("counters"),
                          InstanceAccessor<&EngineHandle::workers>("workers"),
@@ -182,6 +184,18 @@ Napi::Value EngineHandle::close_backend_connections(const Napi::CallbackInfo& in
   }
   if (engine_) engine_->close_backend_connections(slot, why);
   return info.Env().Undefined();
+}
+
+// JS thread; read once per backend when the admin API builds its state.
+Napi::Value EngineHandle::backend_peak(const Napi::CallbackInfo& info) {
+  const uint32_t slot = backend_slot_argument(info, "backendPeak");
+  return Napi::Number::New(info.Env(), engine_ ? engine_->backend_peak(slot) : 0);
+}
+
+// JS thread; read once per service when the admin API builds its state.
+Napi::Value EngineHandle::service_queue(const Napi::CallbackInfo& info) {
+  const uint32_t slot = integer_argument(info, 0, "serviceQueue", "slot", 0, kMaxServices - 1);
+  return Napi::Number::New(info.Env(), engine_ ? engine_->service_queued(slot) : 0);
 }
 
 Napi::Value EngineHandle::stop(const Napi::CallbackInfo& info) {

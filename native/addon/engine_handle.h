@@ -5,7 +5,7 @@
 // JS API (typed in src/engine/native.ts):
 //   new Engine({ workers, onEvents(events[]) })
 //   engine.apply(snapshot) -> generation   throws Error{code: errno name, service?}
-//   engine.setBackendState(slot, state)    state: 0 up, 1 down, 2 drain
+//   engine.setBackendState(slot, state)    state: 0 up, 1 down, 2 drain, 3 maint
 //   engine.stop()                          idempotent; joins the workers
 //   engine.counters                        ArrayBuffer over the counter arena
 //   engine.workers                         number of worker threads
@@ -38,6 +38,8 @@ class EngineHandle : public Napi::ObjectWrap<EngineHandle> {
   Napi::Value set_backend_state(const Napi::CallbackInfo& info);
   Napi::Value set_backend_weight(const Napi::CallbackInfo& info);
   Napi::Value close_backend_connections(const Napi::CallbackInfo& info);
+  Napi::Value backend_peak(const Napi::CallbackInfo& info);
+  Napi::Value service_queue(const Napi::CallbackInfo& info);
   Napi::Value stop(const Napi::CallbackInfo& info);
   Napi::Value counters(const Napi::CallbackInfo& info);
   Napi::Value workers(const Napi::CallbackInfo& info);

@@ -187,6 +187,7 @@ bool read_service(Reader& reader, Napi::Value value, const std::string& where, S
   }
   if (!reader.choice(object, "protocol", where, kProtocolNames, &spec->protocol) ||
       !reader.boolean(object, "freebind", where, &spec->freebind) ||
+      !reader.boolean(object, "ipv6Only", where, &spec->ipv6_only) ||
       !reader.integer(object, kMaxFlows, where, &spec->udp.max_flows) ||
       !reader.integer(object, kUdpResponses, where, &spec->udp.responses) ||
       !read_admission(reader, object, where, spec) ||

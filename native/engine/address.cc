@@ -47,11 +47,15 @@ std::string format_socket_address(const SocketAddress& address) {
   // (-Wrestrict) on "[" + std::string once this is inlined.
   char host[INET6_ADDRSTRLEN] = "?";
   char text[INET6_ADDRSTRLEN + 16];
-  if (address.family() == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&address.storage)->sin_addr, host, sizeof host);
-    snprintf(text, sizeof text, "%s:%d", host, socket_port(address));
-  } else if (address.family() == AF_INET6) {
-    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&address.storage)->sin6_addr, host, sizeof host);
+  // An IPv4 client of a dual-stack [::] listener is ::ffff:a.b.c.d to the
+  // kernel; people and metric labels know it as a.b.c.d.
+  const sockaddr_storage plain = unmap_ipv4(address.storage);
+  if (plain.ss_family == AF_INET) {
+    const auto& in4 = reinterpret_cast<const sockaddr_in&>(plain);
+    inet_ntop(AF_INET, &in4.sin_addr, host, sizeof host);
+    snprintf(text, sizeof text, "%s:%d", host, ntohs(in4.sin_port));
+  } else if (plain.ss_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&plain)->sin6_addr, host, sizeof host);
     snprintf(text, sizeof text, "[%s]:%d", host, socket_port(address));
   } else {
     return "?";

@@ -29,7 +29,7 @@ int socket_port(const SocketAddress& address);
 // it is the kernel's choice per connection or datagram.
 bool is_wildcard_address(const SocketAddress& address);
 
-// "127.0.0.1:80" or "[::1]:80".
+// "127.0.0.1:80" or "[::1]:80"; an IPv4-mapped address (::ffff:127.0.0.1) as "127.0.0.1:80".
 std::string format_socket_address(const SocketAddress& address);
 
 // An IPv4-mapped IPv6 address (::ffff:a.b.c.d) as the IPv4 address it is

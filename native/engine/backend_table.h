@@ -18,8 +18,9 @@ namespace fulcrum {
 enum class BackendState : uint8_t {
   kUp = 0,     // takes new connections
   kDown = 1,   // takes none; open connections continue (health checks say it is down)
-  kDrain = 2,  // takes none; open connections continue until the control plane closes them
-  kMaint = 3,  // takes none; open connections continue (an operator took it out)
+  kDrain = 2,  // takes no new clients, but remembered (sticky) ones; open connections continue
+               // (the control plane closes them only when the service has a drain_timeout)
+  kMaint = 3,  // takes none, sticky clients included; open connections continue (an operator took it out)
 };
 inline constexpr uint8_t kBackendStateCount = 4;
 
@@ -36,6 +37,11 @@ struct alignas(kCacheLine) BackendRuntime {
   std::atomic<uint32_t> connect_ewma_us{0};
   // Bytes per second, both directions, over the last few seconds (LoadSampler).
   std::atomic<uint64_t> bytes_per_second{0};
+  // The most connections `active` has held at once since the slot was given
+  // to this backend (the status page's peak against max_connections). Kept
+  // here, next to `active`, so raising it touches no other cache line and is
+  // exact across workers: each reservation sees the count it made.
+  std::atomic<int32_t> peak{0};
 };
 
 class BackendTable {
@@ -55,6 +61,7 @@ class BackendTable {
     row.up_since_ms.store(0, std::memory_order_relaxed);
     row.connect_ewma_us.store(0, std::memory_order_relaxed);
     row.bytes_per_second.store(0, std::memory_order_relaxed);
+    row.peak.store(0, std::memory_order_relaxed);
   }
   bool is_up(uint32_t slot) const { return state(slot) == BackendState::kUp; }
 
@@ -63,15 +70,20 @@ class BackendTable {
   bool try_reserve(uint32_t slot, uint32_t limit) {
     std::atomic<int32_t>& active = rows_[slot].active;
     if (limit == 0) {
-      active.fetch_add(1, std::memory_order_relaxed);
+      raise_peak(slot, active.fetch_add(1, std::memory_order_relaxed) + 1);
       return true;
     }
     int32_t seen = active.load(std::memory_order_relaxed);
     while (seen < static_cast<int32_t>(limit)) {
-      if (active.compare_exchange_weak(seen, seen + 1, std::memory_order_relaxed)) return true;
+      if (active.compare_exchange_weak(seen, seen + 1, std::memory_order_relaxed)) {
+        raise_peak(slot, seen + 1);
+        return true;
+      }
     }
     return false;
   }
+  // The most connections the backend had at once (see BackendRuntime::peak).
+  int32_t peak(uint32_t slot) const { return rows_[slot].peak.load(std::memory_order_relaxed); }
   void release(uint32_t slot) { rows_[slot].active.fetch_sub(1, std::memory_order_relaxed); }
 
   uint32_t connect_ewma_us(uint32_t slot) const { return rows_[slot].connect_ewma_us.load(std::memory_order_relaxed); }
@@ -107,6 +119,14 @@ class BackendTable {
   }
 
  private:
+  // Any worker, after its reservation made `count` connections: a CAS loop
+  // that runs only while `count` is a new high, so it is rare after warm-up.
+  void raise_peak(uint32_t slot, int32_t count) {
+    std::atomic<int32_t>& peak = rows_[slot].peak;
+    int32_t high = peak.load(std::memory_order_relaxed);
+    while (count > high && !peak.compare_exchange_weak(high, count, std::memory_order_relaxed)) {
+    }
+  }
   BackendRuntime rows_[kMaxBackends];
 };
 

@@ -17,9 +17,11 @@ namespace fulcrum {
 
 namespace {
 
-// The listener map's key: TCP and UDP may share a port number.
+// The listener map's key: TCP and UDP may share a port number, and an IPv6
+// listener whose ipv6_only changed is a new socket (IPV6_V6ONLY is set before bind).
 std::string listener_key(const ServiceSpec& spec) {
-  return (spec.protocol == Protocol::kUdp ? "udp " : "tcp ") + format_socket_address(spec.listen);
+  const bool v6only = spec.listen.family() == AF_INET6 && spec.ipv6_only;
+  return (spec.protocol == Protocol::kUdp ? "udp " : "tcp ") + format_socket_address(spec.listen) + (v6only ? " v6only" : "");
 }
 
 }  // namespace
@@ -98,8 +100,8 @@ int Engine::apply(std::vector<ServiceSpec> services, ApplyFailure* failure, uint
     }
     std::vector<int> fds;
     for (size_t i = 0; i < worker_count; i++) {
-      int fd = spec.protocol == Protocol::kUdp ? open_udp_listener(spec.listen, spec.freebind)
-                                                 : open_tcp_listener(spec.listen, spec.freebind);
+      int fd = spec.protocol == Protocol::kUdp ? open_udp_listener(spec.listen, spec.freebind, spec.ipv6_only)
+                                                 : open_tcp_listener(spec.listen, spec.freebind, spec.ipv6_only);
       if (fd < 0) {
         for (int opened_fd : opened) close(opened_fd);
         for (int opened_fd : fds) close(opened_fd);
@@ -248,6 +250,15 @@ void Engine::publish() {
   }
   generation_++;
   for (size_t i = 0; i < worker_count; i++) workers_[i]->post_listeners(std::move(per_worker[i]), generation_);
+}
+
+int32_t Engine::service_queued(uint32_t slot) const {
+  for (const ServiceSpec& spec : specs_) {
+    if (spec.slot != slot) continue;
+    auto found = shared_.find(spec.name);
+    return found == shared_.end() ? 0 : std::max(0, found->second->queued.load(std::memory_order_relaxed));
+  }
+  return 0;
 }
 
 int Engine::set_backend_state(uint32_t slot, BackendState state) {

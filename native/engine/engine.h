@@ -63,6 +63,14 @@ class Engine {
   // (a forced close after drain or maint, or a removed backend's drain time
   // passed); `why` is what their connection records say. Returns 0 or -EINVAL.
   int close_backend_connections(uint32_t slot, Termination why);
+  // The most connections the backend in `slot` had open at once since it got
+  // the slot (BackendTable::peak; exact across workers). 0 for a slot out of
+  // range. Any thread: one relaxed read.
+  int32_t backend_peak(uint32_t slot) const { return slot < kMaxBackends ? backends_->peak(slot) : 0; }
+  // Clients waiting in the queue of the running service in `slot` now (its
+  // ServiceShared::queued, over every worker); 0 for no such service. JS
+  // thread only: specs_ and shared_ change in apply(), on that thread.
+  int32_t service_queued(uint32_t slot) const;
   // Closes every socket and joins the workers. Idempotent.
   void stop();
 

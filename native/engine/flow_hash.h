@@ -25,10 +25,20 @@ namespace flow_hash_detail {
 
 inline uint64_t fold(uint64_t h, uint64_t word) { return mix64(h ^ (word + 0x9e3779b97f4a7c15ULL)); }
 
-// Folds the address bytes (and the port, when asked) of an IPv4 or IPv6 address.
+// Folds the address bytes (and the port, when asked) of an IPv4 or IPv6
+// address. An IPv4-mapped one (::ffff:a.b.c.d, an IPv4 client of a dual-stack
+// [::] listener) folds as the IPv4 address it is, so the same client hashes
+// the same (source balance, sticky, session sync) whichever listener it used.
 inline uint64_t fold_address(uint64_t h, const sockaddr_storage& address, bool with_port) {
   if (address.ss_family == AF_INET6) {
     const auto& in6 = reinterpret_cast<const sockaddr_in6&>(address);
+    if (IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr)) {
+      uint32_t v4;
+      std::memcpy(&v4, &in6.sin6_addr.s6_addr[12], sizeof v4);
+      h = fold(h, v4);
+      if (with_port) h = fold(h, in6.sin6_port);
+      return h;
+    }
     uint64_t words[2];
     std::memcpy(words, &in6.sin6_addr, sizeof words);
     h = fold(fold(h, words[0]), words[1]);

@@ -8,9 +8,10 @@
 namespace fulcrum {
 
 // Opens a non-blocking TCP socket bound to address and listening; with
-// freebind, the address need not be on this host yet (see set_freebind).
+// freebind, the address need not be on this host yet (see set_freebind). An
+// IPv6 address is dual-stack (IPV6_V6ONLY=0) unless ipv6_only.
 // Returns the fd, or -errno (EADDRINUSE, EADDRNOTAVAIL, EACCES, EMFILE...).
-int open_tcp_listener(const SocketAddress& address, bool freebind);
+int open_tcp_listener(const SocketAddress& address, bool freebind, bool ipv6_only);
 
 // IP_FREEBIND / IPV6_FREEBIND on fd: bind an address this host does not hold
 // yet, such as a VRRP virtual IP on the backup node, which then serves the

@@ -39,6 +39,11 @@ bool Service::is_available(uint32_t index) const {
   return backend.weight > 0 && table_->is_up(backend.slot);
 }
 
+bool Service::takes_sticky(uint32_t index) const {
+  const BackendState state = table_->state(spec_.backends[index].slot);
+  return state == BackendState::kUp || state == BackendState::kDrain;
+}
+
 bool Service::has_room(uint32_t index) const {
   const BackendSpec& backend = spec_.backends[index];
   return backend.max_connections == 0 || table_->active(backend.slot) < static_cast<int32_t>(backend.max_connections);
@@ -57,9 +62,10 @@ int Service::pick(const ClientKey& client, const uint32_t* tried, uint32_t tried
   }
   StickyTable* sticky = shared_->sticky.get();
   if (sticky != nullptr && tried_count == 0) {
-    // A remembered client goes back to its backend while that one is
-    // available and has room; otherwise it is balanced anew (and the new
-    // choice remembered), as HAProxy does with option redispatch.
+    // A remembered client goes back to its backend while that one is up or
+    // drained (HAProxy's drain still takes persistent clients; weight 0 too)
+    // and has room; otherwise it is balanced anew (and the new choice
+    // remembered), as HAProxy does with option redispatch.
     const int slot = sticky->lookup(client.source_hash, now_ms);
     if (slot >= 0) {
       auto found = index_by_slot_.find(static_cast<uint32_t>(slot));
@@ -69,7 +75,7 @@ int Service::pick(const ClientKey& client, const uint32_t* tried, uint32_t tried
         // A backup keeps its clients only while no primary is available.
         const bool primary_available = std::any_of(primaries_.members.begin(), primaries_.members.end(),
                                                    [this](uint32_t i) { return is_available(i); });
-        if (is_available(index) && (!backend.backup || !primary_available) &&
+        if (takes_sticky(index) && (!backend.backup || !primary_available) &&
             table_->try_reserve(backend.slot, backend.max_connections)) {
           remember_sticky(client, static_cast<int>(index), now_ms);
           return static_cast<int>(index);

@@ -93,6 +93,10 @@ struct ServiceSpec {
   // The listen address is a VRRP virtual IP: bind it even while this node
   // does not hold it (IP_FREEBIND).
   bool freebind = false;
+  // An IPv6 listen address takes IPv6 clients only (IPV6_V6ONLY=1). Off, [::]
+  // is dual-stack: IPv4 clients arrive as ::ffff:a.b.c.d (set explicitly,
+  // whatever net.ipv6.bindv6only says). Ignored for IPv4 addresses.
+  bool ipv6_only = false;
   PickerOptions picker;
   uint32_t connect_timeout_ms = 2000;
   uint32_t idle_timeout_ms = 0;  // 0: no idle timeout (TCP's default; UDP flows always have one)
@@ -181,6 +185,8 @@ class Service {
               uint64_t now_ms) const;
   bool has_room(uint32_t index) const;
   bool is_available(uint32_t index) const;
+  // Whether a remembered (sticky) client may go back to it: up or drain, whatever its weight.
+  bool takes_sticky(uint32_t index) const;
   // Remembers the client's choice (with `sticky`) and records it for peers when worth it.
   void remember_sticky(const ClientKey& client, int index, uint64_t now_ms) const;
   // The backend a peer served this 5-tuple with, reserved; -1 when none or unavailable.

@@ -33,19 +33,22 @@ void grow_buffer(int fd, int force_option, int option, int bytes) {
 
 }  // namespace
 
-int open_udp_listener(const SocketAddress& address, bool freebind) {
+int open_udp_listener(const SocketAddress& address, bool freebind, bool ipv6_only) {
   int fd = socket(address.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
   int one = 1;
+  const int v6only = ipv6_only ? 1 : 0;
   const bool v6 = address.family() == AF_INET6;
   // SO_REUSEPORT: one socket per worker; the kernel hashes a client's 4-tuple
   // to one of them, so a flow stays on one worker.
-  // IPV6_V6ONLY: [::]:53 and 0.0.0.0:53 are separate listeners, as for TCP.
+  // IPV6_V6ONLY, always set, as for TCP: [::]:53 takes IPv4 clients too unless
+  // ipv6_only (their datagrams carry IPV6_PKTINFO with a mapped address, which
+  // the kernel turns back into IPv4 packet info on the reply).
   // Packet info: only needed on a wildcard address, where replies must leave
   // from the address the client sent to.
   bool ok = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
             setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) == 0 &&
-            (!v6 || setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) == 0);
+            (!v6 || setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) == 0);
   // A listener on a virtual IP binds before this node holds the address (listener.h).
   if (ok && freebind) ok = set_freebind(fd, address) == 0;
   if (ok && is_wildcard_address(address)) {

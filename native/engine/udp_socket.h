@@ -16,10 +16,10 @@ namespace fulcrum {
 inline constexpr size_t kPacketInfoControlBytes = 64;
 
 // Opens a non-blocking UDP socket bound to address with SO_REUSEPORT (one per
-// worker), IPV6_V6ONLY for IPv6, large buffers, and, on a wildcard address,
+// worker), IPV6_V6ONLY as ipv6_only says for IPv6, large buffers, and, on a wildcard address,
 // packet info so each datagram says which local address it was sent to.
 // Returns the fd, or -errno (EADDRINUSE, EADDRNOTAVAIL, EACCES, EMFILE...).
-int open_udp_listener(const SocketAddress& address, bool freebind);
+int open_udp_listener(const SocketAddress& address, bool freebind, bool ipv6_only);
 
 // Opens a non-blocking UDP socket connected to backend: replies arrive only
 // from it, and an ICMP port unreachable surfaces as ECONNREFUSED.

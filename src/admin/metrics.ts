@@ -117,6 +117,9 @@ export class FulcrumMetrics {
       backends((l, b) => set({ ...l, check: b.check.type }, b.health === 'up' ? 1 : 0)));
     this.#gauge('fulcrum_backend_weight', 'The weight in effect (configured or set through the admin API).', B, (set) => backends((l, b) => set(l, b.weight)));
     this.#counter('fulcrum_backend_ejections_total', 'Passive health ejections of the backend.', B, (set) => backends((l, b) => set(l, b.check.ejections)));
+    this.#gauge('fulcrum_backend_connections_peak', 'The most connections open to the backend at once since it was added (exact, kept by the engine).', B, (set) => backends((l, b) => set(l, b.peak)));
+    this.#counter('fulcrum_backend_down_transitions_total', 'Times the backend went down (health checks, passive ejection).', B, (set) => backends((l, b) => set(l, b.downTransitions)));
+    this.#counter('fulcrum_backend_downtime_seconds_total', 'Time the backend spent down since it was added.', B, (set) => backends((l, b) => set(l, b.downtimeMs / 1000)));
     this.#gauge('fulcrum_health_check_last_duration_seconds', 'How long the last active health check of the backend took.', B, (set) =>
       backends((l, b) => {
         const last = b.check.history.at(-1);

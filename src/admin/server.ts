@@ -4,6 +4,7 @@
 //   GET  /                                       status page (static HTML; no data, no token)
 //   GET  /metrics                                Prometheus text format
 //   GET  /api/status                             process, last reload, HA, every service and backend
+//   GET  /api/status.csv                         one line per service and backend (HAProxy ;csv style, status-csv.ts)
 //   GET  /api/services                           every service with its backends
 //   GET  /api/services/:service                  one service
 //   GET  /api/services/:service/backends/:addr   one backend (with its health history)
@@ -34,6 +35,7 @@ import { authorize } from './auth.js';
 import { FulcrumMetrics } from './metrics.js';
 import { servicesView, statusView, type ServiceView } from './state-view.js';
 import { STATUS_PAGE } from './status-page.js';
+import { statusCsv } from './status-csv.js';
 
 export const MAX_BODY_BYTES = 16 * 1024;
 /** A connection that has not sent its request headers this long after it opened (or after its last response) is closed. */
@@ -154,6 +156,10 @@ export class AdminServer {
     if (parts[0] !== 'api') throw notFound(`no such path ${url.pathname}`);
     const [, resource, service, sub, backend, action, ...extra] = parts;
 
+    if (resource === 'status.csv' && parts.length === 2) {
+      expect('GET');
+      return send(res, 200, 'text/csv; charset=utf-8', statusCsv(servicesView(this.#runtime)), { 'Cache-Control': 'no-store' });
+    }
     if (resource === 'status' && parts.length === 2) {
       expect('GET');
       return sendJson(res, 200, statusView(this.#runtime, fulcrumVersion()));

@@ -32,6 +32,16 @@ export interface BackendView extends TrafficCounters {
   backup: boolean;
   /** Epoch ms since which `state` has held (or since the backend was added). */
   since: number;
+  /** The most connections open at once since the backend was added (exact, kept by the engine). */
+  peak: number;
+  /** Its max_connections; 0: no limit. */
+  maxConnections: number;
+  /** New connections per second over the last second, and the highest such rate since start. */
+  sessionRate: number;
+  sessionRateMax: number;
+  /** Times it went down (checks, ejection) and the milliseconds it spent down (control/downtime.ts). */
+  downTransitions: number;
+  downtimeMs: number;
   check: {
     type: string;
     rise: number;
@@ -52,6 +62,11 @@ export interface ServiceView extends TrafficCounters, Record<QueueField, number>
   balance: string;
   /** Backends whose effective state is up. */
   backendsUp: number;
+  /** Clients waiting in the service's queue now (`queued` counts every one that waited). */
+  queueCurrent: number;
+  /** New connections (udp: flows) per second over the last second, and the highest such rate since start. */
+  sessionRate: number;
+  sessionRateMax: number;
   /** protocol: udp services only: the flow table's counters. */
   udp?: UdpServiceStats;
   /** Clients refused before any backend (ACL, client limits) and PROXY headers read. */
@@ -90,6 +105,7 @@ export function servicesView(runtime: FulcrumRuntime, stats: EngineStats = runti
     const backends = service.backends.map((b): BackendView => {
       const status = control.get(backendKey(service.name, b.address));
       const checked = health.get(backendKey(service.name, b.address));
+      const rate = runtime.rates.backend(service.name, b.address);
       return {
         address: b.address,
         state: status?.effective ?? b.state,
@@ -98,6 +114,11 @@ export function servicesView(runtime: FulcrumRuntime, stats: EngineStats = runti
         weight: b.weight,
         backup: b.backup,
         since: runtime.stateSince(service.name, b.address),
+        peak: b.peak,
+        maxConnections: serviceConfig?.backends.find((c) => c.address.text === b.address)?.maxConnections ?? 0,
+        sessionRate: rate.rate,
+        sessionRateMax: rate.max,
+        ...runtime.backendDowntime(service.name, b.address),
         check: {
           type: checked?.checkType ?? 'none',
           rise: checked?.rise ?? 0,
@@ -118,6 +139,9 @@ export function servicesView(runtime: FulcrumRuntime, stats: EngineStats = runti
       ...pickFields(service, CONNECTION_FIELDS),
       ...pickFields(service, QUEUE_FIELDS),
       backendsUp: backends.filter((b) => b.state === 'up').length,
+      queueCurrent: service.queueCurrent,
+      sessionRate: runtime.rates.service(service.name).rate,
+      sessionRateMax: runtime.rates.service(service.name).max,
       ...(service.udp ? { udp: service.udp } : {}),
       admission: service.admission,
       guarded: serviceConfig !== undefined && isGuarded(serviceConfig),

@@ -2,7 +2,8 @@
 // external file) in the spirit of HAProxy's stats page. It holds no data: its
 // script fetches /api/status every second and rebuilds the tables, computes
 // throughput from the byte counters between two fetches, and POSTs the
-// drain / enable / maint buttons to the API. When the API answers 401 the
+// drain / maint / enable buttons to the API (each says what it does in its
+// tooltip). A CSV link downloads /api/status.csv. When the API answers 401 the
 // page asks for the token once and keeps it in localStorage. A protocol: udp
 // service's table counts flows and datagrams (columns named so) and has a
 // flow-table row under its totals; a TCP service's table is unchanged by that.
@@ -21,15 +22,20 @@ export const STATUS_PAGE = `<!doctype html>
 <title>Fulcrum status</title>
 <style>
   :root { --up:#c8f7c5; --down:#ff9c9c; --drain:#b9d4ff; --maint:#e0c58f; --line:#b8b8b8; --head:#3b4b63; }
-  body { font: 13px/1.35 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 12px 18px; color: #1b1b1b; background: #fafafa; }
+  body { font: 13px/1.35 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 12px 14px; color: #1b1b1b; background: #fafafa; }
   h1 { font-size: 18px; margin: 0 0 4px; }
   h1 small { font-weight: normal; color: #555; font-size: 13px; }
   #meta { color: #444; margin-bottom: 10px; }
   #banner { display: none; padding: 6px 10px; margin: 8px 0; background: #ffe3a3; border: 1px solid #d9a400; }
   #banner.shown { display: block; }
-  table { border-collapse: collapse; margin: 6px 0 18px; min-width: 960px; background: #fff; }
-  th, td { border: 1px solid var(--line); padding: 3px 7px; text-align: right; white-space: nowrap; }
-  th { background: var(--head); color: #fff; font-weight: 600; }
+  /* Fits a 1366 px laptop screen with every column (Actions included): small
+     type, tight cells, headers that may wrap, the last check cut short (its
+     whole text is its tooltip). */
+  table { border-collapse: collapse; margin: 6px 0 18px; width: 100%; background: #fff; font-size: 12px; }
+  th, td { border: 1px solid var(--line); padding: 2px 3px; text-align: right; white-space: nowrap; }
+  th { background: var(--head); color: #fff; font-weight: 600; white-space: normal; vertical-align: bottom; cursor: help; }
+  td.last { max-width: 6em; overflow: hidden; text-overflow: ellipsis; text-align: left; }
+  td.actions { text-align: left; }
   td.name, th.name { text-align: left; }
   caption { text-align: left; font-weight: 600; font-size: 14px; padding: 4px 0; }
   caption span { font-weight: normal; color: #555; }
@@ -40,7 +46,7 @@ export const STATUS_PAGE = `<!doctype html>
   tr.state-drain td { background: var(--drain); }
   tr.state-maint td { background: var(--maint); }
   td.state { font-weight: 700; text-transform: uppercase; }
-  button { font: inherit; padding: 1px 8px; margin: 0 1px; cursor: pointer; }
+  button { font: inherit; padding: 0 4px; margin: 0 1px; cursor: pointer; }
   #legend span { display: inline-block; padding: 1px 8px; margin-right: 6px; border: 1px solid var(--line); }
   .muted { color: #666; }
 </style>
@@ -51,7 +57,9 @@ export const STATUS_PAGE = `<!doctype html>
 <div id="announce" class="muted"></div>
 <div id="banner" role="alert"></div>
 <div id="legend">
-  <span style="background:var(--up)">up</span><span style="background:var(--down)">down (health)</span><span style="background:var(--drain)">drain</span><span style="background:var(--maint)">maint (disabled)</span>
+  <span style="background:var(--up)" title="takes new connections">up</span><span style="background:var(--down)" title="its health checks failed: no new connections, open ones continue">down (health)</span><span style="background:var(--drain)" title="no new connections (sticky clients still come); open ones continue until they end">drain</span><span style="background:var(--maint)" title="an operator took it out: no new connections, sticky clients included; open ones continue">maint (disabled)</span>
+  · <a href="/api/status.csv" id="csv" title="one line per service and backend, HAProxy ;csv style">CSV</a>
+  <div class="muted" id="actions-help">Drain: no new connections, open ones continue until they end · Maint: no new connections, sticky clients included; open ones continue · Enable: back in rotation, health checks decide</div>
 </div>
 <div id="services"></div>
 <script>
@@ -106,7 +114,9 @@ export const STATUS_PAGE = `<!doctype html>
     const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
     let i = 0;
     while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
-    return (i === 0 ? n : n.toFixed(1)) + ' ' + units[i];
+    // Three significant digits at most (52.5 MiB, 107 MiB, 5.25 GiB): narrow cells.
+    const digits = i === 0 || n >= 100 ? 0 : n >= 10 ? 1 : 2;
+    return n.toFixed(digits) + ' ' + units[i];
   };
   const rate = (n) => bytes(n) + '/s';
   const duration = (ms) => {
@@ -114,6 +124,8 @@ export const STATUS_PAGE = `<!doctype html>
     const d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
     return (d ? d + 'd ' : '') + (d || h ? h + 'h ' : '') + m + 'm ' + (s % 60) + 's';
   };
+  // The two largest units only (1d 3h, 2h 5m, 4m 7s): table cells stay narrow.
+  const shortDuration = (ms) => duration(ms).split(' ').slice(0, 2).join(' ');
 
   function rates(now, key, bytesIn, bytesOut) {
     const before = previous && previous.counters.get(key);
@@ -123,16 +135,47 @@ export const STATUS_PAGE = `<!doctype html>
     return [rate(Math.max(0, bytesIn - before[0]) / seconds), rate(Math.max(0, bytesOut - before[1]) / seconds)];
   }
 
-  const COLUMNS = ['Backend', 'State', 'Since', 'Health', 'Admin', 'Check', 'Weight', 'Active', 'Total', 'Failed', 'Bytes in', 'Bytes out', 'Rate in', 'Rate out', 'Last check', 'Actions'];
-  // protocol: udp: the engine's active / total / failed count flows there, and datagrams come before bytes.
-  const UDP_COLUMNS = [...COLUMNS.slice(0, COLUMNS.indexOf('Active')), 'Flows', 'Flows total', 'Failed', 'Datagrams in', 'Datagrams out', ...COLUMNS.slice(COLUMNS.indexOf('Bytes in'))];
-  const UDP_TITLES = {
+  const COLUMNS = ['Backend', 'State', 'Since', 'Health', 'Admin', 'Check', 'Role', 'Wt', 'Bck', 'Active', 'Peak / limit', 'Conn/s', 'Total', 'Failed', 'Queue', 'Down', 'Downtime', 'Bytes in', 'Bytes out', 'Rate in', 'Rate out', 'Last check', 'Actions'];
+  // protocol: udp: the engine's active / total / failed count flows there, datagrams come before
+  // bytes, and there is no queue (a datagram is not queued).
+  const UDP_COLUMNS = [...COLUMNS.slice(0, COLUMNS.indexOf('Active')), 'Flows', 'Peak / limit', 'Flows/s', 'Flows total', 'Failed', 'Down', 'Downtime', 'Datagrams in', 'Datagrams out', ...COLUMNS.slice(COLUMNS.indexOf('Bytes in'))];
+  const TITLES = {
+    'Backend': 'the backend address (the service row: totals)',
+    'State': 'what the engine runs: up, down (health), drain or maint',
+    'Since': 'how long the state has held',
+    'Health': "the health checks' verdict",
+    'Admin': "the operator's state: enabled (health decides), drain or maint",
+    'Check': "the active check's type",
+    'Role': 'the role the check detected (primary / replica); – when the check tells none',
+    'Wt': 'weight in effect',
+    'Bck': 'Y: a backup, used only while no primary is available',
+    'Active': 'connections open now',
+    'Peak / limit': 'the most connections open at once since the backend was added (exact), and its max_connections (– no limit)',
+    'Conn/s': 'new connections per second over the last second (highest since start in the tooltip)',
+    'Total': 'service: clients accepted; backend: connections established',
+    'Failed': 'service: clients closed because no backend could be reached; backend: failed connect attempts',
+    'Queue': "the service's queue (per service, not per backend): clients waiting now / that waited / refused",
+    'Down': 'times the backend went down (health checks, passive ejection)',
+    'Downtime': 'time spent down since the backend was added',
+    'Bytes in': 'client to backend',
+    'Bytes out': 'backend to client',
+    'Rate in': 'client to backend, per second',
+    'Rate out': 'backend to client, per second',
+    'Last check': 'the last active check: result, latency, detail',
+    'Actions': 'Drain: no new connections, open ones continue. Maint: out, sticky clients too, open ones continue. Enable: health decides.',
     'Flows': 'flows open now',
+    'Flows/s': 'new flows per second over the last second',
     'Flows total': 'service: flows created; backend: flows given to it (created or moved)',
-    'Failed': 'service: new flows dropped; backend: ICMP unreachable answers and send errors',
     'Datagrams in': 'client to backend, forwarded',
     'Datagrams out': 'backend to client, forwarded',
   };
+  const UDP_TITLES = { 'Failed': 'service: new flows dropped; backend: ICMP unreachable answers and send errors' };
+  // What each button does, on the button itself (tooltip and accessible name).
+  const ACTIONS = [
+    ['drain', 'Drain', "Drain: no new connections (sticky clients still come); open ones continue until they end (closed after the service's drain_timeout only if it sets one)"],
+    ['maint', 'Maint', 'Maintenance: no new connections, sticky clients included; open ones continue; checks go on but only Enable brings it back'],
+    ['enable', 'Enable', 'Enable: back in rotation; its health checks decide'],
+  ];
   const FLOW_COUNTERS = ${JSON.stringify(FLOW_COUNTERS)};
   const DATAGRAMS_DROPPED_MEANING = ${JSON.stringify(DATAGRAMS_DROPPED_MEANING)};
   const datagramCells = (udp) => udp
@@ -170,13 +213,18 @@ export const STATUS_PAGE = `<!doctype html>
       // The queue is TCP's (a datagram is not queued), so a udp caption leaves it out.
       const queue = udp ? '' : ' · queued ' + service.queued + ' · refused ' + service.refused;
       table.append(el('caption', {}, service.name + ' ', el('span', {}, service.listen + ' · ' + (udp ? 'udp · ' : '') + service.balance + ' · ' + service.backendsUp + '/' + service.backends.length + ' backends up' + queue)));
-      table.append(el('thead', {}, el('tr', {}, ...columns.map((c, i) => el('th', { ...(i === 0 ? { class: 'name' } : {}), ...(udp && UDP_TITLES[c] ? { title: UDP_TITLES[c] } : {}) }, c)))));
+      table.append(el('thead', {}, el('tr', {}, ...columns.map((c, i) => el('th', { ...(i === 0 ? { class: 'name' } : {}), title: (udp && UDP_TITLES[c]) || TITLES[c] || '' }, c)))));
       const body = el('tbody');
       const [sin, sout] = rates(status.now, service.name, service.bytesIn, service.bytesOut);
       counters.set(service.name, [service.bytesIn, service.bytesOut]);
+      const blank = (n) => Array.from({ length: n }, () => el('td', {}, ''));
+      // The queue is the service's: its row holds it (waited / refused); a backend has none.
+      const queueCell = udp ? [] : [el('td', { class: 'queue', title: service.queueCurrent + ' waiting now, ' + service.queued + ' waited in the queue since start, ' + service.refused + ' refused (' + service.queueTimeouts + ' after the queue timeout)' }, service.queueCurrent + ' / ' + service.queued + ' / ' + service.refused)];
       body.append(el('tr', { class: 'service' },
-        el('td', { class: 'name' }, 'service total'), el('td', {}, service.backendsUp > 0 ? 'OPEN' : 'NO BACKEND'), el('td', {}, ''), el('td', {}, ''), el('td', {}, ''), el('td', {}, ''), el('td', {}, ''),
-        el('td', {}, service.active), el('td', {}, service.accepted), el('td', {}, service.failed), ...datagramCells(udp),
+        el('td', { class: 'name' }, 'service total'), el('td', {}, service.backendsUp > 0 ? 'OPEN' : 'NO BACKEND'), ...blank(7),
+        el('td', { class: 'active' }, service.active), el('td', { class: 'peak', title: 'the peak is kept per backend (against its max_connections)' }, '–'),
+        el('td', { class: 'session-rate', title: 'highest since start: ' + Math.round(service.sessionRateMax) + '/s' }, Math.round(service.sessionRate)),
+        el('td', {}, service.accepted), el('td', {}, service.failed), ...queueCell, ...blank(2), ...datagramCells(udp),
         el('td', {}, bytes(service.bytesIn)), el('td', {}, bytes(service.bytesOut)), el('td', { class: 'rate-in' }, sin), el('td', { class: 'rate-out' }, sout), el('td', {}, ''), el('td', {}, '')));
       if (udp) body.append(flowTableRow(udp, columns.length));
       if (service.guarded) body.append(admissionRow(service.admission, columns.length));
@@ -185,21 +233,28 @@ export const STATUS_PAGE = `<!doctype html>
         const [rin, rout] = rates(status.now, key, b.bytesIn, b.bytesOut);
         counters.set(key, [b.bytesIn, b.bytesOut]);
         const last = b.check.history[b.check.history.length - 1];
-        const check = b.check.type === 'none' ? 'none' : b.check.type + (b.check.role ? ' (' + b.check.role + ')' : '');
         const lastCheck = last ? (last.ok ? 'ok' : 'FAIL') + ' ' + last.latencyMs.toFixed(1) + ' ms' + (last.detail ? ' · ' + last.detail : '') : '–';
-        const action = (name, label) => el('button', { type: 'button', 'data-action': name, 'data-service': service.name, 'data-backend': b.address }, label);
+        const action = ([name, label, title]) => el('button', { type: 'button', 'data-action': name, 'data-service': service.name, 'data-backend': b.address, title, 'aria-label': title }, label);
+        const limit = b.maxConnections > 0 ? String(b.maxConnections) : '–';
         body.append(el('tr', { class: 'backend state-' + b.state, 'data-backend': key },
-          el('td', { class: 'name' }, b.address + (b.backup ? ' (backup)' : '')),
+          el('td', { class: 'name' }, b.address),
           el('td', { class: 'state' }, b.state),
-          el('td', { class: 'since' }, duration(Math.max(0, status.now - b.since))),
+          el('td', { class: 'since', title: duration(Math.max(0, status.now - b.since)) }, shortDuration(Math.max(0, status.now - b.since))),
           el('td', { class: 'health' }, b.health),
           el('td', { class: 'admin' }, b.admin),
-          el('td', {}, check),
-          el('td', {}, b.weight),
-          el('td', { class: 'active' }, b.active), el('td', {}, b.accepted), el('td', {}, b.failed), ...datagramCells(udp && b.udp),
+          el('td', { class: 'check' }, b.check.type),
+          el('td', { class: 'role' }, b.check.role || '–'),
+          el('td', { class: 'weight' }, b.weight),
+          el('td', { class: 'backup' }, b.backup ? 'Y' : ''),
+          el('td', { class: 'active' }, b.active),
+          el('td', { class: 'peak', title: 'peak ' + b.peak + ' connections at once' + (b.maxConnections > 0 ? ' of max_connections ' + b.maxConnections : ', no max_connections') }, b.peak + ' / ' + limit),
+          el('td', { class: 'session-rate', title: 'highest since start: ' + Math.round(b.sessionRateMax) + '/s' }, Math.round(b.sessionRate)),
+          el('td', {}, b.accepted), el('td', {}, b.failed), ...(udp ? [] : [el('td', { class: 'queue' }, '')]),
+          el('td', { class: 'down-transitions' }, b.downTransitions), el('td', { class: 'downtime', title: duration(b.downtimeMs) }, shortDuration(b.downtimeMs)),
+          ...datagramCells(udp && b.udp),
           el('td', {}, bytes(b.bytesIn)), el('td', {}, bytes(b.bytesOut)), el('td', { class: 'rate-in' }, rin), el('td', { class: 'rate-out' }, rout),
-          el('td', { class: 'name muted', title: lastCheck }, lastCheck),
-          el('td', {}, action('drain', 'Drain'), action('enable', 'Enable'), action('maint', 'Maint'))));
+          el('td', { class: 'last muted', title: lastCheck }, last ? (last.ok ? 'ok' : 'FAIL') + ' ' + last.latencyMs.toFixed(1) + ' ms' : '–'),
+          el('td', { class: 'actions' }, ...ACTIONS.map(action))));
       }
       table.append(body);
       tables.push(table);
@@ -260,9 +315,26 @@ export const STATUS_PAGE = `<!doctype html>
     }
   }
 
+  // The CSV link: fetched with the token (a plain link would not carry it), saved as a file.
+  async function downloadCsv() {
+    const res = await api('/api/status.csv', { headers: headers(false) });
+    if (!res.ok) return banner('CSV export: ' + res.status + ' ' + res.statusText);
+    const url = URL.createObjectURL(await res.blob());
+    const link = el('a', { href: url, download: 'fulcrum-status.csv' });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  }
+
   document.addEventListener('click', async (event) => {
     if (event.target.closest('button[data-token]')) {
       if (askToken()) banner('');
+      return;
+    }
+    if (event.target.closest('a#csv')) {
+      event.preventDefault();
+      await downloadCsv();
       return;
     }
     const button = event.target.closest('button[data-action]');

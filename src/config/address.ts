@@ -48,14 +48,30 @@ export function parseEndpoint(value: unknown, role: AddressRole): EndpointResult
   const port = Number(portText);
   if (port < 1 || port > 65535) return fail(`port ${portText} out of range in ${what} ${JSON.stringify(value)}; expected 1 to 65535`);
 
-  const family = isIPv6(host) ? 6 : 4;
+  let family: 4 | 6 = isIPv6(host) ? 6 : 4;
   // WHATWG URL serialises IPv6 in the RFC 5952 form (lowercase, longest zero run compressed).
   if (family === 6) host = new URL(`http://[${host}]/`).hostname.slice(1, -1);
+  // An IPv4-mapped address (::ffff:127.0.0.1) is that IPv4 address: written, shown and connected to as one.
+  const mapped = family === 6 ? unmappedIpv4(host) : undefined;
+  if (mapped !== undefined) {
+    host = mapped;
+    family = 4;
+  }
   if (role === 'backend' && (host === '0.0.0.0' || host === '::')) {
     return bad(`a backend needs a specific host, not the wildcard ${host}`);
   }
   const text = family === 6 ? `[${host}]:${port}` : `${host}:${port}`;
   return { ok: true, endpoint: { host, port, family, text } };
+}
+
+/** The IPv4 address of an IPv4-mapped IPv6 address in RFC 5952 form (`::ffff:7f00:1` -> `127.0.0.1`); undefined for any other. */
+export function unmappedIpv4(host: string): string | undefined {
+  const match = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(host) ?? /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(host);
+  if (match === null) return undefined;
+  if (match[2] === undefined) return match[1];
+  const high = parseInt(match[1]!, 16);
+  const low = parseInt(match[2], 16);
+  return [high >> 8, high & 0xff, low >> 8, low & 0xff].join('.');
 }
 
 /** Whether two listen endpoints would take the same connections: same port and family, and equal or one a wildcard. */

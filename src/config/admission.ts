@@ -116,11 +116,21 @@ export function admissionIssues(service: Record<string, unknown>, at: ConfigPath
     }
   }
   if (service.source === 'client' && typeof service.listen === 'string' && Array.isArray(service.backends)) {
-    // An IPv4 client address cannot be the source of a connection to an IPv6 backend.
+    // A client's address can only be the source of a connection to a backend of its own family.
     const listenV4 = !service.listen.startsWith('[');
+    const dualStack = service.listen.startsWith('[::]:') && service.ipv6_only !== true;
+    if (dualStack) {
+      // IPv4 and IPv6 clients at once: one of the two families could never reach the backends.
+      report([...at, 'source'], `source: client on the dual-stack ${service.listen} takes IPv4 and IPv6 clients, and each can only reach backends of its own family; set ipv6_only: true (IPv6 backends) or listen on an IPv4 address`);
+    }
     service.backends.forEach((backend, j) => {
-      if (listenV4 && isRecord(backend) && typeof backend.address === 'string' && backend.address.startsWith('[')) {
+      if (dualStack || !isRecord(backend) || typeof backend.address !== 'string') return;
+      // An IPv4-mapped backend ([::ffff:a.b.c.d]) is IPv4.
+      const backendV6 = backend.address.startsWith('[') && !/^\[::ffff:/i.test(backend.address);
+      if (listenV4 && backendV6) {
         report([...at, 'backends', j, 'address'], `source: client connects from the client's IPv4 address and cannot reach IPv6 backend ${backend.address}`);
+      } else if (!listenV4 && !backendV6) {
+        report([...at, 'backends', j, 'address'], `source: client connects from the client's IPv6 address and cannot reach IPv4 backend ${backend.address}`);
       }
     });
   }

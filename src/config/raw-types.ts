@@ -181,6 +181,8 @@ export interface RawService {
   protocol: 'tcp' | 'udp';
   /** Address to accept client connections on: host:port or [v6]:port. host is an IP address, `localhost` (127.0.0.1), `*` (0.0.0.0, every IPv4 address) or `[::]` (every IPv6 address). */
   listen: string;
+  /** With an IPv6 listen address: take IPv6 clients only (IPV6_V6ONLY). */
+  ipv6_only: boolean;
   /** The load-balancing algorithm: how a backend is picked for each new connection, among the backends that are up, not at max_connections and not weight 0 (backups only while no primary is available). */
   balance: 'roundrobin' | 'weighted' | 'leastconn' | 'random' | 'source' | 'maglev' | 'least_time' | 'least_bandwidth' | 'first';
   /** With balance: maglev only: what is hashed. five_tuple: protocol, client address and port, service address and port, so each connection lands anywhere (spread) but a given flow always the same way. source: the client IP address only, so every connection of a client reaches the same backend. */
@@ -201,8 +203,8 @@ export interface RawService {
   queue: RawServiceQueue;
   /** Session persistence: remember which backend each client was sent to, and send its next connections there while that backend is available and has room, whatever the algorithm would pick (also when other backends are added or removed); otherwise the client is balanced anew and the new backend remembered. */
   sticky?: RawServiceSticky;
-  /** When a backend is set to drain (admin API or reload), it takes no new connections and its open ones may continue for this long; then they are closed. */
-  drain_timeout?: string;
+  /** A forced close, off by default: a backend set to drain, or removed from the config by a reload, has its open connections closed once they have run this long after the drain began. */
+  drain_timeout: string | number;
   /** The active health check of every backend of this service (a backend's own health_check overrides keys of it). */
   health_check?: RawHealthCheck;
   /** Passive health (Envoy's outlier detection): after consecutive_failures failed connects in a row to a backend, it is ejected (takes no new connections) for base_ejection times the number of times it was ejected, at most max_ejection; never more than max_ejection_percent of the service's backends at once. */
@@ -432,7 +434,7 @@ export const DURATION_BOUNDS = {
   'healthCheck.interval': { minMs: 1, maxMs: 3600000 },
   'healthCheck.timeout': { minMs: 1, maxMs: 3600000 },
   'service.accept_proxy_timeout': { minMs: 1, maxMs: 60000 },
-  'service.drain_timeout': { minMs: 1, maxMs: 86400000 },
+  'service.drain_timeout': { minMs: 1, maxMs: 86400000, zeroIsOff: true },
   'service.passive.base_ejection': { minMs: 1, maxMs: 3600000 },
   'service.passive.max_ejection': { minMs: 1, maxMs: 86400000 },
   'service.queue.timeout': { minMs: 1, maxMs: 3600000 },

@@ -98,6 +98,8 @@ export interface ServiceConfig {
   name: string;
   protocol: Protocol;
   listen: Endpoint;
+  /** An IPv6 listen address takes IPv6 clients only; false (the default): [::] is dual-stack. Always false for IPv4. */
+  ipv6Only: boolean;
   balance: Balance;
   backends: BackendConfig[];
   timeouts: ServiceTimeouts;
@@ -111,7 +113,7 @@ export interface ServiceConfig {
   maglevTableSize: number;
   queue: QueueConfig;
   sticky: StickyConfig | undefined;
-  /** How long a backend set to `drain` keeps its open connections; default the top-level drain_timeout. */
+  /** A drained or removed backend's open connections are closed after this long; 0 (the default): never, they continue until they end. */
   drainTimeoutMs: number;
   /** Passive health (outlier ejection on failed connects); absent: off. */
   passive?: PassiveHealthConfig;

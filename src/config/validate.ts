@@ -53,6 +53,8 @@ export function validateConfig(data: unknown, source: YamlSource): ValidationRes
 
 interface ListenSeen {
   endpoint: Endpoint;
+  /** [::] without ipv6_only: takes the port on every IPv4 address too. */
+  dualStack: boolean;
   protocol: unknown;
   service: string;
   line: number;
@@ -96,7 +98,13 @@ class SemanticChecker {
         else this.#report([...at, 'name'], `duplicate service name "${name}" (also at line ${this.#source.line(['services', first, 'name'])})`);
       }
       const listen = this.#endpoint(service, [...at, 'listen'], 'listen');
-      if (listen !== undefined) this.#checkListen(listens, { endpoint: listen, protocol: service.protocol, service: label, line: this.#source.line([...at, 'listen']) }, at);
+      if (listen !== undefined) {
+        const dualStack = listen.host === '::' && service.ipv6_only !== true;
+        this.#checkListen(listens, { endpoint: listen, dualStack, protocol: service.protocol, service: label, line: this.#source.line([...at, 'listen']) }, at);
+        if (service.ipv6_only === true && listen.family === 4) {
+          this.#report([...at, 'ipv6_only'], `ipv6_only applies to an IPv6 listen address such as [::]:${listen.port}; ${listen.text} is IPv4`);
+        }
+      }
       if (isRecord(service.timeouts)) {
         this.#duration(service.timeouts, [...at, 'timeouts', 'connect'], DURATION_BOUNDS['service.timeouts.connect'].maxMs);
         // 0 is "never" for tcp; a UDP flow must end when idle.
@@ -111,7 +119,7 @@ class SemanticChecker {
       this.#duration(service, [...at, 'slow_start'], DURATION_BOUNDS['service.slow_start'].maxMs, 'off');
       if (isRecord(service.queue)) this.#duration(service.queue, [...at, 'queue', 'timeout'], DURATION_BOUNDS['service.queue.timeout'].maxMs);
       if (isRecord(service.sticky)) this.#duration(service.sticky, [...at, 'sticky', 'timeout'], DURATION_BOUNDS['service.sticky.timeout'].maxMs);
-      this.#duration(service, [...at, 'drain_timeout'], DURATION_BOUNDS['service.drain_timeout'].maxMs);
+      this.#duration(service, [...at, 'drain_timeout'], DURATION_BOUNDS['service.drain_timeout'].maxMs, 'off');
       if (Array.isArray(service.backends)) this.#checkBackends(service.backends as unknown[], at, label);
       const writtenService = isRecord(writtenServices[i]) ? writtenServices[i] : {};
       this.#checkMaglev(service, writtenService, at);
@@ -141,21 +149,22 @@ class SemanticChecker {
       drainTimeoutMs: this.#parsedDuration(['drain_timeout']),
       log: { level: raw.log.level, format: raw.log.format },
       connectionLog: buildConnectionLog(raw.connection_log, dirname(resolve(this.#source.file))),
-      services: raw.services.map((s, i) => this.#buildService(s, ['services', i], this.#parsedDuration(['drain_timeout']))),
+      services: raw.services.map((s, i) => this.#buildService(s, ['services', i])),
       ...(raw.ha === undefined ? {} : { ha: this.#ha.build(raw.ha) }),
       ...(raw.announce === undefined ? {} : { announce: this.#announce.buildAnnounce(raw.announce) }),
       ...(raw.sync === undefined ? {} : { sync: this.#announce.buildSync() }),
     };
   }
 
-  /** One service, with the defaults that come from elsewhere resolved (queue timeout, drain timeout, slow start). */
-  #buildService(s: RawService, at: ConfigPath, topDrainTimeoutMs: number): ServiceConfig {
+  /** One service, with the defaults that come from elsewhere resolved (queue timeout, slow start). */
+  #buildService(s: RawService, at: ConfigPath): ServiceConfig {
     const connectMs = this.#parsedDuration([...at, 'timeouts', 'connect']);
     const serviceSlowStartMs = this.#parsedDuration([...at, 'slow_start']);
     return {
       name: s.name,
       protocol: s.protocol,
       listen: this.#parsedEndpoint([...at, 'listen']),
+      ipv6Only: s.ipv6_only && this.#parsedEndpoint([...at, 'listen']).family === 6,
       balance: s.balance,
       backends: s.backends.map((b, j): BackendConfig => ({
         address: this.#parsedEndpoint([...at, 'backends', j, 'address']),
@@ -190,7 +199,7 @@ class SemanticChecker {
         s.sticky === undefined
           ? undefined
           : { key: s.sticky.key, timeoutMs: this.#parsedDuration([...at, 'sticky', 'timeout']), size: s.sticky.size },
-      drainTimeoutMs: this.#optionalDuration([...at, 'drain_timeout']) ?? topDrainTimeoutMs,
+      drainTimeoutMs: this.#parsedDuration([...at, 'drain_timeout']),
       ...(s.passive === undefined ? {} : { passive: buildPassive(s.passive)! }),
       udp: { maxFlows: s.max_flows, responses: s.udp.responses },
       ...buildAdmission(s),
@@ -200,18 +209,23 @@ class SemanticChecker {
 
   /** Two services may not take the same connections: same protocol and port, equal hosts or one a wildcard. */
   #checkListen(seen: ListenSeen[], current: ListenSeen, at: ConfigPath): void {
-    const rivals = seen.filter((other) => other.protocol === current.protocol && endpointsOverlap(other.endpoint, current.endpoint));
+    const rivals = seen.filter((other) => other.protocol === current.protocol && listensOverlap(other, current));
     // An exact duplicate says more than an overlap with a wildcard.
     const clash = rivals.find((other) => other.endpoint.text === current.endpoint.text) ?? rivals[0];
     seen.push(current);
     if (clash === undefined) return;
     const mine = current.endpoint.text;
     const theirs = clash.endpoint.text;
+    const port = current.endpoint.port;
+    const dual = current.endpoint.family !== clash.endpoint.family ? (current.dualStack ? current : clash) : undefined;
     const message =
       mine === theirs
         ? `duplicate listen address ${mine} (also used by service ${clash.service} at line ${clash.line})`
-        : `listen address ${mine} overlaps ${theirs} of service ${clash.service} at line ${clash.line}` +
-          ` (${isWildcard(current.endpoint) ? mine : theirs} takes port ${current.endpoint.port} on every address)`;
+        : dual !== undefined
+          ? `listen address ${mine} overlaps ${theirs} of service ${clash.service} at line ${clash.line}` +
+            ` (${dual.endpoint.text} is dual-stack: it takes port ${port} on every IPv4 address too; set ipv6_only: true on ${dual.service} to keep it to IPv6)`
+          : `listen address ${mine} overlaps ${theirs} of service ${clash.service} at line ${clash.line}` +
+            ` (${isWildcard(current.endpoint) ? mine : theirs} takes port ${port} on every address)`;
     this.#report([...at, 'listen'], message);
   }
 
@@ -341,4 +355,11 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 function failed(issues: ConfigIssue[]): ValidationResult {
   return { ok: false, issues };
+}
+
+/** Two listens take the same connections: endpointsOverlap, or a dual-stack [::] and an IPv4 address on the same port. */
+function listensOverlap(a: ListenSeen, b: ListenSeen): boolean {
+  if (endpointsOverlap(a.endpoint, b.endpoint)) return true;
+  const takesIpv4 = (dual: ListenSeen, other: ListenSeen): boolean => dual.dualStack && other.endpoint.family === 4 && dual.endpoint.port === other.endpoint.port;
+  return takesIpv4(a, b) || takesIpv4(b, a);
 }

@@ -11,7 +11,8 @@ import type { BackendState } from '../engine/stats.js';
 import { UnknownBackend } from '../errors.js';
 
 export type HealthVerdict = 'up' | 'down';
-/** enabled: health decides. drain: no new connections, open ones close after drain_timeout. maint: out, open ones continue. */
+/** enabled: health decides. drain: no new connections (sticky clients aside), open ones continue
+ * (closed after the service's drain_timeout when it has one). maint: out, open ones continue. */
 export type AdminState = 'enabled' | 'drain' | 'maint';
 
 export interface BackendStatus {

@@ -71,7 +71,7 @@ export class Engine extends EventEmitter {
   readonly #states = new Map<number, BackendState>();
   /** Weights set at run time, by backend slot (the config's weight otherwise). */
   readonly #weights = new Map<number, number>();
-  /** Drained backends' pending close of their open connections, by slot. */
+  /** Drained backends' pending forced close (services with a drain_timeout), by slot. */
   readonly #drainTimers = new Map<number, NodeJS.Timeout>();
   #config: FulcrumConfig | undefined;
   #eventsDropped = 0;
@@ -143,14 +143,16 @@ export class Engine extends EventEmitter {
     this.#config = config;
   }
 
-  /** Set a backend's state. `drain` takes it out of rotation and, after the
-   * service's drain timeout, closes the connections it still has. */
+  /** Set a backend's state. `drain` takes it out of rotation (sticky clients
+   * still reach it); its open connections continue until they end, unless the
+   * service has a drain_timeout: then those still open after it are closed. */
   setBackendState(service: string, backend: string, state: BackendState): void {
     this.#assertRunning();
     const slot = this.#slotOf(service, backend);
     this.#setState(slot, state);
     if (state !== 'drain') return;
     const timeoutMs = this.#config!.services.find((s) => s.name === service)!.drainTimeoutMs;
+    if (timeoutMs === 0) return;
     const timer = setTimeout(() => {
       this.#drainTimers.delete(slot);
       if (!this.#stopped && this.#states.get(slot) === 'drain') this.#native.closeBackendConnections(slot, 'drain');
@@ -322,6 +324,7 @@ export class Engine extends EventEmitter {
       name: service.name,
       listen: service.listen.text,
       protocol: service.protocol,
+      queueCurrent: this.#native.serviceQueue(slot),
       ...traffic,
       ...(udp ? { udp: udpServiceStats(this.#baselines.serviceUdp(service.name, slot), traffic) } : {}),
       admission: this.#baselines.admission(service.name, slot),
@@ -334,6 +337,7 @@ export class Engine extends EventEmitter {
           weight: this.#weights.get(backendSlot) ?? backend.weight,
           backup: backend.backup,
           state: this.#states.get(backendSlot) ?? 'up',
+          peak: this.#native.backendPeak(backendSlot),
           ...pickFields(this.#baselines.backendTraffic(key, backendSlot), CONNECTION_FIELDS),
           ...(backendUdp ? { udp: { datagramsIn: backendUdp.datagramsIn, datagramsOut: backendUdp.datagramsOut } } : {}),
         };

@@ -30,6 +30,8 @@ export interface NativeServiceSpec {
   protocol: Protocol;
   /** The listen address is one of ha.virtual_ips: bind it with IP_FREEBIND. */
   freebind: boolean;
+  /** An IPv6 listen address takes IPv6 clients only (IPV6_V6ONLY=1); false: dual-stack (set explicitly). */
+  ipv6Only: boolean;
   /** protocol: udp: flows at once over every worker (ignored for tcp). */
   maxFlows: number;
   /** protocol: udp: replies that end a flow; 0: only idleness ends it. */
@@ -154,6 +156,10 @@ export interface NativeEngine {
    * `appliedGeneration` counter once the snapshot is in effect there. */
   apply(snapshot: NativeSnapshot): number;
   setBackendState(slot: number, state: number): void;
+  /** The most connections the backend in `slot` had open at once since it got the slot (exact over workers). */
+  backendPeak(slot: number): number;
+  /** Clients waiting in the queue of the service in `slot` now, over every worker (0 for none). */
+  serviceQueue(slot: number): number;
   /** Rebuilds the pickers of the backend's service; returns the new generation. */
   setBackendWeight(slot: number, weight: number): number;
   /** Closes the backend's open connections; `reason` is what their connection records say. */

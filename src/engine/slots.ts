@@ -3,17 +3,22 @@
 // across reloads for as long as it exists (SlotTable). A reload acquires the
 // new ones (and can be rolled back), then frees what it removed; a removed
 // backend that still has connections keeps its slot (and its connections)
-// for its service's drain_timeout, then they are closed and the slot freed.
+// until they end, as a drained one does: its slot is freed once none is left.
+// When its service had a drain_timeout, those still open after it are closed
+// and the slot freed then.
 import type { FulcrumConfig } from '../config/types.js';
 import { backendKey, splitBackendKey } from './backend-key.js';
 import { SlotTable } from './slot-table.js';
 import type { SnapshotSlots } from './snapshot.js';
 
+/** How often retiring backends are looked at: a slot is freed, and a drain_timeout's close made, at most this late. */
+export const RETIRE_POLL_MS = 250;
+
 /** What the slots need from the engine. */
 export interface SlotHooks {
   /** Connections a backend slot has open now. */
   activeConnections(backendSlot: number): number;
-  /** A removed backend's drain time is over: close the connections it still has. */
+  /** A removed backend's drain_timeout is over: close the connections it still has. */
   closeConnections(backendSlot: number): void;
   /** A backend slot is free again. */
   freed(backendSlot: number): void;
@@ -39,8 +44,11 @@ export class EngineSlots {
   readonly #services: SlotTable;
   readonly #backends: SlotTable;
   readonly #hooks: SlotHooks;
-  /** Removed backends that still had connections, by key: their slot is held until the close. */
-  readonly #retiring = new Map<string, NodeJS.Timeout>();
+  /** Removed backends that still had connections, by key: their slot is held until
+   * their last connection ends, or until `deadline` (epoch ms; Infinity: none) closes them. */
+  readonly #retiring = new Map<string, { slot: number; deadline: number }>();
+  /** Looks at the retiring backends every RETIRE_POLL_MS while there are any. */
+  #poll: NodeJS.Timeout | undefined;
   #stopped = false;
 
   constructor(capacity: { maxServices: number; maxBackends: number }, hooks: SlotHooks) {
@@ -87,8 +95,9 @@ export class EngineSlots {
 
   /**
    * After `config` took effect: free the slots of what it no longer has.
-   * `previous` is the config it replaced, whose drain_timeout a removed
-   * backend with open connections is given.
+   * A removed backend with open connections retires (see #retire) with its
+   * service's drain_timeout in `config`, or in `previous` (the config it
+   * replaced) when the service is gone too.
    */
   settle(config: Pick<FulcrumConfig, 'services'>, previous: Pick<FulcrumConfig, 'services'> | undefined): void {
     const serviceNames = new Set(config.services.map((s) => s.name));
@@ -99,15 +108,17 @@ export class EngineSlots {
     for (const key of [...this.#backends.keys()]) {
       if (backendKeys.has(key)) {
         // Back before its retirement ended: it keeps its slot and its open connections.
-        clearTimeout(this.#retiring.get(key));
         this.#retiring.delete(key);
         continue;
       }
       if (this.#retiring.has(key)) continue;
       const slot = this.#backends.get(key)!;
       if (this.#hooks.activeConnections(slot) > 0) {
+        // The service's drain_timeout as the new config says (so a reload that removes a backend can
+        // also ask for a forced close), or as the config it was removed from said when the service went too.
         const { service } = splitBackendKey(key);
-        this.#retire(key, slot, previous?.services.find((s) => s.name === service)?.drainTimeoutMs ?? 0);
+        const owner = config.services.find((s) => s.name === service) ?? previous?.services.find((s) => s.name === service);
+        this.#retire(key, slot, owner?.drainTimeoutMs ?? 0);
       } else {
         this.#free(key, slot);
       }
@@ -139,22 +150,37 @@ export class EngineSlots {
   /** No more retirements end: the engine is stopping and closes everything itself. */
   stop(): void {
     this.#stopped = true;
-    for (const timer of this.#retiring.values()) clearTimeout(timer);
+    clearInterval(this.#poll);
+    this.#poll = undefined;
     this.#retiring.clear();
   }
 
   /** A removed backend drains: it takes no new connections (the snapshot no
-   * longer has it); its open ones may continue for `drainTimeoutMs`, then are
-   * closed and the slot is freed. */
+   * longer has it); its open ones continue until they end, and the slot is
+   * freed then. With a `drainTimeoutMs` (not 0), those still open after it
+   * are closed and the slot is freed at once. */
   #retire(key: string, slot: number, drainTimeoutMs: number): void {
-    const timer = setTimeout(() => {
+    this.#retiring.set(key, { slot, deadline: drainTimeoutMs > 0 ? Date.now() + drainTimeoutMs : Infinity });
+    if (this.#poll !== undefined) return;
+    this.#poll = setInterval(() => this.#checkRetiring(), RETIRE_POLL_MS);
+    this.#poll.unref();
+  }
+
+  /** JS thread, on the poll timer: free the slots whose connections ended; close those past their deadline. */
+  #checkRetiring(): void {
+    const now = Date.now();
+    for (const [key, { slot, deadline }] of [...this.#retiring]) {
+      if (this.#hooks.activeConnections(slot) > 0) {
+        if (now < deadline) continue;
+        this.#hooks.closeConnections(slot);
+      }
       this.#retiring.delete(key);
-      if (this.#stopped) return;
-      this.#hooks.closeConnections(slot);
       this.#free(key, slot);
-    }, drainTimeoutMs);
-    timer.unref();
-    this.#retiring.set(key, timer);
+    }
+    if (this.#retiring.size === 0) {
+      clearInterval(this.#poll);
+      this.#poll = undefined;
+    }
   }
 
   #free(key: string, slot: number): void {

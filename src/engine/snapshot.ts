@@ -37,6 +37,7 @@ function serviceSpec(service: ServiceConfig, slots: SnapshotSlots, freebind: boo
     name: service.name,
     protocol: service.protocol,
     freebind,
+    ipv6Only: service.ipv6Only,
     maxFlows: service.udp.maxFlows,
     udpResponses: service.udp.responses,
     listenHost: service.listen.host,

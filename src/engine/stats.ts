@@ -21,8 +21,10 @@ import type { AdmissionTotals } from './counter-reader.js';
 
 /**
  * up: takes new connections. down: takes none (health checks say so); open
- * ones continue. drain: takes none; open ones continue until the service's
- * drain_timeout, then are closed. maint: an operator took it out; open ones continue.
+ * ones continue. drain: takes none but sticky clients'; open ones continue
+ * until they end (or, when the service has a drain_timeout, until it passes).
+ * maint: an operator took it out, sticky clients too; open ones continue.
+ * The README's "Taking a backend out" table compares them with HAProxy's.
  */
 export type BackendState = 'up' | 'down' | 'drain' | 'maint';
 
@@ -70,10 +72,14 @@ export interface BackendStats extends TrafficCounters {
   weight: number;
   backup: boolean;
   state: BackendState;
+  /** The most connections (flows, for udp) open at once since the backend was added (native, exact). */
+  peak: number;
 }
 
 export interface ServiceStats extends TrafficCounters, Record<QueueField, number> {
   name: string;
+  /** Clients waiting in the queue now (a gauge; `queued` counts those that ever waited). */
+  queueCurrent: number;
   listen: string;
   protocol: 'tcp' | 'udp';
   /** protocol: udp services only. */

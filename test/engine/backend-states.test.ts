@@ -1,12 +1,14 @@
 // What a backend's state and settings do to real connections (in this
-// process): backups take over and give back, slow start ramps, drain finishes
-// open connections and then closes them, max_connections queues or refuses
-// (counted), weights change at run time, and sticky clients keep their
-// backend across a reload.
+// process): backups take over and give back, slow start ramps, drain and
+// maint keep open connections (drain closes them only after a service
+// drain_timeout; sticky clients still reach a drained backend),
+// max_connections queues or refuses (counted), weights change at run time,
+// and sticky clients keep their backend across a reload.
+import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { land, startIdBackends, whoAnswers } from '../helpers/backends.js';
 import { SERVICE, serviceConfig, startService } from '../helpers/engine.js';
-import { delay, openConn, waitUntil } from '../helpers/traffic.js';
+import { delay, openConn, waitUntil, type Conn } from '../helpers/traffic.js';
 
 async function sequence(t: Test, port: number, count: number): Promise<string> {
   let names = '';
@@ -46,21 +48,76 @@ t.test('slow start: a backend that comes back ramps its share', async (t) => {
   t.equal(share(late), 0.5, 'after the ramp, a is back to its full half');
 });
 
-t.test('drain: no new connections, open ones continue, then closed after drain_timeout', async (t) => {
+/** Write `bytes` random bytes on an id backend's connection and read them back, byte-exact. */
+async function relaysExactly(t: Test, conn: Conn, bytes = 64 * 1024): Promise<void> {
+  const payload = randomBytes(bytes);
+  await conn.write(payload);
+  t.ok((await conn.read(bytes, 5_000)).equals(payload), `${bytes} random bytes echoed byte-exact`);
+}
+
+// HAProxy's drain: no new connections, open ones continue until they end. The
+// top-level drain_timeout (1s here) is the SIGTERM bound only: before issue 21
+// a service without its own drain_timeout took it, and closed the connection.
+t.test('drain: no new connections; open ones continue past every timeout (no service drain_timeout)', async (t) => {
   const backends = await startIdBackends(t, 2);
   const { port, engine, service } = await startService(t, {
+    backends: backends.map((b) => b.port),
+    topKeys: ['drain_timeout: 1s'],
+  });
+  const open = await land(t, port);
+  t.equal(open.name, 'a');
+  engine.setBackendState(SERVICE, backends[0]!.address, 'drain');
+  t.equal(await sequence(t, port, 4), 'bbbb', 'the drained backend takes no new connection');
+  await delay(1_600);
+  t.equal(open.conn.describe(), 'open', 'still open after the top-level drain_timeout (1s)');
+  await relaysExactly(t, open.conn);
+  t.match(service().backends[0], { state: 'drain', active: 1 });
+});
+
+t.test('drain with a service drain_timeout: open connections are closed once it passes (forced close, opt-in)', async (t) => {
+  const backends = await startIdBackends(t, 2);
+  const { port, engine } = await startService(t, {
     backends: backends.map((b) => b.port),
     keys: ['drain_timeout: 1s'],
   });
   const open = await land(t, port);
   t.equal(open.name, 'a');
   engine.setBackendState(SERVICE, backends[0]!.address, 'drain');
-  t.equal(await sequence(t, port, 4), 'bbbb', 'the drained backend takes no new connection');
-  await open.conn.write('still here\n');
-  t.equal(await open.conn.readLine(), 'still here', 'its open connection still relays');
-  t.equal(service().backends[0]!.state, 'drain');
+  const drainedAt = Date.now();
+  await relaysExactly(t, open.conn);
   await open.conn.waitEnd(5_000);
-  t.pass('after drain_timeout the open connection is closed');
+  const after = Date.now() - drainedAt;
+  t.ok(after >= 900 && after < 4_000, `closed after the service's drain_timeout (${after} ms)`);
+});
+
+t.test('maint: no new connections; open ones continue, even with a drain_timeout', async (t) => {
+  const backends = await startIdBackends(t, 2);
+  const { port, engine } = await startService(t, {
+    backends: backends.map((b) => b.port),
+    keys: ['drain_timeout: 500ms'],
+  });
+  const open = await land(t, port);
+  t.equal(open.name, 'a');
+  engine.setBackendState(SERVICE, backends[0]!.address, 'maint');
+  t.equal(await sequence(t, port, 4), 'bbbb', 'the backend in maint takes no new connection');
+  await delay(1_200);
+  t.equal(open.conn.describe(), 'open', 'still open after the drain_timeout: it applies to drain only');
+  await relaysExactly(t, open.conn);
+});
+
+t.test('sticky clients: drain still takes them (as HAProxy does), maint does not', async (t) => {
+  const backends = await startIdBackends(t, 2);
+  const { port, engine } = await startService(t, {
+    backends: backends.map((b) => b.port),
+    keys: ['sticky: {key: source, timeout: 30m}'],
+  });
+  t.equal(await whoAnswers(t, port, '127.0.0.2'), 'a', 'a first client lands on a and is remembered');
+  t.equal(await whoAnswers(t, port, '127.0.0.3'), 'b');
+  engine.setBackendState(SERVICE, backends[0]!.address, 'drain');
+  t.equal(await whoAnswers(t, port, '127.0.0.2'), 'a', 'the remembered client still reaches its drained backend');
+  t.equal(await sequence(t, port, 3), 'bbb', 'new clients avoid it');
+  engine.setBackendState(SERVICE, backends[0]!.address, 'maint');
+  t.equal(await whoAnswers(t, port, '127.0.0.2'), 'b', 'in maint, the remembered client is balanced anew');
 });
 
 t.test('max_connections and the queue: served when a place frees, refused on timeout or when full', async (t) => {

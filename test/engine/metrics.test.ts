@@ -104,6 +104,9 @@ t.test('metrics: the expected series, exact after real traffic', async (t) => {
     t.equal(v(m, 'fulcrum_backend_health_up', { ...l, check: 'tcp' }), 1);
     t.equal(v(m, 'fulcrum_backend_weight', l), 1);
     t.equal(v(m, 'fulcrum_backend_ejections_total', l), 1);
+    t.equal(v(m, 'fulcrum_backend_connections_peak', l), 1, 'max_connections 1: a peak of 1');
+    t.equal(v(m, 'fulcrum_backend_down_transitions_total', l), 0);
+    t.equal(v(m, 'fulcrum_backend_downtime_seconds_total', l), 0);
   }
   for (const c of held) c.socket.destroy();
 

@@ -2,11 +2,13 @@
 // stay, starts new ones, closes removed ones and never touches connections
 // already open, and a failed apply names the service and changes nothing;
 // through the runtime, a removed backend drains (no new connections; open ones
-// continue until its service's drain_timeout, then are closed), a backend
+// continue until they end, or until its service's drain_timeout when it has
+// one, then are closed), a backend
 // re-added before that keeps its connections, an added backend starts with the
 // health source's 'reload' verdict, and concurrent reloads run one after the
 // other. (test/process/reload.test.ts reloads a running `fulcrum run`.)
 import t, { type Test } from 'tap';
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { once } from 'node:events';
 import { loadConfig, parseConfig } from '../../src/config/load.js';
@@ -131,13 +133,15 @@ t.test('a reload keeps listeners that stay and never touches open connections', 
   t.equal(await greeting(t, added!), 'old', 'the remaining service serves');
 });
 
-const yaml = (backends: number[], drainTimeout = '1s') => (port: number): string =>
+/** `drainTimeout` null: the service has none, and the top-level one (SIGTERM's) is 1s. */
+const yaml = (backends: number[], drainTimeout: string | null = '1s') => (port: number): string =>
   [
     'workers: 2',
+    ...(drainTimeout === null ? ['drain_timeout: 1s'] : []),
     'services:',
     '  - name: svc',
     `    listen: 127.0.0.1:${port}`,
-    `    drain_timeout: ${drainTimeout}`,
+    ...(drainTimeout === null ? [] : [`    drain_timeout: ${drainTimeout}`]),
     '    backends:',
     ...backends.map((p) => `      - address: 127.0.0.1:${p}`),
     '',
@@ -153,7 +157,26 @@ async function connectTo(t: Test, port: number, name: string): Promise<Conn> {
   throw new Error(`no connection reached ${name}`);
 }
 
-t.test('a removed backend drains: open connections continue until drain_timeout, then close', async (t) => {
+t.test('a removed backend drains as drain does: open connections continue until they end', async (t) => {
+  const a = await namedBackend(t, 'a');
+  const b = await namedBackend(t, 'b');
+  const { runtime, port, write } = await startRuntime(t, yaml([a, b], null));
+  const onA = await connectTo(t, port, 'a');
+  write(yaml([b], null)(port));
+  t.match(await runtime.reload('api'), { ok: true, removed: [`svc/127.0.0.1:${a}`] });
+  for (let i = 0; i < 3; i++) {
+    const conn = await openConn(t, port);
+    t.equal(await conn.readLine(), 'b', 'new connections avoid the removed backend');
+    conn.socket.destroy();
+  }
+  await delay(1_600);
+  t.equal(onA.describe(), 'open', 'still open after the top-level drain_timeout (1s), which is for SIGTERM only');
+  const payload = randomBytes(32 * 1024).toString('hex') + '\n';
+  await pingEcho(onA, payload);
+  t.pass('and relays 64 KiB byte-exact');
+});
+
+t.test('a removed backend with a service drain_timeout: open connections close after it', async (t) => {
   const a = await namedBackend(t, 'a');
   const b = await namedBackend(t, 'b');
   const { runtime, port, write } = await startRuntime(t, yaml([a, b], '1s'));

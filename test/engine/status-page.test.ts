@@ -2,8 +2,13 @@
 // headless, with a fresh empty profile. The page asks for the token, loads,
 // shows a backend going down within one refresh, and its drain button drains
 // the backend in the engine. A screenshot is kept for a human to look at
-// (FULCRUM_STATUS_SCREENSHOT=path.png to choose where).
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+// (FULCRUM_STATUS_SCREENSHOT=path.png to choose where). At 1366x768 (a
+// laptop) and 1400 px the whole table, Actions included, fits without a
+// horizontal scrollbar; the HAProxy-style columns (session rate, peak against
+// max_connections, queue, backup, down transitions and downtime, the check's
+// role apart from its type) show what the API says; that screenshot is kept
+// in test/artifacts/ (gitignored).
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -11,8 +16,9 @@ import t, { type Test } from 'tap';
 import type { AnnounceVipStatus } from '../../src/announce/announcer.js';
 import { REFRESH_MS } from '../../src/admin/status-page.js';
 import { freePort, startServer } from '../helpers/backends.js';
+import { startRedis } from '../helpers/db-servers.js';
 import { TOKEN, http, startRuntime } from '../helpers/admin.js';
-import { echoStream, openConn } from '../helpers/traffic.js';
+import { echoStream, openConn, waitUntil } from '../helpers/traffic.js';
 import { DATAGRAMS, FLOWS, SIZE, startUdpStatusRuntime } from '../helpers/udp-status.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -27,14 +33,14 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 
-async function launch(t: Test): Promise<Page> {
+async function launch(t: Test, viewport = { width: 1500, height: 620 }): Promise<Page> {
   const profile = mkdtempSync(join(tmpdir(), 'fulcrum-chromium-'));
   // launchPersistentContext passes the profile as --user-data-dir: a new, empty one per test.
   const context: BrowserContext = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
     args: CHROMIUM_ARGS,
-    viewport: { width: 1500, height: 620 },
+    viewport,
     timeout: 30_000,
   });
   t.teardown(async () => {
@@ -167,18 +173,20 @@ t.test('status page in headless Chromium: a udp service shows its flow table and
   await page.locator(`${table} tr.flows`).waitFor({ timeout: 10_000 });
   const total = FLOWS * DATAGRAMS;
   const cells = async (selector: string): Promise<string[]> => page.locator(selector).evaluate((row) => [...row.children].map((c) => c.textContent ?? ''));
+  // Flows, Flows total, Failed, Datagrams in / out, Bytes in / out.
+  const counted = (row: string[]): string[] => [9, 12, 13, 16, 17, 18, 19].map((i) => row[i]!);
 
   t.same(await page.locator(`${table} thead th`).allTextContents(),
-    ['Backend', 'State', 'Since', 'Health', 'Admin', 'Check', 'Weight', 'Flows', 'Flows total', 'Failed', 'Datagrams in', 'Datagrams out', 'Bytes in', 'Bytes out', 'Rate in', 'Rate out', 'Last check', 'Actions'],
+    ['Backend', 'State', 'Since', 'Health', 'Admin', 'Check', 'Role', 'Wt', 'Bck', 'Flows', 'Peak / limit', 'Flows/s', 'Flows total', 'Failed', 'Down', 'Downtime', 'Datagrams in', 'Datagrams out', 'Bytes in', 'Bytes out', 'Rate in', 'Rate out', 'Last check', 'Actions'],
     'udp columns say flows and datagrams');
   t.match(await page.locator(`${table} caption`).textContent(), new RegExp(`^game 127\\.0\\.0\\.1:${running.port} · udp · maglev · 1/1 backends up$`), 'no TCP queue in a udp caption');
-  t.same((await cells(`${table} tr.service`)).slice(7, 14), ['2', '3', '0', String(total), String(total), `${total * SIZE} B`, `${total * SIZE} B`], 'service row: flows 2 active / 3 created / 0 dropped, 15 datagrams and 960 B each way');
+  t.same(counted(await cells(`${table} tr.service`)), ['2', '3', '0', String(total), String(total), `${total * SIZE} B`, `${total * SIZE} B`], 'service row: flows 2 active / 3 created / 0 dropped, 15 datagrams and 960 B each way');
   t.equal(await page.locator(`${table} tr.flows`).textContent(),
     'flow table: 2 active · 3 created · 0 expired · 1 evicted · 0 completed · 0 moved · 0 dropped · datagrams dropped 0', 'the flow table row, every counter');
   t.same(await page.locator(`${table} tr.flows span`).allTextContents(),
     ['2 active', '3 created', '0 expired', '1 evicted', '0 completed', '0 moved', '0 dropped', 'datagrams dropped 0']);
   const backendRow = `${table} tr[data-backend="game/${running.backend.address}"]`;
-  t.same((await cells(backendRow)).slice(7, 14), ['2', '3', '0', String(total), String(total), `${total * SIZE} B`, `${total * SIZE} B`], 'backend row: 2 flows, 3 given to it, 15 datagrams each way');
+  t.same(counted(await cells(backendRow)), ['2', '3', '0', String(total), String(total), `${total * SIZE} B`, `${total * SIZE} B`], 'backend row: 2 flows, 3 given to it, 15 datagrams each way');
   t.equal(await page.locator(`${backendRow} td.datagrams-in`).textContent(), String(total));
   const screenshot = process.env.FULCRUM_STATUS_SCREENSHOT_UDP ?? join(mkdtempSync(join(tmpdir(), 'fulcrum-shot-')), 'status-udp.png');
   await page.screenshot({ path: screenshot, fullPage: true });
@@ -268,4 +276,110 @@ t.test('status page: the BGP announcement and session sync lines', { skip: exist
   await page.waitForFunction(() => document.querySelector('[data-vip="10.203.0.100"]')?.textContent?.includes('WITHDRAWN'), undefined, { timeout: REFRESH_MS + 2000 });
   t.equal(await page.locator('[data-vip="10.203.0.100"]').textContent(), '10.203.0.100 WITHDRAWN (service postgres: no backend up)', 'a withdrawn VIP says why');
   t.same(errors, [], 'no script error on the page');
+});
+
+/** Where the laptop-size screenshots are kept: test/artifacts/ (gitignored), printed by the test. */
+const ARTIFACTS = join(import.meta.dirname, '..', 'artifacts');
+
+t.test('status page at 1366x768 and 1400 px: every column fits, Actions included; peak, rate, queue, backup, downtime and role shown', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed` }, async (t) => {
+  const master = await startRedis(t);
+  const replica = await startRedis(t, { replicaOf: master.port });
+  const echo: number[] = [];
+  for (let i = 0; i < 3; i++) echo.push((await startServer(t, (socket) => socket.pipe(socket))).port);
+  const redisListen = await freePort();
+  const { base, port, runtime } = await startRuntime(t, (listen) => [
+    'workers: 2',
+    `admin: { token: ${TOKEN} }`,
+    'services:',
+    '  - name: postgres',
+    `    listen: 127.0.0.1:${listen}`,
+    '    backends:',
+    `      - address: 127.0.0.1:${echo[0]}`,
+    '        max_connections: 50',
+    `      - address: 127.0.0.1:${echo[1]}`,
+    `      - address: 127.0.0.1:${echo[2]}`,
+    '        backup: true',
+    '  - name: redis',
+    `    listen: 127.0.0.1:${redisListen}`,
+    '    balance: leastconn',
+    '    health_check: {type: redis, interval: 300ms, timeout: 250ms, rise: 1, fall: 1}',
+    '    backends:',
+    `      - address: 127.0.0.1:${master.port}`,
+    '        max_connections: 100',
+    `      - address: 127.0.0.1:${replica.port}`,
+    '',
+  ].join('\n'));
+  // Three connections at once: round robin puts two on the first backend (its peak, against max_connections 50).
+  const held = [await openConn(t, port), await openConn(t, port), await openConn(t, port)];
+  const postgres = () => runtime.engine.stats().services.find((s) => s.name === 'postgres')!;
+  await waitUntil('three connections reach backends', () => postgres().backends.reduce((sum, b) => sum + b.active, 0) === 3);
+  for (const conn of held) conn.socket.destroy();
+  await waitUntil('they are closed', () => postgres().active === 0);
+  const [A, B] = [`127.0.0.1:${echo[0]}`, `127.0.0.1:${echo[1]}`];
+  // One down transition of about a second on B.
+  runtime.control.setHealth('postgres', B, 'down');
+  await new Promise((r) => setTimeout(r, 1_100));
+  runtime.control.setHealth('postgres', B, 'up');
+  await waitUntil('the redis roles are known', () => runtime.health.snapshot().filter((h) => h.role !== undefined).length === 2, 10_000);
+  // Real numbers in the byte and rate cells (wider than 0 B and –): some megabytes, and a stream
+  // running while the page is measured.
+  await echoStream(t, port, 'wide-1', 3_000_000, 10_000);
+  let streaming = true;
+  const flowing = (async () => {
+    const until = Date.now() + 60_000;
+    for (let i = 0; streaming && i < 5_000 && Date.now() < until; i++) await echoStream(t, port, `wide-bg-${i}`, 1_000_000, 10_000);
+  })();
+
+  for (const width of [1366, 1400]) {
+    const page = await launch(t, { width, height: 768 });
+    const errors: string[] = [];
+    page.on('pageerror', (err) => errors.push(err.message));
+    page.on('dialog', (dialog) => void dialog.accept(TOKEN));
+    await page.goto(`${base}/`);
+    const row = (service: string, address: string) => `table[data-service="${service}"] tr[data-backend="${service}/${address}"]`;
+    await page.locator(row('redis', `127.0.0.1:${replica.port}`)).waitFor({ timeout: 10_000 });
+    await page.waitForFunction(() => /MiB\/s/.test(document.querySelector('table[data-service="postgres"] tr.service td.rate-in')?.textContent ?? ''), undefined, { timeout: REFRESH_MS * 4, polling: 50 });
+    // Scroll widths: the document, and each table against the body it sits in.
+    const fit = await page.evaluate(() => ({
+      page: [document.documentElement.scrollWidth, document.documentElement.clientWidth],
+      tables: [...document.querySelectorAll('table')].map((table) => [table.scrollWidth, table.parentElement!.clientWidth]),
+      lastButton: Math.max(...[...document.querySelectorAll('button[data-action="enable"]')].map((b) => b.getBoundingClientRect().right)),
+    }));
+    t.ok(fit.page[0]! <= fit.page[1]!, `${width} px: no horizontal scroll (scrollWidth ${fit.page[0]} <= clientWidth ${fit.page[1]})`);
+    t.ok(fit.tables.every(([scroll, client]) => scroll! <= client!), `${width} px: each table fits its container (${JSON.stringify(fit.tables)})`);
+    t.ok(fit.lastButton <= width, `${width} px: the Actions buttons are on screen (right edge ${Math.round(fit.lastButton)})`);
+    if (width !== 1366) continue;
+
+    const headers = await page.locator('table[data-service="postgres"] thead th').allTextContents();
+    t.same(headers, ['Backend', 'State', 'Since', 'Health', 'Admin', 'Check', 'Role', 'Wt', 'Bck', 'Active', 'Peak / limit', 'Conn/s', 'Total', 'Failed', 'Queue', 'Down', 'Downtime', 'Bytes in', 'Bytes out', 'Rate in', 'Rate out', 'Last check', 'Actions']);
+    const text = (selector: string) => page.locator(selector).textContent();
+    const api = runtime.engine.stats().services.find((s) => s.name === 'postgres')!;
+    const peakA = api.backends.find((b) => b.address === A)!.peak;
+    t.equal(peakA, 2, 'the engine kept a peak of 2 connections on the first backend');
+    const peakB = api.backends.find((b) => b.address === B)!.peak;
+    t.equal(await text(`${row('postgres', A)} td.peak`), `${peakA} / 50`, 'peak against max_connections');
+    t.equal(await text(`${row('postgres', B)} td.peak`), `${peakB} / –`, 'no limit');
+    t.equal(await text(`${row('postgres', `127.0.0.1:${echo[2]}`)} td.backup`), 'Y', 'the backup flag');
+    t.equal(await text(`${row('postgres', A)} td.backup`), '');
+    t.equal(await text(`${row('postgres', B)} td.down-transitions`), '1', 'one down transition');
+    t.match(await text(`${row('postgres', B)} td.downtime`), /^0m [12]s$/, 'about a second down');
+    t.match(await text('#actions-help'), /^Drain: no new connections, open ones continue until they end · Maint: /, 'what each button does, in words on the page');
+    t.equal(await text(`${row('postgres', A)} td.down-transitions`), '0');
+    t.equal(await text('table[data-service="postgres"] tr.service td.queue'), '0 / 0 / 0', 'the queue is the service\'s: waiting / waited / refused');
+    t.match(await text('table[data-service="postgres"] tr.service td.session-rate'), /^[1-9]\d*$/, 'a session rate on the service row, while streams open');
+    for (const [address, role] of [[`127.0.0.1:${master.port}`, 'primary'], [`127.0.0.1:${replica.port}`, 'replica']] as const) {
+      t.equal(await text(`${row('redis', address)} td.check`), 'redis', 'Check: the check type only');
+      t.equal(await text(`${row('redis', address)} td.role`), role, `Role: ${role}, apart`);
+    }
+    t.equal(await text(`${row('postgres', A)} td.role`), '–', 'no check, no role');
+    t.match(await page.locator(`button[data-action="drain"][data-backend="${A}"]`).getAttribute('title'), /^Drain: no new connections .*open ones continue until they end/);
+    t.match(await page.locator(`button[data-action="maint"][data-backend="${A}"]`).getAttribute('title'), /^Maintenance: no new connections, sticky clients included; open ones continue/);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const screenshot = join(ARTIFACTS, 'status-page-1366.png');
+    await page.screenshot({ path: screenshot, fullPage: true });
+    t.comment(`screenshot: ${screenshot}`);
+    t.same(errors, [], 'no script error on the page');
+  }
+  streaming = false;
+  await flowing;
 });

@@ -28,12 +28,15 @@ export interface ServiceOptions {
   /** The `connection_log:` section's keys, one YAML line each; off when absent
    * (its records would otherwise go to the test's stdout). */
   connectionLog?: readonly string[];
+  /** More top-level keys, one YAML line each (`drain_timeout: 1s`). */
+  topKeys?: readonly string[];
 }
 
 /** The YAML a user would write for one service listening on 127.0.0.1:listenPort. */
 export function serviceYaml(listenPort: number, o: ServiceOptions, workers = 2, logLevel = 'warn'): string {
   const lines = [
     `workers: ${workers}`,
+    ...(o.topKeys ?? []),
     'log:',
     `  level: ${logLevel}`,
     'connection_log:',

@@ -12,12 +12,16 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "engine/address.h"
+#include "engine/backend_table.h"
 #include "engine/engine.h"
+#include "engine/flow_hash.h"
+#include "engine/listener.h"
 #include "engine/picker.h"
 #include "engine/timer_queue.h"
 
@@ -122,6 +126,53 @@ void test_addresses() {
   check(fulcrum::format_socket_address(address) == "[::1]:6432", "IPv6 formats with brackets");
   check(fulcrum::parse_socket_address("db.example", 80, &address) == -EINVAL, "names are not resolved");
   check(fulcrum::parse_socket_address("127.0.0.1", 65536, &address) == -EINVAL, "port range is checked");
+  check(fulcrum::parse_socket_address("::ffff:127.0.0.1", 7002, &address) == 0 &&
+            fulcrum::format_socket_address(address) == "127.0.0.1:7002",
+        "an IPv4-mapped address formats as the IPv4 address (a dual-stack listener's IPv4 client)");
+}
+
+// An IPv4 client through a dual-stack [::] listener (::ffff:a.b.c.d) hashes as
+// it does through an IPv4 listener: source balancing, sticky and sync agree.
+void test_mapped_hashes() {
+  fulcrum::SocketAddress v4;
+  fulcrum::SocketAddress mapped;
+  fulcrum::SocketAddress v6;
+  fulcrum::parse_socket_address("192.0.2.7", 40000, &v4);
+  fulcrum::parse_socket_address("::ffff:192.0.2.7", 40000, &mapped);
+  fulcrum::parse_socket_address("2001:db8::7", 40000, &v6);
+  check(fulcrum::hash_source(mapped.storage) == fulcrum::hash_source(v4.storage), "a mapped client's source hash is its IPv4 one");
+  check(fulcrum::hash_source(v6.storage) != fulcrum::hash_source(v4.storage), "a real IPv6 client hashes apart");
+  fulcrum::SocketAddress local;
+  fulcrum::parse_socket_address("10.0.0.1", 80, &local);
+  check(fulcrum::hash_five_tuple(mapped.storage, local.storage, IPPROTO_TCP) ==
+            fulcrum::hash_five_tuple(v4.storage, local.storage, IPPROTO_TCP),
+        "and so is its 5-tuple hash");
+}
+
+// IPV6_V6ONLY is set explicitly both ways, whatever net.ipv6.bindv6only says.
+void test_dual_stack_listener() {
+  fulcrum::SocketAddress any6;
+  fulcrum::parse_socket_address("::", 0, &any6);
+  for (bool ipv6_only : {false, true}) {
+    int fd = fulcrum::open_tcp_listener(any6, false, ipv6_only);
+    int value = -1;
+    socklen_t length = sizeof value;
+    check(fd >= 0 && getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &value, &length) == 0 && value == (ipv6_only ? 1 : 0),
+          ipv6_only ? "ipv6_only: IPV6_V6ONLY is 1" : "dual-stack: IPV6_V6ONLY is 0");
+    if (fd >= 0) close(fd);
+  }
+}
+
+// A backend's peak: the most connections reserved at once, kept when they end, reset with the slot.
+void test_backend_peak() {
+  auto table = std::make_unique<fulcrum::BackendTable>();
+  for (int i = 0; i < 3; i++) table->try_reserve(5, 0);
+  table->release(5);
+  table->release(5);
+  check(table->try_reserve(5, 2) && table->active(5) == 2 && table->peak(5) == 3, "the peak outlives the connections");
+  check(!table->try_reserve(5, 2) && table->peak(5) == 3, "a refused reservation raises nothing");
+  table->reset(5);
+  check(table->peak(5) == 0, "a slot handed to a new backend starts with no peak");
 }
 
 // A port that is bound (without SO_REUSEPORT) by this process, or 0.
@@ -358,6 +409,9 @@ int main() {
   run_connection_log_tests();
   test_timer_queue();
   test_addresses();
+  test_mapped_hashes();
+  test_dual_stack_listener();
+  test_backend_peak();
   test_engine_apply();
   test_engine_sync();
   test_engine_dump();

@@ -35,7 +35,7 @@ const BAD_FIXTURES: Record<string, string[]> = {
   ],
   'bad-unknown-key.yaml': [
     '3:5: missing required key "listen" in service',
-    '4:5: unknown key "listn" in service; did you mean "listen"? expected one of: name, protocol, listen, balance, hash_key, maglev_table_size, backends, timeouts, tcp_keepalive, retries, slow_start, queue, sticky, drain_timeout, health_check, passive, accept_proxy, accept_proxy_from, accept_proxy_timeout, send_proxy, postgres_cancel, source, allow, deny, client_limits, max_flows, udp',
+    '4:5: unknown key "listn" in service; did you mean "listen"? expected one of: name, protocol, listen, ipv6_only, balance, hash_key, maglev_table_size, backends, timeouts, tcp_keepalive, retries, slow_start, queue, sticky, drain_timeout, health_check, passive, accept_proxy, accept_proxy_from, accept_proxy_timeout, send_proxy, postgres_cancel, source, allow, deny, client_limits, max_flows, udp',
     '7:9: unknown key "wieght" in backend; did you mean "weight"? expected one of: address, weight, backup, max_connections, slow_start, send_proxy, health_check',
   ],
   'bad-wrong-type.yaml': [
@@ -165,7 +165,7 @@ const BAD_FIXTURES: Record<string, string[]> = {
   ],
   'bad-slow-start.yaml': [
     '4:17: slow_start "2h" is too long: expected at most 1h',
-    '5:20: bad duration 0 for drain_timeout: must be greater than 0',
+    '5:20: drain_timeout "25h" is too long: expected at most 1d',
     '8:21: bad duration "fast" for backends.slow_start: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m',
     '10:21: bad duration "-5s" for backends.slow_start: expected a number and a unit (ms, s, m, h, d) such as 500ms, 1.5s or 10m',
   ],
@@ -176,7 +176,7 @@ const BAD_FIXTURES: Record<string, string[]> = {
     '9:13: duplicate listen address 127.0.0.1:6432 (also used by service "pg" at line 6)',
     '10:14: unknown balance "fastest"; expected one of: roundrobin, weighted, leastconn, random, source, maglev, least_time, least_bandwidth, first',
     '13:17: weight: expected an integer from 0 to 256, got 1000',
-    '14:5: unknown key "timeout" in service; did you mean "timeouts"? expected one of: name, protocol, listen, balance, hash_key, maglev_table_size, backends, timeouts, tcp_keepalive, retries, slow_start, queue, sticky, drain_timeout, health_check, passive, accept_proxy, accept_proxy_from, accept_proxy_timeout, send_proxy, postgres_cancel, source, allow, deny, client_limits, max_flows, udp',
+    '14:5: unknown key "timeout" in service; did you mean "timeouts"? expected one of: name, protocol, listen, ipv6_only, balance, hash_key, maglev_table_size, backends, timeouts, tcp_keepalive, retries, slow_start, queue, sticky, drain_timeout, health_check, passive, accept_proxy, accept_proxy_from, accept_proxy_timeout, send_proxy, postgres_cancel, source, allow, deny, client_limits, max_flows, udp',
   ],
   'bad-health-check.yaml': [
     '4:55: health_check.timeout must not exceed interval (1s): a check would still run when the next is due',
@@ -219,13 +219,14 @@ function v6(host: string, port: number): Endpoint {
   return { host, port, family: 6, text: `[${host}]:${port}` };
 }
 /**
- * A service with every default, overridden by `fields`. The defaults that come
- * from other keys (queue timeout: the connect timeout; drain timeout: the
- * top-level one) are those of a config with neither set.
+ * A service with every default, overridden by `fields`. The default that comes
+ * from another key (queue timeout: the connect timeout) is that of a config
+ * without it. (A service's drain_timeout is its own: 0, never, by default.)
  */
 function service(fields: Partial<ServiceConfig> & Pick<ServiceConfig, 'name' | 'listen' | 'backends'>): ServiceConfig {
   return {
     protocol: 'tcp',
+    ipv6Only: false,
     balance: 'roundrobin',
     timeouts: { connectMs: 2000, idleMs: 0 },
     tcpKeepalive: fields.protocol === 'udp' ? undefined : { idleMs: 60_000, intervalMs: 15_000, count: 8 },
@@ -234,7 +235,7 @@ function service(fields: Partial<ServiceConfig> & Pick<ServiceConfig, 'name' | '
     maglevTableSize: 65_537,
     queue: { size: 1024, timeoutMs: fields.timeouts?.connectMs ?? 2000 },
     sticky: undefined,
-    drainTimeoutMs: 30_000,
+    drainTimeoutMs: 0,
     udp: { maxFlows: 16_384, responses: 0 },
     acceptProxy: undefined,
     allow: [],
@@ -280,7 +281,6 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
         ],
         timeouts: { connectMs: 1500, idleMs: 86_400_000 },
         retries: 0,
-        drainTimeoutMs: 1500,
       }),
       service({
         name: 'any',
@@ -288,7 +288,6 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
         backends: [backend(v4('10.1.2.3', 80))],
         timeouts: { connectMs: 500, idleMs: 0 },
         retries: 16,
-        drainTimeoutMs: 1500,
       }),
     ],
   },
@@ -337,7 +336,6 @@ const GOOD_FIXTURES: Record<string, Omit<FulcrumConfig, 'file'>> = {
         timeouts: { connectMs: 3000, idleMs: 0 },
         queue: { size: 1_000_000, timeoutMs: 3000 },
         sticky: { key: 'source', timeoutMs: 1_800_000, size: 65_536 },
-        drainTimeoutMs: 45_000,
       }),
     ],
   },
@@ -621,7 +619,6 @@ t.test('the default config is the documented demo', async (t) => {
           backend(v4('127.0.0.1', 7072)),
           backend(v4('127.0.0.1', 7073)),
         ],
-        drainTimeoutMs: 10_000,
       }),
     ],
   });
@@ -660,4 +657,52 @@ t.test('the schema compiles in strict Ajv and documents every key', async (t) =>
     for (const [key, value] of Object.entries(s)) if (key !== 'if' && key !== 'then') walk(value, `${where}/${key}`);
   };
   walk(schema, '#');
+});
+
+t.test('[::]:PORT is dual-stack: check rejects an IPv4 service on the same port and protocol, unless ipv6_only', async (t) => {
+  const yaml = (...services: string[][]): string =>
+    ['services:', ...services.flatMap((keys, i) => [`  - name: s${i}`, ...keys.map((k) => `    ${k}`), '    backends: [{address: 127.0.0.1:7001}]']), ''].join('\n');
+  const messageOf = (text: string): string => {
+    try {
+      parseConfig(text, 'dual.yaml');
+      return 'accepted';
+    } catch (err) {
+      return (err as Error).message;
+    }
+  };
+  t.equal(messageOf(yaml(['listen: "*:6380"'], ['listen: "[::]:6380"'])),
+    'dual.yaml:6:13: listen address [::]:6380 overlaps 0.0.0.0:6380 of service "s0" at line 3 ([::]:6380 is dual-stack: it takes port 6380 on every IPv4 address too; set ipv6_only: true on "s1" to keep it to IPv6)');
+  t.equal(messageOf(yaml(['listen: "[::]:6380"'], ['listen: 127.0.0.1:6380'])),
+    'dual.yaml:6:13: listen address 127.0.0.1:6380 overlaps [::]:6380 of service "s0" at line 3 ([::]:6380 is dual-stack: it takes port 6380 on every IPv4 address too; set ipv6_only: true on "s0" to keep it to IPv6)',
+    'a specific IPv4 address overlaps too');
+  t.equal(messageOf(yaml(['listen: "*:6380"'], ['listen: "[::]:6380"', 'ipv6_only: true'])), 'accepted', 'ipv6_only: the two are apart');
+  t.equal(messageOf(yaml(['listen: "*:6380"'], ['listen: "[::]:6380"', 'protocol: udp'])), 'accepted', 'another protocol is apart');
+  t.equal(messageOf(yaml(['listen: "[::1]:6380"'], ['listen: "*:6380"'])), 'accepted', 'only the [::] wildcard is dual-stack');
+  t.equal(messageOf(yaml(['listen: "*:6380"', 'ipv6_only: true'])),
+    'dual.yaml:4:16: ipv6_only applies to an IPv6 listen address such as [::]:6380; 0.0.0.0:6380 is IPv4');
+});
+
+t.test('an IPv4-mapped address is read, shown and used as the IPv4 address it is', async (t) => {
+  for (const written of ['[::ffff:127.0.0.1]:7002', '[::ffff:7f00:1]:7002', '[::FFFF:127.0.0.1]:7002']) {
+    t.strictSame(parseEndpoint(written, 'backend'), { ok: true, endpoint: v4('127.0.0.1', 7002) }, written);
+  }
+  t.strictSame(parseEndpoint('[::ffff:10.1.2.3]:80', 'listen'), { ok: true, endpoint: v4('10.1.2.3', 80) });
+  t.strictSame(parseEndpoint('[64:ff9b::7f00:1]:80', 'backend'), { ok: true, endpoint: v6('64:ff9b::7f00:1', 80) }, 'NAT64 is not mapped');
+});
+
+t.test('source: client needs backends of the clients\' family; a dual-stack [::] has both', async (t) => {
+  const messageOf = (listen: string, backend: string, extra = ''): string => {
+    try {
+      parseConfig(['services:', '  - name: s', `    listen: "${listen}"`, '    source: client', ...(extra ? [`    ${extra}`] : []), `    backends: [{address: "${backend}"}]`, ''].join('\n'), 'src.yaml');
+      return 'accepted';
+    } catch (err) {
+      return (err as Error).message;
+    }
+  };
+  t.equal(messageOf('[::]:80', '127.0.0.1:8080'),
+    'src.yaml:4:13: source: client on the dual-stack [::]:80 takes IPv4 and IPv6 clients, and each can only reach backends of its own family; set ipv6_only: true (IPv6 backends) or listen on an IPv4 address');
+  t.equal(messageOf('[::]:80', '[::1]:8080', 'ipv6_only: true'), 'accepted');
+  t.equal(messageOf('[::]:80', '127.0.0.1:8080', 'ipv6_only: true'),
+    "src.yaml:6:26: source: client connects from the client's IPv6 address and cannot reach IPv4 backend 127.0.0.1:8080");
+  t.equal(messageOf('*:80', '[::ffff:127.0.0.1]:8080'), 'accepted', 'a mapped backend is IPv4');
 });

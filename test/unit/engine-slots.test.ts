@@ -1,6 +1,7 @@
 // The engine's bookkeeping without the addon: slots of services and backends
 // across reloads (SlotTable, EngineSlots: acquired in config order, rolled
-// back when an apply fails, removed backends retired for their drain time),
+// back when an apply fails, removed backends retired until their connections
+// end or their drain_timeout closes them),
 // and counter baselines of reused slots (CounterBaselines, over a counter
 // block laid out as the addon lays it out).
 import t from 'tap';
@@ -12,14 +13,14 @@ import { backendKey, splitBackendKey } from '../../src/engine/backend-key.js';
 import { CounterReader } from '../../src/engine/counter-reader.js';
 import { COUNTER_FIELDS, type CounterLayout } from '../../src/engine/native.js';
 import { SlotTable } from '../../src/engine/slot-table.js';
-import { EngineSlots } from '../../src/engine/slots.js';
+import { EngineSlots, RETIRE_POLL_MS } from '../../src/engine/slots.js';
 
-/** A config of services `name: [backend ports]` on 127.0.0.1, each with `drainMs`. */
+/** A config of services `name: [backend ports]` on 127.0.0.1, each with `drainMs` (0: no drain_timeout key). */
 function configOf(services: Record<string, number[]>, drainMs = 50): FulcrumConfig {
   const lines = ['services:'];
   let port = 7000;
   for (const [name, backends] of Object.entries(services)) {
-    lines.push(`  - name: ${name}`, `    listen: 127.0.0.1:${port++}`, `    drain_timeout: ${drainMs}ms`, '    backends:');
+    lines.push(`  - name: ${name}`, `    listen: 127.0.0.1:${port++}`, ...(drainMs > 0 ? [`    drain_timeout: ${drainMs}ms`] : []), '    backends:');
     for (const b of backends) lines.push(`      - address: 127.0.0.1:${b}`);
   }
   return parseConfig(lines.join('\n'), 'slots.yaml');
@@ -87,9 +88,27 @@ t.test('settle: removed services and idle backends are freed; busy ones are reti
   t.strictSame(freed, [2], 'b\'s idle backend freed at once');
   t.equal(slots.backendSlot('a', '127.0.0.1:2'), 1, 'a busy backend keeps its slot while it drains');
   t.equal(slots.backendAddresses().get(1), '127.0.0.1:2', 'and events still name it');
-  await sleep(120);
-  t.strictSame(closed, [1], 'after a\'s drain_timeout (of the config it was removed from) its connections are closed');
+  await sleep(40 + RETIRE_POLL_MS + 100);
+  t.strictSame(closed, [1], "after a's drain_timeout (the new config's, which still has the service) its connections are closed");
   t.strictSame(freed, [2, 1]);
+  t.equal(slots.backendSlot('a', '127.0.0.1:2'), undefined);
+});
+
+t.test('without a drain_timeout a removed busy backend keeps its slot until its last connection ends; none is closed', async (t) => {
+  const active = new Map([[1, 2]]);
+  const { slots, closed, freed } = slotsWith(active);
+  const first = configOf({ a: [1, 2] }, 0);
+  slots.assign(first);
+  slots.settle(first, undefined);
+  const second = configOf({ a: [1] }, 0);
+  slots.assign(second);
+  slots.settle(second, first);
+  await sleep(3 * RETIRE_POLL_MS);
+  t.strictSame([closed, freed], [[], []], 'still busy: kept, nothing closed');
+  t.equal(slots.backendSlot('a', '127.0.0.1:2'), 1);
+  active.set(1, 0);
+  await sleep(RETIRE_POLL_MS + 100);
+  t.strictSame([closed, freed], [[], [1]], 'its connections ended: the slot is freed, none was closed');
   t.equal(slots.backendSlot('a', '127.0.0.1:2'), undefined);
 });
 
@@ -104,13 +123,13 @@ t.test('a retired backend that comes back keeps its slot; stop ends no retiremen
   slots.settle(second, first);
   slots.assign(first);
   slots.settle(first, second);
-  await sleep(80);
+  await sleep(30 + RETIRE_POLL_MS + 100);
   t.strictSame(closed, [], 'back before its retirement ended');
   t.equal(slots.backendSlot('a', '127.0.0.1:2'), 1);
   slots.assign(second);
   slots.settle(second, first);
   slots.stop();
-  await sleep(80);
+  await sleep(30 + RETIRE_POLL_MS + 100);
   t.strictSame([closed, freed], [[], []], 'stopped: the engine closes everything itself');
 });
 

@@ -39,6 +39,7 @@ function plainService(over: Partial<NativeServiceSpec>): NativeServiceSpec {
     name: 'svc',
     protocol: 'tcp',
     freebind: false,
+    ipv6Only: false,
     maxFlows: 16384,
     udpResponses: 0,
     listenHost: '127.0.0.1',
@@ -245,4 +246,22 @@ t.test('postgres_cancel: auto broadcasts for services checked as PostgreSQL serv
 t.test('postgres_cancel is refused on a udp service', async (t) => {
   const text = 'services:\n  - name: svc\n    protocol: udp\n    listen: 127.0.0.1:7000\n    postgres_cancel: broadcast\n    backends: [{address: 127.0.0.1:7001}]\n';
   t.throws(() => parseConfig(text, 'udp-pg.yaml'), /5:5: postgres_cancel does not apply to protocol: udp/);
+});
+
+t.test('ipv6_only reaches an IPv6 listener only; [::] is dual-stack by default', async (t) => {
+  const text = [
+    'services:',
+    '  - name: dual',
+    '    listen: "[::]:5432"',
+    '    backends: [{address: 127.0.0.1:7001}]',
+    '  - name: v6only',
+    '    listen: "[::]:5433"',
+    '    ipv6_only: true',
+    '    backends: [{address: 127.0.0.1:7001}]',
+  ].join('\n');
+  const services = snapshot(parseConfig(text, 'v6.yaml'), countingSlots()).services;
+  t.strictSame(services.map((s) => [s.name, s.listenHost, s.ipv6Only]), [
+    ['dual', '::', false],
+    ['v6only', '::', true],
+  ]);
 });
