@@ -176,10 +176,12 @@ Napi::Value EngineHandle::close_backend_connections(const Napi::CallbackInfo& in
     const std::string reason = info[1].As<Napi::String>().Utf8Value();
     if (reason == "maint") {
       why = Termination::kMaint;
+    } else if (reason == "killed") {
+      why = Termination::kKilled;
     } else if (reason == "removed") {
       why = Termination::kRemoved;
     } else if (reason != "drain") {
-      throw Napi::TypeError::New(info.Env(), "closeBackendConnections: reason must be drain, maint or removed");
+      throw Napi::TypeError::New(info.Env(), "closeBackendConnections: reason must be drain, maint, killed or removed");
     }
   }
   if (engine_) engine_->close_backend_connections(slot, why);

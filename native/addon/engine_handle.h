@@ -13,7 +13,7 @@
 //                                          32-byte SyncRecords (sync_journal.h)
 //   engine.installSync(Uint8Array) -> installed            the same records, from peers
 //   engine.dumpSync(from, to) -> appended  a round of a full copy for peers (Engine::dump_sync)
-//   engine.closeBackendConnections(slot, reason?)  reason: drain (default), maint, removed
+//   engine.closeBackendConnections(slot, reason?)  reason: drain (default), maint, killed, removed
 //   engine.configureConnectionLog / reopenConnectionLog / connectionLogCounters /
 //   connectionStats                        the connection log (connection_log_glue.cc)
 #pragma once

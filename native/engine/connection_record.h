@@ -32,8 +32,9 @@ enum class Termination : uint8_t {
   kProxyMissing,      // accept_proxy: the client spoke without a PROXY header (or closed first)
   kProxyMalformed,    // accept_proxy: a header the spec does not allow
   kProxyTimeout,      // accept_proxy: no complete header within its timeout
-  kDrain,             // closed by an operator's drain with a forced close after a time
-  kMaint,             // closed by an operator's maint with sessions shut
+  kDrain,             // its drained backend's drain_timeout passed (a forced close)
+  kMaint,             // an operator shut the sessions of its backend in maintenance
+  kKilled,            // an operator shut the sessions of its backend (in another state)
   kRemoved,           // its backend was removed by a reload, and its drain time passed
   kShutdown,          // Fulcrum stopped (engine stop)
   kLocalError,        // Fulcrum ran out of a resource (descriptors, memory) mid-stream
@@ -52,7 +53,8 @@ inline constexpr EnumName<Termination> kTerminationNames[] = {
     {Termination::kDenied, "denied"},                  {Termination::kClientLimit, "client_limit"},
     {Termination::kProxyMissing, "proxy_missing"},     {Termination::kProxyMalformed, "proxy_malformed"},
     {Termination::kProxyTimeout, "proxy_timeout"},     {Termination::kDrain, "drain"},
-    {Termination::kMaint, "maint"},                    {Termination::kRemoved, "removed"},
+    {Termination::kMaint, "maint"},                    {Termination::kKilled, "killed"},
+    {Termination::kRemoved, "removed"},
     {Termination::kShutdown, "shutdown"},              {Termination::kLocalError, "local_error"},
     {Termination::kUdpResponses, "responses_done"},    {Termination::kUdpEvicted, "evicted"},
     {Termination::kUdpMoved, "backend_moved"}};

@@ -9,6 +9,7 @@
 //   GET  /api/services/:service                  one service
 //   GET  /api/services/:service/backends/:addr   one backend (with its health history)
 //   POST /api/services/:service/backends/:addr/drain|enable|disable|maint
+//   POST /api/services/:service/backends/:addr/shutdown-sessions   close its open connections now
 //   POST /api/services/:service/backends/:addr/weight   {"weight": 0..256}
 //   POST /api/reload                             re-read the config file; 200 applied, 422 rejected, 503 stopping
 //   POST /api/reopen-logs                        reopen the connection log's file (logrotate); 200, 500 with the reason
@@ -226,11 +227,14 @@ export class AdminServer {
     expect('POST');
     const body = await readJsonBody(req);
     if (action === 'weight') this.#setWeight(service, backend, body);
-    else if (Object.hasOwn(ACTIONS, action)) {
+    else if (action === 'shutdown-sessions') {
+      this.#runtime.engine.shutdownSessions(service, backend);
+      this.#logger.info({ service, backend, open: found.active, remote: req.socket.remoteAddress }, 'admin: backend shutdown-sessions');
+    } else if (Object.hasOwn(ACTIONS, action)) {
       this.#runtime.control.setAdmin(service, backend, ACTIONS[action]!);
       this.#logger.info({ service, backend, admin: ACTIONS[action], remote: req.socket.remoteAddress }, `admin: backend ${action}`);
     } else {
-      throw notFound(`unknown action "${action}"; expected drain, enable, disable, maint or weight`);
+      throw notFound(`unknown action "${action}"; expected drain, enable, disable, maint, shutdown-sessions or weight`);
     }
     const after = this.#service(service).backends.find((b) => b.address === backend)!;
     return sendJson(res, 200, { service, backend: after });

@@ -2,6 +2,7 @@
 // engine's counters (read from shared memory, summed at call time), each
 // backend's health, operator and effective state from BackendControl, and the
 // health checker's history. One function builds it so every view agrees.
+import type { ServiceConnectionStats } from '../engine/connection-stats.js';
 import { backendKey } from '../engine/backend-key.js';
 import type { ConnectionBudget } from '../engine/fd-budget.js';
 import {
@@ -69,6 +70,8 @@ export interface ServiceView extends TrafficCounters, Record<QueueField, number>
   sessionRateMax: number;
   /** protocol: udp services only: the flow table's counters. */
   udp?: UdpServiceStats;
+  /** Connections (udp: flows) ended since start, by termination state (connection log; only states with a count). */
+  ended: Record<string, number>;
   /** Clients refused before any backend (ACL, client limits) and PROXY headers read. */
   admission: AdmissionStats;
   /** The service has accept_proxy, allow/deny or client_limits (the views show `admission` then). */
@@ -100,6 +103,7 @@ export function servicesView(runtime: FulcrumRuntime, stats: EngineStats = runti
   const config = runtime.config();
   const control = new Map(runtime.control.list().map((s) => [backendKey(s.service, s.backend), s]));
   const health = new Map(runtime.health.snapshot().map((h) => [backendKey(h.service, h.backend), h]));
+  const connections: Map<string, ServiceConnectionStats> = runtime.engine.stopped ? new Map() : runtime.engine.connectionStats();
   return stats.services.map((service): ServiceView => {
     const serviceConfig = config.services.find((s) => s.name === service.name);
     const backends = service.backends.map((b): BackendView => {
@@ -143,6 +147,7 @@ export function servicesView(runtime: FulcrumRuntime, stats: EngineStats = runti
       sessionRate: runtime.rates.service(service.name).rate,
       sessionRateMax: runtime.rates.service(service.name).max,
       ...(service.udp ? { udp: service.udp } : {}),
+      ended: Object.fromEntries(Object.entries(connections.get(service.name)?.terminations ?? {}).filter(([, n]) => n > 0)),
       admission: service.admission,
       guarded: serviceConfig !== undefined && isGuarded(serviceConfig),
       backends,

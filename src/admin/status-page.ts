@@ -11,6 +11,7 @@
 // row there too (clients refused before any backend, PROXY headers).
 import { DATAGRAMS_DROPPED_MEANING, FLOW_COUNTERS } from './udp-counters.js';
 import { ADMISSION_COUNTERS } from './admission-counters.js';
+import { TERMINATION_MEANINGS } from './termination-words.js';
 
 export const REFRESH_MS = 1000;
 
@@ -192,6 +193,15 @@ export const STATUS_PAGE = `<!doctype html>
     'admission: ',
     ...ADMISSION_COUNTERS.flatMap((c, i) => [el('span', { 'data-counter': c.key, title: c.meaning }, admission[c.key] + ' ' + c.label), i < ADMISSION_COUNTERS.length - 1 ? ' · ' : ''])));
 
+  const TERMINATION_MEANINGS = ${JSON.stringify(TERMINATION_MEANINGS)};
+  // How the service's connections ended since start (connection log), most first.
+  const endedRow = (ended, width) => {
+    const parts = Object.entries(ended).sort((a, b) => b[1] - a[1]);
+    return el('tr', { class: 'ended' }, el('td', { colspan: width },
+      'ended: ', ...(parts.length === 0 ? ['none yet'] : parts.flatMap(([name, n], i) =>
+        [el('span', { 'data-termination': name, title: TERMINATION_MEANINGS[name] || '' }, n + ' ' + name), i < parts.length - 1 ? ' · ' : '']))));
+  };
+
   function render(status) {
     document.getElementById('version').textContent = 'v' + status.version;
     const reload = status.lastReload
@@ -228,6 +238,7 @@ export const STATUS_PAGE = `<!doctype html>
         el('td', {}, bytes(service.bytesIn)), el('td', {}, bytes(service.bytesOut)), el('td', { class: 'rate-in' }, sin), el('td', { class: 'rate-out' }, sout), el('td', {}, ''), el('td', {}, '')));
       if (udp) body.append(flowTableRow(udp, columns.length));
       if (service.guarded) body.append(admissionRow(service.admission, columns.length));
+      body.append(endedRow(service.ended, columns.length));
       for (const b of service.backends) {
         const key = service.name + '/' + b.address;
         const [rin, rout] = rates(status.now, key, b.bytesIn, b.bytesOut);

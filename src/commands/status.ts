@@ -3,6 +3,7 @@
 import type { StatusView } from '../admin/state-view.js';
 import { flowTableText } from '../admin/udp-counters.js';
 import { admissionText } from '../admin/admission-counters.js';
+import { endedText } from '../admin/termination-words.js';
 import { AdminUnreachable, ConfigError } from '../errors.js';
 import { scaleToUnit } from '../units.js';
 import { apiErrorText, callApi, resolveTarget } from './admin-client.js';
@@ -57,6 +58,7 @@ export function formatStatus(status: StatusView): string {
     rows.push([s.name, `${s.listen} ${s.balance}`, `${s.backendsUp}/${s.backends.length} up`, '', '', '', '', String(s.active), String(s.accepted), String(s.failed), bytes(s.bytesIn), bytes(s.bytesOut), ...datagrams(s.udp), '']);
     if (s.udp) rows.push(flowTableText(s.udp));
     if (s.guarded) rows.push(admissionText(s.admission));
+    rows.push(`ended: ${endedText(s.ended)}`);
     for (const b of s.backends) {
       const last = b.check.history.at(-1);
       // A failed check says why (the last column, so a long reason shifts nothing).

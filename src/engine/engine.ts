@@ -202,6 +202,15 @@ export class Engine extends EventEmitter {
     };
   }
 
+  /** Close every open connection of a backend now (HAProxy's `shutdown sessions server`).
+   * Their records say `maint` or `drain` when the backend is in that state, else `killed`. */
+  shutdownSessions(service: string, backend: string): void {
+    this.#assertRunning();
+    const slot = this.#slotOf(service, backend);
+    const state = this.#states.get(slot);
+    this.#native.closeBackendConnections(slot, state === 'maint' ? 'maint' : state === 'drain' ? 'drain' : 'killed');
+  }
+
   /** Reopen the connection log's file (SIGUSR1, `fulcrum reopen-logs`, for logrotate). Throws when it cannot be opened. */
   reopenConnectionLog(): void {
     if (!this.#stopped) this.#native.reopenConnectionLog();

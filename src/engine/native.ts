@@ -126,7 +126,7 @@ export interface CounterLayout extends CounterLines {
 export const NativeBackendState = { up: 0, down: 1, drain: 2, maint: 3 } as const;
 
 /** Why an operator's action closed a backend's connections (their records' termination). */
-export type CloseReason = 'drain' | 'maint' | 'removed';
+export type CloseReason = 'drain' | 'maint' | 'killed' | 'removed';
 
 /** What became of the records the workers handed the connection log. */
 export interface ConnectionLogCounters {

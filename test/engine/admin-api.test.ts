@@ -295,7 +295,7 @@ t.test('errors: clear 4xx JSON for every mistake', async (t) => {
     { what: 'unknown service (action)', method: 'POST', path: `/api/services/nope/backends/${A}/drain`, status: 404, code: 'not_found' },
     { what: 'unknown backend', method: 'GET', path: '/api/services/svc/backends/127.0.0.1:1', status: 404, code: 'not_found', message: new RegExp(`no backend 127.0.0.1:1 in service svc; it has ${A}`) },
     { what: 'unknown backend (action)', method: 'POST', path: '/api/services/svc/backends/127.0.0.1:1/drain', status: 404, code: 'not_found' },
-    { what: 'unknown action', method: 'POST', path: `/api/services/svc/backends/${A}/explode`, status: 404, code: 'not_found', message: /expected drain, enable, disable, maint or weight/ },
+    { what: 'unknown action', method: 'POST', path: `/api/services/svc/backends/${A}/explode`, status: 404, code: 'not_found', message: /expected drain, enable, disable, maint, shutdown-sessions or weight/ },
     { what: 'unknown path', method: 'GET', path: '/api/nothing', status: 404, code: 'not_found' },
     { what: 'unknown top-level path', method: 'GET', path: '/favicon.ico', status: 404, code: 'not_found' },
     { what: 'too deep', method: 'GET', path: `/api/services/svc/backends/${A}/drain/more`, status: 404, code: 'not_found' },

@@ -6,7 +6,8 @@ import { createConnection } from 'node:net';
 import t from 'tap';
 import { deadPort, startBackend } from '../helpers/backends.js';
 import { recordFile, type LogRecord } from '../helpers/connection-log.js';
-import { SERVICE, serviceConfig, startService } from '../helpers/engine.js';
+import { http, startRuntime } from '../helpers/admin.js';
+import { SERVICE, serviceConfig, serviceYaml, startService } from '../helpers/engine.js';
 import { type Conn, delay, HOST, KeyStream, KiB, openConn, pingEcho, waitUntil } from '../helpers/traffic.js';
 import { startUdpBackend, startUdpService, udpClient, UDP_SERVICE } from '../helpers/udp.js';
 
@@ -259,6 +260,35 @@ t.test('removed: a backend a reload removed, closed after its service drain_time
   const r = await log.waitFor('a removed record', (x) => x.termination === 'removed');
   checkCommon(t, r, port);
   t.equal(r.backend, `${HOST}:${removed.port}`);
+});
+
+t.test('maint and killed: an operator shuts a backend\'s sessions (admin API shutdown-sessions); the status view counts how they ended', async (t) => {
+  const log = recordFile(t);
+  const backend = await startBackend(t, 'echo');
+  const { base, port } = await startRuntime(t, (listen) => serviceYaml(listen, { backends: [backend.port], connectionLog: log.keys }));
+  const address = `${HOST}:${backend.port}`;
+  const shut = async (): Promise<void> => {
+    const r = await http(base, 'POST', `/api/services/${SERVICE}/backends/${address}/shutdown-sessions`);
+    t.equal(r.status, 200, 'shutdown-sessions answers 200');
+  };
+  const killed = await openConn(t, port);
+  await pingEcho(killed);
+  await shut();
+  await closedByFulcrum(killed);
+  const k = await log.waitFor('a killed record', (x) => x.termination === 'killed');
+  checkCommon(t, k, port);
+
+  const inMaint = await openConn(t, port);
+  await pingEcho(inMaint);
+  t.equal((await http(base, 'POST', `/api/services/${SERVICE}/backends/${address}/maint`)).status, 200);
+  await delay(100);
+  t.notOk(inMaint.closedAt, 'maint alone keeps the open connection');
+  await shut();
+  await closedByFulcrum(inMaint);
+  await log.waitFor('a maint record', (x) => x.termination === 'maint');
+
+  const status = (await http(base, 'GET', '/api/status')).json as { services: Array<{ ended: Record<string, number> }> };
+  t.same(status.services[0]!.ended, { killed: 1, maint: 1 }, 'the status view counts how connections ended');
 });
 
 t.test('shutdown: connections open when the engine stops', async (t) => {

@@ -1,7 +1,8 @@
 // The text of `fulcrum status` (formatStatus) on hand-built views: a
 // TCP-only table is byte for byte what it was before UDP columns existed, and
 // a protocol: udp service gets its flow-table line, datagram columns and a
-// note on units. (test/process/udp-status.test.ts: the real command.)
+// note on units; each service says how its connections ended (the connection
+// log's termination counts). (test/process/udp-status.test.ts: the real command.)
 import t from 'tap';
 import type { BackendView, ServiceView, StatusView } from '../../src/admin/state-view.js';
 import { formatStatus } from '../../src/commands/status.js';
@@ -18,7 +19,7 @@ function backend(address: string, extra: Partial<BackendView> = {}): BackendView
 
 const tcpService: ServiceView = {
   name: 'web', listen: '127.0.0.1:8080', balance: 'roundrobin', accepted: 9, active: 2, failed: 1, bytesIn: 3072, bytesOut: 1500,
-  queued: 0, refused: 0, queueTimeouts: 0, backendsUp: 1,
+  queued: 0, refused: 0, queueTimeouts: 0, backendsUp: 1, ended: { backend_reset: 1, client_closed: 6 },
   backends: [
     backend('127.0.0.1:9001'),
     backend('127.0.0.1:9002', {
@@ -40,6 +41,7 @@ t.test('formatStatus: a TCP-only table is exactly the table from before UDP colu
     '',
     'SERVICE  BACKEND                    STATE   SINCE  HEALTH  ADMIN    WEIGHT  ACTIVE  TOTAL  FAILED  IN       OUT      LAST CHECK',
     'web      127.0.0.1:8080 roundrobin  1/2 up                                  2       9      1       3.0 KiB  1.5 KiB',
+    '         ended: 6 client_closed, 1 backend_reset',
     '         127.0.0.1:9001             up      1m 5s  up      enabled  1       2       7      1       2.0 KiB  1000 B   -',
     '         127.0.0.1:9002 (backup)    drain   1m 5s  up      drain    1       0       2      0       1.0 KiB  500 B    tcp ok 0.4ms',
     '',
@@ -49,7 +51,7 @@ t.test('formatStatus: a TCP-only table is exactly the table from before UDP colu
 t.test('formatStatus: a udp service gets its flow-table line, datagram columns and a note on units; TCP rows show -', async (t) => {
   const game: ServiceView = {
     name: 'game', listen: '127.0.0.1:5300', balance: 'maglev', accepted: 12, active: 4, failed: 2, bytesIn: 6400, bytesOut: 3200,
-    queued: 0, refused: 0, queueTimeouts: 0, backendsUp: 2,
+    queued: 0, refused: 0, queueTimeouts: 0, backendsUp: 2, ended: {},
     udp: { datagramsIn: 100, datagramsOut: 50, datagramsDropped: 3, flowsCreated: 12, flowsActive: 4, flowsExpired: 5, flowsEvicted: 1, flowsCompleted: 0, flowsMoved: 6, flowsDropped: 2 },
     backends: [
       backend('127.0.0.1:5301', { accepted: 10, active: 3, failed: 1, bytesIn: 4800, bytesOut: 2400, udp: { datagramsIn: 75, datagramsOut: 38 } }),
@@ -62,10 +64,12 @@ t.test('formatStatus: a udp service gets its flow-table line, datagram columns a
     '',
     'SERVICE  BACKEND                    STATE   SINCE  HEALTH  ADMIN    WEIGHT  ACTIVE  TOTAL  FAILED  IN       OUT      DGRAMS IN  DGRAMS OUT  LAST CHECK',
     'web      127.0.0.1:8080 roundrobin  1/2 up                                  2       9      1       3.0 KiB  1.5 KiB  -          -',
+    '         ended: 6 client_closed, 1 backend_reset',
     '         127.0.0.1:9001             up      1m 5s  up      enabled  1       2       7      1       2.0 KiB  1000 B   -          -           -',
     '         127.0.0.1:9002 (backup)    drain   1m 5s  up      drain    1       0       2      0       1.0 KiB  500 B    -          -           tcp ok 0.4ms',
     'game     127.0.0.1:5300 maglev      2/2 up                                  4       12     2       6.3 KiB  3.1 KiB  100        50',
     '         flows: 4 active, 12 created, 5 expired, 1 evicted, 0 completed, 6 moved, 2 dropped; datagrams dropped: 3',
+    '         ended: none yet',
     '         127.0.0.1:5301             up      1m 5s  up      enabled  1       3       10     1       4.7 KiB  2.3 KiB  75         38          -',
     '         127.0.0.1:5302             up      1m 5s  up      enabled  1       1       8      0       1.6 KiB  800 B    25         12          -',
     '',
