@@ -372,6 +372,9 @@ t.test('status page at 1366x768 and 1400 px: every column fits, Actions included
       t.equal(await text(`${row('redis', address)} td.role`), role, `Role: ${role}, apart`);
     }
     t.equal(await text(`${row('postgres', A)} td.role`), '–', 'no check, no role');
+    t.match(await text('table[data-service="postgres"] tr.ended'), /^ended: \d+ client_closed/, 'how the connections ended (connection log)');
+    t.equal(await page.locator('table[data-service="postgres"] tr.ended span[data-termination="client_closed"]').getAttribute('title'), 'the client sent its FIN first (a normal end)');
+    t.equal(await text('table[data-service="redis"] tr.ended'), 'ended: none yet');
     t.match(await page.locator(`button[data-action="drain"][data-backend="${A}"]`).getAttribute('title'), /^Drain: no new connections .*open ones continue until they end/);
     t.match(await page.locator(`button[data-action="maint"][data-backend="${A}"]`).getAttribute('title'), /^Maintenance: no new connections, sticky clients included; open ones continue/);
     mkdirSync(ARTIFACTS, { recursive: true });
