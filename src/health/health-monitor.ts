@@ -142,7 +142,11 @@ export class HealthMonitor implements HealthSource {
       removed: false,
     };
     this.#entries.set(keyOf(service.name, address.text), entry);
-    this.#publish(entry, check === undefined ? 'no active check' : `${reason === 'start' ? 'starting' : 'added by reload'}: ${WAITING}`);
+    const why = check === undefined ? 'no active check' : `${reason === 'start' ? 'starting' : 'added by reload'}: ${WAITING}`;
+    // BackendControl already holds a backend that must pass a check first
+    // down (initialVerdict), so #publish sees no change: say why once, at info.
+    if (check !== undefined && initial === 'down' && entry.verdict === 'down') this.#logVerdict(entry, 'down', why);
+    else this.#publish(entry, why);
     // The first check comes soon, spread so that many backends do not start at once.
     if (check) this.#schedule(entry, Math.floor(this.#random() * Math.min(check.fastIntervalMs, check.intervalMs)));
   }
