@@ -138,21 +138,22 @@ t.test('a file reopened after logrotate moved it; sample and the per-second cap 
 });
 
 t.test('a flood of short connections with the log on: none lost, every record accounted for', async (t) => {
-  const TARGET = 100_000;
+  // 100,000 as the issue asks; 20,000 in a sanitized build (several times slower).
+  const sanitized = process.env.FULCRUM_SANITIZER !== undefined;
+  const TARGET = sanitized ? 20_000 : 100_000;
   const log = recordFile(t);
   const server = startBenchServer(t);
   const { port, engine, service } = await startService(t, { backends: [server.port], connectionLog: log.keys });
   let made = 0;
   let errors = 0;
-  const deadline = Date.now() + 120_000;
+  const deadline = Date.now() + (sanitized ? 60_000 : 120_000);
   while (made < TARGET && Date.now() < deadline) {
     const report = await runWorkload('tcp-connrate', { host: HOST, port }, runOptions({ durationS: 2, concurrency: 32 }));
     made += report.summary.operations;
     errors += Object.values(report.summary.errors).reduce((a, b) => a + b, 0);
   }
   t.comment(`${made} connections`);
-  // Sanitized builds are several times slower: the bound is time there.
-  if (process.env.FULCRUM_NATIVE === undefined) t.ok(made >= TARGET, `${made} connections (at least ${TARGET})`);
+  t.ok(made >= TARGET, `${made} connections (at least ${TARGET})`);
   t.equal(errors, 0, 'no connection failed');
   await waitUntil('every connection closed', () => service().active === 0, 10_000);
   const accepted = service().accepted;
