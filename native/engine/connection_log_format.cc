@@ -4,41 +4,51 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <charconv>
 #include <cstdio>
 
 namespace fulcrum {
 
 namespace {
 
+// Numbers through std::to_chars, not printf: the writer formats every
+// record, and a format string's parsing is pure overhead for integers.
 void append_uint(uint64_t value, std::string* out) {
   char digits[24];
-  const int n = std::snprintf(digits, sizeof digits, "%llu", static_cast<unsigned long long>(value));
-  out->append(digits, static_cast<size_t>(n));
+  const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+  out->append(digits, static_cast<size_t>(end - digits));
 }
 
 // Microseconds as milliseconds with three decimals: 1234567 -> "1234.567".
 void append_ms(uint64_t us, std::string* out) {
-  char digits[32];
-  const int n = std::snprintf(digits, sizeof digits, "%llu.%03llu", static_cast<unsigned long long>(us / 1000),
-                              static_cast<unsigned long long>(us % 1000));
-  out->append(digits, static_cast<size_t>(n));
+  append_uint(us / 1000, out);
+  const auto frac = static_cast<unsigned>(us % 1000);
+  const char tail[4] = {'.', static_cast<char>('0' + frac / 100), static_cast<char>('0' + frac / 10 % 10),
+                        static_cast<char>('0' + frac % 10)};
+  out->append(tail, 4);
 }
 
 // "192.0.2.1:5678" or "[2001:db8::1]:5678"; "-" for none. (IPv4-mapped IPv6
 // addresses arrive here already unmapped: ClientAddress::from.)
 void append_address(const ClientAddress& address, std::string* out) {
-  if (address.family != AF_INET && address.family != AF_INET6) {
+  if (address.family == AF_INET) {
+    for (int i = 0; i < 4; i++) {
+      if (i > 0) out->push_back('.');
+      append_uint(address.bytes[i], out);
+    }
+  } else if (address.family == AF_INET6) {
+    char host[INET6_ADDRSTRLEN];
+    if (inet_ntop(AF_INET6, address.bytes, host, sizeof host) == nullptr) {
+      out->push_back('?');
+      return;
+    }
+    out->push_back('[');
+    out->append(host);
+    out->push_back(']');
+  } else {
     out->push_back('-');
     return;
   }
-  char host[INET6_ADDRSTRLEN];
-  if (inet_ntop(address.family, address.bytes, host, sizeof host) == nullptr) {
-    out->push_back('?');
-    return;
-  }
-  if (address.family == AF_INET6) out->push_back('[');
-  out->append(host);
-  if (address.family == AF_INET6) out->push_back(']');
   out->push_back(':');
   append_uint(address.port, out);
 }
@@ -70,14 +80,23 @@ bool is_interim(const ConnectionRecord& record) { return record.kind == RecordKi
 }  // namespace
 
 void append_iso_time(uint64_t unix_us, std::string* out) {
+  // The "YYYY-MM-DDTHH:MM:SS" part of the last second asked for, per thread:
+  // records come in time order, so gmtime_r runs about once a second.
+  thread_local time_t cached_second = -1;
+  thread_local char cached[72];  // room for any int (the warning), 19 used
   const time_t seconds = static_cast<time_t>(unix_us / 1000000);
-  tm utc{};
-  gmtime_r(&seconds, &utc);
-  char text[40];
-  const int n = std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", utc.tm_year + 1900,
-                              utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
-                              static_cast<unsigned>((unix_us / 1000) % 1000));
-  out->append(text, static_cast<size_t>(n));
+  if (seconds != cached_second) {
+    tm utc{};
+    gmtime_r(&seconds, &utc);
+    std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d", utc.tm_year + 1900, utc.tm_mon + 1,
+                  utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec);
+    cached_second = seconds;
+  }
+  out->append(cached, 19);
+  const auto ms = static_cast<unsigned>((unix_us / 1000) % 1000);
+  const char tail[5] = {'.', static_cast<char>('0' + ms / 100), static_cast<char>('0' + ms / 10 % 10),
+                        static_cast<char>('0' + ms % 10), 'Z'};
+  out->append(tail, 5);
 }
 
 uint64_t record_end_unix_us(const ConnectionRecord& record, const RecordClock& clock) {
