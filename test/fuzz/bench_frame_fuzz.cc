@@ -21,18 +21,11 @@
 #include <string>
 
 #include "../../native/bench/protocol.h"
+#include "fuzz_check.h"
 
 namespace bench = fulcrum::bench;
 
 namespace {
-
-#define FUZZ_CHECK(condition)                                                                 \
-  do {                                                                                        \
-    if (!(condition)) {                                                                       \
-      std::fprintf(stderr, "invariant failed: %s (%s:%d)\n", #condition, __FILE__, __LINE__); \
-      std::abort();                                                                           \
-    }                                                                                         \
-  } while (0)
 
 // The code protocol.h's rules give the 8 bytes at p, 0 when they are a frame header.
 int expected_code(const uint8_t* p) {

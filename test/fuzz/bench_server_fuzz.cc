@@ -39,19 +39,12 @@
 #include "../../native/bench/protocol.h"
 #include "../../native/bench/server.h"
 #include "../../native/bench/socket_util.h"
+#include "fuzz_check.h"
 
 namespace bench = fulcrum::bench;
 using Bytes = std::vector<uint8_t>;
 
 namespace {
-
-#define FUZZ_CHECK(condition)                                                                 \
-  do {                                                                                        \
-    if (!(condition)) {                                                                       \
-      std::fprintf(stderr, "invariant failed: %s (%s:%d)\n", #condition, __FILE__, __LINE__); \
-      std::abort();                                                                           \
-    }                                                                                         \
-  } while (0)
 
 constexpr int kReplyTimeoutMs = 5000;
 

@@ -35,20 +35,12 @@
 
 #include "../../native/engine/address.h"
 #include "../../native/engine/proxy_protocol.h"
+#include "fuzz_check.h"
 
 using fulcrum::ProxyParseResult;
 using fulcrum::ProxyParseStatus;
 
 namespace {
-
-// Aborts with a message: libFuzzer saves the input as a crash.
-#define FUZZ_CHECK(condition)                                                           \
-  do {                                                                                  \
-    if (!(condition)) {                                                                 \
-      std::fprintf(stderr, "invariant failed: %s (%s:%d)\n", #condition, __FILE__, __LINE__); \
-      std::abort();                                                                     \
-    }                                                                                   \
-  } while (0)
 
 bool is_empty(const sockaddr_storage& a) {
   static const sockaddr_storage zero{};
