@@ -35,7 +35,9 @@ export async function statusCommand(args: readonly string[]): Promise<number> {
   }
 }
 
-const COLUMNS = ['SERVICE', 'BACKEND', 'STATE', 'SINCE', 'HEALTH', 'ADMIN', 'WEIGHT', 'ACTIVE', 'TOTAL', 'FAILED', 'IN', 'OUT', 'LAST CHECK'] as const;
+// PEAK: the most connections a backend had at once, against its max_connections (-: none);
+// CONN/S: new connections (udp: flows) per second over the last second.
+const COLUMNS = ['SERVICE', 'BACKEND', 'STATE', 'SINCE', 'HEALTH', 'ADMIN', 'WEIGHT', 'ACTIVE', 'PEAK', 'CONN/S', 'TOTAL', 'FAILED', 'IN', 'OUT', 'LAST CHECK'] as const;
 /** With a protocol: udp service: datagram columns before LAST CHECK (a TCP-only table has none). */
 const UDP_COLUMNS = [...COLUMNS.slice(0, -1), 'DGRAMS IN', 'DGRAMS OUT', 'LAST CHECK'] as const;
 const UDP_NOTE =
@@ -55,15 +57,18 @@ export function formatStatus(status: StatusView): string {
   // A row is table cells, or a line printed as is (not aligned, not measured).
   const rows: Array<string[] | string> = [];
   for (const s of status.services) {
-    rows.push([s.name, `${s.listen} ${s.balance}`, `${s.backendsUp}/${s.backends.length} up`, '', '', '', '', String(s.active), String(s.accepted), String(s.failed), bytes(s.bytesIn), bytes(s.bytesOut), ...datagrams(s.udp), '']);
+    rows.push([s.name, `${s.listen} ${s.balance}`, `${s.backendsUp}/${s.backends.length} up`, '', '', '', '', String(s.active), '', rate(s.sessionRate), String(s.accepted), String(s.failed), bytes(s.bytesIn), bytes(s.bytesOut), ...datagrams(s.udp), '']);
     if (s.udp) rows.push(flowTableText(s.udp));
+    // The queue is the service's (one per service, over its backends); a datagram is never queued.
+    else rows.push(`queue: ${s.queueCurrent} waiting now, ${s.queued} waited, ${s.refused} refused (${s.queueTimeouts} after the queue timeout)`);
     if (s.guarded) rows.push(admissionText(s.admission));
     rows.push(`ended: ${endedText(s.ended)}`);
     for (const b of s.backends) {
       const last = b.check.history.at(-1);
       // A failed check says why (the last column, so a long reason shifts nothing).
       const check = b.check.type === 'none' ? '-' : last ? `${b.check.type} ${last.ok ? 'ok' : 'FAIL'} ${last.latencyMs.toFixed(1)}ms${last.ok ? '' : `: ${last.detail}`}` : `${b.check.type} (pending)`;
-      rows.push(['', `${b.address}${b.backup ? ' (backup)' : ''}`, b.state, duration(status.now - b.since), b.health, b.admin, String(b.weight), String(b.active), String(b.accepted), String(b.failed), bytes(b.bytesIn), bytes(b.bytesOut), ...datagrams(b.udp), check]);
+      const peak = `${b.peak}/${b.maxConnections > 0 ? b.maxConnections : '-'}`;
+      rows.push(['', `${b.address}${b.backup ? ' (backup)' : ''}`, b.state, duration(status.now - b.since), b.health, b.admin, String(b.weight), String(b.active), peak, rate(b.sessionRate), String(b.accepted), String(b.failed), bytes(b.bytesIn), bytes(b.bytesOut), ...datagrams(b.udp), check]);
     }
   }
   const cellRows = rows.filter((r): r is string[] => typeof r !== 'string');
@@ -78,6 +83,10 @@ export function formatStatus(status: StatusView): string {
   const header = `fulcrum ${status.version}, pid ${status.pid}, up ${duration(status.now - status.startedAt)}, ${status.workers} workers\nconfig ${status.config} (generation ${status.generation}${reload})${ha}\n\n`;
   const table = [line(columns), ...rows.map((r) => (typeof r === 'string' ? `${indent}${r}` : line(r)))].join('\n');
   return `${header}${table}\n${udpShown ? `\n${UDP_NOTE}\n` : ''}`;
+}
+
+function rate(perSecond: number): string {
+  return String(Math.round(perSecond));
 }
 
 function bytes(n: number): string {

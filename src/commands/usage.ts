@@ -104,7 +104,8 @@ Options:
 
 Print the state of a running Fulcrum as a table: each service (listen address,
 backends up, connections, bytes) and each backend (state, health, operator
-state, weight, active and total connections, failures, bytes, last health
+state, weight, active connections, peak against max_connections, connections per
+second, total connections, failures, bytes, last health
 check, with the reason of a failed one). --json prints the admin API's
 /api/status document instead. Exit code 1 when the admin API cannot be
 reached, 2 when FILE (-c) cannot be read or its YAML is broken (the default

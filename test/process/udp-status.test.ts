@@ -19,10 +19,11 @@ t.test('`fulcrum status` shows a udp service\'s flows and datagrams after 3 flow
   t.equal(table.code, 0, table.stderr);
   const lines = table.stdout.split('\n');
   t.match(lines[0], /^fulcrum \S+, pid \d+, up \d+m \d+s, 1 workers$/);
-  t.match(lines[3], /^SERVICE\s+BACKEND\s+STATE\s+SINCE\s+HEALTH\s+ADMIN\s+WEIGHT\s+ACTIVE\s+TOTAL\s+FAILED\s+IN\s+OUT\s+DGRAMS IN\s+DGRAMS OUT\s+LAST CHECK$/);
-  t.match(lines[4], new RegExp(`^game\\s+127\\.0\\.0\\.1:${running.port} maglev\\s+1/1 up\\s+2\\s+3\\s+0\\s+${bytes}\\s+${bytes}\\s+${total}\\s+${total}$`), 'service row: 2 flows active, 3 created, 0 dropped; 15 datagrams each way');
+  t.match(lines[3], /^SERVICE\s+BACKEND\s+STATE\s+SINCE\s+HEALTH\s+ADMIN\s+WEIGHT\s+ACTIVE\s+PEAK\s+CONN\/S\s+TOTAL\s+FAILED\s+IN\s+OUT\s+DGRAMS IN\s+DGRAMS OUT\s+LAST CHECK$/);
+  t.match(lines[4], new RegExp(`^game\\s+127\\.0\\.0\\.1:${running.port} maglev\\s+1/1 up\\s+2\\s+\\d+\\s+3\\s+0\\s+${bytes}\\s+${bytes}\\s+${total}\\s+${total}$`), 'service row: 2 flows active, 3 created, 0 dropped; 15 datagrams each way');
   t.match(lines[5], /^\s+flows: 2 active, 3 created, 0 expired, 1 evicted, 0 completed, 0 moved, 0 dropped; datagrams dropped: 0$/, 'the flow table line');
-  t.match(lines[6], new RegExp(`^\\s+${esc(running.backend.address)}\\s+up\\s+\\d+m \\d+s\\s+up\\s+enabled\\s+1\\s+2\\s+3\\s+0\\s+${bytes}\\s+${bytes}\\s+${total}\\s+${total}\\s+-$`), 'backend row: 2 flows, 3 given, 15 datagrams each way');
+  t.match(lines[6], /^\s+ended: 1 evicted$/, 'how its flows ended: the one evicted (the others are open)');
+  t.match(lines[7], new RegExp(`^\\s+${esc(running.backend.address)}\\s+up\\s+\\d+m \\d+s\\s+up\\s+enabled\\s+1\\s+2\\s+\\d+\\/-\\s+\\d+\\s+3\\s+0\\s+${bytes}\\s+${bytes}\\s+${total}\\s+${total}\\s+-$`), 'backend row: 2 flows, 3 given, 15 datagrams each way');
   t.match(lines.at(-2), /^udp services: ACTIVE and TOTAL count flows;/);
 
   const json = await runCli(t, ['status', '--admin', admin, '--token-file', tokenFile, '--json']);
