@@ -110,6 +110,22 @@ t.test('metrics: the expected series, exact after real traffic', async (t) => {
   }
   for (const c of held) c.socket.destroy();
 
+  // The connection log's aggregates (every connection, whatever the log writes).
+  const w = { service: 'web' };
+  t.equal(v(m, 'fulcrum_connections_ended_total', { ...w, termination: 'queue_full' }), 1, 'the refused client, by how it ended');
+  const ended = [...(m.get('fulcrum_connections_ended_total')?.samples ?? [])].filter((s) => s.labels.service === 'web').reduce((a, s) => a + s.value, 0);
+  t.equal(ended, 3, 'the two streams and the refused client ended (the held two are open)');
+  t.equal(m.get('fulcrum_connection_connect_seconds')?.type, 'histogram');
+  t.equal(v(m, 'fulcrum_connection_connect_seconds', w, 'fulcrum_connection_connect_seconds_count'), 2, 'a connect time per stream (not the refused one)');
+  t.equal(v(m, 'fulcrum_connection_connect_seconds', { ...w, le: '5' }, 'fulcrum_connection_connect_seconds_bucket'), 2);
+  t.equal(v(m, 'fulcrum_connection_bytes', w, 'fulcrum_connection_bytes_count'), 2);
+  t.equal(v(m, 'fulcrum_connection_bytes', w, 'fulcrum_connection_bytes_sum'), 4 * size, 'bytes per session, both ways');
+  t.equal(v(m, 'fulcrum_connection_bytes', { ...w, le: '262144' }, 'fulcrum_connection_bytes_bucket'), 0);
+  t.equal(v(m, 'fulcrum_connection_bytes', { ...w, le: '1048576' }, 'fulcrum_connection_bytes_bucket'), 2, '600,000 bytes each: the 1 MiB bucket');
+  t.equal(v(m, 'fulcrum_connection_duration_seconds', w, 'fulcrum_connection_duration_seconds_count'), 2);
+  t.equal(v(m, 'fulcrum_connection_queue_seconds', w, 'fulcrum_connection_queue_seconds_count'), 0, 'nobody waited in the queue (size 0)');
+  t.ok((v(m, 'fulcrum_connection_log_records_total', { result: 'written' }) ?? -1) >= 0, 'the log records counter');
+
   // Check latency: the last one, and a histogram of every check seen, by result.
   const la = { service: 'web', backend: A };
   t.equal(v(m, 'fulcrum_health_check_last_duration_seconds', la), 0.7);
