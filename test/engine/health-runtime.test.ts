@@ -56,7 +56,7 @@ t.test('the admin API and metrics show the checker; drain wins over health; a re
   t.equal(reloaded.json?.ok, true, reloaded.text);
   await waitUntil('c up', () => rt.runtime.control.status('svc', c.address).health === 'up', 3_000);
   const cChanges = rt.logs.filter((l) => l.backend === c.address && typeof l.reason === 'string').map((l) => l.reason);
-  t.match(cChanges, [/^tcp check passed: connected$/], 'c came up on its first passing check (it started down)');
+  t.match(cChanges, [/^added by reload: waiting for the first check$/, /^tcp check passed: connected$/], 'c started down, said why once (info), and came up on its first passing check');
   t.same(await whoAnswers(t, rt.port), 'c', 'c takes connections (a drained, b down)');
   t.ok(rt.logs.some((l) => l.msg === 'health check settings changed' && l.backend === a.address), 'changed settings logged');
 });
