@@ -17,11 +17,14 @@ struct TcpKeepaliveSpec {
 };
 
 // Sets SO_KEEPALIVE and TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT on fd, and
-// TCP_USER_TIMEOUT to idle + interval x count: without it a peer that stops
-// acknowledging data already sent is only given up after ~15 retransmissions
-// (about 15 minutes), keepalive probes being held back while data is
-// unacknowledged. With !spec.enabled, SO_KEEPALIVE and TCP_USER_TIMEOUT are
-// cleared (a reload may turn it off on a listener that stays).
+// clears TCP_USER_TIMEOUT. Not set on purpose: since Linux 5.1 it also ends a
+// connection whose peer keeps its receive window at zero that long, i.e. a
+// healthy client that stops reading for a while (psql showing a page of
+// results, a consumer under backpressure), which is the cut this feature is
+// there to prevent. A peer that vanished with data unacknowledged is given up
+// by the kernel's retransmissions instead (tcp_retries2, about 15 minutes).
+// With !spec.enabled, SO_KEEPALIVE is cleared (a reload may turn it off on a
+// listener that stays).
 //
 // On a listening socket the options are inherited by every socket accept()
 // returns (the kernel clones the listener's socket), so clients cost no

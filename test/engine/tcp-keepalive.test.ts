@@ -39,6 +39,33 @@ t.test('keepalive answered by a live peer keeps an idle connection open', async 
   await pingEcho(conn, 'still here\n');
 });
 
+t.test('a client that stops reading for longer than the keepalive time is not cut (its window is zero, it is alive)', async (t) => {
+  // The backend streams; the client reads nothing for 6 s (twice idle +
+  // interval x count), then reads on. A TCP_USER_TIMEOUT would have ended it
+  // after 3 s of zero-window probes (Linux >= 5.1), as a paused psql would be.
+  const backend = await startServer(t, (socket: Socket) => {
+    socket.on('error', () => {});
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    const pump = (): void => {
+      while (!socket.destroyed && socket.write(chunk)) {
+        // until the buffers fill
+      }
+    };
+    socket.on('drain', pump);
+    pump();
+  });
+  const { port } = await startService(t, { backends: [backend.port], keys: ['tcp_keepalive: {idle: 1s, interval: 1s, count: 2}'] });
+  const conn = await openConn(t, port);
+  conn.socket.pause();
+  await delay(6_000);
+  t.equal(conn.error, undefined, 'no reset while the client was not reading');
+  conn.socket.resume();
+  const before = conn.receivedTotal;
+  await waitUntil('more bytes after the pause', () => conn.receivedTotal > before + 1024 * 1024, 10_000);
+  t.equal(conn.error, undefined, 'still open, streaming');
+  conn.socket.destroy();
+});
+
 /** An nftables table of this test's own that drops every TCP packet to or from `port` on this host; deleted at teardown. */
 function dropPort(t: Test, port: number): void {
   const table = `fulcrum_test_${process.pid}_${port}`;
@@ -67,7 +94,7 @@ t.test('a backend that vanished is found by keepalive and the client is told', {
   const since = Date.now();
   await waitUntil('the proxy to end the client', () => conn.closedAt !== undefined || conn.endedAt !== undefined, 10_000, 20);
   const after = Date.now() - since;
-  // 1s idle + 2 x 1s probes = 3s (TCP_USER_TIMEOUT the same), plus timer slack.
+  // 1s idle + 2 x 1s probes = 3s, plus timer slack.
   t.ok(after >= 2_500 && after < 6_000, `client ended ${after} ms after the backend vanished`);
   t.equal(conn.error, 'ECONNRESET', 'with a reset: the stream was broken, not complete');
   await waitUntil('no open connections', () => service().active === 0, 2_000);
