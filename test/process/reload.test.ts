@@ -304,10 +304,12 @@ t.test('`fulcrum status` prints the table, and --json the API document', async (
   const lines = table.stdout.split('\n');
   t.match(lines[0], /^fulcrum \S+, pid \d+, up \d+m \d+s, 2 workers$/);
   t.match(lines[1], new RegExp(`^config ${running.file} \\(generation 1\\)$`));
-  t.match(lines[3], /^SERVICE\s+BACKEND\s+STATE\s+SINCE\s+HEALTH\s+ADMIN\s+WEIGHT\s+ACTIVE\s+TOTAL\s+FAILED\s+IN\s+OUT\s+LAST CHECK$/);
-  t.match(lines[4], new RegExp(`^echo\\s+127\\.0\\.0\\.1:${running.port} roundrobin\\s+1/2 up\\s+0\\s+1\\s+0\\s+1000 B\\s+1000 B$`));
-  t.match(table.stdout, new RegExp(`\\n\\s+${backends[0]!.address.replace(/\./g, '\\.')}\\s+up\\s+\\d+m \\d+s\\s+up\\s+enabled\\s+1\\s+0\\s+1\\s+0\\s+1000 B\\s+1000 B\\s+-\\n`));
-  t.match(table.stdout, new RegExp(`\\n\\s+${backends[1]!.address.replace(/\./g, '\\.')}\\s+drain\\s+\\d+m \\d+s\\s+up\\s+drain\\s+1\\s+0\\s+0\\s+0\\s+0 B\\s+0 B\\s+-\\n`));
+  t.match(lines[3], /^SERVICE\s+BACKEND\s+STATE\s+SINCE\s+HEALTH\s+ADMIN\s+WEIGHT\s+ACTIVE\s+PEAK\s+CONN\/S\s+TOTAL\s+FAILED\s+IN\s+OUT\s+LAST CHECK$/);
+  t.match(lines[4], new RegExp(`^echo\\s+127\\.0\\.0\\.1:${running.port} roundrobin\\s+1/2 up\\s+0\\s+\\d+\\s+1\\s+0\\s+1000 B\\s+1000 B$`));
+  t.match(lines[5], /^\s+queue: 0 waiting now, 0 waited, 0 refused \(0 after the queue timeout\)$/);
+  t.match(lines[6], /^\s+ended: 1 client_closed$/);
+  t.match(table.stdout, new RegExp(`\\n\\s+${backends[0]!.address.replace(/\./g, '\\.')}\\s+up\\s+\\d+m \\d+s\\s+up\\s+enabled\\s+1\\s+0\\s+1/-\\s+\\d+\\s+1\\s+0\\s+1000 B\\s+1000 B\\s+-\\n`));
+  t.match(table.stdout, new RegExp(`\\n\\s+${backends[1]!.address.replace(/\./g, '\\.')}\\s+drain\\s+\\d+m \\d+s\\s+up\\s+drain\\s+1\\s+0\\s+0/-\\s+\\d+\\s+0\\s+0\\s+0 B\\s+0 B\\s+-\\n`));
 
   const json = await runCli(t, ['status', '--admin', `127.0.0.1:${running.adminPort}`, '--json']);
   t.equal(json.code, 0);
