@@ -3,6 +3,7 @@
 // case chose, then FIN, and a call that runs one probe against it and says
 // how it ended. Properties run one case at a time, so one server serves all.
 import { createServer, type Socket } from 'node:net';
+import fc from 'fast-check';
 import type { Test } from 'tap';
 import { buildHealthCheck } from '../../src/config/health-check.js';
 import { CheckFailure } from '../../src/errors.js';
@@ -62,4 +63,29 @@ export function describe(outcome: Outcome): string {
   const e = 'thrown' in outcome ? outcome.thrown : undefined;
   const text = 'result' in outcome ? JSON.stringify(outcome.result) : e instanceof Error ? `${e.constructor.name}: ${e.message}` : String(e);
   return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+}
+
+/**
+ * The property every database check shares: whatever `answers` the server
+ * gives, the anonymous and the login probe (`checks`) each end in a result or
+ * a CheckFailure, never another error. `found`: answers that once broke it,
+ * replayed first on every run.
+ */
+export async function everyAnswerEndsCleanly(
+  t: Test,
+  checks: ReadonlyArray<readonly [string, Record<string, unknown>]>,
+  answers: fc.Arbitrary<Uint8Array>,
+  found: readonly Uint8Array[],
+): Promise<void> {
+  const server = await startReplyServer(t);
+  for (const [name, check] of checks) {
+    await fc.assert(
+      fc.asyncProperty(answers, async (answer) => {
+        const outcome = await server.probe(check, answer, 'pw');
+        if (!endedCleanly(outcome)) throw new Error(describe(outcome));
+      }),
+      { numRuns: 200, examples: found.map((answer): [Uint8Array] => [answer]) },
+    );
+    t.pass(`${name}: 200 answers and ${found.length} found before`);
+  }
 }
