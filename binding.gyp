@@ -13,6 +13,8 @@
       "type": "static_library",
       "sources": [
         "native/engine/address.cc",
+        "native/engine/bpf.cc",
+        "native/engine/bpf_ring_buffer.cc",
         "native/engine/cidr_set.cc",
         "native/engine/client_limits.cc",
         "native/engine/connection_budget.cc",
@@ -23,6 +25,7 @@
         "native/engine/counters.cc",
         "native/engine/engine.cc",
         "native/engine/event_sink.cc",
+        "native/engine/kernel_relay.cc",
         "native/engine/listener.cc",
         "native/engine/load_sampler.cc",
         "native/engine/maglev.cc",

@@ -33,6 +33,7 @@ void run_sync_tests();
 void run_pg_cancel_tests();
 void run_connection_log_tests();
 void run_tcp_keepalive_tests();
+void run_kernel_relay_tests();
 int passed = 0;
 int failed = 0;
 
@@ -416,6 +417,7 @@ int main() {
   test_engine_sync();
   test_engine_dump();
   run_tcp_keepalive_tests();
+  run_kernel_relay_tests();
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }
