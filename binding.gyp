@@ -38,6 +38,7 @@
         "native/engine/sync_journal.cc",
         "native/engine/tcp_connection.cc",
         "native/engine/tcp_connection_log.cc",
+        "native/engine/tcp_kernel_relay.cc",
         "native/engine/tcp_reset_delivery.cc",
         "native/engine/tcp_keepalive.cc",
         "native/engine/timer_queue.cc",

@@ -15,6 +15,7 @@
 
 #include "../engine/address.h"
 #include "../engine/counters.h"
+#include "../engine/kernel_relay.h"
 #include "../engine/flow_hash.h"
 #include "../ha/netlink_address.h"
 #include "../engine/picker.h"
@@ -47,6 +48,7 @@ Napi::Object counter_layout(Napi::Env env) {
   layout.Set("udpServiceOffset", static_cast<double>(kUdpServiceOffsetWords));
   layout.Set("udpBackendOffset", static_cast<double>(kUdpBackendOffsetWords));
   layout.Set("admissionOffset", static_cast<double>(kAdmissionOffsetWords));
+  layout.Set("relayOffset", static_cast<double>(kRelayOffsetWords));
   layout.Set("maxServices", kMaxServices);
   layout.Set("maxBackends", kMaxBackends);
   layout.Set("global", fields(kGlobalCounterNames));
@@ -54,6 +56,7 @@ Napi::Object counter_layout(Napi::Env env) {
   layout.Set("traffic", fields(kTrafficCounterNames));
   layout.Set("udp", fields(kUdpCounterNames));
   layout.Set("admission", fields(kAdmissionCounterNames));
+  layout.Set("relay", fields(kRelayCounterNames));
   return layout;
 }
 
@@ -126,6 +129,17 @@ Napi::Value set_interface_address(const Napi::CallbackInfo& info) {
                                                          ip.s_addr, static_cast<uint8_t>(prefix)));
 }
 
+// kernelRelaySupport() -> { available, reason }: whether this process can use
+// the kernel relay (probed once: maps created, program loaded and attached).
+Napi::Value kernel_relay_support_value(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const KernelRelaySupport& support = kernel_relay_support();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("available", Napi::Boolean::New(env, support.available));
+  out.Set("reason", Napi::String::New(env, support.reason));
+  return out;
+}
+
 }  // namespace
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {
@@ -135,6 +149,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("connectionStatsLayout", connection_stats_layout(env));
   exports.Set("snapshotSchema", snapshot_schema(env));
   exports.Set("setInterfaceAddress", Napi::Function::New(env, set_interface_address, "setInterfaceAddress"));
+  exports.Set("kernelRelaySupport", Napi::Function::New(env, kernel_relay_support_value, "kernelRelaySupport"));
   Napi::Object testing = Napi::Object::New(env);
   testing.Set("maglevAssign", Napi::Function::New(env, maglev_assign, "maglevAssign"));
   exports.Set("testing", testing);

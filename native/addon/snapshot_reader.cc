@@ -192,7 +192,8 @@ bool read_service(Reader& reader, Napi::Value value, const std::string& where, S
       !reader.integer(object, kUdpResponses, where, &spec->udp.responses) ||
       !read_admission(reader, object, where, spec) ||
       !reader.boolean(object, "sync", where, &spec->sync) ||
-      !reader.boolean(object, "pgCancel", where, &spec->pg_cancel)) {
+      !reader.boolean(object, "pgCancel", where, &spec->pg_cancel) ||
+      !reader.choice(object, "relay", where, kRelayModeNames, &spec->relay)) {
     return false;
   }
   // A UDP flow must end when idle: 0 (no idle timeout) is TCP's alone.

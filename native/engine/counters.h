@@ -9,6 +9,7 @@
 //   [WorkerCounter line][ServiceCounter x kMaxServices][BackendCounter x kMaxBackends]
 //   [UdpCounter x kMaxServices][UdpCounter x kMaxBackends]   (protocol: udp only)
 //   [AdmissionCounter x kMaxServices]
+//   [RelayCounter x kMaxServices]                           (protocol: tcp)
 // Service and backend counters are indexed by the slot the control plane
 // assigns, so they survive reloads.
 #pragma once
@@ -22,7 +23,7 @@
 
 namespace fulcrum {
 
-inline constexpr uint32_t kCounterLayoutVersion = 4;
+inline constexpr uint32_t kCounterLayoutVersion = 5;
 inline constexpr uint32_t kMaxServices = 256;
 inline constexpr uint32_t kMaxBackends = 4096;
 inline constexpr size_t kCacheLine = 64;
@@ -100,9 +101,23 @@ enum AdmissionCounter : uint32_t {
   kAdmissionCounterCount
 };
 
+// The kernel relay (kernel_relay.h), per service: connections handed to it,
+// those in it now (a gauge), those that came back because they turned bulk,
+// and those that asked for it but stayed in user space, by reason.
+enum RelayCounter : uint32_t {
+  kKernelEntered = 0,
+  kKernelActive,
+  kKernelBulkExits,
+  kKernelFallbackUnavailable,    // no CAP_BPF/CAP_NET_ADMIN, no sockmap, program refused
+  kKernelFallbackNotEstablished, // the client's FIN was already here
+  kKernelFallbackMapFull,
+  kKernelFallbackInsertFailed,
+  kRelayCounterCount
+};
+
 static_assert(kGlobalCounterCount <= kLineWords && kWorkerCounterCount <= kLineWords &&
               kTrafficCounterCount <= kLineWords && kUdpCounterCount <= kLineWords &&
-              kAdmissionCounterCount <= kLineWords);
+              kAdmissionCounterCount <= kLineWords && kRelayCounterCount <= kLineWords);
 
 // The names the control plane reads each counter by (addon.counterLayout; the
 // TypeScript side checks its list against them at load).
@@ -123,7 +138,17 @@ inline constexpr EnumName<AdmissionCounter> kAdmissionCounterNames[] = {
     {kDenied, "denied"},               {kOverConnections, "overConnections"}, {kOverRate, "overRate"},
     {kUntracked, "untracked"},         {kProxyAccepted, "proxyAccepted"},     {kProxyMissing, "proxyMissing"},
     {kProxyMalformed, "proxyMalformed"}, {kProxyTimeout, "proxyTimeout"}};
-static_assert(names_every_value(kGlobalCounterNames, kGlobalCounterCount) &&
+inline constexpr EnumName<RelayCounter> kRelayCounterNames[] = {
+    {kKernelEntered, "kernelEntered"},
+    {kKernelActive, "kernelActive"},
+    {kKernelBulkExits, "kernelBulkExits"},
+    {kKernelFallbackUnavailable, "fallbackUnavailable"},
+    {kKernelFallbackNotEstablished, "fallbackNotEstablished"},
+    {kKernelFallbackMapFull, "fallbackMapFull"},
+    {kKernelFallbackInsertFailed, "fallbackInsertFailed"}};
+
+static_assert(names_every_value(kRelayCounterNames, kRelayCounterCount) &&
+              names_every_value(kGlobalCounterNames, kGlobalCounterCount) &&
               names_every_value(kWorkerCounterNames, kWorkerCounterCount) &&
               names_every_value(kTrafficCounterNames, kTrafficCounterCount) &&
               names_every_value(kUdpCounterNames, kUdpCounterCount) &&
@@ -134,7 +159,8 @@ inline constexpr size_t kBackendOffsetWords = kServiceOffsetWords + kMaxServices
 inline constexpr size_t kUdpServiceOffsetWords = kBackendOffsetWords + kMaxBackends * kLineWords;
 inline constexpr size_t kUdpBackendOffsetWords = kUdpServiceOffsetWords + kMaxServices * kLineWords;
 inline constexpr size_t kAdmissionOffsetWords = kUdpBackendOffsetWords + kMaxBackends * kLineWords;
-inline constexpr size_t kWorkerBlockWords = kAdmissionOffsetWords + kMaxServices * kLineWords;
+inline constexpr size_t kRelayOffsetWords = kAdmissionOffsetWords + kMaxServices * kLineWords;
+inline constexpr size_t kWorkerBlockWords = kRelayOffsetWords + kMaxServices * kLineWords;
 
 // A view of one worker's block. Single writer: add() uses a relaxed load and
 // store instead of a locked read-modify-write, which is exact because no other
@@ -160,6 +186,7 @@ class WorkerCounters {
   void add_admission(uint32_t slot, AdmissionCounter c, int64_t n) {
     add(block_ + kAdmissionOffsetWords + slot * kLineWords + c, n);
   }
+  void add_relay(uint32_t slot, RelayCounter c, int64_t n) { add(block_ + kRelayOffsetWords + slot * kLineWords + c, n); }
 
  private:
   static void add(std::atomic<uint64_t>* word, int64_t n) {

@@ -7,7 +7,7 @@
 namespace fulcrum {
 
 struct IoHandle {
-  enum class Kind : uint8_t { kMailbox, kListener, kClient, kBackend, kUdpListener, kUdpUpstream, kPgCancel };
+  enum class Kind : uint8_t { kMailbox, kListener, kClient, kBackend, kUdpListener, kUdpUpstream, kPgCancel, kKernelRelay };
   Kind kind;
   void* owner;
 };

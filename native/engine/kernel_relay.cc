@@ -140,7 +140,7 @@ bool KernelRelay::insert(int client_fd, int backend_fd, bool watch_bulk, KernelR
     *why = fallback_for(error);
     return false;
   }
-  pair.in_maps = true;
+  pair.held[0] = pair.held[1] = true;
   pair.verdict_running = true;
   // Bytes that arrived before the verdict was attached wait in the receive
   // queue; setting SO_RCVLOWAT runs the socket's data_ready, which passes
@@ -184,14 +184,17 @@ bool KernelRelay::delivered(const KernelRelayPair& pair, int from) const {
   return written >= pair.relayed[from];
 }
 
+void KernelRelay::release(KernelRelayPair& pair, int side) {
+  if (!pair.held[side]) return;
+  if (pair.verdict_running) stop_verdict(pair);
+  bpf::map_delete(peers_.get(), &pair.cookie[side]);
+  bpf::map_delete(sockets_.get(), &pair.cookie[side]);
+  pair.held[side] = false;
+}
+
 void KernelRelay::remove(KernelRelayPair& pair) {
-  if (!pair.in_maps) return;
-  stop_verdict(pair);
-  for (int side = 0; side < 2; side++) {
-    bpf::map_delete(peers_.get(), &pair.cookie[side]);
-    bpf::map_delete(sockets_.get(), &pair.cookie[side]);
-  }
-  pair.in_maps = false;
+  release(pair, 0);
+  release(pair, 1);
 }
 
 void KernelRelay::take_bulk_reports(const std::function<void(uint64_t cookie)>& on_bulk) {

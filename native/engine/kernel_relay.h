@@ -79,7 +79,8 @@ struct KernelRelayPair {
   // Payload bytes the verdict has passed on from each socket, as last read.
   uint64_t relayed[2] = {0, 0};
   bool verdict_running = false;
-  bool in_maps = false;
+  // The socket is still in the maps (its psock may hold bytes for it).
+  bool held[2] = {false, false};
 };
 
 class KernelRelay {
@@ -107,7 +108,10 @@ class KernelRelay {
   // handed to the other socket's send queue (call read_relayed() first).
   // Also true when the other socket can take nothing more (reset, closed).
   bool delivered(const KernelRelayPair& pair, int from) const;
-  // Takes both sockets out of the maps (after stop_verdict and delivery).
+  // Takes one socket out of the maps, once every byte for it is delivered
+  // (its psock queue is then empty): user space may write to it from now on.
+  void release(KernelRelayPair& pair, int side);
+  // Both, whatever is still queued (the connection is closing).
   void remove(KernelRelayPair& pair);
   // Calls on_bulk(cookie of the socket that turned bulk) for each report.
   void take_bulk_reports(const std::function<void(uint64_t cookie)>& on_bulk);

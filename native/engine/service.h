@@ -31,6 +31,16 @@
 namespace fulcrum {
 
 // The PROXY protocol header written to a backend before the client's bytes (`send_proxy:`).
+// relay: how an established connection's bytes move. kUser: the worker
+// copies or splices them; kKernel: the kernel relay (kernel_relay.h) from
+// the first quiet moment; kAuto: the kernel relay for request/response
+// traffic (after the first replies, and never for a bulk stream: a
+// connection that turns bulk in the kernel comes back to splice).
+enum class RelayMode : uint8_t { kAuto, kUser, kKernel };
+inline constexpr EnumName<RelayMode> kRelayModeNames[] = {
+    {RelayMode::kAuto, "auto"}, {RelayMode::kUser, "user"}, {RelayMode::kKernel, "kernel"}};
+static_assert(names_every_value(kRelayModeNames, 3));
+
 enum class SendProxy : uint8_t { kNone, kV1, kV2 };
 
 inline constexpr EnumName<SendProxy> kSendProxyNames[] = {{SendProxy::kNone, "none"}, {SendProxy::kV1, "v1"}, {SendProxy::kV2, "v2"}};
@@ -117,6 +127,7 @@ struct ServiceSpec {
   // CancelRequest is relayed as usual and the request also sent to every
   // other backend (pg_cancel.h). The control plane resolves `auto`.
   bool pg_cancel = false;
+  RelayMode relay = RelayMode::kAuto;
   std::vector<BackendSpec> backends;
 };
 

@@ -21,8 +21,6 @@ namespace fulcrum {
 
 namespace {
 
-// Edge-triggered, registered once per socket for everything we may care about.
-constexpr uint32_t kSocketEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 // Splice rounds per direction per pump, so one fast connection cannot starve
 // the others on its worker; what remains runs after the current batch.
 constexpr int kRoundsPerPump = 16;
@@ -409,6 +407,10 @@ void TcpConnection::on_io(const IoHandle* handle, uint32_t events) {
     read_proxy_header();
     return;
   }
+  if (state_ == State::kKernel) {
+    on_kernel_io(side, events);
+    return;
+  }
   if (state_ == State::kDeliveringBeforeReset) {
     // The side still owed bytes failing too ends the delivery: nobody is left to tell.
     if (&side != failed_side_ && (events & EPOLLERR)) {
@@ -453,6 +455,7 @@ void TcpConnection::pump() {
     return;
   }
   if (state_ != State::kRelaying) return;
+  if (kernel_) release_delivered_sides();
   bool progress = false;
   bool budget_spent = false;
   RelayError error;
@@ -466,11 +469,18 @@ void TcpConnection::pump() {
     finish(normal_end(), false, false);
     return;
   }
-  if (budget_spent) worker_.queue_resume(this);
+  if (budget_spent) {
+    worker_.queue_resume(this);
+  } else {
+    maybe_enter_kernel();
+  }
 }
 
 bool TcpConnection::transfer(Side& src, Side& dst, Flow& flow, bool upstream, bool* progress,
                              bool* budget_spent, RelayError* error) {
+  // Leaving the kernel relay: the kernel still writes its queued bytes into
+  // dst, so user space waits its turn (release_delivered_sides).
+  if (kernel_holds(dst)) return true;
   PipePool& pipes = worker_.pipes();
   for (int round = 0;; round++) {
     if (round == kRoundsPerPump) {
@@ -544,6 +554,7 @@ bool TcpConnection::copy_once(Side& src, Side& dst, Flow& flow, bool upstream, b
     } else {
       *moved = true;
       got = static_cast<size_t>(n);
+      if (copied_reads_ < UINT8_MAX) copied_reads_++;
       if (upstream && watch_pg_cancel_) {
         // The client's first bytes (after any PROXY header it sent us).
         watch_pg_cancel_ = false;
@@ -667,6 +678,8 @@ void TcpConnection::on_timer(uint64_t) {
     refuse(true);  // finish() gives the queue place back
   } else if (state_ == State::kConnecting) {
     on_connect_result(ETIMEDOUT);
+  } else if (state_ == State::kKernel || (state_ == State::kRelaying && kernel_)) {
+    on_kernel_timer();  // idle check in the kernel relay, or the release poll after it
   } else if (state_ == State::kRelaying) {
     // Idle timeout: nothing moved either way for idle_timeout_ms.
     finish(Termination::kIdleTimeout, false, false);
@@ -686,6 +699,7 @@ void TcpConnection::finish(Termination why, bool reset_client, bool reset_backen
     service_->shared().queued.fetch_sub(1, std::memory_order_relaxed);
     queue_us_ = static_cast<uint32_t>(monotonic_us() - queued_at_us_);
   }
+  release_kernel();
   state_ = State::kClosed;
   worker_.timers().cancel(this);
   close_socket(client_.fd, reset_client);

@@ -25,6 +25,16 @@
 //               | reset/error on one side    | kDeliveringBeforeReset
 //               | a local failure (no pipe)  | closed, both sides reset
 //               | idle timeout               | closed
+//   kRelaying   | quiet (nothing held in user | kKernel (relay: kernel, or auto
+//               | space) and the service's    | once it has carried replies);
+//               | relay wants the kernel      | refused: stays, counted
+//   kKernel     | a side's FIN, and every    | shutdown(SHUT_WR) on the other
+//   (tcp_kernel_| byte before it delivered   | (both shut: closed)
+//   relay.cc)   | an error, a bulk report    | kRelaying (never enters again);
+//               | (relay: auto)              | each direction waits until the
+//               |                            | kernel's queued bytes for it are
+//               |                            | delivered (kernel_relay.h)
+//               | idle timeout               | closed
 //   kDelivering-| the failed side's last     | closed, the other side reset
 //   BeforeReset | bytes are all acknowledged |
 //   (tcp_reset_ | by the other side's kernel |
@@ -56,11 +66,13 @@
 #include <cstdint>
 #include <memory>
 
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include "client_limits.h"
 #include "connection_record.h"
 #include "io_handle.h"
+#include "kernel_relay.h"
 #include "pipe_pool.h"
 #include "service.h"
 #include "timer_queue.h"
@@ -103,6 +115,13 @@ class TcpConnection final : public Timer {
   // The backend slot this connection holds a place on, or -1.
   int64_t backend_slot() const { return backend_index_ < 0 ? -1 : service_->backend(backend_index_).slot; }
   const Service& service() const { return *service_; }
+  // --- the kernel relay (tcp_kernel_relay.cc) ---
+  // The worker's bulk report for one of this connection's sockets.
+  void on_kernel_bulk_report();
+  // Counts the bytes the kernel relayed since the last look (the worker's
+  // once-a-second walk, so /metrics follows long connections).
+  void sync_kernel_bytes();
+  uint64_t kernel_client_cookie() const { return kernel_ ? kernel_->cookie[0] : 0; }
 
   // The worker's list of live connections (intrusive, for stop()).
   TcpConnection* prev_live = nullptr;
@@ -114,7 +133,19 @@ class TcpConnection final : public Timer {
   void on_timer(uint64_t now_ms) override;
 
  private:
-  enum class State : uint8_t { kProxyHeader, kQueued, kConnecting, kRelaying, kDeliveringBeforeReset, kClosed };
+  // Edge-triggered, registered once per socket for everything we may care
+  // about (only FIN and errors while the kernel relay has the bytes).
+  static constexpr uint32_t kSocketEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  static constexpr uint32_t kKernelRelayEvents = EPOLLRDHUP | EPOLLET;
+  enum class State : uint8_t {
+    kProxyHeader,
+    kQueued,
+    kConnecting,
+    kRelaying,
+    kKernel,
+    kDeliveringBeforeReset,
+    kClosed
+  };
 
   // One socket and what is known about it.
   struct Side {
@@ -181,6 +212,30 @@ class TcpConnection final : public Timer {
   // polls again (backing off) until the delivery limit.
   void reset_when_acknowledged();
   void on_delivery_timer();
+  // --- the kernel relay (tcp_kernel_relay.cc) ---
+  // After pump(): hands the connection to the kernel relay when its service
+  // wants that and nothing of the stream is held in user space.
+  void maybe_enter_kernel();
+  void enter_kernel(KernelRelay& relay);
+  // A FIN or an error on a socket in the kernel relay.
+  void on_kernel_io(Side& side, uint32_t events);
+  // Passes each FIN on (shutdown) once the kernel has delivered every byte
+  // before it to the other socket; closes when both directions are shut.
+  void forward_kernel_fins();
+  // Stops the verdict and hands the connection back to the user-space relay.
+  // A direction resumes in user space once the kernel's queued bytes for its
+  // destination are delivered (release_delivered_sides); until then
+  // transfer() leaves it alone.
+  void leave_kernel();
+  // Releases each socket whose queued bytes are delivered; true when none is
+  // held any more. Otherwise polls again by the timer while kRelaying.
+  bool release_delivered_sides();
+  // The kernel relay still holds dst: user space may not write to it yet.
+  bool kernel_holds(const Side& dst) const { return kernel_ && kernel_->held[&dst == &client_ ? 0 : 1]; }
+  void on_kernel_timer();
+  // Out of the maps with the last bytes counted (finish() while in the kernel).
+  void release_kernel();
+  void set_events(uint32_t events);
   Side& other_side(const Side& side) { return &side == &client_ ? backend_ : client_; }
   void pump();
   // Moves bytes src -> dst until both would block or the budget is spent.
@@ -254,6 +309,16 @@ class TcpConnection final : public Timer {
   bool awaiting_ack_ = false;
   uint8_t ack_polls_ = 0;
   uint32_t unacked_bytes_ = 0;
+  // The kernel relay: the sockets' state there while in it (kKernel, and
+  // while leaving until both are released), how many reads user space has
+  // copied (relay: auto waits for a few before it hands a connection over),
+  // whether it has been tried (a connection enters at most once), when the
+  // verdict stopped, and the release poll's next delay.
+  std::unique_ptr<KernelRelayPair> kernel_;
+  uint64_t verdict_stopped_us_ = 0;
+  uint8_t copied_reads_ = 0;
+  bool kernel_tried_ = false;
+  uint8_t leave_poll_ms_ = 0;
   // postgres_cancel: the client's first bytes are still to be looked at; a
   // CancelRequest is also sent to the service's other backends (pg_cancel.h).
   bool watch_pg_cancel_ = false;

@@ -33,10 +33,11 @@ void TcpConnection::log_record(RecordKind kind, Termination why) {
 }
 
 void TcpConnection::log_interim_if_due(uint64_t now_us, uint64_t interval_us) {
-  if (state_ != State::kRelaying) return;
+  if (state_ != State::kRelaying && state_ != State::kKernel) return;
   const uint64_t since = interim_at_us_ != 0 ? interim_at_us_ : accepted_us_;
   if (now_us - since < interval_us) return;
   interim_at_us_ = now_us;
+  sync_kernel_bytes();
   log_record(RecordKind::kTcpInterim, Termination::kClientClosed);
 }
 

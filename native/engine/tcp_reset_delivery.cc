@@ -62,6 +62,12 @@ void TcpConnection::start_delivery_before_reset(Side& failed) {
 void TcpConnection::continue_delivery() {
   // Once every byte is handed on, only the acknowledgement is awaited (timer).
   if (awaiting_ack_) return;
+  // Just out of the kernel relay: the live side may still be receiving the
+  // kernel's queued bytes; the timer polls until it is released.
+  if (kernel_ && !release_delivered_sides()) {
+    worker_.timers().arm(this, worker_.now_ms(), 1);
+    return;
+  }
   Side& failed = *failed_side_;
   Side& live = other_side(failed);
   Flow& flow = &failed == &backend_ ? downstream_ : upstream_;
@@ -119,6 +125,10 @@ void TcpConnection::reset_when_acknowledged() {
 void TcpConnection::on_delivery_timer() {
   if (awaiting_ack_) {
     reset_when_acknowledged();
+    return;
+  }
+  if (kernel_ && worker_.now_ms() - last_touch_ms_ < delivery_limit_ms(service_->spec())) {
+    continue_delivery();  // the kernel relay's queue is still being delivered
     return;
   }
   // No byte moved for the delivery limit: the other side stopped reading.

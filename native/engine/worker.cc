@@ -170,6 +170,9 @@ void Worker::run() {
         case IoHandle::Kind::kPgCancel:
           pg_cancel_->on_io(handle, events[i].events);
           break;
+        case IoHandle::Kind::kKernelRelay:
+          take_kernel_relay_reports();
+          break;
       }
     }
     for (int i = 0; i < udp_listener_count; i++) udp_->on_io(udp_listeners[i], EPOLLIN);
@@ -421,6 +424,61 @@ int Worker::watch(int fd, IoHandle* handle, uint32_t events) {
   event.data.ptr = handle;
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event) < 0) return -errno;
   return 0;
+}
+
+int Worker::rewatch(int fd, IoHandle* handle, uint32_t events) {
+  epoll_event event{};
+  event.events = events;
+  event.data.ptr = handle;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &event) < 0) return -errno;
+  return 0;
+}
+
+KernelRelay* Worker::kernel_relay() {
+  if (kernel_relay_ || kernel_relay_failed_) return kernel_relay_.get();
+  // Why it is unavailable is said once, by the control plane at start
+  // (addon.kernelRelaySupport); here each refused connection is counted.
+  if (!kernel_relay_support().available) {
+    kernel_relay_failed_ = true;
+    return nullptr;
+  }
+  // Room for every connection the budget allows: any worker may hold them all.
+  constexpr uint32_t kUnbudgetedCapacity = 65536;
+  const uint32_t budgeted = budget_ ? budget_->max_connections() : 0;
+  std::string error;
+  kernel_relay_ = KernelRelay::create(budgeted != 0 ? budgeted : kUnbudgetedCapacity, &error);
+  if (!kernel_relay_ || watch(kernel_relay_->events_fd(), &kernel_relay_handle_, EPOLLIN) < 0) {
+    kernel_relay_.reset();
+    kernel_relay_failed_ = true;
+  }
+  return kernel_relay_.get();
+}
+
+void Worker::kernel_relay_joined(TcpConnection* connection, const KernelRelayPair& pair) {
+  const bool first = kernel_connections_.empty();
+  kernel_connections_[pair.cookie[0]] = connection;
+  kernel_connections_[pair.cookie[1]] = connection;
+  if (first) timers_.arm(&kernel_sweep_timer_, now_ms_, kKernelSweepMs);
+}
+
+void Worker::kernel_relay_left(const KernelRelayPair& pair) {
+  kernel_connections_.erase(pair.cookie[0]);
+  kernel_connections_.erase(pair.cookie[1]);
+}
+
+void Worker::take_kernel_relay_reports() {
+  if (!kernel_relay_) return;
+  kernel_relay_->take_bulk_reports([this](uint64_t cookie) {
+    const auto found = kernel_connections_.find(cookie);
+    if (found != kernel_connections_.end()) found->second->on_kernel_bulk_report();
+  });
+}
+
+void Worker::sweep_kernel_relay() {
+  // Each connection is in the table under both cookies: counted once, under its client's.
+  for (const auto& [cookie, connection] : kernel_connections_) {
+    if (connection->kernel_client_cookie() == cookie) connection->sync_kernel_bytes();
+  }
 }
 
 void Worker::queue_resume(TcpConnection* connection) {

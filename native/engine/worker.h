@@ -16,9 +16,11 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "connection_budget.h"
+#include "kernel_relay.h"
 #include "connection_log.h"
 #include "counters.h"
 #include "event_sink.h"
@@ -87,8 +89,17 @@ class Worker {
   // Sends PostgreSQL cancel requests on to a service's other backends (pg_cancel.h).
   PgCancelFanout& pg_cancel() { return *pg_cancel_; }
   void emit(Event event);
-  // Adds/changes a connection socket's epoll registration. Returns 0 or -errno.
+  // Adds a connection socket's epoll registration. Returns 0 or -errno.
   int watch(int fd, IoHandle* handle, uint32_t events);
+  // Changes the events a registered socket reports. Returns 0 or -errno.
+  int rewatch(int fd, IoHandle* handle, uint32_t events);
+  // This worker's kernel relay (kernel_relay.h), made on first use and sized
+  // for the connection budget; null where the kernel relay is unavailable.
+  KernelRelay* kernel_relay();
+  // A connection entered (left) the kernel relay with these sockets: its
+  // bulk reports reach it, and the worker's walk counts its bytes.
+  void kernel_relay_joined(TcpConnection* connection, const KernelRelayPair& pair);
+  void kernel_relay_left(const KernelRelayPair& pair);
   // A connection that stopped at its per-event budget runs again after the
   // current batch of events, before the loop sleeps.
   void queue_resume(TcpConnection* connection);
@@ -234,6 +245,20 @@ class Worker {
   std::vector<TcpConnection*> resume_queue_;
   std::vector<TcpConnection*> retired_;
   std::vector<std::unique_ptr<Listener>> retired_listeners_;
+  // The kernel relay: made on first use (kernel_relay()); its connections by
+  // both sockets' cookies (bulk reports name either), and a walk that counts
+  // their bytes once a second.
+  void take_kernel_relay_reports();
+  void sweep_kernel_relay();
+  static constexpr uint32_t kKernelSweepMs = 1000;
+  std::unique_ptr<KernelRelay> kernel_relay_;
+  bool kernel_relay_failed_ = false;
+  IoHandle kernel_relay_handle_{IoHandle::Kind::kKernelRelay, nullptr};
+  std::unordered_map<uint64_t, TcpConnection*> kernel_connections_;
+  CallbackTimer kernel_sweep_timer_{[this](uint64_t now) {
+    sweep_kernel_relay();
+    if (!kernel_connections_.empty()) timers_.arm(&kernel_sweep_timer_, now, kKernelSweepMs);
+  }};
   // protocol: udp listeners and their flows (udp_relay.h).
   std::unique_ptr<UdpRelaySet> udp_;
   // After the timers and counters it uses, so it is destroyed before them.

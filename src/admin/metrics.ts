@@ -4,6 +4,7 @@
 // shared-memory counters once (servicesView) and each metric's collect()
 // copies the values it needs from that one snapshot. Series of removed
 // services and backends disappear with them (collect resets first).
+import { RELAY_FALLBACKS } from './relay-counters.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AdminState } from '../control/backend-control.js';
 import { backendKey, splitBackendKey } from '../engine/backend-key.js';
@@ -93,6 +94,17 @@ export class FulcrumMetrics {
     this.#counter('fulcrum_service_refused_clients_total', 'Clients turned away before any backend was touched, by reason: denied (allow/deny), max_connections and rate (client_limits). TCP counts connections, UDP datagrams.', [...S, 'reason'], admission('refused'));
     this.#counter('fulcrum_service_untracked_clients_total', 'Clients admitted without client_limits because the client table had no room for them.', S, admission('untracked'));
     this.#counter('fulcrum_service_proxy_headers_total', 'PROXY protocol headers from clients (accept_proxy), by result: accepted, missing, malformed, timeout (the last three closed the connection).', [...S, 'result'], admission('proxy'));
+    const relays = (fn: (l: Labels, r: NonNullable<ServiceView['relay']>) => void): void => {
+      for (const s of this.#view) if (s.relay) fn({ service: s.name }, s.relay);
+    };
+    this.#counter('fulcrum_kernel_relay_connections_total', 'TCP connections handed to the kernel relay (relay: kernel or auto).', S, (set) =>
+      relays((l, r) => set(l, r.kernelEntered)));
+    this.#gauge('fulcrum_kernel_relay_connections_active', 'TCP connections whose bytes the kernel relay moves now.', S, (set) =>
+      relays((l, r) => set(l, r.kernelActive)));
+    this.#counter('fulcrum_kernel_relay_bulk_exits_total', 'Connections that turned bulk in the kernel relay and went back to splice (relay: auto).', S, (set) =>
+      relays((l, r) => set(l, r.kernelBulkExits)));
+    this.#counter('fulcrum_kernel_relay_fallbacks_total', 'Connections that asked for the kernel relay and stayed in user space, by reason: unavailable (no CAP_BPF/CAP_NET_ADMIN or no sockmap), not_established (the client had already closed its side), map_full, refused.', [...S, 'reason'], (set) =>
+      relays((l, r) => RELAY_FALLBACKS.forEach((f) => set({ ...l, reason: f.reason }, r[f.key]))));
     this.#gauge('fulcrum_service_connections_active', 'Client connections open now.', S, (set) =>
       this.#view.forEach((s) => set({ service: s.name }, s.active)));
     this.#gauge('fulcrum_service_backends_up', 'Backends of the service that take new connections now.', S, (set) =>

@@ -2,6 +2,7 @@
 // engine's counters (read from shared memory, summed at call time), each
 // backend's health, operator and effective state from BackendControl, and the
 // health checker's history. One function builds it so every view agrees.
+import type { RelayStats } from '../engine/stats.js';
 import type { ServiceConnectionStats } from '../engine/connection-stats.js';
 import { backendKey } from '../engine/backend-key.js';
 import type { ConnectionBudget } from '../engine/fd-budget.js';
@@ -76,6 +77,8 @@ export interface ServiceView extends TrafficCounters, Record<QueueField, number>
   admission: AdmissionStats;
   /** The service has accept_proxy, allow/deny or client_limits (the views show `admission` then). */
   guarded: boolean;
+  /** protocol: tcp: the relay: setting and the kernel relay's counters. */
+  relay?: RelayStats;
   backends: BackendView[];
 }
 
@@ -150,6 +153,7 @@ export function servicesView(runtime: FulcrumRuntime, stats: EngineStats = runti
       ended: Object.fromEntries(Object.entries(connections.get(service.name)?.terminations ?? {}).filter(([, n]) => n > 0)),
       admission: service.admission,
       guarded: serviceConfig !== undefined && isGuarded(serviceConfig),
+      ...(service.relay ? { relay: service.relay } : {}),
       backends,
     };
   });

@@ -11,6 +11,7 @@
 // row there too (clients refused before any backend, PROXY headers).
 import { DATAGRAMS_DROPPED_MEANING, FLOW_COUNTERS } from './udp-counters.js';
 import { ADMISSION_COUNTERS } from './admission-counters.js';
+import { RELAY_FALLBACKS } from './relay-counters.js';
 import { TERMINATION_MEANINGS } from './termination-words.js';
 
 export const REFRESH_MS = 1000;
@@ -41,7 +42,7 @@ export const STATUS_PAGE = `<!doctype html>
   caption { text-align: left; font-weight: 600; font-size: 14px; padding: 4px 0; }
   caption span { font-weight: normal; color: #555; }
   tr.service td { background: #e8ecf3; font-weight: 600; }
-  tr.flows td, tr.admission td, tr.ended td { background: #f1f4f9; text-align: left; }
+  tr.flows td, tr.admission td, tr.relay td, tr.ended td { background: #f1f4f9; text-align: left; }
   tr.state-up td { background: var(--up); }
   tr.state-down td { background: var(--down); }
   tr.state-drain td { background: var(--drain); }
@@ -193,6 +194,16 @@ export const STATUS_PAGE = `<!doctype html>
     'admission: ',
     ...ADMISSION_COUNTERS.flatMap((c, i) => [el('span', { 'data-counter': c.key, title: c.meaning }, admission[c.key] + ' ' + c.label), i < ADMISSION_COUNTERS.length - 1 ? ' · ' : ''])));
 
+  const RELAY_FALLBACKS = ${JSON.stringify(RELAY_FALLBACKS)};
+  // The kernel relay (relay:): connections in the kernel now, and those that came back or never went.
+  const relayRow = (relay, width) => el('tr', { class: 'relay' }, el('td', { colspan: width },
+    'relay ' + relay.mode + ': ',
+    el('span', { 'data-counter': 'kernelActive', title: 'connections whose bytes the kernel moves now' }, relay.kernelActive + ' in the kernel'), ' · ',
+    el('span', { 'data-counter': 'kernelEntered', title: 'connections handed to the kernel relay since start' }, relay.kernelEntered + ' entered'), ' · ',
+    el('span', { 'data-counter': 'kernelBulkExits', title: 'connections that turned bulk and went back to splice' }, relay.kernelBulkExits + ' back to splice'),
+    ' · stayed in user space: ',
+    ...RELAY_FALLBACKS.flatMap((f, i) => [el('span', { 'data-counter': f.key, title: f.meaning }, relay[f.key] + ' ' + f.label), i < RELAY_FALLBACKS.length - 1 ? ' · ' : ''])));
+
   const TERMINATION_MEANINGS = ${JSON.stringify(TERMINATION_MEANINGS)};
   // How the service's connections ended since start (connection log), most first.
   const endedRow = (ended, width) => {
@@ -238,6 +249,7 @@ export const STATUS_PAGE = `<!doctype html>
         el('td', {}, bytes(service.bytesIn)), el('td', {}, bytes(service.bytesOut)), el('td', { class: 'rate-in' }, sin), el('td', { class: 'rate-out' }, sout), el('td', {}, ''), el('td', {}, '')));
       if (udp) body.append(flowTableRow(udp, columns.length));
       if (service.guarded) body.append(admissionRow(service.admission, columns.length));
+      if (service.relay && (service.relay.mode !== 'user' || service.relay.kernelEntered > 0)) body.append(relayRow(service.relay, columns.length));
       body.append(endedRow(service.ended, columns.length));
       for (const b of service.backends) {
         const key = service.name + '/' + b.address;

@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { secretSourceIssues } from '../config/secret-sources.js';
 import { YamlSource } from '../config/source.js';
+import { kernelRelaySupport, kernelRelayUnavailableNotice, relayInUse } from '../engine/relay-plan.js';
 import { formatIssue } from '../errors.js';
 import { EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 import { requiredConfig } from './config-file.js';
@@ -23,5 +24,13 @@ export async function checkCommand(args: readonly string[]): Promise<number> {
   }
   const n = config.services.length;
   process.stdout.write(`${options.config}: OK (${n} ${n === 1 ? 'service' : 'services'})\n`);
+  // Which relay each TCP service will use here (this machine's kernel and privileges).
+  const support = kernelRelaySupport();
+  for (const service of config.services) {
+    const relay = relayInUse(service, support);
+    if (relay !== undefined) process.stdout.write(`  ${service.name}: relay ${relay}\n`);
+  }
+  const notice = kernelRelayUnavailableNotice(config.services, support);
+  if (notice !== undefined) process.stdout.write(`  note: ${notice}\n`);
   return EXIT_OK;
 }

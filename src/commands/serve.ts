@@ -12,6 +12,7 @@
 // A signal repeated within SAME_PRESS_MS of the first counts as the same
 // request: one Ctrl-C under `npm start` reaches node twice, once from the
 // terminal (the whole process group) and once forwarded by npm.
+import { kernelRelaySupport, kernelRelayUnavailableNotice, relayInUse } from '../engine/relay-plan.js';
 import { AdminServer } from '../admin/server.js';
 import { Engine, type EngineEvent } from '../engine/engine.js';
 import { connectionBudget, readFdLimit } from '../engine/fd-budget.js';
@@ -86,6 +87,9 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
   } catch (err) {
     logger.error({ err, admin: config.admin.listen.text }, `admin API not started: cannot listen on ${config.admin.listen.text}: ${errorText(err)}`);
   }
+  const relaySupport = kernelRelaySupport();
+  const relayNotice = kernelRelayUnavailableNotice(config.services, relaySupport);
+  if (relayNotice !== undefined) logger.warn({ reason: relaySupport.reason }, relayNotice);
   for (const service of config.services) {
     logger.info(
       {
@@ -94,6 +98,7 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
         protocol: service.protocol,
         backends: service.backends.map((b) => b.address.text),
         balance: service.balance,
+        ...(service.protocol === 'tcp' ? { relay: relayInUse(service, relaySupport) } : {}),
       },
       'listening',
     );

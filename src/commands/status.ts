@@ -3,6 +3,7 @@
 import type { StatusView } from '../admin/state-view.js';
 import { flowTableText } from '../admin/udp-counters.js';
 import { admissionText } from '../admin/admission-counters.js';
+import { relayShown, relayText } from '../admin/relay-counters.js';
 import { endedText } from '../admin/termination-words.js';
 import { AdminUnreachable, ConfigError } from '../errors.js';
 import { scaleToUnit } from '../units.js';
@@ -62,6 +63,7 @@ export function formatStatus(status: StatusView): string {
     // The queue is the service's (one per service, over its backends); a datagram is never queued.
     else rows.push(`queue: ${s.queueCurrent} waiting now, ${s.queued} waited, ${s.refused} refused (${s.queueTimeouts} after the queue timeout)`);
     if (s.guarded) rows.push(admissionText(s.admission));
+    if (relayShown(s.relay)) rows.push(relayText(s.relay));
     rows.push(`ended: ${endedText(s.ended)}`);
     for (const b of s.backends) {
       const last = b.check.history.at(-1);

@@ -219,6 +219,8 @@ export interface RawService {
   send_proxy: 'none' | 'v1' | 'v2';
   /** protocol: tcp only. PostgreSQL cancel requests (psql's Ctrl-C, libpq's PQcancel, JDBC's Statement.cancel) arrive on a new connection, which balancing usually sends to another server than the one running the query. broadcast: a connection whose first bytes are a CancelRequest (16 bytes) is relayed as usual, and the request is also sent to every other backend of the service (up, drained, in maintenance or down), each over a short connection of its own; a server ignores a key it did not give out, so the one running the query cancels it, under any balance. */
   postgres_cancel: 'auto' | 'broadcast' | 'off';
+  /** protocol: tcp only. How an established connection's bytes move between client and backend. user: the worker copies small messages and splices bulk streams (recv/send or splice per message). kernel: the kernel relay: both sockets go into a BPF sockmap and a stream-verdict program passes each side's bytes straight to the other inside the kernel, with no system call and no wake-up of Fulcrum per message (about half the latency of a user-space proxy for request/response traffic, but about a third of splice's throughput for bulk streams). auto: the kernel relay for connections that carry requests and replies (after their first few messages), user space for one-shot connections and bulk streams; a connection that turns bulk in the kernel (1 MiB within 20 ms one way) comes back to splice, exactly, with nothing lost. */
+  relay: 'auto' | 'user' | 'kernel';
   /** protocol: tcp only. client: connect to the backend from the client's own IP address (transparent proxying, IP_TRANSPARENT), for backends that must see it and cannot read a PROXY header (PostgreSQL's pg_hba, MySQL grants). */
   source: 'auto' | 'client';
   /** Access control: CIDR prefixes (10.0.0.0/8, 2001:db8::/32, or a bare address) of the clients admitted. */
@@ -371,6 +373,7 @@ export const SCHEMA_ENUMS = {
   'service.hash_key': ['five_tuple', 'source'],
   'service.postgres_cancel': ['auto', 'broadcast', 'off'],
   'service.protocol': ['tcp', 'udp'],
+  'service.relay': ['auto', 'user', 'kernel'],
   'service.send_proxy': ['none', 'v1', 'v2'],
   'service.source': ['auto', 'client'],
   'service.sticky.key': ['source'],

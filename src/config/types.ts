@@ -129,6 +129,8 @@ export interface ServiceConfig {
   source: RawService['source'];
   /** PostgreSQL cancel requests: broadcast to every backend, off, or auto (broadcast with a postgres health check). */
   postgresCancel: RawService['postgres_cancel'];
+  /** How established connections' bytes move: user space, the kernel relay (sockmap), or auto. */
+  relay: RawService['relay'];
 }
 
 /** Datagram settings of a protocol: udp service. */

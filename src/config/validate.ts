@@ -128,6 +128,9 @@ class SemanticChecker {
       if (writtenService.postgres_cancel !== undefined && writtenService.protocol === 'udp') {
         this.#report([...at, 'postgres_cancel'], 'postgres_cancel does not apply to protocol: udp (a PostgreSQL cancel request is a TCP connection)', 'key');
       }
+      if (writtenService.relay !== undefined && writtenService.protocol === 'udp') {
+        this.#report([...at, 'relay'], 'relay does not apply to protocol: udp (it chooses how TCP streams are relayed)', 'key');
+      }
     });
     if (isRecord(data.ha)) this.#issues.push(...this.#ha.check(data.ha, new Set(names.keys())));
     if (isRecord(data.announce)) {
@@ -204,6 +207,7 @@ class SemanticChecker {
       udp: { maxFlows: s.max_flows, responses: s.udp.responses },
       ...buildAdmission(s),
       postgresCancel: s.postgres_cancel,
+      relay: s.relay,
     };
   }
 

@@ -3,7 +3,7 @@
 // them without locks), so the totals a slot had when it was handed out are
 // kept here and subtracted. Gauges (active) are not baselined: they fall back
 // to 0 by themselves when the previous owner's connections close.
-import type { AdmissionTotals, CounterReader, TrafficTotals, UdpTotals } from './counter-reader.js';
+import type { AdmissionTotals, CounterReader, RelayTotals, TrafficTotals, UdpTotals } from './counter-reader.js';
 import type { FreshSlot } from './slots.js';
 
 export class CounterBaselines {
@@ -13,6 +13,7 @@ export class CounterBaselines {
   readonly #udp = new Map<string, UdpTotals>();
   /** Services only. */
   readonly #admission = new Map<string, AdmissionTotals>();
+  readonly #relay = new Map<string, RelayTotals>();
 
   constructor(counters: CounterReader) {
     this.#counters = counters;
@@ -24,6 +25,7 @@ export class CounterBaselines {
       this.#traffic.set(key, this.#counters.service(slot));
       this.#udp.set(key, this.#counters.udpService(slot));
       this.#admission.set(key, this.#counters.admission(slot));
+      this.#relay.set(key, this.#counters.relay(slot));
     } else {
       this.#traffic.set(key, this.#counters.backend(slot));
       this.#udp.set(key, this.#counters.udpBackend(slot));
@@ -34,6 +36,7 @@ export class CounterBaselines {
     this.#traffic.delete(key);
     this.#udp.delete(key);
     this.#admission.delete(key);
+    this.#relay.delete(key);
   }
 
   serviceTraffic(name: string, slot: number): TrafficTotals {
@@ -54,6 +57,11 @@ export class CounterBaselines {
 
   admission(name: string, slot: number): AdmissionTotals {
     return since(this.#admission.get(name), this.#counters.admission(slot));
+  }
+
+  /** kernelActive is a gauge: not baselined. */
+  relay(name: string, slot: number): RelayTotals {
+    return since(this.#relay.get(name), this.#counters.relay(slot), 'kernelActive');
   }
 
   #sinceTraffic(base: TrafficTotals | undefined, raw: TrafficTotals): TrafficTotals {

@@ -8,6 +8,8 @@ export type UdpField = CounterField<'udp'>;
 export type UdpTotals = Record<UdpField, number>;
 export type AdmissionField = CounterField<'admission'>;
 export type AdmissionTotals = Record<AdmissionField, number>;
+export type RelayField = CounterField<'relay'>;
+export type RelayTotals = Record<RelayField, number>;
 
 export class CounterReader {
   readonly #layout: CounterLayout;
@@ -42,6 +44,11 @@ export class CounterReader {
     return this.#line(this.#layout.admissionOffset + slot * this.#layout.slotStride, 'admission');
   }
 
+  /** A TCP service's kernel relay counters (native/engine/counters.h RelayCounter). */
+  relay(slot: number): RelayTotals {
+    return this.#line(this.#layout.relayOffset + slot * this.#layout.slotStride, 'relay');
+  }
+
   /** The admission counter at word `index` of the admission line (as events name a refusal's reason). */
   admissionField(index: number): AdmissionField | undefined {
     return COUNTER_FIELDS.admission.find((field) => this.#layout.admission[field] === index);
@@ -74,7 +81,7 @@ export class CounterReader {
   }
 
   /** Every field of one counter line starting at `base`, summed over the workers (in COUNTER_FIELDS order). */
-  #line<L extends 'traffic' | 'udp' | 'admission'>(base: number, line: L): Record<CounterField<L>, number> {
+  #line<L extends 'traffic' | 'udp' | 'admission' | 'relay'>(base: number, line: L): Record<CounterField<L>, number> {
     const lines: CounterLines = this.#layout;
     const words = lines[line];
     const totals = {} as Record<CounterField<L>, number>;

@@ -337,6 +337,7 @@ export class Engine extends EventEmitter {
       ...traffic,
       ...(udp ? { udp: udpServiceStats(this.#baselines.serviceUdp(service.name, slot), traffic) } : {}),
       admission: this.#baselines.admission(service.name, slot),
+      ...(udp ? {} : { relay: { mode: service.relay, ...this.#baselines.relay(service.name, slot) } }),
       backends: service.backends.map((backend): BackendStats => {
         const key = backendKey(service.name, backend.address.text);
         const backendSlot = this.#slots.backendSlot(service.name, backend.address.text)!;

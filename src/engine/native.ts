@@ -63,6 +63,8 @@ export interface NativeServiceSpec {
   sync: boolean;
   /** postgres_cancel resolved: a PostgreSQL CancelRequest is also sent to every other backend. */
   pgCancel: boolean;
+  /** relay: auto, user or kernel (native/engine/kernel_relay.h). */
+  relay: 'auto' | 'user' | 'kernel';
   backends: NativeBackendSpec[];
 }
 
@@ -97,6 +99,7 @@ export const COUNTER_FIELDS = {
   traffic: ['accepted', 'active', 'failed', 'bytesIn', 'bytesOut', 'queued', 'refused', 'queueTimeouts'],
   udp: ['datagramsIn', 'datagramsOut', 'datagramsDropped', 'flowsExpired', 'flowsEvicted', 'flowsCompleted', 'flowsMoved'],
   admission: ['denied', 'overConnections', 'overRate', 'untracked', 'proxyAccepted', 'proxyMissing', 'proxyMalformed', 'proxyTimeout'],
+  relay: ['kernelEntered', 'kernelActive', 'kernelBulkExits', 'fallbackUnavailable', 'fallbackNotEstablished', 'fallbackMapFull', 'fallbackInsertFailed'],
 } as const;
 
 export type CounterLine = keyof typeof COUNTER_FIELDS;
@@ -118,6 +121,8 @@ export interface CounterLayout extends CounterLines {
   udpBackendOffset: number;
   /** Every service's admission line (ACL, client limits, PROXY headers). */
   admissionOffset: number;
+  /** Every TCP service's kernel relay line (native/engine/kernel_relay.h). */
+  relayOffset: number;
   maxServices: number;
   maxBackends: number;
 }
@@ -206,6 +211,8 @@ export interface NativeAddon {
   snapshotSchema: SnapshotSchema;
   /** rtnetlink address add/del on an interface: 0 or -errno (-EEXIST, -EADDRNOTAVAIL, -ENODEV, -EPERM). */
   setInterfaceAddress(ifname: string, add: boolean, ip: string, prefixLength: number): number;
+  /** Whether this process can use the kernel relay (relay: kernel/auto), probed once; reason: why not. */
+  kernelRelaySupport(): { available: boolean; reason: string };
   testing: {
     /** Backend position per 5-tuple under maglev/five_tuple; tuples are 12-byte
      * records (client IPv4, port, local IPv4, port; network order). */
@@ -337,7 +344,7 @@ export interface NativeBench {
 }
 
 /** The layout version this code reads; the addon must match. */
-const SUPPORTED_LAYOUT = 4;
+const SUPPORTED_LAYOUT = 5;
 
 /** What loadNative() checks the addon has (a stale build may lack newer parts); the
  * `satisfies` makes a new member of NativeAddon a compile error until it is listed. */
@@ -349,6 +356,7 @@ export const ADDON_EXPORTS = Object.keys({
   testing: true,
   VrrpSocket: true,
   setInterfaceAddress: true,
+  kernelRelaySupport: true,
   bench: true,
 } satisfies Record<keyof NativeAddon, true>) as Array<keyof NativeAddon>;
 

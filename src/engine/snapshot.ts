@@ -59,6 +59,7 @@ function serviceSpec(service: ServiceConfig, slots: SnapshotSlots, freebind: boo
     transparent: service.source === 'client',
     sync,
     pgCancel: postgresCancelOn(service),
+    relay: service.relay,
     backends: service.backends.map(
       (backend): NativeBackendSpec => ({
         slot: slots.backend(service.name, backend.address.text),

@@ -17,7 +17,7 @@
 // backend's failed: ICMP unreachable answers and send errors), and `udp`
 // holds its datagrams and flow table.
 import { COUNTER_FIELDS, type CounterField } from './native.js';
-import type { AdmissionTotals } from './counter-reader.js';
+import type { AdmissionTotals, RelayTotals } from './counter-reader.js';
 
 /**
  * up: takes new connections. down: takes none (health checks say so); open
@@ -64,6 +64,12 @@ export type UdpServiceStats = Record<CounterField<'udp'>, number> & {
  * service's `accepted`, never in `failed`); UDP counts datagrams. */
 export type AdmissionStats = AdmissionTotals;
 
+/** The kernel relay for one TCP service: its relay: setting and counters
+ * (native/engine/counters.h RelayCounter; kernelActive is a gauge). */
+export interface RelayStats extends RelayTotals {
+  mode: 'auto' | 'user' | 'kernel';
+}
+
 export interface BackendStats extends TrafficCounters {
   address: string;
   /** protocol: udp services only. */
@@ -85,6 +91,8 @@ export interface ServiceStats extends TrafficCounters, Record<QueueField, number
   /** protocol: udp services only. */
   udp?: UdpServiceStats;
   admission: AdmissionStats;
+  /** protocol: tcp: the kernel relay (relay:) in use and what it did. */
+  relay?: RelayStats;
   backends: BackendStats[];
 }
 

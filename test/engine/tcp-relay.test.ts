@@ -1,16 +1,36 @@
 // Bytes through the TCP relay arrive exactly, in order, in both directions,
 // and half-closes travel through: real echo backend processes, real sockets,
-// the engine in this process.
+// the engine in this process. Every test runs in both relays (user space and
+// the kernel relay, helpers/relays.ts).
 import t from 'tap';
 import { startBackend, startBackends } from '../helpers/backends.js';
 import { startService } from '../helpers/engine.js';
+import { checkRelayUsed, RELAYS, untilInKernel } from '../helpers/relays.js';
 import { echoStream, KeyStream, MiB, openConn, runBounded, sha256, waitUntil } from '../helpers/traffic.js';
 
-t.test('50 concurrent connections each get exactly their own 64 MiB back', { timeout: 280_000 }, async (t) => {
+for (const relay of RELAYS) {
+t.test(`[relay: ${relay}] one connection each, byte-exact from 1 B to 64 MiB`, { timeout: 120_000 }, async (t) => {
+  const backends = await startBackends(t, 1, 'echo');
+  const { port, service, engine } = await startService(t, { backends: [backends[0]!.port], relay });
+  const sizes = [1, 64, 4095, 4096, 4097, 65_537, MiB + 3, 64 * MiB];
+  for (const size of sizes) {
+    const result = await echoStream(t, port, `sizes-${relay}-${size}`, size, 60_000);
+    t.equal(result.received, size, `${size} bytes come back, each checked against the stream sent`);
+  }
+  await waitUntil('all relayed connections to close', () => engine.activeConnections() === 0, 5_000);
+  const stats = service();
+  const total = sizes.reduce((sum, n) => sum + n, 0);
+  t.equal(stats.bytesIn, total, 'bytesIn counts every byte client -> backend');
+  t.equal(stats.bytesOut, total, 'bytesOut counts every byte backend -> client');
+  // The smallest end (client FIN) before the connection is ever quiet: those stay in user space.
+  checkRelayUsed(t, relay, stats, 4);
+});
+
+t.test(`[relay: ${relay}] 50 concurrent connections each get exactly their own 64 MiB back`, { timeout: 280_000 }, async (t) => {
   const CONNECTIONS = 50;
   const BYTES = 64 * MiB;
   const backends = await startBackends(t, 3, 'echo');
-  const { port, service, engine } = await startService(t, { backends: backends.map((b) => b.port) });
+  const { port, service, engine } = await startService(t, { backends: backends.map((b) => b.port), relay });
 
   const started = Date.now();
   let peakRss = process.memoryUsage.rss();
@@ -37,15 +57,16 @@ t.test('50 concurrent connections each get exactly their own 64 MiB back', { tim
   t.equal(stats.backends.reduce((sum, b) => sum + b.accepted, 0), CONNECTIONS, 'backend accepted counts add up');
   t.equal(stats.backends.reduce((sum, b) => sum + b.bytesIn, 0), CONNECTIONS * BYTES, 'backend bytesIn add up');
   t.equal(stats.backends.reduce((sum, b) => sum + b.bytesOut, 0), CONNECTIONS * BYTES, 'backend bytesOut add up');
+  checkRelayUsed(t, relay, stats, CONNECTIONS);
 });
 
-t.test('client half-close: the backend replies after the client EOF, then ends', async (t) => {
-  const REQUEST = 1 * MiB;
-  const REPLY = 4 * MiB;
+for (const [REQUEST, REPLY] of [[64, 64], [MiB, 4 * MiB], [4 * MiB, 64]] as const) {
+t.test(`[relay: ${relay}] client half-close (${REQUEST} B request): the backend replies ${REPLY} B after the client EOF, then ends`, async (t) => {
   const backend = await startBackend(t, 'reply-after-eof', ['--bytes', String(REPLY), '--seed', 'reply']);
-  const { port } = await startService(t, { backends: [backend.port] });
+  const { port, service } = await startService(t, { backends: [backend.port], relay });
 
   const conn = await openConn(t, port);
+  await untilInKernel(relay, service);
   await conn.write(new KeyStream('request').next(REQUEST));
   conn.socket.end();
 
@@ -57,13 +78,16 @@ t.test('client half-close: the backend replies after the client EOF, then ends',
   t.equal(conn.error, undefined, 'no socket error');
   t.equal(conn.buffered, 0, 'nothing after the reply');
   await conn.waitClosed();
+  checkRelayUsed(t, relay, service());
 });
+}
 
-t.test('backend half-closes first: the client can still send, and the backend receives it', async (t) => {
-  const GREETING = 256 * 1024;
-  const REQUEST = 2 * MiB;
-  const backend = await startBackend(t, 'send-and-end', ['--bytes', String(GREETING), '--seed', 'greeting', '--report']);
-  const { port } = await startService(t, { backends: [backend.port] });
+for (const [GREETING, REQUEST] of [[64, 64], [256 * 1024, 4 * MiB]] as const) {
+t.test(`[relay: ${relay}] backend half-closes first (${GREETING} B): the client can still send ${REQUEST} B, and the backend receives it`, async (t) => {
+  // In the kernel relay the greeting and the FIN come once the connection is in it.
+  const after = relay === 'kernel' ? ['--after', '300'] : [];
+  const backend = await startBackend(t, 'send-and-end', ['--bytes', String(GREETING), '--seed', 'greeting', '--report', ...after]);
+  const { port, service } = await startService(t, { backends: [backend.port], relay });
 
   const conn = await openConn(t, port);
   const greeting = await conn.read(GREETING);
@@ -82,4 +106,7 @@ t.test('backend half-closes first: the client can still send, and the backend re
   t.equal(report.error, null, 'no reset');
   await conn.waitClosed();
   t.equal(conn.error, undefined, 'the client closes cleanly');
+  checkRelayUsed(t, relay, service());
 });
+}
+}

@@ -30,6 +30,8 @@ export interface ServiceOptions {
   connectionLog?: readonly string[];
   /** More top-level keys, one YAML line each (`drain_timeout: 1s`). */
   topKeys?: readonly string[];
+  /** relay: (helpers/relays.ts); the config's default (auto) when absent. */
+  relay?: 'auto' | 'user' | 'kernel';
 }
 
 /** The YAML a user would write for one service listening on 127.0.0.1:listenPort. */
@@ -52,6 +54,7 @@ export function serviceYaml(listenPort: number, o: ServiceOptions, workers = 2, 
     if (o.connectTimeoutMs !== undefined) lines.push(`      connect: ${o.connectTimeoutMs}ms`);
     if (o.idleTimeoutMs !== undefined) lines.push(`      idle: ${o.idleTimeoutMs}ms`);
   }
+  if (o.relay !== undefined) lines.push(`    relay: ${o.relay}`);
   for (const key of o.keys ?? []) lines.push(`    ${key}`);
   lines.push('    backends:');
   for (const b of o.backends) {
