@@ -193,3 +193,35 @@ t.test('the CLI: fulcrum backend add|weight|drain|enable|maint|remove, fulcrum c
   t.equal(r.code, 2, 'usage error');
   t.match(r.stderr, /unknown action 'frobnicate'/);
 });
+
+/** Which backend each client address lands on now (one connection each, closed). */
+async function placements(t: Test, port: number, clients: readonly string[]): Promise<string[]> {
+  const names: string[] = [];
+  for (const from of clients) {
+    const conn = await openConn(t, port, 5_000, from);
+    names.push(await conn.readLine(5_000));
+    conn.socket.destroy();
+  }
+  return names;
+}
+
+t.test('placements of the backends that stay do not move: sticky clients, Maglev on the client address', async (t) => {
+  const ports = [await namedBackend(t, 'a'), await namedBackend(t, 'b'), await namedBackend(t, 'c')];
+  const d = await namedBackend(t, 'd');
+  const clients = Array.from({ length: 16 }, (_, i) => `127.0.0.${10 + i}`);
+  const backends = ports.map((p) => `      - address: 127.0.0.1:${p}\n`).join('');
+  for (const mode of ['sticky', 'maglev'] as const) {
+    const settings = mode === 'sticky' ? '    balance: roundrobin\n    sticky:\n      key: source\n' : '    balance: maglev\n    hash_key: source\n';
+    const rt = await startRuntime(t, (listen) => `services:\n  - name: db\n    listen: 127.0.0.1:${listen}\n${settings}    backends:\n${backends}`);
+    const before = await placements(t, rt.port, clients);
+    t.equal((await post(rt, '/api/services/db/backends', { address: `127.0.0.1:${d}` })).status, 201);
+    const during = await placements(t, rt.port, clients);
+    const moved = during.filter((name, i) => name !== before[i] && name !== 'd').length;
+    if (mode === 'sticky') t.same(during, before, 'sticky: every client keeps its backend when one is added');
+    else t.comment(`maglev: ${during.filter((n) => n === 'd').length} of 16 clients moved to the added backend, ${moved} between the others`);
+    t.equal((await http(rt.base, 'DELETE', `/api/services/db/backends/127.0.0.1:${d}`)).status, 200);
+    const after = await placements(t, rt.port, clients);
+    t.same(after.map((n, i) => (during[i] === 'd' ? before[i] : n)), before, `${mode}: the clients of the backends that stayed are where they were after the removal`);
+    if (mode === 'maglev') t.same(after, before, 'maglev: the same table as before the addition');
+  }
+});
