@@ -14,6 +14,7 @@ import { startServer } from '../helpers/backends.js';
 import { startDnsmasq } from '../helpers/dnsmasq.js';
 import { freePort } from '../helpers/backends.js';
 import { openConn, pingEcho, waitUntil } from '../helpers/traffic.js';
+import { formatStatus } from '../../src/commands/status.js';
 
 /** A server on `host:port` that greets with its name, then echoes. */
 async function namedOn(t: Test, host: string, port: number, name: string): Promise<void> {
@@ -108,6 +109,9 @@ t.test('A/AAAA: records added appear, removed ones drain, the TTL sets the inter
   await pingEcho(held!, 'still here\n');
   t.pass('the connection to the removed address goes on (drain)');
   t.ok(rt.logs.some((l) => String(l.msg).startsWith(`dns: ${label} gives 3 addresses`)), 'the log says what the name gives');
+  const table = formatStatus(await status(rt));
+  t.match(table, `127.0.0.4:${port} (dns ${label})`, 'fulcrum status: the origin beside the address');
+  t.match(table, new RegExp(`dns ${label.replace(/\./g, '\\.')}: 3 addresses, last answer \\d+m \\d+s ago \\(ttl 1s\\), last failure never`), 'fulcrum status: the name\'s line');
 });
 
 t.test('the TTL is held to min_ttl and max_ttl', async (t) => {
@@ -201,4 +205,6 @@ t.test('a name that never resolves at start: the service starts on its other bac
   t.equal(s.backends.length, 1);
   t.equal(s.backends[0].origin, 'file');
   t.ok(rt.logs.some((l) => l.level === 'warn' && String(l.msg).includes('no address yet')), 'logged as a warning');
+  const table = formatStatus(await status(rt));
+  t.match(table, /dns nowhere\.fulcrum\.test:5432: FAILING: nowhere\.fulcrum\.test: ENOTFOUND \(no such name\); no address yet, last answer never, last failure \d+m \d+s ago/, 'fulcrum status says it');
 });
