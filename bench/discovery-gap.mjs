@@ -15,7 +15,7 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -40,11 +40,11 @@ const dir = mkdtempSync(join(tmpdir(), 'fulcrum-bench-dns-'));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const children = [];
 
-/** COUNT backends on 127.0.0.1, consecutive free ports found one by one. */
+/** COUNT + 2 backends on 127.0.0.1 (one swapped in and out of the records, one added through the API). */
 async function startBackends() {
   const servers = [];
   const ports = [];
-  while (ports.length < COUNT + 1) {
+  while (ports.length < COUNT + 2) {
     const server = net.createServer((s) => {
       s.on('error', () => {});
       s.write('hi\n');
@@ -141,7 +141,7 @@ async function main() {
     for (const line of lines) {
       try {
         const entry = JSON.parse(line);
-        if (entry.msg === 'running backend set applied') applies.push(entry.ms);
+        if (entry.msg === 'running backend set applied' && entry.reason === 'dns') applies.push(entry.ms);
       } catch {}
     }
   });
@@ -177,6 +177,18 @@ async function main() {
   const changing = await steadyClient(listen, SECONDS * 1000);
   await changer;
   const status = await api(adminPort, '/api/status');
+  // Adding and removing one backend through the admin API on this 1,000-backend service.
+  const apiTimes = [];
+  for (let i = 0; i < 10; i++) {
+    const address = `127.0.0.1:${ports[COUNT + 1]}`;
+    const add = await fetch(`http://127.0.0.1:${adminPort}/api/services/game/backends`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ address }) });
+    const added = await add.json();
+    const del = await fetch(`http://127.0.0.1:${adminPort}/api/services/game/backends/${address}`, { method: 'DELETE' });
+    const removed = await del.json();
+    if (add.status !== 201 || del.status !== 200) throw new Error(`API add/remove: ${add.status} ${JSON.stringify(added)} / ${del.status} ${JSON.stringify(removed)}`);
+    apiTimes.push(added.appliedMs, removed.appliedMs);
+  }
+  console.log(`API add/remove on ${COUNT + 0} backends, applied in (ms): ${apiTimes.join(', ')}`);
   console.log(`changing: ${changing.done} connections, ${changing.failed} failed, longest gap ${changing.maxGap} ms; ${applies.length} DNS applies (ms: ${applies.join(', ')}), ${reloads} reloads; ${status.services[0].backends.length} backends now`);
 
   await stop(fulcrum);
@@ -185,11 +197,15 @@ async function main() {
   rmSync(dir, { recursive: true, force: true });
 
   const max = (xs) => (xs.length === 0 ? '-' : Math.max(...xs));
+  const sorted = [...apiTimes].sort((a, b) => a - b);
+  const apiLine = `Adding and removing one backend through the admin API on this ${COUNT}-backend service, 10 times each: applied (every worker running the new set) in median ${sorted[Math.floor(sorted.length / 2)]} ms, max ${sorted.at(-1)} ms.`;
   const report = [
     '| phase | connections | failed | longest gap (ms) | DNS applies | apply time max (ms) | reloads |',
     '| --- | --- | --- | --- | --- | --- | --- |',
     `| steady (no change) | ${baseline.done} | ${baseline.failed} | ${baseline.maxGap} | - | - | - |`,
     `| SRV re-resolved + changed ${CHANGES}x, reloaded ${reloads}x | ${changing.done} | ${changing.failed} | ${changing.maxGap} | ${applies.length} | ${max(applies)} | ${reloads} |`,
+    '',
+    apiLine,
   ].join('\n');
   console.log(report);
   if (values.write) {
@@ -200,7 +216,7 @@ async function main() {
       '',
       `First ${COUNT} backends live ${firstMs} ms after start.`,
       '',
-    ], machineInfo([{ label: 'dnsmasq', cmd: 'dnsmasq', args: ['--version'] }]), report);
+    ], [...machineInfo([{ label: 'dnsmasq', cmd: 'dnsmasq', args: ['--version'] }]), ['load average (1 min) at the end', loadavg()[0].toFixed(1)]], report);
   }
 }
 

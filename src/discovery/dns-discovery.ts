@@ -174,6 +174,7 @@ export class DnsDiscovery {
  * the record's weight (capped to 1..256) unless the file wrote one; targets
  * of the lowest priority are primaries, higher priorities backups (RFC 2782:
  * the lowest priority is tried first). An address given twice counts once.
+ * In address order (see the end).
  */
 function toBackends(entry: DiscoveryEntry, addresses: ResolvedAddress[]): BackendConfig[] {
   const origin = { kind: 'dns' as const, name: entry.label };
@@ -187,7 +188,8 @@ function toBackends(entry: DiscoveryEntry, addresses: ResolvedAddress[]): Backen
     const backup = entry.template.backup || (entry.kind === 'srv' && (a.srvPriority ?? 0) > lowest);
     backends.push({ ...entry.template, address: a.endpoint, weight, backup, origin });
   }
-  return backends;
+  // Servers rotate the order of equal records between answers: sorted, the same records are the same answer.
+  return backends.sort((x, y) => (x.address.text < y.address.text ? -1 : x.address.text > y.address.text ? 1 : 0));
 }
 
 function makeResolver(settings: ResolversConfig): Resolver {
