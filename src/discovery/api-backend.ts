@@ -24,6 +24,12 @@ export function buildApiBackend(service: ServiceConfig, configFile: string, body
   const unknown = Object.keys(entry).filter((k) => !(KEYS as readonly string[]).includes(k));
   if (unknown.length > 0) return { ok: false, errors: [`unknown key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')}; expected ${KEYS.join(', ')}`] };
   if (entry.address === undefined) return { ok: false, errors: ['missing "address" (ip:port or [v6]:port)'] };
+  // A check's credentials name a file or a variable of this host and are sent to the backend:
+  // through the API, anyone with the token could point one at their own server and read them.
+  const check = entry.health_check;
+  if (typeof check === 'object' && check !== null && ('password_file' in check || 'password_env' in check)) {
+    return { ok: false, errors: ['health_check.password_file and password_env cannot be set through the API (they would send a file or a variable of this host to the new backend); the service\'s own check credentials apply, or add the backend in the config file'] };
+  }
   const written = service.written ?? { name: service.name, listen: service.listen.text, protocol: service.protocol };
   // A backup alone would be refused ("every backend is a backup"): a primary stands beside it, only for the check.
   const companion = entry.backup === true ? [{ address: entry.address === '127.0.0.2:1' ? '127.0.0.3:1' : '127.0.0.2:1' }] : [];

@@ -90,6 +90,7 @@ t.test('invalid input: a 4xx with a reason, nothing changed', async (t) => {
     ['unknown key', 'POST', '/api/services/db/backends', { address: `127.0.0.1:${b}`, wieght: 2 }, 400, /unknown key "wieght"/],
     ['bad weight', 'POST', '/api/services/db/backends', { address: `127.0.0.1:${b}`, weight: 999 }, 400, /weight/],
     ['bad health check', 'POST', '/api/services/db/backends', { address: `127.0.0.1:${b}`, health_check: { type: 'carrier-pigeon' } }, 400, /type/],
+    ['check credentials', 'POST', '/api/services/db/backends', { address: `127.0.0.1:${b}`, health_check: { type: 'postgres', user: 'x', password_file: '/etc/shadow' } }, 400, /cannot be set through the API/],
     ['not an object', 'POST', '/api/services/db/backends', [1, 2], 400, /expected a JSON object/],
     ['unknown service', 'POST', '/api/services/nope/backends', { address: `127.0.0.1:${b}` }, 404, /no service nope/],
     ['duplicate', 'POST', '/api/services/db/backends', { address: `127.0.0.1:${a}` }, 409, /already a backend of service db \(from the config file\)/],
