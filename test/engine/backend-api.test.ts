@@ -130,7 +130,7 @@ t.test('under a steady client loop, add and remove fail no connection', async (t
   };
   const clients = Promise.all([client(), client(), client(), client()]);
   const timings: number[] = [];
-  for (let round = 0; round < 5; round++) {
+  for (let round = 0; round < 3; round++) {
     await waitUntil('some traffic', () => ok > (round + 1) * 20, 5_000, 5);
     const add = await post(rt, '/api/services/db/backends', { address: `127.0.0.1:${b}` });
     t.equal(add.status, 201);
@@ -145,7 +145,7 @@ t.test('under a steady client loop, add and remove fail no connection', async (t
   await clients;
   t.same(failures, [], `0 failed connections of ${ok + failures.length}`);
   t.ok(seen.has('b'), 'the added backend took connections');
-  t.comment(`apply times (ms) add/remove x5: ${timings.join(', ')}; max ${Math.max(...timings)}`);
+  t.comment(`apply times (ms) add/remove x3: ${timings.join(', ')}; max ${Math.max(...timings)}`);
 });
 
 t.test('config dump: the file with the API backends; valid config; admin.token redacted', async (t) => {
@@ -163,36 +163,40 @@ t.test('config dump: the file with the API backends; valid config; admin.token r
   t.same(config.services[0]!.backends.map((x) => [x.address.text, x.backup, x.sendProxy]), [[`127.0.0.1:${a}`, false, 'none'], [`127.0.0.1:${b}`, true, 'v2']], 'valid input with both backends');
 });
 
-t.test('the CLI: fulcrum backend add|weight|drain|enable|maint|remove, fulcrum config dump', async (t) => {
+t.test('the CLI: fulcrum backend add|weight|maint|remove, fulcrum config dump', async (t) => {
   const [a, b] = [await namedBackend(t, 'a'), await namedBackend(t, 'b')];
   const rt = await startRuntime(t, yaml(a));
   const admin = ['--admin', rt.base.replace('http://', '')];
   const addr = `127.0.0.1:${b}`;
-  let r = await runCli(t, ['backend', 'add', 'db', addr, '--weight', '4', ...admin]);
-  t.equal(r.code, 0, r.stderr);
-  t.match(r.stdout, new RegExp(`added ${addr} to db \\(state up\\) in [\\d.]+ ms\\nnote: runtime change: the next reload rebuilds`));
-  r = await runCli(t, ['backend', 'weight', 'db', addr, '7', ...admin]);
-  t.equal(r.code, 0, r.stderr);
-  t.match(r.stdout, `db ${addr}: weight 7`);
-  for (const action of ['drain', 'maint', 'enable']) {
-    r = await runCli(t, ['backend', action, 'db', addr, ...admin]);
-    t.equal(r.code, 0, `${action}: ${r.stderr}`);
-  }
-  r = await runCli(t, ['config', 'dump', ...admin]);
-  t.equal(r.code, 0, r.stderr);
-  t.match(r.stdout, `- address: ${addr}`);
-  r = await runCli(t, ['backend', 'add', 'db', addr, ...admin]);
-  t.equal(r.code, 1, 'a duplicate: exit 1');
-  t.match(r.stderr, /already a backend of service db \(from the admin API\) \(HTTP 409\)/);
-  r = await runCli(t, ['backend', 'remove', 'db', `127.0.0.1:${a}`, ...admin]);
-  t.equal(r.code, 1);
-  t.match(r.stderr, /in the config file/);
-  r = await runCli(t, ['backend', 'remove', 'db', addr, ...admin]);
-  t.equal(r.code, 0, r.stderr);
-  t.match(r.stdout, `removed ${addr} from db: it drains`);
-  r = await runCli(t, ['backend', 'frobnicate', 'db', addr, ...admin]);
-  t.equal(r.code, 2, 'usage error');
-  t.match(r.stderr, /unknown action 'frobnicate'/);
+  const added = await runCli(t, ['backend', 'add', 'db', addr, '--weight', '4', ...admin]);
+  t.equal(added.code, 0, added.stderr);
+  t.match(added.stdout, new RegExp(`added ${addr} to db \\(state up\\) in [\\d.]+ ms\\nnote: runtime change: the next reload rebuilds`));
+  // Independent of each other: run together (each is a node process).
+  const [weight, maint, dump, duplicate, fileRemove, usage] = await Promise.all([
+    runCli(t, ['backend', 'weight', 'db', addr, '7', ...admin]),
+    runCli(t, ['backend', 'maint', 'db', `127.0.0.1:${a}`, ...admin]),
+    runCli(t, ['config', 'dump', ...admin]),
+    runCli(t, ['backend', 'add', 'db', addr, ...admin]),
+    runCli(t, ['backend', 'remove', 'db', `127.0.0.1:${a}`, ...admin]),
+    runCli(t, ['backend', 'frobnicate', 'db', addr, ...admin]),
+  ]);
+  t.equal(weight.code, 0, weight.stderr);
+  t.match(weight.stdout, `db ${addr}: weight 7`);
+  t.equal(maint.code, 0, maint.stderr);
+  t.match(maint.stdout, `db 127.0.0.1:${a}: maint`);
+  t.equal(dump.code, 0, dump.stderr);
+  t.match(dump.stdout, `- address: ${addr}`);
+  t.equal(duplicate.code, 1, 'a duplicate: exit 1');
+  t.match(duplicate.stderr, /already a backend of service db \(from the admin API\) \(HTTP 409\)/);
+  t.equal(fileRemove.code, 1);
+  t.match(fileRemove.stderr, /in the config file/);
+  t.equal(usage.code, 2, 'usage error');
+  t.match(usage.stderr, /unknown action 'frobnicate'/);
+  const removed = await runCli(t, ['backend', 'remove', 'db', addr, ...admin]);
+  t.equal(removed.code, 0, removed.stderr);
+  t.match(removed.stdout, `removed ${addr} from db: it drains`);
+  const state = await http(rt.base, 'GET', `/api/services/db/backends/127.0.0.1:${a}`);
+  t.equal(state.json.backend.admin, 'maint');
 });
 
 /** Which backend each client address lands on now (one connection each, closed). */
