@@ -214,7 +214,7 @@ async function main() {
       '',
       `One service, \`balance: weighted\`, whose ${COUNT} backends come from one SRV record served by dnsmasq (TTL 1 s, min_ttl 1s). During the second phase the record set changes ${CHANGES} times (weights shift, one record swapped; dnsmasq restarted, so each change is also a short DNS outage) and the config file is reloaded (SIGHUP) as often. A steady client opens one connection after another (greeting, 1-byte echo, close); the longest gap between two completed connections is the pause a client sees. Apply time: the runtime's "running backend set applied" (engine.apply of all ${COUNT} backends to both workers running it).`,
       '',
-      `First ${COUNT} backends live ${firstMs} ms after start.`,
+      `All ${COUNT} backends live ${firstMs} ms after \`fulcrum run\` was spawned (node's own start included).`,
       '',
     ], [...machineInfo([{ label: 'dnsmasq', cmd: 'dnsmasq', args: ['--version'] }]), ['load average (1 min) at the end', loadavg()[0].toFixed(1)]], report);
   }
