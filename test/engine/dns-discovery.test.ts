@@ -208,3 +208,25 @@ t.test('a name that never resolves at start: the service starts on its other bac
   const table = formatStatus(await status(rt));
   t.match(table, /dns nowhere\.fulcrum\.test:5432: FAILING: nowhere\.fulcrum\.test: ENOTFOUND \(no such name\); no address yet, last answer never, last failure \d+m \d+s ago/, 'fulcrum status says it');
 });
+
+t.test('a reload keeps the answers of the entries it keeps, and drops those of the entries it removes', async (t) => {
+  const [a, b] = [await namedBackend(t, 'a'), await namedBackend(t, 'b')];
+  const dns = await startDnsmasq(t, { 'one.fulcrum.test': ['127.0.0.1'] }, {}, 1);
+  const text = (listen: number, extra: string) => `resolvers:\n  servers: [${dns.server}]\n  min_ttl: 30s\nservices:\n  - name: s\n    listen: 127.0.0.1:${listen}\n    backends:\n      - address: one.fulcrum.test:${a}\n${extra}`;
+  let listenPort = 0;
+  const rt = await startRuntime(t, (listen) => {
+    listenPort = listen;
+    return text(listen, '');
+  });
+  await waitForBackends(rt, 's', [`127.0.0.1:${a}`]);
+  const resolutions = rt.runtime.dns.status()[0]!.resolutions;
+  rt.write(text(listenPort, `      - address: 127.0.0.1:${b}\n`));
+  t.equal((await http(rt.base, 'POST', '/api/reload', { body: '{}' })).status, 200);
+  // No wait: the kept entry's answer is in the reloaded set at once (min_ttl 30s: not asked again).
+  t.same((await backendsOf(rt, 's')).map((x) => [x.address, x.origin]).sort(), [[`127.0.0.1:${a}`, `dns one.fulcrum.test:${a}`], [`127.0.0.1:${b}`, 'file']].sort());
+  t.equal(rt.runtime.dns.status()[0]!.resolutions, resolutions, 'not resolved again by the reload');
+  rt.write(`services:\n  - name: s\n    listen: 127.0.0.1:${listenPort}\n    backends:\n      - address: 127.0.0.1:${b}\n`);
+  t.equal((await http(rt.base, 'POST', '/api/reload', { body: '{}' })).status, 200);
+  t.same((await backendsOf(rt, 's')).map((x) => x.address), [`127.0.0.1:${b}`], 'the removed entry\'s backends are gone');
+  t.same(rt.runtime.dns.status(), [], 'and its watch stopped');
+});
