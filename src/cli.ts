@@ -3,6 +3,8 @@
 // the exit code (0 ok, 1 runtime error, 2 usage or config error).
 import { readFileSync } from 'node:fs';
 import { benchCommand } from './bench/command.js';
+import { backendCommand } from './commands/backend.js';
+import { configCommand } from './commands/config.js';
 import { checkCommand } from './commands/check.js';
 import { demoCommand } from './commands/demo.js';
 import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from './commands/exit-codes.js';
@@ -21,6 +23,8 @@ const COMMAND_MAIN: Record<CommandName, (args: readonly string[]) => Promise<num
   status: statusCommand,
   'reopen-logs': reopenLogsCommand,
   bench: benchCommand,
+  backend: backendCommand,
+  config: configCommand,
 };
 
 /** The version in package.json (dist/cli.js → ../package.json). */

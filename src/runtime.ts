@@ -14,6 +14,14 @@
 //   5. engine.whenApplied()     every worker runs the new snapshot
 // Reloads are serialized: one that arrives while another runs waits for it,
 // so two never interleave.
+//
+// The running backends are the file's plus those added through the admin API
+// and those DNS gives (src/discovery/backend-set.ts): config() is that set.
+// A change from the API or DNS takes the same steps 2-5 on the same chain
+// (#applyRunning), so removed backends drain as on a reload and the others
+// keep their slots (sticky entries, Maglev placements, counters). A reload
+// rebuilds from the file: API additions and API weights are dropped (the
+// file wins, as in HAProxy); DNS entries kept by the reload keep their answers.
 import { loadConfig } from './config/load.js';
 import type { FulcrumConfig } from './config/types.js';
 import { describeApplyError } from './control/apply-error.js';
@@ -22,9 +30,13 @@ import { describeChanges, diffConfigs } from './control/config-diff.js';
 import { DowntimeTracker, type DowntimeStats } from './control/downtime.js';
 import { SessionRates } from './control/session-rates.js';
 import type { AnnounceSource, HaSource, HealthSource, ReloadOutcome, Runtime, SyncSource } from './control/types.js';
+import type { BackendConfig } from './config/types.js';
+import { buildApiBackend } from './discovery/api-backend.js';
+import { runningConfig } from './discovery/backend-set.js';
+import { DnsDiscovery } from './discovery/dns-discovery.js';
 import { backendKey } from './engine/backend-key.js';
 import type { Engine } from './engine/engine.js';
-import { ConfigError, formatIssue } from './errors.js';
+import { ApiError, ConfigError, formatIssue } from './errors.js';
 import { HealthMonitor } from './health/health-monitor.js';
 import type { Logger } from './logger.js';
 
@@ -67,6 +79,16 @@ export class FulcrumRuntime implements Runtime {
   readonly #logger: Logger;
   readonly #load: (file: string) => Promise<FulcrumConfig>;
   #config: FulcrumConfig;
+  /** The config as the file says it (config() adds the API's and DNS's backends). */
+  #fileConfig: FulcrumConfig;
+  /** Backends added through the admin API, by service, with the entry as written (config dump). */
+  readonly #apiBackends = new Map<string, Array<{ backend: BackendConfig; written: Record<string, unknown> }>>();
+  /** Weights set through the admin API since the last reload, by backendKey: kept across API and DNS changes. */
+  readonly #weights = new Map<string, number>();
+  /** Resolves backend names of the file (`address: NAME:PORT`, `srv:`). */
+  readonly dns: DnsDiscovery;
+  /** A DNS change is waiting to be applied (several answers in a row are applied once). */
+  #dnsPending = false;
   #generation = 1;
   #lastReload: ReloadRecord | undefined;
   readonly #reloadCounts = { applied: 0, rejected: 0 };
@@ -88,7 +110,9 @@ export class FulcrumRuntime implements Runtime {
   constructor(engine: Engine, config: FulcrumConfig, options: RuntimeOptions) {
     this.engine = engine;
     // First, so a listener that cannot bind throws before a health checker starts.
+    // No DNS answer yet: a service starts with its file's addresses.
     engine.apply(config);
+    this.#fileConfig = config;
     this.#logger = options.logger;
     this.#load = options.load ?? loadConfig;
     this.#ha = options.ha;
@@ -104,6 +128,150 @@ export class FulcrumRuntime implements Runtime {
     this.health.update(config);
     this.#config = config;
     this.rates = new SessionRates(() => (engine.stopped ? undefined : engine.stats()));
+    this.dns = new DnsDiscovery(
+      config.resolvers ?? { servers: undefined, timeoutMs: 2000, tries: 2, minTtlMs: 1000, maxTtlMs: 300_000, retryMs: 5000 },
+      options.logger,
+      () => this.#dnsChanged(),
+    );
+    this.dns.update(config);
+  }
+
+  /** The config as the file says it, without the API's and DNS's backends. */
+  fileConfig(): FulcrumConfig {
+    return this.#fileConfig;
+  }
+
+  /** Backends added through the admin API, with their entries as written, by service. */
+  apiBackends(): ReadonlyMap<string, ReadonlyArray<{ backend: BackendConfig; written: Record<string, unknown> }>> {
+    return this.#apiBackends;
+  }
+
+  /**
+   * Add a backend to `service` at run time (POST /api/services/NAME/backends).
+   * Throws ApiError: 404 no such service, 400 invalid entry, 409 the address is
+   * already a backend of the service; nothing changed then. Resolves once
+   * every worker runs with it.
+   */
+  async addBackend(service: string, body: unknown): Promise<BackendConfig> {
+    return this.#serialized(async () => {
+      const owner = this.#fileConfig.services.find((s) => s.name === service);
+      if (owner === undefined) throw new ApiError(404, 'not_found', `no service ${service}; services: ${this.#fileConfig.services.map((s) => s.name).join(', ')}`);
+      const built = buildApiBackend(owner, this.#fileConfig.file, body);
+      if (!built.ok) throw new ApiError(400, 'bad_backend', built.errors.join('; '));
+      const address = built.backend.address.text;
+      const running = this.#config.services.find((s) => s.name === service)!.backends.find((b) => b.address.text === address);
+      if (running !== undefined) {
+        const from = running.origin?.kind === 'dns' ? `DNS (${running.origin.name})` : running.origin?.kind === 'api' ? 'the admin API' : 'the config file';
+        throw new ApiError(409, 'duplicate_backend', `${address} is already a backend of service ${service} (from ${from})`);
+      }
+      const list = this.#apiBackends.get(service) ?? [];
+      list.push({ backend: built.backend, written: built.written });
+      this.#apiBackends.set(service, list);
+      try {
+        await this.#applyRunning('api');
+      } catch (err) {
+        list.pop();
+        if (list.length === 0) this.#apiBackends.delete(service);
+        throw new ApiError(422, 'not_applied', `the engine refused the new backend set: ${describeApplyError(err, this.#config)}`);
+      }
+      this.#logger.info({ service, backend: address, origin: 'api' }, `backend ${address} added to ${service} through the admin API (a reload rebuilds from the file)`);
+      return built.backend;
+    });
+  }
+
+  /**
+   * Remove a backend the admin API added: it drains (no new connections; open
+   * ones continue until they end, or the service's drain_timeout), as a
+   * backend a reload removes. A file or DNS backend is refused (409): the file
+   * or the records decide those.
+   */
+  async removeBackend(service: string, address: string): Promise<void> {
+    return this.#serialized(async () => {
+      const owner = this.#config.services.find((s) => s.name === service);
+      if (owner === undefined) throw new ApiError(404, 'not_found', `no service ${service}; services: ${this.#config.services.map((s) => s.name).join(', ')}`);
+      const running = owner.backends.find((b) => b.address.text === address);
+      if (running === undefined) throw new ApiError(404, 'not_found', `no backend ${address} in service ${service}`);
+      if (running.origin?.kind !== 'api') {
+        const why =
+          running.origin?.kind === 'dns'
+            ? `it comes from DNS (${running.origin.name}): change the records, or drain/maint it`
+            : 'it is in the config file: remove it there and reload (the file wins), or drain/maint it';
+        throw new ApiError(409, 'not_removable', `${address} cannot be removed through the API: ${why}`);
+      }
+      const list = this.#apiBackends.get(service)!;
+      const index = list.findIndex((e) => e.backend.address.text === address);
+      const [removed] = list.splice(index, 1);
+      if (list.length === 0) this.#apiBackends.delete(service);
+      try {
+        await this.#applyRunning('api');
+      } catch (err) {
+        list.splice(index, 0, removed!);
+        this.#apiBackends.set(service, list);
+        throw new ApiError(422, 'not_applied', `the engine refused the new backend set: ${describeApplyError(err, this.#config)}`);
+      }
+      this.#weights.delete(backendKey(service, address));
+      this.#logger.info({ service, backend: address, origin: 'api' }, `backend ${address} removed from ${service} through the admin API: it drains`);
+    });
+  }
+
+  /** Set a backend's weight until the next reload (kept when the API or DNS change the backend set). */
+  setWeight(service: string, backend: string, weight: number): void {
+    this.engine.setBackendWeight(service, backend, weight);
+    this.#weights.set(backendKey(service, backend), weight);
+  }
+
+  /** Run `task` after the reload or change that runs now, before the next one. */
+  #serialized<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#reloading.then(() => {
+      if (this.#stopping) throw new ApiError(503, 'stopping', 'fulcrum is stopping: change refused');
+      return task();
+    });
+    this.#reloading = run.catch(() => undefined);
+    return run;
+  }
+
+  /** DNS answered with other addresses: apply the running set once the chain is free. */
+  #dnsChanged(): void {
+    if (this.#dnsPending) return;
+    this.#dnsPending = true;
+    void this.#serialized(async () => {
+      this.#dnsPending = false;
+      await this.#applyRunning('dns');
+    }).catch((err: unknown) => {
+      this.#dnsPending = false;
+      if (err instanceof ApiError && err.status === 503) return;
+      this.#logger.error({ err: err instanceof Error ? err.message : String(err) }, 'dns: the new backend set was not applied; the running one stays');
+    });
+  }
+
+  /** Apply the file's config with the API's and DNS's backends (reload steps 2 to 5). Throws what engine.apply() throws; nothing changed then. */
+  async #applyRunning(reason: 'api' | 'dns'): Promise<void> {
+    const started = performance.now();
+    const next = runningConfig(this.#fileConfig, {
+      api: (service) => (this.#apiBackends.get(service) ?? []).map((e) => e.backend),
+      dns: (service) => this.dns.backendsOf(service),
+    });
+    this.engine.apply(next);
+    this.control.sync(next.services, (service, backend, b) => this.health.initialVerdict(service, backend, 'reload', b.healthCheck));
+    this.#trackSince();
+    this.health.update(next);
+    this.#restoreWeights(next);
+    await this.engine.whenApplied();
+    this.#config = next;
+    this.#logger.debug({ reason, ms: Math.round(performance.now() - started) }, 'running backend set applied');
+  }
+
+  /** Weights set through the API since the last reload, on the backends still there (engine.apply() resets them). */
+  #restoreWeights(config: FulcrumConfig): void {
+    for (const [key, weight] of [...this.#weights]) {
+      const service = config.services.find((s) => key.startsWith(`${s.name}\0`));
+      const backend = service?.backends.find((b) => backendKey(service.name, b.address.text) === key);
+      if (service === undefined || backend === undefined) {
+        this.#weights.delete(key);
+        continue;
+      }
+      this.engine.setBackendWeight(service.name, backend.address.text, weight);
+    }
   }
 
   get ha(): HaSource | undefined {
@@ -212,6 +380,7 @@ export class FulcrumRuntime implements Runtime {
   /** Stop health checks and the engine (open connections are cut). */
   stop(): void {
     this.#stopping = true;
+    this.dns.stop();
     this.rates.stop();
     this.health.stop();
     this.engine.stop();
@@ -230,19 +399,27 @@ export class FulcrumRuntime implements Runtime {
     }
     // A stop began while the file was read: applying now would reopen listeners.
     if (this.#stopping) return this.#rejected(trigger, ['fulcrum is stopping: reload refused']);
-    const diff = diffConfigs(this.#config, next);
+    const diff = diffConfigs(this.#fileConfig, next);
+    // The file wins: API additions and weights go; DNS entries the file keeps keep their last answers.
+    this.dns.update(next);
+    const running = runningConfig(next, { api: () => [], dns: (service) => this.dns.backendsOf(service) });
     try {
-      this.engine.apply(next);
+      this.engine.apply(running);
     } catch (err) {
+      this.dns.update(this.#fileConfig);
       return this.#rejected(trigger, [describeApplyError(err, next)]);
     }
-    this.control.sync(next.services, (service, backend, b) => this.health.initialVerdict(service, backend, 'reload', b.healthCheck));
+    const droppedApi = [...this.#apiBackends.values()].reduce((n, list) => n + list.length, 0);
+    this.#apiBackends.clear();
+    this.#weights.clear();
+    this.control.sync(running.services, (service, backend, b) => this.health.initialVerdict(service, backend, 'reload', b.healthCheck));
     this.#trackSince();
-    this.health.update(next);
+    this.health.update(running);
     await this.engine.whenApplied();
+    if (droppedApi > 0) this.#logger.info({ trigger, dropped: droppedApi }, `reload: ${droppedApi} backend${droppedApi === 1 ? '' : 's'} added through the admin API dropped (the file wins)`);
     // Settings a restart applies keep their running value, so what the API and
     // the next diff see is what actually runs.
-    this.#config = {
+    this.#fileConfig = {
       ...next,
       workers: this.#config.workers,
       admin: { ...next.admin, listen: this.#config.admin.listen, maxConnections: this.#config.admin.maxConnections },
@@ -250,11 +427,15 @@ export class FulcrumRuntime implements Runtime {
       announce: this.#config.announce,
       sync: this.#config.sync,
     };
+    this.#config = { ...this.#fileConfig, services: running.services };
     this.#logger.level = next.log.level;
     this.#generation++;
     const outcome: ReloadOutcome = { ok: true, generation: this.#generation, added: diff.added, removed: diff.removed, changed: diff.changed, details: diff.details };
     if (diff.needsRestart.length > 0) {
       outcome.warnings = diff.needsRestart.map((key) => `${key} changed: takes effect after a restart`);
+    }
+    if (droppedApi > 0) {
+      (outcome.warnings ??= []).push(`${droppedApi} backend${droppedApi === 1 ? '' : 's'} added through the admin API dropped: the backends are the file's again (fulcrum config dump writes the running set to keep them)`);
     }
     this.#lastReload = { at: Date.now(), trigger, outcome };
     this.#reloadCounts.applied++;

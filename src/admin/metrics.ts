@@ -16,6 +16,7 @@ import type { FulcrumRuntime } from '../runtime.js';
 import { registerConnectionMetrics } from './connection-metrics.js';
 import { servicesView, type BackendView, type ServiceView } from './state-view.js';
 import { FLOW_COUNTERS } from './udp-counters.js';
+import type { DnsEntryStatus } from '../discovery/dns-discovery.js';
 
 /** Resolution of the default metrics' event-loop lag sampling (ms). */
 const EVENT_LOOP_SAMPLE_MS = 100;
@@ -159,6 +160,27 @@ export class FulcrumMetrics {
       registers: [this.registry],
       collect: () => this.#observeChecks(),
     });
+
+    // Where each backend came from, as a label-only info series (join on service, backend).
+    this.#gauge('fulcrum_backend_info', 'Always 1; origin says where the backend came from: file, api (added through the admin API) or dns (an answer for a name of the file, named by dns_name).', [...B, 'origin', 'dns_name'], (set) =>
+      backends((l, b) => set({ ...l, origin: b.origin.split(' ')[0]!, dns_name: b.origin.startsWith('dns ') ? b.origin.slice(4) : '' }, 1)));
+    // DNS discovery: per backend name of the file.
+    const dnsEntries = (fn: (l: Labels, d: DnsEntryStatus) => void): void => {
+      for (const d of this.#runtime.dns.status()) fn({ service: d.service, name: d.name }, d);
+    };
+    const N = ['service', 'name'];
+    this.#gauge('fulcrum_dns_addresses', 'Addresses the last good answer for the name gave (the backends it has now).', N, (set) => dnsEntries((l, d) => set(l, d.addresses.length)));
+    this.#gauge('fulcrum_dns_last_answer_timestamp_seconds', 'When the name last resolved (Unix time); absent until it has.', N, (set) =>
+      dnsEntries((l, d) => d.lastAnswerAt !== undefined && set(l, d.lastAnswerAt / 1000)));
+    this.#gauge('fulcrum_dns_last_failure_timestamp_seconds', 'When resolving the name last failed (Unix time); absent until it has.', N, (set) =>
+      dnsEntries((l, d) => d.lastFailureAt !== undefined && set(l, d.lastFailureAt / 1000)));
+    this.#gauge('fulcrum_dns_failing', '1 while the last resolution of the name failed (the last good answer stays in force), else 0.', N, (set) =>
+      dnsEntries((l, d) => set(l, d.error === undefined ? 0 : 1)));
+    this.#counter('fulcrum_dns_resolutions_total', 'Resolutions of the name, by result (answer, failure).', [...N, 'result'], (set) =>
+      dnsEntries((l, d) => {
+        set({ ...l, result: 'answer' }, d.resolutions - d.failures);
+        set({ ...l, result: 'failure' }, d.failures);
+      }));
 
     this.#counter('fulcrum_reloads_total', 'Config reloads since start, by result (applied, rejected).', ['result'], (set) => {
       const counts = this.#runtime.reloadCounts;

@@ -11,6 +11,11 @@
 //   POST /api/services/:service/backends/:addr/drain|enable|disable|maint
 //   POST /api/services/:service/backends/:addr/shutdown-sessions   close its open connections now
 //   POST /api/services/:service/backends/:addr/weight   {"weight": 0..256}
+//   POST /api/services/:service/backends         add a backend {"address", "weight", "backup", "health_check", "send_proxy"...}
+//                                                 (201; 400 invalid, 404 no service, 409 already a backend)
+//   DELETE /api/services/:service/backends/:addr  remove a backend the API added: it drains (409 for file and DNS backends)
+//   GET  /api/config/dump                        the config file with the running backends (YAML, valid `fulcrum check` input)
+//   GET  /api/dns                                each backend name being resolved: addresses, last answer, last failure
 //   POST /api/reload                             re-read the config file; 200 applied, 422 rejected, 503 stopping
 //   POST /api/reopen-logs                        reopen the connection log's file (logrotate); 200, 500 with the reason
 //   GET  /api/ha                                 VRRP status (404 without HA)
@@ -37,6 +42,7 @@ import { FulcrumMetrics } from './metrics.js';
 import { servicesView, statusView, type ServiceView } from './state-view.js';
 import { STATUS_PAGE } from './status-page.js';
 import { statusCsv } from './status-csv.js';
+import { configDump } from '../discovery/config-dump.js';
 
 export const MAX_BODY_BYTES = 16 * 1024;
 /** A connection that has not sent its request headers this long after it opened (or after its last response) is closed. */
@@ -146,7 +152,7 @@ export class AdminServer {
   async #route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const parts = url.pathname.split('/').slice(1).map(decodeSegment);
     const method = req.method ?? 'GET';
-    const expect = (allowed: 'GET' | 'POST'): void => {
+    const expect = (allowed: 'GET' | 'POST' | 'DELETE'): void => {
       if (method !== allowed) throw new ApiError(405, 'method_not_allowed', `${method} ${url.pathname}: use ${allowed}`, { Allow: allowed });
     };
 
@@ -206,6 +212,14 @@ export class AdminServer {
       if (!this.#runtime.sync) throw notFound('sync: is not configured');
       return sendJson(res, 200, this.#runtime.sync.status());
     }
+    if (resource === 'dns' && parts.length === 2) {
+      expect('GET');
+      return sendJson(res, 200, { entries: this.#runtime.dns.status() });
+    }
+    if (resource === 'config' && service === 'dump' && parts.length === 3) {
+      expect('GET');
+      return send(res, 200, 'application/yaml; charset=utf-8', await configDump(this.#runtime), { 'Cache-Control': 'no-store' });
+    }
     if (resource !== 'services' || extra.length > 0) throw notFound(`no such path ${url.pathname}`);
 
     if (service === undefined || service === '') {
@@ -217,9 +231,24 @@ export class AdminServer {
       expect('GET');
       return sendJson(res, 200, view);
     }
+    if (sub === 'backends' && (backend === undefined || backend === '') && parts.length <= 5) {
+      expect('POST');
+      const body = await readJsonBody(req);
+      const started = performance.now();
+      const added = await this.#runtime.addBackend(service, body);
+      const after = this.#service(service).backends.find((b) => b.address === added.address.text)!;
+      this.#logger.info({ service, backend: added.address.text, remote: req.socket.remoteAddress }, 'admin: backend added');
+      return sendJson(res, 201, { service, backend: after, appliedMs: round(performance.now() - started), note: RUNTIME_NOTE });
+    }
     if (sub !== 'backends' || backend === undefined || backend === '') throw notFound(`no such path ${url.pathname}`);
     const found = view.backends.find((b) => b.address === backend);
     if (!found) throw notFound(`no backend ${backend} in service ${service}; it has ${view.backends.map((b) => b.address).join(', ')}`);
+    if (action === undefined && method === 'DELETE') {
+      const started = performance.now();
+      await this.#runtime.removeBackend(service, backend);
+      this.#logger.info({ service, backend, remote: req.socket.remoteAddress }, 'admin: backend removed');
+      return sendJson(res, 200, { service, backend, removed: true, draining: found.active, appliedMs: round(performance.now() - started), note: RUNTIME_NOTE });
+    }
     if (action === undefined) {
       expect('GET');
       return sendJson(res, 200, { service, backend: found });
@@ -237,7 +266,7 @@ export class AdminServer {
       throw notFound(`unknown action "${action}"; expected drain, enable, disable, maint, shutdown-sessions or weight`);
     }
     const after = this.#service(service).backends.find((b) => b.address === backend)!;
-    return sendJson(res, 200, { service, backend: after });
+    return sendJson(res, 200, { service, backend: after, note: RUNTIME_NOTE });
   }
 
   #service(name: string): ServiceView {
@@ -253,9 +282,16 @@ export class AdminServer {
     if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < minimum || weight > maximum) {
       throw new ApiError(400, 'bad_weight', `expected a body {"weight": N} with N an integer from ${minimum} to ${maximum}, got ${JSON.stringify(weight ?? null)}`);
     }
-    this.#runtime.engine.setBackendWeight(service, backend, weight);
+    this.#runtime.setWeight(service, backend, weight);
     this.#logger.info({ service, backend, weight }, 'admin: backend weight set');
   }
+}
+
+/** What every runtime change answers with: it lasts until the next reload. */
+export const RUNTIME_NOTE = 'runtime change: the next reload rebuilds the backends from the config file (the file wins); `fulcrum config dump` writes the running set as YAML';
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
 }
 
 function notFound(message: string): ApiError {

@@ -22,6 +22,8 @@ import type { AdminState, HealthVerdict } from '../control/backend-control.js';
 import type { AnnounceStatus, CheckRecord, HaStatus, SyncStatus } from '../control/types.js';
 import type { FulcrumRuntime, ReloadRecord } from '../runtime.js';
 import type { ServiceConfig } from '../config/types.js';
+import { originText } from '../discovery/backend-set.js';
+import type { DnsEntryStatus } from '../discovery/dns-discovery.js';
 
 /** The engine's counters of a backend (TrafficCounters: accepted, active, failed, bytesIn, bytesOut) come after these fields. */
 export interface BackendView extends TrafficCounters {
@@ -32,6 +34,8 @@ export interface BackendView extends TrafficCounters {
   admin: AdminState;
   weight: number;
   backup: boolean;
+  /** Where it came from: `file`, `api` (added through the admin API) or `dns NAME` (an answer for a name of the file). */
+  origin: string;
   /** Epoch ms since which `state` has held (or since the backend was added). */
   since: number;
   /** The most connections open at once since the backend was added (exact, kept by the engine). */
@@ -80,6 +84,8 @@ export interface ServiceView extends TrafficCounters, Record<QueueField, number>
   /** protocol: tcp: the relay: setting and the kernel relay's counters. */
   relay?: RelayStats;
   backends: BackendView[];
+  /** Backend names of this service being resolved (DNS discovery): addresses, last answer, last failure. */
+  dns: DnsEntryStatus[];
 }
 
 export interface StatusView {
@@ -107,9 +113,11 @@ export function servicesView(runtime: FulcrumRuntime, stats: EngineStats = runti
   const control = new Map(runtime.control.list().map((s) => [backendKey(s.service, s.backend), s]));
   const health = new Map(runtime.health.snapshot().map((h) => [backendKey(h.service, h.backend), h]));
   const connections: Map<string, ServiceConnectionStats> = runtime.engine.stopped ? new Map() : runtime.engine.connectionStats();
+  const dns = runtime.dns.status();
   return stats.services.map((service): ServiceView => {
     const serviceConfig = config.services.find((s) => s.name === service.name);
     const backends = service.backends.map((b): BackendView => {
+      const configured = serviceConfig?.backends.find((c) => c.address.text === b.address);
       const status = control.get(backendKey(service.name, b.address));
       const checked = health.get(backendKey(service.name, b.address));
       const rate = runtime.rates.backend(service.name, b.address);
@@ -120,9 +128,10 @@ export function servicesView(runtime: FulcrumRuntime, stats: EngineStats = runti
         admin: status?.admin ?? 'enabled',
         weight: b.weight,
         backup: b.backup,
+        origin: originText(configured?.origin),
         since: runtime.stateSince(service.name, b.address),
         peak: b.peak,
-        maxConnections: serviceConfig?.backends.find((c) => c.address.text === b.address)?.maxConnections ?? 0,
+        maxConnections: configured?.maxConnections ?? 0,
         sessionRate: rate.rate,
         sessionRateMax: rate.max,
         ...runtime.backendDowntime(service.name, b.address),
@@ -155,6 +164,7 @@ export function servicesView(runtime: FulcrumRuntime, stats: EngineStats = runti
       guarded: serviceConfig !== undefined && isGuarded(serviceConfig),
       ...(service.relay ? { relay: service.relay } : {}),
       backends,
+      dns: dns.filter((d) => d.service === service.name),
     };
   });
 }

@@ -206,6 +206,14 @@ export const STATUS_PAGE = `<!doctype html>
 
   const TERMINATION_MEANINGS = ${JSON.stringify(TERMINATION_MEANINGS)};
   // How the service's connections ended since start (connection log), most first.
+  // A backend name being resolved (DNS discovery): what it gives now, when DNS last answered or failed.
+  const dnsRow = (d, now, width) => {
+    const ago = (at) => at === undefined ? 'never' : shortDuration(Math.max(0, now - at)) + ' ago';
+    const count = d.addresses.length + (d.addresses.length === 1 ? ' address' : ' addresses');
+    const text = 'dns ' + d.name + ': ' + (d.error !== undefined ? 'FAILING: ' + d.error + ' · ' + (d.addresses.length === 0 ? 'no address yet' : 'keeping ' + count) : count) +
+      ' · last answer ' + ago(d.lastAnswerAt) + (d.ttlSeconds !== undefined ? ' (ttl ' + d.ttlSeconds + 's)' : '') + ' · last failure ' + ago(d.lastFailureAt);
+    return el('tr', { class: 'dns' + (d.error !== undefined ? ' failing' : ''), 'data-dns': d.name }, el('td', { colspan: width }, text));
+  };
   const endedRow = (ended, width) => {
     const parts = Object.entries(ended).sort((a, b) => b[1] - a[1]);
     return el('tr', { class: 'ended' }, el('td', { colspan: width },
@@ -251,6 +259,7 @@ export const STATUS_PAGE = `<!doctype html>
       if (service.guarded) body.append(admissionRow(service.admission, columns.length));
       if (service.relay && (service.relay.mode !== 'user' || service.relay.kernelEntered > 0)) body.append(relayRow(service.relay, columns.length));
       body.append(endedRow(service.ended, columns.length));
+      for (const d of service.dns || []) body.append(dnsRow(d, status.now, columns.length));
       for (const b of service.backends) {
         const key = service.name + '/' + b.address;
         const [rin, rout] = rates(status.now, key, b.bytesIn, b.bytesOut);
@@ -260,7 +269,7 @@ export const STATUS_PAGE = `<!doctype html>
         const action = ([name, label, title]) => el('button', { type: 'button', 'data-action': name, 'data-service': service.name, 'data-backend': b.address, title, 'aria-label': title }, label);
         const limit = b.maxConnections > 0 ? String(b.maxConnections) : '–';
         body.append(el('tr', { class: 'backend state-' + b.state, 'data-backend': key },
-          el('td', { class: 'name' }, b.address),
+          el('td', { class: 'name' }, b.address, ...(b.origin && b.origin !== 'file' ? [' ', el('span', { class: 'origin muted', title: b.origin === 'api' ? 'added through the admin API (the next reload rebuilds from the file)' : 'from DNS: ' + b.origin.slice(4) }, b.origin)] : [])),
           el('td', { class: 'state' }, b.state),
           el('td', { class: 'since', title: duration(Math.max(0, status.now - b.since)) }, shortDuration(Math.max(0, status.now - b.since))),
           el('td', { class: 'health' }, b.health),

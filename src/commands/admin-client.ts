@@ -109,8 +109,8 @@ export interface ApiResponse {
   body: unknown;
 }
 
-/** One request to the admin API; rejects with AdminUnreachable when there is no HTTP answer. */
-export function callApi(target: AdminTarget, method: 'GET' | 'POST', path: string, timeoutMs = 30_000): Promise<ApiResponse> {
+/** One request to the admin API (a POST sends `body` as JSON, `{}` by default); rejects with AdminUnreachable when there is no HTTP answer. */
+export function callApi(target: AdminTarget, method: 'GET' | 'POST' | 'DELETE', path: string, timeoutMs = 30_000, body: unknown = {}): Promise<ApiResponse> {
   const url = new URL(path, target.base);
   return new Promise((resolvePromise, reject) => {
     const headers: Record<string, string> = { Accept: 'application/json' };
@@ -135,7 +135,7 @@ export function callApi(target: AdminTarget, method: 'GET' | 'POST', path: strin
     req.on('error', (err: NodeJS.ErrnoException) =>
       reject(new AdminUnreachable(`cannot reach the admin API at ${target.base}: ${err.code ?? err.message}`)),
     );
-    req.end(method === 'POST' ? '{}' : undefined);
+    req.end(method === 'POST' ? JSON.stringify(body) : undefined);
   });
 }
 

@@ -97,6 +97,8 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
         listen: service.listen.text,
         protocol: service.protocol,
         backends: service.backends.map((b) => b.address.text),
+        // Names resolved at run time (their addresses are logged as they come: `dns: NAME gives ...`).
+        ...(service.discovery ? { dns: service.discovery.map((d) => d.label) } : {}),
         balance: service.balance,
         ...(service.protocol === 'tcp' ? { relay: relayInUse(service, relaySupport) } : {}),
       },

@@ -1,6 +1,7 @@
 // `fulcrum status`: the state of a running Fulcrum, read from its admin API,
 // as a table in the terminal (the status page's content), or --json.
 import type { StatusView } from '../admin/state-view.js';
+import type { DnsEntryStatus } from '../discovery/dns-discovery.js';
 import { flowTableText } from '../admin/udp-counters.js';
 import { admissionText } from '../admin/admission-counters.js';
 import { relayShown, relayText } from '../admin/relay-counters.js';
@@ -65,12 +66,13 @@ export function formatStatus(status: StatusView): string {
     if (s.guarded) rows.push(admissionText(s.admission));
     if (relayShown(s.relay)) rows.push(relayText(s.relay));
     rows.push(`ended: ${endedText(s.ended)}`);
+    for (const d of s.dns ?? []) rows.push(dnsText(d, status.now));
     for (const b of s.backends) {
       const last = b.check.history.at(-1);
       // A failed check says why (the last column, so a long reason shifts nothing).
       const check = b.check.type === 'none' ? '-' : last ? `${b.check.type} ${last.ok ? 'ok' : 'FAIL'} ${last.latencyMs.toFixed(1)}ms${last.ok ? '' : `: ${last.detail}`}` : `${b.check.type} (pending)`;
       const peak = `${b.peak}/${b.maxConnections > 0 ? b.maxConnections : '-'}`;
-      rows.push(['', `${b.address}${b.backup ? ' (backup)' : ''}`, b.state, duration(status.now - b.since), b.health, b.admin, String(b.weight), String(b.active), peak, rate(b.sessionRate), String(b.accepted), String(b.failed), bytes(b.bytesIn), bytes(b.bytesOut), ...datagrams(b.udp), check]);
+      rows.push(['', `${b.address}${b.backup ? ' (backup)' : ''}${b.origin !== undefined && b.origin !== 'file' ? ` (${b.origin})` : ''}`, b.state, duration(status.now - b.since), b.health, b.admin, String(b.weight), String(b.active), peak, rate(b.sessionRate), String(b.accepted), String(b.failed), bytes(b.bytesIn), bytes(b.bytesOut), ...datagrams(b.udp), check]);
     }
   }
   const cellRows = rows.filter((r): r is string[] => typeof r !== 'string');
@@ -85,6 +87,18 @@ export function formatStatus(status: StatusView): string {
   const header = `fulcrum ${status.version}, pid ${status.pid}, up ${duration(status.now - status.startedAt)}, ${status.workers} workers\nconfig ${status.config} (generation ${status.generation}${reload})${ha}\n\n`;
   const table = [line(columns), ...rows.map((r) => (typeof r === 'string' ? `${indent}${r}` : line(r)))].join('\n');
   return `${header}${table}\n${udpShown ? `\n${UDP_NOTE}\n` : ''}`;
+}
+
+/** One backend name being resolved: what it gives now, when DNS last answered or failed. */
+export function dnsText(d: DnsEntryStatus, now: number): string {
+  const ago = (at: number | undefined): string => (at === undefined ? 'never' : `${duration(now - at)} ago`);
+  const count = `${d.addresses.length} address${d.addresses.length === 1 ? '' : 'es'}`;
+  const answered = `last answer ${ago(d.lastAnswerAt)}${d.ttlSeconds !== undefined ? ` (ttl ${d.ttlSeconds}s)` : ''}`;
+  const next = d.nextAt !== undefined ? `, next ${d.nextAt > now ? `in ${duration(d.nextAt - now)}` : 'now'}` : '';
+  if (d.error !== undefined) {
+    return `dns ${d.name}: FAILING: ${d.error}; ${d.addresses.length === 0 ? 'no address yet' : `keeping ${count}`}, ${answered}, last failure ${ago(d.lastFailureAt)}${next}`;
+  }
+  return `dns ${d.name}: ${count}, ${answered}, last failure ${ago(d.lastFailureAt)}${next}`;
 }
 
 function rate(perSecond: number): string {

@@ -6,8 +6,8 @@ import { UsageError } from '../errors.js';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from '../logger.js';
 import { BENCH_USAGE } from '../bench/usage-text.js';
 
-export type CommandName = 'run' | 'check' | 'demo' | 'reload' | 'status' | 'reopen-logs' | 'bench';
-export const COMMANDS: readonly CommandName[] = ['run', 'check', 'demo', 'reload', 'status', 'reopen-logs', 'bench'];
+export type CommandName = 'run' | 'check' | 'demo' | 'reload' | 'status' | 'reopen-logs' | 'bench' | 'backend' | 'config';
+export const COMMANDS: readonly CommandName[] = ['run', 'check', 'demo', 'reload', 'status', 'reopen-logs', 'bench', 'backend', 'config'];
 
 export function isCommandName(value: string): value is CommandName {
   return (COMMANDS as readonly string[]).includes(value);
@@ -23,6 +23,8 @@ Commands:
   check   Validate a config file and exit
   demo    Start demo echo backends for a config's loopback backends, then run it
   reload  Make a running Fulcrum re-read its config file (through the admin API)
+  backend Add, remove, drain, enable, maint or re-weight a backend at run time
+  config  config dump: print the running config (with runtime-added backends) as YAML
   status  Show a running Fulcrum's services and backends (through the admin API)
   reopen-logs  Make a running Fulcrum reopen its connection log file (for logrotate)
   bench   iperf-style benchmark: bench server | bench client HOST:PORT | bench compare
@@ -133,6 +135,44 @@ Options:
   -h, --help            Show this help
 `,
   bench: BENCH_USAGE,
+  backend: `Usage: fulcrum backend ACTION SERVICE ADDRESS [options] [-c FILE | --admin HOST:PORT] [--token-file FILE]
+
+Change a running Fulcrum's backends through its admin API:
+  add SERVICE ADDRESS      add a backend (ADDRESS: ip:port or [v6]:port), with
+                           --weight N, --backup, --send-proxy none|v1|v2,
+                           --max-connections N, --slow-start DURATION,
+                           --health-check JSON (overrides of the service's check)
+  remove SERVICE ADDRESS   remove a backend added with add: it drains first (open
+                           connections continue; the service's drain_timeout applies)
+  drain | enable | maint SERVICE ADDRESS
+  weight SERVICE ADDRESS N set its weight (0 to 256)
+Every change lasts until the next reload, which rebuilds the backends from the
+config file (the file wins, as in HAProxy); \`fulcrum config dump\` prints the
+running config, with the added backends, as YAML. Exit code 0 when done, 1 when
+the server refuses (the reason is printed) or cannot be reached, 2 on a usage
+error. Address and token as for reload.
+
+Options:
+  -c, --config FILE     Config file to read the admin address and token from
+      --admin HOST:PORT Admin API address (default ${ADMIN})
+      --token-file FILE File holding the admin bearer token
+  -h, --help            Show this help
+`,
+  config: `Usage: fulcrum config dump [-c FILE | --admin HOST:PORT] [--token-file FILE]
+
+Print the running Fulcrum's config as YAML: its config file as loaded (comments
+kept), with the backends added through the admin API appended to their
+services. Valid input to \`fulcrum check\`; save it over the file to keep the
+added backends across the next reload. Names resolved by DNS stay names;
+weights and states set at run time are not part of it; admin.token is redacted.
+Address and token as for reload.
+
+Options:
+  -c, --config FILE     Config file to read the admin address and token from
+      --admin HOST:PORT Admin API address (default ${ADMIN})
+      --token-file FILE File holding the admin bearer token
+  -h, --help            Show this help
+`,
 };
 
 /** Options shared by the commands; each command declares the subset it takes. */

@@ -1,6 +1,8 @@
 // Addresses in the config: `host:port` or `[v6]:port`. Hosts are numeric IP
-// literals (names are not resolved: a load balancer must not depend on DNS to
-// start), plus `localhost` (127.0.0.1) and, for listen addresses, `*` (0.0.0.0).
+// literals, plus `localhost` (127.0.0.1) and, for listen addresses, `*`
+// (0.0.0.0). A backend entry may also name a DNS host (parseBackendTarget):
+// it is resolved at run time by src/discovery/, never at load, so a config
+// never needs DNS to start.
 import { isIPv4, isIPv6 } from 'node:net';
 import type { Endpoint } from './types.js';
 import { describeValue } from './describe.js';
@@ -39,8 +41,8 @@ export function parseEndpoint(value: unknown, role: AddressRole): EndpointResult
     if (host === 'localhost') host = '127.0.0.1';
     else if (host === '*' && role === 'listen') host = '0.0.0.0';
     else if (!isIPv4(host)) {
-      const allowed = role === 'listen' ? 'an IP address, localhost or *' : 'an IP address or localhost';
-      return bad(`host "${host}" is not ${allowed} (host names are not resolved)`);
+      const allowed = role === 'listen' ? 'an IP address, localhost or * (a listen address is never resolved)' : 'an IP address, localhost or a host name';
+      return bad(`host "${host}" is not ${allowed}`);
     }
   }
 
@@ -86,4 +88,26 @@ export function isWildcard(endpoint: Endpoint): boolean {
 
 function fail(message: string): EndpointResult {
   return { ok: false, message };
+}
+
+/** A backend entry's `address`: an IP endpoint, or a DNS name and port (src/discovery/ resolves it). */
+export type BackendTarget = { ok: true; endpoint: Endpoint } | { ok: true; name: string; port: number } | { ok: false; message: string };
+
+/** RFC 1123 host names (and `_` for service-style labels), at most 253 characters; at least one label not all digits. */
+const HOST_NAME = /^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+/** Parse a backend `address`: an IP literal as parseEndpoint does, or a host name (lower-cased, without a trailing dot) and port. */
+export function parseBackendTarget(value: unknown): BackendTarget {
+  if (typeof value === 'string' && !value.startsWith('[')) {
+    const colon = value.lastIndexOf(':');
+    const host = colon < 0 ? '' : value.slice(0, colon);
+    const portText = colon < 0 ? '' : value.slice(colon + 1);
+    if (host !== 'localhost' && !isIPv4(host) && !/^[\d.]+$/.test(host) && HOST_NAME.test(host)) {
+      if (!/^\d+$/.test(portText)) return fail(`bad address ${JSON.stringify(value)}: port ${JSON.stringify(portText)} is not a number; expected 1 to 65535`);
+      const port = Number(portText);
+      if (port < 1 || port > 65535) return fail(`port ${portText} out of range in address ${JSON.stringify(value)}; expected 1 to 65535`);
+      return { ok: true, name: host.toLowerCase().replace(/\.$/, ''), port };
+    }
+  }
+  return parseEndpoint(value, 'backend');
 }

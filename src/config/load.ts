@@ -22,7 +22,7 @@ export function parseConfig(text: string, file: string): FulcrumConfig {
   const result = validateConfig(source.toData(), source);
   const issues = [...duplicates, ...(result.ok ? [] : result.issues)];
   if (issues.length > 0 || !result.ok) throw new ConfigError(sortIssues(issues));
-  return { file: resolve(file), ...result.config };
+  return { file: resolve(file), text, ...result.config };
 }
 
 /** Read `file` and parseConfig() it. An unreadable file is a ConfigError naming the path and the errno. */

@@ -23,6 +23,8 @@ export interface RawConfig {
   sync?: RawSync;
   /** The admin HTTP API, Prometheus /metrics and the status page at /. */
   admin: RawAdmin;
+  /** How backend names (address: NAME:PORT, srv:) are resolved: the DNS servers, the query timeout, and the floor and ceiling of the re-resolve interval. */
+  resolvers: RawResolvers;
   /** The load-balanced services: each listens on one address and relays every connection to one of its backends. */
   services: RawService[];
 }
@@ -174,6 +176,21 @@ export interface RawAdmin {
   max_connections: number;
 }
 
+export interface RawResolvers {
+  /** DNS servers to ask, as IP or IP:port ([v6]:port), tried in order. */
+  servers?: string[];
+  /** How long one query waits for an answer before it is sent again, 10ms to 30s. */
+  timeout: string;
+  /** Queries sent to each server before the resolution fails: 1 to 10. */
+  tries: number;
+  /** Floor of the re-resolve interval: a record with a smaller TTL (or TTL 0) is asked again after this long. 100ms to 1h. */
+  min_ttl: string;
+  /** Ceiling of the re-resolve interval, 100ms to 24h, at least min_ttl. */
+  max_ttl: string;
+  /** After a failed resolution, how long until the next try (the last good answer stays in force meanwhile), 100ms to 1h. */
+  retry: string;
+}
+
 export interface RawService {
   /** Unique name used in logs, metrics and the admin API: 1 to 64 characters of A-Z a-z 0-9 _ . - */
   name: string;
@@ -299,8 +316,10 @@ export interface RawServiceUdp {
 }
 
 export interface RawBackend {
-  /** host:port or [v6]:port of the server; host is an IP address or `localhost` (names are not resolved). */
-  address: string;
+  /** host:port or [v6]:port of the server. host is an IP address, `localhost`, or a DNS name: every A and AAAA record of the name becomes a backend with these settings, re-resolved at the records' TTL (see resolvers). */
+  address?: string;
+  /** A DNS SRV record name such as _postgres._tcp.service.consul: each target of the record becomes a backend with the record's port and, unless weight is written here, the record's weight (capped at 256); targets are resolved to every A/AAAA record. */
+  srv?: string;
   /** This backend's share of new connections, relative to the other backends': an integer from 0 to 256. */
   weight: number;
   /** A backup takes new connections only while no primary (non-backup) backend of the service is available (every one down, drained, in maintenance or at weight 0; primaries that are only full make new connections queue instead); then the backups are balanced with the service's algorithm, and the primaries take over again as soon as one is back. */
@@ -396,6 +415,7 @@ export const SCHEMA_BOUNDS = {
   'healthCheck.fall': { minimum: 1, maximum: 100 },
   'healthCheck.port': { minimum: 1, maximum: 65535 },
   'healthCheck.rise': { minimum: 1, maximum: 100 },
+  'resolvers.tries': { minimum: 1, maximum: 10 },
   'service.client_limits.connection_burst': { minimum: 1, maximum: 1000000 },
   'service.client_limits.connection_rate': { minimum: 1, maximum: 1000000 },
   'service.client_limits.datagram_burst': { minimum: 1, maximum: 1000000 },
@@ -436,6 +456,10 @@ export const DURATION_BOUNDS = {
   'healthCheck.fast_interval': { minMs: 1, maxMs: 3600000 },
   'healthCheck.interval': { minMs: 1, maxMs: 3600000 },
   'healthCheck.timeout': { minMs: 1, maxMs: 3600000 },
+  'resolvers.max_ttl': { minMs: 100, maxMs: 86400000 },
+  'resolvers.min_ttl': { minMs: 100, maxMs: 3600000 },
+  'resolvers.retry': { minMs: 100, maxMs: 3600000 },
+  'resolvers.timeout': { minMs: 10, maxMs: 30000 },
   'service.accept_proxy_timeout': { minMs: 1, maxMs: 60000 },
   'service.drain_timeout': { minMs: 1, maxMs: 86400000, zeroIsOff: true },
   'service.passive.base_ejection': { minMs: 1, maxMs: 3600000 },

@@ -58,6 +58,42 @@ export interface BackendConfig {
   healthCheck?: HealthCheckConfig;
   /** The backend's own send_proxy, else the service's; default none. */
   sendProxy: SendProxy;
+  /** Where it came from; absent: the config file (see src/discovery/origin.ts). */
+  origin?: BackendOrigin;
+}
+
+/** Where a running backend came from: the config file, the admin API, or a DNS name of the file. */
+export type BackendOrigin = { kind: 'file' } | { kind: 'api' } | { kind: 'dns'; name: string };
+
+/**
+ * A backend entry of the file that names DNS records instead of an address:
+ * `address: NAME:PORT` (every A/AAAA record) or `srv: NAME` (every target of
+ * the SRV record). Each address an answer gives becomes a backend with
+ * `template`'s settings (src/discovery/).
+ */
+export interface DiscoveryEntry {
+  kind: 'host' | 'srv';
+  /** The host name, or the SRV record name (lower case, no trailing dot). */
+  name: string;
+  /** host: the port written; srv: 0 (each target's port comes from the record). */
+  port: number;
+  /** As logs, status and metrics name it: `db.internal:5432` or `srv:_pg._tcp.example`. */
+  label: string;
+  /** The settings each resolved backend gets. */
+  template: Omit<BackendConfig, 'address' | 'origin'>;
+  /** srv: the file wrote a weight (it wins over the records'). */
+  weightWritten: boolean;
+}
+
+/** The `resolvers:` block: how backend names are resolved. */
+export interface ResolversConfig {
+  /** `ip` or `ip:port` as node's dns.Resolver.setServers() takes them; undefined: the system's. */
+  servers: string[] | undefined;
+  timeoutMs: number;
+  tries: number;
+  minTtlMs: number;
+  maxTtlMs: number;
+  retryMs: number;
 }
 
 /** Connections waiting for a backend with room (every candidate at max_connections). */
@@ -102,6 +138,11 @@ export interface ServiceConfig {
   ipv6Only: boolean;
   balance: Balance;
   backends: BackendConfig[];
+  /** Backend entries that name DNS records (resolved at run time into more backends); absent: none. */
+  discovery?: DiscoveryEntry[];
+  /** The service as the file wrote it, without its backends: a backend added through the
+   * admin API is validated as if written here (src/discovery/api-backend.ts). */
+  written?: Record<string, unknown>;
   timeouts: ServiceTimeouts;
   /** undefined: `tcp_keepalive: off`. */
   tcpKeepalive: TcpKeepaliveConfig | undefined;
@@ -156,6 +197,8 @@ export interface AdminConfig {
 export interface FulcrumConfig {
   /** Absolute path of the file this came from. */
   file: string;
+  /** The file's text as loaded (`fulcrum config dump` starts from it); absent in configs built by hand. */
+  text?: string;
   /** Data-plane worker threads; `auto` (the default) resolves to the CPU count. */
   workers: number;
   /** On SIGINT/SIGTERM, how long open connections may finish, default 30s. */
@@ -165,6 +208,8 @@ export interface FulcrumConfig {
   connectionLog: ConnectionLogConfig;
   admin: AdminConfig;
   services: ServiceConfig[];
+  /** The `resolvers:` block (defaults filled in); absent in configs built by hand. */
+  resolvers?: ResolversConfig;
   /** The `ha:` block, when this node is one of a VRRP pair. */
   ha?: HaConfig;
   /** The `announce:` block: VIPs announced over BGP through BIRD (ECMP, src/announce/). */

@@ -6,10 +6,11 @@
 // there are none, from the data the schema filled with its defaults (typed by
 // raw-types.ts, generated from the schema). What is derived from other keys
 // (a queue's timeout from the connect timeout...) is resolved here.
+import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { ConfigIssue } from '../errors.js';
-import { endpointsOverlap, isWildcard, parseEndpoint, type AddressRole } from './address.js';
+import { endpointsOverlap, isWildcard, parseBackendTarget, parseEndpoint, type AddressRole } from './address.js';
 import { describeValue } from './describe.js';
 import { AnnounceChecker } from './announce.js';
 import { HaChecker } from './ha.js';
@@ -22,7 +23,8 @@ import { DURATION_BOUNDS, SCHEMA_BOUNDS, SCHEMA_ENUMS, type RawConfig, type RawS
 import { checkSchema } from './schema.js';
 import { udpServiceIssues } from './udp.js';
 import type { Anchor, ConfigPath, YamlSource } from './source.js';
-import type { BackendConfig, Endpoint, FulcrumConfig, ServiceConfig } from './types.js';
+import type { BackendConfig, DiscoveryEntry, Endpoint, FulcrumConfig, ResolversConfig, ServiceConfig } from './types.js';
+import type { RawBackend, RawResolvers } from './raw-types.js';
 
 /** The schema's bounds for maglev_table_size (both primes). */
 const MAGLEV_TABLE_RANGE = SCHEMA_BOUNDS['service.maglev_table_size'];
@@ -65,6 +67,10 @@ class SemanticChecker {
   readonly #issues: ConfigIssue[] = [];
   /** Parsed values by path (joined with "/"), so build() does not parse twice. */
   readonly #endpoints = new Map<string, Endpoint>();
+  /** Backend entries that name DNS records, by the path of the entry (joined with "/"). */
+  readonly #names = new Map<string, { kind: 'host' | 'srv'; name: string; port: number }>();
+  /** The services as the file wrote them (no defaults), by index. */
+  #writtenServices: unknown[] = [];
   readonly #durations = new Map<string, number>();
   readonly #ha: HaChecker;
   readonly #announce: AnnounceChecker;
@@ -85,6 +91,8 @@ class SemanticChecker {
     this.#duration(data, ['drain_timeout'], DURATION_BOUNDS.drain_timeout.maxMs);
     const services = Array.isArray(data.services) ? (data.services as unknown[]) : [];
     const writtenServices = Array.isArray(written.services) ? (written.services as unknown[]) : [];
+    this.#writtenServices = writtenServices;
+    if (isRecord(data.resolvers)) this.#checkResolvers(data.resolvers);
     const names = new Map<string, number>();
     const listens: ListenSeen[] = [];
     services.forEach((service, i) => {
@@ -153,6 +161,7 @@ class SemanticChecker {
       log: { level: raw.log.level, format: raw.log.format },
       connectionLog: buildConnectionLog(raw.connection_log, dirname(resolve(this.#source.file))),
       services: raw.services.map((s, i) => this.#buildService(s, ['services', i])),
+      resolvers: this.#buildResolvers(raw.resolvers),
       ...(raw.ha === undefined ? {} : { ha: this.#ha.build(raw.ha) }),
       ...(raw.announce === undefined ? {} : { announce: this.#announce.buildAnnounce(raw.announce) }),
       ...(raw.sync === undefined ? {} : { sync: this.#announce.buildSync() }),
@@ -163,21 +172,33 @@ class SemanticChecker {
   #buildService(s: RawService, at: ConfigPath): ServiceConfig {
     const connectMs = this.#parsedDuration([...at, 'timeouts', 'connect']);
     const serviceSlowStartMs = this.#parsedDuration([...at, 'slow_start']);
+    const backendSettings = (b: RawBackend, j: number): Omit<BackendConfig, 'address'> => ({
+      weight: b.weight,
+      backup: b.backup,
+      maxConnections: b.max_connections ?? 0,
+      slowStartMs: this.#optionalDuration([...at, 'backends', j, 'slow_start']) ?? serviceSlowStartMs,
+      ...withHealthCheck(s.health_check, b.health_check),
+      sendProxy: b.send_proxy ?? s.send_proxy,
+    });
+    const writtenBackends = (this.#writtenServices[Number(at[1])] as { backends?: unknown[] } | undefined)?.backends ?? [];
+    const discovery = s.backends.flatMap((b, j): DiscoveryEntry[] => {
+      const named = this.#names.get([...at, 'backends', j].join('/'));
+      if (named === undefined) return [];
+      const label = named.kind === 'srv' ? `srv:${named.name}` : `${named.name}:${named.port}`;
+      const weightWritten = isRecord(writtenBackends[j]) && writtenBackends[j].weight !== undefined;
+      return [{ ...named, label, template: backendSettings(b, j), weightWritten }];
+    });
     return {
       name: s.name,
       protocol: s.protocol,
       listen: this.#parsedEndpoint([...at, 'listen']),
       ipv6Only: s.ipv6_only && this.#parsedEndpoint([...at, 'listen']).family === 6,
       balance: s.balance,
-      backends: s.backends.map((b, j): BackendConfig => ({
-        address: this.#parsedEndpoint([...at, 'backends', j, 'address']),
-        weight: b.weight,
-        backup: b.backup,
-        maxConnections: b.max_connections ?? 0,
-        slowStartMs: this.#optionalDuration([...at, 'backends', j, 'slow_start']) ?? serviceSlowStartMs,
-        ...withHealthCheck(s.health_check, b.health_check),
-        sendProxy: b.send_proxy ?? s.send_proxy,
-      })),
+      backends: s.backends.flatMap((b, j): BackendConfig[] =>
+        this.#names.has([...at, 'backends', j].join('/')) ? [] : [{ address: this.#parsedEndpoint([...at, 'backends', j, 'address']), ...backendSettings(b, j) }],
+      ),
+      ...(discovery.length > 0 ? { discovery } : {}),
+      written: withoutKey(this.#writtenServices[Number(at[1])], 'backends'),
       timeouts: {
         connectMs,
         idleMs: this.#parsedDuration([...at, 'timeouts', 'idle']),
@@ -208,6 +229,38 @@ class SemanticChecker {
       ...buildAdmission(s),
       postgresCancel: s.postgres_cancel,
       relay: s.relay,
+    };
+  }
+
+  /** resolvers: servers are IP or IP:port; max_ttl at least min_ttl. */
+  #checkResolvers(resolvers: Record<string, unknown>): void {
+    for (const key of ['timeout', 'min_ttl', 'max_ttl', 'retry'] as const) {
+      const bound = DURATION_BOUNDS[`resolvers.${key}`];
+      this.#duration(resolvers, ['resolvers', key], bound.maxMs, undefined, bound.minMs);
+    }
+    if (Array.isArray(resolvers.servers)) {
+      resolvers.servers.forEach((server, i) => {
+        if (typeof server !== 'string') return;
+        if (isIPv4Or6(server)) return;
+        const parsed = parseEndpoint(server, 'backend');
+        if (!parsed.ok) this.#report(['resolvers', 'servers', i], `bad DNS server ${JSON.stringify(server)}: expected an IP address, IP:port or [v6]:port`);
+      });
+    }
+    const min = this.#durations.get('resolvers/min_ttl');
+    const max = this.#durations.get('resolvers/max_ttl');
+    if (min !== undefined && max !== undefined && max < min) {
+      this.#report(['resolvers', 'max_ttl'], `resolvers.max_ttl ${formatDuration(max)} is below min_ttl ${formatDuration(min)}`);
+    }
+  }
+
+  #buildResolvers(raw: RawResolvers): ResolversConfig {
+    return {
+      servers: raw.servers,
+      timeoutMs: this.#parsedDuration(['resolvers', 'timeout']),
+      tries: raw.tries,
+      minTtlMs: this.#parsedDuration(['resolvers', 'min_ttl']),
+      maxTtlMs: this.#parsedDuration(['resolvers', 'max_ttl']),
+      retryMs: this.#parsedDuration(['resolvers', 'retry']),
     };
   }
 
@@ -243,14 +296,36 @@ class SemanticChecker {
     backends.forEach((backend, j) => {
       if (!isRecord(backend)) return;
       this.#duration(backend, [...at, 'backends', j, 'slow_start'], DURATION_BOUNDS['backend.slow_start'].maxMs, 'off');
-      const path = [...at, 'backends', j, 'address'];
-      const endpoint = this.#endpoint(backend, path, 'backend');
-      if (endpoint === undefined) return;
-      const first = seen.get(endpoint.text);
-      if (first === undefined) seen.set(endpoint.text, j);
+      const entry = [...at, 'backends', j];
+      if ((backend.address === undefined) === (backend.srv === undefined)) {
+        const message = backend.address === undefined ? 'a backend needs an address (host:port) or an srv record name' : 'a backend has an address or an srv record name, not both';
+        this.#report(entry, message, 'key');
+        return;
+      }
+      const key = backend.srv !== undefined ? 'srv' : 'address';
+      const path = [...entry, key];
+      let text: string;
+      if (typeof backend.srv === 'string') {
+        const name = backend.srv.toLowerCase().replace(/\.$/, '');
+        this.#names.set(entry.join('/'), { kind: 'srv', name, port: 0 });
+        text = `srv:${name}`;
+      } else {
+        if (typeof backend.address !== 'string') return; // the schema reported it
+        const target = parseBackendTarget(backend.address);
+        if (!target.ok) return void this.#report(path, target.message);
+        if ('name' in target) {
+          this.#names.set(entry.join('/'), { kind: 'host', name: target.name, port: target.port });
+          text = `${target.name}:${target.port}`;
+        } else {
+          this.#endpoints.set(path.join('/'), target.endpoint);
+          text = target.endpoint.text;
+        }
+      }
+      const first = seen.get(text);
+      if (first === undefined) seen.set(text, j);
       else {
-        const line = this.#source.line([...at, 'backends', first, 'address']);
-        this.#report(path, `duplicate backend ${endpoint.text} in service ${service} (also at line ${line})`);
+        const line = this.#source.line([...at, 'backends', first, key]);
+        this.#report(path, `duplicate backend ${text} in service ${service} (also at line ${line})`);
       }
     });
   }
@@ -351,6 +426,17 @@ export function nearestPrimes(n: number): [number, number] {
 function withHealthCheck(serviceCheck: unknown, backendCheck: unknown): Pick<BackendConfig, 'healthCheck'> {
   const healthCheck = buildHealthCheck(serviceCheck, backendCheck);
   return healthCheck === undefined ? {} : { healthCheck };
+}
+
+function isIPv4Or6(text: string): boolean {
+  return isIP(text) !== 0;
+}
+
+/** A copy of the mapping `value` without `key` (an empty mapping when it is not one). */
+function withoutKey(value: unknown, key: string): Record<string, unknown> {
+  if (!isRecord(value)) return {};
+  const { [key]: _dropped, ...rest } = value;
+  return rest;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -66,8 +66,9 @@ export function diffConfigs(before: FulcrumConfig, after: FulcrumConfig): Config
   return diff;
 }
 
-function withoutBackends(service: ServiceConfig): Omit<ServiceConfig, 'backends'> {
-  const { backends: _backends, ...rest } = service;
+function withoutBackends(service: ServiceConfig): Omit<ServiceConfig, 'backends' | 'written'> {
+  // `written` is the file's text of what the other keys already say.
+  const { backends: _backends, written: _written, ...rest } = service;
   return rest;
 }
 

@@ -316,7 +316,8 @@ t.test('errors: clear 4xx JSON for every mistake', async (t) => {
     { what: 'GET on an action', method: 'GET', path: `/api/services/svc/backends/${A}/drain`, status: 405, code: 'method_not_allowed', allow: 'POST' },
     { what: 'POST on status', method: 'POST', path: '/api/status', status: 405, code: 'method_not_allowed', allow: 'GET' },
     { what: 'GET on reload', method: 'GET', path: '/api/reload', status: 405, code: 'method_not_allowed', allow: 'POST' },
-    { what: 'DELETE a backend', method: 'DELETE', path: `/api/services/svc/backends/${A}`, status: 405, code: 'method_not_allowed', allow: 'GET' },
+    { what: 'DELETE a file backend', method: 'DELETE', path: `/api/services/svc/backends/${A}`, status: 409, code: 'not_removable', message: /in the config file/ },
+    { what: 'PUT a backend', method: 'PUT', path: `/api/services/svc/backends/${A}`, status: 405, code: 'method_not_allowed', allow: 'GET' },
     { what: 'PUT an action', method: 'PUT', path: `/api/services/svc/backends/${A}/drain`, status: 405, code: 'method_not_allowed', allow: 'POST' },
     { what: 'POST metrics', method: 'POST', path: '/metrics', status: 405, code: 'method_not_allowed', allow: 'GET' },
   ];

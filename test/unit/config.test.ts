@@ -36,7 +36,7 @@ const BAD_FIXTURES: Record<string, string[]> = {
   'bad-unknown-key.yaml': [
     '3:5: missing required key "listen" in service',
     '4:5: unknown key "listn" in service; did you mean "listen"? expected one of: name, protocol, listen, ipv6_only, balance, hash_key, maglev_table_size, backends, timeouts, tcp_keepalive, retries, slow_start, queue, sticky, drain_timeout, health_check, passive, accept_proxy, accept_proxy_from, accept_proxy_timeout, send_proxy, postgres_cancel, source, allow, deny, client_limits, max_flows, udp',
-    '7:9: unknown key "wieght" in backend; did you mean "weight"? expected one of: address, weight, backup, max_connections, slow_start, send_proxy, health_check',
+    '7:9: unknown key "wieght" in backend; did you mean "weight"? expected one of: address, srv, weight, backup, max_connections, slow_start, send_proxy, health_check',
   ],
   'bad-wrong-type.yaml': [
     '2:10: workers: expected "auto" or an integer from 1 to 256, got "many"',
@@ -45,7 +45,7 @@ const BAD_FIXTURES: Record<string, string[]> = {
   ],
   'bad-address.yaml': [
     '3:13: bad listen address "127.0.0.1": expected host:port, e.g. 127.0.0.1:6432',
-    '5:18: bad address "db1.internal:5432": host "db1.internal" is not an IP address or localhost (host names are not resolved)',
+    '5:18: bad address "db1..internal:5432": host "db1..internal" is not an IP address, localhost or a host name',
     '6:18: bad address "::1:5432": an IPv6 address goes in brackets, e.g. [::1]:5432',
     '7:18: bad address "0.0.0.0:5432": a backend needs a specific host, not the wildcard 0.0.0.0',
   ],
@@ -77,7 +77,7 @@ const BAD_FIXTURES: Record<string, string[]> = {
   ],
   'bad-missing-key.yaml': [
     '2:5: missing required key "listen" in service',
-    '4:9: missing required key "address" in backend',
+    '4:9: a backend needs an address (host:port) or an srv record name',
   ],
   'bad-duplicate-name.yaml': ['5:11: duplicate service name "pg" (also at line 2)'],
   'bad-yaml-syntax.yaml': ['3:13: YAML syntax error: the string that starts here has no closing "'],
@@ -467,7 +467,11 @@ for (const [fixture, expected] of Object.entries(BAD_FIXTURES)) {
 for (const [fixture, expected] of Object.entries(GOOD_FIXTURES)) {
   t.test(`${fixture} loads as the expected config`, async (t) => {
     const file = join(FIXTURES, fixture);
-    t.same(await loadConfig(file), { file, ...expected });
+    const { text, resolvers, ...loaded } = await loadConfig(file);
+    t.equal(text, await readFile(file, 'utf8'), 'the text as loaded is kept (config dump)');
+    t.ok(resolvers, 'resolvers: has its defaults');
+    // `written` is the file's own text of the service (API-added backends are validated against it).
+    t.same({ ...loaded, services: loaded.services.map(({ written: _written, ...s }) => s) }, { file, ...expected });
   });
 }
 
@@ -522,8 +526,8 @@ const ENDPOINTS: [unknown, 'listen' | 'backend', string][] = [
   ['[::]:80', 'listen', '[::]:80'],
   ['[0:0::1]:80', 'backend', '[::1]:80'],
   ['[FD00:0:0:0:0:0:0:12]:5432', 'backend', '[fd00::12]:5432'],
-  ['*:80', 'backend', 'bad address "*:80": host "*" is not an IP address or localhost (host names are not resolved)'],
-  ['127.000.0.1:80', 'listen', 'bad listen address "127.000.0.1:80": host "127.000.0.1" is not an IP address, localhost or * (host names are not resolved)'],
+  ['*:80', 'backend', 'bad address "*:80": host "*" is not an IP address, localhost or a host name'],
+  ['127.000.0.1:80', 'listen', 'bad listen address "127.000.0.1:80": host "127.000.0.1" is not an IP address, localhost or * (a listen address is never resolved)'],
   ['[::1]80', 'listen', 'bad listen address "[::1]80": expected [v6]:port, e.g. [::1]:7000'],
   ['[1.2.3.4]:80', 'listen', 'bad listen address "[1.2.3.4]:80": "1.2.3.4" is not an IPv6 address'],
   [':80', 'listen', 'bad listen address ":80": missing host; expected host:port, e.g. 127.0.0.1:6432'],
@@ -602,7 +606,8 @@ t.test('the shipped words say TCP/UDP: the example config and the CLI help', asy
 
 t.test('the default config is the documented demo', async (t) => {
   const file = join(ROOT, 'config/fulcrum.yaml');
-  t.same(await loadConfig(file), {
+  const { text: _text, resolvers: _resolvers, ...loaded } = await loadConfig(file);
+  t.same({ ...loaded, services: loaded.services.map(({ written: _written, ...s }) => s) }, {
     file,
     workers: availableParallelism(),
     drainTimeoutMs: 10_000,
