@@ -219,6 +219,9 @@ class TcpConnection final : public Timer {
   void enter_kernel(KernelRelay& relay);
   // A FIN or an error on a socket in the kernel relay.
   void on_kernel_io(Side& side, uint32_t events);
+  // An error on a socket in the kernel relay: resets the other side once
+  // every byte before the error is delivered and acknowledged.
+  void deliver_kernel_failure();
   // Passes each FIN on (shutdown) once the kernel has delivered every byte
   // before it to the other socket; closes when both directions are shut.
   void forward_kernel_fins();

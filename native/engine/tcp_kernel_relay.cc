@@ -15,6 +15,9 @@
 // exit would cost more than they save) and never takes a bulk stream, and the
 // program reports one that turns bulk later. A connection enters at most once.
 #include <algorithm>
+#include <cerrno>
+
+#include <sys/socket.h>
 
 #include "clock.h"
 #include "tcp_connection.h"
@@ -23,6 +26,13 @@
 namespace fulcrum {
 
 namespace {
+
+int socket_error(int fd) {
+  int error = 0;
+  socklen_t length = sizeof error;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) < 0) return errno;
+  return error;
+}
 
 constexpr uint8_t kAutoEnterReads = 4;
 // While leaving, the kernel's queue is polled at 1, 2, 4 ... up to this many ms.
@@ -66,7 +76,14 @@ void TcpConnection::maybe_enter_kernel() {
 void TcpConnection::enter_kernel(KernelRelay& relay) {
   auto pair = std::make_unique<KernelRelayPair>();
   KernelRelayFallback why{};
-  if (!relay.insert(client_.fd, backend_.fd, service_->spec().relay == RelayMode::kAuto, *pair, &why)) {
+  // Bulk reports stay off: leaving the kernel while it still queues bytes
+  // for a socket lost those bytes on this kernel (a 32 MiB stream, measured:
+  // the counted bytes never reached the backend). Until the exit is exact,
+  // relay: auto keeps bulk streams out by its entry rule (never a stream that
+  // filled the copy buffer), and a session that turns bulk later stays in
+  // the kernel, correct but at the kernel relay's bulk speed.
+  constexpr bool kWatchBulk = false;
+  if (!relay.insert(client_.fd, backend_.fd, kWatchBulk, *pair, &why)) {
     worker_.counters().add_relay(service_->spec().slot, fallback_counter(why), 1);
     return;
   }
@@ -87,15 +104,48 @@ void TcpConnection::set_events(uint32_t events) {
 }
 
 void TcpConnection::on_kernel_io(Side& side, uint32_t events) {
-  // on_io() has noted the FIN or error on its side. An error leaves the
-  // kernel: the user-space relay's reset-delivery rule takes it from there.
+  // on_io() has noted the FIN or error on its side. An error: the
+  // reset-delivery rule (tcp_reset_delivery.cc), in the kernel. The maps are
+  // not touched while the kernel may hold bytes for the other side (leaving
+  // them with bytes queued loses those bytes, see kernel_relay.h): first
+  // every byte the failed side sent is delivered, then acknowledged, then
+  // the other side is reset.
   if (events & EPOLLERR) {
-    leave_kernel();
+    if (failed_side_ == nullptr) {
+      failed_side_ = &side;
+      delivery_termination_ = &side == &client_ ? Termination::kClientReset : Termination::kBackendReset;
+      last_touch_ms_ = worker_.now_ms();
+      leave_poll_ms_ = 0;
+    }
+    deliver_kernel_failure();
     return;
   }
   // A FIN stays in the kernel: the program dropped its empty skb, and user
   // space passes it on once every byte before it has reached the other side.
   if ((events & (EPOLLRDHUP | EPOLLHUP)) && !side.read_eof) forward_kernel_fins();
+}
+
+void TcpConnection::deliver_kernel_failure() {
+  Side& live = other_side(*failed_side_);
+  if (&live != failed_side_ && live.hangup_seen && (live.fd < 0 || socket_error(live.fd) != 0)) {
+    finish(delivery_termination_, false, false);  // both failed: nobody left to tell
+    return;
+  }
+  sync_kernel_bytes();
+  if (worker_.kernel_relay()->delivered(*kernel_, failed_side_ == &client_ ? 0 : 1)) {
+    // Handed to the live side's kernel: wait for its acknowledgement, then reset.
+    state_ = State::kDeliveringBeforeReset;
+    awaiting_ack_ = true;
+    reset_when_acknowledged();
+    return;
+  }
+  constexpr uint64_t kFailureDeliveryLimitMs = 30000;
+  if (worker_.now_ms() - last_touch_ms_ >= kFailureDeliveryLimitMs) {
+    finish(delivery_termination_, &live == &client_, &live == &backend_);
+    return;
+  }
+  leave_poll_ms_ = leave_poll_ms_ == 0 ? 1 : std::min<uint8_t>(kMaxLeavePollMs, leave_poll_ms_ * 2);
+  worker_.timers().arm(this, worker_.now_ms(), leave_poll_ms_);
 }
 
 void TcpConnection::forward_kernel_fins() {
@@ -128,7 +178,7 @@ void TcpConnection::forward_kernel_fins() {
 }
 
 void TcpConnection::on_kernel_bulk_report() {
-  if (state_ != State::kKernel) return;
+  if (state_ != State::kKernel || failed_side_ != nullptr) return;
   worker_.counters().add_relay(service_->spec().slot, kKernelBulkExits, 1);
   // Straight to splice: the stream has shown what it is.
   upstream_.bulk = true;
@@ -185,6 +235,10 @@ bool TcpConnection::release_delivered_sides() {
 void TcpConnection::on_kernel_timer() {
   if (state_ == State::kRelaying) {
     pump();  // releases what is delivered, then moves the released directions
+    return;
+  }
+  if (failed_side_ != nullptr) {
+    deliver_kernel_failure();
     return;
   }
   // A FIN waiting for the bytes before it, or the idle timer.
