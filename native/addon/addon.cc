@@ -22,6 +22,7 @@
 #include "connection_log_glue.h"
 #include "engine_handle.h"
 #include "ha_socket.h"
+#include "sd_notify.h"
 #include "snapshot_reader.h"
 
 namespace fulcrum::addon {
@@ -135,6 +136,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("connectionStatsLayout", connection_stats_layout(env));
   exports.Set("snapshotSchema", snapshot_schema(env));
   exports.Set("setInterfaceAddress", Napi::Function::New(env, set_interface_address, "setInterfaceAddress"));
+  exports.Set("sdNotify", Napi::Function::New(env, sd_notify, "sdNotify"));
   Napi::Object testing = Napi::Object::New(env);
   testing.Set("maglevAssign", Napi::Function::New(env, maglev_assign, "maglevAssign"));
   exports.Set("testing", testing);

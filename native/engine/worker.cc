@@ -140,6 +140,9 @@ void Worker::run() {
     const int wait_ms = resume_queue_.empty() ? timers_.wait_ms(now_ms_, kMaxWaitMs) : 0;
     const int count = epoll_wait(epoll_fd_, events, kMaxEventsPerWait, wait_ms);
     update_clock();
+    // Every turn, at least once per kMaxWaitMs even when idle: the control
+    // plane's watchdog reads a stale value as a stuck worker.
+    loop_at_ms_.store(now_ms_, std::memory_order_relaxed);
     // UDP listeners go last: replies already on their way back (upstream
     // sockets) are read before new datagrams are taken in. Under overload
     // this spends the worker's time finishing round trips instead of

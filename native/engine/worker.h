@@ -10,6 +10,7 @@
 
 #include <sys/epoll.h>
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -68,6 +69,10 @@ class Worker {
   // JS thread. Asks the loop to close everything and return; join() waits.
   void post_stop();
   void join();
+  // Any thread. CLOCK_MONOTONIC ms of the loop's last turn (0 before the
+  // first): an idle loop still turns once per second at least, so a value
+  // older than a few seconds means this worker is stuck (the watchdog's probe).
+  uint64_t loop_at_ms() const { return loop_at_ms_.load(std::memory_order_relaxed); }
 
   // --- Worker thread only: the services a connection uses. ---
   uint32_t index() const { return index_; }
@@ -195,6 +200,7 @@ class Worker {
 
   bool running_ = true;
   uint64_t now_ms_ = 0;
+  std::atomic<uint64_t> loop_at_ms_{0};
   TimerQueue timers_;
   PipePool pipes_;
   char copy_buffer_[kCopyBufferSize];

@@ -171,6 +171,8 @@ export interface NativeEngine {
   connectionLogCounters(): ConnectionLogCounters;
   /** Every worker's aggregates summed, per slot: slots.length x layout.wordsPerService numbers. */
   connectionStats(slots: readonly number[]): Float64Array;
+  /** CLOCK_MONOTONIC ms of each worker loop's last turn, by worker (0 before its first turn; [] once stopped). */
+  workerLoopTimes(): number[];
   stop(): void;
   readonly counters: ArrayBuffer;
   readonly workers: number;
@@ -206,6 +208,9 @@ export interface NativeAddon {
   snapshotSchema: SnapshotSchema;
   /** rtnetlink address add/del on an interface: 0 or -errno (-EEXIST, -EADDRNOTAVAIL, -ENODEV, -EPERM). */
   setInterfaceAddress(ifname: string, add: boolean, ip: string, prefixLength: number): number;
+  /** One sd_notify(3) datagram to a unix socket path ('@' first: abstract name): 0 or -errno
+   * (-ENOENT, -ECONNREFUSED, -EINVAL for a path that is not absolute/abstract...). */
+  sdNotify(socketPath: string, message: string): number;
   testing: {
     /** Backend position per 5-tuple under maglev/five_tuple; tuples are 12-byte
      * records (client IPv4, port, local IPv4, port; network order). */
@@ -349,6 +354,7 @@ export const ADDON_EXPORTS = Object.keys({
   testing: true,
   VrrpSocket: true,
   setInterfaceAddress: true,
+  sdNotify: true,
   bench: true,
 } satisfies Record<keyof NativeAddon, true>) as Array<keyof NativeAddon>;
 
