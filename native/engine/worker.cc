@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <ctime>
 #include <string>
+#include <thread>
 
 #include "clock.h"
 #include "flow_hash.h"
@@ -126,6 +128,13 @@ void Worker::post_stop() {
   post(std::move(message));
 }
 
+void Worker::post_stall_for_test(uint32_t ms) {
+  Message message;
+  message.kind = Message::Kind::kStallForTest;
+  message.stall_ms = ms;
+  post(std::move(message));
+}
+
 void Worker::join() {
   if (thread_.joinable()) thread_.join();
 }
@@ -208,6 +217,9 @@ void Worker::take_messages() {
         break;
       case Message::Kind::kDumpSync:
         udp_->dump_flows(message.dump_from, message.dump_to, *message.journal);
+        break;
+      case Message::Kind::kStallForTest:
+        std::this_thread::sleep_for(std::chrono::milliseconds(message.stall_ms));
         break;
     }
   }

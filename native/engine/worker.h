@@ -69,6 +69,9 @@ class Worker {
   // JS thread. Asks the loop to close everything and return; join() waits.
   void post_stop();
   void join();
+  // JS thread. A test hook: the loop sleeps `ms` in this worker's thread, as a
+  // worker stuck in a long call would (the systemd watchdog's tests).
+  void post_stall_for_test(uint32_t ms);
   // Any thread. CLOCK_MONOTONIC ms of the loop's last turn (0 before the
   // first): an idle loop still turns once per second at least, so a value
   // older than a few seconds means this worker is stuck (the watchdog's probe).
@@ -138,7 +141,7 @@ class Worker {
     std::shared_ptr<const Service> service;
   };
   struct Message {
-    enum class Kind : uint8_t { kListeners, kCloseBackend, kDumpSync, kStop } kind = Kind::kListeners;
+    enum class Kind : uint8_t { kListeners, kCloseBackend, kDumpSync, kStallForTest, kStop } kind = Kind::kListeners;
     std::vector<ListenerBinding> listeners;
     uint64_t generation = 0;
     uint32_t backend_slot = 0;
@@ -146,6 +149,7 @@ class Worker {
     uint32_t dump_from = 0;  // kDumpSync: the key range and where the part goes
     uint32_t dump_to = 0;
     std::shared_ptr<SyncJournal> journal;
+    uint32_t stall_ms = 0;  // kStallForTest
   };
   // Calls back into the worker when it fires (accept retry, queue poll, periodic task).
   class CallbackTimer final : public Timer {

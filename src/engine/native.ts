@@ -173,6 +173,8 @@ export interface NativeEngine {
   connectionStats(slots: readonly number[]): Float64Array;
   /** CLOCK_MONOTONIC ms of each worker loop's last turn, by worker (0 before its first turn; [] once stopped). */
   workerLoopTimes(): number[];
+  /** Tests only: worker `worker`'s loop sleeps `ms` (at most 60000), as a stuck worker. */
+  stallWorkerForTest(worker: number, ms: number): void;
   stop(): void;
   readonly counters: ArrayBuffer;
   readonly workers: number;

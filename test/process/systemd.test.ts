@@ -136,6 +136,48 @@ t.test('the workers answer the liveness probe: every loop turned within the last
   t.same(engine.workerLoopTimesMs(), [], 'a stopped engine has no workers to probe');
 });
 
+t.test('a stuck engine worker silences the watchdog until it answers again', async (t) => {
+  const { startRuntime, memoryLogger } = await import('../helpers/admin.js');
+  const { serviceYaml } = await import('../helpers/engine.js');
+  const { ServiceNotifier } = await import('../../src/systemd/service-notifier.js');
+  const echo = await startEchoServer(t);
+  const { runtime } = await startRuntime(t, (port) => serviceYaml(port, { backends: [echo.port] }), { workers: 2 });
+  const logs: Array<Record<string, unknown>> = [];
+  const pings: number[] = [];
+  const waiters = new Waiters();
+  const notifier = ServiceNotifier.start({
+    runtime,
+    logger: memoryLogger(logs),
+    env: { WATCHDOG_USEC: '200000' },
+    send: (fields) => {
+      if (fields.WATCHDOG === 1) pings.push(Date.now());
+      waiters.notify();
+      return true;
+    },
+  })!;
+  t.teardown(() => notifier.close());
+  // Log lines arrive without a send: look again every 20 ms.
+  const poll = setInterval(() => waiters.notify(), 20);
+  t.teardown(() => clearInterval(poll));
+  const count = (n: number): Promise<true> => waiters.wait(`${n} pings`, () => (pings.length >= n ? true : undefined), 5_000);
+  const logged = (msg: string): Promise<Record<string, unknown>> =>
+    waiters.wait(`log "${msg}"`, () => logs.find((l) => l.msg === msg), 10_000);
+  await count(3);
+
+  const stalledAt = Date.now();
+  runtime.engine.stallWorkerForTest(1, 6500);
+  const stuck = await logged('engine worker stuck: systemd watchdog pings stopped');
+  t.same(stuck.workers, [1], 'the stuck worker is named');
+  const silentFrom = Date.now();
+  t.ok(silentFrom - stalledAt >= 4900 && silentFrom - stalledAt < 6400, `detected after the 5 s stale time, while stuck (${silentFrom - stalledAt} ms)`);
+  const before = pings.length;
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  t.equal(pings.length, before, 'no WATCHDOG=1 while the worker is stuck');
+  await logged('engine workers answer again: systemd watchdog pings resumed');
+  await count(before + 2);
+  t.ok(pings[before]! - stalledAt >= 6400, 'pings resume once the worker turns again');
+});
+
 t.test('fulcrum systemd-unit prints a unit that systemd-analyze verify accepts', async (t) => {
   const config = writeConfig(t, configText({ admin: 1, listen: 2, backends: [3] }));
   const result = await runCli(t, ['systemd-unit', '-c', config]);
