@@ -43,4 +43,9 @@ version=$(PATH="$tmp/bin" "$tmp/prefix/bin/fulcrum" --version)
 expected=$(node -p 'require("./package.json").version')
 [ "$version" = "$expected" ] || { echo "fulcrum --version: '$version', expected '$expected'"; exit 1; }
 echo "fulcrum --version: $version"
+# The unit it prints runs the installed fulcrum with the node that runs it.
+unit=$(PATH="$tmp/bin" "$tmp/prefix/bin/fulcrum" systemd-unit)
+grep -qx "ExecStart=$(readlink -f "$(command -v node)") $installed/dist/cli.js run -c /etc/fulcrum/fulcrum.yaml" <<<"$unit" ||
+  { echo "fulcrum systemd-unit: unexpected ExecStart:"; grep '^ExecStart=' <<<"$unit"; exit 1; }
+echo "fulcrum systemd-unit: $(grep '^ExecStart=' <<<"$unit")"
 PATH="$tmp/bin" node .ci/proxy-smoke.mjs "$tmp/prefix/bin/fulcrum" "$tmp"
