@@ -84,6 +84,7 @@
         "native/addon/engine_handle.cc",
         "native/addon/errors.cc",
         "native/addon/ha_socket.cc",
+        "native/addon/sd_notify.cc",
         "native/addon/snapshot_reader.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -12,6 +12,7 @@ import { reloadCommand } from './commands/reload.js';
 import { reopenLogsCommand } from './commands/reopen-logs.js';
 import { runCommand } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
+import { systemdUnitCommand } from './commands/systemd-unit.js';
 import { COMMAND_USAGE, MAIN_USAGE, isCommandName, type CommandName } from './commands/usage.js';
 import { UsageError } from './errors.js';
 
@@ -25,6 +26,7 @@ const COMMAND_MAIN: Record<CommandName, (args: readonly string[]) => Promise<num
   bench: benchCommand,
   backend: backendCommand,
   config: configCommand,
+  'systemd-unit': systemdUnitCommand,
 };
 
 /** The version in package.json (dist/cli.js → ../package.json). */

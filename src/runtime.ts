@@ -61,6 +61,12 @@ export interface RuntimeOptions {
   health?: HealthSource;
 }
 
+/** See FulcrumRuntime.attachReloadObserver. */
+export interface ReloadObserver {
+  applying(): void;
+  settled(): void;
+}
+
 export type ReloadTrigger = Parameters<Runtime['reload']>[0];
 
 /** The last reload, for the admin API. */
@@ -280,6 +286,7 @@ export class FulcrumRuntime implements Runtime {
 
   #announce: AnnounceSource | undefined;
   #sync: SyncSource | undefined;
+  #reloadObserver: ReloadObserver | undefined;
 
   get announce(): AnnounceSource | undefined {
     return this.#announce;
@@ -297,6 +304,12 @@ export class FulcrumRuntime implements Runtime {
   /** Attach session sync once its socket is bound. */
   attachSync(source: SyncSource): void {
     this.#sync = source;
+  }
+
+  /** Told when a reload that passed validation starts changing things and when it
+   * is over (applied or rolled back): systemd's RELOADING=1 / READY=1 (src/systemd/). */
+  attachReloadObserver(observer: ReloadObserver): void {
+    this.#reloadObserver = observer;
   }
 
   /** Attach the VRRP instance once it runs (HA starts after the listeners are bound). */
@@ -399,6 +412,18 @@ export class FulcrumRuntime implements Runtime {
     }
     // A stop began while the file was read: applying now would reopen listeners.
     if (this.#stopping) return this.#rejected(trigger, ['fulcrum is stopping: reload refused']);
+    // A config rejected above never reaches the observer: nothing changed, so
+    // systemd sees no reload (the reload command still exits non-zero).
+    this.#reloadObserver?.applying();
+    try {
+      return await this.#apply(trigger, next);
+    } finally {
+      this.#reloadObserver?.settled();
+    }
+  }
+
+  /** Apply a validated config; on a listener that cannot bind, the running one stays. */
+  async #apply(trigger: ReloadTrigger, next: FulcrumConfig): Promise<ReloadOutcome> {
     const diff = diffConfigs(this.#fileConfig, next);
     // The file wins: API additions and weights go; DNS entries the file keeps keep their last answers.
     this.dns.update(next);

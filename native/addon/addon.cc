@@ -23,6 +23,7 @@
 #include "connection_log_glue.h"
 #include "engine_handle.h"
 #include "ha_socket.h"
+#include "sd_notify.h"
 #include "snapshot_reader.h"
 
 namespace fulcrum::addon {
@@ -150,6 +151,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("snapshotSchema", snapshot_schema(env));
   exports.Set("setInterfaceAddress", Napi::Function::New(env, set_interface_address, "setInterfaceAddress"));
   exports.Set("kernelRelaySupport", Napi::Function::New(env, kernel_relay_support_value, "kernelRelaySupport"));
+  exports.Set("sdNotify", Napi::Function::New(env, sd_notify, "sdNotify"));
   Napi::Object testing = Napi::Object::New(env);
   testing.Set("maglevAssign", Napi::Function::New(env, maglev_assign, "maglevAssign"));
   exports.Set("testing", testing);

@@ -29,6 +29,8 @@ Napi::Function EngineHandle::define_class(Napi::Env env) {
                          InstanceMethod<&EngineHandle::reopen_connection_log>("reopenConnectionLog"),
                          InstanceMethod<&EngineHandle::connection_log_counters>("connectionLogCounters"),
                          InstanceMethod<&EngineHandle::connection_stats>("connectionStats"),
+                         InstanceMethod<&EngineHandle::worker_loop_times>("workerLoopTimes"),
+                         InstanceMethod<&EngineHandle::stall_worker_for_test>("stallWorkerForTest"),
                      });
 }
 
@@ -198,6 +200,26 @@ Napi::Value EngineHandle::backend_peak(const Napi::CallbackInfo& info) {
 Napi::Value EngineHandle::service_queue(const Napi::CallbackInfo& info) {
   const uint32_t slot = integer_argument(info, 0, "serviceQueue", "slot", 0, kMaxServices - 1);
   return Napi::Number::New(info.Env(), engine_ ? engine_->service_queued(slot) : 0);
+}
+
+// JS thread: the watchdog's liveness probe (src/systemd/), a few atomic loads.
+Napi::Value EngineHandle::worker_loop_times(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array times = Napi::Array::New(env);
+  if (!engine_) return times;
+  const std::vector<uint64_t> values = engine_->worker_loop_times_ms();
+  for (uint32_t i = 0; i < values.size(); i++) times.Set(i, static_cast<double>(values[i]));
+  return times;
+}
+
+// JS thread; tests only: worker N's loop sleeps for ms (at most a minute).
+Napi::Value EngineHandle::stall_worker_for_test(const Napi::CallbackInfo& info) {
+  const uint32_t workers = engine_ ? engine_->worker_count() : 0;
+  if (workers == 0) return info.Env().Undefined();
+  const uint32_t index = integer_argument(info, 0, "stallWorkerForTest", "worker", 0, workers - 1);
+  const uint32_t ms = integer_argument(info, 1, "stallWorkerForTest", "ms", 0, 60000);
+  engine_->stall_worker_for_test(index, ms);
+  return info.Env().Undefined();
 }
 
 Napi::Value EngineHandle::stop(const Napi::CallbackInfo& info) {

@@ -51,6 +51,8 @@ class EngineHandle : public Napi::ObjectWrap<EngineHandle> {
   Napi::Value reopen_connection_log(const Napi::CallbackInfo& info);
   Napi::Value connection_log_counters(const Napi::CallbackInfo& info);
   Napi::Value connection_stats(const Napi::CallbackInfo& info);
+  Napi::Value worker_loop_times(const Napi::CallbackInfo& info);
+  Napi::Value stall_worker_for_test(const Napi::CallbackInfo& info);
 
   // Stops the engine and releases the thread-safe function. Safe to call more
   // than once, from stop(), the GC finalizer or the environment cleanup hook.

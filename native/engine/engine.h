@@ -96,6 +96,14 @@ class Engine {
 
   bool stopped() const { return stopped_; }
   uint32_t worker_count() const { return static_cast<uint32_t>(workers_.size()); }
+  // JS thread. Test hook: worker `index` (< worker_count()) sleeps `ms` (Worker::post_stall_for_test).
+  void stall_worker_for_test(uint32_t index, uint32_t ms) { workers_.at(index)->post_stall_for_test(ms); }
+  // JS thread. Each worker's Worker::loop_at_ms(), by worker index.
+  std::vector<uint64_t> worker_loop_times_ms() const {
+    std::vector<uint64_t> times;
+    for (const auto& worker : workers_) times.push_back(worker->loop_at_ms());
+    return times;
+  }
   const std::shared_ptr<CounterArena>& counters() const { return counters_; }
   EventSink& events() { return *events_; }
   ConnectionLog& connection_log() { return *log_; }

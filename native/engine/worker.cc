@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <ctime>
 #include <string>
+#include <thread>
 
 #include "clock.h"
 #include "flow_hash.h"
@@ -126,6 +128,13 @@ void Worker::post_stop() {
   post(std::move(message));
 }
 
+void Worker::post_stall_for_test(uint32_t ms) {
+  Message message;
+  message.kind = Message::Kind::kStallForTest;
+  message.stall_ms = ms;
+  post(std::move(message));
+}
+
 void Worker::join() {
   if (thread_.joinable()) thread_.join();
 }
@@ -140,6 +149,9 @@ void Worker::run() {
     const int wait_ms = resume_queue_.empty() ? timers_.wait_ms(now_ms_, kMaxWaitMs) : 0;
     const int count = epoll_wait(epoll_fd_, events, kMaxEventsPerWait, wait_ms);
     update_clock();
+    // Every turn, at least once per kMaxWaitMs even when idle: the control
+    // plane's watchdog reads a stale value as a stuck worker.
+    loop_at_ms_.store(now_ms_, std::memory_order_relaxed);
     // UDP listeners go last: replies already on their way back (upstream
     // sockets) are read before new datagrams are taken in. Under overload
     // this spends the worker's time finishing round trips instead of
@@ -208,6 +220,9 @@ void Worker::take_messages() {
         break;
       case Message::Kind::kDumpSync:
         udp_->dump_flows(message.dump_from, message.dump_to, *message.journal);
+        break;
+      case Message::Kind::kStallForTest:
+        std::this_thread::sleep_for(std::chrono::milliseconds(message.stall_ms));
         break;
     }
   }

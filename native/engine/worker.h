@@ -10,6 +10,7 @@
 
 #include <sys/epoll.h>
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -70,6 +71,13 @@ class Worker {
   // JS thread. Asks the loop to close everything and return; join() waits.
   void post_stop();
   void join();
+  // JS thread. A test hook: the loop sleeps `ms` in this worker's thread, as a
+  // worker stuck in a long call would (the systemd watchdog's tests).
+  void post_stall_for_test(uint32_t ms);
+  // Any thread. CLOCK_MONOTONIC ms of the loop's last turn (0 before the
+  // first): an idle loop still turns once per second at least, so a value
+  // older than a few seconds means this worker is stuck (the watchdog's probe).
+  uint64_t loop_at_ms() const { return loop_at_ms_.load(std::memory_order_relaxed); }
 
   // --- Worker thread only: the services a connection uses. ---
   uint32_t index() const { return index_; }
@@ -144,7 +152,7 @@ class Worker {
     std::shared_ptr<const Service> service;
   };
   struct Message {
-    enum class Kind : uint8_t { kListeners, kCloseBackend, kDumpSync, kStop } kind = Kind::kListeners;
+    enum class Kind : uint8_t { kListeners, kCloseBackend, kDumpSync, kStallForTest, kStop } kind = Kind::kListeners;
     std::vector<ListenerBinding> listeners;
     uint64_t generation = 0;
     uint32_t backend_slot = 0;
@@ -152,6 +160,7 @@ class Worker {
     uint32_t dump_from = 0;  // kDumpSync: the key range and where the part goes
     uint32_t dump_to = 0;
     std::shared_ptr<SyncJournal> journal;
+    uint32_t stall_ms = 0;  // kStallForTest
   };
   // Calls back into the worker when it fires (accept retry, queue poll, periodic task).
   class CallbackTimer final : public Timer {
@@ -206,6 +215,7 @@ class Worker {
 
   bool running_ = true;
   uint64_t now_ms_ = 0;
+  std::atomic<uint64_t> loop_at_ms_{0};
   TimerQueue timers_;
   PipePool pipes_;
   char copy_buffer_[kCopyBufferSize];

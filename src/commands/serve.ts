@@ -24,6 +24,7 @@ import { FulcrumRuntime } from '../runtime.js';
 import { HaInstance } from '../ha/instance.js';
 import { Announcer } from '../announce/announcer.js';
 import { SessionSync } from '../sync/session-sync.js';
+import { ServiceNotifier } from '../systemd/service-notifier.js';
 import { AcceptPauseLog } from './accept-pause-log.js';
 import { EXIT_OK, EXIT_RUNTIME } from './exit-codes.js';
 
@@ -153,7 +154,10 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
     }
   }
   hooks.onListening?.(config, adminUrl);
-  await untilStopped(runtime, logger, { ha, announcer, sync });
+  // Under systemd (Type=notify): READY=1, reload, stop, status and watchdog.
+  const notifier = ServiceNotifier.start({ runtime, logger });
+  notifier?.listening();
+  await untilStopped(runtime, logger, { ha, announcer, sync, notifier });
   await admin.close();
   return EXIT_OK;
 }
@@ -163,10 +167,11 @@ interface Companions {
   ha?: HaInstance | undefined;
   announcer?: Announcer | undefined;
   sync?: SessionSync | undefined;
+  notifier?: ServiceNotifier | undefined;
 }
 
 /** Resolves once the engine is stopped after a stop signal (drained, timed out or cut). */
-function untilStopped(runtime: FulcrumRuntime, logger: Logger, { ha, announcer, sync }: Companions): Promise<void> {
+function untilStopped(runtime: FulcrumRuntime, logger: Logger, { ha, announcer, sync, notifier }: Companions): Promise<void> {
   const { engine } = runtime;
   return new Promise((resolve) => {
     const keepAlive = setInterval(() => logStats(engine, logger), STATS_INTERVAL_MS);
@@ -180,6 +185,7 @@ function untilStopped(runtime: FulcrumRuntime, logger: Logger, { ha, announcer, 
       for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
       process.off('SIGHUP', onReloadSignal);
       process.off('SIGUSR1', onReopenSignal);
+      notifier?.close();
       sync?.stop();
       runtime.stop();
       // A Master has already handed over (on the first signal); this waits for its VIPs to be gone,
@@ -193,6 +199,7 @@ function untilStopped(runtime: FulcrumRuntime, logger: Logger, { ha, announcer, 
     const onSignal = (signal: NodeJS.Signals): void => {
       if (firstSignalAt === undefined) {
         firstSignalAt = Date.now();
+        notifier?.stopping();
         // Hand the VIPs over first (priority-0 advert): the peer takes new
         // connections while this node drains the ones it has.
         void ha?.stop();

@@ -6,8 +6,8 @@ import { UsageError } from '../errors.js';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from '../logger.js';
 import { BENCH_USAGE } from '../bench/usage-text.js';
 
-export type CommandName = 'run' | 'check' | 'demo' | 'reload' | 'status' | 'reopen-logs' | 'bench' | 'backend' | 'config';
-export const COMMANDS: readonly CommandName[] = ['run', 'check', 'demo', 'reload', 'status', 'reopen-logs', 'bench', 'backend', 'config'];
+export type CommandName = 'run' | 'check' | 'demo' | 'reload' | 'status' | 'reopen-logs' | 'bench' | 'backend' | 'config' | 'systemd-unit';
+export const COMMANDS: readonly CommandName[] = ['run', 'check', 'demo', 'reload', 'status', 'reopen-logs', 'bench', 'backend', 'config', 'systemd-unit'];
 
 export function isCommandName(value: string): value is CommandName {
   return (COMMANDS as readonly string[]).includes(value);
@@ -27,6 +27,7 @@ Commands:
   config  config dump: print the running config (with runtime-added backends) as YAML
   status  Show a running Fulcrum's services and backends (through the admin API)
   reopen-logs  Make a running Fulcrum reopen its connection log file (for logrotate)
+  systemd-unit Print a systemd unit (Type=notify) for this installation
   bench   iperf-style benchmark: bench server | bench client HOST:PORT | bench compare
 
 Options:
@@ -119,6 +120,18 @@ Options:
       --admin HOST:PORT Admin API address (default ${ADMIN})
       --token-file FILE File holding the admin bearer token
       --json            Print JSON
+  -h, --help            Show this help
+`,
+  'systemd-unit': `Usage: fulcrum systemd-unit [-c FILE]
+
+Print the systemd unit shipped with Fulcrum (config/systemd/fulcrum.service),
+with the paths of this node and this fulcrum filled in, for
+/etc/systemd/system/fulcrum.service. It runs \`fulcrum run -c FILE\` as
+Type=notify (ready, reload, stop, status and watchdog reported to systemd),
+as user fulcrum, with the capabilities and hardening the file explains.
+
+Options:
+  -c, --config FILE     The config the service runs (default /etc/fulcrum/fulcrum.yaml)
   -h, --help            Show this help
 `,
   'reopen-logs': `Usage: fulcrum reopen-logs [-c FILE | --admin HOST:PORT] [--token-file FILE]

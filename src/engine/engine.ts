@@ -112,6 +112,19 @@ export class Engine extends EventEmitter {
     return this.#native.workers;
   }
 
+  /** When each worker's event loop last turned (CLOCK_MONOTONIC ms, as
+   * monotonicMs() reads it; 0 before its first turn). An idle worker still
+   * turns at least once a second, so an old value means a stuck worker. */
+  workerLoopTimesMs(): number[] {
+    return this.#stopped ? [] : this.#native.workerLoopTimes();
+  }
+
+  /** Tests only: worker `worker`'s event loop sleeps `ms` (the watchdog's stuck-worker test). */
+  stallWorkerForTest(worker: number, ms: number): void {
+    this.#assertRunning();
+    this.#native.stallWorkerForTest(worker, ms);
+  }
+
   /** Bind new listeners, keep ones that stay, close removed ones; open connections are untouched.
    * Throws an Error whose `code` is the errno name (EADDRINUSE...) and, when a
    * listener failed, whose `service` names its service; the running config

@@ -176,6 +176,10 @@ export interface NativeEngine {
   connectionLogCounters(): ConnectionLogCounters;
   /** Every worker's aggregates summed, per slot: slots.length x layout.wordsPerService numbers. */
   connectionStats(slots: readonly number[]): Float64Array;
+  /** CLOCK_MONOTONIC ms of each worker loop's last turn, by worker (0 before its first turn; [] once stopped). */
+  workerLoopTimes(): number[];
+  /** Tests only: worker `worker`'s loop sleeps `ms` (at most 60000), as a stuck worker. */
+  stallWorkerForTest(worker: number, ms: number): void;
   stop(): void;
   readonly counters: ArrayBuffer;
   readonly workers: number;
@@ -213,6 +217,9 @@ export interface NativeAddon {
   setInterfaceAddress(ifname: string, add: boolean, ip: string, prefixLength: number): number;
   /** Whether this process can use the kernel relay (relay: kernel/auto), probed once; reason: why not. */
   kernelRelaySupport(): { available: boolean; reason: string };
+  /** One sd_notify(3) datagram to a unix socket path ('@' first: abstract name): 0 or -errno
+   * (-ENOENT, -ECONNREFUSED, -EINVAL for a path that is not absolute/abstract...). */
+  sdNotify(socketPath: string, message: string): number;
   testing: {
     /** Backend position per 5-tuple under maglev/five_tuple; tuples are 12-byte
      * records (client IPv4, port, local IPv4, port; network order). */
@@ -357,6 +364,7 @@ export const ADDON_EXPORTS = Object.keys({
   VrrpSocket: true,
   setInterfaceAddress: true,
   kernelRelaySupport: true,
+  sdNotify: true,
   bench: true,
 } satisfies Record<keyof NativeAddon, true>) as Array<keyof NativeAddon>;
 

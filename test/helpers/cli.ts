@@ -37,6 +37,8 @@ export interface CliOptions {
   cwd?: string;
   /** RLIMIT_NOFILE for the process (prlimit, else the shell's ulimit; both exec, so the PID is node's). */
   nofile?: number;
+  /** Variables added to this process's environment (NOTIFY_SOCKET...). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** The command line that runs `node dist/cli.js ...args`, under a file descriptor limit when asked. */
@@ -62,7 +64,7 @@ export class CliProcess {
 
   constructor(args: readonly string[], options: CliOptions = {}) {
     const [command, commandArgs] = cliCommand(args, options.nofile);
-    this.child = spawn(command, commandArgs, { cwd: options.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(command, commandArgs, { cwd: options.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
     this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => this.#onStdout(chunk));
     this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
       this.stderr += chunk;
