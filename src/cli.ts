@@ -12,6 +12,7 @@ import { reloadCommand } from './commands/reload.js';
 import { reopenLogsCommand } from './commands/reopen-logs.js';
 import { runCommand } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
+import { upgradeCommand } from './commands/upgrade.js';
 import { COMMAND_USAGE, MAIN_USAGE, isCommandName, type CommandName } from './commands/usage.js';
 import { UsageError } from './errors.js';
 
@@ -20,6 +21,7 @@ const COMMAND_MAIN: Record<CommandName, (args: readonly string[]) => Promise<num
   check: checkCommand,
   demo: demoCommand,
   reload: reloadCommand,
+  upgrade: upgradeCommand,
   status: statusCommand,
   'reopen-logs': reopenLogsCommand,
   bench: benchCommand,
