@@ -99,7 +99,9 @@ Napi::Value receive_fds(const Napi::CallbackInfo& info) {
   } while (received < 0 && errno == EINTR);
   if (received < 0) {
     if (errno == EAGAIN) return env.Null();
-    throw errno_error(env, errno, "receiving file descriptors");
+    // The peer exited with our messages unread: the end of the stream, as for an orderly close.
+    if (errno == ECONNRESET) received = 0;
+    else throw errno_error(env, errno, "receiving file descriptors");
   }
   std::vector<int> fds;
   for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr; header = CMSG_NXTHDR(&message, header)) {

@@ -8,7 +8,8 @@
 //   send(sock, text, fds[]) -> undefined   one message: text and the fds (throws {code})
 //   receive(sock, timeoutMs) -> {text, fds} | null     null after timeoutMs without
 //                                          a message; {text: '', fds: []} at end of
-//                                          stream (the peer closed); throws {code}
+//                                          stream (the peer closed, or exited with
+//                                          messages unread); throws {code}
 //   close(fd)
 //   maxFds                                 most fds in one message (SCM_MAX_FD)
 #pragma once

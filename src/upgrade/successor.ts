@@ -20,6 +20,8 @@ import { parseMessage, UPGRADE_FD_ENV, type SocketManifest } from './protocol.js
 /** How long the new process may take to become ready (start, bind nothing, first health checks). */
 export const READY_TIMEOUT_MS = 60_000;
 const POLL_MS = 20;
+/** How long an exit status is waited for once the new process closed its end. */
+const EXIT_WAIT_MS = 2_000;
 
 export interface SuccessorOptions {
   engine: Engine;
@@ -113,11 +115,14 @@ export async function startSuccessor(options: SuccessorOptions): Promise<number>
       }
       if (parsed?.type === 'failed') giveUp(`the new process failed: ${String(parsed.reason)}`);
       if (message.text === '') {
-        await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-        giveUp(`the new process ${exited ?? 'closed the upgrade socket'} before it was ready`);
+        // Its socket closes as it exits: wait a moment for the exit status, the better reason.
+        for (let waited = 0; exited === undefined && waited < EXIT_WAIT_MS; waited += POLL_MS) {
+          await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+        }
+        giveUp(`the new process ${exited ?? 'closed the upgrade socket'} before it was ready (its log says why)`);
       }
     }
-    if (exited !== undefined) giveUp(`the new process ${exited} before it was ready`);
+    if (exited !== undefined) giveUp(`the new process ${exited} before it was ready (its log says why)`);
     if (Date.now() >= deadline) giveUp(`the new process was not ready within ${Math.round((options.readyTimeoutMs ?? READY_TIMEOUT_MS) / 1000)} s`);
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
