@@ -111,9 +111,7 @@ int Engine::apply(std::vector<ServiceSpec> services, ApplyFailure* failure, uint
       int probe = probe_exclusive_bind(spec.listen, spec.protocol == Protocol::kUdp, spec.freebind, spec.ipv6_only);
       if (probe == -EADDRINUSE) {
         for (int opened_fd : opened) close(opened_fd);
-        *failure = ApplyFailure{"listen address " + format_socket_address(spec.listen) + " of service " + spec.name +
-                                    " is held by another socket",
-                                spec.name};
+        *failure = ApplyFailure{"bind " + format_socket_address(spec.listen) + " for service " + spec.name, spec.name};
         return probe;
       }
     }
