@@ -291,7 +291,8 @@ function untilStopped(runtime: FulcrumRuntime, logger: Logger, { ha, announcer, 
             logger.error({ err }, 'upgrade: the onHandedOver hook failed');
           }
           admin.stopListening();
-          onSignal('upgrade');
+          // A SIGTERM during the upgrade already began the drain: not a second signal.
+          if (firstSignalAt === undefined) onSignal('upgrade');
           return { ok: true, pid };
         },
         (err: unknown): UpgradeOutcome => {
