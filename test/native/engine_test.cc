@@ -311,7 +311,7 @@ void test_engine_handover() {
     for (int original : fds) copies.push_back(dup(original));
     check(second->adopt_listeners(key, copies) == 0, "handover: " + key + " adopted");
   }
-  const refused = dup(listeners[0].second[0]);
+  const int refused = dup(listeners[0].second[0]);
   check(second->adopt_listeners(listeners[0].first, {refused}) == -EINVAL, "handover: a key adopted twice is refused");
   close(refused);  // a refused adoption leaves the fd with the caller
   check(second->adopt_listeners("tcp 127.0.0.1:1", {dup(listeners[0].second[0])}) == 0, "handover: an unused key");
