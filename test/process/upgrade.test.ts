@@ -104,11 +104,11 @@ t.test('upgrade under load: no connection refused or failed, an open transfer fi
   await long.write(before);
   t.ok((await long.read(before.length)).equals(before), 'transfer: first 256 KiB echoed before the upgrade');
 
-  // Clients connecting continuously, 4 at a time, until stopped (at most 20 s or 20,000 connections).
+  // Clients connecting continuously, 4 at a time, until stopped (at most 60 s or 20,000 connections).
   const outcomes = new Map<string, number>();
   let stop = false;
   let total = 0;
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + 60_000;
   const client = async (): Promise<void> => {
     while (!stop && Date.now() < deadline && total < 20_000) {
       total++;
@@ -128,7 +128,10 @@ t.test('upgrade under load: no connection refused or failed, an open transfer fi
 
   // Keep connecting for a while after the handover, while the old process drains.
   const atHandover = total;
-  await waitUntil('connections after the upgrade', () => total >= atHandover + 200, 10_000);
+  // Bounded by count and time; a slow (sanitized, shared) machine gets the time it needs.
+  await waitUntil('connections after the upgrade', () => total >= atHandover + 100, 30_000).catch((err: Error) => {
+    throw new Error(`${err.message}; outcomes so far: ${JSON.stringify(Object.fromEntries(outcomes))}`);
+  });
 
   // The transfer goes on through the old process, byte-exact, then ends; the old one then exits.
   const after = randomBytes(1024 * 1024);
