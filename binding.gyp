@@ -83,6 +83,7 @@
         "native/addon/bench_server_handle.cc",
         "native/addon/engine_handle.cc",
         "native/addon/errors.cc",
+        "native/addon/fd_passing.cc",
         "native/addon/ha_socket.cc",
         "native/addon/sd_notify.cc",
         "native/addon/snapshot_reader.cc"

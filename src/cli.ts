@@ -13,6 +13,7 @@ import { reopenLogsCommand } from './commands/reopen-logs.js';
 import { runCommand } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
 import { systemdUnitCommand } from './commands/systemd-unit.js';
+import { upgradeCommand } from './commands/upgrade.js';
 import { COMMAND_USAGE, MAIN_USAGE, isCommandName, type CommandName } from './commands/usage.js';
 import { UsageError } from './errors.js';
 
@@ -21,6 +22,7 @@ const COMMAND_MAIN: Record<CommandName, (args: readonly string[]) => Promise<num
   check: checkCommand,
   demo: demoCommand,
   reload: reloadCommand,
+  upgrade: upgradeCommand,
   status: statusCommand,
   'reopen-logs': reopenLogsCommand,
   bench: benchCommand,

@@ -22,6 +22,7 @@
 #include "bench_handles.h"
 #include "connection_log_glue.h"
 #include "engine_handle.h"
+#include "fd_passing.h"
 #include "ha_socket.h"
 #include "sd_notify.h"
 #include "snapshot_reader.h"
@@ -156,6 +157,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   testing.Set("maglevAssign", Napi::Function::New(env, maglev_assign, "maglevAssign"));
   exports.Set("testing", testing);
   exports.Set("bench", bench_exports(env));
+  exports.Set("fdPassing", fd_passing_exports(env));
   return exports;
 }
 

@@ -31,6 +31,8 @@ Napi::Function EngineHandle::define_class(Napi::Env env) {
                          InstanceMethod<&EngineHandle::connection_stats>("connectionStats"),
                          InstanceMethod<&EngineHandle::worker_loop_times>("workerLoopTimes"),
                          InstanceMethod<&EngineHandle::stall_worker_for_test>("stallWorkerForTest"),
+                         InstanceMethod<&EngineHandle::adopt_listeners>("adoptListeners"),
+                         InstanceMethod<&EngineHandle::listener_fds>("listenerFds"),
                      });
 }
 
@@ -285,6 +287,40 @@ Napi::Value EngineHandle::install_sync(const Napi::CallbackInfo& info) {
   std::vector<SyncRecord> records(bytes.ByteLength() / sizeof(SyncRecord));
   if (!records.empty()) std::memcpy(records.data(), bytes.Data(), bytes.ByteLength());
   return Napi::Number::New(env, engine_->install_sync(records.data(), records.size()));
+}
+
+Napi::Value EngineHandle::adopt_listeners(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!engine_ || engine_->stopped()) throw errno_error(env, ESHUTDOWN, "adoptListeners on a stopped engine");
+  if (!info[0].IsString() || !info[1].IsArray()) throw Napi::TypeError::New(env, "adoptListeners(key, fds[])");
+  Napi::Array array = info[1].As<Napi::Array>();
+  std::vector<int> fds;
+  for (uint32_t i = 0; i < array.Length(); i++) {
+    Napi::Value value = array.Get(i);
+    if (!value.IsNumber() || value.As<Napi::Number>().Int32Value() < 0) {
+      throw Napi::TypeError::New(env, "adoptListeners: fds must be non-negative integers");
+    }
+    fds.push_back(value.As<Napi::Number>().Int32Value());
+  }
+  int result = engine_->adopt_listeners(info[0].As<Napi::String>().Utf8Value(), std::move(fds));
+  if (result < 0) throw errno_error(env, -result, "adopting the listeners of " + info[0].As<Napi::String>().Utf8Value());
+  return env.Undefined();
+}
+
+Napi::Value EngineHandle::listener_fds(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env);
+  if (!engine_ || engine_->stopped()) return out;
+  uint32_t index = 0;
+  for (const auto& [key, fds] : engine_->listener_fds()) {
+    Napi::Object entry = Napi::Object::New(env);
+    entry.Set("key", key);
+    Napi::Array list = Napi::Array::New(env, fds.size());
+    for (uint32_t i = 0; i < fds.size(); i++) list.Set(i, fds[i]);
+    entry.Set("fds", list);
+    out.Set(index++, entry);
+  }
+  return out;
 }
 
 }  // namespace fulcrum::addon

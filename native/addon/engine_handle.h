@@ -16,6 +16,8 @@
 //   engine.closeBackendConnections(slot, reason?)  reason: drain (default), maint, killed, removed
 //   engine.configureConnectionLog / reopenConnectionLog / connectionLogCounters /
 //   connectionStats                        the connection log (connection_log_glue.cc)
+//   engine.adoptListeners(key, fds[])      sockets an upgrade handed over, used by the next apply
+//   engine.listenerFds() -> [{key, fds}]   every listening socket, to hand over on upgrade
 #pragma once
 
 #include <napi.h>
@@ -53,6 +55,9 @@ class EngineHandle : public Napi::ObjectWrap<EngineHandle> {
   Napi::Value connection_stats(const Napi::CallbackInfo& info);
   Napi::Value worker_loop_times(const Napi::CallbackInfo& info);
   Napi::Value stall_worker_for_test(const Napi::CallbackInfo& info);
+  // Upgrade: sockets handed over by the previous Fulcrum, and ours to hand on.
+  Napi::Value adopt_listeners(const Napi::CallbackInfo& info);
+  Napi::Value listener_fds(const Napi::CallbackInfo& info);
 
   // Stops the engine and releases the thread-safe function. Safe to call more
   // than once, from stop(), the GC finalizer or the environment cleanup hook.

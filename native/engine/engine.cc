@@ -99,20 +99,50 @@ int Engine::apply(std::vector<ServiceSpec> services, ApplyFailure* failure, uint
       continue;
     }
     std::vector<int> fds;
-    for (size_t i = 0; i < worker_count; i++) {
+    auto adopted = adopted_.find(key);
+    if (adopted != adopted_.end()) {
+      // Handed over by the Fulcrum this one upgrades (adopt_listeners): the
+      // same sockets, their accept queues included, never a new bind. Fewer
+      // than our workers: the rest join their SO_REUSEPORT group below.
+      fds = adopted->second;
+    } else if (!shares_running_port(spec)) {
+      // The listen-address lock: a plain SO_REUSEPORT bind would silently
+      // join another process's group (a second Fulcrum) and take its traffic.
+      int probe = probe_exclusive_bind(spec.listen, spec.protocol == Protocol::kUdp, spec.freebind, spec.ipv6_only);
+      if (probe == -EADDRINUSE) {
+        for (int opened_fd : opened) close(opened_fd);
+        *failure = ApplyFailure{"bind " + format_socket_address(spec.listen) + " for service " + spec.name, spec.name};
+        return probe;
+      }
+    }
+    for (size_t i = fds.size(); i < worker_count; i++) {
       int fd = spec.protocol == Protocol::kUdp ? open_udp_listener(spec.listen, spec.freebind, spec.ipv6_only)
                                                  : open_tcp_listener(spec.listen, spec.freebind, spec.ipv6_only);
       if (fd < 0) {
         for (int opened_fd : opened) close(opened_fd);
-        for (int opened_fd : fds) close(opened_fd);
+        const size_t first_own = adopted != adopted_.end() ? adopted->second.size() : 0;
+        for (size_t j = first_own; j < fds.size(); j++) close(fds[j]);
         *failure = ApplyFailure{"bind " + format_socket_address(spec.listen) + " for service " + spec.name, spec.name};
         return fd;
       }
       fds.push_back(fd);
     }
-    opened.insert(opened.end(), fds.begin(), fds.end());
+    if (adopted != adopted_.end()) {
+      // Only the sockets opened here are closed if a later one fails; the
+      // adopted ones stay in adopted_ until an apply succeeds.
+      opened.insert(opened.end(), fds.begin() + static_cast<std::ptrdiff_t>(adopted->second.size()), fds.end());
+    } else {
+      opened.insert(opened.end(), fds.begin(), fds.end());
+    }
     next[key] = std::move(fds);
   }
+  // Handed-over sockets this configuration does not use are closed (the
+  // process that handed them over still has its copies until it drains).
+  for (auto& [key, fds] : adopted_) {
+    if (next.count(key) != 0) continue;
+    for (int fd : fds) close(fd);
+  }
+  adopted_.clear();
 
   // Keepalive on every TCP listener, kept ones too (a reload may change
   // it): accepted sockets inherit it. Nothing can fail from here on, so a
@@ -246,7 +276,9 @@ void Engine::publish() {
     const std::string key = listener_key(spec);
     auto service = std::make_shared<const Service>(spec, backends_.get(), shared_[spec.name]);
     const std::vector<int>& fds = listeners_[key];
-    for (size_t i = 0; i < worker_count; i++) per_worker[i].push_back(ListenerBinding{fds[i], service});
+    // One socket per worker; handed-over sockets beyond the worker count
+    // (the old process ran more workers) are shared out, none left unread.
+    for (size_t i = 0; i < fds.size(); i++) per_worker[i % worker_count].push_back(ListenerBinding{fds[i], service});
   }
   generation_++;
   for (size_t i = 0; i < worker_count; i++) workers_[i]->post_listeners(std::move(per_worker[i]), generation_);
@@ -292,6 +324,26 @@ int Engine::close_backend_connections(uint32_t slot, Termination why) {
   return 0;
 }
 
+bool Engine::shares_running_port(const ServiceSpec& spec) const {
+  // A reload moving a listener between addresses of one port (127.0.0.1:80
+  // to 0.0.0.0:80) meets its own socket: that was always allowed.
+  for (const ServiceSpec& running : specs_) {
+    if (running.protocol == spec.protocol && socket_port(running.listen) == socket_port(spec.listen)) return true;
+  }
+  return false;
+}
+
+int Engine::adopt_listeners(const std::string& key, std::vector<int> fds) {
+  if (stopped_) return -ESHUTDOWN;
+  if (fds.empty() || listeners_.count(key) != 0 || adopted_.count(key) != 0) return -EINVAL;
+  adopted_[key] = std::move(fds);
+  return 0;
+}
+
+std::vector<std::pair<std::string, std::vector<int>>> Engine::listener_fds() const {
+  return {listeners_.begin(), listeners_.end()};
+}
+
 void Engine::stop() {
   if (stopped_) return;
   stopped_ = true;
@@ -299,6 +351,10 @@ void Engine::stop() {
   for (auto& worker : workers_) worker->join();
   workers_.clear();
   listeners_.clear();
+  for (auto& [key, fds] : adopted_) {
+    for (int fd : fds) close(fd);
+  }
+  adopted_.clear();
   // After the workers: their last records (shutdown) are in the rings.
   if (log_) log_->stop();
 }

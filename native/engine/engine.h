@@ -94,6 +94,16 @@ class Engine {
   // changes nothing. Returns how many were installed.
   uint32_t install_sync(const SyncRecord* records, size_t count);
 
+  // Upgrade (native/addon/fd_passing.cc): listening sockets the previous
+  // Fulcrum handed over, by listener key ("tcp 127.0.0.1:80"). The next
+  // apply() uses them for a service with that key instead of binding (and
+  // skips the listen-address lock, which they would fail); any left unused
+  // are closed by it. Returns 0, -EINVAL for a key already known or no fds.
+  int adopt_listeners(const std::string& key, std::vector<int> fds);
+  // Every listening socket by key, one fd per worker (more after an adopt):
+  // what an upgrade hands to the next Fulcrum. The fds stay owned here.
+  std::vector<std::pair<std::string, std::vector<int>>> listener_fds() const;
+
   bool stopped() const { return stopped_; }
   uint32_t worker_count() const { return static_cast<uint32_t>(workers_.size()); }
   // JS thread. Test hook: worker `index` (< worker_count()) sleeps `ms` (Worker::post_stall_for_test).
@@ -115,6 +125,8 @@ class Engine {
   void publish();
   // The connection log's service names and listen addresses, by slot.
   void publish_log_labels();
+  // True when a running service listens on spec's protocol and port.
+  bool shares_running_port(const ServiceSpec& spec) const;
 
   std::shared_ptr<CounterArena> counters_;
   std::unique_ptr<EventSink> events_;
@@ -131,6 +143,8 @@ class Engine {
   // Listening sockets by "tcp " or "udp " + address, one fd per worker. Once posted to
   // the workers they own the fds; this map only remembers which exist.
   std::map<std::string, std::vector<int>> listeners_;
+  // Handed over, not yet taken by an apply (adopt_listeners).
+  std::map<std::string, std::vector<int>> adopted_;
   std::vector<RecordLabels> log_labels_;
   uint64_t generation_ = 0;
   bool stopped_ = false;

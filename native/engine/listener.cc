@@ -39,4 +39,21 @@ int open_tcp_listener(const SocketAddress& address, bool freebind, bool ipv6_onl
   return fd;
 }
 
+int probe_exclusive_bind(const SocketAddress& address, bool udp, bool freebind, bool ipv6_only) {
+  int fd = socket(address.family(), (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int one = 1;
+  const int v6only = ipv6_only ? 1 : 0;
+  // SO_REUSEADDR on UDP would let the probe share the port: TCP only.
+  int result = 0;
+  if ((freebind && set_freebind(fd, address) < 0) ||
+      (!udp && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) ||
+      (address.family() == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) < 0) ||
+      bind(fd, address.get(), address.length) < 0) {
+    result = -errno;
+  }
+  close(fd);
+  return result;
+}
+
 }  // namespace fulcrum

@@ -20,4 +20,11 @@ int open_tcp_listener(const SocketAddress& address, bool freebind, bool ipv6_onl
 // still fails with EADDRNOTAVAIL. Returns 0 or -errno.
 int set_freebind(int fd, const SocketAddress& address);
 
+// The listen-address lock: binds a throwaway socket of the same kind to
+// address WITHOUT SO_REUSEPORT (TCP keeps SO_REUSEADDR, so TIME_WAIT does not
+// count) and closes it. -EADDRINUSE means another socket holds the address,
+// such as a second Fulcrum whose SO_REUSEPORT group a plain bind would join.
+// Returns 0 when the address is free, or -errno.
+int probe_exclusive_bind(const SocketAddress& address, bool udp, bool freebind, bool ipv6_only);
+
 }  // namespace fulcrum

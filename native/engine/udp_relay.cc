@@ -504,7 +504,10 @@ void UdpRelay::dump_flows(uint32_t from, uint32_t to, std::vector<SyncRecord>* o
 
 void UdpRelay::close_all(Termination why) {
   while (UdpFlow* flow = table_.longest_idle()) close_flow(flow, kUdpCounterCount, why);
-  if (fd_ >= 0) close(fd_);  // also leaves epoll
+  if (fd_ >= 0) {
+    worker_.unwatch(fd_);  // a socket another process shares (upgrade) stays in epoll after close()
+    close(fd_);
+  }
   fd_ = -1;
 }
 

@@ -56,6 +56,7 @@ Worker::~Worker() {
   }
   if (mailbox_fd_ >= 0) close(mailbox_fd_);
   if (epoll_fd_ >= 0) close(epoll_fd_);
+  epoll_fd_ = -1;  // unwatch() from a relay destroyed after this does nothing
   // Listeners posted to a loop that never ran (start() failed) are still ours.
   for (Message& message : mailbox_) {
     for (ListenerBinding& binding : message.listeners) close(binding.fd);
@@ -254,8 +255,9 @@ void Worker::replace_listeners(std::vector<ListenerBinding> bindings) {
   }
   for (auto& old : listeners_) {
     if (!old) continue;
-    // Closing also removes it from epoll. The object itself lives until the
-    // end of this loop iteration: an event for it may follow in this batch.
+    // Out of epoll first (unwatch). The object itself lives until the end of
+    // this loop iteration: an event for it may follow in this batch.
+    unwatch(old->fd);
     close(old->fd);
     old->fd = -1;
     retired_listeners_.push_back(std::move(old));
@@ -433,6 +435,8 @@ void Worker::resume_accepting() {
   if (budget_->worker_resumed()) emit(Event{EventType::kAcceptResumed, index_, kNoSlot, kNoSlot, 0});
 }
 
+void Worker::unwatch(int fd) { (void)epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr); }
+
 int Worker::watch(int fd, IoHandle* handle, uint32_t events) {
   epoll_event event{};
   event.events = events;
@@ -603,7 +607,10 @@ void Worker::close_everything() {
   resume_queue_.clear();
   free_retired();
   timers_.cancel(&resume_accept_timer_);
-  for (auto& listener : listeners_) close(listener->fd);
+  for (auto& listener : listeners_) {
+    unwatch(listener->fd);
+    close(listener->fd);
+  }
   listeners_.clear();
 }
 

@@ -108,6 +108,11 @@ class Worker {
   // bulk reports reach it, and the worker's walk counts its bytes.
   void kernel_relay_joined(TcpConnection* connection, const KernelRelayPair& pair);
   void kernel_relay_left(const KernelRelayPair& pair);
+  // Removes a listening socket from epoll before it is closed. close() alone
+  // does not when another descriptor shares the socket (after an upgrade the
+  // next Fulcrum holds it): its events would still arrive here, for a
+  // listener already freed.
+  void unwatch(int fd);
   // A connection that stopped at its per-event budget runs again after the
   // current batch of events, before the loop sleeps.
   void queue_resume(TcpConnection* connection);

@@ -18,6 +18,8 @@
 //   GET  /api/dns                                each backend name being resolved: addresses, last answer, last failure
 //   POST /api/reload                             re-read the config file; 200 applied, 422 rejected, 503 stopping
 //   POST /api/reopen-logs                        reopen the connection log's file (logrotate); 200, 500 with the reason
+//   POST /api/upgrade                            start the new Fulcrum, hand it the sockets (src/upgrade/); 200 {pid}
+//                                                once it is ready, 500 with the reason, 409 busy or unsupported, 503 stopping
 //   GET  /api/ha                                 VRRP status (404 without HA)
 //   GET  /api/announce                           BGP announcement status (404 without announce:)
 //   POST /api/announce/drain|resume              withdraw every VIP until resume / announce again
@@ -52,6 +54,9 @@ const TIMEOUT_CHECK_MS = 1_000;
 /** At most one log line per this long says admin connections were refused at max_connections. */
 const DROP_LOG_MS = 60_000;
 
+/** What POST /api/upgrade answers (the running process decides, src/commands/serve.ts). */
+export type UpgradeOutcome = { ok: true; pid: number } | { ok: false; status: number; code: string; reason: string };
+
 const ACTIONS: Readonly<Record<string, AdminState>> = { drain: 'drain', enable: 'enabled', disable: 'maint', maint: 'maint' };
 
 export class AdminServer {
@@ -59,6 +64,7 @@ export class AdminServer {
   readonly #logger: Logger;
   readonly #metrics: FulcrumMetrics;
   readonly #server: Server;
+  #upgrade: (() => Promise<UpgradeOutcome>) | undefined;
 
   constructor(runtime: FulcrumRuntime, logger: Logger) {
     this.#runtime = runtime;
@@ -99,16 +105,35 @@ export class AdminServer {
     this.#dropped = 0;
   }
 
-  /** Bind `endpoint`; rejects with the listen error (EADDRINUSE...). */
-  listen(endpoint: Endpoint): Promise<void> {
+  /** Bind `endpoint`, or accept on `fd` (a socket bound to it, handed over by an upgrade);
+   * rejects with the listen error (EADDRINUSE...). */
+  listen(endpoint: Endpoint, fd?: number): Promise<void> {
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
       this.#server.once('error', onError);
-      this.#server.listen({ host: endpoint.host, port: endpoint.port }, () => {
+      this.#server.listen(fd !== undefined ? { fd } : { host: endpoint.host, port: endpoint.port }, () => {
         this.#server.off('error', onError);
         resolve();
       });
     });
+  }
+
+  /** The listening socket's descriptor, to hand to the next Fulcrum on upgrade (undefined when not listening). */
+  get fd(): number | undefined {
+    if (!this.#server.listening) return undefined;
+    // node:http keeps the libuv handle on `_handle`; its fd is the socket's on Linux.
+    const fd = (this.#server as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+    return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+  }
+
+  /** Where POST /api/upgrade goes; without it the route answers 409. */
+  setUpgrade(upgrade: () => Promise<UpgradeOutcome>): void {
+    this.#upgrade = upgrade;
+  }
+
+  /** Stop accepting (the next Fulcrum accepts on the same socket); requests in flight are answered. */
+  stopListening(): void {
+    if (this.#server.listening) this.#server.close();
   }
 
   get address(): AddressInfo {
@@ -177,6 +202,14 @@ export class AdminServer {
       if (this.#runtime.stopping) throw new ApiError(503, 'stopping', 'fulcrum is stopping: reload refused');
       const outcome = await this.#runtime.reload('api');
       return sendJson(res, outcome.ok ? 200 : 422, outcome);
+    }
+    if (resource === 'upgrade' && parts.length === 2) {
+      expect('POST');
+      await readJsonBody(req);
+      if (!this.#upgrade) throw new ApiError(409, 'not_upgradable', 'this process cannot be upgraded (only `fulcrum run` can)');
+      const outcome = await this.#upgrade();
+      if (!outcome.ok) throw new ApiError(outcome.status, outcome.code, outcome.reason);
+      return sendJson(res, 200, outcome);
     }
     if (resource === 'reopen-logs' && parts.length === 2) {
       expect('POST');

@@ -11,5 +11,6 @@ export async function runCommand(args: readonly string[]): Promise<number> {
   const config = await requiredConfig('run', options.config);
   if (config === undefined) return EXIT_USAGE;
   const logger = createLogger(options.logLevel ?? config.log.level, undefined, config.log.format);
-  return serve(config, logger);
+  // Upgradable (SIGUSR2, `fulcrum upgrade`): the new process runs this same command line.
+  return serve(config, logger, { upgrade: {} });
 }

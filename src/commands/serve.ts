@@ -12,8 +12,14 @@
 // A signal repeated within SAME_PRESS_MS of the first counts as the same
 // request: one Ctrl-C under `npm start` reaches node twice, once from the
 // terminal (the whole process group) and once forwarded by npm.
+//
+// Upgrade (SIGUSR2 or POST /api/upgrade, `fulcrum run` only): start the new
+// Fulcrum with the sockets (src/upgrade/); once it is ready, stop as on the
+// first SIGTERM (close listeners, drain, exit). If it fails, keep running.
+// A process started that way adopts the sockets instead of binding and says
+// ready once it serves (or failed, with the line it would print on stderr).
 import { kernelRelaySupport, kernelRelayUnavailableNotice, relayInUse } from '../engine/relay-plan.js';
-import { AdminServer } from '../admin/server.js';
+import { AdminServer, type UpgradeOutcome } from '../admin/server.js';
 import { Engine, type EngineEvent } from '../engine/engine.js';
 import { connectionBudget, readFdLimit } from '../engine/fd-budget.js';
 import type { FulcrumConfig } from '../config/types.js';
@@ -25,6 +31,10 @@ import { HaInstance } from '../ha/instance.js';
 import { Announcer } from '../announce/announcer.js';
 import { SessionSync } from '../sync/session-sync.js';
 import { ServiceNotifier } from '../systemd/service-notifier.js';
+import { sdNotify } from '../systemd/notify.js';
+import { Inheritance } from '../upgrade/inheritance.js';
+import type { UpgradeHooks } from '../upgrade/hooks.js';
+import { startSuccessor } from '../upgrade/successor.js';
 import { AcceptPauseLog } from './accept-pause-log.js';
 import { EXIT_OK, EXIT_RUNTIME } from './exit-codes.js';
 
@@ -39,6 +49,8 @@ export interface ServeHooks {
   /** Runs once every service listens, before waiting for a signal (the demo prints its guide here).
    * `adminUrl` is where the admin API listens, undefined when it could not bind. */
   onListening?: (config: FulcrumConfig, adminUrl: string | undefined) => void;
+  /** Set by `fulcrum run`: SIGUSR2 and POST /api/upgrade start the new process (src/upgrade/). */
+  upgrade?: UpgradeHooks;
 }
 
 /**
@@ -48,15 +60,30 @@ export interface ServeHooks {
  */
 export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeHooks = {}): Promise<number> {
   logger.info({ config: config.file, workers: config.workers, services: config.services.length }, 'starting');
+  // Started by an upgrade: the previous process's sockets, and a channel to tell it how the start went.
+  let inheritance: Inheritance | undefined;
+  try {
+    inheritance = Inheritance.fromEnvironment();
+  } catch (err) {
+    return fail(logger, errorText(err), err);
+  }
+  const failStart = (line: string, err: unknown): number => {
+    inheritance?.failed(line);
+    return fail(logger, line, err);
+  };
   let engine: Engine;
   const fdLimit = readFdLimit();
   const budget = fdLimit === undefined ? undefined : connectionBudget(fdLimit, config, config.workers);
   try {
     engine = Engine.start({ workers: config.workers, budget });
   } catch (err) {
-    return fail(logger, `cannot start the data-plane engine: ${errorText(err)}`, err);
+    return failStart(`cannot start the data-plane engine: ${errorText(err)}`, err);
   }
   if (budget !== undefined) logger.info(budget, 'connection budget');
+  if (inheritance) {
+    inheritance.adoptListeners(engine);
+    logger.info('upgrade: adopting the listening sockets of the previous process');
+  }
   const pauses = new AcceptPauseLog(logger, budget);
   engine.on('event', (event: EngineEvent) => {
     // A refused TCP client has its connection record (connection_log) when the log is on.
@@ -69,7 +96,7 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
     runtime = new FulcrumRuntime(engine, config, { logger });
   } catch (err) {
     engine.stop();
-    return fail(logger, describeApplyError(err, config), err);
+    return failStart(describeApplyError(err, config), err);
   }
   runtime.control.on('change', (status: BackendStatus) => {
     const fields = { service: status.service, backend: status.backend, state: status.effective, health: status.health, admin: status.admin };
@@ -82,7 +109,7 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
   const admin = new AdminServer(runtime, logger);
   let adminUrl: string | undefined;
   try {
-    await admin.listen(config.admin.listen);
+    await admin.listen(config.admin.listen, inheritance?.takeAdmin(config.admin.listen.text));
     adminUrl = admin.url;
     logger.info({ admin: admin.url }, 'admin API listening');
   } catch (err) {
@@ -118,7 +145,7 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
     } catch (err) {
       runtime.stop();
       await admin.close();
-      return fail(logger, `cannot start session sync on ${config.sync.listen.text}: ${errorText(err)}`, err);
+      return failStart(`cannot start session sync on ${config.sync.listen.text}: ${errorText(err)}`, err);
     }
   }
   // HA after the listeners: they bind the VIPs with IP_FREEBIND, so this node
@@ -134,7 +161,7 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
       sync?.stop();
       runtime.stop();
       await admin.close();
-      return fail(logger, `cannot start VRRP on ${config.ha.interface}: ${errorText(err)}`, err);
+      return failStart(`cannot start VRRP on ${config.ha.interface}: ${errorText(err)}`, err);
     }
   }
   let announcer: Announcer | undefined;
@@ -150,14 +177,25 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
       await ha?.stop();
       runtime.stop();
       await admin.close();
-      return fail(logger, `cannot start the BGP announcement (BIRD): ${errorText(err)}`, err);
+      return failStart(`cannot start the BGP announcement (BIRD): ${errorText(err)}`, err);
     }
   }
+  // The previous process (upgrade) stops accepting and drains from here on.
+  inheritance?.ready();
   hooks.onListening?.(config, adminUrl);
   // Under systemd (Type=notify): READY=1, reload, stop, status and watchdog.
   const notifier = ServiceNotifier.start({ runtime, logger });
   notifier?.listening();
-  await untilStopped(runtime, logger, { ha, announcer, sync, notifier });
+  // Under systemd the main PID moves to the new Fulcrum once it is ready
+  // (NotifyAccess=main: only this process may say so).
+  const upgradeHooks: UpgradeHooks | undefined = hooks.upgrade && {
+    ...hooks.upgrade,
+    onHandedOver: (pid) => {
+      if (notifier !== undefined) sdNotify({ MAINPID: pid });
+      hooks.upgrade?.onHandedOver?.(pid);
+    },
+  };
+  await untilStopped(runtime, logger, { ha, announcer, sync, notifier }, { admin, hooks: upgradeHooks });
   await admin.close();
   return EXIT_OK;
 }
@@ -170,8 +208,14 @@ interface Companions {
   notifier?: ServiceNotifier | undefined;
 }
 
-/** Resolves once the engine is stopped after a stop signal (drained, timed out or cut). */
-function untilStopped(runtime: FulcrumRuntime, logger: Logger, { ha, announcer, sync, notifier }: Companions): Promise<void> {
+/** What an upgrade needs: the admin API (its socket is handed over) and the hooks (absent: not upgradable). */
+interface UpgradeContext {
+  admin: AdminServer;
+  hooks: UpgradeHooks | undefined;
+}
+
+/** Resolves once the engine is stopped after a stop signal or an upgrade (drained, timed out or cut). */
+function untilStopped(runtime: FulcrumRuntime, logger: Logger, { ha, announcer, sync, notifier }: Companions, { admin, hooks }: UpgradeContext): Promise<void> {
   const { engine } = runtime;
   return new Promise((resolve) => {
     const keepAlive = setInterval(() => logStats(engine, logger), STATS_INTERVAL_MS);
@@ -186,6 +230,7 @@ function untilStopped(runtime: FulcrumRuntime, logger: Logger, { ha, announcer, 
       process.off('SIGHUP', onReloadSignal);
       process.off('SIGUSR1', onReopenSignal);
       notifier?.close();
+      process.off('SIGUSR2', onUpgradeSignal);
       sync?.stop();
       runtime.stop();
       // A Master has already handed over (on the first signal); this waits for its VIPs to be gone,
@@ -196,7 +241,7 @@ function untilStopped(runtime: FulcrumRuntime, logger: Logger, { ha, announcer, 
       });
     };
 
-    const onSignal = (signal: NodeJS.Signals): void => {
+    const onSignal = (signal: NodeJS.Signals | 'upgrade'): void => {
       if (firstSignalAt === undefined) {
         firstSignalAt = Date.now();
         notifier?.stopping();
@@ -238,6 +283,47 @@ function untilStopped(runtime: FulcrumRuntime, logger: Logger, { ha, announcer, 
       stop();
     };
 
+    let upgrading: Promise<UpgradeOutcome> | undefined;
+    const upgrade = (trigger: 'signal' | 'api'): Promise<UpgradeOutcome> => {
+      const refuse = (status: number, code: string, reason: string): Promise<UpgradeOutcome> => {
+        logger.warn({ trigger }, `upgrade refused: ${reason}`);
+        return Promise.resolve({ ok: false, status, code, reason });
+      };
+      if (firstSignalAt !== undefined || stopped) return refuse(503, 'stopping', 'fulcrum is stopping');
+      if (upgrading) return refuse(409, 'upgrading', 'an upgrade is already in progress');
+      if (hooks === undefined) return refuse(409, 'not_upgradable', 'only `fulcrum run` can be upgraded');
+      // Handing these over is not built yet; a new process would re-elect (VRRP: a flap),
+      // re-announce (BGP) and could not bind the sync port: refused rather than half done.
+      const unsupported = [ha && 'ha:', announcer && 'announce:', sync && 'sync:'].filter(Boolean);
+      if (unsupported.length > 0) return refuse(409, 'not_supported', `upgrade with ${unsupported.join(', ')} configured is not supported yet; restart instead`);
+      const config = runtime.config();
+      const adminFd = admin.fd;
+      logger.info({ trigger }, 'upgrade: starting the new process');
+      upgrading = startSuccessor({ engine, logger, admin: adminFd === undefined ? undefined : { fd: adminFd, listen: config.admin.listen.text } }).then(
+        (pid): UpgradeOutcome => {
+          logger.info({ newPid: pid }, 'upgrade: the new process is ready and accepting; this one stops accepting and drains');
+          try {
+            hooks.onHandedOver?.(pid);
+          } catch (err) {
+            logger.error({ err }, 'upgrade: the onHandedOver hook failed');
+          }
+          admin.stopListening();
+          // A SIGTERM during the upgrade already began the drain: not a second signal.
+          if (firstSignalAt === undefined) onSignal('upgrade');
+          return { ok: true, pid };
+        },
+        (err: unknown): UpgradeOutcome => {
+          const reason = errorText(err);
+          logger.error({ err }, `upgrade failed, this process keeps serving: ${reason}`);
+          upgrading = undefined;
+          return { ok: false, status: 500, code: 'upgrade_failed', reason };
+        },
+      );
+      return upgrading;
+    };
+    admin.setUpgrade(() => upgrade('api'));
+    const onUpgradeSignal = (): void => void upgrade('signal');
+
     // The outcome is logged by the runtime (reloaded / reload rejected).
     const onReloadSignal = (): void => void runtime.reload('signal');
     // logrotate's postrotate: the connection log's file was moved away.
@@ -252,6 +338,7 @@ function untilStopped(runtime: FulcrumRuntime, logger: Logger, { ha, announcer, 
     for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
     process.on('SIGHUP', onReloadSignal);
     process.on('SIGUSR1', onReopenSignal);
+    process.on('SIGUSR2', onUpgradeSignal);
   });
 }
 

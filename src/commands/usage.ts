@@ -6,8 +6,8 @@ import { UsageError } from '../errors.js';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from '../logger.js';
 import { BENCH_USAGE } from '../bench/usage-text.js';
 
-export type CommandName = 'run' | 'check' | 'demo' | 'reload' | 'status' | 'reopen-logs' | 'bench' | 'backend' | 'config' | 'systemd-unit';
-export const COMMANDS: readonly CommandName[] = ['run', 'check', 'demo', 'reload', 'status', 'reopen-logs', 'bench', 'backend', 'config', 'systemd-unit'];
+export type CommandName = 'run' | 'check' | 'demo' | 'reload' | 'upgrade' | 'status' | 'reopen-logs' | 'bench' | 'backend' | 'config' | 'systemd-unit';
+export const COMMANDS: readonly CommandName[] = ['run', 'check', 'demo', 'reload', 'upgrade', 'status', 'reopen-logs', 'bench', 'backend', 'config', 'systemd-unit'];
 
 export function isCommandName(value: string): value is CommandName {
   return (COMMANDS as readonly string[]).includes(value);
@@ -25,6 +25,7 @@ Commands:
   reload  Make a running Fulcrum re-read its config file (through the admin API)
   backend Add, remove, drain, enable, maint or re-weight a backend at run time
   config  config dump: print the running config (with runtime-added backends) as YAML
+  upgrade Start the installed Fulcrum in place of a running one, refusing no connection
   status  Show a running Fulcrum's services and backends (through the admin API)
   reopen-logs  Make a running Fulcrum reopen its connection log file (for logrotate)
   systemd-unit Print a systemd unit (Type=notify) for this installation
@@ -48,9 +49,11 @@ Load FILE, bind every service's listen address and relay connections to its
 backends. On SIGINT or SIGTERM, stop accepting (new connects are refused) and
 let open connections finish for up to drain_timeout; a second signal stops at
 once and cuts them. SIGHUP reloads FILE (like \`fulcrum reload\`): an invalid
-file changes nothing and is logged. The admin API, /metrics and the status
-page listen on admin.listen (default ${ADMIN}). Logs are JSON lines on
-stdout (log.format: text for plain lines).
+file changes nothing and is logged. SIGUSR2 upgrades (like \`fulcrum upgrade\`).
+A listen address another process holds (a second Fulcrum too) is an error that
+names the holder. The admin API, /metrics and the status page listen on
+admin.listen (default ${ADMIN}). Logs are JSON lines on stdout (log.format:
+text for plain lines).
 
 Options:
   -c, --config FILE     Config file (YAML)
@@ -96,6 +99,23 @@ the file that Fulcrum runs), else ${ADMIN}. The token is read from
 admin.token or admin.token_file (never from the command line, where other
 users could see it). A FILE that cannot be read, or whose YAML is broken, is
 an error (exit 2): the default address is not tried.
+
+Options:
+  -c, --config FILE     The config file the running Fulcrum was started with
+      --admin HOST:PORT Admin API address (default ${ADMIN})
+      --token-file FILE File holding the admin bearer token
+  -h, --help            Show this help
+`,
+  upgrade: `Usage: fulcrum upgrade [-c FILE | --admin HOST:PORT] [--token-file FILE]
+
+Ask the running Fulcrum to start the installed version of Fulcrum with the same
+command line (as SIGUSR2 does) and hand it every listening socket: once the
+new process is ready, the old one stops accepting, drains its open connections
+as on SIGTERM and exits. No connection is refused meanwhile. Prints the new
+pid and exits 0; exit code 1 when the new process fails to start or to become
+ready (the reason is printed; the old one keeps serving), or the admin API
+cannot be reached or refuses (not supported yet with ha:, announce: or sync:).
+Address and token as for reload.
 
 Options:
   -c, --config FILE     The config file the running Fulcrum was started with

@@ -261,6 +261,16 @@ export class Engine extends EventEmitter {
     }
   }
 
+  /** Upgrade: sockets the previous Fulcrum handed over (src/upgrade/), taken by the first apply(). */
+  adoptListeners(key: string, fds: number[]): void {
+    this.#native.adoptListeners(key, fds);
+  }
+
+  /** Every listening socket by listener key, to hand to the next Fulcrum on upgrade. */
+  listenerFds(): { key: string; fds: number[] }[] {
+    return this.#stopped ? [] : this.#native.listenerFds();
+  }
+
   /** Close every listener. Resolves once every worker has closed its
    * sockets, so a connect made after that is refused. Open connections go on. */
   async closeListeners(): Promise<void> {

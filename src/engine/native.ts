@@ -192,6 +192,23 @@ export interface NativeEngine {
   dumpSync(from: number, to: number): number;
   /** Installs peers' entries (the same records, this node's slots); returns how many took effect. */
   installSync(records: Uint8Array): number;
+  /** Upgrade: listening sockets the previous Fulcrum handed over, by listener key; the next apply()
+   * uses them instead of binding, and closes the ones it does not use. Throws EINVAL for a known key. */
+  adoptListeners(key: string, fds: number[]): void;
+  /** Every listening socket by listener key ("tcp 127.0.0.1:80"), one fd per worker; still owned by the engine. */
+  listenerFds(): { key: string; fds: number[] }[];
+}
+
+/** Descriptor passing over a unix socket (SCM_RIGHTS), native/addon/fd_passing.h. */
+export interface NativeFdPassing {
+  /** A connected SOCK_SEQPACKET pair, close-on-exec, blocking. */
+  socketPair(): [number, number];
+  /** One message: `text` (1..65536 bytes) and up to `maxFds` descriptors (duplicated into the peer). */
+  send(sock: number, text: string, fds: number[]): void;
+  /** The next message, or null after `timeoutMs` without one; text '' at end of stream. */
+  receive(sock: number, timeoutMs: number): { text: string; fds: number[] } | null;
+  close(fd: number): void;
+  readonly maxFds: number;
 }
 
 /** A number of the snapshot and the values the addon accepts (zeroIsOff: 0 too, for none). */
@@ -230,6 +247,7 @@ export interface NativeAddon {
   VrrpSocket: new (options: VrrpSocketOptions) => NativeVrrpSocket;
   /** The load generator and server of `fulcrum bench` (src/bench/). */
   bench: NativeBench;
+  fdPassing: NativeFdPassing;
 }
 
 // --- VrrpSocket (native/addon/ha_socket.h) ---
@@ -366,6 +384,7 @@ export const ADDON_EXPORTS = Object.keys({
   kernelRelaySupport: true,
   sdNotify: true,
   bench: true,
+  fdPassing: true,
 } satisfies Record<keyof NativeAddon, true>) as Array<keyof NativeAddon>;
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -41,7 +41,7 @@ t.test('an addon without a part is refused with a rebuild hint', async (t) => {
     timeout: 10_000,
   });
   t.not(run.status, 0);
-  t.match(run.stderr, 'the native addon has no connectionStatsLayout, snapshotSchema, VrrpSocket, setInterfaceAddress, sdNotify, bench: rebuild with npm run build');
+  t.match(run.stderr, 'the native addon has no connectionStatsLayout, snapshotSchema, VrrpSocket, setInterfaceAddress, kernelRelaySupport, sdNotify, bench, fdPassing: rebuild with npm run build');
 });
 
 t.test('the counter fields native.ts reads are the layout\'s, checked at load', async (t) => {

@@ -272,6 +272,60 @@ void test_engine_apply() {
   close(busy_fd);
 }
 
+// The listen-address lock and the upgrade's handover between two engines (as
+// two processes would be): a second engine cannot bind a port the first
+// listens on, but adopts the first one's sockets (dup'd, as SCM_RIGHTS does),
+// and those keep accepting after the first engine closes its copies.
+void test_engine_handover() {
+  std::unique_ptr<fulcrum::Engine> first, second;
+  fulcrum::EngineOptions options;
+  options.workers = 2;
+  check(fulcrum::Engine::create(std::move(options), &first) == 0, "handover: the first engine starts");
+  fulcrum::EngineOptions more;
+  more.workers = 3;  // one more worker than sockets handed over: it joins the group
+  check(fulcrum::Engine::create(std::move(more), &second) == 0, "handover: the second engine starts");
+  if (!first || !second) return;
+  int fd = -1;
+  const int port = bind_port(&fd);
+  close(fd);
+  fulcrum::ApplyFailure failure;
+  uint64_t generation = 0;
+  check(first->apply({service("web", 0, port, 1)}, &failure, &generation) == 0, "handover: the first engine binds");
+  check(wait_for_generation(*first, generation), "handover: first applied");
+
+  int result = second->apply({service("web", 0, port, 1)}, &failure, &generation);
+  check(result == -EADDRINUSE, "lock: a second engine on the same address gets -EADDRINUSE, not a share of the group");
+  check(failure.message == "bind 127.0.0.1:" + std::to_string(port) + " for service web", "lock: " + failure.message);
+  // The first engine moving its own listener within the port is not refused.
+  fulcrum::ServiceSpec wildcard = service("web", 0, port, 1);
+  check(fulcrum::parse_socket_address("0.0.0.0", port, &wildcard.listen) == 0, "wildcard address parses");
+  check(first->apply({wildcard}, &failure, &generation) == 0 && wait_for_generation(*first, generation),
+        "lock: a reload from 127.0.0.1 to 0.0.0.0 on the same port still applies");
+  check(first->apply({service("web", 0, port, 1)}, &failure, &generation) == 0 && wait_for_generation(*first, generation),
+        "and back");
+
+  auto listeners = first->listener_fds();
+  check(listeners.size() == 1 && listeners[0].second.size() == 2, "handover: one listener key, one fd per worker");
+  for (auto& [key, fds] : listeners) {
+    std::vector<int> copies;
+    for (int original : fds) copies.push_back(dup(original));
+    check(second->adopt_listeners(key, copies) == 0, "handover: " + key + " adopted");
+  }
+  const int refused = dup(listeners[0].second[0]);
+  check(second->adopt_listeners(listeners[0].first, {refused}) == -EINVAL, "handover: a key adopted twice is refused");
+  close(refused);  // a refused adoption leaves the fd with the caller
+  check(second->adopt_listeners("tcp 127.0.0.1:1", {dup(listeners[0].second[0])}) == 0, "handover: an unused key");
+  check(second->apply({service("web", 0, port, 1)}, &failure, &generation) == 0, "handover: the second engine applies without binding");
+  check(wait_for_generation(*second, generation), "handover: second applied");
+  check(first->apply({}, &failure, &generation) == 0 && wait_for_generation(*first, generation), "handover: the first closes its listeners");
+  bool all = true;
+  for (int i = 0; i < 50; i++) all = all && can_connect(port);
+  check(all, "handover: the handed-over sockets accept after the first engine closed its copies");
+  second->stop();
+  check(!can_connect(port), "handover: stopped, the port is closed (every socket, the unused adopted one too)");
+  first->stop();
+}
+
 }  // namespace
 
 // Engine::install_sync honours only records of a running service with sync
@@ -414,6 +468,7 @@ int main() {
   test_dual_stack_listener();
   test_backend_peak();
   test_engine_apply();
+  test_engine_handover();
   test_engine_sync();
   test_engine_dump();
   run_tcp_keepalive_tests();
