@@ -15,6 +15,7 @@
 #include "event_sink.h"
 #include "load_sampler.h"
 #include "service.h"
+#include "udp_kernel_nat.h"
 #include "worker.h"
 
 namespace fulcrum {
@@ -94,6 +95,9 @@ class Engine {
   // changes nothing. Returns how many were installed.
   uint32_t install_sync(const SyncRecord* records, size_t count);
 
+  // What each protocol: udp service runs on (udp_kernel_nat.h): the kernel
+  // datapath with its counters, or the relay and why. JS thread.
+  std::vector<UdpDatapathStatus> udp_datapaths() const;
   bool stopped() const { return stopped_; }
   uint32_t worker_count() const { return static_cast<uint32_t>(workers_.size()); }
   const std::shared_ptr<CounterArena>& counters() const { return counters_; }
@@ -120,6 +124,8 @@ class Engine {
   // What a service keeps across snapshots, by service name.
   std::map<std::string, std::shared_ptr<ServiceShared>> shared_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  // Made by the first apply() with a UDP service on datapath: kernel or auto.
+  std::unique_ptr<UdpKernelDatapath> udp_kernel_;
   // Listening sockets by "tcp " or "udp " + address, one fd per worker. Once posted to
   // the workers they own the fds; this map only remembers which exist.
   std::map<std::string, std::vector<int>> listeners_;
