@@ -85,7 +85,9 @@ function startClient(t: Test): (command: Record<string, unknown>) => Promise<any
   const answers = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   return async (command) => {
     child.stdin.write(`${JSON.stringify(command)}\n`);
-    const next = await Promise.race([answers.next(), new Promise<null>((r) => setTimeout(() => r(null), 60_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    const next = await Promise.race([answers.next(), new Promise<null>((r) => (timer = setTimeout(() => r(null), 60_000)))]);
+    clearTimeout(timer);
     if (!next || next.done) throw new Error(`the client helper did not answer ${JSON.stringify(command)}`);
     return JSON.parse(next.value);
   };
