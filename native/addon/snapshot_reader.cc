@@ -256,6 +256,7 @@ Napi::Object snapshot_schema(Napi::Env env) {
   Napi::Object enums = Napi::Object::New(env);
   enums.Set("balance", names(kBalanceNames));
   enums.Set("hashKey", names(kHashKeyNames));
+  enums.Set("datapath", names(kUdpDatapathNames));
   enums.Set("protocol", names(kProtocolNames));
   enums.Set("sendProxy", names(kSendProxyNames));
   Napi::Object bounds = Napi::Object::New(env);

@@ -221,7 +221,7 @@ export interface NativeBound {
 
 /** The names and bounds the snapshot reader checks with (native/addon/snapshot_reader.cc); a test holds them to the config schema. */
 export interface SnapshotSchema {
-  enums: { balance: string[]; hashKey: string[]; protocol: string[]; sendProxy: string[] };
+  enums: { balance: string[]; hashKey: string[]; protocol: string[]; sendProxy: string[]; datapath: string[] };
   /** By scope (service, backend, acceptProxy, sticky, clientLimits), then by snapshot key. */
   bounds: Record<string, Record<string, NativeBound>>;
 }
