@@ -335,7 +335,8 @@ void UdpKernelNat::update(const ServiceSpec& spec, const BackendTable& table) {
     const BackendState state = table.state(backend.slot);
     NatBackend row{address.sin_addr.s_addr, address.sin_port, kNatDown, 0};
     if (state == BackendState::kUp) row.state = kNatUp;
-    if (state == BackendState::kDrain) row.state = kNatDrain;
+    // As on the relay: drain and maint keep their flows, down moves them.
+    if (state == BackendState::kDrain || state == BackendState::kMaint) row.state = kNatDrain;
     bpf::map_update(backends_.get(), &backend.slot, &row, BPF_ANY);
     slots.push_back(backend.slot);
     if (state == BackendState::kUp && backend.weight > 0) {

@@ -15,7 +15,7 @@
 // for timeouts.idle, frees the NAT ports of flows the LRU map evicted
 // (max_flows), and counts the flows. Placement is the service's Maglev table
 // over the backends that are up, written into a map: removing a backend
-// moves only its flows; drain keeps a flow, down and maint move it.
+// moves only its flows; drain and maint keep a flow, down moves it.
 #pragma once
 
 #include <array>

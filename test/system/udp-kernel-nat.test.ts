@@ -122,7 +122,8 @@ services:
     protocol: udp
     listen: ${GAME}
     datapath: kernel
-    timeouts: {idle: 3s}
+    timeouts: {idle: 5s}
+    health_check: {type: udp, send: "WHO?", interval: 200ms, timeout: 200ms, rise: 1, fall: 1}
     backends: [${backends}]
   - name: small
     protocol: udp
@@ -145,9 +146,15 @@ t.test('datapath: kernel NATs UDP flows in tcx programs', { timeout: 180_000 }, 
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
   const backends = spawnIn(t, 'b', process.execPath, [join(HELPERS, 'udp-echo-backends.mjs'), ...BACKENDS.map((ip, i) => `${ip}:9000:b${i + 1}`)]);
-  let backendsReady = false;
-  backends.child.stdout.on('data', (c: Buffer) => (backendsReady ||= c.toString().includes('ready')));
-  t.ok(await waitFor(async () => backendsReady, 10_000), 'the backends are bound');
+  let backendsOut = '';
+  backends.child.stdout.on('data', (c: Buffer) => (backendsOut += c.toString()));
+  t.ok(await waitFor(async () => backendsOut.includes('ready'), 10_000), 'the backends are bound');
+  const backendControl = async (op: 'stop' | 'start', id: string): Promise<void> => {
+    const seen = backendsOut.split(`ok ${id}`).length;
+    backends.child.stdin.write(`${op} ${id}\n`);
+    await waitFor(async () => backendsOut.split(`ok ${id}`).length > seen, 5_000);
+  };
+  const backendState = async (ip: string): Promise<string> => JSON.parse(await admin('GET', `/api/services/game/backends/${ip}:9000`)).backend.state;
 
   const config = join(dir, 'fulcrum.yaml');
   writeFileSync(config, serviceConfig());
@@ -160,6 +167,8 @@ t.test('datapath: kernel NATs UDP flows in tcx programs', { timeout: 180_000 }, 
   t.equal(await metric('fulcrum_udp_datapath_kernel', 'service="wild"'), 0, 'wild (a wildcard listen address) falls back to the relay');
   t.match(log, /udp service on the kernel datapath.*"service":"game"|"service":"game".*udp service on the kernel datapath/, 'the log says which datapath game uses');
   t.match(log, /"reason":"the listen address is a wildcard/, 'and why wild is on the relay');
+  const view = JSON.parse(await admin('GET', '/api/services/game'));
+  t.match(view.datapath, { datapath: 'kernel', clientInterface: 'front', backendInterface: 'back' }, 'the admin API shows the datapath and its interfaces');
 
   const client = startClient(t);
   t.same(await client({ op: 'open', count: 200 }), { flows: 200 }, '200 flows from the client');
@@ -180,15 +189,23 @@ t.test('datapath: kernel NATs UDP flows in tcx programs', { timeout: 180_000 }, 
   const before = share(first);
   t.ok(Object.values(before).every((n) => n >= 20), `Maglev spreads the flows over the four backends (${JSON.stringify(before)})`);
 
-  // disable (down): only b2's flows move, and evenly; enable: none move back.
-  await admin('POST', `/api/services/game/backends/${BACKENDS[1]}:9000/disable`);
+  // b2 fails its health check (down): only its flows move, and evenly; back
+  // up: none move back.
+  await backendControl('stop', 'b2');
+  t.ok(await waitFor(async () => (await backendState(BACKENDS[1]!)) === 'down', 10_000), 'b2 is down (health check)');
   const down: (string | null)[] = (await client({ op: 'who', target: GAME })).ids;
   const moved = first.map((id, i) => (id !== down[i] ? i : -1)).filter((i) => i >= 0);
   t.ok(moved.length === before.b2 && moved.every((i) => first[i] === 'b2'), `exactly the ${before.b2} flows of b2 moved (${moved.length})`);
   t.ok(down.every((id) => id !== null && id !== 'b2'), 'every flow answered, none by b2');
   t.ok(new Set(moved.map((i) => down[i])).size >= 2, 'b2\'s flows spread over more than one backend');
-  await admin('POST', `/api/services/game/backends/${BACKENDS[1]}:9000/enable`);
-  t.same((await client({ op: 'who', target: GAME })).ids, down, 're-enabled b2: no flow moves back (only new flows reach it)');
+  await backendControl('start', 'b2');
+  t.ok(await waitFor(async () => (await backendState(BACKENDS[1]!)) === 'up', 10_000), 'b2 is up again');
+  t.same((await client({ op: 'who', target: GAME })).ids, down, 'b2 back up: no flow moves back (only new flows reach it)');
+
+  // maint (disable), as drain: b4 keeps its flows.
+  await admin('POST', `/api/services/game/backends/${BACKENDS[3]}:9000/disable`);
+  t.same((await client({ op: 'who', target: GAME })).ids, down, 'maint: b4 keeps its flows');
+  await admin('POST', `/api/services/game/backends/${BACKENDS[3]}:9000/enable`);
 
   // drain: b3 keeps its flows and takes no new ones.
   await admin('POST', `/api/services/game/backends/${BACKENDS[2]}:9000/drain`);
@@ -231,7 +248,7 @@ t.test('datapath: kernel NATs UDP flows in tcx programs', { timeout: 180_000 }, 
   const wild = await client({ op: 'echo', size: 64, target: `${FRONT}:7002` });
   t.same(wild, { exact: 300, timeouts: 0, wrongSource: 0, total: 300 }, 'wild (datapath auto, on the relay): byte-exact echo');
 
-  // Idle expiry: game's flows end 3 s after their last datagram.
+  // Idle expiry: game's flows end 5 s after their last datagram.
   await client({ op: 'close' });
   const gone = await waitFor(async () => (await metric('fulcrum_udp_kernel_flows', 'service="game"')) === 0, 15_000);
   t.ok(gone, 'idle flows are swept from the kernel flow map');
