@@ -83,6 +83,22 @@ export class FulcrumRuntime implements Runtime {
   #ha: HaSource | undefined;
   readonly startedAt = Date.now();
   readonly #logger: Logger;
+  /** "service\0datapath\0reason" already logged: each UDP service's datapath is said once, and again when it changes. */
+  readonly #datapathsLogged = new Set<string>();
+
+  /** Which datapath each UDP service runs on, once per service and outcome (udp_kernel_nat.h). */
+  #logDatapaths(): void {
+    for (const d of this.engine.udpDatapaths()) {
+      const key = `${d.service}\0${d.datapath}\0${d.reason}`;
+      if (this.#datapathsLogged.has(key)) continue;
+      this.#datapathsLogged.add(key);
+      if (d.datapath === 'kernel') {
+        this.#logger.info({ service: d.service, datapath: 'kernel', client_interface: d.clientInterface, backend_interface: d.backendInterface }, 'udp service on the kernel datapath (tcx BPF NAT)');
+      } else if (d.configured === 'auto') {
+        this.#logger.info({ service: d.service, datapath: 'user', reason: d.reason }, 'udp service on the user-space relay: the kernel datapath does not apply');
+      }
+    }
+  }
   readonly #load: (file: string) => Promise<FulcrumConfig>;
   #config: FulcrumConfig;
   /** The config as the file says it (config() adds the API's and DNS's backends). */
@@ -120,6 +136,7 @@ export class FulcrumRuntime implements Runtime {
     engine.apply(config);
     this.#fileConfig = config;
     this.#logger = options.logger;
+    this.#logDatapaths();
     this.#load = options.load ?? loadConfig;
     this.#ha = options.ha;
     this.control = new BackendControl(engine);
@@ -437,6 +454,7 @@ export class FulcrumRuntime implements Runtime {
     const droppedApi = [...this.#apiBackends.values()].reduce((n, list) => n + list.length, 0);
     this.#apiBackends.clear();
     this.#weights.clear();
+    this.#logDatapaths();
     this.control.sync(running.services, (service, backend, b) => this.health.initialVerdict(service, backend, 'reload', b.healthCheck));
     this.#trackSince();
     this.health.update(running);

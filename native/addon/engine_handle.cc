@@ -19,6 +19,7 @@ Napi::Function EngineHandle::define_class(Napi::Env env) {
                          InstanceMethod<&EngineHandle::close_backend_connections>("closeBackendConnections"),
                          InstanceMethod<&EngineHandle::backend_peak>("backendPeak"),
                          InstanceMethod<&EngineHandle::service_queue>("serviceQueue"),
+                         InstanceMethod<&EngineHandle::udp_datapaths>("udpDatapaths"),
                          InstanceMethod<&EngineHandle::stop>("stop"),
                          InstanceAccessor<&EngineHandle::counters>("counters"),
                          InstanceAccessor<&EngineHandle::workers>("workers"),
@@ -196,6 +197,34 @@ Napi::Value EngineHandle::close_backend_connections(const Napi::CallbackInfo& in
 Napi::Value EngineHandle::backend_peak(const Napi::CallbackInfo& info) {
   const uint32_t slot = backend_slot_argument(info, "backendPeak");
   return Napi::Number::New(info.Env(), engine_ ? engine_->backend_peak(slot) : 0);
+}
+
+// JS thread: what each UDP service runs on (udp_kernel_nat.h), with the
+// kernel datapath's counters summed over CPUs.
+Napi::Value EngineHandle::udp_datapaths(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array list = Napi::Array::New(env);
+  if (!engine_) return list;
+  static const char* const kStatNames[kKernelStatCount] = {
+      "clientPackets", "clientBytes",      "replyPackets",     "replyBytes",          "newFlows",
+      "movedFlows",    "passedNoBackend", "passedNoNatPort", "passedUnsupported", "dropped"};
+  uint32_t i = 0;
+  for (const UdpDatapathStatus& status : engine_->udp_datapaths()) {
+    Napi::Object item = Napi::Object::New(env);
+    item.Set("service", status.service);
+    item.Set("configured", std::string(enum_name(kUdpDatapathNames, status.configured)));
+    item.Set("datapath", status.kernel ? "kernel" : "user");
+    item.Set("reason", status.reason);
+    item.Set("clientInterface", status.client_interface);
+    item.Set("backendInterface", status.backend_interface);
+    item.Set("flows", static_cast<double>(status.flows));
+    item.Set("expired", static_cast<double>(status.expired));
+    Napi::Object stats = Napi::Object::New(env);
+    for (uint32_t s = 0; s < kKernelStatCount; s++) stats.Set(kStatNames[s], static_cast<double>(status.stats[s]));
+    item.Set("stats", stats);
+    list.Set(i++, item);
+  }
+  return list;
 }
 
 // JS thread; read once per service when the admin API builds its state.

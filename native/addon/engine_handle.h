@@ -42,6 +42,7 @@ class EngineHandle : public Napi::ObjectWrap<EngineHandle> {
   Napi::Value close_backend_connections(const Napi::CallbackInfo& info);
   Napi::Value backend_peak(const Napi::CallbackInfo& info);
   Napi::Value service_queue(const Napi::CallbackInfo& info);
+  Napi::Value udp_datapaths(const Napi::CallbackInfo& info);
   Napi::Value stop(const Napi::CallbackInfo& info);
   Napi::Value counters(const Napi::CallbackInfo& info);
   Napi::Value workers(const Napi::CallbackInfo& info);

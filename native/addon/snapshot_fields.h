@@ -29,6 +29,10 @@ inline constexpr IntegerField kQueueSize{"service", "queueSize", 0, 1000000, fal
 inline constexpr IntegerField kQueueTimeout{"service", "queueTimeoutMs", 1, kHour, false};
 inline constexpr IntegerField kMaxFlows{"service", "maxFlows", 1, 16777216, false};
 inline constexpr IntegerField kUdpResponses{"service", "udpResponses", 0, 1000000, false};
+// From udp.nat_ports (a "FIRST-LAST" string, checked by the config), so not
+// in kIntegerFields: no schema integer bounds them.
+inline constexpr IntegerField kNatPortFirst{"service", "natPortFirst", 1, 65535, false};
+inline constexpr IntegerField kNatPortCount{"service", "natPortCount", 1, 65535, false};
 // services[].tcpKeepalive
 inline constexpr IntegerField kKeepaliveIdle{"tcpKeepalive", "idleMs", 1000, 9 * kHour, false};
 inline constexpr IntegerField kKeepaliveInterval{"tcpKeepalive", "intervalMs", 1000, 9 * kHour, false};

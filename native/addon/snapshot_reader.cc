@@ -190,6 +190,9 @@ bool read_service(Reader& reader, Napi::Value value, const std::string& where, S
       !reader.boolean(object, "ipv6Only", where, &spec->ipv6_only) ||
       !reader.integer(object, kMaxFlows, where, &spec->udp.max_flows) ||
       !reader.integer(object, kUdpResponses, where, &spec->udp.responses) ||
+      !reader.choice(object, "datapath", where, kUdpDatapathNames, &spec->udp.datapath) ||
+      !reader.integer(object, kNatPortFirst, where, &spec->udp.nat_port_first) ||
+      !reader.integer(object, kNatPortCount, where, &spec->udp.nat_port_count) ||
       !read_admission(reader, object, where, spec) ||
       !reader.boolean(object, "sync", where, &spec->sync) ||
       !reader.boolean(object, "pgCancel", where, &spec->pg_cancel) ||
@@ -254,6 +257,7 @@ Napi::Object snapshot_schema(Napi::Env env) {
   Napi::Object enums = Napi::Object::New(env);
   enums.Set("balance", names(kBalanceNames));
   enums.Set("hashKey", names(kHashKeyNames));
+  enums.Set("datapath", names(kUdpDatapathNames));
   enums.Set("protocol", names(kProtocolNames));
   enums.Set("sendProxy", names(kSendProxyNames));
   Napi::Object bounds = Napi::Object::New(env);

@@ -149,4 +149,20 @@ int map_delete(int map_fd, const void* key) {
   return sys_bpf(BPF_MAP_DELETE_ELEM, &attr);
 }
 
+int link_interface(int prog_fd, uint32_t ifindex, uint32_t attach_type) {
+  bpf_attr attr{};
+  attr.link_create.prog_fd = static_cast<uint32_t>(prog_fd);
+  attr.link_create.target_ifindex = ifindex;
+  attr.link_create.attach_type = attach_type;
+  return sys_bpf(BPF_LINK_CREATE, &attr);
+}
+
+int map_next_key(int map_fd, const void* key, void* next) {
+  bpf_attr attr{};
+  attr.map_fd = static_cast<uint32_t>(map_fd);
+  attr.key = pointer(key);
+  attr.next_key = pointer(next);
+  return sys_bpf(BPF_MAP_GET_NEXT_KEY, &attr);
+}
+
 }  // namespace fulcrum::bpf

@@ -90,4 +90,15 @@ int map_delete(int map_fd, const void* key);
 // a failed bpf(2) call.
 std::string describe_errno(int error);
 
+// --- Appended for the kernel UDP datapath (udp_kernel_nat.h) ---
+
+// BPF_LINK_CREATE of `prog_fd` on the network interface `ifindex` (tcx:
+// attach_type BPF_TCX_INGRESS = 46, kernel >= 6.6). The link fd detaches
+// the program when closed. Returns the link fd or -errno.
+int link_interface(int prog_fd, uint32_t ifindex, uint32_t attach_type);
+
+// BPF_MAP_GET_NEXT_KEY: the key after `key` (nullptr: the first) in *next.
+// Returns 0, or -ENOENT after the last key.
+int map_next_key(int map_fd, const void* key, void* next);
+
 }  // namespace fulcrum::bpf

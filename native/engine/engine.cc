@@ -78,6 +78,17 @@ int Engine::apply(std::vector<ServiceSpec> services, ApplyFailure* failure, uint
     for (const BackendSpec& backend : spec.backends) {
       if (backend.slot >= kMaxBackends) return -EINVAL;
     }
+    if (spec.protocol == Protocol::kUdp && spec.udp.datapath != UdpDatapath::kUser && !udp_kernel_) {
+      udp_kernel_ = std::make_unique<UdpKernelDatapath>(backends_.get());
+    }
+  }
+  if (udp_kernel_) {
+    std::string why;
+    std::string service;
+    if (const int rc = udp_kernel_->check(services, &why, &service); rc < 0) {
+      *failure = ApplyFailure{why, service};
+      return rc;
+    }
   }
   const size_t worker_count = workers_.size();
 
@@ -144,6 +155,7 @@ int Engine::apply(std::vector<ServiceSpec> services, ApplyFailure* failure, uint
   }
   adopted_.clear();
 
+
   // Keepalive on every TCP listener, kept ones too (a reload may change
   // it): accepted sockets inherit it. Nothing can fail from here on, so a
   // setsockopt refusal (not expected for a socket of ours with validated
@@ -200,8 +212,26 @@ int Engine::apply(std::vector<ServiceSpec> services, ApplyFailure* failure, uint
   listeners_ = std::move(next);
   publish_log_labels();
   publish();
+  if (udp_kernel_) udp_kernel_->apply(specs_);
   *generation = generation_;
   return 0;
+}
+
+std::vector<UdpDatapathStatus> Engine::udp_datapaths() const {
+  std::vector<UdpDatapathStatus> all;
+  if (udp_kernel_) all = udp_kernel_->status();
+  for (const ServiceSpec& spec : specs_) {
+    if (spec.protocol != Protocol::kUdp) continue;
+    bool listed = false;
+    for (const UdpDatapathStatus& status : all) listed = listed || status.service == spec.name;
+    if (!listed) {
+      UdpDatapathStatus status;
+      status.service = spec.name;
+      status.reason = "datapath: user";
+      all.push_back(status);
+    }
+  }
+  return all;
 }
 
 std::vector<SyncRecord> Engine::take_sync(SyncTakeStats* stats) { return journal_->take(monotonic_ms(), stats); }
@@ -296,6 +326,7 @@ int32_t Engine::service_queued(uint32_t slot) const {
 int Engine::set_backend_state(uint32_t slot, BackendState state) {
   if (slot >= kMaxBackends || static_cast<uint8_t>(state) >= kBackendStateCount) return -EINVAL;
   backends_->set_state(slot, state, monotonic_ms());
+  if (udp_kernel_) udp_kernel_->refresh(specs_);
   return 0;
 }
 
@@ -313,6 +344,7 @@ int Engine::set_backend_weight(uint32_t slot, uint32_t weight, uint64_t* generat
   }
   if (!found) return -ENOENT;
   publish();
+  if (udp_kernel_) udp_kernel_->refresh(specs_);
   *generation = generation_;
   return 0;
 }
@@ -347,6 +379,7 @@ std::vector<std::pair<std::string, std::vector<int>>> Engine::listener_fds() con
 void Engine::stop() {
   if (stopped_) return;
   stopped_ = true;
+  if (udp_kernel_) udp_kernel_->stop();
   for (auto& worker : workers_) worker->post_stop();
   for (auto& worker : workers_) worker->join();
   workers_.clear();

@@ -15,6 +15,7 @@
 #include "event_sink.h"
 #include "load_sampler.h"
 #include "service.h"
+#include "udp_kernel_nat.h"
 #include "worker.h"
 
 namespace fulcrum {
@@ -104,6 +105,9 @@ class Engine {
   // what an upgrade hands to the next Fulcrum. The fds stay owned here.
   std::vector<std::pair<std::string, std::vector<int>>> listener_fds() const;
 
+  // What each protocol: udp service runs on (udp_kernel_nat.h): the kernel
+  // datapath with its counters, or the relay and why. JS thread.
+  std::vector<UdpDatapathStatus> udp_datapaths() const;
   bool stopped() const { return stopped_; }
   uint32_t worker_count() const { return static_cast<uint32_t>(workers_.size()); }
   // JS thread. Test hook: worker `index` (< worker_count()) sleeps `ms` (Worker::post_stall_for_test).
@@ -140,6 +144,8 @@ class Engine {
   // What a service keeps across snapshots, by service name.
   std::map<std::string, std::shared_ptr<ServiceShared>> shared_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  // Made by the first apply() with a UDP service on datapath: kernel or auto.
+  std::unique_ptr<UdpKernelDatapath> udp_kernel_;
   // Listening sockets by "tcp " or "udp " + address, one fd per worker. Once posted to
   // the workers they own the fds; this map only remembers which exist.
   std::map<std::string, std::vector<int>> listeners_;

@@ -88,10 +88,22 @@ struct AcceptProxySpec {
   uint32_t timeout_ms = 3000;  // for the whole header
 };
 
+// `datapath:` of a protocol: udp service (udp_kernel_nat.h): kUser is the
+// relay in the workers; kKernel NATs flows in tcx BPF programs and fails the
+// apply when they cannot be attached; kAuto falls back to the relay then.
+enum class UdpDatapath : uint8_t { kAuto, kKernel, kUser };
+inline constexpr EnumName<UdpDatapath> kUdpDatapathNames[] = {
+    {UdpDatapath::kAuto, "auto"}, {UdpDatapath::kKernel, "kernel"}, {UdpDatapath::kUser, "user"}};
+static_assert(names_every_value(kUdpDatapathNames, 3));
+
 // protocol: udp only (see udp_relay.h).
 struct UdpSpec {
   uint32_t max_flows = 16384;  // flows at once over every worker; the longest idle is evicted
   uint32_t responses = 0;      // a flow ends after this many replies; 0: only when idle
+  UdpDatapath datapath = UdpDatapath::kUser;
+  // The kernel datapath's source ports towards backends (udp.nat_ports).
+  uint32_t nat_port_first = 20000;
+  uint32_t nat_port_count = 10000;
 };
 
 struct ServiceSpec {

@@ -189,6 +189,35 @@ export class FulcrumMetrics {
     });
     // The connection log's histograms and termination counts (native aggregates).
     registerConnectionMetrics(this.registry, () => (this.#runtime.engine.stopped ? undefined : this.#runtime.engine));
+    // The kernel UDP datapath (udp_kernel_nat.h): per-CPU BPF counters, summed.
+    const kernel = () => (this.#runtime.engine.stopped ? [] : this.#runtime.engine.udpDatapaths());
+    this.#gauge('fulcrum_udp_datapath_kernel', 'protocol: udp services: 1 when the kernel datapath (tcx BPF NAT) is attached, 0 on the user-space relay.', ['service'], (set) =>
+      kernel().forEach((d) => set({ service: d.service }, d.datapath === 'kernel' ? 1 : 0)));
+    this.#gauge('fulcrum_udp_kernel_flows', 'Flows in the kernel datapath\'s flow map (counted once a second).', ['service'], (set) =>
+      kernel().filter((d) => d.datapath === 'kernel').forEach((d) => set({ service: d.service }, d.flows)));
+    this.#counter('fulcrum_udp_kernel_datagrams_total', 'Datagrams NATed by the kernel datapath, by direction (request: from clients, reply: from backends).', ['service', 'direction'], (set) =>
+      kernel().filter((d) => d.datapath === 'kernel').forEach((d) => {
+        set({ service: d.service, direction: 'request' }, d.stats.clientPackets);
+        set({ service: d.service, direction: 'reply' }, d.stats.replyPackets);
+      }));
+    this.#counter('fulcrum_udp_kernel_bytes_total', 'Bytes (whole frames) NATed by the kernel datapath, by direction.', ['service', 'direction'], (set) =>
+      kernel().filter((d) => d.datapath === 'kernel').forEach((d) => {
+        set({ service: d.service, direction: 'request' }, d.stats.clientBytes);
+        set({ service: d.service, direction: 'reply' }, d.stats.replyBytes);
+      }));
+    this.#counter('fulcrum_udp_kernel_flow_events_total', 'Kernel datapath flow events: created, moved (its backend went down or left), expired (idle).', ['service', 'event'], (set) =>
+      kernel().filter((d) => d.datapath === 'kernel').forEach((d) => {
+        set({ service: d.service, event: 'created' }, d.stats.newFlows);
+        set({ service: d.service, event: 'moved' }, d.stats.movedFlows);
+        set({ service: d.service, event: 'expired' }, d.expired);
+      }));
+    this.#counter('fulcrum_udp_kernel_passed_total', 'Datagrams the kernel datapath passed on to the user-space relay, by reason (no_backend, no_nat_port, unsupported: fragments or IP options); dropped: a rewrite failed.', ['service', 'reason'], (set) =>
+      kernel().filter((d) => d.datapath === 'kernel').forEach((d) => {
+        set({ service: d.service, reason: 'no_backend' }, d.stats.passedNoBackend);
+        set({ service: d.service, reason: 'no_nat_port' }, d.stats.passedNoNatPort);
+        set({ service: d.service, reason: 'unsupported' }, d.stats.passedUnsupported);
+        set({ service: d.service, reason: 'dropped' }, d.stats.dropped);
+      }));
     this.#gauge('fulcrum_config_generation', 'Configs applied since start (1 = the first).', [], (set) => set({}, this.#runtime.generation));
     this.#gauge('fulcrum_engine_pooled_pipes', "Empty pipes kept in the workers' pools.", [], (set) => set({}, this.#stats?.pooledPipes ?? 0));
     this.#counter('fulcrum_engine_accept_pauses_total', 'Times a worker paused accepting: at the connection budget, or out of file descriptors.', [], (set) =>

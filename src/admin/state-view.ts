@@ -3,6 +3,7 @@
 // backend's health, operator and effective state from BackendControl, and the
 // health checker's history. One function builds it so every view agrees.
 import type { RelayStats } from '../engine/stats.js';
+import type { UdpDatapathStatus } from '../engine/native.js';
 import type { ServiceConnectionStats } from '../engine/connection-stats.js';
 import { backendKey } from '../engine/backend-key.js';
 import type { ConnectionBudget } from '../engine/fd-budget.js';
@@ -75,6 +76,8 @@ export interface ServiceView extends TrafficCounters, Record<QueueField, number>
   sessionRateMax: number;
   /** protocol: udp services only: the flow table's counters. */
   udp?: UdpServiceStats;
+  /** protocol: udp services only: the kernel datapath (tcx BPF NAT) with its counters, or the relay and why. */
+  datapath?: UdpDatapathStatus;
   /** Connections (udp: flows) ended since start, by termination state (connection log; only states with a count). */
   ended: Record<string, number>;
   /** Clients refused before any backend (ACL, client limits) and PROXY headers read. */
@@ -114,6 +117,7 @@ export function servicesView(runtime: FulcrumRuntime, stats: EngineStats = runti
   const health = new Map(runtime.health.snapshot().map((h) => [backendKey(h.service, h.backend), h]));
   const connections: Map<string, ServiceConnectionStats> = runtime.engine.stopped ? new Map() : runtime.engine.connectionStats();
   const dns = runtime.dns.status();
+  const datapaths = new Map(runtime.engine.udpDatapaths().map((d) => [d.service, d]));
   return stats.services.map((service): ServiceView => {
     const serviceConfig = config.services.find((s) => s.name === service.name);
     const backends = service.backends.map((b): BackendView => {
@@ -159,6 +163,7 @@ export function servicesView(runtime: FulcrumRuntime, stats: EngineStats = runti
       sessionRate: runtime.rates.service(service.name).rate,
       sessionRateMax: runtime.rates.service(service.name).max,
       ...(service.udp ? { udp: service.udp } : {}),
+      ...(datapaths.has(service.name) ? { datapath: datapaths.get(service.name)! } : {}),
       ended: Object.fromEntries(Object.entries(connections.get(service.name)?.terminations ?? {}).filter(([, n]) => n > 0)),
       admission: service.admission,
       guarded: serviceConfig !== undefined && isGuarded(serviceConfig),

@@ -180,6 +180,11 @@ export const STATUS_PAGE = `<!doctype html>
   ];
   const FLOW_COUNTERS = ${JSON.stringify(FLOW_COUNTERS)};
   const DATAGRAMS_DROPPED_MEANING = ${JSON.stringify(DATAGRAMS_DROPPED_MEANING)};
+  // protocol: udp: the kernel datapath (tcx BPF NAT) and what it carried, or the relay and why.
+  const datapathText = (d) => !d ? ''
+    : d.datapath === 'kernel'
+      ? 'kernel datapath (' + d.clientInterface + ' / ' + d.backendInterface + ', ' + d.flows + ' flows, ' + d.stats.clientPackets + ' / ' + d.stats.replyPackets + ' datagrams in / out) · '
+      : 'user datapath' + (d.configured === 'user' ? '' : ' (' + d.reason + ')') + ' · ';
   const datagramCells = (udp) => udp
     ? [el('td', { class: 'datagrams-in' }, udp.datagramsIn), el('td', { class: 'datagrams-out' }, udp.datagramsOut)]
     : [];
@@ -241,7 +246,7 @@ export const STATUS_PAGE = `<!doctype html>
       const table = el('table', { 'data-service': service.name });
       // The queue is TCP's (a datagram is not queued), so a udp caption leaves it out.
       const queue = udp ? '' : ' · queued ' + service.queued + ' · refused ' + service.refused;
-      table.append(el('caption', {}, service.name + ' ', el('span', {}, service.listen + ' · ' + (udp ? 'udp · ' : '') + service.balance + ' · ' + service.backendsUp + '/' + service.backends.length + ' backends up' + queue)));
+      table.append(el('caption', {}, service.name + ' ', el('span', {}, service.listen + ' · ' + (udp ? 'udp · ' + datapathText(service.datapath) : '') + service.balance + ' · ' + service.backendsUp + '/' + service.backends.length + ' backends up' + queue)));
       table.append(el('thead', {}, el('tr', {}, ...columns.map((c, i) => el('th', { ...(i === 0 ? { class: 'name' } : {}), title: (udp && UDP_TITLES[c]) || TITLES[c] || '' }, c)))));
       const body = el('tbody');
       const [sin, sout] = rates(status.now, service.name, service.bytesIn, service.bytesOut);

@@ -3,6 +3,7 @@
 // files and environment variables), so that what fails at run time fails here.
 import { readFile } from 'node:fs/promises';
 import { secretSourceIssues } from '../config/secret-sources.js';
+import { describeUdpDatapath, kernelDatapathBlocker } from '../config/udp-datapath.js';
 import { YamlSource } from '../config/source.js';
 import { kernelRelaySupport, kernelRelayUnavailableNotice, relayInUse } from '../engine/relay-plan.js';
 import { formatIssue } from '../errors.js';
@@ -22,6 +23,12 @@ export async function checkCommand(args: readonly string[]): Promise<number> {
     process.stderr.write(issues.map((i) => `${formatIssue(i)}\n`).join(''));
     return EXIT_USAGE;
   }
+  // datapath: kernel on a service the kernel datapath cannot carry would fail at start: fail here.
+  const impossible = config.services.filter((s) => s.protocol === 'udp' && s.udp.datapath === 'kernel' && kernelDatapathBlocker(s) !== undefined);
+  if (impossible.length > 0) {
+    process.stderr.write(impossible.map((s) => `${options.config}: service ${s.name}: datapath: kernel cannot run: ${kernelDatapathBlocker(s)}\n`).join(''));
+    return EXIT_USAGE;
+  }
   const n = config.services.length;
   process.stdout.write(`${options.config}: OK (${n} ${n === 1 ? 'service' : 'services'})\n`);
   // Which relay each TCP service will use here (this machine's kernel and privileges).
@@ -32,5 +39,8 @@ export async function checkCommand(args: readonly string[]): Promise<number> {
   }
   const notice = kernelRelayUnavailableNotice(config.services, support);
   if (notice !== undefined) process.stdout.write(`  note: ${notice}\n`);
+  // Which datapath each UDP service takes (README, Kernel UDP datapath).
+  const udp = config.services.filter((s) => s.protocol === 'udp');
+  if (udp.length > 0) process.stdout.write(`${udp.map(describeUdpDatapath).join('\n')}\n`);
   return EXIT_OK;
 }

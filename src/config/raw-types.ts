@@ -246,6 +246,8 @@ export interface RawService {
   deny?: string[];
   /** Limits per client IP address, checked after allow/deny and before any backend is touched. */
   client_limits?: RawServiceClientLimits;
+  /** protocol: udp only: where datagrams are relayed. kernel: flows are NATed by tcx BPF programs on the interfaces that carry the service (the one owning the listen address, and the one owning this host's address towards the backends), so datagrams never reach user space; the service fails to start when they cannot be attached. user: the relay in the worker threads (recvmmsg, one socket per flow). auto: kernel where it can be attached, otherwise user, with the reason in the log, `fulcrum check` and the status page. */
+  datapath: 'auto' | 'kernel' | 'user';
   /** protocol: udp only: flows open at once, over all workers, from 1 to 16777216. */
   max_flows: number;
   /** protocol: udp only: datagram settings. */
@@ -311,6 +313,8 @@ export interface RawServiceClientLimits {
 }
 
 export interface RawServiceUdp {
+  /** The kernel datapath's source ports towards backends, FIRST-LAST: one per flow at once. */
+  nat_ports: string;
   /** End a flow after this many replies from its backend, for request/response protocols (DNS, NTP, RADIUS), so one-shot queries do not fill the flow table; 0 ends flows only when idle. */
   responses: number;
 }
@@ -389,6 +393,7 @@ export const SCHEMA_ENUMS = {
   'log.format': ['json', 'text'],
   'log.level': ['fatal', 'error', 'warn', 'info', 'debug', 'trace'],
   'service.balance': ['roundrobin', 'weighted', 'leastconn', 'random', 'source', 'maglev', 'least_time', 'least_bandwidth', 'first'],
+  'service.datapath': ['auto', 'kernel', 'user'],
   'service.hash_key': ['five_tuple', 'source'],
   'service.postgres_cancel': ['auto', 'broadcast', 'off'],
   'service.protocol': ['tcp', 'udp'],

@@ -180,6 +180,10 @@ export interface UdpConfig {
   maxFlows: number;
   /** A flow ends after this many replies (request/response protocols); 0, the default, only when idle. */
   responses: number;
+  /** Kernel (tcx BPF NAT), user (the relay) or auto (kernel where it attaches). Default auto. */
+  datapath: 'auto' | 'kernel' | 'user';
+  /** The kernel datapath's NAT source ports (udp.nat_ports). */
+  natPorts: { first: number; count: number };
 }
 
 /** The admin HTTP server (API, /metrics, status page). */

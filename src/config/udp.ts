@@ -16,7 +16,7 @@ const TCP_ONLY_KEYS: ReadonlyArray<{ path: readonly string[]; why: string }> = [
   { path: ['tcp_keepalive'], why: 'a flow ends when idle for timeouts.idle' },
 ];
 
-const UDP_ONLY_KEYS = ['max_flows', 'udp'] as const;
+const UDP_ONLY_KEYS = ['max_flows', 'udp', 'datapath'] as const;
 
 /**
  * Report keys that do not apply to a service's protocol. `data` is the
@@ -43,6 +43,10 @@ export function udpServiceIssues(data: Record<string, unknown>, source: YamlSour
         issues.push(source.issue([...at, ...path], `${path.join('.')} does not apply to protocol: udp (${why})`, 'key'));
       }
     }
+    const natPorts = isRecord(service.udp) ? service.udp.nat_ports : undefined;
+    if (typeof natPorts === 'string' && /^[0-9]{1,5}-[0-9]{1,5}$/.test(natPorts) && parseNatPorts(natPorts) === undefined) {
+      issues.push(source.issue([...at, 'udp', 'nat_ports'], `udp.nat_ports must be FIRST-LAST with 1 <= FIRST <= LAST <= 65535, got ${natPorts}`));
+    }
     if (service.balance === 'least_time') {
       issues.push(source.issue([...at, 'balance'], 'balance: least_time ranks backends by TCP connect time and does not apply to protocol: udp'));
     }
@@ -52,4 +56,11 @@ export function udpServiceIssues(data: Record<string, unknown>, source: YamlSour
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** "20000-29999" as its first port and count, or undefined when out of range. */
+export function parseNatPorts(text: string): { first: number; count: number } | undefined {
+  const [first, last] = text.split('-').map(Number);
+  if (first === undefined || last === undefined || !(first >= 1 && first <= last && last <= 65535)) return undefined;
+  return { first, count: last - first + 1 };
 }

@@ -21,7 +21,7 @@ import { admissionIssues, buildAdmission } from './admission.js';
 import { buildHealthCheck, buildPassive, healthIssues } from './health-check.js';
 import { DURATION_BOUNDS, SCHEMA_BOUNDS, SCHEMA_ENUMS, type RawConfig, type RawService } from './raw-types.js';
 import { checkSchema } from './schema.js';
-import { udpServiceIssues } from './udp.js';
+import { parseNatPorts, udpServiceIssues } from './udp.js';
 import type { Anchor, ConfigPath, YamlSource } from './source.js';
 import type { BackendConfig, DiscoveryEntry, Endpoint, FulcrumConfig, ResolversConfig, ServiceConfig } from './types.js';
 import type { RawBackend, RawResolvers } from './raw-types.js';
@@ -225,7 +225,7 @@ class SemanticChecker {
           : { key: s.sticky.key, timeoutMs: this.#parsedDuration([...at, 'sticky', 'timeout']), size: s.sticky.size },
       drainTimeoutMs: this.#parsedDuration([...at, 'drain_timeout']),
       ...(s.passive === undefined ? {} : { passive: buildPassive(s.passive)! }),
-      udp: { maxFlows: s.max_flows, responses: s.udp.responses },
+      udp: { maxFlows: s.max_flows, responses: s.udp.responses, datapath: s.datapath, natPorts: parseNatPorts(s.udp.nat_ports) ?? { first: 20000, count: 10000 } },
       ...buildAdmission(s),
       postgresCancel: s.postgres_cancel,
       relay: s.relay,

@@ -14,7 +14,7 @@ import { EngineStopped, OutOfRange, UnknownBackend } from '../errors.js';
 import { CounterBaselines } from './baselines.js';
 import { CounterReader, type AdmissionField } from './counter-reader.js';
 import { decodeConnectionStats, type ServiceConnectionStats } from './connection-stats.js';
-import { loadNative, NativeBackendState, type ConnectionLogCounters, type NativeEngine, type NativeEvent } from './native.js';
+import { loadNative, NativeBackendState, type ConnectionLogCounters, type NativeEngine, type NativeEvent, type UdpDatapathStatus } from './native.js';
 import { backendKey } from './backend-key.js';
 import type { ConnectionBudget } from './fd-budget.js';
 import { EngineSlots } from './slots.js';
@@ -106,6 +106,12 @@ export class Engine extends EventEmitter {
     });
     engine = new Engine(native, options.budget);
     return engine;
+  }
+
+  /** What each protocol: udp service runs on: the kernel datapath (with its counters) or the relay, and why. */
+  udpDatapaths(): UdpDatapathStatus[] {
+    if (this.#stopped) return [];
+    return this.#native.udpDatapaths();
   }
 
   get workers(): number {

@@ -10,6 +10,26 @@ import { dirname, resolve } from 'node:path';
 import type { Balance, HashKey, Protocol, SendProxy } from '../config/types.js';
 import type { ConnectionLogConfig } from '../config/connection-log.js';
 
+/** One UDP service's datapath: the kernel path's interfaces and counters, or the relay and why. */
+export interface UdpDatapathStatus {
+  service: string;
+  configured: 'auto' | 'kernel' | 'user';
+  datapath: 'kernel' | 'user';
+  /** Why not kernel ("datapath: user", "the listen address is a wildcard ..."); "" on kernel. */
+  reason: string;
+  clientInterface: string;
+  backendInterface: string;
+  /** Flows in the kernel flow map at the last sweep (once a second). */
+  flows: number;
+  /** Flows the sweeps ended idle. */
+  expired: number;
+  stats: Record<
+    | 'clientPackets' | 'clientBytes' | 'replyPackets' | 'replyBytes' | 'newFlows' | 'movedFlows'
+    | 'passedNoBackend' | 'passedNoNatPort' | 'passedUnsupported' | 'dropped',
+    number
+  >;
+}
+
 export interface NativeBackendSpec {
   slot: number;
   host: string;
@@ -36,6 +56,11 @@ export interface NativeServiceSpec {
   maxFlows: number;
   /** protocol: udp: replies that end a flow; 0: only idleness ends it. */
   udpResponses: number;
+  /** protocol: udp: kernel (tcx BPF NAT, required), user (the relay) or auto. */
+  datapath: 'auto' | 'kernel' | 'user';
+  /** protocol: udp, kernel datapath: the NAT source ports, first and how many. */
+  natPortFirst: number;
+  natPortCount: number;
   listenHost: string;
   listenPort: number;
   balance: Balance;
@@ -165,6 +190,8 @@ export interface NativeEngine {
   backendPeak(slot: number): number;
   /** Clients waiting in the queue of the service in `slot` now, over every worker (0 for none). */
   serviceQueue(slot: number): number;
+  /** What each protocol: udp service runs on (udp_kernel_nat.h). */
+  udpDatapaths(): UdpDatapathStatus[];
   /** Rebuilds the pickers of the backend's service; returns the new generation. */
   setBackendWeight(slot: number, weight: number): number;
   /** Closes the backend's open connections; `reason` is what their connection records say. */
@@ -220,7 +247,7 @@ export interface NativeBound {
 
 /** The names and bounds the snapshot reader checks with (native/addon/snapshot_reader.cc); a test holds them to the config schema. */
 export interface SnapshotSchema {
-  enums: { balance: string[]; hashKey: string[]; protocol: string[]; sendProxy: string[] };
+  enums: { balance: string[]; hashKey: string[]; protocol: string[]; sendProxy: string[]; datapath: string[] };
   /** By scope (service, backend, acceptProxy, sticky, clientLimits), then by snapshot key. */
   bounds: Record<string, Record<string, NativeBound>>;
 }

@@ -20,6 +20,7 @@ import { loadNative, type NativeBound, type SnapshotSchema } from '../../src/eng
 const ENUM_SOURCES: Record<keyof SnapshotSchema['enums'], EnumPath[]> = {
   balance: ['service.balance'],
   hashKey: ['service.hash_key'],
+  datapath: ['service.datapath'],
   protocol: ['service.protocol'],
   sendProxy: ['service.send_proxy', 'backend.send_proxy'],
 };

@@ -1,0 +1,126 @@
+// The kernel UDP datapath (`datapath: kernel|auto` on a protocol: udp
+// service): flows NATed by two tcx ingress programs (native/bpf/udp_nat.bpf.c)
+// so datagrams never reach a socket on this host. The workers' relay stays
+// bound on the listen address and serves whatever the programs pass on (no
+// backend, no free NAT port, fragments, IP options, or programs not attached).
+//
+// Where the programs go: the client side is the interface that owns the
+// listen address; the backend side is the interface that owns the address
+// this host sends from towards the backends (the kernel's route choice, read
+// with a connected UDP socket's getsockname), and that address is the NAT
+// source. Every backend must be reached from the same address. A wildcard or
+// IPv6 listen address, or an address no interface owns, is not supported.
+//
+// User space (one thread per engine) walks the flow map: it ends flows idle
+// for timeouts.idle, frees the NAT ports of flows the LRU map evicted
+// (max_flows), and counts the flows. Placement is the service's Maglev table
+// over the backends that are up, written into a map: removing a backend
+// moves only its flows; drain and maint keep a flow, down moves it.
+#pragma once
+
+#include <array>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backend_table.h"
+#include "bpf.h"
+#include "service.h"
+
+namespace fulcrum {
+
+// The programs' per-CPU counters (udp_nat.bpf.c's STAT_*), summed.
+enum UdpKernelStat : uint32_t {
+  kKernelClientPackets,
+  kKernelClientBytes,
+  kKernelReplyPackets,
+  kKernelReplyBytes,
+  kKernelNewFlows,
+  kKernelMovedFlows,
+  kKernelPassedNoBackend,
+  kKernelPassedNoNatPort,
+  kKernelPassedUnsupported,
+  kKernelDropped,
+  kKernelStatCount,
+};
+
+// What one UDP service runs on, for `fulcrum check`, the status page and /metrics.
+struct UdpDatapathStatus {
+  std::string service;
+  UdpDatapath configured = UdpDatapath::kUser;
+  bool kernel = false;       // the programs are attached
+  std::string reason;        // why not, when configured auto or kernel
+  std::string client_interface;
+  std::string backend_interface;
+  uint32_t flows = 0;        // in the flow map at the last sweep
+  uint64_t expired = 0;      // flows ended idle by the sweeps
+  std::array<uint64_t, kKernelStatCount> stats{};
+};
+
+// One service's maps, programs and links.
+class UdpKernelNat {
+ public:
+  // Creates the maps, loads and attaches the programs, or returns null with
+  // *reason saying why (a sentence for the operator).
+  static std::unique_ptr<UdpKernelNat> start(const ServiceSpec& spec, const BackendTable& table, std::string* reason);
+  ~UdpKernelNat();
+  // Same listen address, interfaces and map sizes: the running maps can take `spec`.
+  bool compatible(const ServiceSpec& spec) const;
+  // Writes the backends and the Maglev table of `spec` with today's states.
+  void update(const ServiceSpec& spec, const BackendTable& table);
+  // Ends flows idle longer than the service's idle timeout and frees NAT ports
+  // whose flow is gone.
+  void sweep();
+  void read_status(UdpDatapathStatus* status) const;
+
+ private:
+  UdpKernelNat() = default;
+  ServiceSpec spec_;
+  std::string client_interface_;
+  std::string backend_interface_;
+  uint32_t client_ifindex_ = 0;
+  uint32_t backend_ifindex_ = 0;
+  uint32_t snat_ip_ = 0;  // network order
+  uint32_t table_size_ = 0;
+  bpf::Fd config_, backends_, maglev_, flows_, reverse_, stats_;
+  bpf::Fd from_client_, from_backend_;
+  std::vector<bpf::Fd> links_;
+  std::vector<uint32_t> table_;  // what nat_maglev holds
+  std::vector<uint32_t> slots_;  // slots written into nat_backends
+  uint32_t flow_count_ = 0;
+  uint64_t expired_ = 0;
+};
+
+// Every UDP service's datapath, owned by the Engine. Methods run on the JS
+// thread; a sweeper thread runs sweep() once a second.
+class UdpKernelDatapath {
+ public:
+  explicit UdpKernelDatapath(const BackendTable* table);
+  ~UdpKernelDatapath();
+  // Starts, updates or stops each service's programs for the running specs.
+  // A service with datapath: kernel whose programs cannot be attached is an
+  // error: returns -EOPNOTSUPP with *failure naming it (nothing is changed
+  // for it); auto falls back to the relay and says why in status().
+  int check(const std::vector<ServiceSpec>& specs, std::string* failure, std::string* service);
+  void apply(const std::vector<ServiceSpec>& specs);
+  // A backend's state or weight changed: rewrite the tables.
+  void refresh(const std::vector<ServiceSpec>& specs);
+  std::vector<UdpDatapathStatus> status() const;
+  void stop();
+
+ private:
+  void sweep_loop();
+  const BackendTable* table_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::vector<std::pair<ServiceSpec, std::unique_ptr<UdpKernelNat>>> running_;
+  std::vector<UdpDatapathStatus> fallback_;  // services on the relay, with why
+  std::thread sweeper_;
+};
+
+}  // namespace fulcrum

@@ -1,0 +1,43 @@
+// `fulcrum check` says which datapath each protocol: udp service takes
+// (README, Kernel UDP datapath), and refuses datapath: kernel on a service
+// the kernel datapath cannot carry, naming the service and the reason.
+import t from 'tap';
+import { runCli, writeConfig } from '../helpers/cli.js';
+
+const services = (dnsKeys: string) => `services:
+  - name: game
+    protocol: udp
+    listen: 10.9.9.1:7000
+    backends: [{address: "10.9.8.2:9000"}]
+  - name: dns
+    protocol: udp
+    listen: "*:5353"
+${dnsKeys}    backends: [{address: "10.9.8.2:53"}]
+  - name: voice
+    protocol: udp
+    listen: 10.9.9.1:7001
+    datapath: user
+    backends: [{address: "10.9.8.2:9001"}]
+  - name: pg
+    listen: 127.0.0.1:6432
+    backends: [{address: "10.9.8.2:5432"}]
+`;
+
+t.test('check lists each UDP service with its datapath', async (t) => {
+  const file = writeConfig(t, services(''));
+  const r = await runCli(t, ['check', '-c', file]);
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stdout, `${file}: OK (4 services)
+  game (udp 10.9.9.1:7000): datapath auto: kernel (tcx BPF NAT) if its programs attach at start (Linux >= 6.6, CAP_BPF + CAP_NET_ADMIN, the listen address on an interface), otherwise the user-space relay
+  dns (udp 0.0.0.0:5353): datapath auto: user-space relay (the listen address is a wildcard (the kernel datapath needs the address of one interface))
+  voice (udp 10.9.9.1:7001): datapath user: user-space relay
+`);
+});
+
+t.test('check refuses datapath: kernel where it cannot run', async (t) => {
+  const file = writeConfig(t, services('    datapath: kernel\n'));
+  const r = await runCli(t, ['check', '-c', file]);
+  t.equal(r.code, 2);
+  t.equal(r.stderr, `${file}: service dns: datapath: kernel cannot run: the listen address is a wildcard (the kernel datapath needs the address of one interface)\n`);
+  t.equal(r.stdout, '');
+});
