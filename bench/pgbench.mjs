@@ -188,6 +188,8 @@ function summary(opt, loads, samples, skipped) {
     const f = med('fulcrum', load);
     const h = med('haproxy', load);
     if (Number.isFinite(f) && Number.isFinite(h)) parts.push(`fulcrum / haproxy: ${ratio(f, h)}.`, '');
+    const k = med('kernel', load);
+    if (Number.isFinite(k) && Number.isFinite(h)) parts.push(`kernel / haproxy: ${ratio(k, h)} — target ≥ 1.2× ${k >= 1.2 * h ? 'met' : 'NOT met'}.`, '');
   }
   parts.push('tps and latency: pgbench\'s own (median over rounds). Proxy CPU: median, % of one core (all its threads and processes); µs/tx: its CPU time per transaction.');
   const others = otherWorkNote([...samples.values()].flat().map((s) => s.others));

@@ -47,7 +47,7 @@ import { GUARD_KEYS, startFulcrum, startHaproxy, fulcrumVersion, haproxyVersion 
 import { countSyscalls } from './lib/strace.mjs';
 
 const SECTION = 'tcp-connrate';
-const ALL_TARGETS = ['direct', 'fulcrum-leastconn', 'fulcrum-maglev', 'fulcrum-baseline', 'haproxy-leastconn', 'fulcrum-guarded', 'fulcrum-guarded-baseline', 'fulcrum-log'];
+const ALL_TARGETS = ['direct', 'fulcrum-leastconn', 'fulcrum-maglev', 'fulcrum-baseline', 'haproxy-leastconn', 'fulcrum-guarded', 'fulcrum-guarded-baseline', 'fulcrum-log', 'fulcrum-auto', 'kernel'];
 const DEFAULT_TARGETS = ['direct', 'fulcrum-leastconn', 'fulcrum-maglev', 'haproxy-leastconn'];
 const PROXY_THREADS = 2;
 const PAYLOAD = 64;
@@ -141,8 +141,12 @@ async function main() {
     };
     const starters = {
       direct: async () => ({ port: backendPorts[0], handle: null }),
-      'fulcrum-leastconn': fulcrum('fulcrum-leastconn', 'leastconn', []),
-      'fulcrum-maglev': fulcrum('fulcrum-maglev', 'maglev', ['hash_key: five_tuple']),
+      // relay: user (the user-space relay) unless the name says otherwise:
+      // fulcrum-auto is relay: auto (the default), kernel is relay: kernel.
+      'fulcrum-leastconn': fulcrum('fulcrum-leastconn', 'leastconn', ['relay: user']),
+      'fulcrum-maglev': fulcrum('fulcrum-maglev', 'maglev', ['hash_key: five_tuple', 'relay: user']),
+      'fulcrum-auto': fulcrum('fulcrum-auto', 'leastconn', ['relay: auto']),
+      kernel: fulcrum('kernel', 'leastconn', ['relay: kernel']),
       'fulcrum-baseline': fulcrum('fulcrum-baseline', 'leastconn', [], opt.baseline),
       'fulcrum-guarded': fulcrum('fulcrum-guarded', 'leastconn', [...GUARD_KEYS, 'send_proxy: v2'], undefined, guardedPorts),
       'fulcrum-guarded-baseline': fulcrum('fulcrum-guarded-baseline', 'leastconn', [...GUARD_KEYS, 'send_proxy: v2'], opt.baseline, guardedPorts),
@@ -271,6 +275,12 @@ function summary(opt, loads, samples, skipped, syscalls) {
     if (Number.isFinite(guarded) && Number.isFinite(plain)) {
       parts.push(`fulcrum-guarded / fulcrum-leastconn: ${ratio(guarded, plain)} (allow/deny, client_limits and send_proxy v2 on; target within 5%: ` +
         `${guarded >= 0.95 * plain ? 'met' : 'NOT met'}); per proxy core ${ratio(perCore('fulcrum-guarded'), perCore('fulcrum-leastconn'))}.`);
+    }
+    for (const name of ['fulcrum-auto', 'kernel']) {
+      const relayed = med(name);
+      if (!Number.isFinite(relayed) || !Number.isFinite(plain)) continue;
+      const target = name === 'fulcrum-auto' ? `; target within 5%: ${relayed >= 0.95 * plain ? 'met' : 'NOT met'}` : '';
+      parts.push(`${name} / fulcrum-leastconn (relay: user): ${ratio(relayed, plain)}${target}; proxy CPU per connection ${fixed(proxyUs(name), 1)} vs ${fixed(proxyUs('fulcrum-leastconn'), 1)} µs.`);
     }
     const logged = med('fulcrum-log');
     if (Number.isFinite(logged) && Number.isFinite(plain)) {

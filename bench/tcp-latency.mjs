@@ -163,6 +163,11 @@ function summary(opt, loads, samples, skipped) {
     const f = med('fulcrum', load, 'p99');
     const h = med('haproxy', load, 'p99');
     if (Number.isFinite(f) && Number.isFinite(h)) parts.push(`fulcrum / haproxy p99: ${ratio(f, h)} — target ≤ ${TARGET_RATIO}× ${f <= TARGET_RATIO * h ? 'met' : 'NOT met'}.`);
+    for (const key of ['p50', 'p99']) {
+      const k = med('kernel', load, key);
+      const hk = med('haproxy', load, key);
+      if (Number.isFinite(k) && Number.isFinite(hk)) parts.push(`kernel / haproxy ${key}: ${ratio(k, hk)} — target ≤ 0.5× ${k <= 0.5 * hk ? 'met' : 'NOT met'}.`);
+    }
     const b = med('fulcrum-baseline', load, 'p99');
     if (Number.isFinite(f) && Number.isFinite(b)) parts.push(`fulcrum / fulcrum-baseline p99: ${ratio(f, b)}.`);
     parts.push('');

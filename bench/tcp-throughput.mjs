@@ -43,7 +43,7 @@ import { GUARD_KEYS, startFulcrum, startHaproxy, fulcrumVersion, haproxyVersion 
 
 const SECTION = 'tcp-throughput';
 const DEFAULT_TARGETS = ['direct', 'fulcrum', 'haproxy'];
-const ALL_TARGETS = [...DEFAULT_TARGETS, 'fulcrum-guarded', 'fulcrum-baseline'];
+const ALL_TARGETS = [...DEFAULT_TARGETS, 'fulcrum-guarded', 'fulcrum-baseline', 'fulcrum-auto', 'kernel'];
 /** Proxy worker threads: one per core on the 2-core reference machine, the same for both proxies. */
 const PROXY_THREADS = 2;
 
@@ -134,7 +134,7 @@ async function main() {
     `iperf3 -t ${opt.duration} -O ${opt.omit} each; proxies with ${PROXY_THREADS} threads`);
   if (!iperfVer) throw new Error('iperf3 is not installed (apt-get install iperf3)');
 
-  const [serverPort, fulcrumPort, haproxyPort, guardedPort, baselinePort] = await freePorts(5);
+  const [serverPort, fulcrumPort, haproxyPort, guardedPort, baselinePort, autoPort, kernelPort] = await freePorts(7);
   const dir = mkdtempSync(join(tmpdir(), 'fulcrum-bench-'));
   onInterrupt(() => rmSync(dir, { recursive: true, force: true }));
   /** name -> { port, handle? } for targets that are up. */
@@ -154,10 +154,13 @@ async function main() {
         running.set(name, { port: serverPort, handle: null });
         continue;
       }
-      const start = name.startsWith('fulcrum') ? startFulcrum : startHaproxy;
-      const port = { fulcrum: fulcrumPort, haproxy: haproxyPort, 'fulcrum-guarded': guardedPort, 'fulcrum-baseline': baselinePort }[name];
-      const guard = name === 'fulcrum-guarded' ? { serviceKeys: GUARD_KEYS, file: 'fulcrum-guarded.yaml' } : {};
-      if (name === 'fulcrum-baseline') Object.assign(guard, { root: opt.baseline, file: 'fulcrum-baseline.yaml' });
+      const start = name === 'haproxy' ? startHaproxy : startFulcrum;
+      const port = { fulcrum: fulcrumPort, haproxy: haproxyPort, 'fulcrum-guarded': guardedPort, 'fulcrum-baseline': baselinePort, 'fulcrum-auto': autoPort, kernel: kernelPort }[name];
+      // relay: user (the user-space relay) unless the name says otherwise.
+      const relay = { 'fulcrum-auto': 'auto', kernel: 'kernel' }[name] ?? 'user';
+      const guard = name === 'haproxy' ? {} : { serviceKeys: [`relay: ${relay}`], file: `${name}.yaml` };
+      if (name === 'fulcrum-guarded') guard.serviceKeys?.push(...GUARD_KEYS);
+      if (name === 'fulcrum-baseline') Object.assign(guard, { root: opt.baseline, serviceKeys: [] });
       try {
         const { handle } = await start({ dir, listenPort: port, backends: [serverPort], workers: PROXY_THREADS, threads: PROXY_THREADS, ...guard });
         running.set(name, { port, handle });
@@ -252,6 +255,12 @@ function summaryMarkdown(opt, loads, samples, skipped) {
     }
     if (opt.targets.includes('fulcrum') && opt.targets.includes('fulcrum-guarded')) {
       parts.push(`\nfulcrum-guarded / fulcrum: ${ratio(med('fulcrum-guarded', load), med('fulcrum', load))} (allow/deny and client_limits on; target within 5%)`);
+    }
+    for (const name of ['fulcrum-auto', 'kernel']) {
+      if (!opt.targets.includes('fulcrum') || !opt.targets.includes(name)) continue;
+      const r = med(name, load) / med('fulcrum', load);
+      const target = name === 'fulcrum-auto' ? ` (target within 5%: ${r >= 0.95 ? 'met' : 'NOT met'})` : '';
+      parts.push(`\n${name} / fulcrum (relay: user): ${ratio(med(name, load), med('fulcrum', load))}${target}`);
     }
     if (opt.targets.includes('fulcrum') && opt.targets.includes('fulcrum-baseline')) {
       parts.push(`\nfulcrum / fulcrum-baseline: ${ratio(med('fulcrum', load), med('fulcrum-baseline', load))}`);

@@ -3,14 +3,16 @@
 // proxy (bench/tools/floor-proxy.c: recv/send and nothing else), Fulcrum,
 // optionally a second Fulcrum checkout (fulcrum-baseline, for a same-run A/B
 // of a change), Fulcrum with its connection log on (fulcrum-log: JSON to a
-// file; every other Fulcrum path runs with it off), HAProxy and nginx — each
+// file; every other Fulcrum path runs with it off), Fulcrum's kernel relay
+// (kernel: `relay: kernel`, BPF sockmap; every other Fulcrum path is `relay:
+// user`, the recv/send and splice relay), HAProxy and nginx — each
 // proxy round robin over the same backends with the same number of threads or
 // worker processes.
 
 import { fulcrumVersion, haproxyVersion, nginxVersion, startFloorProxy, startFulcrum, startHaproxy, startNginx } from './proxies.mjs';
 
-export const PATHS = ['direct', 'floor', 'fulcrum', 'fulcrum-baseline', 'fulcrum-log', 'haproxy', 'nginx'];
-export const DEFAULT_PATHS = ['direct', 'floor', 'fulcrum', 'haproxy', 'nginx'];
+export const PATHS = ['direct', 'floor', 'fulcrum', 'kernel', 'fulcrum-baseline', 'fulcrum-log', 'haproxy', 'nginx'];
+export const DEFAULT_PATHS = ['direct', 'floor', 'fulcrum', 'kernel', 'haproxy', 'nginx'];
 
 /**
  * The `--targets`, `--baseline` and `--fulcrum-keys` options every such
@@ -48,12 +50,14 @@ export function pathVersions(opt) {
  */
 export async function startPaths({ opt, dir, ports, backends, threads, log }) {
   const listen = (name) => ports[PATHS.indexOf(name)];
-  const fulcrum = (name, root, globalKeys, connectionLog = undefined) => async () =>
-    (await startFulcrum({ dir, listenPort: listen(name), backends, workers: threads, root, globalKeys, file: `${name}.yaml`, connectionLog })).handle;
+  // relay: user unless named: a baseline checkout may not know the key.
+  const fulcrum = (name, root, globalKeys, connectionLog = undefined, relay = root ? undefined : 'user') => async () =>
+    (await startFulcrum({ dir, listenPort: listen(name), backends, workers: threads, root, globalKeys, file: `${name}.yaml`, connectionLog, serviceKeys: relay ? [`relay: ${relay}`] : [] })).handle;
   const starters = {
     direct: async () => null,
     floor: () => startFloorProxy(listen('floor'), backends, threads),
     fulcrum: fulcrum('fulcrum', undefined, opt.fulcrumKeys),
+    kernel: fulcrum('kernel', undefined, opt.fulcrumKeys, undefined, 'kernel'),
     'fulcrum-baseline': fulcrum('fulcrum-baseline', opt.baseline, []),
     'fulcrum-log': fulcrum('fulcrum-log', undefined, opt.fulcrumKeys, `${dir}/connections.log`),
     haproxy: async () => (await startHaproxy({ dir, listenPort: listen('haproxy'), backends, threads })).handle,

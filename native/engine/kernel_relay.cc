@@ -184,17 +184,14 @@ bool KernelRelay::delivered(const KernelRelayPair& pair, int from) const {
   return written >= pair.relayed[from];
 }
 
-void KernelRelay::release(KernelRelayPair& pair, int side) {
-  if (!pair.held[side]) return;
-  if (pair.verdict_running) stop_verdict(pair);
-  bpf::map_delete(peers_.get(), &pair.cookie[side]);
-  bpf::map_delete(sockets_.get(), &pair.cookie[side]);
-  pair.held[side] = false;
-}
-
 void KernelRelay::remove(KernelRelayPair& pair) {
-  release(pair, 0);
-  release(pair, 1);
+  if (pair.verdict_running) stop_verdict(pair);
+  for (int side = 0; side < 2; side++) {
+    if (!pair.held[side]) continue;
+    bpf::map_delete(peers_.get(), &pair.cookie[side]);
+    bpf::map_delete(sockets_.get(), &pair.cookie[side]);
+    pair.held[side] = false;
+  }
 }
 
 void KernelRelay::take_bulk_reports(const std::function<void(uint64_t cookie)>& on_bulk) {

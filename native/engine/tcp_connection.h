@@ -30,8 +30,10 @@
 //               | relay wants the kernel      | refused: stays, counted
 //   kKernel     | a side's FIN, and every    | shutdown(SHUT_WR) on the other
 //   (tcp_kernel_| byte before it delivered   | (both shut: closed)
-//   relay.cc)   | an error, a bulk report    | kRelaying (never enters again);
-//               | (relay: auto)              | each direction waits until the
+//   relay.cc)   | an error on one side       | kDeliveringBeforeReset once its
+//               |                            | bytes are delivered to the other
+//               | a bulk report (relay: auto)| kRelaying (never enters again);
+//               |                            | each direction waits until the
 //               |                            | kernel's queued bytes for it are
 //               |                            | delivered (kernel_relay.h)
 //               | idle timeout               | closed
@@ -230,11 +232,12 @@ class TcpConnection final : public Timer {
   // destination are delivered (release_delivered_sides); until then
   // transfer() leaves it alone.
   void leave_kernel();
-  // Releases each socket whose queued bytes are delivered; true when none is
-  // held any more. Otherwise polls again by the timer while kRelaying.
+  // Marks each socket whose kernel queue is delivered (user space may write
+  // to it), and takes both out of the maps once both are; true then.
+  // Otherwise polls again by the timer while kRelaying.
   bool release_delivered_sides();
-  // The kernel relay still holds dst: user space may not write to it yet.
-  bool kernel_holds(const Side& dst) const { return kernel_ && kernel_->held[&dst == &client_ ? 0 : 1]; }
+  // The kernel still queues bytes for dst: user space may not write to it yet.
+  bool kernel_holds(const Side& dst) const { return kernel_ && !kernel_->drained[&dst == &client_ ? 0 : 1]; }
   void on_kernel_timer();
   // Out of the maps with the last bytes counted (finish() while in the kernel).
   void release_kernel();

@@ -76,14 +76,10 @@ void TcpConnection::maybe_enter_kernel() {
 void TcpConnection::enter_kernel(KernelRelay& relay) {
   auto pair = std::make_unique<KernelRelayPair>();
   KernelRelayFallback why{};
-  // Bulk reports stay off: leaving the kernel while it still queues bytes
-  // for a socket lost those bytes on this kernel (a 32 MiB stream, measured:
-  // the counted bytes never reached the backend). Until the exit is exact,
-  // relay: auto keeps bulk streams out by its entry rule (never a stream that
-  // filled the copy buffer), and a session that turns bulk later stays in
-  // the kernel, correct but at the kernel relay's bulk speed.
-  constexpr bool kWatchBulk = false;
-  if (!relay.insert(client_.fd, backend_.fd, kWatchBulk, *pair, &why)) {
+  // relay: auto: the program reports a connection that turns bulk, which
+  // then goes back to splice (leave_kernel); relay: kernel keeps it.
+  const bool watch_bulk = service_->spec().relay == RelayMode::kAuto;
+  if (!relay.insert(client_.fd, backend_.fd, watch_bulk, *pair, &why)) {
     worker_.counters().add_relay(service_->spec().slot, fallback_counter(why), 1);
     return;
   }
@@ -210,10 +206,10 @@ bool TcpConnection::release_delivered_sides() {
   if (monotonic_us() - verdict_stopped_us_ >= kVerdictSettleUs) {
     sync_kernel_bytes();
     for (int side = 0; side < 2; side++) {
-      if (kernel_->held[side] && relay->delivered(*kernel_, 1 - side)) relay->release(*kernel_, side);
+      if (!kernel_->drained[side] && relay->delivered(*kernel_, 1 - side)) kernel_->drained[side] = true;
     }
   }
-  if (!kernel_->held[0] && !kernel_->held[1]) {
+  if (kernel_->drained[0] && kernel_->drained[1]) {
     release_kernel();
     last_touch_ms_ = worker_.now_ms();
     if (service_->spec().idle_timeout_ms == 0) {

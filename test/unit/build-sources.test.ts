@@ -1,7 +1,9 @@
 // binding.gyp (node-gyp, prebuildify) and CMakeLists.txt (cmake-js, npm
 // install) must build the same addon: the same four source groups (three
 // static libraries and the N-API glue linked into fulcrum.node), each group
-// exactly the .cc files of its folder under native/.
+// exactly the .cc files of its folder under native/. native/bpf holds BPF
+// programs in C and their generated instruction headers, built by neither
+// (scripts/generate-bpf.mjs; the engine includes the headers).
 import t from 'tap';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -57,7 +59,8 @@ t.test('binding.gyp and CMakeLists.txt list the same sources in each group', asy
 t.test('each group is exactly the .cc files of its folder, and there is no other folder', async (t) => {
   for (const group of GROUPS) t.strictSame(cmakeSources(group.list), folderSources(group.folder), `native/${group.folder}`);
   const folders = readdirSync(join(root, 'native'), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
-  t.strictSame(folders.sort(), GROUPS.map((g) => g.folder).sort());
+  t.strictSame(folders.sort(), [...GROUPS.map((g) => g.folder), 'bpf'].sort());
+  t.strictSame(readdirSync(join(root, 'native', 'bpf')).filter((name) => name.endsWith('.cc')), [], 'native/bpf has no C++ to build');
 });
 
 t.test('the libraries are static and linked into the one addon by both front ends', async (t) => {
