@@ -93,8 +93,10 @@ function startClient(t: Test): (command: Record<string, unknown>) => Promise<any
   };
 }
 
+/** The admin API from inside the balancer's namespace (node, not curl: it also runs under test/sanitized.sh's LD_PRELOAD). */
 async function admin(method: 'GET' | 'POST', path: string): Promise<string> {
-  const result = await run('ip', ['netns', 'exec', ns('p'), 'curl', '-s', '-X', method, `http://${ADMIN}${path}`]);
+  const script = `const r=require('http').request('http://${ADMIN}${path}',{method:'${method}'},(res)=>{let d='';res.on('data',(c)=>d+=c);res.on('end',()=>process.stdout.write(d))});r.on('error',()=>{});r.end();`;
+  const result = await run('ip', ['netns', 'exec', ns('p'), process.execPath, '-e', script]);
   return result.stdout;
 }
 
