@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { land, startIdBackends, whoAnswers } from '../helpers/backends.js';
+import { checkRelayUsed, RELAYS, untilInKernel } from '../helpers/relays.js';
 import { SERVICE, serviceConfig, startService } from '../helpers/engine.js';
 import { delay, openConn, waitUntil, type Conn } from '../helpers/traffic.js';
 
@@ -58,30 +59,36 @@ async function relaysExactly(t: Test, conn: Conn, bytes = 64 * 1024): Promise<vo
 // HAProxy's drain: no new connections, open ones continue until they end. The
 // top-level drain_timeout (1s here) is the SIGTERM bound only: before issue 21
 // a service without its own drain_timeout took it, and closed the connection.
-t.test('drain: no new connections; open ones continue past every timeout (no service drain_timeout)', async (t) => {
+for (const relay of RELAYS) {
+t.test(`[relay: ${relay}] drain: no new connections; open ones continue past every timeout (no service drain_timeout)`, async (t) => {
   const backends = await startIdBackends(t, 2);
   const { port, engine, service } = await startService(t, {
     backends: backends.map((b) => b.port),
     topKeys: ['drain_timeout: 1s'],
+    relay,
   });
   const open = await land(t, port);
   t.equal(open.name, 'a');
+  await untilInKernel(relay, service);
   engine.setBackendState(SERVICE, backends[0]!.address, 'drain');
   t.equal(await sequence(t, port, 4), 'bbbb', 'the drained backend takes no new connection');
   await delay(1_600);
   t.equal(open.conn.describe(), 'open', 'still open after the top-level drain_timeout (1s)');
   await relaysExactly(t, open.conn);
   t.match(service().backends[0], { state: 'drain', active: 1 });
+  checkRelayUsed(t, relay, service());
 });
 
-t.test('drain with a service drain_timeout: open connections are closed once it passes (forced close, opt-in)', async (t) => {
+t.test(`[relay: ${relay}] drain with a service drain_timeout: open connections are closed once it passes (forced close, opt-in)`, async (t) => {
   const backends = await startIdBackends(t, 2);
-  const { port, engine } = await startService(t, {
+  const { port, engine, service } = await startService(t, {
     backends: backends.map((b) => b.port),
     keys: ['drain_timeout: 1s'],
+    relay,
   });
   const open = await land(t, port);
   t.equal(open.name, 'a');
+  await untilInKernel(relay, service);
   engine.setBackendState(SERVICE, backends[0]!.address, 'drain');
   const drainedAt = Date.now();
   await relaysExactly(t, open.conn);
@@ -90,20 +97,23 @@ t.test('drain with a service drain_timeout: open connections are closed once it 
   t.ok(after >= 900 && after < 4_000, `closed after the service's drain_timeout (${after} ms)`);
 });
 
-t.test('maint: no new connections; open ones continue, even with a drain_timeout', async (t) => {
+t.test(`[relay: ${relay}] maint: no new connections; open ones continue, even with a drain_timeout`, async (t) => {
   const backends = await startIdBackends(t, 2);
-  const { port, engine } = await startService(t, {
+  const { port, engine, service } = await startService(t, {
     backends: backends.map((b) => b.port),
     keys: ['drain_timeout: 500ms'],
+    relay,
   });
   const open = await land(t, port);
   t.equal(open.name, 'a');
+  await untilInKernel(relay, service);
   engine.setBackendState(SERVICE, backends[0]!.address, 'maint');
   t.equal(await sequence(t, port, 4), 'bbbb', 'the backend in maint takes no new connection');
   await delay(1_200);
   t.equal(open.conn.describe(), 'open', 'still open after the drain_timeout: it applies to drain only');
   await relaysExactly(t, open.conn);
 });
+}
 
 t.test('sticky clients: drain still takes them (as HAProxy does), maint does not', async (t) => {
   const backends = await startIdBackends(t, 2);
