@@ -11,9 +11,10 @@ export const RELAY_FALLBACKS = [
   { key: 'fallbackInsertFailed', reason: 'refused', label: 'refused', meaning: 'the kernel refused the insertion for another reason' },
 ] as const satisfies ReadonlyArray<{ key: keyof RelayStats; reason: string; label: string; meaning: string }>;
 
-/** Worth a line: the service may use the kernel relay, or something fell back. */
+/** Worth a line: relay: kernel, or the kernel relay took a connection, or one stayed out of it. */
 export function relayShown(relay: RelayStats | undefined): relay is RelayStats {
-  return relay !== undefined && (relay.mode !== 'user' || relay.kernelEntered > 0);
+  if (relay === undefined) return false;
+  return relay.mode === 'kernel' || relay.kernelEntered > 0 || RELAY_FALLBACKS.some((f) => relay[f.key] > 0);
 }
 
 /** "relay kernel: 12 in the kernel now, 340 entered, 2 back to splice (bulk); stayed in user space: 0 unavailable, ..." */

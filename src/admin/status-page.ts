@@ -262,7 +262,7 @@ export const STATUS_PAGE = `<!doctype html>
         el('td', {}, bytes(service.bytesIn)), el('td', {}, bytes(service.bytesOut)), el('td', { class: 'rate-in' }, sin), el('td', { class: 'rate-out' }, sout), el('td', {}, ''), el('td', {}, '')));
       if (udp) body.append(flowTableRow(udp, columns.length));
       if (service.guarded) body.append(admissionRow(service.admission, columns.length));
-      if (service.relay && (service.relay.mode !== 'user' || service.relay.kernelEntered > 0)) body.append(relayRow(service.relay, columns.length));
+      if (service.relay && (service.relay.mode === 'kernel' || service.relay.kernelEntered > 0 || RELAY_FALLBACKS.some((f) => service.relay[f.key] > 0))) body.append(relayRow(service.relay, columns.length));
       body.append(endedRow(service.ended, columns.length));
       for (const d of service.dns || []) body.append(dnsRow(d, status.now, columns.length));
       for (const b of service.backends) {

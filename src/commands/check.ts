@@ -31,16 +31,16 @@ export async function checkCommand(args: readonly string[]): Promise<number> {
   }
   const n = config.services.length;
   process.stdout.write(`${options.config}: OK (${n} ${n === 1 ? 'service' : 'services'})\n`);
-  // Which relay each TCP service will use here (this machine's kernel and privileges).
+  // How each service's bytes will move on this machine (its kernel and
+  // privileges): the relay of a TCP service (README, Kernel relay), the
+  // datapath of a UDP one (README, Kernel UDP datapath). In config order.
   const support = kernelRelaySupport();
   for (const service of config.services) {
-    const relay = relayInUse(service, support);
-    if (relay !== undefined) process.stdout.write(`  ${service.name}: relay ${relay}\n`);
+    const line =
+      service.protocol === 'udp' ? describeUdpDatapath(service) : `  ${service.name} (tcp ${service.listen.text}): relay ${relayInUse(service, support)}`;
+    process.stdout.write(`${line}\n`);
   }
   const notice = kernelRelayUnavailableNotice(config.services, support);
   if (notice !== undefined) process.stdout.write(`  note: ${notice}\n`);
-  // Which datapath each UDP service takes (README, Kernel UDP datapath).
-  const udp = config.services.filter((s) => s.protocol === 'udp');
-  if (udp.length > 0) process.stdout.write(`${udp.map(describeUdpDatapath).join('\n')}\n`);
   return EXIT_OK;
 }

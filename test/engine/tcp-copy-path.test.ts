@@ -2,7 +2,8 @@
 // no pipe; a direction whose read fills that buffer switches to splice. These
 // tests check that both paths, and the switch between them, keep every byte in
 // order, keep half-closes, and take pipes only for bulk streams: real echo
-// backend processes, real sockets, the engine in this process.
+// backend processes, real sockets, the engine in this process. All with
+// relay: user: the kernel relay has its own tests (kernel-relay.test.ts).
 import t from 'tap';
 import { startBackend, startBackends } from '../helpers/backends.js';
 import { startService } from '../helpers/engine.js';
@@ -26,7 +27,7 @@ async function pingPong(conn: Conn, seed: string, rounds: number, maxSize: numbe
 
 t.test('small request/response exchanges are relayed byte for byte and take no pipe', async (t) => {
   const backends = await startBackends(t, 2, 'echo');
-  const { port, service, engine } = await startService(t, { backends: backends.map((b) => b.port) });
+  const { port, service, engine } = await startService(t, { backends: backends.map((b) => b.port), relay: 'user' });
 
   const totals = await Promise.all(
     [0, 1, 2, 3].map(async (i) => {
@@ -50,7 +51,7 @@ t.test('small request/response exchanges are relayed byte for byte and take no p
 
 t.test('a stream that starts small and becomes large switches to splice and stays byte-exact', async (t) => {
   const backend = await startBackend(t, 'echo');
-  const { port, service, engine } = await startService(t, { backends: [backend.port] });
+  const { port, service, engine } = await startService(t, { backends: [backend.port], relay: 'user' });
 
   const conn = await openConn(t, port);
   let total = await pingPong(conn, 'before', 100, 2000);
@@ -78,7 +79,7 @@ t.test('a server that speaks first with a small greeting: greeting, EOF, then th
   const GREETING = 40;
   const REQUEST = 300;
   const backend = await startBackend(t, 'send-and-end', ['--bytes', String(GREETING), '--seed', 'hello', '--report']);
-  const { port } = await startService(t, { backends: [backend.port] });
+  const { port } = await startService(t, { backends: [backend.port], relay: 'user' });
 
   const conn = await openConn(t, port);
   const greeting = await conn.read(GREETING);
@@ -101,7 +102,7 @@ t.test('a server that speaks first with a small greeting: greeting, EOF, then th
 t.test('a small request and its EOF arriving together are both relayed', async (t) => {
   const REPLY = 100;
   const backend = await startBackend(t, 'reply-after-eof', ['--bytes', String(REPLY), '--seed', 'answer']);
-  const { port } = await startService(t, { backends: [backend.port] });
+  const { port } = await startService(t, { backends: [backend.port], relay: 'user' });
 
   // Data and FIN in one go, so the proxy often sees both in one wakeup: the
   // short read of the data must not be taken as "drained" and lose the EOF.
@@ -140,7 +141,7 @@ async function pacedWrites(conn: Conn, seed: string, ms: number): Promise<{ chun
 // to splice. Either way every byte must arrive, in order, once it reads.
 t.test('a client that stops reading: echoes back up and arrive intact once it reads again', { timeout: 60_000 }, async (t) => {
   const backend = await startBackend(t, 'echo');
-  const { port, engine } = await startService(t, { backends: [backend.port] });
+  const { port, engine } = await startService(t, { backends: [backend.port], relay: 'user' });
 
   const conn = await openConn(t, port);
   conn.socket.pause();
@@ -157,7 +158,7 @@ t.test('a client that stops reading: echoes back up and arrive intact once it re
 
 t.test('a backend that reads late: what it cannot take yet waits and arrives intact', { timeout: 60_000 }, async (t) => {
   const backend = await startBackend(t, 'read-later', ['--after', '2000', '--report']);
-  const { port, engine } = await startService(t, { backends: [backend.port] });
+  const { port, engine } = await startService(t, { backends: [backend.port], relay: 'user' });
 
   const conn = await openConn(t, port);
   const { chunks, sent } = await pacedWrites(conn, 'parked', 1_500);

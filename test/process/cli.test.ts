@@ -84,7 +84,7 @@ t.test('check reports what would fail at run time: a missing password_file, an u
   writeFileSync(missing, 'secret\n');
   const set = await runCliEnv(t, ['check', '-c', file], { FULCRUM_TEST_CHECK_UNSET: 'pw' });
   t.equal(set.code, 0, set.stderr);
-  t.equal(set.stdout, `${file}: OK (1 service)\n`);
+  t.equal(set.stdout.split('\n')[0], `${file}: OK (1 service)`);
 
   // A bare number where a duration goes: refused, with how to write it.
   writeFileSync(file, yaml('3600'));
@@ -111,14 +111,15 @@ t.test('check accepts a valid config', async (t) => {
   const file = writeConfig(t, serviceYaml({ listenPort: 7000, backendPorts: [7001, 7002] }));
   const r = await runCli(t, ['check', '-c', file]);
   t.equal(r.code, 0, r.stderr);
-  t.equal(r.stdout, `${file}: OK (1 service)\n`);
+  // Then the relay each TCP service will use on this machine (README, Kernel relay).
+  t.equal(r.stdout, `${file}: OK (1 service)\n  echo (tcp 127.0.0.1:7000): relay auto: kernel for request/response, user space for one-shot and bulk\n`);
   t.equal(r.stderr, '');
 });
 
 t.test('check accepts the bundled default config', async (t) => {
   const r = await runCli(t, ['check', '-c', 'config/fulcrum.yaml']);
   t.equal(r.code, 0, r.stderr);
-  t.match(r.stdout, /^config\/fulcrum\.yaml: OK \(\d+ services?\)\n$/);
+  t.match(r.stdout, /^config\/fulcrum\.yaml: OK \(\d+ services?\)\n(  \S+ \((tcp|udp) \S+\): (relay|datapath) .*\n)*$/);
 });
 
 t.test('check rejects an invalid config with file:line:column and exit 2', async (t) => {

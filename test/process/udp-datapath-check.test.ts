@@ -1,4 +1,5 @@
-// `fulcrum check` says which datapath each protocol: udp service takes
+// `fulcrum check` says which datapath each protocol: udp service takes (and
+// which relay each TCP one)
 // (README, Kernel UDP datapath), and refuses datapath: kernel on a service
 // the kernel datapath cannot carry, naming the service and the reason.
 import t from 'tap';
@@ -31,6 +32,7 @@ t.test('check lists each UDP service with its datapath', async (t) => {
   game (udp 10.9.9.1:7000): datapath auto: kernel (tcx BPF NAT) if its programs attach at start (Linux >= 6.6, CAP_BPF + CAP_NET_ADMIN, the listen address on an interface), otherwise the user-space relay
   dns (udp 0.0.0.0:5353): datapath auto: user-space relay (the listen address is a wildcard (the kernel datapath needs the address of one interface))
   voice (udp 10.9.9.1:7001): datapath user: user-space relay
+  pg (tcp 127.0.0.1:6432): relay auto: kernel for request/response, user space for one-shot and bulk
 `);
 });
 

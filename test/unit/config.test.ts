@@ -179,7 +179,7 @@ const BAD_FIXTURES: Record<string, string[]> = {
     '9:13: duplicate listen address 127.0.0.1:6432 (also used by service "pg" at line 6)',
     '10:14: unknown balance "fastest"; expected one of: roundrobin, weighted, leastconn, random, source, maglev, least_time, least_bandwidth, first',
     '13:17: weight: expected an integer from 0 to 256, got 1000',
-    '14:5: unknown key "timeout" in service; did you mean "timeouts"? expected one of: name, protocol, listen, ipv6_only, balance, hash_key, maglev_table_size, backends, timeouts, tcp_keepalive, retries, slow_start, queue, sticky, drain_timeout, health_check, passive, accept_proxy, accept_proxy_from, accept_proxy_timeout, send_proxy, postgres_cancel, source, allow, deny, client_limits, datapath, max_flows, udp',
+    '14:5: unknown key "timeout" in service; did you mean "timeouts"? expected one of: name, protocol, listen, ipv6_only, balance, hash_key, maglev_table_size, backends, timeouts, tcp_keepalive, retries, slow_start, queue, sticky, drain_timeout, health_check, passive, accept_proxy, accept_proxy_from, accept_proxy_timeout, send_proxy, postgres_cancel, relay, source, allow, deny, client_limits, datapath, max_flows, udp',
   ],
   'bad-health-check.yaml': [
     '4:55: health_check.timeout must not exceed interval (1s): a check would still run when the next is due',
@@ -246,6 +246,7 @@ function service(fields: Partial<ServiceConfig> & Pick<ServiceConfig, 'name' | '
     clientLimits: undefined,
     source: 'auto',
     postgresCancel: 'auto',
+    relay: 'auto',
     ...fields,
   };
 }

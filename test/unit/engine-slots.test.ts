@@ -138,18 +138,20 @@ t.test('counter baselines: a reused slot counts from its new owner on, gauges ex
   const line = 8;
   const fields = (names: readonly string[]) => Object.fromEntries(names.map((n, i) => [n, i]));
   const layout = {
-    version: 4, globalOffset: 0, firstWorkerOffset: line, workerStride: line * 6, serviceOffset: line, backendOffset: line * 2,
-    slotStride: line, udpServiceOffset: line * 3, udpBackendOffset: line * 4, admissionOffset: line * 5, maxServices: 1, maxBackends: 1,
+    version: 5, globalOffset: 0, firstWorkerOffset: line, workerStride: line * 7, serviceOffset: line, backendOffset: line * 2,
+    slotStride: line, udpServiceOffset: line * 3, udpBackendOffset: line * 4, admissionOffset: line * 5, relayOffset: line * 6, maxServices: 1, maxBackends: 1,
     global: fields(COUNTER_FIELDS.global), worker: fields(COUNTER_FIELDS.worker), traffic: fields(COUNTER_FIELDS.traffic),
-    udp: fields(COUNTER_FIELDS.udp), admission: fields(COUNTER_FIELDS.admission),
+    udp: fields(COUNTER_FIELDS.udp), admission: fields(COUNTER_FIELDS.admission), relay: fields(COUNTER_FIELDS.relay),
   } as CounterLayout;
-  const words = new BigUint64Array(line * 7);
+  const words = new BigUint64Array(line * 8);
   const reader = new CounterReader(words.buffer, layout, 1);
   const at = (base: number, field: number) => line + base + field;
   words[at(layout.serviceOffset, layout.traffic.accepted)] = 10n;
   words[at(layout.serviceOffset, layout.traffic.active)] = 2n;
   words[at(layout.udpServiceOffset, layout.udp.datagramsIn)] = 30n;
   words[at(layout.admissionOffset, layout.admission.denied)] = 4n;
+  words[at(layout.relayOffset, layout.relay.kernelEntered)] = 9n;
+  words[at(layout.relayOffset, layout.relay.kernelActive)] = 3n;
   words[at(layout.backendOffset, layout.traffic.bytesIn)] = 500n;
   const baselines = new CounterBaselines(reader);
   baselines.capture({ kind: 'service', key: 'svc', slot: 0 });
@@ -160,11 +162,14 @@ t.test('counter baselines: a reused slot counts from its new owner on, gauges ex
   add(at(layout.serviceOffset, layout.traffic.accepted), 1n);
   add(at(layout.udpServiceOffset, layout.udp.datagramsIn), 5n);
   add(at(layout.admissionOffset, layout.admission.denied), 1n);
+  add(at(layout.relayOffset, layout.relay.kernelEntered), 2n);
   add(at(layout.backendOffset, layout.traffic.bytesIn), 7n);
   t.equal(baselines.serviceTraffic('svc', 0).accepted, 1);
   t.equal(baselines.serviceTraffic('svc', 0).active, 2, 'the gauge is read as it is');
   t.equal(baselines.serviceUdp('svc', 0).datagramsIn, 5);
   t.equal(baselines.admission('svc', 0).denied, 1);
+  t.equal(baselines.relay('svc', 0).kernelEntered, 2, 'kernel relay counters too');
+  t.equal(baselines.relay('svc', 0).kernelActive, 3, 'its gauge is read as it is');
   t.equal(baselines.backendTraffic(backendKey('svc', 'b'), 0).bytesIn, 7);
   baselines.forget('svc');
   t.equal(baselines.serviceTraffic('svc', 0).accepted, 11, 'forgotten: the raw counter');

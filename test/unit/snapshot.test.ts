@@ -64,6 +64,7 @@ function plainService(over: Partial<NativeServiceSpec>): NativeServiceSpec {
     transparent: false,
     sync: false,
     pgCancel: false,
+    relay: 'auto',
     backends: [
       { slot: 100, host: '127.0.0.1', port: 7001, weight: 1, backup: false, maxConnections: 0, slowStartMs: 0, sendProxy: 'none' },
     ],
