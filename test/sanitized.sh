@@ -49,7 +49,7 @@ fi
 if [ $# -eq 0 ]; then
   mapfile -t tests < <(ls test/engine/*.test.ts test/process/*.test.ts |
     grep -v -E '/(health-(postgres|mysql|redis|checks)|status-page|pg-cancel|first-verdict|dns-discovery)\.test\.ts$' |
-    grep -v -E '/process/(cli|bench-cli|health-cli|systemd|udp-datapath-check|reload)\.test\.ts$')
+    grep -v -E '/process/(cli|bench-cli|health-cli|systemd|udp-datapath-check|reload|maglev-consistency)\.test\.ts$')
   set -- "${tests[@]}"
 fi
 echo "sanitizer: $kind, addon: $FULCRUM_NATIVE"

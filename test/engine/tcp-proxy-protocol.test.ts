@@ -8,6 +8,7 @@ import t, { type Test } from 'tap';
 import { parseConfig } from '../../src/config/load.js';
 import { startBackends } from '../helpers/backends.js';
 import { SERVICE, startEngine, startService } from '../helpers/engine.js';
+import { checkRelayUsed, RELAYS, type TestRelay } from '../helpers/relays.js';
 import { askReporter, haproxyFront, haproxyReporter, nginxReporter } from '../helpers/proxy-peers.js';
 import { delay, openConn, pingEcho, waitUntil } from '../helpers/traffic.js';
 import { freePort } from '../helpers/backends.js';
@@ -26,17 +27,21 @@ function inet4(src: string, dst: string, sport: number, dport: number): Buffer {
   return Buffer.from([...ip(src), ...ip(dst), sport >> 8, sport & 0xff, dport >> 8, dport & 0xff]);
 }
 
-for (const reporter of ['haproxy', 'nginx'] as const) {
-  for (const version of ['v1', 'v2'] as const) {
-    t.test(`send_proxy ${version}: ${reporter} (accept-proxy) sees the client's address and port and where it connected`, async (t) => {
-      const peer = reporter === 'haproxy' ? await haproxyReporter(t) : await nginxReporter(t);
-      const { port, service } = await startService(t, { backends: [{ port: peer.port, keys: [`send_proxy: ${version}`] }] });
-      for (const from of ['127.0.0.5', '127.0.0.6']) {
-        const { reply, localPort } = await askReporter(t, port, from);
-        t.equal(reply, `${from} ${localPort} 127.0.0.1 ${port}`, `${reporter} was told ${from}:${localPort} -> 127.0.0.1:${port}`);
-      }
-      t.equal(service().backends[0]!.accepted, 2, 'both reached the backend');
-    });
+for (const relay of RELAYS) {
+  for (const reporter of ['haproxy', 'nginx'] as const) {
+    for (const version of ['v1', 'v2'] as const) {
+      // The header goes first, from user space, before the sockets enter the kernel relay.
+      t.test(`[relay: ${relay}] send_proxy ${version}: ${reporter} (accept-proxy) sees the client's address and port and where it connected`, async (t) => {
+        const peer = reporter === 'haproxy' ? await haproxyReporter(t) : await nginxReporter(t);
+        const { port, service } = await startService(t, { backends: [{ port: peer.port, keys: [`send_proxy: ${version}`] }], relay });
+        for (const from of ['127.0.0.5', '127.0.0.6']) {
+          const { reply, localPort } = await askReporter(t, port, from);
+          t.equal(reply, `${from} ${localPort} 127.0.0.1 ${port}`, `${reporter} was told ${from}:${localPort} -> 127.0.0.1:${port}`);
+        }
+        t.equal(service().backends[0]!.accepted, 2, 'both reached the backend');
+        checkRelayUsed(t, relay, service(), 1, 2);
+      });
+    }
   }
 }
 
@@ -106,9 +111,9 @@ t.test('accept_proxy behind HAProxy send-proxy-v2: Fulcrum sees the original cli
 });
 
 /** A service with accept_proxy in front of echo backends. */
-async function acceptProxyService(t: Test, keys: string[] = []) {
+async function acceptProxyService(t: Test, keys: string[] = [], relay?: TestRelay) {
   const backends = await startBackends(t, 1, 'echo');
-  return startService(t, { backends: [backends[0]!.port], keys: ['accept_proxy: true', ...keys] });
+  return startService(t, { backends: [backends[0]!.port], keys: ['accept_proxy: true', ...keys], relay });
 }
 
 /** Write `bytes`, then wait for Fulcrum to end the connection; resolves what came back. */
@@ -163,8 +168,10 @@ t.test('missing, cut short and slow headers: closed and counted by kind', async 
   t.equal(service().backends[0]!.accepted, 0, 'no backend was touched');
 });
 
-t.test('a header sent one byte at a time, and a header with data in one segment, both work', async (t) => {
-  const { port, service } = await acceptProxyService(t, ['accept_proxy_timeout: 5s']);
+for (const relay of RELAYS) {
+// The header is read in user space; only then may the sockets enter the kernel relay.
+t.test(`[relay: ${relay}] a header sent one byte at a time, and a header with data in one segment, both work`, async (t) => {
+  const { port, service } = await acceptProxyService(t, ['accept_proxy_timeout: 5s'], relay);
   const headers: Array<[string, Buffer]> = [
     ['v1', Buffer.from('PROXY TCP4 192.0.2.1 192.0.2.2 1000 80\r\n')],
     ['v2 with TLVs', Buffer.concat([v2(0x21, 0x11, Buffer.concat([inet4('192.0.2.1', '192.0.2.2', 1000, 80), Buffer.from([0x04, 0x00, 0x02, 0xaa, 0xbb])]))])],
@@ -185,7 +192,9 @@ t.test('a header sent one byte at a time, and a header with data in one segment,
     together.socket.destroy();
   }
   t.equal(service().admission.proxyAccepted, 4, 'four headers read');
+  checkRelayUsed(t, relay, service(), 1, 4);
 });
+}
 
 t.test('v2 LOCAL and v1 UNKNOWN: the connection\'s own addresses are passed on', async (t) => {
   const reporter = await haproxyReporter(t);

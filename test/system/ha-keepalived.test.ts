@@ -124,7 +124,8 @@ t.test('keepalived Master, Fulcrum Backup: Fulcrum takes over on keepalived stop
   let seen = await sample(rig, 1500);
   t.equal(seen.both, 0, `never both (${seen.samples} samples)`);
   t.equal(seen.n2, seen.samples, 'keepalived held it throughout');
-  t.ok(n1.stdout.includes('"to":"backup"'), 'Fulcrum is Backup');
+  // keepalived holding the VIP says nothing about Fulcrum having started: wait for its word.
+  t.ok(await waitFor(() => n1.stdout.includes('"to":"backup"'), 15_000), 'Fulcrum is Backup');
   await clientsServed(t, rig, 'keepalived');
 
   process.kill(ka.child.pid, 'SIGTERM');
