@@ -6,7 +6,7 @@
 // kernel has the bytes, a backend reset, engine stop.
 import t from 'tap';
 import { startBackend, startBackends } from '../helpers/backends.js';
-import { startService } from '../helpers/engine.js';
+import { serviceConfig, startService } from '../helpers/engine.js';
 import { delay, echoStream, KeyStream, MiB, openConn, pingEcho, waitUntil } from '../helpers/traffic.js';
 
 t.test('relay: auto hands a request/response session to the kernel, not a one-shot connection', async (t) => {
@@ -129,4 +129,19 @@ t.test('relay: kernel: engine stop closes connections in the kernel relay', asyn
   engine.stop();
   await Promise.all(conns.map((conn) => conn.waitEnd()));
   t.pass('every client connection was closed');
+});
+
+t.test('relay: kernel: a reload (backends re-weighted, one added) leaves connections in the kernel relay working', async (t) => {
+  const backends = await startBackends(t, 2, 'echo');
+  const first = { backends: [backends[0]!.port], relay: 'kernel' as const };
+  const { port, service, engine } = await startService(t, first);
+  const conns = await Promise.all(Array.from({ length: 5 }, () => openConn(t, port)));
+  await waitUntil('5 in the kernel relay', () => service().relay?.kernelActive === 5);
+  engine.apply(serviceConfig(port, { backends: [{ port: backends[0]!.port, weight: 3 }, backends[1]!.port], relay: 'kernel' }));
+  await engine.whenApplied();
+  for (const [i, conn] of conns.entries()) await pingEcho(conn, `after the reload ${i}\n`);
+  t.equal(service().relay?.kernelActive, 5, 'still in the kernel relay after the reload');
+  const fresh = await openConn(t, port);
+  await pingEcho(fresh, 'a new connection\n');
+  t.pass('new connections are served by the reloaded service');
 });
