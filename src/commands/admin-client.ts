@@ -14,6 +14,7 @@ import { parseEndpoint } from '../config/address.js';
 import { defaultAdminListen } from '../config/admin.js';
 import { YamlSource } from '../config/source.js';
 import { AdminUnreachable, ConfigError, type ConfigIssue } from '../errors.js';
+import { EXIT_RUNTIME, EXIT_USAGE } from './exit-codes.js';
 
 export const DEFAULT_ADMIN = defaultAdminListen();
 export const TOKEN_ENV = 'FULCRUM_ADMIN_TOKEN';
@@ -137,6 +138,22 @@ export function callApi(target: AdminTarget, method: 'GET' | 'POST' | 'DELETE', 
     );
     req.end(method === 'POST' ? JSON.stringify(body) : undefined);
   });
+}
+
+/**
+ * The exit code of an admin command that failed before the API answered: -c
+ * FILE that does not say where the API is exits 2 (never the default address,
+ * maybe another Fulcrum's); an API that cannot be reached exits 1. Anything
+ * else is rethrown.
+ */
+export function adminCommandFailed(err: unknown): number {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`${err.message}\n`);
+    return EXIT_USAGE;
+  }
+  if (!(err instanceof AdminUnreachable)) throw err;
+  process.stderr.write(`fulcrum: ${err.message}\n`);
+  return EXIT_RUNTIME;
 }
 
 /** The `error.message` of an API error answer, or the status. */

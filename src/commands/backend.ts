@@ -5,9 +5,9 @@
 // the config file (the file wins); `fulcrum config dump` writes the running set.
 // Exit 0 done, 1 refused by the server or unreachable, 2 usage.
 import { parseArgs } from 'node:util';
-import { AdminUnreachable, ConfigError, UsageError } from '../errors.js';
-import { apiErrorText, callApi, checkSameConfig, resolveTarget } from './admin-client.js';
-import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from './exit-codes.js';
+import { UsageError } from '../errors.js';
+import { adminCommandFailed, apiErrorText, callApi, checkSameConfig, resolveTarget } from './admin-client.js';
+import { EXIT_OK, EXIT_RUNTIME } from './exit-codes.js';
 import { COMMAND_USAGE } from './usage.js';
 
 const ACTIONS = ['add', 'remove', 'drain', 'enable', 'maint', 'weight'] as const;
@@ -91,13 +91,7 @@ export async function backendCommand(args: readonly string[]): Promise<number> {
     if (body.note) process.stdout.write(`note: ${body.note}\n`);
     return EXIT_OK;
   } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      return EXIT_USAGE;
-    }
-    if (!(err instanceof AdminUnreachable)) throw err;
-    process.stderr.write(`fulcrum: ${err.message}\n`);
-    return EXIT_RUNTIME;
+    return adminCommandFailed(err);
   }
 }
 

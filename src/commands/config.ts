@@ -2,9 +2,9 @@
 // the config file as loaded with the backends added through the admin API, so
 // that saving it over the file keeps them across the next reload (which
 // otherwise rebuilds from the file). The output is valid `fulcrum check` input.
-import { AdminUnreachable, ConfigError, UsageError } from '../errors.js';
-import { apiErrorText, callApi, checkSameConfig, resolveTarget } from './admin-client.js';
-import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from './exit-codes.js';
+import { UsageError } from '../errors.js';
+import { adminCommandFailed, apiErrorText, callApi, checkSameConfig, resolveTarget } from './admin-client.js';
+import { EXIT_OK, EXIT_RUNTIME } from './exit-codes.js';
 import { helpShown, parseCommandOptions } from './usage.js';
 
 export async function configCommand(args: readonly string[]): Promise<number> {
@@ -27,12 +27,6 @@ export async function configCommand(args: readonly string[]): Promise<number> {
     process.stdout.write(response.body);
     return EXIT_OK;
   } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      return EXIT_USAGE;
-    }
-    if (!(err instanceof AdminUnreachable)) throw err;
-    process.stderr.write(`fulcrum: ${err.message}\n`);
-    return EXIT_RUNTIME;
+    return adminCommandFailed(err);
   }
 }

@@ -4,8 +4,7 @@
 // reached or refuses the request.
 import { describeChanges } from '../control/config-diff.js';
 import type { ReloadOutcome } from '../control/types.js';
-import { AdminUnreachable, ConfigError } from '../errors.js';
-import { apiErrorText, callApi, checkSameConfig, resolveTarget } from './admin-client.js';
+import { adminCommandFailed, apiErrorText, callApi, checkSameConfig, resolveTarget } from './admin-client.js';
 import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from './exit-codes.js';
 import { helpShown, parseCommandOptions } from './usage.js';
 
@@ -29,13 +28,6 @@ export async function reloadCommand(args: readonly string[]): Promise<number> {
     process.stderr.write(`fulcrum: reload failed: ${apiErrorText(response)}\n`);
     return EXIT_RUNTIME;
   } catch (err) {
-    // -c FILE that does not say where the API is: exit 2, never the default address (maybe another Fulcrum's).
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      return EXIT_USAGE;
-    }
-    if (!(err instanceof AdminUnreachable)) throw err;
-    process.stderr.write(`fulcrum: ${err.message}\n`);
-    return EXIT_RUNTIME;
+    return adminCommandFailed(err);
   }
 }

@@ -6,10 +6,9 @@ import { flowTableText } from '../admin/udp-counters.js';
 import { admissionText } from '../admin/admission-counters.js';
 import { relayShown, relayText } from '../admin/relay-counters.js';
 import { endedText } from '../admin/termination-words.js';
-import { AdminUnreachable, ConfigError } from '../errors.js';
 import { scaleToUnit } from '../units.js';
-import { apiErrorText, callApi, resolveTarget } from './admin-client.js';
-import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from './exit-codes.js';
+import { adminCommandFailed, apiErrorText, callApi, resolveTarget } from './admin-client.js';
+import { EXIT_OK, EXIT_RUNTIME } from './exit-codes.js';
 import { helpShown, parseCommandOptions } from './usage.js';
 
 export async function statusCommand(args: readonly string[]): Promise<number> {
@@ -26,14 +25,7 @@ export async function statusCommand(args: readonly string[]): Promise<number> {
     process.stdout.write(options.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
     return EXIT_OK;
   } catch (err) {
-    // -c FILE that does not say where the API is: exit 2, never the default address (maybe another Fulcrum's).
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      return EXIT_USAGE;
-    }
-    if (!(err instanceof AdminUnreachable)) throw err;
-    process.stderr.write(`fulcrum: ${err.message}\n`);
-    return EXIT_RUNTIME;
+    return adminCommandFailed(err);
   }
 }
 

@@ -3,10 +3,9 @@
 // (src/upgrade/). Exit 0 once the new process is ready (it prints its pid) and
 // the old one drains; 1 when the new process failed (the old one keeps
 // serving) or the API cannot be reached or refuses.
-import { AdminUnreachable, ConfigError } from '../errors.js';
 import { READY_TIMEOUT_MS } from '../upgrade/successor.js';
-import { apiErrorText, callApi, checkSameConfig, resolveTarget } from './admin-client.js';
-import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from './exit-codes.js';
+import { adminCommandFailed, apiErrorText, callApi, checkSameConfig, resolveTarget } from './admin-client.js';
+import { EXIT_OK, EXIT_RUNTIME } from './exit-codes.js';
 import { helpShown, parseCommandOptions } from './usage.js';
 
 export async function upgradeCommand(args: readonly string[]): Promise<number> {
@@ -25,12 +24,6 @@ export async function upgradeCommand(args: readonly string[]): Promise<number> {
     process.stderr.write(`fulcrum: upgrade failed: ${apiErrorText(response)}\n`);
     return EXIT_RUNTIME;
   } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      return EXIT_USAGE;
-    }
-    if (!(err instanceof AdminUnreachable)) throw err;
-    process.stderr.write(`fulcrum: ${err.message}\n`);
-    return EXIT_RUNTIME;
+    return adminCommandFailed(err);
   }
 }
