@@ -27,6 +27,26 @@ uint64_t socket_cookie(int fd) {
   return cookie;
 }
 
+// What socket `fd` has been given to send (tcp_info's bytes_acked + SIOCOUTQ)
+// and whether it can still take more (ESTABLISHED or CLOSE_WAIT). False when
+// either cannot be read.
+bool read_send_side(int fd, uint64_t* written, bool* open) {
+  tcp_info info{};
+  socklen_t length = sizeof info;
+  int queued = 0;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) < 0 || ioctl(fd, SIOCOUTQ, &queued) < 0) return false;
+  *written = info.tcpi_bytes_acked + static_cast<uint64_t>(queued);
+  *open = info.tcpi_state == BPF_TCP_ESTABLISHED || info.tcpi_state == BPF_TCP_CLOSE_WAIT;
+  return true;
+}
+
+// Bytes a socket has been given to send; 0 when it cannot be read.
+uint64_t tcp_bytes_written(int fd) {
+  uint64_t written = 0;
+  bool open = false;
+  return read_send_side(fd, &written, &open) ? written : 0;
+}
+
 KernelRelayFallback fallback_for(int error) {
   switch (error) {
     case EOPNOTSUPP:
@@ -42,14 +62,6 @@ KernelRelayFallback fallback_for(int error) {
 
 }  // namespace
 
-uint64_t tcp_bytes_written(int fd) {
-  tcp_info info{};
-  socklen_t length = sizeof info;
-  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) < 0) return 0;
-  int queued = 0;
-  if (ioctl(fd, SIOCOUTQ, &queued) < 0) queued = 0;
-  return info.tcpi_bytes_acked + static_cast<uint64_t>(queued);
-}
 
 const KernelRelaySupport& kernel_relay_support() {
   static KernelRelaySupport support;
@@ -140,7 +152,7 @@ bool KernelRelay::insert(int client_fd, int backend_fd, bool watch_bulk, KernelR
     *why = fallback_for(error);
     return false;
   }
-  pair.held[0] = pair.held[1] = true;
+  pair.in_maps = true;
   pair.verdict_running = true;
   // Bytes that arrived before the verdict was attached wait in the receive
   // queue; setting SO_RCVLOWAT runs the socket's data_ready, which passes
@@ -172,26 +184,22 @@ bool KernelRelay::read_relayed(KernelRelayPair& pair) {
 
 bool KernelRelay::delivered(const KernelRelayPair& pair, int from) const {
   const int to = 1 - from;
-  tcp_info info{};
-  socklen_t length = sizeof info;
-  if (getsockopt(pair.fd[to], IPPROTO_TCP, TCP_INFO, &info, &length) < 0) return true;
+  uint64_t written = 0;
+  bool open = false;
   // A socket that was reset or closed takes nothing more: what the kernel
   // still holds for it is lost with it, as in user space.
-  if (info.tcpi_state != BPF_TCP_ESTABLISHED && info.tcpi_state != BPF_TCP_CLOSE_WAIT) return true;
-  int queued = 0;
-  if (ioctl(pair.fd[to], SIOCOUTQ, &queued) < 0) return true;
-  const uint64_t written = info.tcpi_bytes_acked + static_cast<uint64_t>(queued) - pair.written_base[to];
-  return written >= pair.relayed[from];
+  if (!read_send_side(pair.fd[to], &written, &open) || !open) return true;
+  return written - pair.written_base[to] >= pair.relayed[from];
 }
 
 void KernelRelay::remove(KernelRelayPair& pair) {
   if (pair.verdict_running) stop_verdict(pair);
+  if (!pair.in_maps) return;
   for (int side = 0; side < 2; side++) {
-    if (!pair.held[side]) continue;
     bpf::map_delete(peers_.get(), &pair.cookie[side]);
     bpf::map_delete(sockets_.get(), &pair.cookie[side]);
-    pair.held[side] = false;
   }
+  pair.in_maps = false;
 }
 
 void KernelRelay::take_bulk_reports(const std::function<void(uint64_t cookie)>& on_bulk) {

@@ -83,8 +83,8 @@ struct KernelRelayPair {
   // Payload bytes the verdict has passed on from each socket, as last read.
   uint64_t relayed[2] = {0, 0};
   bool verdict_running = false;
-  // The socket is still in the maps.
-  bool held[2] = {false, false};
+  // Both sockets are in the maps (they enter and leave together).
+  bool in_maps = false;
   // After stop_verdict(): every byte the kernel queued for this socket is
   // in its send queue, so user space may write to it.
   bool drained[2] = {false, false};
@@ -133,8 +133,5 @@ class KernelRelay {
   bpf::RingBuffer event_ring_;
 };
 
-// Bytes a socket has been given to send: acknowledged plus still queued
-// (tcp_info's bytes_acked + SIOCOUTQ). 0 when it cannot be read.
-uint64_t tcp_bytes_written(int fd);
 
 }  // namespace fulcrum

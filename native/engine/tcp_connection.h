@@ -239,6 +239,9 @@ class TcpConnection final : public Timer {
   // The kernel still queues bytes for dst: user space may not write to it yet.
   bool kernel_holds(const Side& dst) const { return kernel_ && !kernel_->drained[&dst == &client_ ? 0 : 1]; }
   void on_kernel_timer();
+  // The kernel is still writing its queue into a socket: look again in 1, 2,
+  // 4 ... kMaxLeavePollMs ms (leave_poll_ms_ is reset when a wait begins).
+  void poll_kernel_again();
   // Out of the maps with the last bytes counted (finish() while in the kernel).
   void release_kernel();
   void set_events(uint32_t events);

@@ -140,8 +140,7 @@ void TcpConnection::deliver_kernel_failure() {
     finish(delivery_termination_, &live == &client_, &live == &backend_);
     return;
   }
-  leave_poll_ms_ = leave_poll_ms_ == 0 ? 1 : std::min<uint8_t>(kMaxLeavePollMs, leave_poll_ms_ * 2);
-  worker_.timers().arm(this, worker_.now_ms(), leave_poll_ms_);
+  poll_kernel_again();
 }
 
 void TcpConnection::forward_kernel_fins() {
@@ -166,8 +165,7 @@ void TcpConnection::forward_kernel_fins() {
   }
   if (waiting) {
     // A kworker is still writing the kernel's queue into the other socket.
-    leave_poll_ms_ = leave_poll_ms_ == 0 ? 1 : std::min<uint8_t>(kMaxLeavePollMs, leave_poll_ms_ * 2);
-    worker_.timers().arm(this, worker_.now_ms(), leave_poll_ms_);
+    poll_kernel_again();
   } else if (service_->spec().idle_timeout_ms != 0) {
     worker_.timers().arm(this, last_touch_ms_, service_->spec().idle_timeout_ms);
   }
@@ -222,10 +220,14 @@ bool TcpConnection::release_delivered_sides() {
   // A kworker is still writing the kernel's queue into a socket (or that
   // socket's reader is slow): look again shortly.
   if (state_ == State::kRelaying) {
-    leave_poll_ms_ = leave_poll_ms_ == 0 ? 1 : std::min<uint8_t>(kMaxLeavePollMs, leave_poll_ms_ * 2);
-    worker_.timers().arm(this, worker_.now_ms(), leave_poll_ms_);
+    poll_kernel_again();
   }
   return false;
+}
+
+void TcpConnection::poll_kernel_again() {
+  leave_poll_ms_ = leave_poll_ms_ == 0 ? 1 : std::min<uint8_t>(kMaxLeavePollMs, leave_poll_ms_ * 2);
+  worker_.timers().arm(this, worker_.now_ms(), leave_poll_ms_);
 }
 
 void TcpConnection::on_kernel_timer() {
