@@ -42,7 +42,8 @@ export const STATUS_PAGE = `<!doctype html>
   caption { text-align: left; font-weight: 600; font-size: 14px; padding: 4px 0; }
   caption span { font-weight: normal; color: #555; }
   tr.service td { background: #e8ecf3; font-weight: 600; }
-  tr.flows td, tr.admission td, tr.relay td, tr.ended td { background: #f1f4f9; text-align: left; }
+  /* The summary rows span the table and wrap: their length (more reasons, bigger counts) must not widen it. */
+  tr.flows td, tr.admission td, tr.relay td, tr.ended td { background: #f1f4f9; text-align: left; white-space: normal; }
   tr.state-up td { background: var(--up); }
   tr.state-down td { background: var(--down); }
   tr.state-drain td { background: var(--drain); }

@@ -18,7 +18,7 @@ import { REFRESH_MS } from '../../src/admin/status-page.js';
 import { freePort, startServer } from '../helpers/backends.js';
 import { startRedis } from '../helpers/db-servers.js';
 import { TOKEN, http, startRuntime } from '../helpers/admin.js';
-import { echoStream, openConn, waitUntil } from '../helpers/traffic.js';
+import { echoStream, openConn, pingEcho, waitUntil } from '../helpers/traffic.js';
 import { DATAGRAMS, FLOWS, SIZE, startUdpStatusRuntime } from '../helpers/udp-status.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -232,6 +232,50 @@ t.test('status page in headless Chromium: a guarded service shows its admission 
     'admission: 1 denied · 1 over max_connections · 0 over rate · 0 untracked · 0 PROXY headers · 0 missing · 0 malformed · 0 timed out',
     'the admission row, every counter');
   t.equal(await page.locator('table[data-service="open"] tr.admission').count(), 0, 'a service without admission keys has no such row');
+  t.same(errors, [], 'no script error on the page');
+});
+
+t.test('status page in headless Chromium: a relay: kernel service shows its relay row, exact, and follows a close within one refresh', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed` }, async (t) => {
+  const backend = await startServer(t, (socket) => socket.pipe(socket));
+  const userPort = await freePort();
+  const { base, port, runtime } = await startRuntime(t, (listen) => [
+    `admin: { token: ${TOKEN} }`,
+    'services:',
+    '  - name: inkernel',
+    `    listen: 127.0.0.1:${listen}`,
+    '    relay: kernel',
+    '    backends:',
+    `      - address: 127.0.0.1:${backend.port}`,
+    '  - name: copied',
+    `    listen: 127.0.0.1:${userPort}`,
+    '    relay: user',
+    '    backends:',
+    `      - address: 127.0.0.1:${backend.port}`,
+    '',
+  ].join('\n'));
+  const relay = () => runtime.engine.stats().services.find((s) => s.name === 'inkernel')!.relay!;
+  const held = [await openConn(t, port), await openConn(t, port), await openConn(t, port)];
+  await waitUntil('3 connections in the kernel relay', () => relay().kernelActive === 3);
+  // Bytes cross the kernel relay both ways (an echo), so the row counts real use.
+  for (const conn of held) await pingEcho(conn, 'through the kernel\n');
+  t.pass('each connection echoes through the kernel relay');
+
+  const page = await launch(t);
+  const errors: string[] = [];
+  page.on('pageerror', (err) => errors.push(err.message));
+  page.on('dialog', (dialog) => void dialog.accept(TOKEN));
+  await page.goto(`${base}/`);
+  const row = 'table[data-service="inkernel"] tr.relay';
+  await page.locator(row).waitFor({ timeout: 10_000 });
+  const text = (active: number) =>
+    `relay kernel: ${active} in the kernel · 3 entered · 0 back to splice · stayed in user space: 0 unavailable · 0 client already closed · 0 maps full · 0 refused`;
+  t.equal(await page.locator(row).textContent(), text(3), 'the relay row, every counter');
+  t.equal(await page.locator('table[data-service="copied"] tr.relay').count(), 0, 'a relay: user service that never used the kernel relay has no such row');
+
+  held[0]!.socket.destroy();
+  await waitUntil('the close to reach the engine', () => relay().kernelActive === 2);
+  await page.waitForFunction((sel) => document.querySelector(sel)?.textContent?.startsWith('relay kernel: 2 in the kernel'), row, { timeout: REFRESH_MS * 3 });
+  t.equal(await page.locator(row).textContent(), text(2), 'one refresh later: 2 in the kernel, still 3 entered');
   t.same(errors, [], 'no script error on the page');
 });
 
