@@ -7,6 +7,7 @@
 import t, { type Test } from 'tap';
 import { parseConfig } from '../../src/config/load.js';
 import { startBackends } from '../helpers/backends.js';
+import { checkRelayUsed, RELAYS } from '../helpers/relays.js';
 import { serviceYaml, startService } from '../helpers/engine.js';
 import { type Conn, delay, openConn, pingEcho, runBounded, waitUntil } from '../helpers/traffic.js';
 import { startUdpBackend, startUdpService, udpClient } from '../helpers/udp.js';
@@ -53,11 +54,14 @@ t.test('allow/deny: the longest prefix decides, refused clients are closed at ac
   t.equal(s.failed, 0, 'refusals are not backend failures');
 });
 
-t.test('max_connections per source: the 4th connection of one client is closed, other clients and later ones are not', async (t) => {
+// A client's open connections are counted from accept to close, in either relay.
+for (const relay of RELAYS) {
+t.test(`[relay: ${relay}] max_connections per source: the 4th connection of one client is closed, other clients and later ones are not`, async (t) => {
   const backends = await startBackends(t, 1, 'echo');
   const { port, service, engine } = await startService(t, {
     backends: [backends[0]!.port],
     keys: ['client_limits: {max_connections: 3}'],
+    relay,
   });
   const open2: Conn[] = [];
   const open3: Conn[] = [];
@@ -69,7 +73,7 @@ t.test('max_connections per source: the 4th connection of one client is closed, 
 
   // A reload that keeps the table's size keeps the counts: the three open
   // connections of 127.0.0.2 still count under the new limit of 4.
-  engine.apply(parseConfig(serviceYaml(port, { backends: [backends[0]!.port], keys: ['client_limits: {max_connections: 4}'] }), 'reload.yaml'));
+  engine.apply(parseConfig(serviceYaml(port, { backends: [backends[0]!.port], keys: ['client_limits: {max_connections: 4}'], relay }), 'reload.yaml'));
   await engine.whenApplied();
   t.equal(await outcome(t, port, '127.0.0.2', open2), 'relayed', 'after the reload, 127.0.0.2 may open a 4th (limit 4)');
   t.equal(await outcome(t, port, '127.0.0.2'), 'closed', 'and not a 5th: the open ones were still counted');
@@ -79,7 +83,11 @@ t.test('max_connections per source: the 4th connection of one client is closed, 
   t.equal(await outcome(t, port, '127.0.0.2', open2), 'relayed', 'a closed connection gives its place back');
   t.equal(service().admission.overConnections, 2, 'two refusals counted');
   t.equal(service().admission.untracked, 0, 'every client was tracked');
+  // 3 + 3 + 1 + 1 admitted, each carried by the kernel relay in that variant.
+  checkRelayUsed(t, relay, service(), 8);
 });
+
+}
 
 t.test('connection_rate per source: a flood from one source is cut to its bucket, another source is untouched', async (t) => {
   const backends = await startBackends(t, 1, 'echo');

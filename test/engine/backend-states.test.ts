@@ -115,11 +115,15 @@ t.test(`[relay: ${relay}] maint: no new connections; open ones continue, even wi
 });
 }
 
-t.test('sticky clients: drain still takes them (as HAProxy does), maint does not', async (t) => {
+// Sticky entries and backend places are taken at connect and given back at
+// close: the same whichever relay carries the bytes in between.
+for (const relay of RELAYS) {
+t.test(`[relay: ${relay}] sticky clients: drain still takes them (as HAProxy does), maint does not`, async (t) => {
   const backends = await startIdBackends(t, 2);
-  const { port, engine } = await startService(t, {
+  const { port, engine, service } = await startService(t, {
     backends: backends.map((b) => b.port),
     keys: ['sticky: {key: source, timeout: 30m}'],
+    relay,
   });
   t.equal(await whoAnswers(t, port, '127.0.0.2'), 'a', 'a first client lands on a and is remembered');
   t.equal(await whoAnswers(t, port, '127.0.0.3'), 'b');
@@ -128,15 +132,19 @@ t.test('sticky clients: drain still takes them (as HAProxy does), maint does not
   t.equal(await sequence(t, port, 3), 'bbb', 'new clients avoid it');
   engine.setBackendState(SERVICE, backends[0]!.address, 'maint');
   t.equal(await whoAnswers(t, port, '127.0.0.2'), 'b', 'in maint, the remembered client is balanced anew');
+  checkRelayUsed(t, relay, service(), 7);
 });
 
-t.test('max_connections and the queue: served when a place frees, refused on timeout or when full', async (t) => {
+t.test(`[relay: ${relay}] max_connections and the queue: served when a place frees, refused on timeout or when full`, async (t) => {
   const backends = await startIdBackends(t, 1);
   const { port, service } = await startService(t, {
     backends: [{ port: backends[0]!.port, keys: ['max_connections: 1'] }],
     keys: ['queue: {size: 1, timeout: 400ms}'],
+    relay,
   });
   const holder = await land(t, port);
+  // In the kernel relay the place is held there, and given back when the kernel ends it.
+  await untilInKernel(relay, service);
   // A second client waits; a third finds the queue full and is refused at once.
   const waiting = await openConn(t, port);
   await waitUntil('the second client is queued', () => service().queued === 1);
@@ -153,7 +161,10 @@ t.test('max_connections and the queue: served when a place frees, refused on tim
   t.ok(Date.now() - queuedAt >= 350, 'it waited the queue timeout');
   const stats = service();
   t.match(stats, { queued: 2, refused: 2, queueTimeouts: 1 }, 'counted: 2 queued, 2 refused, 1 of them by timeout');
+  checkRelayUsed(t, relay, stats, 2);
 });
+
+}
 
 t.test('queue size 0: every client beyond max_connections is refused at once', async (t) => {
   const backends = await startIdBackends(t, 1);

@@ -8,6 +8,7 @@
 import t, { type Test } from 'tap';
 import { type Backend, land, startIdBackends, whoAnswers } from '../helpers/backends.js';
 import { SERVICE, type ServiceOptions, startService } from '../helpers/engine.js';
+import { checkRelayUsed, RELAYS, untilInKernel } from '../helpers/relays.js';
 import { delay, KiB, runBounded, waitUntil } from '../helpers/traffic.js';
 
 const NAMES = ['a', 'b', 'c'];
@@ -118,15 +119,20 @@ t.test('two workers share the cursor: concurrent connections still split exactly
   t.same(service().backends.map((b) => b.accepted), weights.map((w) => w * CYCLES), 'the backend counters agree');
 });
 
-t.test('leastconn: long-lived connections of different lengths; new ones go to the least loaded', async (t) => {
+// leastconn counts what is open on each backend: in the kernel relay a
+// connection is still counted while the kernel carries it, and released when
+// it closes there (native/engine/tcp_kernel_relay.cc ends it like any other).
+for (const relay of RELAYS) {
+t.test(`[relay: ${relay}] leastconn: long-lived connections of different lengths; new ones go to the least loaded`, async (t) => {
   const backends = await startIdBackends(t);
-  const { port, engine } = await serve(t, backends, { balance: 'leastconn' });
+  const { port, engine, service } = await serve(t, backends, { balance: 'leastconn', relay });
   // Three connections: ties rotate, one on each.
   const first = [await land(t, port), await land(t, port), await land(t, port)];
   t.same(first.map((l) => l.name).sort(), ['a', 'b', 'c'], 'idle backends share ties: one each');
   // Two more held: they go to two different backends (each then has 2), the third keeps 1.
   const more = [await land(t, port), await land(t, port)];
   t.not(more[0]!.name, more[1]!.name, 'the second wave spreads too');
+  await untilInKernel(relay, service, 5);
   const light = NAMES.find((n) => !more.some((m) => m.name === n))!;
   t.equal(await whoAnswers(t, port), light, `the backend with one connection (${light}) gets the next`);
   // The short ones end: close both connections of one heavy backend.
@@ -134,16 +140,23 @@ t.test('leastconn: long-lived connections of different lengths; new ones go to t
   for (const l of [...first, ...more].filter((l) => l.name === heavy)) l.conn.socket.destroy();
   await waitUntil('the closes reach the engine', () => engine.stats().services[0]!.backends[NAMES.indexOf(heavy)]!.active === 0);
   t.equal((await land(t, port)).name, heavy, `the emptied backend (${heavy}) takes the next one`);
+  checkRelayUsed(t, relay, service(), 5);
 });
 
-t.test('leastconn with weights: load is counted per unit of weight', async (t) => {
+t.test(`[relay: ${relay}] leastconn with weights: load is counted per unit of weight`, async (t) => {
   const backends = await startIdBackends(t, 2);
-  const { port } = await serve(t, backends, { balance: 'leastconn' }, [3, 1]);
+  const { port, service } = await serve(t, backends, { balance: 'leastconn', relay }, [3, 1]);
   const held = [];
-  for (let i = 0; i < 8; i++) held.push((await land(t, port)).name);
+  for (let i = 0; i < 8; i++) {
+    held.push((await land(t, port)).name);
+    // Each one counted while the kernel carries it, before the next is placed.
+    await untilInKernel(relay, service, i + 1);
+  }
   // Held connections end at 6 on a (weight 3) and 2 on b (weight 1): 2 per unit each.
   t.same(tally(held), { a: 6, b: 2 }, 'held connections follow the weights 3:1');
+  checkRelayUsed(t, relay, service(), 8);
 });
+}
 
 t.test('random: weighted power of two choices follows the weights 3:1 within tolerance', async (t) => {
   const backends = await startIdBackends(t, 2);
