@@ -45,10 +45,14 @@ fi
 # would reach those programs (initdb crawls, chromium's launcher script
 # breaks); and the process tests of the command line itself (argument
 # parsing, output text, reload and systemd messages), whose native paths the
-# other process tests run too: the sanitized run must fit CI's time.
+# other process tests run too; and the engine tests of the control plane's own
+# logic over an engine the other tests already drive (health checking, HA
+# tracking, the admin API and its limits, runtime backends, CSV and log
+# output formats): the sanitized run must fit CI's time.
 if [ $# -eq 0 ]; then
   mapfile -t tests < <(ls test/engine/*.test.ts test/process/*.test.ts |
-    grep -v -E '/(health-(postgres|mysql|redis|checks)|status-page|pg-cancel|first-verdict|dns-discovery)\.test\.ts$' |
+    grep -v -E '/(health-(postgres|mysql|redis|checks|monitor|runtime)|status-page|pg-cancel|first-verdict|dns-discovery)\.test\.ts$' |
+    grep -v -E '/engine/(ha-tracking|backend-api|admin-(api|limits)|status-csv|connection-log-output)\.test\.ts$' |
     grep -v -E '/process/(cli|bench-cli|health-cli|systemd|udp-datapath-check|reload|maglev-consistency)\.test\.ts$')
   set -- "${tests[@]}"
 fi
