@@ -1,8 +1,10 @@
 // The kernel relay at scale: a real `fulcrum run` with relay: kernel holds
 // thousands of concurrent connections in its maps, which are sized from the
-// connection budget (RLIMIT_NOFILE). The issue asks for 10,000; this machine's
-// hard RLIMIT_NOFILE is 20,000, which gives a budget of ~7,860 connections (two
-// sockets each), so the test opens 7,000 (1,000 under a sanitizer build).
+// connection budget (RLIMIT_NOFILE). The issue asks for 10,000: the test opens
+// 10,000 where Fulcrum's budget allows it, else as many as the budget allows
+// less a margin, and says which. This sandbox's hard RLIMIT_NOFILE is 20,000
+// (root cannot raise it: no CAP_SYS_RESOURCE), a budget of ~7,860 connections
+// (two sockets each), so here it opens ~7,400 (1,000 under a sanitizer build).
 import { connect, type Socket } from 'node:net';
 import t from 'tap';
 import { http } from '../helpers/admin.js';
@@ -11,7 +13,9 @@ import { startFulcrum } from '../helpers/cli.js';
 import { serviceYaml } from '../helpers/engine.js';
 import { HOST, delay, waitUntil } from '../helpers/traffic.js';
 
-const CONNECTIONS = process.env.FULCRUM_SANITIZER ? 1_000 : 7_000;
+const WANTED = process.env.FULCRUM_SANITIZER ? 1_000 : 10_000;
+/** Kept free of the budget: the admin API's polls and what the budget does not count exactly. */
+const MARGIN = 400;
 
 interface Client {
   socket: Socket;
@@ -29,7 +33,7 @@ function open(port: number): Client {
   return c;
 }
 
-t.test(`relay: kernel holds ${CONNECTIONS} concurrent connections, each byte-exact`, { timeout: 180_000 }, async (t) => {
+t.test(`relay: kernel holds up to ${WANTED} concurrent connections, each byte-exact`, { timeout: 180_000 }, async (t) => {
   const echo = await startBackend(t, 'echo');
   const adminPort = await freePort();
   const { port } = await startFulcrum(
@@ -38,6 +42,10 @@ t.test(`relay: kernel holds ${CONNECTIONS} concurrent connections, each byte-exa
   );
   const base = `http://127.0.0.1:${adminPort}`;
   const relay = async (): Promise<Record<string, number>> => (await http(base, 'GET', '/api/status')).json.services[0].relay;
+  const budget = (await http(base, 'GET', '/api/status')).json.connectionBudget as { maxConnections: number } | null;
+  const CONNECTIONS = budget === null ? WANTED : Math.min(WANTED, budget.maxConnections - MARGIN);
+  if (CONNECTIONS < WANTED) t.comment(`Fulcrum's connection budget is ${budget!.maxConnections} (RLIMIT_NOFILE): ${CONNECTIONS} connections, not ${WANTED}`);
+  t.ok(CONNECTIONS >= Math.min(WANTED, 5_000), `${CONNECTIONS} concurrent connections`);
   const clients: Client[] = [];
   t.teardown(() => {
     for (const c of clients) c.socket.destroy();
