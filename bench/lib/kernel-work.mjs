@@ -35,9 +35,9 @@ function read(path) {
   }
 }
 
-/** `{ kworker: { runNs, waitNs, slices, threads }, ksoftirqd: {...}, softirqTicks, busyTicks }` now. */
+/** `{ threads: Map pid -> { group, runNs, waitNs, slices }, softirqTicks, systemTicks, busyTicks }` now. */
 export function kernelWorkSnapshot() {
-  const groups = Object.fromEntries(Object.keys(GROUPS).map((g) => [g, { runNs: 0, waitNs: 0, slices: 0, threads: 0 }]));
+  const threads = new Map();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     const comm = read(`/proc/${name}/comm`);
@@ -46,16 +46,12 @@ export function kernelWorkSnapshot() {
     if (!group) continue;
     const stat = read(`/proc/${name}/schedstat`);
     if (!stat) continue;
-    const [run, wait, slices] = stat.trim().split(/\s+/).map(Number);
-    const g = groups[group];
-    g.runNs += run;
-    g.waitNs += wait;
-    g.slices += slices;
-    g.threads += 1;
+    const [runNs, waitNs, slices] = stat.trim().split(/\s+/).map(Number);
+    threads.set(name, { group, runNs, waitNs, slices });
   }
   // cpu  user nice system idle iowait irq softirq steal ...
   const v = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
-  return { ...groups, softirqTicks: v[6], systemTicks: v[2] + v[5] + v[6], busyTicks: v[0] + v[1] + v[2] + v[5] + v[6] + v[7] };
+  return { threads, softirqTicks: v[6], systemTicks: v[2] + v[5] + v[6], busyTicks: v[0] + v[1] + v[2] + v[5] + v[6] + v[7] };
 }
 
 /**
@@ -64,12 +60,18 @@ export function kernelWorkSnapshot() {
  * softirqUs, systemUs, busyUs }` — kworker switch-ins, kworker CPU µs,
  * kworker runnable-but-waiting µs (all per unit), ksoftirqd CPU µs, softirq
  * µs, system + irq + softirq µs and all busy CPU µs per unit, summed over
- * every CPU. Kworkers that appeared in between count from zero, those that
- * exited are lost (rare).
+ * every CPU. Kworkers that appeared in between count from zero; the work of
+ * those that exited in between is lost (the kernel retires idle kworkers).
  */
 export function kernelWorkPer(before, after, count) {
   if (!(count > 0)) return {};
-  const d = (g, k) => after[g][k] - before[g][k];
+  const sums = Object.fromEntries(Object.keys(GROUPS).map((g) => [g, { runNs: 0, waitNs: 0, slices: 0 }]));
+  for (const [pid, a] of after.threads) {
+    const b = before.threads.get(pid);
+    const same = b && b.group === a.group && b.slices <= a.slices; // a reused PID starts again
+    for (const k of ['runNs', 'waitNs', 'slices']) sums[a.group][k] += a[k] - (same ? b[k] : 0);
+  }
+  const d = (g, k) => sums[g][k];
   const ticksUs = (k) => ((after[k] - before[k]) / CLK_TCK) * 1e6 / count;
   return {
     kworkerRuns: d('kworker', 'slices') / count,
