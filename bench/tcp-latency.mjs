@@ -9,7 +9,7 @@
 //
 //   node bench/tcp-latency.mjs [--duration 5] [--rounds 5] [--size 64] [--proxy-cpu 50]
 //        [--targets direct,floor,fulcrum,kernel,haproxy,nginx] [--baseline DIR]
-//        [--netns] [--spike PATH] [--pin CPUS] [--quick] [--write]
+//        [--netns] [--spike PATH] [--pin CPUS] [--trace-workqueue] [--quick] [--write]
 //
 // Percentiles are sockperf's own (--full-rtt: the whole round trip, not half);
 // the summary is the median over rounds of each run's percentile.
@@ -26,6 +26,11 @@
 // (bench/lib/kernel-work.mjs): kworker wake-ups (switch-ins), their CPU and
 // their wait for a CPU, and softirq time: the sockmap relay's cost is there,
 // not in the proxy process.
+// --trace-workqueue: perf record of the workqueue tracepoints during each
+// measurement (bench/lib/workqueue-trace.mjs): per round trip, the psock
+// backlog items (sk_psock_backlog) and, per item, its wait from queued to
+// started (a kworker's wake-up) and its run. Tracing slows the traced path:
+// take latency figures from a run without it.
 
 import { parseArgs } from 'node:util';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -36,13 +41,14 @@ import { endRun, openProxyBudget, proxyBoundNote, proxyCpuText, runInterleaved, 
 import { otherWorkNote } from './lib/cpu.mjs';
 import { installCleanup, onInterrupt, runCommandWithCpu, startProcess, which } from './lib/proc.mjs';
 import { freePorts, waitForListen } from './lib/net.mjs';
-import { ratio, fixed, median } from './lib/stats.mjs';
+import { ratio, fixed, median, percentile } from './lib/stats.mjs';
 import { markdownTable } from './lib/table.mjs';
 import { writeRunSection, RESULTS_FILE } from './lib/results.mjs';
 import { machineInfo, commandLine } from './lib/machine.mjs';
 import { PATHS, PATH_OPTIONS, pathsArg, pathVersions, startPaths } from './lib/targets.mjs';
 import { openNetns, placement } from './lib/netns.mjs';
 import { kernelWorkPer, kernelWorkSnapshot } from './lib/kernel-work.mjs';
+import { startWorkqueueTrace, workqueueTraceProblem } from './lib/workqueue-trace.mjs';
 
 const SECTION = 'tcp-latency';
 const PROXY_THREADS = 2;
@@ -61,6 +67,7 @@ function options() {
       size: { type: 'string', default: '64' },
       netns: { type: 'boolean', default: false },
       pin: { type: 'string' },
+      'trace-workqueue': { type: 'boolean', default: false },
       ...PATH_OPTIONS,
     },
     strict: true,
@@ -70,6 +77,7 @@ function options() {
     size: intArg('size', values.size, 14, 65000),
     netns: values.netns,
     pin: pinArg(values.pin),
+    traceWorkqueue: values['trace-workqueue'],
     ...pathsArg(values, targetsArg),
   };
 }
@@ -95,9 +103,11 @@ async function startSockperfServer(port, opt, net) {
 /** One sockperf ping-pong run: resolves `{ p50, p99, 'p99.9', avg, messages, clientCpu }` (µs) or `{ error }`. */
 async function measure(target, opt, net) {
   const args = ['ping-pong', '--tcp', '-i', target.host, '-p', String(target.port), '-m', String(opt.size), '-t', String(opt.duration), '--full-rtt'];
+  const trace = opt.traceWorkqueue ? await startWorkqueueTrace(join(opt.dir, 'workqueue.data')) : null;
   const kernelBefore = kernelWorkSnapshot();
   const r = await runCommandWithCpu(...pinned(opt, 'sockperf', args), { timeoutMs: (opt.duration + 30) * 1000, netns: net?.client });
   const kernelAfter = kernelWorkSnapshot();
+  const work = trace ? await trace.stop() : null;
   // sockperf colours some lines; drop the escape sequences before parsing.
   const text = (r.stdout + r.stderr).replace(/\x1b\[[0-9;]*m/g, '');
   const result = {};
@@ -114,8 +124,13 @@ async function measure(target, opt, net) {
   // sockperf's observations are its sampled round trips; its run time is opt.duration s (plus warm-up, not counted).
   const messages = Number(observations?.[1] ?? 0);
   const roundTrips = /RunTime=[\d.]+ sec; Warm up time=\d+ msec; SentMessages=(\d+)/.exec(text);
-  const kernel = kernelWorkPer(kernelBefore, kernelAfter, Number(roundTrips?.[1] ?? messages));
-  return { ...result, avg: Number(avg[1]), messages, clientCpu: (100 * r.cpuSeconds) / opt.duration, ...kernel };
+  const sent = Number(roundTrips?.[1] ?? messages);
+  const kernel = kernelWorkPer(kernelBefore, kernelAfter, sent);
+  const backlog = work && !work.error && sent > 0
+    ? { backlogItems: work.items / sent, backlogWaitP50: percentile(work.waitUs, 50), backlogWaitP90: percentile(work.waitUs, 90), backlogRunP50: percentile(work.runUs, 50) }
+    : {};
+  if (work?.error) process.stdout.write(`  (workqueue trace: ${work.error})\n`);
+  return { ...result, avg: Number(avg[1]), messages, clientCpu: (100 * r.cpuSeconds) / opt.duration, ...kernel, ...backlog };
 }
 
 async function main() {
@@ -133,8 +148,11 @@ async function main() {
   if (opt.pin) machine.push(['pinning', `sockperf client and server under taskset -c ${opt.pin}`]);
   log(`plan: ${opt.rounds} round(s) x ${opt.targets.join(',')} x (${loads.map((l) => l.label).join('; ')}); ${opt.duration} s each; proxies with ${PROXY_THREADS} threads; ${where}`);
 
+  if (opt.traceWorkqueue && workqueueTraceProblem()) throw new Error(`--trace-workqueue: ${workqueueTraceProblem()}`);
+  if (opt.traceWorkqueue) machine.push(['tracing', 'perf record -a of the workqueue tracepoints during every measurement']);
   const ports = await freePorts(1 + PATHS.length);
   const dir = mkdtempSync(join(tmpdir(), 'fulcrum-bench-latency-'));
+  opt.dir = dir;
   onInterrupt(() => rmSync(dir, { recursive: true, force: true }));
   let running = new Map();
   let skipped = new Map();
@@ -157,7 +175,8 @@ async function main() {
       describe: (name, load, s) => `${load.label.padEnd(28)} p50 ${fixed(s.p50, 1).padStart(7)} µs  p99 ${fixed(s.p99, 1).padStart(7)} µs  ` +
         `p99.9 ${fixed(s['p99.9'], 1).padStart(8)} µs  ${fixed(s.messages / opt.duration, 0)} round trips/s  ` +
         `proxy cpu ${proxyCpuText(s)}  server ${fixed(s.serverCpu, 0)}%  client ${fixed(s.clientCpu, 0)}%  machine ${fixed(s.busy, 0)}% busy  ` +
-        `per round trip: kworker ${fixed(s.kworkerRuns, 2)} runs ${fixed(s.kworkerRunUs, 1)} µs cpu ${fixed(s.kworkerWaitUs, 1)} µs wait, softirq ${fixed(s.softirqUs, 1)} µs`,
+        `per round trip: kworker ${fixed(s.kworkerRuns, 2)} runs ${fixed(s.kworkerRunUs, 1)} µs cpu ${fixed(s.kworkerWaitUs, 1)} µs wait, softirq ${fixed(s.softirqUs, 1)} µs` +
+        (s.backlogItems !== undefined ? `; psock backlog ${fixed(s.backlogItems, 2)} items, wait p50 ${fixed(s.backlogWaitP50, 1)} p90 ${fixed(s.backlogWaitP90, 1)} µs, run p50 ${fixed(s.backlogRunP50, 1)} µs` : ''),
     });
     const report = summary(opt, loads, samples, skipped);
     const load = `${loadAtStart} at start, ${loadavg()} at end`;
@@ -204,11 +223,17 @@ function summary(opt, loads, samples, skipped) {
         fixed(median(l.map((s) => s.kworkerRuns)), 2),
         `${fixed(median(l.map((s) => s.kworkerRunUs)), 1)} / ${fixed(median(l.map((s) => s.kworkerWaitUs)), 1)}`,
         fixed(median(l.map((s) => s.softirqUs)), 1),
+        ...(opt.traceWorkqueue
+          ? [fixed(median(l.map((s) => s.backlogItems)), 2),
+              `${fixed(median(l.map((s) => s.backlogWaitP50)), 1)} / ${fixed(median(l.map((s) => s.backlogWaitP90)), 1)}`,
+              fixed(median(l.map((s) => s.backlogRunP50)), 1)]
+          : []),
         String(l.length),
       ];
     });
     parts.push(markdownTable(['target', 'p50 µs', 'p99 µs', 'p99.9 µs', 'p99 vs haproxy', 'round trips/s', 'proxy CPU', 'server / client CPU',
-      'kworker runs / rt', 'kworker cpu / wait µs / rt', 'softirq µs / rt', 'runs'], rows));
+      'kworker runs / rt', 'kworker cpu / wait µs / rt', 'softirq µs / rt',
+      ...(opt.traceWorkqueue ? ['backlog items / rt', 'item wait p50 / p90 µs', 'item run p50 µs'] : []), 'runs'], rows));
     parts.push('');
     const f = med('fulcrum', load, 'p99');
     const h = med('haproxy', load, 'p99');
@@ -229,7 +254,9 @@ function summary(opt, loads, samples, skipped) {
   }
   parts.push('Round trip: sockperf --full-rtt percentiles (µs), median over rounds. CPU: median, % of one core: the proxy (all its threads and processes), the sockperf server / client. ' +
     'Per round trip (rt), medians: kworker runs = switch-ins of every kworker thread on the machine (/proc/PID/schedstat), their CPU time and their time runnable ' +
-    'but waiting for a CPU; softirq = /proc/stat softirq time over all CPUs. Machine-wide, so other work adds a background: read it against direct.');
+    'but waiting for a CPU; softirq = /proc/stat softirq time over all CPUs. Machine-wide, so other work adds a background: read it against direct.' +
+    (opt.traceWorkqueue ? ' Backlog: sk_psock_backlog work items (the sockmap egress redirect\'s send, run by a kworker) per round trip, each item\'s wait from queued to started ' +
+      '(its kworker\'s wake-up and wait for a CPU) and its run, medians over rounds of each run\'s percentiles; from perf record of the workqueue tracepoints, which slows the traced path.' : ''));
   const others = otherWorkNote([...samples.values()].flat().map((s) => s.others));
   if (others) parts.push(others);
   for (const [name, reason] of skipped) parts.push(`- ${name} skipped: ${reason}`);
