@@ -182,9 +182,9 @@ async function main() {
     const load = `${loadAtStart} at start, ${loadavg()} at end`;
     log(`\n${report}\nloadavg: ${load}`);
     if (opt.write) {
-      const section = SECTION + (net ? '-netns' : '') + (opt.pin ? '-pinned' : '') + (opt.targets.includes('spike') ? '-spike' : '');
+      const section = SECTION + (net ? '-netns' : '') + (opt.pin ? '-pinned' : '') + (opt.targets.includes('spike') ? '-spike' : '') + (opt.traceWorkqueue ? '-traced' : '');
       const how = writeRunSection(section, [
-        `## TCP round-trip latency${net ? ' across network namespaces' : ''}${opt.pin ? `, sockperf pinned to CPU ${opt.pin}` : ''}${opt.targets.includes('spike') ? ', with the sockmap spike' : ''} (bench/tcp-latency.mjs)`,
+        `## TCP round-trip latency${net ? ' across network namespaces' : ''}${opt.pin ? `, sockperf pinned to CPU ${opt.pin}` : ''}${opt.targets.includes('spike') ? ', with the sockmap spike' : ''}${opt.traceWorkqueue ? ', workqueue traced' : ''} (bench/tcp-latency.mjs)`,
         '',
         `sockperf ping-pong, one TCP connection, ${opt.size}-byte messages, ${opt.duration} s per measurement, ${opt.rounds} interleaved round(s), ` +
           `full round trip; one sockperf server; ${where}. Fulcrum \`workers: ${PROXY_THREADS}\` (fulcrum: \`relay: user\`, kernel: \`relay: kernel\`), HAProxy \`nbthread ${PROXY_THREADS}\` (\`mode tcp\`), ` +
