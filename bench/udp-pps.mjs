@@ -686,7 +686,8 @@ function summary(opt, samples, skipped) {
       const d = med('direct', load.key, 'pathUs');
       if (Number.isFinite(k) && Number.isFinite(u)) {
         parts.push(`kernel CPU per datagram (proxy + softirq) at ${load.label}: ${fixed(k, 2)} µs vs fulcrum ${fixed(u, 2)} µs = ${ratio(k, u)}× (target ≤ 0.5: ${verdict(k <= 0.5 * u)})` +
-          (Number.isFinite(d) ? `; direct ${fixed(d, 2)} µs (its softirq only: forwarding, the echo servers' and the client's receive).` : '.'));
+          (Number.isFinite(d) ? `; direct ${fixed(d, 2)} µs (its softirq only: forwarding, the echo servers' and the client's receive), ` +
+            `so over direct the kernel path adds ${fixed(k - d, 2)} µs and the relay ${fixed(u - d, 2)} µs (${ratio(k - d, u - d)}×).` : '.'));
       }
     }
   }
