@@ -11,8 +11,11 @@
 //
 //   node bench/redis.mjs [--duration 4] [--rounds 5] [--clients 50] [--proxy-cpu 50]
 //        [--tests get,set,get-p16] [--targets direct,fulcrum,haproxy,nginx]
-//        [--baseline DIR] [--fulcrum-keys 'io_uring: off'] [--quick] [--write]
+//        [--baseline DIR] [--fulcrum-keys 'io_uring: off'] [--netns] [--quick] [--write]
 //
+// --netns: redis-benchmark, the proxies and the redis-servers in three
+// network namespaces joined by veth pairs (bench/lib/netns.mjs, made and
+// removed by the run); results in their own section (redis-netns).
 // fulcrum-log (ask for it in --targets): fulcrum with the connection log on,
 // JSON to a file; the summary gives its ratio to fulcrum (target at least 0.98).
 // --baseline DIR adds the target fulcrum-baseline: the same config run by the
@@ -34,6 +37,8 @@ import { markdownTable } from './lib/table.mjs';
 import { writeRunSection, RESULTS_FILE } from './lib/results.mjs';
 import { machineInfo, commandLine } from './lib/machine.mjs';
 import { PATHS, PATH_OPTIONS, pathsArg, pathVersions, startPaths } from './lib/targets.mjs';
+import { openNetns, placement } from './lib/netns.mjs';
+import { kernelWorkPer, kernelWorkSnapshot } from './lib/kernel-work.mjs';
 
 const SECTION = 'redis';
 const TESTS = {
@@ -57,6 +62,7 @@ function options() {
       ...RUN_OPTIONS,
       clients: { type: 'string', default: '50' },
       tests: { type: 'string', default: 'get,set,get-p16' },
+      netns: { type: 'boolean', default: false },
       ...PATH_OPTIONS,
     },
     strict: true,
@@ -67,15 +73,18 @@ function options() {
     ...runArgs(values, { duration: 4, rounds: 5, proxyThreads: PROXY_THREADS }),
     clients: intArg('clients', values.clients, 1, 1000),
     tests,
+    netns: values.netns,
     ...pathsArg(values, targetsArg),
   };
 }
 
-async function startRedis(port) {
+async function startRedis(port, net) {
   const bin = which('redis-server');
   if (!bin) throw new Error('redis-server is not installed (apt-get install redis-server)');
-  const handle = startProcess('redis-server', bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no']);
-  await waitForListen(port, { handle });
+  const host = placement(net).serverAddr;
+  // protected-mode off: in a namespace the clients are not on loopback.
+  const handle = startProcess('redis-server', bin, ['--port', String(port), '--bind', host, '--protected-mode', 'no', '--save', '', '--appendonly', 'no', '--daemonize', 'no'], { netns: net?.server });
+  await waitForListen(port, { handle, host: net ? host : undefined });
   return handle;
 }
 
@@ -88,11 +97,13 @@ function requestCount(rates, key, opt, pipelined) {
   return Math.max(10_000, Math.round(rate * opt.duration));
 }
 
-async function measure(port, test, opt, rates, key) {
+async function measure(host, port, test, opt, rates, key, net) {
   const bin = which('redis-benchmark');
   const n = requestCount(rates, key, opt, test.args.includes('-P'));
-  const args = ['-h', '127.0.0.1', '-p', String(port), '-c', String(opt.clients), '-n', String(n), '-r', String(KEYSPACE), '--csv', ...test.args];
-  const r = await runCommandWithCpu(bin, args, { timeoutMs: (opt.duration * 4 + 30) * 1000 });
+  const args = ['-h', host, '-p', String(port), '-c', String(opt.clients), '-n', String(n), '-r', String(KEYSPACE), '--csv', ...test.args];
+  const kernelBefore = kernelWorkSnapshot();
+  const r = await runCommandWithCpu(bin, args, { timeoutMs: (opt.duration * 4 + 30) * 1000, netns: net?.client });
+  const kernel = kernelWorkPer(kernelBefore, kernelWorkSnapshot(), n);
   // "GET","84388.19","0.309","0.120","0.287","0.479","0.615","1.591"
   const row = r.stdout.split('\n').map((l) => l.replaceAll('"', '').split(',')).find((cols) => cols.length >= 8 && Number.isFinite(Number(cols[1])));
   if (r.code !== 0 || !row) {
@@ -101,7 +112,7 @@ async function measure(port, test, opt, rates, key) {
   }
   const rate = Number(row[1]);
   rates.set(key, rate);
-  return { rate, requests: n, p50: Number(row[4]), p99: Number(row[6]), clientCpu: (100 * r.cpuSeconds) / (n / rate) };
+  return { rate, requests: n, p50: Number(row[4]), p99: Number(row[6]), clientCpu: (100 * r.cpuSeconds) / (n / rate), ...kernel };
 }
 
 async function main() {
@@ -114,8 +125,10 @@ async function main() {
   log(`command: ${commandLine()}`);
   for (const [k, v] of machine) log(`${k.padEnd(8)} ${v}`);
   const loads = withProxyBound(opt.tests.map((key) => ({ key, label: TESTS[key].label, test: TESTS[key] })), opt.proxyCpu);
+  const net = opt.netns ? openNetns('redis') : null;
+  const where = net ? net.describe : 'loopback (127.0.0.1)';
   log(`plan: ${opt.rounds} round(s) x ${opt.targets.join(',')} x (${loads.map((l) => l.label).join('; ')}); ` +
-    `${opt.clients} clients, ~${opt.duration} s each; ${BACKENDS} redis-server backends; proxies with ${PROXY_THREADS} threads`);
+    `${opt.clients} clients, ~${opt.duration} s each; ${BACKENDS} redis-server backends; proxies with ${PROXY_THREADS} threads; ${where}`);
 
   const ports = await freePorts(BACKENDS + PATHS.length);
   const backendPorts = ports.slice(0, BACKENDS);
@@ -126,11 +139,11 @@ async function main() {
   const servers = [];
   let budget = null;
   try {
-    for (const port of backendPorts) servers.push(await startRedis(port));
-    ({ running, skipped } = await startPaths({ opt, dir, ports: ports.slice(BACKENDS), backends: backendPorts, threads: PROXY_THREADS, log }));
+    for (const port of backendPorts) servers.push(await startRedis(port, net));
+    ({ running, skipped } = await startPaths({ opt, dir, ports: ports.slice(BACKENDS), backends: backendPorts, threads: PROXY_THREADS, log, net }));
     budget = openProxyBudget('fulcrum-bench-redis', opt.proxyCpu, skipped, log);
     // GET reads keys SET wrote: fill the keyspace on both backends first.
-    for (const port of backendPorts) await measure(port, TESTS.set, { ...opt, duration: 1 }, new Map([['fill', KEYSPACE * 2]]), 'fill');
+    for (const port of backendPorts) await measure(placement(net).serverAddr, port, TESTS.set, { ...opt, duration: 1 }, new Map([['fill', KEYSPACE * 2]]), 'fill', net);
     const rates = new Map();
     const samples = await runInterleaved({
       running,
@@ -141,28 +154,31 @@ async function main() {
       budget,
       skipped,
       log,
-      measure: (name, t, load) => measure(t.port, load.test, opt, rates, `${name}/${load.key}`),
+      measure: (name, t, load) => measure(t.host, t.port, load.test, opt, rates, `${name}/${load.key}`, net),
       describe: (name, load, s) => `${load.label.padEnd(22)} ${fixed(s.rate, 0).padStart(8)} req/s  p50 ${fixed(s.p50, 3)} ms  p99 ${fixed(s.p99, 3)} ms  ` +
-        `proxy cpu ${proxyCpuText(s)}  redis ${fixed(s.serverCpu, 0)}%  client ${fixed(s.clientCpu, 0)}%  machine ${fixed(s.busy, 0)}% busy`,
+        `proxy cpu ${proxyCpuText(s)}  redis ${fixed(s.serverCpu, 0)}%  client ${fixed(s.clientCpu, 0)}%  machine ${fixed(s.busy, 0)}% busy  ` +
+        `per request: kworker ${fixed(s.kworkerRunUs, 1)} µs, softirq ${fixed(s.softirqUs, 1)} µs`,
     });
     const report = summary(opt, loads, samples, skipped);
     const load = `${loadAtStart} at start, ${loadavg()} at end`;
     log(`\n${report}\nloadavg: ${load}`);
     if (opt.write) {
-      const how = writeRunSection(SECTION, [
-        '## Redis through the proxies (bench/redis.mjs)',
+      const section = SECTION + (net ? '-netns' : '');
+      const how = writeRunSection(section, [
+        `## Redis through the proxies${net ? ' across network namespaces' : ''} (bench/redis.mjs)`,
         '',
-        `redis-benchmark, ${opt.clients} connections, ~${opt.duration} s per measurement, ${opt.rounds} interleaved round(s); ${BACKENDS} redis-server backends, ` +
+        `redis-benchmark, ${opt.clients} connections, ~${opt.duration} s per measurement, ${opt.rounds} interleaved round(s); ${where}; ${BACKENDS} redis-server backends, ` +
           `round robin; Fulcrum \`workers: ${PROXY_THREADS}\`, HAProxy \`nbthread ${PROXY_THREADS}\` (\`mode tcp\`, \`option splice-auto\`), ` +
           `nginx stream \`worker_processes ${PROXY_THREADS}\`.` + (opt.quick ? ' **Quick smoke run; not a measurement.**' : ''),
         '',
         `Target: Fulcrum's GET rate ≥ ${TARGET_RATIO}× HAProxy's.`,
         '',
       ], [...machine, ['loadavg', load]], report);
-      log(`\n${RESULTS_FILE}: section '${SECTION}' ${how}`);
+      log(`\n${RESULTS_FILE}: section '${section}' ${how}`);
     }
   } finally {
     await endRun({ running, servers, budget, dir });
+    net?.close();
   }
 }
 
@@ -181,7 +197,7 @@ function summary(opt, loads, samples, skipped) {
     parts.push(`**${load.label}**${proxyBoundNote(load, opt.proxyCpu)}`, '');
     const rows = opt.targets.map((name) => {
       const l = list(name, load);
-      if (l.length === 0) return [name, load.budget && name === 'direct' ? 'n/a' : 'skipped', '', '', '', '', '', '', '', ''];
+      if (l.length === 0) return [name, load.budget && name === 'direct' ? 'n/a' : 'skipped', '', '', '', '', '', '', '', '', '', ''];
       const r = summarize(l.map((s) => s.rate));
       const proxy = l.map((s) => s.proxyCpu).filter(Number.isFinite);
       return [
@@ -194,11 +210,13 @@ function summary(opt, loads, samples, skipped) {
         proxy.length ? `${fixed(median(proxy), 0)}%` : '–',
         proxy.length ? fixed(usPerRequest(name, load), 1) : '–',
         fixed(machineUs(name, load), 1),
+        `${fixed(median(l.map((s) => s.kworkerRunUs)), 1)} / ${fixed(median(l.map((s) => s.softirqUs)), 1)}`,
         `${fixed(median(l.map((s) => s.serverCpu)), 0)}% / ${fixed(median(l.map((s) => s.clientCpu)), 0)}%`,
         String(l.length),
       ];
     });
-    parts.push(markdownTable(['target', 'median req/s', 'min–max', 'p50 ms', 'p99 ms', 'vs haproxy', 'proxy CPU', 'proxy µs/req', 'machine µs/req', 'redis / client CPU', 'runs'], rows));
+    parts.push(markdownTable(['target', 'median req/s', 'min–max', 'p50 ms', 'p99 ms', 'vs haproxy', 'proxy CPU', 'proxy µs/req', 'machine µs/req',
+      'kworker / softirq µs/req', 'redis / client CPU', 'runs'], rows));
     parts.push('');
     const f = med('fulcrum', load);
     const h = med('haproxy', load);
@@ -224,7 +242,9 @@ function summary(opt, loads, samples, skipped) {
     parts.push('');
   }
   parts.push('CPU: median, % of one core (2 cores = 200%): the proxy (all its threads and processes), both redis-servers together, redis-benchmark. ' +
-    'Proxy µs/req: the proxy\'s CPU time per request. Machine µs/req: every core\'s busy time (kworkers and softirq included) per request. Latency: redis-benchmark\'s own percentiles, median over rounds.');
+    'Proxy µs/req: the proxy\'s CPU time per request. Machine µs/req: every core\'s busy time (kworkers and softirq included) per request. ' +
+    'Kworker / softirq µs/req: the CPU time of every kworker thread (/proc/PID/schedstat) and the softirq time (/proc/stat), machine-wide, per request: the sockmap relay\'s work is there. ' +
+    'Latency: redis-benchmark\'s own percentiles, median over rounds.');
   const others = otherWorkNote([...samples.values()].flat().map((s) => s.others));
   if (others) parts.push(others);
   for (const [name, reason] of skipped) parts.push(`- ${name} skipped: ${reason}`);

@@ -9,7 +9,21 @@
 // interleaved round by round with the order rotated.
 //
 //   node bench/udp-pps.mjs [--duration 5] [--rounds 5] [--flows 8] [--client-threads 1,2,3]
-//        [--proxy-cpu 50] [--rate 50000] [--backends 2] [--targets direct,fulcrum,nginx] [--quick] [--write]
+//        [--proxy-cpu 50] [--rate 50000] [--backends 2] [--latency 5] [--netns]
+//        [--targets direct,kernel,fulcrum,nginx,nginx-rcvbuf] [--quick] [--write]
+//
+// kernel: Fulcrum with `datapath: kernel` (the tcx BPF NAT, README "Kernel
+// UDP datapath"); fulcrum: `datapath: user` (the recvmmsg relay). The kernel
+// path does not apply on loopback (it needs an address owned by a
+// non-loopback interface), so it runs only with --netns: the client
+// (udpflood, sockperf), the proxies and the backends (udp-echo, a sockperf
+// server) in three network namespaces joined by veth pairs
+// (bench/lib/netns.mjs); direct is then routed through the proxy namespace.
+// Every measurement counts the CPU per echoed datagram: the proxy process's
+// and the softirq time of all CPUs (/proc/stat), where the kernel path's NAT
+// and redirect run (bench/lib/kernel-work.mjs). --latency S adds a round-trip
+// load: sockperf ping-pong, UDP, 64 B, through a second service of each proxy
+// to a sockperf server beside the echo servers (0: leave it out).
 //
 // Full speed is measured once per client thread count: with one sending
 // thread a fast path is limited by the client (it delivers everything it is
@@ -49,11 +63,13 @@ import { markdownTable } from './lib/table.mjs';
 import { writeRunSection, RESULTS_FILE } from './lib/results.mjs';
 import { machineInfo, commandLine } from './lib/machine.mjs';
 import { REPO_ROOT, fulcrumVersion, outputTail } from './lib/proxies.mjs';
+import { openNetns, placement } from './lib/netns.mjs';
+import { kernelWorkPer, kernelWorkSnapshot } from './lib/kernel-work.mjs';
 
 const SECTION = 'udp-pps';
 // nginx-rcvbuf: nginx with the listener's receive buffer raised to Fulcrum's
 // 8 MiB (`listen ... rcvbuf=8m`), as an operator tuning it for UDP would.
-const ALL_TARGETS = ['direct', 'fulcrum', 'nginx', 'nginx-rcvbuf'];
+const ALL_TARGETS = ['direct', 'kernel', 'fulcrum', 'nginx', 'nginx-rcvbuf'];
 const NGINX_TUNED_RCVBUF = '8m';
 const PROXY_THREADS = 2;
 const PAYLOAD = 64;
@@ -80,6 +96,8 @@ function options() {
       'proxy-cpu': { type: 'string', default: String(PROXY_CPU_PERCENT) },
       rate: { type: 'string', default: '50000' },
       backends: { type: 'string', default: '2' },
+      latency: { type: 'string' },
+      netns: { type: 'boolean', default: false },
       targets: { type: 'string', default: ALL_TARGETS.join(',') },
       quick: { type: 'boolean', default: false },
       write: { type: 'boolean', default: false },
@@ -94,10 +112,13 @@ function options() {
     rate: intArg('rate', values.rate, 1, 10_000_000),
     proxyCpu: intArg('proxy-cpu', values['proxy-cpu'], 0, 100 * PROXY_THREADS),
     backends: intArg('backends', values.backends, 1, 16),
+    netns: values.netns,
     targets: targetsArg(values.targets, ALL_TARGETS),
     quick: values.quick,
     write: values.write,
   };
+  opt.latency = intArg('latency', values.latency ?? String(opt.duration), 0, 600);
+  if (opt.latency > 0 && !which('sockperf')) throw new Error('--latency needs sockperf (apt-get install sockperf), or --latency 0');
   const most = opt.clientThreads.at(-1);
   if (most > opt.flows) throw new Error(`--client-threads ${most}: at most --flows (${opt.flows}); each thread owns whole flows`);
   return opt;
@@ -126,7 +147,8 @@ async function freeUdpPorts(count) {
  * server, through the proxy when there is one); rejects after `timeoutMs`
  * or when `handle`'s process exits.
  */
-async function waitForEcho(port, { timeoutMs = 10000, handle } = {}) {
+async function waitForEcho(port, { timeoutMs = 10000, handle, host = '127.0.0.1', net } = {}) {
+  if (net) return waitForEchoIn(net, host, port, { timeoutMs, handle });
   const socket = createSocket('udp4');
   let answered = false;
   socket.on('message', () => (answered = true));
@@ -134,23 +156,62 @@ async function waitForEcho(port, { timeoutMs = 10000, handle } = {}) {
   try {
     for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
       if (handle?.exited) throw new Error(`${handle.name} exited (code ${handle.exitCode}, signal ${handle.signal})`);
-      socket.send('ready?', port, '127.0.0.1');
+      socket.send('ready?', port, host);
       await sleep(100);
       if (answered) return;
     }
-    throw new Error(`no echo through 127.0.0.1:${port} within ${timeoutMs} ms`);
+    throw new Error(`no echo through ${host}:${port} within ${timeoutMs} ms`);
   } finally {
     socket.close();
   }
 }
 
-async function startEcho(binary, port) {
-  const handle = startProcess('udp-echo', binary, ['-p', String(port), '-t', String(ECHO_THREADS)]);
-  await waitForEcho(port, { handle });
+/** waitForEcho from the client namespace: short udpflood probes until one datagram comes back. */
+async function waitForEchoIn(net, host, port, { timeoutMs, handle }) {
+  const flood = cTool('udpflood');
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
+    if (handle?.exited) throw new Error(`${handle.name} exited (code ${handle.exitCode}, signal ${handle.signal})`);
+    const r = await runCommand(flood, ['-a', host, '-p', String(port), '-f', '1', '-t', '1', '-d', '0.2', '-r', '50'], { timeoutMs: 5000, netns: net.client });
+    try {
+      if (JSON.parse(r.stdout.trim().split('\n').pop()).received > 0) return;
+    } catch {
+      // no result line: try again
+    }
+    await sleep(100);
+  }
+  throw new Error(`no echo through ${host}:${port} within ${timeoutMs} ms`);
+}
+
+async function startEcho(binary, port, net) {
+  const host = placement(net).serverAddr;
+  const handle = startProcess('udp-echo', binary, ['-p', String(port), '-t', String(ECHO_THREADS), '-a', host], { netns: net?.server });
+  await waitForEcho(port, { handle, host, net });
   return handle;
 }
 
-function fulcrumYaml(listenPort, backendPorts) {
+/** sockperf's UDP server beside the echo servers, for the round-trip load (a plain echo does not answer sockperf's pings). */
+async function startSockperfServer(port, net) {
+  const host = placement(net).serverAddr;
+  const handle = startProcess('sockperf-server', 'sockperf', ['server', '-i', host, '-p', String(port)], { netns: net?.server });
+  await sleep(300);
+  if (handle.exited) throw new Error(`sockperf server exited: ${outputTail(handle)}`);
+  return handle;
+}
+
+/**
+ * One UDP service to the echo servers and, with `rtt`, a second to the
+ * sockperf server (`rtt`: { listenPort, backendPort }), on `datapath`.
+ */
+function fulcrumYaml(listenPort, backendPorts, { datapath, where, rtt }) {
+  const service = (name, port, backends) => [
+    `  - name: ${name}`,
+    '    protocol: udp',
+    `    listen: ${where.proxyAddr}:${port}`,
+    '    balance: maglev',
+    `    datapath: ${datapath}`,
+    '    backends:',
+    ...backends.map((p) => `      - address: ${where.serverAddr}:${p}`),
+  ];
   return [
     '# Generated by bench/udp-pps.mjs for one benchmark run.',
     `workers: ${PROXY_THREADS}`,
@@ -158,24 +219,22 @@ function fulcrumYaml(listenPort, backendPorts) {
     'log:',
     '  level: warn',
     'services:',
-    '  - name: bench-udp',
-    '    protocol: udp',
-    `    listen: 127.0.0.1:${listenPort}`,
-    '    balance: maglev',
-    '    backends:',
-    ...backendPorts.map((port) => `      - address: 127.0.0.1:${port}`),
+    ...service('bench-udp', listenPort, backendPorts),
+    ...(rtt ? service('bench-rtt', rtt.listenPort, [rtt.backendPort]) : []),
     '',
   ].join('\n');
 }
 
-async function startFulcrumUdp(dir, listenPort, backendPorts) {
+/** Fulcrum as target `name` (`datapath`: user or kernel), in the proxy namespace with `net`. */
+async function startFulcrumUdp(dir, name, listenPort, backendPorts, { datapath, net, rtt }) {
   const cli = join(REPO_ROOT, 'dist', 'cli.js');
   if (!existsSync(cli)) throw new Error(`${cli} not found (build it with \`npx tsc -p .\`)`);
-  const file = join(dir, 'fulcrum-udp.yaml');
-  writeFileSync(file, fulcrumYaml(listenPort, backendPorts));
-  const handle = startProcess('fulcrum', process.execPath, [cli, 'run', '-c', file], { cwd: REPO_ROOT });
+  const file = join(dir, `${name}-udp.yaml`);
+  const where = placement(net);
+  writeFileSync(file, fulcrumYaml(listenPort, backendPorts, { datapath, where, rtt }));
+  const handle = startProcess(name, process.execPath, [cli, 'run', '-c', file], { cwd: REPO_ROOT, netns: net?.proxy });
   try {
-    await waitForEcho(listenPort, { handle });
+    await waitForEcho(listenPort, { handle, host: where.proxyAddr, net });
   } catch (err) {
     await stopProcess(handle, 2000);
     throw new Error(`${err.message}; output:${outputTail(handle)}`);
@@ -190,7 +249,7 @@ async function startFulcrumUdp(dir, listenPort, backendPorts) {
  * consistent` keeps a flow on one backend, as Fulcrum's maglev does.
  * worker_processes matches Fulcrum's workers.
  */
-function nginxConfig(dir, name, listenPort, backendPorts, rcvbuf) {
+function nginxConfig(dir, name, listenPort, backendPorts, rcvbuf, where, rtt) {
   return [
     '# Generated by bench/udp-pps.mjs for one benchmark run.',
     `load_module ${NGINX_STREAM_MODULE};`,
@@ -203,13 +262,22 @@ function nginxConfig(dir, name, listenPort, backendPorts, rcvbuf) {
     'stream {',
     '  upstream echo {',
     '    hash $remote_addr$remote_port consistent;',
-    ...backendPorts.map((port) => `    server 127.0.0.1:${port};`),
+    ...backendPorts.map((port) => `    server ${where.serverAddr}:${port};`),
     '  }',
     '  server {',
-    `    listen 127.0.0.1:${listenPort} udp reuseport${rcvbuf ? ` rcvbuf=${rcvbuf}` : ''};`,
+    `    listen ${where.proxyAddr}:${listenPort} udp reuseport${rcvbuf ? ` rcvbuf=${rcvbuf}` : ''};`,
     '    proxy_pass echo;',
     '    proxy_timeout 10s;',
     '  }',
+    ...(rtt
+      ? [
+          '  server {',
+          `    listen ${where.proxyAddr}:${rtt.listenPort} udp reuseport${rcvbuf ? ` rcvbuf=${rcvbuf}` : ''};`,
+          `    proxy_pass ${where.serverAddr}:${rtt.backendPort};`,
+          '    proxy_timeout 10s;',
+          '  }',
+        ]
+      : []),
     '}',
     '',
   ].join('\n');
@@ -220,17 +288,18 @@ function nginxVersion() {
 }
 
 /** nginx as target `name` (its files in dir are named after it); rcvbuf: the listener's, or the kernel's default. */
-async function startNginx(dir, name, listenPort, backendPorts, rcvbuf) {
+async function startNginx(dir, name, listenPort, backendPorts, rcvbuf, { net, rtt } = {}) {
   const bin = which('nginx');
   if (!bin) throw new Error('nginx is not installed (apt-get install nginx libnginx-mod-stream)');
   if (!existsSync(NGINX_STREAM_MODULE)) throw new Error(`${NGINX_STREAM_MODULE} not found (apt-get install libnginx-mod-stream)`);
   const file = join(dir, `${name}.conf`);
   const errorLog = join(dir, `${name}-error.log`);
-  writeFileSync(file, nginxConfig(dir, name, listenPort, backendPorts, rcvbuf));
+  const where = placement(net);
+  writeFileSync(file, nginxConfig(dir, name, listenPort, backendPorts, rcvbuf, where, rtt));
   // -e: nginx opens its default error log before reading the config; keep it in dir.
-  const handle = startProcess(name, bin, ['-p', dir, '-c', file, '-e', errorLog]);
+  const handle = startProcess(name, bin, ['-p', dir, '-c', file, '-e', errorLog], { netns: net?.proxy });
   try {
-    await waitForEcho(listenPort, { handle });
+    await waitForEcho(listenPort, { handle, host: where.proxyAddr, net });
   } catch (err) {
     await stopProcess(handle, 2000);
     let errors = '';
@@ -244,10 +313,14 @@ async function startNginx(dir, name, listenPort, backendPorts, rcvbuf) {
   return handle;
 }
 
-/** Kernel drop counters of every UDP socket on the machine: Map inode -> { local, remote, drops } (ports). */
-function udpSocketDrops() {
+/**
+ * Kernel drop counters of every UDP socket in the network namespaces of
+ * `pids` (this one's when none): Map inode -> { local, remote, drops } (ports).
+ */
+function udpSocketDrops(pids = []) {
   const sockets = new Map();
-  for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
+  const roots = pids.length ? [...new Set(pids)].map((pid) => `/proc/${pid}/net`) : ['/proc/net'];
+  for (const file of roots.flatMap((root) => [`${root}/udp`, `${root}/udp6`])) {
     let text = '';
     try {
       text = readFileSync(file, 'utf8');
@@ -296,14 +369,34 @@ function loadsOf(opt) {
       ? [{ key: 'budget', full: true, budget: true, label: `full speed, proxy ≤ ${opt.proxyCpu}% CPU, ${threadsLabel(budgetThreads)}`, rate: 0, threads: budgetThreads }]
       : []),
     { key: 'fixed', full: false, label: `${opt.rate}/s`, rate: opt.rate, threads: 1 },
+    ...(opt.latency > 0 ? [{ key: 'rtt', rtt: true, label: `RTT, sockperf ${PAYLOAD} B` }] : []),
   ];
 }
 const LABEL_WIDTH = 36;
 
+/**
+ * The round-trip load: sockperf ping-pong over UDP, 64 B, full round trip,
+ * for --latency s. Resolves `{ p50, p99, 'p99.9', received }` (µs;
+ * received: round trips) or `{ error }`.
+ */
+async function measureRtt(host, port, opt, net) {
+  const args = ['ping-pong', '-i', host, '-p', String(port), '-m', String(PAYLOAD), '-t', String(opt.latency), '--full-rtt'];
+  const r = await runCommand('sockperf', args, { timeoutMs: (opt.latency + 30) * 1000, netns: net?.client });
+  const text = (r.stdout + r.stderr).replace(/\x1b\[[0-9;]*m/g, '');
+  const pick = (label) => Number(new RegExp(`percentile ${label.replace('.', '\\.')} =\\s*([\\d.]+)`).exec(text)?.[1]);
+  const result = { p50: pick('50.000'), p99: pick('99.000'), 'p99.9': pick('99.900') };
+  const sentMessages = /\[Total Run\][^\n]*SentMessages=(\d+)/.exec(text);
+  if (r.code !== 0 || !Object.values(result).every(Number.isFinite)) {
+    const why = r.timedOut ? 'timed out' : r.error ? r.error.message : `exit ${r.code ?? r.signal}`;
+    return { error: `sockperf ${why}: ${text.trim().split('\n').slice(-2).join(' | ')}` };
+  }
+  return { ...result, received: Number(sentMessages?.[1] ?? 0) };
+}
+
 /** One measurement with udpflood on `threads` sending threads. Resolves its JSON result, or `{ error }`. */
-async function measure(binary, port, opt, rate, threads) {
-  const args = ['-p', String(port), '-f', String(opt.flows), '-t', String(threads), '-d', String(opt.duration), '-s', String(PAYLOAD), '-r', String(rate)];
-  const r = await runCommand(binary, args, { timeoutMs: (opt.duration + 20) * 1000 });
+async function measure(binary, host, port, opt, rate, threads, net) {
+  const args = ['-a', host, '-p', String(port), '-f', String(opt.flows), '-t', String(threads), '-d', String(opt.duration), '-s', String(PAYLOAD), '-r', String(rate)];
+  const r = await runCommand(binary, args, { timeoutMs: (opt.duration + 20) * 1000, netns: net?.client });
   const line = r.stdout.trim().split('\n').pop() ?? '';
   try {
     const result = JSON.parse(line);
@@ -325,11 +418,18 @@ async function main() {
   const loadAtStart = loadavg();
   log(`command: ${commandLine()}`);
   for (const [k, v] of machine) log(`${k.padEnd(8)} ${v}`);
+  const net = opt.netns ? openNetns('udp') : null;
+  const where = placement(net);
+  const whereText = net ? net.describe : 'loopback (127.0.0.1)';
   log(`plan: ${opt.rounds} round(s) x ${opt.targets.join(',')} x (${loadsOf(opt).map((l) => l.label).join('; ')}); ${opt.flows} flows, ${PAYLOAD}-byte datagrams, ` +
-    `${opt.duration} s each; ${opt.backends} echo backends; proxies with ${PROXY_THREADS} workers`);
+    `${opt.duration} s each; ${opt.backends} echo backends; proxies with ${PROXY_THREADS} workers; ${whereText}`);
 
-  const ports = await freeUdpPorts(opt.backends + 3);
+  // The echo servers, the sockperf server, then two per target (datagram load, round-trip load).
+  const ports = await freeUdpPorts(opt.backends + 1 + 2 * ALL_TARGETS.length);
   const backendPorts = ports.slice(0, opt.backends);
+  const sockperfPort = ports[opt.backends];
+  const targetPort = (name) => ports[opt.backends + 1 + 2 * ALL_TARGETS.indexOf(name)];
+  const rttOf = (name) => (opt.latency > 0 ? { listenPort: ports[opt.backends + 2 + 2 * ALL_TARGETS.indexOf(name)], backendPort: sockperfPort } : undefined);
   const dir = mkdtempSync(join(tmpdir(), 'fulcrum-bench-udp-'));
   onInterrupt(() => rmSync(dir, { recursive: true, force: true }));
   const running = new Map();
@@ -348,15 +448,18 @@ async function main() {
         onInterrupt(() => open.close());
       }
     }
-    for (const port of backendPorts) servers.push(await startEcho(echo, port));
+    for (const port of backendPorts) servers.push(await startEcho(echo, port, net));
+    if (opt.latency > 0) servers.push(await startSockperfServer(sockperfPort, net));
+    const proxied = (name, handle) => ({ host: where.proxyAddr, port: targetPort(name), rttPort: rttOf(name)?.listenPort, handle });
     const starters = {
-      direct: async () => ({ port: backendPorts[0], handle: null }),
-      fulcrum: async () => ({ port: ports[opt.backends], handle: await startFulcrumUdp(dir, ports[opt.backends], backendPorts) }),
-      nginx: async () => ({ port: ports[opt.backends + 1], handle: await startNginx(dir, 'nginx', ports[opt.backends + 1], backendPorts) }),
-      'nginx-rcvbuf': async () => ({
-        port: ports[opt.backends + 2],
-        handle: await startNginx(dir, 'nginx-rcvbuf', ports[opt.backends + 2], backendPorts, NGINX_TUNED_RCVBUF),
-      }),
+      direct: async () => ({ host: where.serverAddr, port: backendPorts[0], rttPort: sockperfPort, handle: null }),
+      kernel: async () => {
+        if (!net) throw new Error('datapath: kernel does not apply on loopback (README, Kernel UDP datapath: an address owned by a non-loopback interface); run with --netns');
+        return proxied('kernel', await startFulcrumUdp(dir, 'kernel', targetPort('kernel'), backendPorts, { datapath: 'kernel', net, rtt: rttOf('kernel') }));
+      },
+      fulcrum: async () => proxied('fulcrum', await startFulcrumUdp(dir, 'fulcrum', targetPort('fulcrum'), backendPorts, { datapath: 'user', net, rtt: rttOf('fulcrum') })),
+      nginx: async () => proxied('nginx', await startNginx(dir, 'nginx', targetPort('nginx'), backendPorts, undefined, { net, rtt: rttOf('nginx') })),
+      'nginx-rcvbuf': async () => proxied('nginx-rcvbuf', await startNginx(dir, 'nginx-rcvbuf', targetPort('nginx-rcvbuf'), backendPorts, NGINX_TUNED_RCVBUF, { net, rtt: rttOf('nginx-rcvbuf') })),
     };
     for (const name of opt.targets) {
       try {
@@ -379,23 +482,37 @@ async function main() {
         for (const load of loads) {
           if (load.budget && (!budget || !t.handle)) continue;
           const proxyPids = withChildren(t.handle?.pid);
+          // Drop counters of the namespaces involved (the proxy's, the echo servers').
+          const dropPids = net ? [servers[0].pid, ...proxyPids] : [];
           if (load.budget) budget.confine(proxyPids);
-          const dropsBefore = udpSocketDrops();
+          const dropsBefore = udpSocketDrops(dropPids);
           const before = cpuSnapshot([...proxyPids, ...servers.map((s) => s.pid)]);
-          const r = await measure(flood, t.port, opt, load.rate, load.threads);
+          const kernelBefore = kernelWorkSnapshot();
+          const r = load.rtt ? await measureRtt(t.host, t.rttPort, opt, net) : await measure(flood, t.host, t.port, opt, load.rate, load.threads, net);
+          const kernelAfter = kernelWorkSnapshot();
           if (load.budget) budget.release(proxyPids);
           const cpu = cpuDelta(before, cpuSnapshot([...proxyPids, ...servers.map((s) => s.pid)]));
-          const drops = dropsBetween(dropsBefore, udpSocketDrops(), t.port, backendPorts, t.handle !== null);
+          const drops = dropsBetween(dropsBefore, udpSocketDrops(dropPids), t.port, backendPorts, t.handle !== null);
           if (r.error) {
             log(`  ${name.padEnd(12)} ${load.label.padEnd(LABEL_WIDTH)} FAILED: ${r.error}`);
             continue;
           }
           const proxyCpu = proxyPids.reduce((sum, pid) => sum + (cpu.procs.get(pid)?.pct ?? 0), 0);
           const echoCpu = servers.reduce((sum, s) => sum + (cpu.procs.get(s.pid)?.pct ?? 0), 0);
-          samples.get(`${name}/${load.key}`).push({ ...r, drops, proxyCpu: t.handle ? proxyCpu : undefined, echoCpu, busy: cpu.machineBusyPct, others: cpu.othersPct });
+          // CPU per echoed datagram (a request and its reply): the proxy process's, and softirq time over all CPUs.
+          const kernel = kernelWorkPer(kernelBefore, kernelAfter, r.received);
+          const proxyUs = t.handle && r.received > 0 ? ((proxyCpu / 100) * cpu.seconds * 1e6) / r.received : 0;
+          const sample = { ...r, drops, proxyCpu: t.handle ? proxyCpu : undefined, echoCpu, busy: cpu.machineBusyPct, others: cpu.othersPct, ...kernel, proxyUs, pathUs: proxyUs + kernel.softirqUs };
+          samples.get(`${name}/${load.key}`).push(sample);
+          if (load.rtt) {
+            log(`  ${name.padEnd(12)} ${load.label.padEnd(LABEL_WIDTH)} p50 ${fixed(r.p50, 1)} µs  p99 ${fixed(r.p99, 1)} µs  p99.9 ${fixed(r['p99.9'], 1)} µs  ` +
+              `proxy cpu ${t.handle ? `${fixed(proxyCpu, 0)}%` : '–'}  machine ${fixed(cpu.machineBusyPct, 0)}% busy`);
+            continue;
+          }
           log(`  ${name.padEnd(12)} ${load.label.padEnd(LABEL_WIDTH)} sent ${fixed(r.sent_rate, 0).padStart(7)}/s  delivered ${fixed(r.delivered_rate, 0).padStart(7)}/s  ` +
             `lost ${r.lost} (${fixed(r.loss_pct, 3)}%; dropped at ${dropText(r, drops)})  bad ${r.bad}  proxy cpu ${t.handle ? `${fixed(proxyCpu, 0)}%` : '–'}  ` +
-            `client ${r.cpu_pct}%  echo ${fixed(echoCpu, 0)}%  machine ${fixed(cpu.machineBusyPct, 0)}% busy`);
+            `client ${r.cpu_pct}%  echo ${fixed(echoCpu, 0)}%  machine ${fixed(cpu.machineBusyPct, 0)}% busy  ` +
+            `per datagram: proxy ${fixed(proxyUs, 2)} + softirq ${fixed(kernel.softirqUs, 2)} µs, machine ${fixed(kernel.busyUs, 2)} µs`);
         }
       }
     }
@@ -404,8 +521,16 @@ async function main() {
     log(`\n${report}`);
     log(`loadavg: ${load}`);
     if (opt.write) {
-      const how = writeRunSection(SECTION, [
-        '## UDP packet rate (bench/udp-pps.mjs)',
+      const section = SECTION + (net ? '-netns' : '');
+      const how = writeRunSection(section, [
+        `## UDP packet rate${net ? ' across network namespaces' : ''} (bench/udp-pps.mjs)`,
+        '',
+        `Where: ${whereText}. kernel: Fulcrum \`datapath: kernel\` (tcx BPF NAT); fulcrum: \`datapath: user\` (the recvmmsg relay). ` +
+          'CPU per datagram: per echoed datagram (request and reply), the proxy process\'s CPU plus the softirq time of all CPUs ' +
+          '(/proc/stat; the kernel path\'s NAT and redirect run there, as does the forwarding of direct), and the whole machine\'s busy time. ' +
+          (opt.latency > 0 ? `RTT: sockperf ping-pong over UDP, ${PAYLOAD} B, full round trip, ${opt.latency} s, through a second service of each proxy to a sockperf server. ` : '') +
+          'For the kernel path the proxy process does next to nothing (its datagrams never reach it), so its proxy-bound load ' +
+          'holds nothing back: the quota caps only the user-space work, and the kernel path\'s cost lands in the softirq of whichever CPU receives.',
         '',
         `${opt.flows} flows (bench/tools/udpflood.c, one connected socket per flow; at full speed on ${opt.clientThreads.join(', ')} sending ` +
           `thread(s) in turn, at the fixed rate on one), ${PAYLOAD}-byte datagrams echoed by ` +
@@ -427,10 +552,11 @@ async function main() {
           'proxy-bound.',
         '',
       ], [...machine, ['loadavg', load]], report);
-      log(`\n${RESULTS_FILE}: section '${SECTION}' ${how}`);
+      log(`\n${RESULTS_FILE}: section '${section}' ${how}`);
     }
   } finally {
     await endRun({ running, servers, budget, dir });
+    net?.close();
   }
 }
 
@@ -456,10 +582,10 @@ function summary(opt, samples, skipped) {
   const perCore = (name, key) => median(list(name, key).filter((s) => s.proxyCpu > 0).map((s) => s.delivered_rate / (s.proxyCpu / 100)));
   const rows = [];
   for (const name of opt.targets) {
-    for (const load of loads) {
+    for (const load of loads.filter((l) => !l.rtt)) {
       const l = list(name, load.key);
       if (l.length === 0) {
-        rows.push([name, load.label, 'skipped', '', '', '', '', '', '', '', '', '']);
+        rows.push([name, load.label, 'skipped', '', '', '', '', '', '', '', '', '', '', '']);
         continue;
       }
       const r = summarize(l.map((s) => s.delivered_rate));
@@ -478,12 +604,27 @@ function summary(opt, samples, skipped) {
         ),
         String(l.reduce((n, s) => n + s.bad, 0)),
         cpu.length ? `${fixed(median(cpu), 0)}%` : '–',
-        load.full && cpu.length ? fixed(perCore(name, load.key), 0) : '',
+        // The kernel path's datagrams never reach its process: a rate per core of that process means nothing.
+        load.full && cpu.length && name !== 'kernel' ? fixed(perCore(name, load.key), 0) : '',
+        `${fixed(median(l.map((s) => s.proxyUs)), 2)} + ${fixed(median(l.map((s) => s.softirqUs)), 2)} = ${fixed(median(l.map((s) => s.pathUs)), 2)}`,
+        fixed(median(l.map((s) => s.busyUs)), 2),
         `${fixed(median(l.map((s) => s.busy)), 0)}%`,
       ]);
     }
   }
-  const parts = [markdownTable(['target', 'load', 'sent/s', 'median delivered/s', 'min–max', 'vs nginx', 'lost (all rounds)', 'dropped at (socket buffers)', 'bad', 'proxy CPU', 'delivered/s per proxy core', 'machine busy'], rows)];
+  const parts = [markdownTable(['target', 'load', 'sent/s', 'median delivered/s', 'min–max', 'vs nginx', 'lost (all rounds)', 'dropped at (socket buffers)', 'bad', 'proxy CPU',
+    'delivered/s per proxy core', 'µs/datagram: proxy + softirq', 'machine µs/datagram', 'machine busy'], rows)];
+  const rtt = loads.find((l) => l.rtt);
+  if (rtt) {
+    parts.push('', `**${rtt.label}** (full round trip, µs, median over rounds)`, '');
+    parts.push(markdownTable(['target', 'p50', 'p99', 'p99.9', 'p50 / direct', 'p99 / direct', 'p50 / fulcrum', 'p99 / fulcrum', 'runs'], opt.targets.map((name) => {
+      const l = list(name, 'rtt');
+      if (l.length === 0) return [name, 'skipped', '', '', '', '', '', '', ''];
+      const m = (k) => med(name, 'rtt', k);
+      return [name, fixed(m('p50'), 1), fixed(m('p99'), 1), fixed(m('p99.9'), 1), ratio(m('p50'), med('direct', 'rtt', 'p50')), ratio(m('p99'), med('direct', 'rtt', 'p99')),
+        ratio(m('p50'), med('fulcrum', 'rtt', 'p50')), ratio(m('p99'), med('fulcrum', 'rtt', 'p99')), String(l.length)];
+    })));
+  }
   parts.push('');
   const full = loads.filter((l) => l.full);
   for (const load of full) {
@@ -516,6 +657,39 @@ function summary(opt, samples, skipped) {
     const n = med('nginx', load.key, 'delivered_rate');
     if (!Number.isFinite(f) || !Number.isFinite(n)) continue;
     parts.push(`fulcrum / nginx delivered datagrams/s ${how} (${load.label}): ${ratio(f, n)} — target ${TARGET_RATIO}× ${f >= TARGET_RATIO * n ? 'met' : 'NOT met'}.`);
+  }
+  // The kernel path (issue 26's targets), same run: against direct and the user-space relay (fulcrum).
+  if (list('kernel', judged[0][0]?.key ?? '').length || list('kernel', 'fixed').length || list('kernel', 'rtt').length) {
+    const verdict = (ok) => (ok ? 'met' : 'NOT met');
+    for (const key of ['p50', 'p99']) {
+      const k = med('kernel', 'rtt', key);
+      const d = med('direct', 'rtt', key);
+      const u = med('fulcrum', 'rtt', key);
+      if (Number.isFinite(k) && Number.isFinite(d) && Number.isFinite(u)) {
+        parts.push(`kernel RTT ${key}: ${ratio(k, d)}× direct (target ≤ 1.1: ${verdict(k <= 1.1 * d)}), ${ratio(k, u)}× fulcrum datapath: user (target ≤ 0.6: ${verdict(k <= 0.6 * u)}).`);
+      }
+    }
+    for (const [load, how] of judged) {
+      if (!load) continue;
+      const k = med('kernel', load.key, 'delivered_rate');
+      const d = med('direct', load.key, 'delivered_rate');
+      if (Number.isFinite(k) && Number.isFinite(d)) parts.push(`kernel delivered datagrams/s ${how} (${load.label}): ${ratio(k, d)}× direct (target ≥ 0.9: ${verdict(k >= 0.9 * d)}).`);
+      else if (Number.isFinite(k) && load.budget) {
+        const u = med('fulcrum', load.key, 'delivered_rate');
+        if (Number.isFinite(u)) parts.push(`kernel delivered datagrams/s ${how} (${load.label}): ${ratio(k, u)}× fulcrum datapath: user (direct has no proxy to hold).`);
+      }
+    }
+    for (const load of [loads.find((l) => l.key === 'fixed'), judged[0][0]]) {
+      if (!load) continue;
+      const k = med('kernel', load.key, 'pathUs');
+      const u = med('fulcrum', load.key, 'pathUs');
+      const d = med('direct', load.key, 'pathUs');
+      if (Number.isFinite(k) && Number.isFinite(u)) {
+        parts.push(`kernel CPU per datagram (proxy + softirq) at ${load.label}: ${fixed(k, 2)} µs vs fulcrum ${fixed(u, 2)} µs = ${ratio(k, u)}× (target ≤ 0.5: ${verdict(k <= 0.5 * u)})` +
+          (Number.isFinite(d) ? `; direct ${fixed(d, 2)} µs (its softirq only: forwarding, the echo servers' and the client's receive), ` +
+            `so over direct the kernel path adds ${fixed(k - d, 2)} µs and the relay ${fixed(u - d, 2)} µs (${ratio(k - d, u - d)}×).` : '.'));
+      }
+    }
   }
   const fixedList = list('fulcrum', 'fixed');
   if (fixedList.length) {

@@ -10,6 +10,14 @@ import { readFileSync } from 'node:fs';
 /** PID -> ChildProcess for every child still running. */
 const live = new Map();
 
+/**
+ * `cmd args` as run in network namespace `netns` (`ip netns exec` replaces
+ * itself with the command: the PID is the command's), or unchanged without one.
+ */
+function inNetns(netns, cmd, args) {
+  return netns ? ['ip', ['netns', 'exec', netns, cmd, ...args]] : [cmd, args];
+}
+
 /** Keep this much of a long-running process's output, for error reports. */
 const OUTPUT_TAIL = 64 * 1024;
 
@@ -17,8 +25,10 @@ const OUTPUT_TAIL = 64 * 1024;
  * Start a long-running process (a server, a proxy). Returns a handle:
  * `{ name, pid, child, exited, exitCode, signal, spawnError, output(), exitPromise }`.
  * `pid` is undefined when the spawn itself failed (`spawnError` says why).
+ * `netns`: run it in that network namespace.
  */
-export function startProcess(name, cmd, args, { cwd, env } = {}) {
+export function startProcess(name, cmd, args, { cwd, env, netns } = {}) {
+  [cmd, args] = inNetns(netns, cmd, args);
   const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let tail = '';
   const append = (chunk) => {
@@ -91,8 +101,10 @@ function signalPid(pid, signal) {
 /**
  * Run a command to completion with a hard deadline (SIGKILL at `timeoutMs`).
  * Resolves `{ code, signal, stdout, stderr, timedOut, error }`; never rejects.
+ * `netns`: run it in that network namespace.
  */
-export function runCommand(cmd, args, { timeoutMs = 30000, cwd, env } = {}) {
+export function runCommand(cmd, args, { timeoutMs = 30000, cwd, env, netns } = {}) {
+  [cmd, args] = inNetns(netns, cmd, args);
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     if (child.pid) live.set(child.pid, child);

@@ -32,3 +32,10 @@ export function ratio(a, b) {
 export function fixed(value, digits = 2) {
   return Number.isFinite(value) ? value.toFixed(digits) : '–';
 }
+
+/** The `p`th percentile (0..100, nearest rank) of the finite numbers in `values`; NaN when there are none. */
+export function percentile(values, p) {
+  const v = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (v.length === 0) return Number.NaN;
+  return v[Math.min(v.length - 1, Math.max(0, Math.ceil((p / 100) * v.length) - 1))];
+}

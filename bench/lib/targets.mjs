@@ -7,11 +7,18 @@
 // (kernel: `relay: kernel`, BPF sockmap; every other Fulcrum path is `relay:
 // user`, the recv/send and splice relay), HAProxy and nginx — each
 // proxy round robin over the same backends with the same number of threads or
-// worker processes.
+// worker processes. `spike` (asked for by name, with `--spike PATH`) is the
+// sockmap spike's own relay (../shared/spikes/sockmap/relay_sockmap, built by
+// hand outside the repo), a same-run reference for `kernel`: one thread, one
+// backend, loopback only.
+//
+// With `net` (bench/lib/netns.mjs) the proxies run in the proxy namespace on
+// its front address, the backends are the server namespace's, and `direct`
+// is the server's address routed through the proxy namespace.
 
-import { fulcrumVersion, haproxyVersion, nginxVersion, startFloorProxy, startFulcrum, startHaproxy, startNginx } from './proxies.mjs';
+import { fulcrumVersion, haproxyVersion, nginxVersion, startFloorProxy, startFulcrum, startHaproxy, startNginx, startSpikeRelay } from './proxies.mjs';
 
-export const PATHS = ['direct', 'floor', 'fulcrum', 'kernel', 'fulcrum-baseline', 'fulcrum-log', 'haproxy', 'nginx'];
+export const PATHS = ['direct', 'floor', 'fulcrum', 'kernel', 'spike', 'fulcrum-baseline', 'fulcrum-log', 'haproxy', 'nginx'];
 export const DEFAULT_PATHS = ['direct', 'floor', 'fulcrum', 'kernel', 'haproxy', 'nginx'];
 
 /**
@@ -22,15 +29,18 @@ export const PATH_OPTIONS = {
   targets: { type: 'string' },
   baseline: { type: 'string' },
   'fulcrum-keys': { type: 'string', default: '' },
+  spike: { type: 'string' },
 };
 
 /** The paths asked for (`--targets`, default: DEFAULT_PATHS plus fulcrum-baseline when `--baseline` is given). */
 export function pathsArg(values, targetsArg) {
   const targets = targetsArg(values.targets ?? [...DEFAULT_PATHS, ...(values.baseline ? ['fulcrum-baseline'] : [])].join(','), PATHS);
   if (targets.includes('fulcrum-baseline') && !values.baseline) throw new Error('--targets fulcrum-baseline needs --baseline DIR');
+  if (targets.includes('spike') && !values.spike) throw new Error('--targets spike needs --spike PATH (the sockmap spike\'s relay_sockmap binary)');
   return {
     targets,
     baseline: values.baseline,
+    spike: values.spike,
     fulcrumKeys: values['fulcrum-keys'].split(';').map((s) => s.trim()).filter(Boolean),
   };
 }
@@ -44,31 +54,40 @@ export function pathVersions(opt) {
 
 /**
  * Starts every path in `opt.targets` in front of `backends` (ports on
- * 127.0.0.1), each proxy on its port from `ports` (one per PATHS entry) and
- * its files in `dir`. Resolves `{ running: Map name -> { port, handle },
- * skipped: Map name -> reason }`; a path that cannot start is skipped.
+ * 127.0.0.1, or on the server namespace's address with `net`), each proxy on
+ * its port from `ports` (one per PATHS entry) and its files in `dir`.
+ * Resolves `{ running: Map name -> { port, host, handle }, skipped: Map name
+ * -> reason }` (`host`: the address a client connects to); a path that
+ * cannot start is skipped.
  */
-export async function startPaths({ opt, dir, ports, backends, threads, log }) {
+export async function startPaths({ opt, dir, ports, backends, threads, log, net }) {
   const listen = (name) => ports[PATHS.indexOf(name)];
+  // In namespaces: where the proxies listen, where the backends are, the proxies' namespace.
+  const where = net ? { host: net.proxyAddr, backendHost: net.serverAddr, netns: net.proxy } : {};
   // relay: user unless named: a baseline checkout may not know the key.
   const fulcrum = (name, root, globalKeys, connectionLog = undefined, relay = root ? undefined : 'user') => async () =>
-    (await startFulcrum({ dir, listenPort: listen(name), backends, workers: threads, root, globalKeys, file: `${name}.yaml`, connectionLog, serviceKeys: relay ? [`relay: ${relay}`] : [] })).handle;
+    (await startFulcrum({ dir, listenPort: listen(name), backends, workers: threads, root, globalKeys, file: `${name}.yaml`, connectionLog, serviceKeys: relay ? [`relay: ${relay}`] : [], ...where })).handle;
   const starters = {
     direct: async () => null,
-    floor: () => startFloorProxy(listen('floor'), backends, threads),
+    floor: () => startFloorProxy(listen('floor'), backends, threads, where),
+    spike: async () => {
+      if (net) throw new Error('the spike relay binds 127.0.0.1 only: loopback runs only');
+      return startSpikeRelay(opt.spike, listen('spike'), backends);
+    },
     fulcrum: fulcrum('fulcrum', undefined, opt.fulcrumKeys),
     kernel: fulcrum('kernel', undefined, opt.fulcrumKeys, undefined, 'kernel'),
     'fulcrum-baseline': fulcrum('fulcrum-baseline', opt.baseline, []),
     'fulcrum-log': fulcrum('fulcrum-log', undefined, opt.fulcrumKeys, `${dir}/connections.log`),
-    haproxy: async () => (await startHaproxy({ dir, listenPort: listen('haproxy'), backends, threads })).handle,
-    nginx: async () => (await startNginx({ dir, tcpPort: listen('nginx'), backends, workers: threads })).handle,
+    haproxy: async () => (await startHaproxy({ dir, listenPort: listen('haproxy'), backends, threads, ...where })).handle,
+    nginx: async () => (await startNginx({ dir, tcpPort: listen('nginx'), backends, workers: threads, ...where })).handle,
   };
   const running = new Map();
   const skipped = new Map();
   for (const name of opt.targets) {
     try {
       const handle = await starters[name]();
-      running.set(name, { port: name === 'direct' ? backends[0] : listen(name), handle });
+      const host = net ? (name === 'direct' ? net.serverAddr : net.proxyAddr) : '127.0.0.1';
+      running.set(name, { port: name === 'direct' ? backends[0] : listen(name), host, handle });
     } catch (err) {
       skipped.set(name, err.message.split('\n')[0]);
       log(`${name}: SKIPPED, ${err.message}`);

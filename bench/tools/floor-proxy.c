@@ -4,8 +4,9 @@
 // is the kernel's floor for any proxy built on recv/send.
 //
 //   floor-proxy -p LISTEN_PORT -b BACKEND_PORT[,BACKEND_PORT...] [-t THREADS]
+//               [-a LISTEN_ADDR] [-B BACKEND_ADDR]
 //
-// Each thread has its own SO_REUSEPORT listener on 127.0.0.1 and epoll
+// Each thread has its own SO_REUSEPORT listener on 127.0.0.1 (or -a) and epoll
 // (edge-triggered); an accepted client gets a backend by round robin,
 // connected with a blocking connect() (loopback); both sockets TCP_NODELAY.
 // A readable socket: recv() into a 16 KiB buffer and send() it on, until a
@@ -37,6 +38,9 @@
 #define MAX_FDS 65536
 
 static int listen_port;
+// Network byte order; loopback unless -a / -B (benchmarks across network namespaces).
+static in_addr_t listen_addr;
+static in_addr_t backend_addr;
 static int backends[MAX_BACKENDS];
 static int backend_count;
 static atomic_uint next_backend;
@@ -58,7 +62,7 @@ static int make_listener(void) {
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)listen_port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)listen_port), .sin_addr.s_addr = listen_addr};
   if (bind(fd, (struct sockaddr*)&a, sizeof a) < 0 || listen(fd, 4096) < 0) {
     perror("floor-proxy: bind/listen");
     exit(1);
@@ -100,7 +104,7 @@ static void accept_all(int ep, int lfd) {
     if (c < 0) return;
     int b = tcp_socket();
     unsigned which = atomic_fetch_add(&next_backend, 1) % (unsigned)backend_count;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)backends[which]), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)backends[which]), .sin_addr.s_addr = backend_addr};
     if (b < 0 || b >= MAX_FDS || c >= MAX_FDS || connect(b, (struct sockaddr*)&a, sizeof a) < 0) {
       close(c);
       if (b >= 0) close(b);
@@ -157,20 +161,26 @@ static void* serve(void* arg) {
 int main(int argc, char** argv) {
   int threads = 2;
   int opt;
-  while ((opt = getopt(argc, argv, "p:b:t:")) != -1) {
-    if (opt == 'p') {
+  listen_addr = backend_addr = htonl(INADDR_LOOPBACK);
+  while ((opt = getopt(argc, argv, "p:b:t:a:B:")) != -1) {
+    if (opt == 'a' || opt == 'B') {
+      if (inet_pton(AF_INET, optarg, opt == 'a' ? &listen_addr : &backend_addr) != 1) {
+        fprintf(stderr, "floor-proxy: -%c: not an IPv4 address: %s\n", opt, optarg);
+        return 2;
+      }
+    } else if (opt == 'p') {
       listen_port = atoi(optarg);
     } else if (opt == 'b') {
       for (char* s = strtok(optarg, ","); s && backend_count < MAX_BACKENDS; s = strtok(NULL, ",")) backends[backend_count++] = atoi(s);
     } else if (opt == 't') {
       threads = atoi(optarg);
     } else {
-      fprintf(stderr, "usage: floor-proxy -p PORT -b PORT[,PORT...] [-t THREADS]\n");
+      fprintf(stderr, "usage: floor-proxy -p PORT -b PORT[,PORT...] [-t THREADS] [-a LISTEN_ADDR] [-B BACKEND_ADDR]\n");
       return 2;
     }
   }
   if (backend_count == 0 || threads < 1 || threads > 64) {
-    fprintf(stderr, "usage: floor-proxy -p PORT -b PORT[,PORT...] [-t THREADS]\n");
+    fprintf(stderr, "usage: floor-proxy -p PORT -b PORT[,PORT...] [-t THREADS] [-a LISTEN_ADDR] [-B BACKEND_ADDR]\n");
     return 2;
   }
   for (int i = 0; i < MAX_FDS; i++) peer[i] = -1;

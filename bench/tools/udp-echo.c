@@ -1,6 +1,6 @@
 // A UDP echo server for bench/udp-pps.mjs, so the backend is never what
-// limits the packet rate: udp-echo [-p PORT] [-t THREADS]. Each thread has
-// its own SO_REUSEPORT socket on 127.0.0.1 and answers in batches
+// limits the packet rate: udp-echo [-p PORT] [-t THREADS] [-a ADDR]. Each thread has
+// its own SO_REUSEPORT socket on 127.0.0.1 (or ADDR) and answers in batches
 // (recvmmsg/sendmmsg of up to 64 datagrams). Prints {"port":N} once bound;
 // on SIGTERM prints {"received":N,"sent":N} and exits.
 //
@@ -22,6 +22,8 @@
 enum { kBatch = 64, kSlot = 2048 };
 
 static int port;
+// Network byte order; loopback unless -a (benchmarks across network namespaces).
+static in_addr_t bind_addr;
 static atomic_ulong received_total;
 static atomic_ulong sent_total;
 
@@ -33,7 +35,7 @@ static int open_socket(void) {
   setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes) < 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
   if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof bytes) < 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = bind_addr};
   if (bind(fd, (struct sockaddr*)&a, sizeof a) < 0) { perror("udp-echo: bind"); exit(1); }
   socklen_t len = sizeof a;
   getsockname(fd, (struct sockaddr*)&a, &len);
@@ -83,10 +85,12 @@ static void on_term(int sig) {
 int main(int argc, char** argv) {
   int threads = 1;
   int opt;
-  while ((opt = getopt(argc, argv, "p:t:")) != -1) {
+  bind_addr = htonl(INADDR_LOOPBACK);
+  while ((opt = getopt(argc, argv, "p:t:a:")) != -1) {
     if (opt == 'p') port = atoi(optarg);
     else if (opt == 't') threads = atoi(optarg);
-    else { fprintf(stderr, "usage: udp-echo [-p PORT] [-t THREADS]\n"); return 2; }
+    else if (opt == 'a' && inet_pton(AF_INET, optarg, &bind_addr) == 1) continue;
+    else { fprintf(stderr, "usage: udp-echo [-p PORT] [-t THREADS] [-a IPV4_ADDR]\n"); return 2; }
   }
   if (threads < 1 || threads > 64) { fprintf(stderr, "udp-echo: -t 1..64\n"); return 2; }
   signal(SIGTERM, on_term);

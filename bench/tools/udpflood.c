@@ -1,11 +1,11 @@
 // UDP packet-rate load generator for bench/udp-pps.mjs: F flows (one
 // connected socket each, so each is its own 5-tuple) send SIZE-byte
-// datagrams to 127.0.0.1:PORT and count the echoes that come back, for D
+// datagrams to 127.0.0.1:PORT (or ADDR:PORT) and count the echoes that come back, for D
 // seconds. T threads (default 1) each own every T-th flow; non-blocking
 // sockets, sendmmsg/recvmmsg batches, no locks (each thread counts alone and
 // the totals are summed after the threads are joined).
 //
-//   udpflood -p PORT [-f 8] [-t 1] [-d 5] [-s 64] [-r RATE]
+//   udpflood -p PORT [-a ADDR] [-f 8] [-t 1] [-d 5] [-s 64] [-r RATE]
 //
 // -r 0 (default): as fast as the threads can send (a burst of 16 per flow,
 // then whatever replies are waiting). -r N: N datagrams per second in all,
@@ -169,16 +169,20 @@ int main(int argc, char** argv) {
   int thread_count = 1;
   double duration = 5;
   long rate = 0;
+  in_addr_t addr = htonl(INADDR_LOOPBACK);
   int opt;
-  while ((opt = getopt(argc, argv, "p:f:t:d:s:r:")) != -1) {
+  while ((opt = getopt(argc, argv, "p:a:f:t:d:s:r:")) != -1) {
     switch (opt) {
       case 'p': port = atoi(optarg); break;
+      case 'a':
+        if (inet_pton(AF_INET, optarg, &addr) != 1) { fprintf(stderr, "udpflood: -a: not an IPv4 address: %s\n", optarg); return 2; }
+        break;
       case 'f': flow_count = atoi(optarg); break;
       case 't': thread_count = atoi(optarg); break;
       case 'd': duration = atof(optarg); break;
       case 's': size = (size_t)atol(optarg); break;
       case 'r': rate = atol(optarg); break;
-      default: fprintf(stderr, "usage: udpflood -p PORT [-f 8] [-t 1] [-d 5] [-s 64] [-r RATE]\n"); return 2;
+      default: fprintf(stderr, "usage: udpflood -p PORT [-a ADDR] [-f 8] [-t 1] [-d 5] [-s 64] [-r RATE]\n"); return 2;
     }
   }
   if (port <= 0 || flow_count < 1 || flow_count > kMaxFlows || thread_count < 1 || thread_count > kMaxThreads ||
@@ -187,7 +191,7 @@ int main(int argc, char** argv) {
             kMaxFlows, kMaxThreads, kMaxSize);
     return 2;
   }
-  struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = addr};
   for (int i = 0; i < flow_count; i++) {
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int bytes = 8 << 20;
