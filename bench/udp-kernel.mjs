@@ -220,7 +220,7 @@ if (args.write && policyOnly) {
   writeRunSection('udp-kernel-policy', [
     '## Kernel UDP datapath: the cost of the admission policies (bench/udp-kernel.mjs --targets kernel,policy)',
     '',
-    `The topology of the next section. kernel: \`datapath: kernel\` with no policy; policy: the same with allow/deny (200 IPv4 prefixes, the client's among them), client_limits datagram_rate/burst 1000000 and udp.responses 1000000, so every datagram pays the ACL lookup (new flows), the per-client bucket and the reply count, and none is refused. sockperf 64 B ping-pong for ${LATENCY_S} s and throughput for ${THROUGHPUT_S} s; medians of ${ROUNDS} interleaved rounds, order rotated.`,
+    `The topology of "Kernel UDP datapath across namespaces" (same script). kernel: \`datapath: kernel\` with no policy; policy: the same with allow/deny (200 IPv4 prefixes, the client's among them), client_limits datagram_rate/burst 1000000 and udp.responses 1000000, so every datagram pays the ACL lookup (new flows), the per-client bucket and the reply count, and none is refused. sockperf 64 B ping-pong for ${LATENCY_S} s and throughput for ${THROUGHPUT_S} s; medians of ${ROUNDS} interleaved rounds, order rotated.`,
   ], machineInfo([{ label: 'sockperf', cmd: 'sockperf', args: ['--version'] }]), [table, '', ...kernelLines].join('\n'));
 } else if (args.write) {
   writeRunSection('udp-kernel', [
