@@ -207,7 +207,9 @@ export class Engine extends EventEmitter {
   }
 
   stats(): EngineStats {
-    const kernel = this.#stopped ? [] : this.#native.udpDatapaths();
+    // Only udp services have kernel counts (HA tracking and session rates read stats() often).
+    const udp = (this.#config?.services ?? []).some((s) => s.protocol === 'udp');
+    const kernel = this.#stopped || !udp ? [] : this.#native.udpDatapaths();
     const services = (this.#config?.services ?? []).map((service) =>
       addKernelPolicyCounts(this.#serviceStats(service), kernel.find((d) => d.service === service.name)));
     return {
