@@ -45,6 +45,7 @@
         "native/engine/udp_flow_table.cc",
         "native/engine/udp_relay.cc",
         "native/engine/udp_kernel_nat.cc",
+        "native/engine/udp_kernel_policy.cc",
         "native/engine/udp_socket.cc",
         "native/engine/worker.cc"
       ]

@@ -9,6 +9,12 @@
 // this bench has no loopback case; bench/udp-pps.mjs covers the relay there.
 //
 //   node bench/udp-kernel.mjs [--latency 10] [--throughput 5] [--rounds 3] [--targets direct,kernel,user,nginx] [--write]
+//   node bench/udp-kernel.mjs --targets kernel,policy --write
+//
+// policy: the kernel path with every admission policy on (allow/deny lists of
+// 200 prefixes, client_limits datagram_rate 1000000/s, udp.responses 1000000:
+// none ever refuses, so each datagram pays the checks), against kernel
+// (policies off): what the policies cost. Written to its own section.
 //
 // Per round, targets rotated: sockperf ping-pong, 64 B, full RTT (p50, p99,
 // p99.9), then sockperf throughput 64 B for --throughput seconds at full
@@ -49,7 +55,11 @@ const CLIENT = '10.203.1.2';
 const BACK = '10.203.2.1';
 const SERVER = '10.203.2.2';
 const SERVER_PORT = 11111;
-const TARGETS = { direct: [SERVER, SERVER_PORT], kernel: [FRONT, 7000], user: [FRONT, 7001], nginx: [FRONT, 7002] };
+const TARGETS = { direct: [SERVER, SERVER_PORT], kernel: [FRONT, 7000], user: [FRONT, 7001], nginx: [FRONT, 7002], policy: [FRONT, 7003] };
+// The policy target's lists: the client's /24 among 200 prefixes of other
+// networks (an LPM trie that has to be walked), and a deny list.
+const ALLOW = [...Array.from({ length: 150 }, (_, i) => `10.${100 + (i % 100)}.${i}.0/24`), '10.203.1.0/24'];
+const DENY = Array.from({ length: 49 }, (_, i) => `10.203.1.${200 + i}/32`);
 
 if (process.getuid?.() !== 0) {
   console.error('udp-kernel: needs root (network namespaces, BPF)');
@@ -105,6 +115,15 @@ log: {level: warn}
 services:
   - {name: kernel, protocol: udp, listen: "${FRONT}:7000", datapath: kernel, backends: [{address: "${SERVER}:${SERVER_PORT}"}]}
   - {name: user, protocol: udp, listen: "${FRONT}:7001", datapath: user, backends: [{address: "${SERVER}:${SERVER_PORT}"}]}
+  - name: policy
+    protocol: udp
+    listen: "${FRONT}:7003"
+    datapath: kernel
+    allow: [${ALLOW.join(', ')}]
+    deny: [${DENY.join(', ')}]
+    client_limits: {datagram_rate: 1000000, datagram_burst: 1000000}
+    udp: {responses: 1000000}
+    backends: [{address: "${SERVER}:${SERVER_PORT}"}]
 `);
 const fulcrum = start('p', process.execPath, [join(REPO_ROOT, 'dist', 'cli.js'), 'run', '-c', join(dir, 'fulcrum.yaml')]);
 const targets = args.targets.split(',');
@@ -189,7 +208,21 @@ if (targets.includes('kernel') && targets.includes('direct') && targets.includes
   );
   console.log(kernelLines[0]);
 }
-if (args.write) {
+const policyOnly = targets.length === 2 && targets.includes('kernel') && targets.includes('policy');
+if (policyOnly) {
+  kernelLines.push(
+    `policy vs kernel (the admission policies' cost): p50 x${fixed(med('policy', 'p50') / med('kernel', 'p50'))}, p99 x${fixed(med('policy', 'p99') / med('kernel', 'p99'))}, ` +
+    `delivered x${fixed(med('policy', 'pps') / med('kernel', 'pps'))}, CPU/datagram x${fixed(med('policy', 'cpuUs') / med('kernel', 'cpuUs'))}`,
+  );
+  console.log(kernelLines.at(-1));
+}
+if (args.write && policyOnly) {
+  writeRunSection('udp-kernel-policy', [
+    '## Kernel UDP datapath: the cost of the admission policies (bench/udp-kernel.mjs --targets kernel,policy)',
+    '',
+    `The topology of "Kernel UDP datapath across namespaces" (same script). kernel: \`datapath: kernel\` with no policy; policy: the same with allow/deny (200 IPv4 prefixes, the client's among them), client_limits datagram_rate/burst 1000000 and udp.responses 1000000, so every datagram pays the ACL lookup (new flows), the per-client bucket and the reply count, and none is refused. sockperf 64 B ping-pong for ${LATENCY_S} s and throughput for ${THROUGHPUT_S} s; medians of ${ROUNDS} interleaved rounds, order rotated.`,
+  ], machineInfo([{ label: 'sockperf', cmd: 'sockperf', args: ['--version'] }]), [table, '', ...kernelLines].join('\n'));
+} else if (args.write) {
   writeRunSection('udp-kernel', [
     '## Kernel UDP datapath across namespaces (bench/udp-kernel.mjs)',
     '',

@@ -207,7 +207,8 @@ Napi::Value EngineHandle::udp_datapaths(const Napi::CallbackInfo& info) {
   if (!engine_) return list;
   static const char* const kStatNames[kKernelStatCount] = {
       "clientPackets", "clientBytes",      "replyPackets",     "replyBytes",          "newFlows",
-      "movedFlows",    "passedNoBackend", "passedNoNatPort", "passedUnsupported", "dropped"};
+      "movedFlows",    "passedNoBackend", "passedNoNatPort", "passedUnsupported", "dropped",
+      "denied",        "overRate",         "completedFlows",  "repliesDropped"};
   uint32_t i = 0;
   for (const UdpDatapathStatus& status : engine_->udp_datapaths()) {
     Napi::Object item = Napi::Object::New(env);

@@ -7,6 +7,12 @@
 //   udp_nat_from_backend  on the interface that reaches the backends:
 //                         backend -> snat ip:nat port becomes listen ip:port -> client
 //
+// The service's admission policies (udp_kernel_policy.h) run here too, as
+// the relay runs them: allow/deny decides a new flow (an LPM trie of IPv4
+// prefixes), client_limits' datagram_rate every datagram of a client (a
+// GCRA per client address in an LRU map), udp.responses ends a flow after N
+// replies. What they refuse is dropped (TC_ACT_SHOT) and counted.
+//
 // Anything the programs do not handle (not IPv4, IP options, fragments, no
 // backend up, no free NAT port, a reply from the wrong address) goes on up
 // the stack with TCX_NEXT, where the user-space relay bound on the listen
@@ -98,7 +104,26 @@ enum {
   STAT_PASSED_NO_NAT_PORT,
   STAT_PASSED_UNSUPPORTED,  // fragments, IP options
   STAT_DROPPED,             // a rewrite failed
+  STAT_DENIED,              // client datagrams refused by allow/deny
+  STAT_OVER_RATE,           // client datagrams over client_limits' datagram_rate
+  STAT_COMPLETED_FLOWS,     // flows ended after udp.responses replies
+  STAT_REPLIES_DROPPED,     // replies past udp.responses
   STAT_COUNT,
+};
+
+// The admission policies, written by udp_kernel_policy.cc.
+struct nat_policy {
+  u32 flags;            // POLICY_*
+  u32 responses;        // udp.responses: replies that end a flow; 0 none
+  u64 interval_ns;      // POLICY_RATE: 1 s / datagram_rate
+  u64 burst_ns;         // POLICY_RATE: datagram_burst * interval_ns
+};
+#define POLICY_ACL 1           // look new flows' clients up in nat_acl
+#define POLICY_DEFAULT_DENY 2  // the allow list is not empty: a client no prefix holds is refused
+#define POLICY_RATE 4          // datagram_rate per client address
+struct nat_acl_key {
+  u32 prefixlen;
+  u32 ip;
 };
 
 char nat_config SEC("maps");    // ARRAY[1] of struct nat_config
@@ -107,6 +132,9 @@ char nat_maglev SEC("maps");    // ARRAY[table size] of u32 slot
 char nat_flows SEC("maps");     // LRU_HASH[max_flows] nat_flow_key -> nat_flow
 char nat_reverse SEC("maps");   // HASH[nat port count] u32 nat port -> nat_reverse
 char nat_stats SEC("maps");     // PERCPU_ARRAY[STAT_COUNT] of u64
+char nat_policy SEC("maps");    // ARRAY[1] of struct nat_policy
+char nat_acl SEC("maps");       // LPM_TRIE nat_acl_key -> u8 (1 allow, 0 deny)
+char nat_clients SEC("maps");   // LRU_HASH[table_size] u32 client ip -> u64 its GCRA time
 
 static void *(*map_lookup_elem)(void *map, const void *key) = (void *)BPF_FUNC_map_lookup_elem;
 static long (*map_update_elem)(void *map, const void *key, const void *value, u64 flags) = (void *)BPF_FUNC_map_update_elem;
@@ -114,6 +142,7 @@ static u64 (*ktime_get_ns)(void) = (void *)BPF_FUNC_ktime_get_ns;
 static long (*skb_store_bytes)(void *skb, u32 offset, const void *from, u32 len, u64 flags) = (void *)BPF_FUNC_skb_store_bytes;
 static long (*l3_csum_replace)(void *skb, u32 offset, u64 from, u64 to, u64 size) = (void *)BPF_FUNC_l3_csum_replace;
 static long (*l4_csum_replace)(void *skb, u32 offset, u64 from, u64 to, u64 flags) = (void *)BPF_FUNC_l4_csum_replace;
+static long (*map_delete_elem)(void *map, const void *key) = (void *)BPF_FUNC_map_delete_elem;
 static long (*redirect_neigh)(u32 ifindex, void *params, int plen, u64 flags) = (void *)BPF_FUNC_redirect_neigh;
 
 #define IP_CHECK_AT (ETH_HLEN + 10)
@@ -189,11 +218,52 @@ static __always_inline struct nat_backend *place(struct nat_config *config, u32 
   return backend;
 }
 
+// allow/deny for a new flow's client: the longest prefix decides (the same
+// prefix in both lists is written as deny); none: admitted unless there is
+// an allow list. As CidrSet::admits.
+static __always_inline int acl_admits(struct nat_policy *policy, u32 client_ip) {
+  if (!(policy->flags & POLICY_ACL)) return 1;
+  struct nat_acl_key key = {32, client_ip};
+  u8 *verdict = map_lookup_elem(&nat_acl, &key);
+  if (verdict) return *verdict;
+  return !(policy->flags & POLICY_DEFAULT_DENY);
+}
+
+// datagram_rate as a GCRA (a token bucket of datagram_burst): each client
+// address has the time its schedule has reached; a datagram moves it one
+// interval on, and is over the rate when that runs more than the burst
+// ahead of now. A client quiet long enough starts at now (a full bucket). The
+// add is atomic, so CPUs sharing a client never admit more than the rate;
+// the restart at now is a plain store, so CPUs that find the same quiet
+// client at the same instant may admit one datagram each over the burst.
+// A client the LRU map has forgotten starts with a full bucket, like an
+// entry the relay's table reclaimed.
+static __always_inline int over_rate(struct nat_policy *policy, u32 client_ip) {
+  if (!(policy->flags & POLICY_RATE)) return 0;
+  u64 now = ktime_get_ns();
+  u64 *next = map_lookup_elem(&nat_clients, &client_ip);
+  if (!next) {
+    map_update_elem(&nat_clients, &client_ip, &now, BPF_NOEXIST);
+    next = map_lookup_elem(&nat_clients, &client_ip);
+    if (!next) return 0;
+  }
+  u64 interval = policy->interval_ns;
+  if (*next < now) *next = now;
+  __sync_fetch_and_add(next, interval);
+  if (*next > now + policy->burst_ns) {
+    __sync_fetch_and_add(next, -interval);
+    return 1;
+  }
+  return 0;
+}
+
 SEC("tc")
 int udp_nat_from_client(struct __sk_buff *skb) {
   u32 zero = 0;
   struct nat_config *config = map_lookup_elem(&nat_config, &zero);
   if (!config) return TCX_NEXT;
+  struct nat_policy *policy = map_lookup_elem(&nat_policy, &zero);
+  if (!policy) return TCX_NEXT;
   struct iphdr *ip;
   struct udphdr *udp;
   if (parse(skb, &ip, &udp)) return TCX_NEXT;
@@ -207,6 +277,17 @@ int udp_nat_from_client(struct __sk_buff *skb) {
   struct nat_flow_key key = {client_ip, client_port, 0};
   struct nat_flow *flow = map_lookup_elem(&nat_flows, &key);
   struct nat_flow fresh;
+  // As the relay: allow/deny decides a new flow (user space ends the open
+  // flows a reload's new lists refuse), the rate counts every datagram, and
+  // a client with no token left gets no flow.
+  if (!flow && !acl_admits(policy, client_ip)) {
+    count(STAT_DENIED, 1);
+    return TC_ACT_SHOT;
+  }
+  if (over_rate(policy, client_ip)) {
+    count(STAT_OVER_RATE, 1);
+    return TC_ACT_SHOT;
+  }
   if (flow) {
     struct nat_backend *backend = map_lookup_elem(&nat_backends, &flow->slot);
     int keeps = backend && backend->ip == flow->backend_ip && backend->port == flow->backend_port &&
@@ -301,8 +382,24 @@ int udp_nat_from_backend(struct __sk_buff *skb) {
   u32 backend_ip = ip->saddr;
   u16 backend_port = udp->source;
   if (back->backend_ip != backend_ip || back->backend_port != backend_port) return TCX_NEXT;
+  struct nat_policy *policy = map_lookup_elem(&nat_policy, &zero);
+  if (!policy) return TCX_NEXT;
+  u32 responses = policy->responses;
+  if (responses && back->packets >= responses) {
+    // The flow has had its replies: later ones are dropped, as the relay's
+    // closed socket drops them (user space frees the port after a grace).
+    count(STAT_REPLIES_DROPPED, 1);
+    return TC_ACT_SHOT;
+  }
   back->last_ns = ktime_get_ns();
   __sync_fetch_and_add(&back->packets, 1);
+  if (responses && back->packets >= responses) {
+    // The last reply: the flow ends, its client's next datagram makes a new
+    // one (a new NAT port: this one stays taken until user space frees it).
+    struct nat_flow_key key = {back->client_ip, back->client_port, 0};
+    struct nat_flow *flow = map_lookup_elem(&nat_flows, &key);
+    if (flow && flow->nat_port == port && map_delete_elem(&nat_flows, &key) == 0) count(STAT_COMPLETED_FLOWS, 1);
+  }
   __sync_fetch_and_add(&back->bytes, skb->len);
   count(STAT_REPLY_PACKETS, 1);
   count(STAT_REPLY_BYTES, skb->len);

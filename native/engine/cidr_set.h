@@ -33,6 +33,17 @@ class CidrSet {
   bool empty() const { return v4_.empty() && v6_.empty(); }
   // Whether the client at `address` (AF_INET or AF_INET6) is admitted.
   bool admits(const sockaddr_storage& address) const;
+  // After finish(): whether any allow prefix was added (then an address no
+  // prefix contains is refused), and each IPv4 prefix (IPv4-mapped IPv6 ones
+  // included) with its decision, one per prefix (deny where both lists have
+  // it). For the kernel UDP datapath's copy of the lists (udp_kernel_policy.h).
+  bool has_allow() const { return has_allow_; }
+  template <typename Visit>  // visit(uint32_t prefix in host order, unsigned length, bool allow)
+  void each_ipv4(Visit&& visit) const {
+    for (const Level& level : v4_.levels) {
+      for (const Entry& entry : level.entries) visit(static_cast<uint32_t>(entry.key.lo), level.length, entry.allow);
+    }
+  }
 
  private:
   // An address as 128 bits (IPv4 in the low 32 bits of lo), masked to its prefix.

@@ -170,9 +170,6 @@ std::string reserve_nat_ports(uint32_t first, uint32_t count) {
 // Features the programs do not implement: such a service stays on the relay.
 std::string unsupported_feature(const ServiceSpec& spec) {
   if (spec.picker.balance != Balance::kMaglev) return "balance is not maglev (the kernel datapath places flows by Maglev)";
-  if (spec.udp.responses != 0) return "udp.responses is set (the kernel datapath does not count replies per flow)";
-  if (spec.acl) return "an allow/deny list is set (enforced by the relay only)";
-  if (spec.limits.enabled) return "client_limits is set (enforced by the relay only)";
   if (spec.sync) return "sync is on (the kernel datapath's flows are not shared with peers)";
   if (spec.transparent) return "source: client is set (the kernel datapath always NATs the source)";
   if (spec.accept_proxy.enabled) return "accept_proxy is set";
@@ -265,11 +262,12 @@ std::unique_ptr<UdpKernelNat> UdpKernelNat::start(const ServiceSpec& spec, const
     }
     *made.fd = bpf::Fd(fd);
   }
+  if (!nat->policy_.create(spec, reason)) return nullptr;
   auto resolve = [&](std::string_view name) -> int {
     for (const Made& made : maps) {
       if (name == made.spec.name) return made.fd->get();
     }
-    return -1;
+    return nat->policy_.map_fd(name);
   };
   const int from_client = bpf::load_program(bpf_generated::kUdpNatFromClient, BPF_PROG_TYPE_SCHED_CLS, 0, resolve, &error);
   if (from_client < 0) {
@@ -321,7 +319,7 @@ bool UdpKernelNat::compatible(const ServiceSpec& spec) const {
   return memcmp(&spec.listen.storage, &spec_.listen.storage, sizeof(sockaddr_in)) == 0 &&
          spec.udp.max_flows == spec_.udp.max_flows && spec.udp.nat_port_first == spec_.udp.nat_port_first &&
          spec.udp.nat_port_count == spec_.udp.nat_port_count && spec.picker.maglev_table_size == table_size_ &&
-         unsupported_feature(spec).empty() && same_backends(spec, spec_);
+         unsupported_feature(spec).empty() && same_backends(spec, spec_) && policy_.compatible(spec);
 }
 
 void UdpKernelNat::update(const ServiceSpec& spec, const BackendTable& table) {
@@ -366,6 +364,7 @@ void UdpKernelNat::update(const ServiceSpec& spec, const BackendTable& table) {
     bpf::map_update(maglev_.get(), &entry, &next[entry], BPF_ANY);
     table_[entry] = next[entry];
   }
+  policy_.update(spec, flows_.get(), reverse_.get());
   spec_ = spec;
 }
 

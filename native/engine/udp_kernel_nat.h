@@ -30,6 +30,7 @@
 #include "backend_table.h"
 #include "bpf.h"
 #include "service.h"
+#include "udp_kernel_policy.h"
 
 namespace fulcrum {
 
@@ -45,6 +46,10 @@ enum UdpKernelStat : uint32_t {
   kKernelPassedNoNatPort,
   kKernelPassedUnsupported,
   kKernelDropped,
+  kKernelDenied,           // allow/deny (udp_kernel_policy.h)
+  kKernelOverRate,         // client_limits' datagram_rate
+  kKernelCompletedFlows,   // ended after udp.responses replies
+  kKernelRepliesDropped,   // replies past udp.responses
   kKernelStatCount,
 };
 
@@ -88,6 +93,7 @@ class UdpKernelNat {
   uint32_t table_size_ = 0;
   bpf::Fd config_, backends_, maglev_, flows_, reverse_, stats_;
   bpf::Fd from_client_, from_backend_;
+  UdpKernelPolicy policy_;  // allow/deny, client_limits, udp.responses
   std::vector<bpf::Fd> links_;
   std::vector<uint32_t> table_;  // what nat_maglev holds
   std::vector<uint32_t> slots_;  // slots written into nat_backends

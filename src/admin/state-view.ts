@@ -6,6 +6,7 @@ import type { RelayStats } from '../engine/stats.js';
 import type { UdpDatapathStatus } from '../engine/native.js';
 import type { ServiceConnectionStats } from '../engine/connection-stats.js';
 import { backendKey } from '../engine/backend-key.js';
+import { kernelPolicyNotes } from '../config/udp-datapath.js';
 import type { ConnectionBudget } from '../engine/fd-budget.js';
 import {
   pickFields,
@@ -77,7 +78,7 @@ export interface ServiceView extends TrafficCounters, Record<QueueField, number>
   /** protocol: udp services only: the flow table's counters. */
   udp?: UdpServiceStats;
   /** protocol: udp services only: the kernel datapath (tcx BPF NAT) with its counters, or the relay and why. */
-  datapath?: UdpDatapathStatus;
+  datapath?: UdpDatapathStatus & { policies?: string[] };
   /** Connections (udp: flows) ended since start, by termination state (connection log; only states with a count). */
   ended: Record<string, number>;
   /** Clients refused before any backend (ACL, client limits) and PROXY headers read. */
@@ -163,7 +164,7 @@ export function servicesView(runtime: FulcrumRuntime, stats: EngineStats = runti
       sessionRate: runtime.rates.service(service.name).rate,
       sessionRateMax: runtime.rates.service(service.name).max,
       ...(service.udp ? { udp: service.udp } : {}),
-      ...(datapaths.has(service.name) ? { datapath: datapaths.get(service.name)! } : {}),
+      ...(datapaths.has(service.name) ? { datapath: withPolicyNotes(datapaths.get(service.name)!, serviceConfig) } : {}),
       ended: Object.fromEntries(Object.entries(connections.get(service.name)?.terminations ?? {}).filter(([, n]) => n > 0)),
       admission: service.admission,
       guarded: serviceConfig !== undefined && isGuarded(serviceConfig),
@@ -197,4 +198,11 @@ export function statusView(runtime: FulcrumRuntime, version: string): StatusView
     connectionBudget: budget === undefined ? null : { ...budget, open: runtime.engine.activeConnections(), acceptPaused: stats.acceptPaused },
     services: servicesView(runtime, stats),
   };
+}
+
+/** The kernel datapath's status with how it enforces the service's policies (README, Kernel UDP datapath). */
+function withPolicyNotes(datapath: UdpDatapathStatus, service: ServiceConfig | undefined): UdpDatapathStatus & { policies?: string[] } {
+  if (datapath.datapath !== 'kernel' || service === undefined) return datapath;
+  const policies = kernelPolicyNotes(service);
+  return policies.length > 0 ? { ...datapath, policies } : datapath;
 }

@@ -14,6 +14,7 @@ import { EngineStopped, OutOfRange, UnknownBackend } from '../errors.js';
 import { CounterBaselines } from './baselines.js';
 import { CounterReader, type AdmissionField } from './counter-reader.js';
 import { decodeConnectionStats, type ServiceConnectionStats } from './connection-stats.js';
+import { addKernelPolicyCounts } from './udp-kernel-policy-counts.js';
 import { loadNative, NativeBackendState, type ConnectionLogCounters, type NativeEngine, type NativeEvent, type UdpDatapathStatus } from './native.js';
 import { backendKey } from './backend-key.js';
 import type { ConnectionBudget } from './fd-budget.js';
@@ -206,7 +207,11 @@ export class Engine extends EventEmitter {
   }
 
   stats(): EngineStats {
-    const services = (this.#config?.services ?? []).map((service) => this.#serviceStats(service));
+    // Only udp services have kernel counts (HA tracking and session rates read stats() often).
+    const udp = (this.#config?.services ?? []).some((s) => s.protocol === 'udp');
+    const kernel = this.#stopped || !udp ? [] : this.#native.udpDatapaths();
+    const services = (this.#config?.services ?? []).map((service) =>
+      addKernelPolicyCounts(this.#serviceStats(service), kernel.find((d) => d.service === service.name)));
     return {
       services,
       pooledPipes: this.#counters.worker('pooledPipes'),

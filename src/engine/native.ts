@@ -25,7 +25,10 @@ export interface UdpDatapathStatus {
   expired: number;
   stats: Record<
     | 'clientPackets' | 'clientBytes' | 'replyPackets' | 'replyBytes' | 'newFlows' | 'movedFlows'
-    | 'passedNoBackend' | 'passedNoNatPort' | 'passedUnsupported' | 'dropped',
+    | 'passedNoBackend' | 'passedNoNatPort' | 'passedUnsupported' | 'dropped'
+    // The admission policies (udp_kernel_policy.h): datagrams refused by allow/deny and over
+    // client_limits' datagram_rate; flows ended after udp.responses replies, replies past it.
+    | 'denied' | 'overRate' | 'completedFlows' | 'repliesDropped',
     number
   >;
 }
