@@ -336,9 +336,8 @@ export class SessionSync implements SyncSource {
     clearInterval(this.#dumpTimer);
     this.#dumpTimer = undefined;
     this.flush();
-    // Linked and never handed the socket: it was not bound here.
-    if (this.#network) this.#socket.close();
     this.#network = false;
+    this.#socket.close();
     this.#logger.info({ counters: this.#counters, rejected: this.#rejected, resyncRefused: this.#resyncRefused }, 'session sync stopped');
   }
 
