@@ -109,10 +109,21 @@ t.test('upgrade of an announcing node: BIRD is handed over, the route never leav
   t.ok(n1.stdout.includes('bird taken over from the previous process'), 'the new process says it took BIRD over');
   t.notOk(n1.stdout.includes('"msg":"bird exited"'), 'BIRD never exited');
 
-  // The new process holds BIRD's watchdog: its stop withdraws and stops BIRD.
+  // A second upgrade hands on the BIRD this process adopted (its pipes, not its child).
+  const second = newPid!;
+  process.kill(second, 'SIGUSR2');
+  const again = await waitFor(() => logs(n1).find((l) => l.pid === second && l.msg === 'upgrade: the new process is ready and accepting; this one stops accepting and drains'), 30_000);
+  t.ok(again, 'a second upgrade: the third process is ready');
+  newPid = again?.newPid as number | undefined;
+  t.ok(await waitFor(() => !alive(second), 15_000), 'the second process exited');
+  t.equal((await api(rig, '/api/announce')).bird.pid, birdBefore.pid, 'the third process runs the same BIRD');
+  const third = await routerView(rig);
+  t.same([third.since, third.withdraws, third.updates], [before.since, before.withdraws, before.updates], 'the router saw nothing of either upgrade');
+
+  // The newest process holds BIRD's watchdog: its stop withdraws and stops BIRD.
   process.kill(newPid!, 'SIGTERM');
   t.ok(await waitFor(async () => (await rig.nextHops()).length === 0, 10_000, 50), 'SIGTERM to the new process: the route is withdrawn');
-  t.ok(await waitFor(() => !alive(newPid!) && !alive(birdBefore.pid), 10_000, 50), 'the new process and BIRD (with its watchdog) are gone');
+  t.ok(await waitFor(() => !alive(newPid!) && !alive(birdBefore.pid), 10_000, 50), 'the newest process and BIRD (with its watchdog) are gone');
   const leftover = await run('ip', ['netns', 'pids', rig.ns('n1')]);
   const comm = (pid: string): string => {
     try {
