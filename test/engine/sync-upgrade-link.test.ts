@@ -61,8 +61,8 @@ t.test('an upgrade hands session sync over: the table, the overlap both ways, th
   o.sync.setLink({ records: (records) => n.sync.fromLink(records) });
   t.equal(n.sync.resyncing(), false, 'N holds nothing back: O taught it');
   const firstAtN = await whoAnswers(t, n.port, '127.0.0.7');
-  const pInstalled = p.sync.status().counters.recordsInstalled;
-  await waitUntil("O and P learnt N's new client", () => o.sync.status().counters.recordsInstalled >= 1 && p.sync.status().counters.recordsInstalled > pInstalled, 5_000);
+  const pInstalled = p.sync.status().counters.recordsInstalled!;
+  await waitUntil("O and P learnt N's new client", () => o.sync.status().counters.recordsInstalled! >= 1 && p.sync.status().counters.recordsInstalled! > pInstalled, 5_000);
   t.equal(await whoAnswers(t, o.port, '127.0.0.7'), firstAtN, "O sends N's new client where N did");
   t.equal(await whoAnswers(t, p.port, '127.0.0.7'), firstAtN, 'and so does P, through O');
 
@@ -80,14 +80,14 @@ t.test('an upgrade hands session sync over: the table, the overlap both ways, th
   await n.sync.adopt(dup, handover.incarnation, handover.sequence);
   t.equal(n.sync.status().listen, `127.0.0.1:${syncO}`);
   const atN = await whoAnswers(t, n.port, '127.0.0.8');
-  await waitUntil('P installed what N sends', () => p.sync.status().counters.recordsInstalled > before.counters.recordsInstalled && p.sync.status().peers[0]!.messagesAccepted > before.peers[0]!.messagesAccepted, 5_000);
+  await waitUntil('P installed what N sends', () => p.sync.status().counters.recordsInstalled! > before.counters.recordsInstalled! && p.sync.status().peers[0]!.messagesAccepted > before.peers[0]!.messagesAccepted, 5_000);
   t.equal(await whoAnswers(t, p.port, '127.0.0.8'), atN, "P sends N's client where N did");
   const after = p.sync.status();
   t.equal(after.rejected.replay, 0, 'P rejected nothing as a replay');
   t.equal(after.peers[0]!.incarnation, before.peers[0]!.incarnation, 'P sees the same incarnation: one sender that never restarted');
   t.equal(after.peers[0]!.dumpsSent, before.peers[0]!.dumpsSent, 'so it sends no new full copy');
-  const nInstalled = n.sync.status().counters.recordsInstalled;
+  const nInstalled = n.sync.status().counters.recordsInstalled!;
   const atP = await whoAnswers(t, p.port, '127.0.0.9');
-  await waitUntil("N installed P's new client", () => n.sync.status().counters.recordsInstalled > nInstalled, 5_000);
+  await waitUntil("N installed P's new client", () => n.sync.status().counters.recordsInstalled! > nInstalled, 5_000);
   t.equal(await whoAnswers(t, n.port, '127.0.0.9'), atP, "N sends P's new client where P did: it hears P on the socket it adopted");
 });

@@ -132,5 +132,5 @@ t.test('upgrade of an announcing node: BIRD is handed over, the route never leav
       return '';
     }
   };
-  t.same(leftover.stdout.trim().split('\n').filter((pid) => pid !== '' && comm(pid) === 'bird'), [], 'no BIRD left in n1');
+  t.same(leftover.stdout.trim().split('\n').filter((pid: string) => pid !== '' && comm(pid) === 'bird'), [], 'no BIRD left in n1');
 });
