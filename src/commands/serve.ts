@@ -199,7 +199,8 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
         if (why !== undefined) throw new Error(why);
       } else await announcer.start();
     } catch (err) {
-      await announcer?.stop();
+      // Not when it was to be taken over: BIRD is the previous process's, and its stop would withdraw.
+      if (!inherits.announce) await announcer?.stop();
       sync?.stop();
       await ha?.stop();
       runtime.stop();
