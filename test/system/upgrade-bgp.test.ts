@@ -2,12 +2,13 @@
 // BIRD) hands BIRD over instead of withdrawing, in network namespaces this
 // test creates and removes (prefix fulupgb-<pid>-): n1 announces the VIP to
 // the router r (BIRD); while a client connects through the VIP every 20 ms,
-// n1 gets SIGUSR2. The router's route is sampled every 20 ms and its BGP
+// n1 gets SIGUSR2 (first with a changed announce: block, which is refused).
+// The router's route is sampled every 20 ms and its BGP
 // counters are read before and after: no withdraw, no new update, the
 // session never re-established. Needs root and bird2.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { killTree, probeResults, removeStaleNamespaces, run, startFulcrum, startIdBackend, startProbeClient, waitFor, waitForOutput } from './helpers/ha-rig.mjs';
 import { ECMP_VIP, EcmpRig, ecmpNodeConfig, lbAddress, startUdpIdBackend } from './helpers/ecmp-rig.mjs';
 
@@ -61,11 +62,22 @@ t.test('upgrade of an announcing node: BIRD is handed over, the route never leav
   rig.startRouter(['n1']);
   for (const b of ['b1', 'b2'].flatMap((h) => [startIdBackend(rig, h), startUdpIdBackend(rig, h)])) t.ok(await waitForOutput(b, 'ready', 15_000), 'backend ready');
   const n1 = startFulcrum(rig, 'n1', ecmpNodeConfig(rig, 'n1', { sync: false })) as Entry;
+  const configFile = (/"config":"([^"]+)"/.exec(await waitFor(() => n1.stdout.split('\n').find((l) => l.includes('"msg":"starting"')), 15_000) ?? '') ?? [])[1]!;
   t.ok(await waitFor(async () => (await rig.nextHops()).join() === lbAddress('n1'), 30_000, 50), 'the router routes the VIP to n1');
   t.ok(await waitFor(async () => (await routerView(rig)).withdraws === 0, 10_000, 100), "the router's session with n1 is up");
   const before = await routerView(rig);
   const birdBefore = (await api(rig, '/api/announce')).bird;
   t.ok(birdBefore.running && birdBefore.pid > 0, `n1 runs BIRD (watchdog pid ${birdBefore.pid})`);
+
+  // A changed announce: block cannot run on this BIRD: the upgrade is refused and nothing moves.
+  const original = readFileSync(configFile, 'utf8');
+  writeFileSync(configFile, original.replace('announce:\n', 'announce:\n  hold_time: 30s\n'));
+  process.kill(n1.child.pid, 'SIGUSR2');
+  const refused = await waitFor(() => logs(n1).find((l) => typeof l.msg === 'string' && l.msg.startsWith('upgrade failed, this process keeps serving')), 30_000);
+  t.match(String(refused?.msg), /the announce: block changed .*restart Fulcrum to apply it/, `a changed announce: block is refused: ${String(refused?.msg)}`);
+  writeFileSync(configFile, original);
+  t.same(await routerView(rig), before, 'the router saw nothing of it');
+  t.equal((await api(rig, '/api/announce')).bird.pid, birdBefore.pid, 'the same BIRD runs');
 
   // The route, sampled every 20 ms until the old process is gone.
   let samples = 0;
