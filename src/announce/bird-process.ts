@@ -145,8 +145,12 @@ export class BirdProcess {
     this.#readLog(stderr);
     this.#exited = new Promise((resolve) => {
       const gone = (): void => {
-        if (!this.#running || this.#adopted?.stderr !== stderr) return resolve();
+        const adopted = this.#adopted;
+        if (!this.#running || adopted?.stderr !== stderr) return resolve();
         this.#running = false;
+        // BIRD and its watchdog are gone: our end of its stdin pipe has nothing left to hold.
+        if (adopted.stdinFd !== undefined) loadNative().fdPassing.close(adopted.stdinFd);
+        adopted.stdinFd = undefined;
         logger.info({ pid: pipes.pid }, 'bird exited');
         resolve();
       };
@@ -174,6 +178,9 @@ export class BirdProcess {
       await birdc(client, socket, ['down']);
       await sleep(500);
     }
+    // One taken over from the previous process that died is replaced by our own child.
+    this.#adopted?.stderr.destroy();
+    this.#adopted = undefined;
     const child = spawn('sh', ['-c', WATCHDOG, bird, config, socket, `${socket}.pid`], {
       detached: true,
       stdio: ['pipe', 'ignore', 'pipe'],
