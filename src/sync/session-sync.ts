@@ -110,6 +110,9 @@ interface DumpTarget {
   peer?: Peer;
   link?: { sink: SessionLink; done: () => void };
   remaining: number;
+  /** The round in flight when the target joined: part of its records may have gone out before,
+   * so it does not count for this target (the cursor comes round to it again). */
+  joinedDuring?: object;
 }
 
 export interface SyncSource {
@@ -273,7 +276,7 @@ export class SessionSync implements SyncSource {
   copyTo(sink: SessionLink): Promise<void> {
     if (this.#timer === undefined) return Promise.resolve();
     return new Promise((resolve) => {
-      this.#dumpTargets.push({ link: { sink, done: resolve }, remaining: DUMP_BUCKETS });
+      this.#dumpTargets.push({ link: { sink, done: resolve }, remaining: DUMP_BUCKETS, ...(this.#dumpRound && { joinedDuring: this.#dumpRound }) });
       this.#logger.info('session sync: sending a full copy to the new process');
       this.#runDumps();
     });
@@ -445,8 +448,11 @@ export class SessionSync implements SyncSource {
     peer.status.dumpsSent++;
     peer.status.lastDumpAt = Date.now();
     const running = this.#dumpTargets.find((t) => t.peer === peer);
-    if (running !== undefined) running.remaining = DUMP_BUCKETS;
-    else this.#dumpTargets.push({ peer, remaining: DUMP_BUCKETS });
+    const joinedDuring = this.#dumpRound;
+    if (running !== undefined) {
+      running.remaining = DUMP_BUCKETS;
+      if (joinedDuring) running.joinedDuring = joinedDuring;
+    } else this.#dumpTargets.push({ peer, remaining: DUMP_BUCKETS, ...(joinedDuring && { joinedDuring }) });
     this.#logger.info({ peer: peer.status.address, incarnation: String(incarnation) }, 'session sync: sending a full copy');
     this.#runDumps();
   }
@@ -470,7 +476,10 @@ export class SessionSync implements SyncSource {
     if (round !== undefined) {
       if (this.#dumpPending > 0) return; // workers are still adding their flows
       this.#dumpRound = undefined;
-      for (const target of this.#dumpTargets) target.remaining -= round.width;
+      for (const target of this.#dumpTargets) {
+        if (target.joinedDuring === round) target.joinedDuring = undefined;
+        else target.remaining -= round.width;
+      }
       const done = this.#dumpTargets.filter((t) => t.remaining <= 0);
       this.#dumpTargets = this.#dumpTargets.filter((t) => t.remaining > 0);
       if (done.length > 0) {
