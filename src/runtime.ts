@@ -59,6 +59,9 @@ export interface RuntimeOptions {
   load?: (file: string) => Promise<FulcrumConfig>;
   /** Overrides the health source (tests). */
   health?: HealthSource;
+  /** Runs right after the engine's first apply, before anything else (an upgrade installs the
+   * previous process's session table there: the engine's tables exist from then on). */
+  afterFirstApply?: (engine: Engine) => void;
 }
 
 /** See FulcrumRuntime.attachReloadObserver. */
@@ -134,6 +137,7 @@ export class FulcrumRuntime implements Runtime {
     // First, so a listener that cannot bind throws before a health checker starts.
     // No DNS answer yet: a service starts with its file's addresses.
     engine.apply(config);
+    options.afterFirstApply?.(engine);
     this.#fileConfig = config;
     this.#logger = options.logger;
     this.#logDatapaths();

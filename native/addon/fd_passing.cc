@@ -41,7 +41,10 @@ Napi::Value socket_pair(const Napi::CallbackInfo& info) {
 Napi::Value send_fds(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const int sock = fd_argument(env, info[0], "send: sock");
-  if (!info[1].IsString() || !info[2].IsArray()) throw Napi::TypeError::New(env, "send(sock, text, fds[])");
+  if (!info[1].IsString() || !info[2].IsArray()) throw Napi::TypeError::New(env, "send(sock, text, fds[], dontWait?)");
+  // dontWait: the caller's event loop must not stall on a peer that reads
+  // slowly (an upgrade streams session records while VRRP adverts are due).
+  const bool dont_wait = info.Length() > 3 && info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value();
   const std::string text = info[1].As<Napi::String>().Utf8Value();
   Napi::Array array = info[2].As<Napi::Array>();
   if (text.empty() || text.size() > kMaxText) throw Napi::RangeError::New(env, "send: text must be 1..65536 bytes");
@@ -65,10 +68,12 @@ Napi::Value send_fds(const Napi::CallbackInfo& info) {
   }
   ssize_t sent;
   do {
-    sent = sendmsg(sock, &message, MSG_NOSIGNAL);
+    sent = sendmsg(sock, &message, MSG_NOSIGNAL | (dont_wait ? MSG_DONTWAIT : 0));
   } while (sent < 0 && errno == EINTR);
+  // EAGAIN (dontWait): the peer's queue is full; nothing was sent, try again later.
+  if (sent < 0 && dont_wait && (errno == EAGAIN || errno == EWOULDBLOCK)) return Napi::Boolean::New(env, false);
   if (sent < 0) throw errno_error(env, errno, "sending file descriptors");
-  return env.Undefined();
+  return Napi::Boolean::New(env, true);
 }
 
 Napi::Value receive_fds(const Napi::CallbackInfo& info) {

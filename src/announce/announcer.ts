@@ -20,6 +20,13 @@
 // neighbor states for the status, and any VIP protocol whose state differs
 // from what is desired (BIRD restarted, someone typed in birdc) is set again.
 // An owned BIRD that exits is started again.
+//
+// Upgrade (src/upgrade/): handOver() in the old process stops every timer and
+// birdc call and gives up BIRD without a withdraw (bird-process.ts passes its
+// watchdog on); adopt() in the new process takes BIRD and each VIP's state as
+// they are, and goes on evaluating from there: a VIP announced stays
+// announced unless this process has a reason to withdraw it.
+import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { AnnounceConfig, FulcrumConfig } from '../config/types.js';
 import { servicesOfVip } from '../config/announce.js';
@@ -29,7 +36,8 @@ import { loadNative } from '../engine/native.js';
 import { checkDataPlane } from '../ha/tracking.js';
 import type { Logger } from '../logger.js';
 import { birdConfig, neighborProtocol, vipProtocol } from './bird-config.js';
-import { BirdProcess, writeIncludeFile } from './bird-process.js';
+import { BirdProcess, writeIncludeFile, type BirdPipes } from './bird-process.js';
+import type { AnnounceHandover } from '../upgrade/protocol.js';
 import { birdc, parseProtocols, type ProtocolRow } from './birdc.js';
 
 const TRACK_INTERVAL_MS = 250;
@@ -163,6 +171,82 @@ export class Announcer implements AnnounceSource {
     );
     this.#phase = 'running';
     await this.#reconcile(); // reads BIRD's protocols for the status, then announces what can be served
+    this.#trackTimer = setInterval(() => void this.#evaluate(), TRACK_INTERVAL_MS);
+    this.#reconcileTimer = setInterval(() => void this.#reconcile(), RECONCILE_INTERVAL_MS);
+  }
+
+  /**
+   * Upgrade, the new process: why BIRD's config cannot be kept as it is
+   * (the announce: block changed in a way the running BIRD does not have),
+   * or undefined when adopt() can take it over. Checked before the new
+   * process says it is ready, so the upgrade fails instead of withdrawing.
+   */
+  cannotAdopt(): string | undefined {
+    const { bird } = this.#config;
+    const wanted = birdConfig(this.#config, this.#bird !== undefined);
+    let current: string;
+    try {
+      current = readFileSync(bird.config, 'utf8');
+    } catch (err) {
+      return `cannot read BIRD's config ${bird.config}: ${(err as Error).message}`;
+    }
+    if (current === wanted) return undefined;
+    return `the announce: block changed (BIRD's config ${bird.config} would change): BIRD cannot be handed over without a withdraw; restart Fulcrum to apply it`;
+  }
+
+  /**
+   * Upgrade, the old process: stop (timers, birdc) without a withdraw and
+   * without stopping BIRD; returns each VIP's state and, when this process
+   * runs BIRD, its watchdog's pipes (send them, then call `sent`). The VIPs
+   * this process added stay on the interface: the new process removes them at
+   * its stop. stop() afterwards does nothing.
+   */
+  async handOver(): Promise<{ handover: AnnounceHandover; fds: number[]; sent: () => void } | undefined> {
+    if (this.#phase !== 'running') return undefined;
+    this.#phase = 'stopped';
+    if (this.#trackTimer) clearInterval(this.#trackTimer);
+    if (this.#reconcileTimer) clearInterval(this.#reconcileTimer);
+    await this.#queue;
+    const bird = this.#bird?.handOver();
+    const handover: AnnounceHandover = {
+      vips: [...this.#vips.values()].map(({ status: { vip, state, reason, since }, applied }) => ({ vip, state, reason, since, ...(applied !== undefined && { applied }) })),
+      addedAddresses: [...this.#addedAddresses],
+      drained: this.#drained,
+      ...(bird && { bird: bird.handover }),
+    };
+    this.#addedAddresses.length = 0;
+    this.#logger.info({ counters: this.#counters, bird: bird?.handover.pid }, 'BGP announcement handed over to the new process');
+    return { handover, fds: bird ? [...bird.fds] : [], sent: () => this.#bird?.release() };
+  }
+
+  /**
+   * Upgrade, the new process: instead of start(), take over what the old
+   * process announced: its BIRD (`pipes`, when it ran one) or the existing
+   * BIRD (announce.bird.run: false, whose include file is unchanged: see
+   * cannotAdopt), and each VIP's state. Nothing is withdrawn or announced
+   * again by the takeover itself.
+   */
+  async adopt(handover: AnnounceHandover, pipes: BirdPipes | undefined): Promise<void> {
+    if (this.#bird !== undefined) {
+      if (pipes === undefined) throw new BirdError('the previous process handed over no BIRD to take over');
+      await this.#bird.adopt(pipes);
+    }
+    this.#addedAddresses.push(...handover.addedAddresses.filter((vip) => this.#config.vips.includes(vip)));
+    this.#drained = handover.drained === true;
+    for (const vip of this.#config.vips) {
+      const from = handover.vips.find((v) => v.vip === vip);
+      const entry = this.#vips.get(vip)!;
+      if (from === undefined) continue;
+      entry.status = { ...entry.status, state: from.state, reason: from.reason, since: from.since };
+      entry.applied = from.applied;
+    }
+    this.#reachable = true;
+    this.#logger.info(
+      { vips: this.#config.vips, announced: handover.vips.filter((v) => v.state === 'announced').map((v) => v.vip), bird: this.#bird ? pipes?.pid : this.#config.bird.socket },
+      'BGP announcement taken over from the previous process',
+    );
+    this.#phase = 'running';
+    await this.#reconcile();
     this.#trackTimer = setInterval(() => void this.#evaluate(), TRACK_INTERVAL_MS);
     this.#reconcileTimer = setInterval(() => void this.#reconcile(), RECONCILE_INTERVAL_MS);
   }

@@ -4,13 +4,41 @@
 // sh watchdog that holds a pipe from Fulcrum: when Fulcrum exits for any
 // reason, SIGKILL included, the pipe closes and the watchdog stops BIRD, so a
 // dead Fulcrum never leaves its routes announced.
+//
+// Upgrade (src/upgrade/): BIRD is handed over, never restarted. The old
+// process passes the watchdog's two pipes (our end of its stdin, which keeps
+// it waiting, and of its stderr, which BIRD logs to) to the new one with
+// SCM_RIGHTS and closes its own copies: the stdin pipe never sees end of file
+// (a copy is open all along), so the watchdog and BIRD go on, sessions and
+// routes untouched; from then on the new process holds the pipe whose closing
+// stops BIRD, and reads its log (a log line into a pipe nobody reads would
+// kill BIRD with SIGPIPE). The new process is not the watchdog's parent: it
+// learns that BIRD is gone from the end of the stderr pipe, which closes only
+// when the watchdog and BIRD have both exited.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../logger.js';
 import { BirdError } from '../errors.js';
 import { birdc } from './birdc.js';
+import { loadNative } from '../engine/native.js';
+import type { BirdHandover } from '../upgrade/protocol.js';
+
+/** The watchdog's pipes as a handover carries them (fds of this process once received). */
+export interface BirdPipes {
+  pid: number;
+  stdinFd: number;
+  stderrFd: number;
+}
+
+/** The fd under a pipe stream of a child process (node keeps the libuv handle on `_handle`). */
+function streamFd(stream: unknown): number | undefined {
+  const fd = (stream as { _handle?: { fd?: unknown } } | null)?._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
 
 /** How long BIRD may take to open its control socket. */
 const READY_TIMEOUT_MS = 10_000;
@@ -32,6 +60,8 @@ export interface BirdProcessOptions {
 export class BirdProcess {
   readonly #options: BirdProcessOptions;
   #child: ChildProcess | undefined;
+  /** Taken over from the previous process (upgrade): the watchdog's pid, our stdin pipe fd, its stderr reader. */
+  #adopted: { pid: number; stdinFd: number | undefined; stderr: Socket } | undefined;
   #exited: Promise<void> = Promise.resolve();
   #running = false;
   /** BIRD's (or the shell's) last line on stderr, for a start that fails. */
@@ -46,7 +76,94 @@ export class BirdProcess {
   }
 
   get pid(): number | undefined {
-    return this.#running ? this.#child?.pid : undefined;
+    return this.#running ? (this.#child?.pid ?? this.#adopted?.pid) : undefined;
+  }
+
+  /** BIRD's stderr: its log lines at debug, the last kept for a failed start. */
+  #readLog(stream: Readable): void {
+    stream.setEncoding('utf8');
+    let partial = '';
+    stream.on('data', (chunk: string) => {
+      partial += chunk;
+      const lines = partial.split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) {
+        if (line.trim() === '') continue;
+        this.#lastLine = line.trim();
+        this.#options.logger.debug({ bird: this.#lastLine }, 'bird');
+      }
+    });
+  }
+
+  /**
+   * Upgrade, the old process: the watchdog's pid and our ends of its pipes,
+   * to be sent to the new process; undefined when BIRD does not run. Call
+   * release() once they are sent.
+   */
+  handOver(): { handover: BirdHandover; fds: [number, number] } | undefined {
+    if (!this.#running) return undefined;
+    const pid = this.#child?.pid ?? this.#adopted?.pid;
+    const stdinFd = this.#child ? streamFd(this.#child.stdin) : this.#adopted?.stdinFd;
+    const stderrFd = this.#child ? streamFd(this.#child.stderr) : streamFd(this.#adopted?.stderr);
+    if (pid === undefined || stdinFd === undefined || stderrFd === undefined) return undefined;
+    return { handover: { pid }, fds: [stdinFd, stderrFd] };
+  }
+
+  /** After handOver(): close our ends of the pipes and forget BIRD (the new process has them; BIRD runs on). */
+  release(): void {
+    const child = this.#child;
+    const adopted = this.#adopted;
+    this.#child = undefined;
+    this.#adopted = undefined;
+    this.#running = false;
+    if (child !== undefined) {
+      child.removeAllListeners('exit');
+      child.stderr?.removeAllListeners('data');
+      child.stdin?.destroy();
+      child.stderr?.destroy();
+      child.unref();
+    }
+    if (adopted !== undefined) {
+      adopted.stderr.removeAllListeners();
+      adopted.stderr.destroy();
+      if (adopted.stdinFd !== undefined) loadNative().fdPassing.close(adopted.stdinFd);
+    }
+    this.#exited = Promise.resolve();
+  }
+
+  /**
+   * Upgrade, the new process: take over the BIRD the previous process ran
+   * (its watchdog's pipes, received with the handover). Resolves once BIRD
+   * answers on its control socket; rejects (BirdError) when it does not, with
+   * the pipes closed (BIRD then stops, and the caller starts its own).
+   */
+  async adopt(pipes: BirdPipes): Promise<void> {
+    const { birdc: client, socket, logger } = this.#options;
+    const stderr = new Socket({ fd: pipes.stderrFd, readable: true, writable: false });
+    this.#adopted = { pid: pipes.pid, stdinFd: pipes.stdinFd, stderr };
+    this.#running = true;
+    this.#readLog(stderr);
+    this.#exited = new Promise((resolve) => {
+      const gone = (): void => {
+        const adopted = this.#adopted;
+        if (!this.#running || adopted?.stderr !== stderr) return resolve();
+        this.#running = false;
+        // BIRD and its watchdog are gone: our end of its stdin pipe has nothing left to hold.
+        if (adopted.stdinFd !== undefined) loadNative().fdPassing.close(adopted.stdinFd);
+        adopted.stdinFd = undefined;
+        logger.info({ pid: pipes.pid }, 'bird exited');
+        resolve();
+      };
+      stderr.once('end', gone);
+      stderr.once('close', gone);
+      stderr.on('error', () => undefined);
+    });
+    const status = await birdc(client, socket, ['show', 'status']);
+    if (!status.ok) {
+      await this.stop();
+      throw new BirdError(`the BIRD handed over (watchdog pid ${pipes.pid}) does not answer on ${socket}: ${status.output}`);
+    }
+    logger.info({ pid: pipes.pid, socket }, 'bird taken over from the previous process');
   }
 
   /** Write the config and start BIRD; resolves once its control socket answers. */
@@ -61,24 +178,16 @@ export class BirdProcess {
       await birdc(client, socket, ['down']);
       await sleep(500);
     }
+    // One taken over from the previous process that died is replaced by our own child.
+    this.#adopted?.stderr.destroy();
+    this.#adopted = undefined;
     const child = spawn('sh', ['-c', WATCHDOG, bird, config, socket, `${socket}.pid`], {
       detached: true,
       stdio: ['pipe', 'ignore', 'pipe'],
     });
     this.#child = child;
     this.#running = true;
-    child.stderr!.setEncoding('utf8');
-    let partial = '';
-    child.stderr!.on('data', (chunk: string) => {
-      partial += chunk;
-      const lines = partial.split('\n');
-      partial = lines.pop()!;
-      for (const line of lines) {
-        if (line.trim() === '') continue;
-        this.#lastLine = line.trim();
-        logger.debug({ bird: this.#lastLine }, 'bird');
-      }
-    });
+    this.#readLog(child.stderr!);
     this.#exited = new Promise((resolve) => {
       child.on('exit', (code, signal) => {
         this.#running = false;
@@ -110,18 +219,26 @@ export class BirdProcess {
   /** Stop BIRD (SIGTERM through the watchdog: it closes its sessions with a Cease). */
   async stop(): Promise<void> {
     const child = this.#child;
-    if (child === undefined) return;
-    child.stdin?.end();
+    const adopted = this.#adopted;
+    if (child === undefined && adopted === undefined) return;
+    child?.stdin?.end();
+    if (adopted?.stdinFd !== undefined) {
+      loadNative().fdPassing.close(adopted.stdinFd);
+      adopted.stdinFd = undefined;
+    }
     const stopped = await Promise.race([this.#exited.then(() => true), sleep(STOP_TIMEOUT_MS).then(() => false)]);
-    if (!stopped && child.pid !== undefined) {
+    const pid = child?.pid ?? adopted?.pid;
+    if (!stopped && pid !== undefined) {
       try {
-        process.kill(-child.pid, 'SIGKILL'); // the watchdog's process group: it and BIRD
+        process.kill(-pid, 'SIGKILL'); // the watchdog's process group: it and BIRD
       } catch {
         // already gone
       }
-      await this.#exited;
+      await Promise.race([this.#exited, sleep(STOP_TIMEOUT_MS)]);
     }
+    adopted?.stderr.destroy();
     this.#child = undefined;
+    this.#adopted = undefined;
   }
 }
 

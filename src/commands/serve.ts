@@ -18,6 +18,12 @@
 // first SIGTERM (close listeners, drain, exit). If it fails, keep running.
 // A process started that way adopts the sockets instead of binding and says
 // ready once it serves (or failed, with the line it would print on stderr).
+// VRRP, the BGP announcement and session sync are handed over, not restarted
+// (src/upgrade/protocol.ts): the new process installs the old one's session
+// table before it serves, prepares each of them (the VRRP socket opened,
+// BIRD's config checked unchanged) and takes them over once it is ready; the
+// old one freezes them silently (no priority 0, VIPs stay, no withdraw, BIRD
+// runs on) instead of stopping them.
 import { kernelRelaySupport, kernelRelayUnavailableNotice, relayInUse } from '../engine/relay-plan.js';
 import { AdminServer, type UpgradeOutcome } from '../admin/server.js';
 import { Engine, type EngineEvent } from '../engine/engine.js';
@@ -32,8 +38,10 @@ import { Announcer } from '../announce/announcer.js';
 import { SessionSync } from '../sync/session-sync.js';
 import { ServiceNotifier } from '../systemd/service-notifier.js';
 import { sdNotify } from '../systemd/notify.js';
+import { companionLink, takeOver } from '../upgrade/companions.js';
 import { Inheritance } from '../upgrade/inheritance.js';
 import type { UpgradeHooks } from '../upgrade/hooks.js';
+import type { CompanionSet } from '../upgrade/protocol.js';
 import { startSuccessor } from '../upgrade/successor.js';
 import { AcceptPauseLog } from './accept-pause-log.js';
 import { EXIT_OK, EXIT_RUNTIME } from './exit-codes.js';
@@ -92,12 +100,23 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
   });
 
   let runtime: FulcrumRuntime;
+  let inheritedSessions = 0;
   try {
-    runtime = new FulcrumRuntime(engine, config, { logger });
+    runtime = new FulcrumRuntime(engine, config, {
+      logger,
+      ...(inheritance && { afterFirstApply: (started: Engine) => (inheritedSessions = inheritance.installSessions(started)) }),
+    });
   } catch (err) {
     engine.stop();
     return failStart(describeApplyError(err, config), err);
   }
+  if (inheritance?.companions.sync) logger.info({ installed: inheritedSessions }, 'upgrade: session table of the previous process installed');
+  // What this process takes over from the previous one (the rest starts afresh).
+  const inherits: CompanionSet = {
+    ha: inheritance?.companions.ha === true && config.ha !== undefined,
+    announce: inheritance?.companions.announce === true && config.announce !== undefined,
+    sync: inheritance?.companions.sync === true && config.sync !== undefined,
+  };
   runtime.control.on('change', (status: BackendStatus) => {
     const fields = { service: status.service, backend: status.backend, state: status.effective, health: status.health, admin: status.admin };
     if (status.effective !== 'down') logger.info(fields, `backend ${status.effective}`);
@@ -139,9 +158,12 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
   let sync: SessionSync | undefined;
   if (config.sync !== undefined) {
     try {
-      sync = new SessionSync({ config: config.sync, engine, serviceNames: () => runtime.config().services.map((s) => s.name), logger });
-      await sync.start();
-      runtime.attachSync(sync);
+      const created = new SessionSync({ config: config.sync, engine, serviceNames: () => runtime.config().services.map((s) => s.name), logger });
+      sync = created;
+      // Upgrade: the previous process still talks to the peers; changes go to it until the handover.
+      if (inherits.sync) created.startLinked(inheritance!.linkSessions((records) => created.fromLink(records)));
+      else await created.start();
+      runtime.attachSync(created);
     } catch (err) {
       runtime.stop();
       await admin.close();
@@ -155,7 +177,8 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
     try {
       const resyncing = sync;
       ha = new HaInstance({ config: config.ha, logger, engine, ...(resyncing && { holdPreempt: () => resyncing.resyncing() }) });
-      await ha.start();
+      // Upgrade: the socket is open; the state machine resumes from the handover.
+      if (!inherits.ha) await ha.start();
       runtime.attachHa(ha);
     } catch (err) {
       sync?.stop();
@@ -170,9 +193,14 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
       const learning = sync;
       announcer = new Announcer({ config: config.announce, engine, current: () => runtime.config(), logger, ...(learning && { holdAnnounce: () => learning.resyncing() }) });
       runtime.attachAnnounce(announcer);
-      await announcer.start();
+      if (inherits.announce) {
+        // Refused before 'ready' (the old process keeps serving) rather than withdrawn after it.
+        const why = announcer.cannotAdopt();
+        if (why !== undefined) throw new Error(why);
+      } else await announcer.start();
     } catch (err) {
-      await announcer?.stop();
+      // Not when it was to be taken over: BIRD is the previous process's, and its stop would withdraw.
+      if (!inherits.announce) await announcer?.stop();
       sync?.stop();
       await ha?.stop();
       runtime.stop();
@@ -180,8 +208,9 @@ export async function serve(config: FulcrumConfig, logger: Logger, hooks: ServeH
       return failStart(`cannot start the BGP announcement (BIRD): ${errorText(err)}`, err);
     }
   }
-  // The previous process (upgrade) stops accepting and drains from here on.
-  inheritance?.ready();
+  // The previous process (upgrade) stops accepting and drains from here on,
+  // and hands over what this one takes over.
+  if (inheritance) await takeOver(await inheritance.ready(inherits), inherits, { ha, announcer, sync }, config, logger);
   hooks.onListening?.(config, adminUrl);
   // Under systemd (Type=notify): READY=1, reload, stop, status and watchdog.
   const notifier = ServiceNotifier.start({ runtime, logger });
@@ -221,6 +250,8 @@ function untilStopped(runtime: FulcrumRuntime, logger: Logger, { ha, announcer, 
     const keepAlive = setInterval(() => logStats(engine, logger), STATS_INTERVAL_MS);
     let firstSignalAt: number | undefined;
     let stopped = false;
+    // What an upgrade handed over to the new process: frozen here, not stopped as on SIGTERM.
+    let handedOver: () => CompanionSet = () => ({});
 
     const stop = (): void => {
       if (stopped) return;
@@ -245,12 +276,15 @@ function untilStopped(runtime: FulcrumRuntime, logger: Logger, { ha, announcer, 
       if (firstSignalAt === undefined) {
         firstSignalAt = Date.now();
         notifier?.stopping();
+        const handed = handedOver();
         // Hand the VIPs over first (priority-0 advert): the peer takes new
-        // connections while this node drains the ones it has.
+        // connections while this node drains the ones it has. (After an
+        // upgrade's handover this only waits for the notify script.)
         void ha?.stop();
         // Withdraw the announced VIPs and keep listening for withdraw_grace,
-        // while the router moves new connections to the other nodes.
-        const withdrawn = announcer ? withdrawThenWait(announcer, runtime.config().announce!.withdrawGraceMs, logger) : Promise.resolve();
+        // while the router moves new connections to the other nodes; not when
+        // the new process took the announcement over.
+        const withdrawn = announcer && !handed.announce ? withdrawThenWait(announcer, runtime.config().announce!.withdrawGraceMs, logger) : Promise.resolve();
         // "draining" is logged once every worker has closed its listeners, so
         // from then on new connects are refused.
         const { drainTimeoutMs } = runtime.config();
@@ -292,14 +326,12 @@ function untilStopped(runtime: FulcrumRuntime, logger: Logger, { ha, announcer, 
       if (firstSignalAt !== undefined || stopped) return refuse(503, 'stopping', 'fulcrum is stopping');
       if (upgrading) return refuse(409, 'upgrading', 'an upgrade is already in progress');
       if (hooks === undefined) return refuse(409, 'not_upgradable', 'only `fulcrum run` can be upgraded');
-      // Handing these over is not built yet; a new process would re-elect (VRRP: a flap),
-      // re-announce (BGP) and could not bind the sync port: refused rather than half done.
-      const unsupported = [ha && 'ha:', announcer && 'announce:', sync && 'sync:'].filter(Boolean);
-      if (unsupported.length > 0) return refuse(409, 'not_supported', `upgrade with ${unsupported.join(', ')} configured is not supported yet; restart instead`);
       const config = runtime.config();
       const adminFd = admin.fd;
       logger.info({ trigger }, 'upgrade: starting the new process');
-      upgrading = startSuccessor({ engine, logger, admin: adminFd === undefined ? undefined : { fd: adminFd, listen: config.admin.listen.text } }).then(
+      const companions = companionLink({ ha, announcer, sync }, () => firstSignalAt !== undefined || stopped);
+      handedOver = companions.handedOver;
+      upgrading = startSuccessor({ engine, logger, admin: adminFd === undefined ? undefined : { fd: adminFd, listen: config.admin.listen.text }, link: companions.link }).then(
         (pid): UpgradeOutcome => {
           logger.info({ newPid: pid }, 'upgrade: the new process is ready and accepting; this one stops accepting and drains');
           try {

@@ -111,10 +111,12 @@ Options:
 Ask the running Fulcrum to start the installed version of Fulcrum with the same
 command line (as SIGUSR2 does) and hand it every listening socket: once the
 new process is ready, the old one stops accepting, drains its open connections
-as on SIGTERM and exits. No connection is refused meanwhile. Prints the new
-pid and exits 0; exit code 1 when the new process fails to start or to become
-ready (the reason is printed; the old one keeps serving), or the admin API
-cannot be reached or refuses (not supported yet with ha:, announce: or sync:).
+as on SIGTERM and exits. No connection is refused meanwhile. VRRP (ha:), the
+BGP announcement (announce:) and session sync (sync:) are handed over: a Master
+stays Master, nothing is withdrawn, no client moves. Prints the new pid and
+exits 0; exit code 1 when the new process fails to start or to become ready
+(the reason is printed; the old one keeps serving), or the admin API cannot be
+reached or refuses.
 Address and token as for reload.
 
 Options:

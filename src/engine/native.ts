@@ -233,8 +233,9 @@ export interface NativeEngine {
 export interface NativeFdPassing {
   /** A connected SOCK_SEQPACKET pair, close-on-exec, blocking. */
   socketPair(): [number, number];
-  /** One message: `text` (1..65536 bytes) and up to `maxFds` descriptors (duplicated into the peer). */
-  send(sock: number, text: string, fds: number[]): void;
+  /** One message: `text` (1..65536 bytes) and up to `maxFds` descriptors (duplicated into the peer).
+   * Returns true once sent; with `dontWait`, false (nothing sent) when the peer's queue is full. */
+  send(sock: number, text: string, fds: number[], dontWait?: boolean): boolean;
   /** The next message, or null after `timeoutMs` without one; text '' at end of stream. */
   receive(sock: number, timeoutMs: number): { text: string; fds: number[] } | null;
   close(fd: number): void;

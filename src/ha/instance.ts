@@ -10,6 +10,7 @@ import type { Logger } from '../logger.js';
 import { NotifyRunner } from './notify.js';
 import { encodeAdvertisement, parseDatagram, VRRP_MULTICAST_GROUP, type DropReason } from './packet.js';
 import { masterDownIntervalMs, VrrpStateMachine, type VrrpState } from './state-machine.js';
+import type { HaHandover } from '../upgrade/protocol.js';
 import { checkDataPlane, trackedPriority } from './tracking.js';
 import { VipManager } from './vip-manager.js';
 
@@ -137,6 +138,64 @@ export class HaInstance implements HaSource {
     );
     this.#track();
     this.#machine.start();
+    if (this.#engine !== undefined) this.#trackTimer = setInterval(() => this.#track(), TRACK_INTERVAL_MS);
+  }
+
+  /**
+   * Upgrade, the old process: stop silently and return the state for the new
+   * one (state-machine.ts freeze: a Master's last advert, no priority 0, the
+   * VIPs stay on the interface). Undefined when there is nothing to hand over
+   * (stopping, or in Fault): the new process then starts as usual. stop()
+   * after this only waits for the notify script.
+   */
+  handOver(): HaHandover | undefined {
+    if (this.#stopping !== undefined) return undefined;
+    const frozen = this.#machine.freeze();
+    if (frozen === undefined) return undefined;
+    if (this.#trackTimer) clearInterval(this.#trackTimer);
+    this.#vips.close();
+    this.#socket.close();
+    this.#stopping = this.#notify.idle().then(() => {
+      this.#logger.info({ state: frozen.state, transitions: this.#transitions }, 'VRRP instance handed over to the new process');
+    });
+    return {
+      interface: this.#config.interface,
+      vrid: this.#config.vrid,
+      vips: this.#config.virtualIps.map((v) => v.cidr),
+      transitions: this.#transitions,
+      ...frozen,
+    };
+  }
+
+  /** Whether `handover` is this instance's virtual router (same interface, VRID and VIPs). */
+  canResume(handover: HaHandover): boolean {
+    const ours = this.#config.virtualIps.map((v) => v.cidr).sort();
+    const theirs = [...handover.vips].sort();
+    return handover.interface === this.#config.interface && handover.vrid === this.#config.vrid && ours.join() === theirs.join();
+  }
+
+  /**
+   * Upgrade, the new process: instead of start(), go on as the old process
+   * was (see canResume). A Master keeps the VIPs without a gratuitous ARP burst
+   * and advertises at once; a Backup keeps its Master and timer. Nothing is a
+   * transition: no notify script runs.
+   */
+  resume(handover: HaHandover): void {
+    this.#transitions = handover.transitions;
+    this.#logger.info(
+      { vrid: this.#config.vrid, priority: this.#config.priority, state: handover.state, source: this.#source, vips: this.#config.virtualIps.map((v) => v.cidr) },
+      `VRRP instance taken over from the previous process: ${handover.state === 'master' ? 'Master' : 'Backup'}`,
+    );
+    this.#track();
+    if (handover.state === 'master') this.#vips.adopt();
+    const { state, masterAdverIntervalMs, masterAddress, masterDownAt, lowerMasterSince } = handover;
+    this.#machine.resume({
+      state,
+      masterAdverIntervalMs,
+      ...(masterAddress !== undefined && { masterAddress }),
+      ...(masterDownAt !== undefined && { masterDownAt }),
+      ...(lowerMasterSince !== undefined && { lowerMasterSince }),
+    });
     if (this.#engine !== undefined) this.#trackTimer = setInterval(() => this.#track(), TRACK_INTERVAL_MS);
   }
 

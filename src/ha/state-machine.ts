@@ -23,6 +23,14 @@
 //   backup      stop                           cancel timers                            initialize
 //   any         tracking fails (fault)         master: priority-0 advert, release VIPs  fault
 //   fault       tracking recovers              as start                                 backup/master
+//   master      freeze (upgrade: handed over)  send advert, keep VIPs, stop timers      initialize
+//   backup      freeze                         stop timers                              initialize
+//   initialize  resume(master) (upgrade)       send advert (VIPs already held)          master
+//   initialize  resume(backup)                 Master_Down_Timer = what was left        backup
+//
+// freeze/resume carry a Master or Backup from one process to the next on an
+// upgrade (src/upgrade/): neither is a transition (no notify script runs, the
+// peer sees no priority 0 and no change of Master).
 //
 // Intervals are centiseconds on the wire; here everything is milliseconds:
 //   Skew_Time            = ((256 - Priority) * Master_Adver_Interval) / 256
@@ -51,6 +59,17 @@ export interface StateActions {
   /** No longer Master: give the virtual IPs up. */
   releaseAddresses(): void;
   transition(from: VrrpState, to: VrrpState, reason: string): void;
+}
+
+/** What freeze() returns and resume() takes: a running Backup or Master. Times are epoch ms. */
+export interface FrozenState {
+  state: 'master' | 'backup';
+  masterAddress?: string;
+  masterAdverIntervalMs: number;
+  /** Backup: when its Master_Down_Timer would have fired. */
+  masterDownAt?: number;
+  /** Backup with preempt_delay: since when a lower-priority Master has been seen. */
+  lowerMasterSince?: number;
 }
 
 export interface StateMachineOptions {
@@ -84,6 +103,8 @@ export class VrrpStateMachine {
   #masterAddress: string | undefined;
   #adverTimer: unknown;
   #masterDownTimer: unknown;
+  /** When #masterDownTimer fires (timers.now() ms). */
+  #masterDownAt: number | undefined;
   /** preempt_delay: when a lower-priority Master was first seen in this Backup stint. */
   #lowerMasterSince: number | undefined;
   #running = false;
@@ -131,6 +152,67 @@ export class VrrpStateMachine {
       this.#actions.releaseAddresses();
     }
     this.#enter('initialize', 'stop');
+  }
+
+  /**
+   * Upgrade, the old process: stop silently and say where we were. A Master
+   * sends one last advert (the peer's Master_Down_Timer restarts: the next
+   * process has a full interval to take over) and keeps its VIPs; no priority
+   * 0, no transition. Undefined when neither Master nor Backup (then the
+   * next process starts as usual).
+   */
+  freeze(): FrozenState | undefined {
+    if (!this.#running) return undefined;
+    const state = this.#state;
+    let frozen: FrozenState | undefined;
+    if (state === 'master') {
+      this.#actions.advertise(this.#priority);
+      frozen = { state, masterAdverIntervalMs: this.#masterAdverIntervalMs };
+    } else if (state === 'backup') {
+      const nowEpoch = Date.now();
+      const toEpoch = (at: number): number => nowEpoch + (at - this.#timers.now());
+      frozen = { state, masterAdverIntervalMs: this.#masterAdverIntervalMs };
+      if (this.#masterAddress !== undefined) frozen.masterAddress = this.#masterAddress;
+      if (this.#masterDownAt !== undefined) frozen.masterDownAt = toEpoch(this.#masterDownAt);
+      if (this.#lowerMasterSince !== undefined) frozen.lowerMasterSince = toEpoch(this.#lowerMasterSince);
+    }
+    this.#running = false;
+    this.#cancelTimers();
+    // Quietly (no transition): the state is the next process's now.
+    this.#state = 'initialize';
+    return frozen;
+  }
+
+  /**
+   * Upgrade, the new process: instead of start(), go on from what the old one
+   * froze. A Master advertises at once (its VIPs are still on the interface:
+   * the caller keeps them, without a gratuitous ARP); a Backup keeps the
+   * Master it knew and the time its Master_Down_Timer had left. Tracking
+   * (setFault/setPriority) applies as usual from here on.
+   */
+  resume(frozen: FrozenState): void {
+    this.#running = true;
+    if (this.#faulted) {
+      this.#enter('fault', 'tracking reports a fault after the upgrade');
+      if (frozen.state === 'master') {
+        this.#actions.advertise(0);
+        this.#actions.releaseAddresses();
+      }
+      return;
+    }
+    this.#state = frozen.state;
+    this.#masterAdverIntervalMs = frozen.masterAdverIntervalMs;
+    if (frozen.state === 'master') {
+      this.#sendAdvert();
+      return;
+    }
+    this.#masterAddress = frozen.masterAddress;
+    const nowEpoch = Date.now();
+    const toMonotonic = (at: number): number => this.#timers.now() - (nowEpoch - at);
+    if (frozen.lowerMasterSince !== undefined) this.#lowerMasterSince = toMonotonic(frozen.lowerMasterSince);
+    const full = masterDownIntervalMs(this.#priority, this.#masterAdverIntervalMs);
+    const left = frozen.masterDownAt === undefined ? full : Math.min(full, Math.max(0, frozen.masterDownAt - nowEpoch));
+    this.#armMasterDown(left);
   }
 
   /** Tracking: a new effective priority (1..254). A Master advertises it at once. */
@@ -234,8 +316,10 @@ export class VrrpStateMachine {
 
   #armMasterDown(ms: number): void {
     if (this.#masterDownTimer !== undefined) this.#timers.clear(this.#masterDownTimer);
+    this.#masterDownAt = this.#timers.now() + ms;
     this.#masterDownTimer = this.#timers.set(() => {
       this.#masterDownTimer = undefined;
+      this.#masterDownAt = undefined;
       if (this.#state === 'backup') {
         const last = this.#masterAddress === undefined ? 'no Master heard' : `no advert from ${this.#masterAddress}`;
         this.#becomeMaster(`${last} for ${Math.round(ms)}ms (Master_Down_Timer)`);
@@ -246,7 +330,7 @@ export class VrrpStateMachine {
   #cancelTimers(): void {
     if (this.#adverTimer !== undefined) this.#timers.clear(this.#adverTimer);
     if (this.#masterDownTimer !== undefined) this.#timers.clear(this.#masterDownTimer);
-    this.#adverTimer = this.#masterDownTimer = undefined;
+    this.#adverTimer = this.#masterDownTimer = this.#masterDownAt = undefined;
   }
 
   #enter(next: VrrpState, reason: string): void {

@@ -77,6 +77,37 @@ export class VipManager {
     this.#reconcile();
   }
 
+  /**
+   * Upgrade: the previous process was Master and left the addresses on the
+   * interface. Hold them without a gratuitous ARP burst (nothing moved; the
+   * link's caches are right); garp_master_refresh goes on as it did. An
+   * address that is missing after all is added, and then announced as at
+   * any takeover.
+   */
+  adopt(): void {
+    this.#wanted = true;
+    let added = false;
+    for (const vip of this.#vips) {
+      const result = this.#setAddress(true, vip);
+      if (result === EEXIST) continue;
+      if (result === 0) {
+        added = true;
+        this.counters.vipAdds++;
+        continue;
+      }
+      this.counters.vipErrors++;
+      this.#logger.error({ vip: vip.cidr, interface: this.#interface, errno: -result }, 'adding a virtual IP failed');
+    }
+    this.#held = true;
+    if (added) {
+      this.#logger.warn({ vips: this.#vips.map((v) => v.cidr) }, 'upgrade: a virtual IP was missing from the interface: added and announced');
+      this.#startGarps();
+      return;
+    }
+    this.#stopGarps();
+    if (this.#garp.refreshMs > 0) this.#garpTimers.push(setInterval(() => this.#garpBurst(), this.#garp.refreshMs));
+  }
+
   /** Remove the addresses left by a previous run that died (kill -9) before removing them. */
   removeStale(): void {
     for (const vip of this.#vips) this.#setAddress(false, vip);

@@ -10,6 +10,17 @@
 // a node that hears a peer's new incarnation (asked or not) sends it one
 // copy, in rounds over the key space (dumpSessionRecords), at most one per
 // incarnation and peer and never two to a peer within DUMP_MIN_INTERVAL_MS.
+//
+// Upgrade (src/upgrade/): while the old and the new process both serve, a
+// link (the upgrade socket) joins them like a peer without the network: the
+// old one sends its whole table down it first (copyTo), then each process's
+// changes go to the other (setLink; what arrives goes in with fromLink, and
+// the old one passes the new one's on to the peers). Only the old process
+// talks to the peers until the handover: handOver() gives the new one the
+// socket, the incarnation and the next sequence number, and adopt() goes on
+// from there, so peers see one sender that never restarted (no resync, no
+// replay rejection) and the new process, taught by the old one, holds no
+// VRRP preemption or BGP announcement back.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import type { Endpoint, SyncConfig } from '../config/types.js';
 import type { Engine } from '../engine/engine.js';
@@ -89,10 +100,19 @@ interface Peer {
   pendingIncarnation?: bigint;
 }
 
-/** A copy in progress to one peer: how much of the key space it still lacks. */
+/** Where records go instead of the network: the upgrade socket (see the header). */
+export interface SessionLink {
+  records(records: readonly SessionRecord[]): void;
+}
+
+/** A copy in progress to one peer (or to a link): how much of the key space it still lacks. */
 interface DumpTarget {
-  peer: Peer;
+  peer?: Peer;
+  link?: { sink: SessionLink; done: () => void };
   remaining: number;
+  /** The round in flight when the target joined: part of its records may have gone out before,
+   * so it does not count for this target (the cursor comes round to it again). */
+  joinedDuring?: object;
 }
 
 export interface SyncSource {
@@ -114,7 +134,13 @@ export class SessionSync implements SyncSource {
   readonly #logger: Logger;
   readonly #socket: Socket;
   readonly #replay = new ReplayWindow();
-  readonly #incarnation = BigInt(Date.now());
+  #incarnation = BigInt(Date.now());
+  /** The other process of an upgrade in progress: gets every change (see the header). */
+  #link: SessionLink | undefined;
+  /** The socket is ours to use (bound, or adopted): false while an upgraded process waits for the handover. */
+  #network = false;
+  /** handOver() ran: the socket belongs to the next process. */
+  #handedOver = false;
   #sequence = 0n;
   #timer: NodeJS.Timeout | undefined;
   readonly #ids = new Map<string, bigint>();
@@ -181,11 +207,100 @@ export class SessionSync implements SyncSource {
         resolve();
       });
     });
+    this.#network = true;
+    this.#link = undefined;
+    // After startLinked (an upgrade whose handover did not come): one timer.
+    clearInterval(this.#timer);
     this.#timer = setInterval(() => this.#tick(), this.#config.intervalMs);
     this.#timer.unref();
     this.#startedAt = performance.now();
     this.#logger.info({ peers: this.#config.peers.map((p) => p.text), intervalMs: this.#config.intervalMs }, 'session sync started');
     this.#ask();
+  }
+
+  /**
+   * Upgrade, the new process, before the handover: the old process taught
+   * this one its table (no resync from peers, nothing held back); changes go
+   * to `link` only until adopt(). Call instead of start().
+   */
+  startLinked(link: SessionLink): void {
+    this.#link = link;
+    this.#timer = setInterval(() => this.#tick(), this.#config.intervalMs);
+    this.#timer.unref();
+    this.#startedAt = performance.now();
+    this.#taughtBy = 'the previous process (upgrade)';
+    this.#taughtAt = Date.now();
+    this.#taughtAfterMs = 0;
+    for (const peer of this.#peers.values()) peer.status.resync = 'taught';
+  }
+
+  /**
+   * Upgrade, the new process, at the handover: receive on the old process's
+   * socket (`fd`) and send as it did (`incarnation`, the next `sequence`).
+   * Rejects when the socket cannot be taken (then call start()).
+   */
+  async adopt(fd: number, incarnation: bigint, sequence: bigint): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.#socket.once('error', reject);
+      this.#socket.bind({ fd }, () => {
+        this.#socket.off('error', reject);
+        resolve();
+      });
+    });
+    this.#incarnation = incarnation;
+    this.#sequence = sequence;
+    this.#link = undefined;
+    this.#network = true;
+    this.flush();
+    this.#logger.info({ peers: this.#config.peers.map((p) => p.text), incarnation: String(incarnation), sequence: String(sequence) }, 'session sync taken over from the previous process');
+  }
+
+  /** Upgrade: send every change to `link` too (undefined: no longer). */
+  setLink(link: SessionLink | undefined): void {
+    this.#link = link;
+  }
+
+  /** Upgrade: records the other process made; installed here and, while this one talks to the peers, passed on to them. */
+  fromLink(records: readonly SessionRecord[]): void {
+    if (records.length === 0) return;
+    const result = this.#engine.installSessionRecords(records);
+    this.#counters.recordsInstalled += result.installed;
+    this.#counters.recordsUnknown += result.unknown;
+    if (this.#network) this.#send(records, 0, [...this.#peers.values()]);
+  }
+
+  /**
+   * Upgrade, the old process: a full copy of the session table to `sink`, in
+   * rounds like a peer's (resolves once complete; at once when stopped).
+   */
+  copyTo(sink: SessionLink): Promise<void> {
+    if (this.#timer === undefined) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#dumpTargets.push({ link: { sink, done: resolve }, remaining: DUMP_BUCKETS, ...(this.#dumpRound && { joinedDuring: this.#dumpRound }) });
+      this.#logger.info('session sync: sending a full copy to the new process');
+      this.#runDumps();
+    });
+  }
+
+  /**
+   * Upgrade, the old process: stop sending (what is recorded goes out first:
+   * to the peers and the link) and return what the new process goes on
+   * with; its socket's fd must be sent before release() closes ours.
+   */
+  handOver(): { listen: string; incarnation: bigint; sequence: bigint; fd: number } | undefined {
+    if (this.#timer === undefined || !this.#network) return undefined;
+    const fd = socketFd(this.#socket);
+    if (fd === undefined) return undefined;
+    this.flush();
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    clearTimeout(this.#askTimer);
+    this.#endDumps();
+    this.#handedOver = true;
+    this.#network = false;
+    this.#link = undefined;
+    this.#logger.info({ counters: this.#counters, incarnation: String(this.#incarnation), sequence: String(this.#sequence) }, 'session sync handed over to the new process');
+    return { listen: this.#config.listen.text, incarnation: this.#incarnation, sequence: this.#sequence + 1n, fd };
   }
 
   /** Send what the engine recorded since the last flush (also on a timer); records of a
@@ -199,17 +314,24 @@ export class SessionSync implements SyncSource {
     const changes: SessionRecord[] = [];
     const copied: SessionRecord[] = [];
     for (const r of taken.records) (r.dump ? copied : changes).push(r);
-    this.#send(changes, 0, [...this.#peers.values()]);
+    if (this.#network) this.#send(changes, 0, [...this.#peers.values()]);
+    if (changes.length > 0) this.#link?.records(changes);
     if (copied.length > 0) {
       if (this.#dumpRound !== undefined) this.#dumpRound.records += copied.length;
-      const targets = this.#dumpTargets.map((t) => t.peer);
+      const targets = this.#dumpTargets.flatMap((t) => (t.peer ? [t.peer] : []));
       this.#send(copied, FLAG_BULK, targets);
       this.#counters.dumpRecordsSent += copied.length * targets.length;
+      for (const target of this.#dumpTargets) target.link?.sink.records(copied);
     }
   }
 
   /** Send what is left, then close the socket. */
   stop(): void {
+    if (this.#handedOver) {
+      this.#handedOver = false;
+      this.#socket.close();
+      return;
+    }
     if (this.#timer === undefined) return;
     clearInterval(this.#timer);
     this.#timer = undefined;
@@ -217,6 +339,7 @@ export class SessionSync implements SyncSource {
     clearInterval(this.#dumpTimer);
     this.#dumpTimer = undefined;
     this.flush();
+    this.#network = false;
     this.#socket.close();
     this.#logger.info({ counters: this.#counters, rejected: this.#rejected, resyncRefused: this.#resyncRefused }, 'session sync stopped');
   }
@@ -254,6 +377,7 @@ export class SessionSync implements SyncSource {
   }
 
   #sendMessage(message: Buffer, peers: readonly Peer[]): void {
+    if (!this.#network) return;
     for (const { endpoint } of peers) {
       this.#socket.send(message, endpoint.port, endpoint.host, (err) => {
         if (err) this.#counters.sendErrors++;
@@ -324,9 +448,17 @@ export class SessionSync implements SyncSource {
     peer.status.dumpsSent++;
     peer.status.lastDumpAt = Date.now();
     const running = this.#dumpTargets.find((t) => t.peer === peer);
-    if (running !== undefined) running.remaining = DUMP_BUCKETS;
-    else this.#dumpTargets.push({ peer, remaining: DUMP_BUCKETS });
+    const joinedDuring = this.#dumpRound;
+    if (running !== undefined) {
+      running.remaining = DUMP_BUCKETS;
+      if (joinedDuring) running.joinedDuring = joinedDuring;
+    } else this.#dumpTargets.push({ peer, remaining: DUMP_BUCKETS, ...(joinedDuring && { joinedDuring }) });
     this.#logger.info({ peer: peer.status.address, incarnation: String(incarnation) }, 'session sync: sending a full copy');
+    this.#runDumps();
+  }
+
+  /** Start the rounds of the copies in #dumpTargets unless they run. */
+  #runDumps(): void {
     if (this.#dumpTimer === undefined) {
       this.#dumpStep = DUMP_FIRST_STEP;
       this.#dumpTimer = setInterval(() => this.#dumpTick(), DUMP_ROUND_MS);
@@ -344,11 +476,16 @@ export class SessionSync implements SyncSource {
     if (round !== undefined) {
       if (this.#dumpPending > 0) return; // workers are still adding their flows
       this.#dumpRound = undefined;
-      for (const target of this.#dumpTargets) target.remaining -= round.width;
+      for (const target of this.#dumpTargets) {
+        if (target.joinedDuring === round) target.joinedDuring = undefined;
+        else target.remaining -= round.width;
+      }
       const done = this.#dumpTargets.filter((t) => t.remaining <= 0);
       this.#dumpTargets = this.#dumpTargets.filter((t) => t.remaining > 0);
       if (done.length > 0) {
-        this.#sendMessage(encodeMessage(this.#config.key, this.#nextHeader(), [], FLAG_BULK | FLAG_BULK_END), done.map((t) => t.peer));
+        const peers = done.flatMap((t) => (t.peer ? [t.peer] : []));
+        if (peers.length > 0) this.#sendMessage(encodeMessage(this.#config.key, this.#nextHeader(), [], FLAG_BULK | FLAG_BULK_END), peers);
+        for (const target of done) target.link?.done();
         this.#counters.dumpsCompleted += done.length;
       }
       // Size the next range from what this one held (keys are hashes: spread evenly).
@@ -369,6 +506,8 @@ export class SessionSync implements SyncSource {
     clearInterval(this.#dumpTimer);
     this.#dumpTimer = undefined;
     this.#dumpRound = undefined;
+    // A copy to a link that cannot complete ends here (its waiter goes on without the rest).
+    for (const target of this.#dumpTargets) target.link?.done();
     this.#dumpTargets = [];
   }
 
@@ -450,4 +589,11 @@ export class SessionSync implements SyncSource {
     this.#rejectLogAt = now;
     this.#rejectedLogged = total;
   }
+}
+
+/** The fd under a node:dgram socket (kept on the socket's internal state; `_handle` is deprecated there). */
+function socketFd(socket: Socket): number | undefined {
+  const state = Object.getOwnPropertySymbols(socket).find((symbol) => symbol.description === 'state symbol');
+  const fd = state === undefined ? undefined : (socket as unknown as Record<symbol, { handle?: { fd?: unknown } } | undefined>)[state]?.handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }
