@@ -45,36 +45,6 @@ struct NatBackend {
   uint8_t pad;
 };
 enum : uint8_t { kNatNone = 0, kNatUp = 1, kNatDrain = 2, kNatDown = 3 };
-struct NatFlowKey {
-  uint32_t client_ip;
-  uint16_t client_port;
-  uint16_t pad;
-};
-struct NatFlow {
-  uint32_t backend_ip;
-  uint16_t backend_port;
-  uint16_t nat_port;
-  uint32_t slot;
-  uint32_t pad;
-  uint64_t last_ns;
-  uint64_t packets;
-  uint64_t bytes;
-};
-struct NatReverse {
-  uint32_t client_ip;
-  uint16_t client_port;
-  uint16_t backend_port;
-  uint32_t backend_ip;
-  uint32_t pad;
-  uint64_t last_ns;
-  uint64_t packets;
-  uint64_t bytes;
-};
-static_assert(sizeof(NatFlow) == 40 && sizeof(NatReverse) == 40);
-
-// A NAT port whose flow is gone is freed only after this long, so a port
-// the program has just taken (before it wrote the flow) is never freed.
-constexpr uint64_t kOrphanGraceNs = 2'000'000'000ULL;
 
 uint64_t monotonic_ns() {
   timespec now{};
@@ -369,64 +339,40 @@ void UdpKernelNat::update(const ServiceSpec& spec, const BackendTable& table) {
   spec_ = spec;
 }
 
-void UdpKernelNat::sweep() {
-  const uint64_t now = monotonic_ns();
-  const uint64_t idle_ns = static_cast<uint64_t>(spec_.idle_timeout_ms) * 1'000'000ULL;
-  std::vector<NatFlowKey> keys;
-  NatFlowKey key{};
-  NatFlowKey next{};
-  bool first = true;
-  while (bpf::map_next_key(flows_.get(), first ? nullptr : &key, &next) == 0 && keys.size() <= spec_.udp.max_flows * 2ULL) {
-    keys.push_back(next);
-    key = next;
-    first = false;
+UdpKernelFlowSettings UdpKernelNat::flow_settings(const UdpKernelOutputs& outputs) const {
+  UdpKernelFlowSettings settings;
+  settings.service_slot = spec_.slot;
+  settings.worker = static_cast<uint8_t>(outputs.producer);
+  settings.idle_ns = static_cast<uint64_t>(spec_.idle_timeout_ms) * 1'000'000ULL;
+  settings.max_flows = spec_.udp.max_flows;
+  settings.nat_port_count = spec_.udp.nat_port_count;
+  return settings;
+}
+
+UdpKernelFlowSinks UdpKernelNat::flow_sinks(const UdpKernelOutputs& outputs) const {
+  UdpKernelFlowSinks sinks;
+  if (outputs.log != nullptr) {
+    ConnectionLog* log = outputs.log;
+    const uint32_t producer = outputs.producer;
+    sinks.ended = [log, producer](const ConnectionRecord& record) { log->record(producer, record); };
   }
-  uint32_t live = 0;
-  for (const NatFlowKey& flow_key : keys) {
-    NatFlow flow{};
-    if (bpf::map_lookup(flows_.get(), &flow_key, &flow) != 0) continue;
-    uint32_t port = flow.nat_port;
-    NatReverse back{};
-    uint64_t last = flow.last_ns;
-    const bool has_reverse = bpf::map_lookup(reverse_.get(), &port, &back) == 0 &&
-                             back.client_ip == flow_key.client_ip && back.client_port == flow_key.client_port;
-    if (has_reverse && back.last_ns > last) last = back.last_ns;
-    if (now > last && now - last > idle_ns) {
-      bpf::map_delete(flows_.get(), &flow_key);
-      if (has_reverse) bpf::map_delete(reverse_.get(), &port);
-      expired_++;
-      continue;
-    }
-    live++;
-  }
-  // NAT ports whose flow the LRU map evicted (max_flows) go back to the pool.
-  std::vector<uint32_t> ports;
-  uint32_t port = 0;
-  uint32_t next_port = 0;
-  first = true;
-  while (bpf::map_next_key(reverse_.get(), first ? nullptr : &port, &next_port) == 0 &&
-         ports.size() <= spec_.udp.nat_port_count * 2ULL) {
-    ports.push_back(next_port);
-    port = next_port;
-    first = false;
-  }
-  for (uint32_t at : ports) {
-    NatReverse back{};
-    if (bpf::map_lookup(reverse_.get(), &at, &back) != 0) continue;
-    const NatFlowKey owner{back.client_ip, back.client_port, 0};
-    NatFlow flow{};
-    const bool owned = bpf::map_lookup(flows_.get(), &owner, &flow) == 0 && flow.nat_port == at;
-    if (!owned && now > back.last_ns && now - back.last_ns > kOrphanGraceNs) bpf::map_delete(reverse_.get(), &at);
-  }
-  flow_count_ = live;
+  return sinks;
+}
+
+void UdpKernelNat::sweep(const UdpKernelOutputs& outputs) {
+  flows_seen_.sweep(flows_.get(), reverse_.get(), monotonic_ns(), flow_settings(outputs), flow_sinks(outputs));
+}
+
+void UdpKernelNat::finish(Termination why, const UdpKernelOutputs& outputs) {
+  flows_seen_.finish(flows_.get(), reverse_.get(), monotonic_ns(), why, flow_settings(outputs), flow_sinks(outputs));
 }
 
 void UdpKernelNat::read_status(UdpDatapathStatus* status) const {
   status->kernel = true;
   status->client_interface = client_interface_;
   status->backend_interface = backend_interface_;
-  status->flows = flow_count_;
-  status->expired = expired_;
+  status->flows = flows_seen_.live();
+  status->expired = flows_seen_.expired();
   static const uint32_t cpus = possible_cpus();
   std::vector<uint64_t> values(cpus);
   for (uint32_t index = 0; index < kKernelStatCount; index++) {
@@ -437,7 +383,8 @@ void UdpKernelNat::read_status(UdpDatapathStatus* status) const {
   }
 }
 
-UdpKernelDatapath::UdpKernelDatapath(const BackendTable* table) : table_(table) {
+UdpKernelDatapath::UdpKernelDatapath(const BackendTable* table, UdpKernelOutputs outputs)
+    : table_(table), outputs_(outputs) {
   sweeper_ = std::thread([this] { sweep_loop(); });
 }
 
@@ -448,6 +395,7 @@ void UdpKernelDatapath::stop() {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_) return;
     stopping_ = true;
+    finish(running_);
     running_.clear();
   }
   wake_.notify_all();
@@ -498,7 +446,9 @@ void UdpKernelDatapath::apply(const std::vector<ServiceSpec>& specs) {
     } else {
       // Close the old links first: two programs matching one address would race.
       for (auto& [old, stale] : running_) {
-        if (old.name == spec.name) stale.reset();
+        if (old.name != spec.name || !stale) continue;
+        stale->finish(Termination::kShutdown, outputs_);
+        stale.reset();
       }
       nat = UdpKernelNat::start(spec, *table_, &status.reason);
     }
@@ -508,7 +458,8 @@ void UdpKernelDatapath::apply(const std::vector<ServiceSpec>& specs) {
       fallback.push_back(status);
     }
   }
-  running_ = std::move(running);  // services gone or moved to user: their links close here
+  finish(running_);  // services gone or moved to user: their flows end, their links close here
+  running_ = std::move(running);
   fallback_ = std::move(fallback);
 }
 
@@ -537,12 +488,18 @@ std::vector<UdpDatapathStatus> UdpKernelDatapath::status() const {
   return all;
 }
 
+void UdpKernelDatapath::finish(std::vector<std::pair<ServiceSpec, std::unique_ptr<UdpKernelNat>>>& leaving) {
+  for (auto& [spec, nat] : leaving) {
+    if (nat) nat->finish(Termination::kShutdown, outputs_);
+  }
+}
+
 void UdpKernelDatapath::sweep_loop() {
   std::unique_lock<std::mutex> lock(mutex_);
   while (!stopping_) {
     wake_.wait_for(lock, std::chrono::seconds(1));
     if (stopping_) break;
-    for (auto& [spec, nat] : running_) nat->sweep();
+    for (auto& [spec, nat] : running_) nat->sweep(outputs_);
   }
 }
 

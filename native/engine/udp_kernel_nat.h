@@ -11,9 +11,10 @@
 // source. Every backend must be reached from the same address. A wildcard or
 // IPv6 listen address, or an address no interface owns, is not supported.
 //
-// User space (one thread per engine) walks the flow map: it ends flows idle
-// for timeouts.idle, frees the NAT ports of flows the LRU map evicted
-// (max_flows), and counts the flows. Placement is the service's Maglev table
+// User space (one thread per engine) walks the flow map (udp_kernel_flows.h):
+// it ends flows idle for timeouts.idle, frees the NAT ports of flows the LRU
+// map evicted (max_flows), counts the flows, and writes a connection-log
+// record for each flow that ends. Placement is the service's Maglev table
 // over the backends that are up, written into a map: removing a backend
 // moves only its flows; drain and maint keep a flow, down moves it.
 #pragma once
@@ -29,7 +30,9 @@
 
 #include "backend_table.h"
 #include "bpf.h"
+#include "connection_log.h"
 #include "service.h"
+#include "udp_kernel_flows.h"
 
 namespace fulcrum {
 
@@ -61,6 +64,13 @@ struct UdpDatapathStatus {
   std::array<uint64_t, kKernelStatCount> stats{};
 };
 
+// Where the sweeps' records go: the connection log, through a producer ring
+// of the datapath's own (`producer`, one past the workers' rings).
+struct UdpKernelOutputs {
+  ConnectionLog* log = nullptr;
+  uint32_t producer = 0;
+};
+
 // One service's maps, programs and links.
 class UdpKernelNat {
  public:
@@ -73,12 +83,16 @@ class UdpKernelNat {
   // Writes the backends and the Maglev table of `spec` with today's states.
   void update(const ServiceSpec& spec, const BackendTable& table);
   // Ends flows idle longer than the service's idle timeout and frees NAT ports
-  // whose flow is gone.
-  void sweep();
+  // whose flow is gone; a record for each flow that ended.
+  void sweep(const UdpKernelOutputs& outputs);
+  // A record (`why`) for every flow still open: the programs are about to go.
+  void finish(Termination why, const UdpKernelOutputs& outputs);
   void read_status(UdpDatapathStatus* status) const;
 
  private:
   UdpKernelNat() = default;
+  UdpKernelFlowSettings flow_settings(const UdpKernelOutputs& outputs) const;
+  UdpKernelFlowSinks flow_sinks(const UdpKernelOutputs& outputs) const;
   ServiceSpec spec_;
   std::string client_interface_;
   std::string backend_interface_;
@@ -91,15 +105,14 @@ class UdpKernelNat {
   std::vector<bpf::Fd> links_;
   std::vector<uint32_t> table_;  // what nat_maglev holds
   std::vector<uint32_t> slots_;  // slots written into nat_backends
-  uint32_t flow_count_ = 0;
-  uint64_t expired_ = 0;
+  UdpKernelFlows flows_seen_;
 };
 
 // Every UDP service's datapath, owned by the Engine. Methods run on the JS
 // thread; a sweeper thread runs sweep() once a second.
 class UdpKernelDatapath {
  public:
-  explicit UdpKernelDatapath(const BackendTable* table);
+  UdpKernelDatapath(const BackendTable* table, UdpKernelOutputs outputs);
   ~UdpKernelDatapath();
   // Starts, updates or stops each service's programs for the running specs.
   // A service with datapath: kernel whose programs cannot be attached is an
@@ -114,7 +127,10 @@ class UdpKernelDatapath {
 
  private:
   void sweep_loop();
+  // Services that leave: a shutdown record for each of their open flows.
+  void finish(std::vector<std::pair<ServiceSpec, std::unique_ptr<UdpKernelNat>>>& leaving);
   const BackendTable* table_;
+  const UdpKernelOutputs outputs_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
