@@ -8,6 +8,7 @@
 //   {"op":"who","target":"IP:PORT"}           every flow asks "WHO?": the backend ids, in flow order
 //   {"op":"flood","count":N,"target":...}     N new flows of one datagram each (socket opened,
 //                                             sent, closed), at most 20 s
+//   {"op":"ports"}                            every flow's local port, in flow order
 //   {"op":"close"}                            closes every flow
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
@@ -90,6 +91,8 @@ async function handle(command) {
       }
       return { sent };
     }
+    case 'ports':
+      return { ports: flows.map((socket) => socket.address().port) };
     case 'close':
       for (const socket of flows.splice(0)) socket.close();
       return { flows: 0 };
