@@ -6,10 +6,12 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -164,7 +166,30 @@ bool same_backends(const ServiceSpec& a, const ServiceSpec& b) {
 
 }  // namespace
 
-std::unique_ptr<UdpKernelNat> UdpKernelNat::start(const ServiceSpec& spec, const BackendTable& table,
+std::string UdpKernelNat::pin_path(const std::string& directory, const ServiceSpec& spec) {
+  const auto& listen = *reinterpret_cast<const sockaddr_in*>(&spec.listen.storage);
+  // Two network namespaces may run the same service on the same address.
+  struct stat net{};
+  const unsigned long long netns = stat("/proc/self/ns/net", &net) == 0 ? static_cast<unsigned long long>(net.st_ino) : 0;
+  // bpffs refuses names with a dot: 10_0_0_1 for 10.0.0.1.
+  auto safe = [](const std::string& text) {
+    std::string out;
+    for (char c : text) out.push_back(isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ? c : '_');
+    return out;
+  };
+  return directory + "/udp-" + safe(ip_text(listen.sin_addr.s_addr)) + "-" + std::to_string(ntohs(listen.sin_port)) + "-" +
+         safe(spec.name) + "-net" + std::to_string(netns);
+}
+
+void UdpKernelNat::unpin() {
+  if (pin_dir_.empty()) return;
+  for (const char* file : {"/flows", "/reverse"}) unlink((pin_dir_ + file).c_str());
+  rmdir(pin_dir_.c_str());
+  rmdir(pin_dir_.substr(0, pin_dir_.rfind('/')).c_str());  // the fulcrum directory, once empty
+  pin_dir_.clear();
+}
+
+std::unique_ptr<UdpKernelNat> UdpKernelNat::start(const ServiceSpec& spec, const BackendTable& table, bool pin,
                                                   std::string* reason) {
   std::unique_ptr<UdpKernelNat> nat(new UdpKernelNat());
   nat->spec_ = spec;
@@ -227,7 +252,31 @@ std::unique_ptr<UdpKernelNat> UdpKernelNat::start(const ServiceSpec& spec, const
       {&nat->reverse_, {"nat_reverse", BPF_MAP_TYPE_HASH, 4, sizeof(NatReverse), spec.udp.nat_port_count}},
       {&nat->stats_, {"nat_stats", BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, kKernelStatCount}},
   };
+  // Pinned flow maps of this service (an upgrade, or a restart after a
+  // crash): adopted when their shape is what this spec asks for.
+  std::string pin_dir;
+  if (pin) {
+    std::string directory;
+    std::string why;
+    if (bpf::ensure_pin_directory("/sys/fs/bpf", &directory, &why) == 0) pin_dir = pin_path(directory, spec);
+  }
+  if (!pin_dir.empty()) {
+    bpf::Fd flows(bpf::get_pinned(pin_dir + "/flows"));
+    bpf::Fd reverse(bpf::get_pinned(pin_dir + "/reverse"));
+    auto fits = [](const bpf::Fd& fd, const bpf::MapSpec& want) {
+      bpf::MapInfo info;
+      return fd.valid() && bpf::map_info(fd.get(), &info) == 0 && info.type == want.type &&
+             info.key_size == want.key_size && info.value_size == want.value_size &&
+             info.max_entries == want.max_entries;
+    };
+    if (fits(flows, maps[3].spec) && fits(reverse, maps[4].spec)) {
+      nat->flows_ = std::move(flows);
+      nat->reverse_ = std::move(reverse);
+      nat->adopted_ = true;
+    }
+  }
   for (Made& made : maps) {
+    if (made.fd->valid()) continue;  // adopted
     const int fd = bpf::create_map(made.spec, &error);
     if (fd < 0) {
       *reason = error;
@@ -281,6 +330,20 @@ std::unique_ptr<UdpKernelNat> UdpKernelNat::start(const ServiceSpec& spec, const
       return nullptr;
     }
     nat->links_.emplace_back(link);
+  }
+  if (!pin_dir.empty() && !nat->adopted_) {
+    // Fresh maps replace whatever was pinned there (an incompatible shape).
+    for (const char* file : {"/flows", "/reverse"}) unlink((pin_dir + file).c_str());
+    mkdir(pin_dir.c_str(), 0700);
+    if (bpf::pin_object(nat->flows_.get(), pin_dir + "/flows") == 0 &&
+        bpf::pin_object(nat->reverse_.get(), pin_dir + "/reverse") == 0) {
+      nat->pin_dir_ = pin_dir;
+    } else {
+      nat->pin_dir_ = pin_dir;
+      nat->unpin();  // half pinned is worse than not pinned
+    }
+  } else if (nat->adopted_) {
+    nat->pin_dir_ = pin_dir;
   }
   return nat;
 }
@@ -395,16 +458,35 @@ void UdpKernelDatapath::stop() {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_) return;
     stopping_ = true;
-    finish(running_);
+    if (!handed_over_) finish(running_);
     running_.clear();
   }
   wake_.notify_all();
   if (sweeper_.joinable()) sweeper_.join();
 }
 
+void UdpKernelDatapath::hand_over() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (handed_over_) return;
+  handed_over_ = true;
+  for (auto& [spec, nat] : running_) {
+    nat->forget_flows();
+    UdpDatapathStatus status;
+    status.service = spec.name;
+    status.configured = spec.udp.datapath;
+    status.reason = "handed over to the new process (upgrade)";
+    fallback_.push_back(status);
+  }
+  running_.clear();  // closing the links detaches our programs; the pins stay
+}
+
 int UdpKernelDatapath::check(const std::vector<ServiceSpec>& specs, std::string* failure, std::string* service) {
   // A required kernel datapath that cannot start fails the whole apply; the
   // programs started to find out are closed again (apply starts them anew).
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (handed_over_) return 0;  // nothing starts here any more
+  }
   for (const ServiceSpec& spec : specs) {
     if (spec.protocol != Protocol::kUdp || spec.udp.datapath != UdpDatapath::kKernel) continue;
     bool running = false;
@@ -414,7 +496,7 @@ int UdpKernelDatapath::check(const std::vector<ServiceSpec>& specs, std::string*
     }
     if (running) continue;
     std::string reason;
-    if (!UdpKernelNat::start(spec, *table_, &reason)) {
+    if (!UdpKernelNat::start(spec, *table_, false, &reason)) {
       *failure = "datapath: kernel for service " + spec.name + ": " + reason;
       *service = spec.name;
       return -EOPNOTSUPP;
@@ -448,9 +530,11 @@ void UdpKernelDatapath::apply(const std::vector<ServiceSpec>& specs) {
       for (auto& [old, stale] : running_) {
         if (old.name != spec.name || !stale) continue;
         stale->finish(Termination::kShutdown, outputs_);
+        stale->unpin();
         stale.reset();
       }
-      nat = UdpKernelNat::start(spec, *table_, &status.reason);
+      nat = handed_over_ ? nullptr : UdpKernelNat::start(spec, *table_, true, &status.reason);
+      if (handed_over_) status.reason = "handed over to the new process (upgrade)";
     }
     if (nat) {
       running.emplace_back(spec, std::move(nat));
@@ -490,7 +574,9 @@ std::vector<UdpDatapathStatus> UdpKernelDatapath::status() const {
 
 void UdpKernelDatapath::finish(std::vector<std::pair<ServiceSpec, std::unique_ptr<UdpKernelNat>>>& leaving) {
   for (auto& [spec, nat] : leaving) {
-    if (nat) nat->finish(Termination::kShutdown, outputs_);
+    if (!nat) continue;
+    nat->finish(Termination::kShutdown, outputs_);
+    nat->unpin();
   }
 }
 

@@ -17,6 +17,16 @@
 // record for each flow that ends. Placement is the service's Maglev table
 // over the backends that are up, written into a map: removing a backend
 // moves only its flows; drain and maint keep a flow, down moves it.
+//
+// Pinned maps: the flow and reverse maps of a running service are pinned on
+// bpffs (/sys/fs/bpf/fulcrum/udp-<listen ip, dots as _>-<port>-<service>-net<netns
+// inode>; a bpffs is mounted there if none is). A Fulcrum that starts where
+// compatible maps are pinned (an upgrade's new process, or a restart after a
+// crash) adopts them: flows keep their backend and NAT port. On an upgrade
+// the new process attaches its programs (after the old ones on the tcx
+// hook, so the old ones still answer until they go) and the old process then
+// hands over (hand_over()): it detaches without ending the flows or removing
+// the pins. A service removed, or a Fulcrum that stops, removes its pins.
 #pragma once
 
 #include <array>
@@ -76,7 +86,10 @@ class UdpKernelNat {
  public:
   // Creates the maps, loads and attaches the programs, or returns null with
   // *reason saying why (a sentence for the operator).
-  static std::unique_ptr<UdpKernelNat> start(const ServiceSpec& spec, const BackendTable& table, std::string* reason);
+  // `pin`: adopt the maps pinned for this service when compatible, and pin
+  // them (false: private maps, as apply's check makes them).
+  static std::unique_ptr<UdpKernelNat> start(const ServiceSpec& spec, const BackendTable& table, bool pin,
+                                             std::string* reason);
   ~UdpKernelNat();
   // Same listen address, interfaces and map sizes: the running maps can take `spec`.
   bool compatible(const ServiceSpec& spec) const;
@@ -88,6 +101,12 @@ class UdpKernelNat {
   // A record (`why`) for every flow still open: the programs are about to go.
   void finish(Termination why, const UdpKernelOutputs& outputs);
   void read_status(UdpDatapathStatus* status) const;
+  // Removes the pins (the service leaves, or Fulcrum stops).
+  void unpin();
+  // An upgrade: the next process follows the flows; none is ended here.
+  void forget_flows() { flows_seen_.forget(); }
+  // Where this service's maps are (or would be) pinned under `directory`.
+  static std::string pin_path(const std::string& directory, const ServiceSpec& spec);
 
  private:
   UdpKernelNat() = default;
@@ -106,6 +125,8 @@ class UdpKernelNat {
   std::vector<uint32_t> table_;  // what nat_maglev holds
   std::vector<uint32_t> slots_;  // slots written into nat_backends
   UdpKernelFlows flows_seen_;
+  std::string pin_dir_;  // "": not pinned
+  bool adopted_ = false;  // the flow maps were pinned by an earlier process
 };
 
 // Every UDP service's datapath, owned by the Engine. Methods run on the JS
@@ -123,17 +144,23 @@ class UdpKernelDatapath {
   // A backend's state or weight changed: rewrite the tables.
   void refresh(const std::vector<ServiceSpec>& specs);
   std::vector<UdpDatapathStatus> status() const;
+  // An upgrade handed the flows to the new process (its programs are
+  // attached): detach ours, keep the pins, end no flow; later applies keep
+  // every service on the relay.
+  void hand_over();
+  // Ends the flows (shutdown records) and removes the pins, unless handed over.
   void stop();
 
  private:
   void sweep_loop();
-  // Services that leave: a shutdown record for each of their open flows.
+  // Services that leave: a shutdown record for each of their open flows, and their pins removed.
   void finish(std::vector<std::pair<ServiceSpec, std::unique_ptr<UdpKernelNat>>>& leaving);
   const BackendTable* table_;
   const UdpKernelOutputs outputs_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
+  bool handed_over_ = false;
   std::vector<std::pair<ServiceSpec, std::unique_ptr<UdpKernelNat>>> running_;
   std::vector<UdpDatapathStatus> fallback_;  // services on the relay, with why
   std::thread sweeper_;

@@ -6,6 +6,7 @@
 //   {"op":"echo","size":S,"target":"IP:PORT"} every flow sends S random bytes; counts
 //                                             replies that are byte-exact and come from the target
 //   {"op":"who","target":"IP:PORT"}           every flow asks "WHO?": the backend ids, in flow order
+//                                             ("text":"PORT?" asks that instead)
 //   {"op":"flood","count":N,"target":...}     N new flows of one datagram each (socket opened,
 //                                             sent, closed), at most 20 s
 //   {"op":"ports"}                            every flow's local port, in flow order
@@ -69,7 +70,7 @@ async function handle(command) {
       return { exact, timeouts, wrongSource, total: results.length };
     }
     case 'who': {
-      const results = await exchange(command.target, () => Buffer.from('WHO?'));
+      const results = await exchange(command.target, () => Buffer.from(command.text ?? 'WHO?'));
       return { ids: results.map((r) => (r.message ? r.message.toString() : null)) };
     }
     case 'flood': {
