@@ -81,7 +81,7 @@ int Engine::apply(std::vector<ServiceSpec> services, ApplyFailure* failure, uint
     }
     if (spec.protocol == Protocol::kUdp && spec.udp.datapath != UdpDatapath::kUser && !udp_kernel_) {
       udp_kernel_ = std::make_unique<UdpKernelDatapath>(
-          backends_.get(), UdpKernelOutputs{log_.get(), static_cast<uint32_t>(workers_.size())});
+          backends_.get(), UdpKernelOutputs{log_.get(), static_cast<uint32_t>(workers_.size()), journal_});
     }
   }
   if (udp_kernel_) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "bpf.h"
+#include "flow_hash.h"
 
 namespace fulcrum {
 namespace {
@@ -45,6 +46,15 @@ std::vector<Key> map_keys(int fd, size_t bound) {
 }
 
 }  // namespace
+
+uint64_t kernel_flow_sync_hash(const NatFlowKey& key, const SocketAddress& listen) {
+  sockaddr_storage client{};
+  auto* in = reinterpret_cast<sockaddr_in*>(&client);
+  in->sin_family = AF_INET;
+  in->sin_addr.s_addr = key.client_ip;
+  in->sin_port = key.client_port;
+  return hash_five_tuple(client, listen.storage, IPPROTO_UDP);
+}
 
 ConnectionRecord UdpKernelFlows::record_of(uint64_t key, const Known& known, uint64_t end_ns, Termination why,
                                            const UdpKernelFlowSettings& settings) const {

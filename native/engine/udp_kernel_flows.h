@@ -27,10 +27,16 @@
 #include <functional>
 #include <unordered_map>
 
+#include "address.h"
 #include "connection_record.h"
 #include "udp_kernel_maps.h"
 
 namespace fulcrum {
+
+// The key a flow's assignment is shared with peers under: the relay's
+// (hash_five_tuple of client and listen address, UDP), so a peer's relay
+// places the client on the same backend (session sync, sync_journal.h).
+uint64_t kernel_flow_sync_hash(const NatFlowKey& key, const SocketAddress& listen);
 
 struct UdpKernelFlowSettings {
   uint32_t service_slot = 0;

@@ -145,7 +145,6 @@ std::string unsupported_feature(const ServiceSpec& spec) {
   if (spec.udp.responses != 0) return "udp.responses is set (the kernel datapath does not count replies per flow)";
   if (spec.acl) return "an allow/deny list is set (enforced by the relay only)";
   if (spec.limits.enabled) return "client_limits is set (enforced by the relay only)";
-  if (spec.sync) return "sync is on (the kernel datapath's flows are not shared with peers)";
   if (spec.transparent) return "source: client is set (the kernel datapath always NATs the source)";
   if (spec.accept_proxy.enabled) return "accept_proxy is set";
   return "";
@@ -409,6 +408,11 @@ UdpKernelFlowSettings UdpKernelNat::flow_settings(const UdpKernelOutputs& output
   settings.idle_ns = static_cast<uint64_t>(spec_.idle_timeout_ms) * 1'000'000ULL;
   settings.max_flows = spec_.udp.max_flows;
   settings.nat_port_count = spec_.udp.nat_port_count;
+  // As the relay: peers keep an adopted assignment for one idle timeout, so
+  // a flow in use is shared again every quarter of it (at least a second).
+  if (spec_.sync && outputs.journal) {
+    settings.share_every_ns = std::max<uint64_t>(1000, spec_.idle_timeout_ms / 4) * 1'000'000ULL;
+  }
   return settings;
 }
 
@@ -418,6 +422,14 @@ UdpKernelFlowSinks UdpKernelNat::flow_sinks(const UdpKernelOutputs& outputs) con
     ConnectionLog* log = outputs.log;
     const uint32_t producer = outputs.producer;
     sinks.ended = [log, producer](const ConnectionRecord& record) { log->record(producer, record); };
+  }
+  if (spec_.sync && outputs.journal) {
+    SyncJournal* journal = outputs.journal.get();
+    const SocketAddress listen = spec_.listen;
+    const uint32_t service_slot = spec_.slot;
+    sinks.share = [journal, listen, service_slot](const NatFlowKey& key, uint32_t backend_slot, uint64_t) {
+      journal->record(SyncKind::kUdpFlow, service_slot, backend_slot, kernel_flow_sync_hash(key, listen), monotonic_ns() / 1'000'000ULL);
+    };
   }
   return sinks;
 }

@@ -42,6 +42,7 @@
 #include "bpf.h"
 #include "connection_log.h"
 #include "service.h"
+#include "sync_journal.h"
 #include "udp_kernel_flows.h"
 
 namespace fulcrum {
@@ -75,10 +76,13 @@ struct UdpDatapathStatus {
 };
 
 // Where the sweeps' records go: the connection log, through a producer ring
-// of the datapath's own (`producer`, one past the workers' rings).
+// of the datapath's own (`producer`, one past the workers' rings); and, for
+// a service with sync: on, the session-sync journal (flow assignments, as
+// the relay records them).
 struct UdpKernelOutputs {
   ConnectionLog* log = nullptr;
   uint32_t producer = 0;
+  std::shared_ptr<SyncJournal> journal;
 };
 
 // One service's maps, programs and links.

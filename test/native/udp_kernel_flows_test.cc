@@ -14,7 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "engine/address.h"
 #include "engine/bpf.h"
+#include "engine/flow_hash.h"
 #include "engine/udp_kernel_flows.h"
 
 void check(bool ok, const std::string& what);
@@ -230,9 +232,21 @@ void test_many_flows(const Maps& maps) {
   (void)key;
 }
 
+void test_sync_key() {
+  // A peer's relay looks the client up by the relay's own 5-tuple hash.
+  SocketAddress listen;
+  parse_socket_address("10.0.0.1", 7000, &listen);
+  SocketAddress client;
+  parse_socket_address("10.0.0.7", 40000, &client);
+  const NatFlowKey key{ip("10.0.0.7"), htons(40000), 0};
+  check(kernel_flow_sync_hash(key, listen) == hash_five_tuple(client.storage, listen.storage, IPPROTO_UDP),
+        "kernel flows: shared under the relay's 5-tuple hash");
+}
+
 }  // namespace
 
 void run_udp_kernel_flows_tests() {
+  test_sync_key();
   Maps maps;
   std::string error;
   if (!make_maps(&maps, &error)) {
