@@ -44,6 +44,7 @@
         "native/engine/timer_queue.cc",
         "native/engine/udp_flow_table.cc",
         "native/engine/udp_relay.cc",
+        "native/engine/udp_kernel_flows.cc",
         "native/engine/udp_kernel_nat.cc",
         "native/engine/udp_kernel_policy.cc",
         "native/engine/udp_socket.cc",

@@ -34,6 +34,7 @@ Napi::Function EngineHandle::define_class(Napi::Env env) {
                          InstanceMethod<&EngineHandle::stall_worker_for_test>("stallWorkerForTest"),
                          InstanceMethod<&EngineHandle::adopt_listeners>("adoptListeners"),
                          InstanceMethod<&EngineHandle::listener_fds>("listenerFds"),
+                         InstanceMethod<&EngineHandle::hand_over_udp_flows>("handOverUdpFlows"),
                      });
 }
 
@@ -351,6 +352,11 @@ Napi::Value EngineHandle::listener_fds(const Napi::CallbackInfo& info) {
     out.Set(index++, entry);
   }
   return out;
+}
+
+Napi::Value EngineHandle::hand_over_udp_flows(const Napi::CallbackInfo& info) {
+  if (engine_ && !engine_->stopped()) engine_->hand_over_udp_flows();
+  return info.Env().Undefined();
 }
 
 }  // namespace fulcrum::addon

@@ -59,6 +59,7 @@ class EngineHandle : public Napi::ObjectWrap<EngineHandle> {
   // Upgrade: sockets handed over by the previous Fulcrum, and ours to hand on.
   Napi::Value adopt_listeners(const Napi::CallbackInfo& info);
   Napi::Value listener_fds(const Napi::CallbackInfo& info);
+  Napi::Value hand_over_udp_flows(const Napi::CallbackInfo& info);
 
   // Stops the engine and releases the thread-safe function. Safe to call more
   // than once, from stop(), the GC finalizer or the environment cleanup hook.

@@ -5,6 +5,9 @@
 #include <vector>
 
 #include <linux/bpf.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -163,6 +166,63 @@ int map_next_key(int map_fd, const void* key, void* next) {
   attr.key = pointer(key);
   attr.next_key = pointer(next);
   return sys_bpf(BPF_MAP_GET_NEXT_KEY, &attr);
+}
+
+}  // namespace fulcrum::bpf
+
+namespace fulcrum::bpf {
+
+// --- Pinned maps ---
+
+int pin_object(int fd, const std::string& path) {
+  bpf_attr attr{};
+  attr.pathname = pointer(path.c_str());
+  attr.bpf_fd = static_cast<uint32_t>(fd);
+  return sys_bpf(BPF_OBJ_PIN, &attr);
+}
+
+int get_pinned(const std::string& path) {
+  bpf_attr attr{};
+  attr.pathname = pointer(path.c_str());
+  return sys_bpf(BPF_OBJ_GET, &attr);
+}
+
+int map_info(int fd, MapInfo* info) {
+  bpf_map_info kernel{};
+  bpf_attr attr{};
+  attr.info.bpf_fd = static_cast<uint32_t>(fd);
+  attr.info.info_len = sizeof kernel;
+  attr.info.info = pointer(&kernel);
+  const int rc = sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &attr);
+  if (rc < 0) return rc;
+  info->type = kernel.type;
+  info->key_size = kernel.key_size;
+  info->value_size = kernel.value_size;
+  info->max_entries = kernel.max_entries;
+  return 0;
+}
+
+int ensure_pin_directory(const std::string& root, std::string* directory, std::string* error) {
+  // BPF_FS_MAGIC: a bpffs is mounted on root already (systemd mounts one at boot).
+  constexpr long kBpfFsMagic = 0xcafe4a11;
+  struct statfs fs{};
+  if (statfs(root.c_str(), &fs) != 0) {
+    const int e = errno;
+    if (error) *error = "no " + root + ": " + strerror(e);
+    return -e;
+  }
+  if (static_cast<long>(fs.f_type) != kBpfFsMagic && mount("bpf", root.c_str(), "bpf", 0, "mode=0700") != 0) {
+    const int e = errno;
+    if (error) *error = "mounting a bpffs on " + root + ": " + strerror(e);
+    return -e;
+  }
+  *directory = root + "/fulcrum";
+  if (mkdir(directory->c_str(), 0700) != 0 && errno != EEXIST) {
+    const int e = errno;
+    if (error) *error = "creating " + *directory + ": " + strerror(e);
+    return -e;
+  }
+  return 0;
 }
 
 }  // namespace fulcrum::bpf

@@ -101,4 +101,26 @@ int link_interface(int prog_fd, uint32_t ifindex, uint32_t attach_type);
 // Returns 0, or -ENOENT after the last key.
 int map_next_key(int map_fd, const void* key, void* next);
 
+// --- Appended for pinned maps (the kernel UDP datapath's flows across an upgrade) ---
+
+// BPF_OBJ_PIN: `fd` (a map) at `path` on a bpffs. Returns 0 or -errno (EEXIST: taken).
+int pin_object(int fd, const std::string& path);
+// BPF_OBJ_GET: a new fd of the object pinned at `path`, or -errno (ENOENT: none).
+int get_pinned(const std::string& path);
+
+struct MapInfo {
+  uint32_t type = 0;
+  uint32_t key_size = 0;
+  uint32_t value_size = 0;
+  uint32_t max_entries = 0;
+};
+// BPF_OBJ_GET_INFO_BY_FD for a map. Returns 0 or -errno.
+int map_info(int fd, MapInfo* info);
+
+// The directory where Fulcrum pins (`root`/fulcrum, root normally
+// /sys/fs/bpf): mounts a bpffs on `root` when none is there (as systemd does
+// at boot; needs CAP_SYS_ADMIN), and creates the directory. Returns 0 or
+// -errno, with *error saying what failed.
+int ensure_pin_directory(const std::string& root, std::string* directory, std::string* error);
+
 }  // namespace fulcrum::bpf

@@ -36,7 +36,8 @@ int Engine::create(EngineOptions options, std::unique_ptr<Engine>* out) {
     engine->backends_ = std::make_unique<BackendTable>();
     engine->sampler_ = std::make_unique<LoadSampler>(engine->counters_, engine->backends_.get());
     engine->journal_ = std::make_shared<SyncJournal>();
-    engine->log_ = std::make_unique<ConnectionLog>(options.workers, kMaxServices);
+    // One producer ring per worker, and one for the kernel UDP datapath's sweeper.
+    engine->log_ = std::make_unique<ConnectionLog>(options.workers + 1, kMaxServices);
     auto budget = std::make_shared<ConnectionBudget>(options.max_connections);
     // Empty pipes kept per worker: with a budget, the quarter of it that
     // its pipe allowance is (fd-budget.ts), shared by the workers.
@@ -79,7 +80,8 @@ int Engine::apply(std::vector<ServiceSpec> services, ApplyFailure* failure, uint
       if (backend.slot >= kMaxBackends) return -EINVAL;
     }
     if (spec.protocol == Protocol::kUdp && spec.udp.datapath != UdpDatapath::kUser && !udp_kernel_) {
-      udp_kernel_ = std::make_unique<UdpKernelDatapath>(backends_.get());
+      udp_kernel_ = std::make_unique<UdpKernelDatapath>(
+          backends_.get(), UdpKernelOutputs{log_.get(), static_cast<uint32_t>(workers_.size()), journal_});
     }
   }
   if (udp_kernel_) {

@@ -108,6 +108,12 @@ class Engine {
   // What each protocol: udp service runs on (udp_kernel_nat.h): the kernel
   // datapath with its counters, or the relay and why. JS thread.
   std::vector<UdpDatapathStatus> udp_datapaths() const;
+  // Upgrade: the next Fulcrum adopted the kernel datapath's pinned flows and
+  // attached its programs; detach ours without ending the flows or removing
+  // the pins (UdpKernelDatapath::hand_over). JS thread.
+  void hand_over_udp_flows() {
+    if (udp_kernel_) udp_kernel_->hand_over();
+  }
   bool stopped() const { return stopped_; }
   uint32_t worker_count() const { return static_cast<uint32_t>(workers_.size()); }
   // JS thread. Test hook: worker `index` (< worker_count()) sleeps `ms` (Worker::post_stall_for_test).

@@ -6,10 +6,12 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -45,36 +47,6 @@ struct NatBackend {
   uint8_t pad;
 };
 enum : uint8_t { kNatNone = 0, kNatUp = 1, kNatDrain = 2, kNatDown = 3 };
-struct NatFlowKey {
-  uint32_t client_ip;
-  uint16_t client_port;
-  uint16_t pad;
-};
-struct NatFlow {
-  uint32_t backend_ip;
-  uint16_t backend_port;
-  uint16_t nat_port;
-  uint32_t slot;
-  uint32_t pad;
-  uint64_t last_ns;
-  uint64_t packets;
-  uint64_t bytes;
-};
-struct NatReverse {
-  uint32_t client_ip;
-  uint16_t client_port;
-  uint16_t backend_port;
-  uint32_t backend_ip;
-  uint32_t pad;
-  uint64_t last_ns;
-  uint64_t packets;
-  uint64_t bytes;
-};
-static_assert(sizeof(NatFlow) == 40 && sizeof(NatReverse) == 40);
-
-// A NAT port whose flow is gone is freed only after this long, so a port
-// the program has just taken (before it wrote the flow) is never freed.
-constexpr uint64_t kOrphanGraceNs = 2'000'000'000ULL;
 
 uint64_t monotonic_ns() {
   timespec now{};
@@ -170,7 +142,6 @@ std::string reserve_nat_ports(uint32_t first, uint32_t count) {
 // Features the programs do not implement: such a service stays on the relay.
 std::string unsupported_feature(const ServiceSpec& spec) {
   if (spec.picker.balance != Balance::kMaglev) return "balance is not maglev (the kernel datapath places flows by Maglev)";
-  if (spec.sync) return "sync is on (the kernel datapath's flows are not shared with peers)";
   if (spec.transparent) return "source: client is set (the kernel datapath always NATs the source)";
   if (spec.accept_proxy.enabled) return "accept_proxy is set";
   return "";
@@ -191,7 +162,30 @@ bool same_backends(const ServiceSpec& a, const ServiceSpec& b) {
 
 }  // namespace
 
-std::unique_ptr<UdpKernelNat> UdpKernelNat::start(const ServiceSpec& spec, const BackendTable& table,
+std::string UdpKernelNat::pin_path(const std::string& directory, const ServiceSpec& spec) {
+  const auto& listen = *reinterpret_cast<const sockaddr_in*>(&spec.listen.storage);
+  // Two network namespaces may run the same service on the same address.
+  struct stat net{};
+  const unsigned long long netns = stat("/proc/self/ns/net", &net) == 0 ? static_cast<unsigned long long>(net.st_ino) : 0;
+  // bpffs refuses names with a dot: 10_0_0_1 for 10.0.0.1.
+  auto safe = [](const std::string& text) {
+    std::string out;
+    for (char c : text) out.push_back(isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ? c : '_');
+    return out;
+  };
+  return directory + "/udp-" + safe(ip_text(listen.sin_addr.s_addr)) + "-" + std::to_string(ntohs(listen.sin_port)) + "-" +
+         safe(spec.name) + "-net" + std::to_string(netns);
+}
+
+void UdpKernelNat::unpin() {
+  if (pin_dir_.empty()) return;
+  for (const char* file : {"/flows", "/reverse"}) unlink((pin_dir_ + file).c_str());
+  rmdir(pin_dir_.c_str());
+  rmdir(pin_dir_.substr(0, pin_dir_.rfind('/')).c_str());  // the fulcrum directory, once empty
+  pin_dir_.clear();
+}
+
+std::unique_ptr<UdpKernelNat> UdpKernelNat::start(const ServiceSpec& spec, const BackendTable& table, bool pin,
                                                   std::string* reason) {
   std::unique_ptr<UdpKernelNat> nat(new UdpKernelNat());
   nat->spec_ = spec;
@@ -254,7 +248,31 @@ std::unique_ptr<UdpKernelNat> UdpKernelNat::start(const ServiceSpec& spec, const
       {&nat->reverse_, {"nat_reverse", BPF_MAP_TYPE_HASH, 4, sizeof(NatReverse), spec.udp.nat_port_count}},
       {&nat->stats_, {"nat_stats", BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, kKernelStatCount}},
   };
+  // Pinned flow maps of this service (an upgrade, or a restart after a
+  // crash): adopted when their shape is what this spec asks for.
+  std::string pin_dir;
+  if (pin) {
+    std::string directory;
+    std::string why;
+    if (bpf::ensure_pin_directory("/sys/fs/bpf", &directory, &why) == 0) pin_dir = pin_path(directory, spec);
+  }
+  if (!pin_dir.empty()) {
+    bpf::Fd flows(bpf::get_pinned(pin_dir + "/flows"));
+    bpf::Fd reverse(bpf::get_pinned(pin_dir + "/reverse"));
+    auto fits = [](const bpf::Fd& fd, const bpf::MapSpec& want) {
+      bpf::MapInfo info;
+      return fd.valid() && bpf::map_info(fd.get(), &info) == 0 && info.type == want.type &&
+             info.key_size == want.key_size && info.value_size == want.value_size &&
+             info.max_entries == want.max_entries;
+    };
+    if (fits(flows, maps[3].spec) && fits(reverse, maps[4].spec)) {
+      nat->flows_ = std::move(flows);
+      nat->reverse_ = std::move(reverse);
+      nat->adopted_ = true;
+    }
+  }
   for (Made& made : maps) {
+    if (made.fd->valid()) continue;  // adopted
     const int fd = bpf::create_map(made.spec, &error);
     if (fd < 0) {
       *reason = error;
@@ -309,6 +327,20 @@ std::unique_ptr<UdpKernelNat> UdpKernelNat::start(const ServiceSpec& spec, const
       return nullptr;
     }
     nat->links_.emplace_back(link);
+  }
+  if (!pin_dir.empty() && !nat->adopted_) {
+    // Fresh maps replace whatever was pinned there (an incompatible shape).
+    for (const char* file : {"/flows", "/reverse"}) unlink((pin_dir + file).c_str());
+    mkdir(pin_dir.c_str(), 0700);
+    if (bpf::pin_object(nat->flows_.get(), pin_dir + "/flows") == 0 &&
+        bpf::pin_object(nat->reverse_.get(), pin_dir + "/reverse") == 0) {
+      nat->pin_dir_ = pin_dir;
+    } else {
+      nat->pin_dir_ = pin_dir;
+      nat->unpin();  // half pinned is worse than not pinned
+    }
+  } else if (nat->adopted_) {
+    nat->pin_dir_ = pin_dir;
   }
   return nat;
 }
@@ -368,64 +400,54 @@ void UdpKernelNat::update(const ServiceSpec& spec, const BackendTable& table) {
   spec_ = spec;
 }
 
-void UdpKernelNat::sweep() {
-  const uint64_t now = monotonic_ns();
-  const uint64_t idle_ns = static_cast<uint64_t>(spec_.idle_timeout_ms) * 1'000'000ULL;
-  std::vector<NatFlowKey> keys;
-  NatFlowKey key{};
-  NatFlowKey next{};
-  bool first = true;
-  while (bpf::map_next_key(flows_.get(), first ? nullptr : &key, &next) == 0 && keys.size() <= spec_.udp.max_flows * 2ULL) {
-    keys.push_back(next);
-    key = next;
-    first = false;
+UdpKernelFlowSettings UdpKernelNat::flow_settings(const UdpKernelOutputs& outputs) const {
+  UdpKernelFlowSettings settings;
+  settings.service_slot = spec_.slot;
+  settings.worker = static_cast<uint8_t>(outputs.producer);
+  settings.idle_ns = static_cast<uint64_t>(spec_.idle_timeout_ms) * 1'000'000ULL;
+  settings.max_flows = spec_.udp.max_flows;
+  settings.nat_port_count = spec_.udp.nat_port_count;
+  settings.responses = spec_.udp.responses;
+  // As the relay: peers keep an adopted assignment for one idle timeout, so
+  // a flow in use is shared again every quarter of it (at least a second).
+  if (spec_.sync && outputs.journal) {
+    settings.share_every_ns = std::max<uint64_t>(1000, spec_.idle_timeout_ms / 4) * 1'000'000ULL;
   }
-  uint32_t live = 0;
-  for (const NatFlowKey& flow_key : keys) {
-    NatFlow flow{};
-    if (bpf::map_lookup(flows_.get(), &flow_key, &flow) != 0) continue;
-    uint32_t port = flow.nat_port;
-    NatReverse back{};
-    uint64_t last = flow.last_ns;
-    const bool has_reverse = bpf::map_lookup(reverse_.get(), &port, &back) == 0 &&
-                             back.client_ip == flow_key.client_ip && back.client_port == flow_key.client_port;
-    if (has_reverse && back.last_ns > last) last = back.last_ns;
-    if (now > last && now - last > idle_ns) {
-      bpf::map_delete(flows_.get(), &flow_key);
-      if (has_reverse) bpf::map_delete(reverse_.get(), &port);
-      expired_++;
-      continue;
-    }
-    live++;
+  return settings;
+}
+
+UdpKernelFlowSinks UdpKernelNat::flow_sinks(const UdpKernelOutputs& outputs) const {
+  UdpKernelFlowSinks sinks;
+  if (outputs.log != nullptr) {
+    ConnectionLog* log = outputs.log;
+    const uint32_t producer = outputs.producer;
+    sinks.ended = [log, producer](const ConnectionRecord& record) { log->record(producer, record); };
   }
-  // NAT ports whose flow the LRU map evicted (max_flows) go back to the pool.
-  std::vector<uint32_t> ports;
-  uint32_t port = 0;
-  uint32_t next_port = 0;
-  first = true;
-  while (bpf::map_next_key(reverse_.get(), first ? nullptr : &port, &next_port) == 0 &&
-         ports.size() <= spec_.udp.nat_port_count * 2ULL) {
-    ports.push_back(next_port);
-    port = next_port;
-    first = false;
+  if (spec_.sync && outputs.journal) {
+    SyncJournal* journal = outputs.journal.get();
+    const SocketAddress listen = spec_.listen;
+    const uint32_t service_slot = spec_.slot;
+    sinks.share = [journal, listen, service_slot](const NatFlowKey& key, uint32_t backend_slot, uint64_t) {
+      journal->record(SyncKind::kUdpFlow, service_slot, backend_slot, kernel_flow_sync_hash(key, listen), monotonic_ns() / 1'000'000ULL);
+    };
   }
-  for (uint32_t at : ports) {
-    NatReverse back{};
-    if (bpf::map_lookup(reverse_.get(), &at, &back) != 0) continue;
-    const NatFlowKey owner{back.client_ip, back.client_port, 0};
-    NatFlow flow{};
-    const bool owned = bpf::map_lookup(flows_.get(), &owner, &flow) == 0 && flow.nat_port == at;
-    if (!owned && now > back.last_ns && now - back.last_ns > kOrphanGraceNs) bpf::map_delete(reverse_.get(), &at);
-  }
-  flow_count_ = live;
+  return sinks;
+}
+
+void UdpKernelNat::sweep(const UdpKernelOutputs& outputs) {
+  flows_seen_.sweep(flows_.get(), reverse_.get(), monotonic_ns(), flow_settings(outputs), flow_sinks(outputs));
+}
+
+void UdpKernelNat::finish(Termination why, const UdpKernelOutputs& outputs) {
+  flows_seen_.finish(flows_.get(), reverse_.get(), monotonic_ns(), why, flow_settings(outputs), flow_sinks(outputs));
 }
 
 void UdpKernelNat::read_status(UdpDatapathStatus* status) const {
   status->kernel = true;
   status->client_interface = client_interface_;
   status->backend_interface = backend_interface_;
-  status->flows = flow_count_;
-  status->expired = expired_;
+  status->flows = flows_seen_.live();
+  status->expired = flows_seen_.expired();
   static const uint32_t cpus = possible_cpus();
   std::vector<uint64_t> values(cpus);
   for (uint32_t index = 0; index < kKernelStatCount; index++) {
@@ -436,7 +458,8 @@ void UdpKernelNat::read_status(UdpDatapathStatus* status) const {
   }
 }
 
-UdpKernelDatapath::UdpKernelDatapath(const BackendTable* table) : table_(table) {
+UdpKernelDatapath::UdpKernelDatapath(const BackendTable* table, UdpKernelOutputs outputs)
+    : table_(table), outputs_(outputs) {
   sweeper_ = std::thread([this] { sweep_loop(); });
 }
 
@@ -447,15 +470,35 @@ void UdpKernelDatapath::stop() {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_) return;
     stopping_ = true;
+    if (!handed_over_) finish(running_);
     running_.clear();
   }
   wake_.notify_all();
   if (sweeper_.joinable()) sweeper_.join();
 }
 
+void UdpKernelDatapath::hand_over() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (handed_over_) return;
+  handed_over_ = true;
+  for (auto& [spec, nat] : running_) {
+    nat->forget_flows();
+    UdpDatapathStatus status;
+    status.service = spec.name;
+    status.configured = spec.udp.datapath;
+    status.reason = "handed over to the new process (upgrade)";
+    fallback_.push_back(status);
+  }
+  running_.clear();  // closing the links detaches our programs; the pins stay
+}
+
 int UdpKernelDatapath::check(const std::vector<ServiceSpec>& specs, std::string* failure, std::string* service) {
   // A required kernel datapath that cannot start fails the whole apply; the
   // programs started to find out are closed again (apply starts them anew).
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (handed_over_) return 0;  // nothing starts here any more
+  }
   for (const ServiceSpec& spec : specs) {
     if (spec.protocol != Protocol::kUdp || spec.udp.datapath != UdpDatapath::kKernel) continue;
     bool running = false;
@@ -465,7 +508,7 @@ int UdpKernelDatapath::check(const std::vector<ServiceSpec>& specs, std::string*
     }
     if (running) continue;
     std::string reason;
-    if (!UdpKernelNat::start(spec, *table_, &reason)) {
+    if (!UdpKernelNat::start(spec, *table_, false, &reason)) {
       *failure = "datapath: kernel for service " + spec.name + ": " + reason;
       *service = spec.name;
       return -EOPNOTSUPP;
@@ -497,9 +540,13 @@ void UdpKernelDatapath::apply(const std::vector<ServiceSpec>& specs) {
     } else {
       // Close the old links first: two programs matching one address would race.
       for (auto& [old, stale] : running_) {
-        if (old.name == spec.name) stale.reset();
+        if (old.name != spec.name || !stale) continue;
+        stale->finish(Termination::kShutdown, outputs_);
+        stale->unpin();
+        stale.reset();
       }
-      nat = UdpKernelNat::start(spec, *table_, &status.reason);
+      nat = handed_over_ ? nullptr : UdpKernelNat::start(spec, *table_, true, &status.reason);
+      if (handed_over_) status.reason = "handed over to the new process (upgrade)";
     }
     if (nat) {
       running.emplace_back(spec, std::move(nat));
@@ -507,7 +554,8 @@ void UdpKernelDatapath::apply(const std::vector<ServiceSpec>& specs) {
       fallback.push_back(status);
     }
   }
-  running_ = std::move(running);  // services gone or moved to user: their links close here
+  finish(running_);  // services gone or moved to user: their flows end, their links close here
+  running_ = std::move(running);
   fallback_ = std::move(fallback);
 }
 
@@ -536,12 +584,20 @@ std::vector<UdpDatapathStatus> UdpKernelDatapath::status() const {
   return all;
 }
 
+void UdpKernelDatapath::finish(std::vector<std::pair<ServiceSpec, std::unique_ptr<UdpKernelNat>>>& leaving) {
+  for (auto& [spec, nat] : leaving) {
+    if (!nat) continue;
+    nat->finish(Termination::kShutdown, outputs_);
+    nat->unpin();
+  }
+}
+
 void UdpKernelDatapath::sweep_loop() {
   std::unique_lock<std::mutex> lock(mutex_);
   while (!stopping_) {
     wake_.wait_for(lock, std::chrono::seconds(1));
     if (stopping_) break;
-    for (auto& [spec, nat] : running_) nat->sweep();
+    for (auto& [spec, nat] : running_) nat->sweep(outputs_);
   }
 }
 

@@ -340,6 +340,8 @@ function untilStopped(runtime: FulcrumRuntime, logger: Logger, { ha, announcer, 
             logger.error({ err }, 'upgrade: the onHandedOver hook failed');
           }
           admin.stopListening();
+          // The new process adopted the kernel UDP datapath's pinned flows and attached its programs.
+          engine.handOverUdpFlows();
           // A SIGTERM during the upgrade already began the drain: not a second signal.
           if (firstSignalAt === undefined) onSignal('upgrade');
           return { ok: true, pid };

@@ -282,6 +282,12 @@ export class Engine extends EventEmitter {
     return this.#stopped ? [] : this.#native.listenerFds();
   }
 
+  /** Upgrade: the next Fulcrum adopted the kernel UDP datapath's pinned flows;
+   * detach this process's programs, keeping the flows and their pins. */
+  handOverUdpFlows(): void {
+    if (!this.#stopped) this.#native.handOverUdpFlows();
+  }
+
   /** Close every listener. Resolves once every worker has closed its
    * sockets, so a connect made after that is refused. Open connections go on. */
   async closeListeners(): Promise<void> {

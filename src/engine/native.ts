@@ -227,6 +227,7 @@ export interface NativeEngine {
   adoptListeners(key: string, fds: number[]): void;
   /** Every listening socket by listener key ("tcp 127.0.0.1:80"), one fd per worker; still owned by the engine. */
   listenerFds(): { key: string; fds: number[] }[];
+  handOverUdpFlows(): void;
 }
 
 /** Descriptor passing over a unix socket (SCM_RIGHTS), native/addon/fd_passing.h. */

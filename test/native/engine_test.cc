@@ -35,6 +35,7 @@ void run_connection_log_tests();
 void run_tcp_keepalive_tests();
 void run_kernel_relay_tests();
 void run_udp_kernel_policy_tests();
+void run_udp_kernel_flows_tests();
 int passed = 0;
 int failed = 0;
 
@@ -475,6 +476,7 @@ int main() {
   run_tcp_keepalive_tests();
   run_kernel_relay_tests();
   run_udp_kernel_policy_tests();
+  run_udp_kernel_flows_tests();
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }

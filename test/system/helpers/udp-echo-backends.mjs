@@ -1,5 +1,6 @@
 // UDP backends for test/system/udp-kernel-nat.test.ts: one socket per
 // IP:PORT:ID argument. A datagram "WHO?" is answered with the backend's ID;
+// "PORT?" with "ID PORT", the source port it came from (the NAT port);
 // every other datagram is echoed back unchanged (byte-exact checks). Prints
 // "ready" once every socket is bound. Lines on stdin: "stop ID" closes that
 // backend's socket (its port then answers ICMP port unreachable, so health
@@ -13,7 +14,8 @@ function bind(host, port, id) {
   return new Promise((resolve) => {
     const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
     socket.on('message', (message, peer) => {
-      const reply = message.length === 4 && message.toString() === 'WHO?' ? Buffer.from(id) : message;
+      const text = message.length <= 5 ? message.toString() : '';
+      const reply = text === 'WHO?' ? Buffer.from(id) : text === 'PORT?' ? Buffer.from(`${id} ${peer.port}`) : message;
       socket.send(reply, peer.port, peer.address);
     });
     socket.bind(port, host, () => resolve(socket));

@@ -6,8 +6,10 @@
 //   {"op":"echo","size":S,"target":"IP:PORT"} every flow sends S random bytes; counts
 //                                             replies that are byte-exact and come from the target
 //   {"op":"who","target":"IP:PORT"}           every flow asks "WHO?": the backend ids, in flow order
+//                                             ("text":"PORT?" asks that instead)
 //   {"op":"flood","count":N,"target":...}     N new flows of one datagram each (socket opened,
 //                                             sent, closed), at most 20 s
+//   {"op":"ports"}                            every flow's local port, in flow order
 //   {"op":"close"}                            closes every flow
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
@@ -68,7 +70,7 @@ async function handle(command) {
       return { exact, timeouts, wrongSource, total: results.length };
     }
     case 'who': {
-      const results = await exchange(command.target, () => Buffer.from('WHO?'));
+      const results = await exchange(command.target, () => Buffer.from(command.text ?? 'WHO?'));
       return { ids: results.map((r) => (r.message ? r.message.toString() : null)) };
     }
     case 'flood': {
@@ -90,6 +92,8 @@ async function handle(command) {
       }
       return { sent };
     }
+    case 'ports':
+      return { ports: flows.map((socket) => socket.address().port) };
     case 'close':
       for (const socket of flows.splice(0)) socket.close();
       return { flows: 0 };
