@@ -90,3 +90,47 @@ services:
   const shutdown = records(logFile).filter((r) => r.client === `${CLIENT}:${last}`);
   t.match(shutdown, [{ termination: 'shutdown', datagrams_in: 1, datagrams_out: 1, bytes_in: 100, bytes_out: 100 }], 'the open flow ends shutdown, with its counts');
 });
+
+t.test('a flow the program ends at its udp.responses-th reply is logged responses_done, with its replies exact', { timeout: 60_000 }, async (t) => {
+  const rig = await KernelNatRig.create(t, 'fulkr-');
+  const dir = mkdtempSync(join(tmpdir(), 'fulcrum-udp-kernel-log-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  await rig.startBackends(t);
+  const logFile = join(dir, 'connections.log');
+  const config = join(dir, 'fulcrum.yaml');
+  const backends = BACKENDS.map((ip) => `{address: "${ip}:9000"}`).join(', ');
+  writeFileSync(config, `workers: 1
+log: {level: info}
+admin: {listen: ${ADMIN}}
+connection_log: {output: ${logFile}}
+services:
+  - name: game
+    protocol: udp
+    listen: ${GAME}
+    datapath: kernel
+    udp: {responses: 3}
+    timeouts: {idle: 30s}
+    backends: [${backends}]
+`);
+  const fulcrum = rig.spawn(t, 'p', process.execPath, [CLI, 'run', '-c', config]);
+  const up = await waitFor(async () => (await rig.metric(ADMIN, 'fulcrum_udp_datapath_kernel', 'service="game"')) === 1, 20_000);
+  t.ok(up, `game runs on the kernel datapath${up ? '' : `: ${fulcrum.stdout()}${fulcrum.stderr()}`}`);
+  const client = rig.startClient(t);
+  t.same(await client({ op: 'open', count: 5 }), { flows: 5 }, '5 flows');
+  for (let i = 0; i < 2; i++) t.same(await client({ op: 'echo', size: 64, target: GAME }), { exact: 5, timeouts: 0, wrongSource: 0, total: 5 }, `request ${i + 1}: 5 byte-exact echoes`);
+  // The once-a-second walk must have seen the flows (a flow that begins and
+  // ends between two walks has no record, README).
+  t.ok(await waitFor(async () => (await rig.metric(ADMIN, 'fulcrum_udp_kernel_flows', 'service="game"')) === 5, 5_000, 100), 'the walk saw the 5 flows');
+  const ports: number[] = (await client({ op: 'ports' })).ports;
+  t.same(await client({ op: 'echo', size: 64, target: GAME }), { exact: 5, timeouts: 0, wrongSource: 0, total: 5 }, 'request 3: the third reply, which ends each flow');
+  const logged = await waitFor(async () => records(logFile).filter((r) => r.type === 'udp').length >= 5, 10_000, 200);
+  t.ok(logged, 'the 5 flows are logged once the walk finds them ended');
+  const udp = records(logFile).filter((r) => r.type === 'udp');
+  t.same(udp.map((r) => r.termination), ['responses_done', 'responses_done', 'responses_done', 'responses_done', 'responses_done'], 'each ended responses_done (not evicted: the program ended it)');
+  t.same(udp.map((r) => Number(String(r.client).split(':')[1])).sort(), [...ports].sort(), 'one record per client port');
+  t.ok(udp.every((r) => r.datagrams_out === 3 && r.bytes_out === 3 * 64), `3 replies and ${3 * 64} bytes out each, exact (first: ${JSON.stringify(udp[0])})`);
+  t.ok(udp.every((r) => r.datagrams_in >= 2 && r.datagrams_in <= 3), 'the client datagrams as of the last walk (2 or 3)');
+  await client({ op: 'close' });
+  fulcrum.child.kill('SIGTERM');
+  t.ok(await waitFor(async () => fulcrum.exited(), 15_000), 'Fulcrum stops on SIGTERM');
+});
