@@ -5,7 +5,7 @@
 // datagrams and payload bytes each way, its client port, its backend and
 // idle_timeout; flows still open when Fulcrum stops end `shutdown`. Needs
 // root and Linux >= 6.6 (tcx).
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,8 +25,9 @@ function records(path: string): any[] {
   return readFileSync(path, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
 }
 
-t.test('flows on the kernel datapath are logged like the relay\'s, with exact counts', { timeout: 60_000 }, async (t) => {
-  const rig = await KernelNatRig.create(t, 'fulkl-');
+/** The namespaces, the backends and a `fulcrum run` whose service `game` runs on the kernel datapath with `keys`, logging to a file. */
+async function startLogged(t: Test, prefix: string, keys: string[]) {
+  const rig = await KernelNatRig.create(t, prefix);
   const dir = mkdtempSync(join(tmpdir(), 'fulcrum-udp-kernel-log-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   await rig.startBackends(t);
@@ -42,12 +43,16 @@ services:
     protocol: udp
     listen: ${GAME}
     datapath: kernel
-    timeouts: {idle: 2s}
-    backends: [${backends}]
+${keys.map((key) => `    ${key}\n`).join('')}    backends: [${backends}]
 `);
   const fulcrum = rig.spawn(t, 'p', process.execPath, [CLI, 'run', '-c', config]);
   const up = await waitFor(async () => (await rig.metric(ADMIN, 'fulcrum_udp_datapath_kernel', 'service="game"')) === 1, 20_000);
   t.ok(up, `game runs on the kernel datapath${up ? '' : `: ${fulcrum.stdout()}${fulcrum.stderr()}`}`);
+  return { rig, logFile, fulcrum };
+}
+
+t.test('flows on the kernel datapath are logged like the relay\'s, with exact counts', { timeout: 60_000 }, async (t) => {
+  const { rig, logFile, fulcrum } = await startLogged(t, 'fulkl-', ['timeouts: {idle: 2s}']);
 
   // 20 flows: three 64 B echoes and one of 1400 B each.
   const client = rig.startClient(t);
@@ -92,29 +97,7 @@ services:
 });
 
 t.test('a flow the program ends at its udp.responses-th reply is logged responses_done, with its replies exact', { timeout: 60_000 }, async (t) => {
-  const rig = await KernelNatRig.create(t, 'fulkr-');
-  const dir = mkdtempSync(join(tmpdir(), 'fulcrum-udp-kernel-log-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  await rig.startBackends(t);
-  const logFile = join(dir, 'connections.log');
-  const config = join(dir, 'fulcrum.yaml');
-  const backends = BACKENDS.map((ip) => `{address: "${ip}:9000"}`).join(', ');
-  writeFileSync(config, `workers: 1
-log: {level: info}
-admin: {listen: ${ADMIN}}
-connection_log: {output: ${logFile}}
-services:
-  - name: game
-    protocol: udp
-    listen: ${GAME}
-    datapath: kernel
-    udp: {responses: 3}
-    timeouts: {idle: 30s}
-    backends: [${backends}]
-`);
-  const fulcrum = rig.spawn(t, 'p', process.execPath, [CLI, 'run', '-c', config]);
-  const up = await waitFor(async () => (await rig.metric(ADMIN, 'fulcrum_udp_datapath_kernel', 'service="game"')) === 1, 20_000);
-  t.ok(up, `game runs on the kernel datapath${up ? '' : `: ${fulcrum.stdout()}${fulcrum.stderr()}`}`);
+  const { rig, logFile, fulcrum } = await startLogged(t, 'fulkr-', ['udp: {responses: 3}', 'timeouts: {idle: 30s}']);
   const client = rig.startClient(t);
   t.same(await client({ op: 'open', count: 5 }), { flows: 5 }, '5 flows');
   for (let i = 0; i < 2; i++) t.same(await client({ op: 'echo', size: 64, target: GAME }), { exact: 5, timeouts: 0, wrongSource: 0, total: 5 }, `request ${i + 1}: 5 byte-exact echoes`);

@@ -2,59 +2,10 @@
 // (src/upgrade/protocol.ts): freeze() in the old, resume() in the new, on a
 // manual clock; and the session records that travel beside them.
 import t from 'tap';
-import type { ReceivedAdvertisement } from '../../src/ha/packet.js';
-import { masterDownIntervalMs, VrrpStateMachine, type StateMachineOptions, type Timers } from '../../src/ha/state-machine.js';
+import { masterDownIntervalMs } from '../../src/ha/state-machine.js';
+import { advert, machine } from '../helpers/vrrp-machine.js';
 import { decodeSessions, encodeSessions, sessionMessages } from '../../src/upgrade/protocol.js';
 import type { SessionRecord } from '../../src/engine/sync-records.js';
-
-class ManualClock implements Timers {
-  nowMs = 0;
-  #timers = new Map<number, { at: number; fn: () => void }>();
-  #next = 1;
-  now(): number {
-    return this.nowMs;
-  }
-  set(fn: () => void, ms: number): unknown {
-    const id = this.#next++;
-    this.#timers.set(id, { at: this.nowMs + ms, fn });
-    return id;
-  }
-  clear(handle: unknown): void {
-    this.#timers.delete(handle as number);
-  }
-  /** Move time forward, firing due timers in order. */
-  advance(ms: number): void {
-    const until = this.nowMs + ms;
-    for (;;) {
-      const due = [...this.#timers.entries()].filter(([, v]) => v.at <= until).sort((a, b) => a[1].at - b[1].at)[0];
-      if (due === undefined) break;
-      this.#timers.delete(due[0]);
-      this.nowMs = due[1].at;
-      due[1].fn();
-    }
-    this.nowMs = until;
-  }
-}
-
-function machine(options: Partial<StateMachineOptions> = {}) {
-  const clock = new ManualClock();
-  const log: string[] = [];
-  const sm = new VrrpStateMachine(
-    { priority: 100, advertIntervalMs: 100, preempt: true, preemptDelayMs: 0, primaryAddress: '10.0.0.2', ...options },
-    {
-      advertise: (p) => log.push(`advert ${p} @${clock.nowMs}`),
-      takeAddresses: () => log.push(`take @${clock.nowMs}`),
-      releaseAddresses: () => log.push(`release @${clock.nowMs}`),
-      transition: (from, to) => log.push(`${from}->${to} @${clock.nowMs}`),
-    },
-    clock,
-  );
-  return { sm, clock, log };
-}
-
-const advert = (priority: number, source = '10.0.0.1', intervalCs = 10): ReceivedAdvertisement => ({
-  vrid: 51, priority, intervalCs, addresses: ['10.0.0.100'], source, destination: '224.0.0.18',
-});
 
 t.test('a Master freezes with one last advert, keeps its VIPs, and the next process goes on advertising at once', async (t) => {
   const old = machine({ priority: 200 });
