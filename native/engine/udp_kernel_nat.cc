@@ -160,6 +160,14 @@ bool same_backends(const ServiceSpec& a, const ServiceSpec& b) {
   return true;
 }
 
+// An IPv4 listen address of one host that no interface owns now: the kernel
+// path may start later, once one does (a VRRP VIP arriving on a failover).
+bool listen_address_unowned(const ServiceSpec& spec) {
+  if (spec.listen.family() != AF_INET) return false;
+  const auto& listen = *reinterpret_cast<const sockaddr_in*>(&spec.listen.storage);
+  return listen.sin_addr.s_addr != INADDR_ANY && interface_owning(listen.sin_addr.s_addr).empty();
+}
+
 }  // namespace
 
 std::string UdpKernelNat::pin_path(const std::string& directory, const ServiceSpec& spec) {
@@ -490,6 +498,7 @@ void UdpKernelDatapath::hand_over() {
     fallback_.push_back(status);
   }
   running_.clear();  // closing the links detaches our programs; the pins stay
+  waiting_.clear();
 }
 
 int UdpKernelDatapath::check(const std::vector<ServiceSpec>& specs, std::string* failure, std::string* service) {
@@ -521,6 +530,7 @@ void UdpKernelDatapath::apply(const std::vector<ServiceSpec>& specs) {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<std::pair<ServiceSpec, std::unique_ptr<UdpKernelNat>>> running;
   std::vector<UdpDatapathStatus> fallback;
+  std::vector<ServiceSpec> waiting;
   for (const ServiceSpec& spec : specs) {
     if (spec.protocol != Protocol::kUdp) continue;
     std::unique_ptr<UdpKernelNat> nat;
@@ -551,16 +561,43 @@ void UdpKernelDatapath::apply(const std::vector<ServiceSpec>& specs) {
     if (nat) {
       running.emplace_back(spec, std::move(nat));
     } else {
+      if (!handed_over_ && spec.udp.datapath == UdpDatapath::kAuto && listen_address_unowned(spec)) waiting.push_back(spec);
       fallback.push_back(status);
     }
   }
   finish(running_);  // services gone or moved to user: their flows end, their links close here
   running_ = std::move(running);
   fallback_ = std::move(fallback);
+  waiting_ = std::move(waiting);
+}
+
+void UdpKernelDatapath::start_waiting() {
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    if (listen_address_unowned(*it)) {
+      ++it;
+      continue;
+    }
+    // Owned now: start, or say the next reason it stays on the relay.
+    std::string reason;
+    std::unique_ptr<UdpKernelNat> nat = handed_over_ ? nullptr : UdpKernelNat::start(*it, *table_, true, &reason);
+    for (auto status = fallback_.begin(); status != fallback_.end(); ++status) {
+      if (status->service != it->name) continue;
+      if (nat) fallback_.erase(status);
+      else status->reason = reason;
+      break;
+    }
+    if (nat) running_.emplace_back(*it, std::move(nat));
+    it = waiting_.erase(it);
+  }
 }
 
 void UdpKernelDatapath::refresh(const std::vector<ServiceSpec>& specs) {
   std::lock_guard<std::mutex> lock(mutex_);
+  for (ServiceSpec& waiting : waiting_) {
+    for (const ServiceSpec& spec : specs) {
+      if (spec.name == waiting.name) waiting = spec;
+    }
+  }
   for (auto& [old, nat] : running_) {
     for (const ServiceSpec& spec : specs) {
       if (spec.name == old.name && nat->compatible(spec)) {
@@ -598,6 +635,7 @@ void UdpKernelDatapath::sweep_loop() {
     wake_.wait_for(lock, std::chrono::seconds(1));
     if (stopping_) break;
     for (auto& [spec, nat] : running_) nat->sweep(outputs_);
+    start_waiting();
   }
 }
 

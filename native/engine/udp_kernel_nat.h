@@ -163,6 +163,10 @@ class UdpKernelDatapath {
 
  private:
   void sweep_loop();
+  // `auto` services whose listen address no interface owned at apply (a VRRP
+  // VIP on a Backup): started once an interface owns it (a failover), from
+  // the sweeper, so a new Master NATs in the kernel without a reload.
+  void start_waiting();
   // Services that leave: a shutdown record for each of their open flows, and their pins removed.
   void finish(std::vector<std::pair<ServiceSpec, std::unique_ptr<UdpKernelNat>>>& leaving);
   const BackendTable* table_;
@@ -173,6 +177,7 @@ class UdpKernelDatapath {
   bool handed_over_ = false;
   std::vector<std::pair<ServiceSpec, std::unique_ptr<UdpKernelNat>>> running_;
   std::vector<UdpDatapathStatus> fallback_;  // services on the relay, with why
+  std::vector<ServiceSpec> waiting_;          // of those, the ones waiting for their listen address
   std::thread sweeper_;
 };
 
