@@ -8,18 +8,12 @@
 // (auto) or a refused start (kernel) where the programs cannot be attached.
 // Needs root and Linux >= 6.6 (tcx).
 import t, { type Test } from 'tap';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import readline from 'node:readline';
-import { CLI, killTree, removeStaleNamespaces, run, waitFor } from './helpers/ha-rig.mjs';
+import { CLI, run, waitFor } from './helpers/ha-rig.mjs';
+import { BACKENDS, FRONT, KernelNatRig, must, type Host } from './helpers/kernel-nat-rig.js';
 
-const PREFIX = `fulkn-${process.pid}-`;
-const CLIENT = '10.202.1.2';
-const FRONT = '10.202.1.1';
-const BACK = '10.202.2.1';
-const BACKENDS = ['10.202.2.11', '10.202.2.12', '10.202.2.13', '10.202.2.14'];
 const GAME = `${FRONT}:7000`;
 const SMALL = `${FRONT}:7001`;
 const HELPERS = new URL('./helpers/', import.meta.url).pathname;
@@ -27,85 +21,21 @@ const ADMIN = '127.0.0.1:18406';
 
 if (process.getuid?.() !== 0) {
   t.plan(0, 'needs root (network namespaces, BPF)');
-  process.exit(0);
 }
 
-const ns = (host: 'c' | 'p' | 'b'): string => `${PREFIX}${host}`;
-
-async function must(cmd: string, args: string[]): Promise<string> {
-  const result = await run(cmd, args);
-  if (result.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${result.stderr.trim() || `exit ${result.code}`}`);
-  return result.stdout;
-}
-
-async function buildRig(t: Test): Promise<void> {
-  await removeStaleNamespaces('fulkn-');
-  t.teardown(async () => {
-    for (const host of ['c', 'b', 'p'] as const) await run('ip', ['netns', 'del', ns(host)]);
-  });
-  for (const host of ['c', 'p', 'b'] as const) {
-    await must('ip', ['netns', 'add', ns(host)]);
-    await must('ip', ['-n', ns(host), 'link', 'set', 'lo', 'up']);
-  }
-  await must('ip', ['-n', ns('c'), 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'front', 'netns', ns('p')]);
-  await must('ip', ['-n', ns('b'), 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'back', 'netns', ns('p')]);
-  const address = async (host: 'c' | 'p' | 'b', dev: string, cidrs: string[]): Promise<void> => {
-    for (const cidr of cidrs) await must('ip', ['-n', ns(host), 'addr', 'add', cidr, 'dev', dev]);
-    await must('ip', ['-n', ns(host), 'link', 'set', dev, 'up']);
-  };
-  await address('c', 'eth0', [`${CLIENT}/24`]);
-  await address('p', 'front', [`${FRONT}/24`]);
-  await address('p', 'back', [`${BACK}/24`]);
-  await address('b', 'eth0', BACKENDS.map((ip) => `${ip}/24`));
-  await must('ip', ['-n', ns('c'), 'route', 'add', 'default', 'via', FRONT]);
-  await must('ip', ['-n', ns('b'), 'route', 'add', 'default', 'via', BACK]);
-}
-
-/** A long-running process in a namespace, killed (with its children) at teardown. */
-function spawnIn(t: Test, host: 'c' | 'p' | 'b', cmd: string, args: string[]): { child: ChildProcessWithoutNullStreams; output: () => string; exited: () => boolean } {
-  const child = spawn('ip', ['netns', 'exec', ns(host), cmd, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let output = '';
-  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-  let exited = false;
-  const exit = new Promise<void>((resolve) => child.once('exit', () => {
-    exited = true;
-    resolve();
-  }));
-  t.teardown(async () => {
-    if (!exited && child.pid !== undefined) killTree(child.pid, 'SIGTERM');
-    await Promise.race([exit, new Promise((r) => setTimeout(r, 5_000))]);
-    if (!exited && child.pid !== undefined) killTree(child.pid, 'SIGKILL');
-  });
-  return { child, output: () => output, exited: () => exited };
-}
-
-/** The client helper: one JSON command, one JSON answer. */
-function startClient(t: Test): (command: Record<string, unknown>) => Promise<any> {
-  const { child } = spawnIn(t, 'c', process.execPath, [join(HELPERS, 'udp-flow-client.mjs')]);
-  const answers = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  return async (command) => {
-    child.stdin.write(`${JSON.stringify(command)}\n`);
-    let timer: NodeJS.Timeout | undefined;
-    const next = await Promise.race([answers.next(), new Promise<null>((r) => (timer = setTimeout(() => r(null), 60_000)))]);
-    clearTimeout(timer);
-    if (!next || next.done) throw new Error(`the client helper did not answer ${JSON.stringify(command)}`);
-    return JSON.parse(next.value);
-  };
-}
-
-/** The admin API from inside the balancer's namespace (node, not curl: it also runs under test/sanitized.sh's LD_PRELOAD). */
-async function admin(method: 'GET' | 'POST', path: string): Promise<string> {
-  const script = `const r=require('http').request('http://${ADMIN}${path}',{method:'${method}'},(res)=>{let d='';res.on('data',(c)=>d+=c);res.on('end',()=>process.stdout.write(d))});r.on('error',()=>{});r.end();`;
-  const result = await run('ip', ['netns', 'exec', ns('p'), process.execPath, '-e', script]);
-  return result.stdout;
-}
-
-/** A metric's value for the given labels (the first match), or undefined. */
-async function metric(name: string, labels: string): Promise<number | undefined> {
-  const text = await admin('GET', '/metrics');
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
-  return line === undefined ? undefined : Number(line.split(' ').at(-1));
-}
+// The namespaces (helpers/kernel-nat-rig.ts) of the running test.
+let rig: KernelNatRig;
+const ns = (host: Host): string => rig.ns(host);
+const buildRig = async (t: Test): Promise<void> => {
+  rig = await KernelNatRig.create(t, 'fulkn-');
+};
+const spawnIn = (t: Test, host: Host, cmd: string, args: string[]) => {
+  const started = rig.spawn(t, host, cmd, args);
+  return { ...started, output: started.stderr };
+};
+const startClient = (t: Test) => rig.startClient(t);
+const admin = (method: 'GET' | 'POST', path: string): Promise<string> => rig.admin(ADMIN, method, path);
+const metric = (name: string, labels: string): Promise<number | undefined> => rig.metric(ADMIN, name, labels);
 
 async function csumErrors(host: 'c' | 'b'): Promise<number> {
   const snmp = await must('ip', ['netns', 'exec', ns(host), 'cat', '/proc/net/snmp']);
