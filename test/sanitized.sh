@@ -48,12 +48,14 @@ fi
 # other process tests run too; and the engine tests of the control plane's own
 # logic over an engine the other tests already drive (health checking, HA
 # tracking, the admin API and its limits, runtime backends, CSV and log
-# output formats): the sanitized run must fit CI's time.
+# output formats), the balancing algorithms (the picker runs sanitized in
+# ctest's engine_test) and the bench server (fuzzed, and counted by
+# bench-counting): the sanitized run must fit CI's time.
 if [ $# -eq 0 ]; then
   mapfile -t tests < <(ls test/engine/*.test.ts test/process/*.test.ts |
     grep -v -E '/(health-(postgres|mysql|redis|checks|monitor|runtime)|status-page|pg-cancel|first-verdict|dns-discovery)\.test\.ts$' |
-    grep -v -E '/engine/(ha-tracking|backend-api|admin-(api|limits)|status-csv|connection-log-output)\.test\.ts$' |
-    grep -v -E '/process/(cli|bench-cli|health-cli|systemd|udp-datapath-check|reload|maglev-consistency)\.test\.ts$')
+    grep -v -E '/engine/(ha-tracking|backend-api|admin-(api|limits)|status-csv|connection-log-output|balancing)\.test\.ts$' |
+    grep -v -E '/process/(cli|bench-cli|bench-server|health-cli|systemd|udp-datapath-check|reload|maglev-consistency)\.test\.ts$')
   set -- "${tests[@]}"
 fi
 echo "sanitizer: $kind, addon: $FULCRUM_NATIVE"
