@@ -142,6 +142,9 @@ void UdpKernelFlows::sweep(int flows_fd, int reverse_fd, uint64_t now_ns, const 
       // The first datagram's time where the maps still hold it; else the
       // last walk (the flow was not there then).
       uint64_t start = last_walk_ns_ != 0 ? last_walk_ns_ : now_ns;
+      // The first walk has no earlier one to bound the start: at the latest the
+      // flow's last datagram, so that a flow ended idle lasts at least timeouts.idle.
+      if (last_walk_ns_ == 0 && flow.last_ns != 0) start = std::min(start, flow.last_ns);
       if (has_reverse && back.packets == 0 && back.last_ns != 0) start = std::min(start, back.last_ns);
       if (flow.packets == 1 && flow.last_ns != 0) start = std::min(start, flow.last_ns);
       known.start_ns = start;
