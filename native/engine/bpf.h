@@ -15,6 +15,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace fulcrum::bpf {
 
@@ -100,6 +101,22 @@ int link_interface(int prog_fd, uint32_t ifindex, uint32_t attach_type);
 // BPF_MAP_GET_NEXT_KEY: the key after `key` (nullptr: the first) in *next.
 // Returns 0, or -ENOENT after the last key.
 int map_next_key(int map_fd, const void* key, void* next);
+
+// Every key of a map, at most `bound` (a map changing under the walk can
+// make BPF_MAP_GET_NEXT_KEY start again from the first key).
+template <typename Key>
+std::vector<Key> map_keys(int map_fd, size_t bound) {
+  std::vector<Key> keys;
+  Key key{};
+  Key next{};
+  bool first = true;
+  while (keys.size() < bound && map_next_key(map_fd, first ? nullptr : &key, &next) == 0) {
+    keys.push_back(next);
+    key = next;
+    first = false;
+  }
+  return keys;
+}
 
 // --- Appended for pinned maps (the kernel UDP datapath's flows across an upgrade) ---
 

@@ -29,21 +29,6 @@ ClientAddress ipv4_address(uint32_t ip, uint16_t port) {
   return address;
 }
 
-// Every key of a map, at most `bound` (a map changing under the walk can
-// make BPF_MAP_GET_NEXT_KEY start again from the first key).
-template <typename Key>
-std::vector<Key> map_keys(int fd, size_t bound) {
-  std::vector<Key> keys;
-  Key key{};
-  Key next{};
-  bool first = true;
-  while (keys.size() < bound && bpf::map_next_key(fd, first ? nullptr : &key, &next) == 0) {
-    keys.push_back(next);
-    key = next;
-    first = false;
-  }
-  return keys;
-}
 
 }  // namespace
 
@@ -105,7 +90,7 @@ void UdpKernelFlows::sweep(int flows_fd, int reverse_fd, uint64_t now_ns, const 
   // The flows in the map, and every flow the last walk saw (one the walk
   // missed is looked up by its key, so only a flow really gone is reported).
   std::vector<uint64_t> keys;
-  for (const NatFlowKey& key : map_keys<NatFlowKey>(flows_fd, settings.max_flows * 2ULL + 16)) keys.push_back(key_of(key));
+  for (const NatFlowKey& key : bpf::map_keys<NatFlowKey>(flows_fd, settings.max_flows * 2ULL + 16)) keys.push_back(key_of(key));
   for (const auto& [key, known] : known_) keys.push_back(key);
   std::sort(keys.begin(), keys.end());
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
@@ -194,7 +179,7 @@ void UdpKernelFlows::sweep(int flows_fd, int reverse_fd, uint64_t now_ns, const 
   }
 
   // NAT ports whose flow the LRU map evicted (max_flows) go back to the pool.
-  for (uint32_t at : map_keys<uint32_t>(reverse_fd, settings.nat_port_count * 2ULL + 16)) {
+  for (uint32_t at : bpf::map_keys<uint32_t>(reverse_fd, settings.nat_port_count * 2ULL + 16)) {
     NatReverse back{};
     if (bpf::map_lookup(reverse_fd, &at, &back) != 0) continue;
     const NatFlowKey owner{back.client_ip, back.client_port, 0};

@@ -1,5 +1,7 @@
 #include "udp_kernel_policy.h"
 
+#include "udp_kernel_maps.h"
+
 #include <arpa/inet.h>
 #include <linux/bpf.h>
 
@@ -22,26 +24,6 @@ struct NatAclKey {
   uint32_t prefixlen;
   uint32_t ip;  // network order
 };
-
-// What end_refused_flows() reads of nat_flows and nat_reverse (the full
-// layouts are udp_kernel_nat.cc's NatFlow and NatReverse, 40 bytes each).
-struct FlowKey {
-  uint32_t client_ip;
-  uint16_t client_port;
-  uint16_t pad;
-};
-struct FlowValue {
-  uint32_t backend_ip;
-  uint16_t backend_port;
-  uint16_t nat_port;
-  uint8_t rest[32];
-};
-struct ReverseValue {
-  uint32_t client_ip;
-  uint16_t client_port;
-  uint8_t rest[34];
-};
-static_assert(sizeof(FlowValue) == 40 && sizeof(ReverseValue) == 40);
 
 // The lists' prefixes the program looks up; an LPM trie allocates per entry
 // (BPF_F_NO_PREALLOC), so the bound costs nothing until used.
@@ -125,7 +107,7 @@ uint32_t UdpKernelPolicy::update(const ServiceSpec& spec, int flows_fd, int reve
   const bool first = !written_;
   written_ = true;
   // As the relay: a reload's lists apply to open flows too.
-  return changed && !first ? end_refused_flows(flows_fd, reverse_fd) : 0;
+  return changed && !first ? end_refused_flows(flows_fd, reverse_fd, spec.udp.max_flows) : 0;
 }
 
 bool UdpKernelPolicy::admits(uint32_t client_ip) const {
@@ -136,26 +118,20 @@ bool UdpKernelPolicy::admits(uint32_t client_ip) const {
   return (flags_ & kPolicyDefaultDeny) == 0;
 }
 
-uint32_t UdpKernelPolicy::end_refused_flows(int flows_fd, int reverse_fd) const {
-  std::vector<FlowKey> refused;
-  FlowKey key{};
-  FlowKey next{};
-  bool first = true;
-  // Bounded: an LRU map's walk may restart when entries go under it.
-  for (uint32_t seen = 0; seen < (1U << 25) && bpf::map_next_key(flows_fd, first ? nullptr : &key, &next) == 0; seen++) {
-    if (!admits(next.client_ip)) refused.push_back(next);
-    key = next;
-    first = false;
+uint32_t UdpKernelPolicy::end_refused_flows(int flows_fd, int reverse_fd, uint32_t max_flows) const {
+  std::vector<NatFlowKey> refused;
+  for (const NatFlowKey& key : bpf::map_keys<NatFlowKey>(flows_fd, max_flows * 2ULL + 16)) {
+    if (!admits(key.client_ip)) refused.push_back(key);
   }
   uint32_t ended = 0;
-  for (const FlowKey& flow_key : refused) {
-    FlowValue flow{};
+  for (const NatFlowKey& flow_key : refused) {
+    NatFlow flow{};
     if (bpf::map_lookup(flows_fd, &flow_key, &flow) != 0) continue;
     if (bpf::map_delete(flows_fd, &flow_key) != 0) continue;
     ended++;
     // Its NAT port too, so late replies reach nobody (as the relay's closed socket).
     uint32_t port = flow.nat_port;
-    ReverseValue back{};
+    NatReverse back{};
     if (bpf::map_lookup(reverse_fd, &port, &back) == 0 && back.client_ip == flow_key.client_ip &&
         back.client_port == flow_key.client_port) {
       bpf::map_delete(reverse_fd, &port);

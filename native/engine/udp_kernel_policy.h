@@ -53,7 +53,7 @@ class UdpKernelPolicy {
  private:
   // Whether the lists now in nat_acl admit `client_ip` (network order).
   bool admits(uint32_t client_ip) const;
-  uint32_t end_refused_flows(int flows_fd, int reverse_fd) const;
+  uint32_t end_refused_flows(int flows_fd, int reverse_fd, uint32_t max_flows) const;
 
   bpf::Fd policy_, acl_, clients_;
   uint32_t clients_size_ = 0;
