@@ -6,11 +6,11 @@
 // idle_timeout; flows still open when Fulcrum stops end `shutdown`. Needs
 // root and Linux >= 6.6 (tcx).
 import t, { type Test } from 'tap';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, waitFor } from './helpers/ha-rig.mjs';
-import { BACKENDS, CLIENT, FRONT, KernelNatRig } from './helpers/kernel-nat-rig.js';
+import { BACKENDS, CLIENT, FRONT, KernelNatRig, logRecords } from './helpers/kernel-nat-rig.js';
 
 const ADMIN = '127.0.0.1:18407';
 const GAME = `${FRONT}:7000`;
@@ -18,11 +18,6 @@ const GAME = `${FRONT}:7000`;
 if (process.getuid?.() !== 0) {
   t.plan(0, 'needs root (network namespaces, BPF)');
   process.exit(0);
-}
-
-function records(path: string): any[] {
-  if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
 }
 
 /** The namespaces, the backends and a `fulcrum run` whose service `game` runs on the kernel datapath with `keys`, logging to a file. */
@@ -66,9 +61,9 @@ t.test('flows on the kernel datapath are logged like the relay\'s, with exact co
   await client({ op: 'close' });
 
   // Idle 2 s, swept within a second: one record per flow.
-  const ended = await waitFor(async () => records(logFile).filter((r) => r.type === 'udp').length >= 20, 10_000, 200);
+  const ended = await waitFor(async () => logRecords(logFile).filter((r) => r.type === 'udp').length >= 20, 10_000, 200);
   t.ok(ended, 'the 20 flows are logged once idle');
-  const udp = records(logFile).filter((r) => r.type === 'udp');
+  const udp = logRecords(logFile).filter((r) => r.type === 'udp');
   t.equal(udp.length, 20, 'exactly one record per flow');
   const byPort = new Map(udp.map((r) => [Number(String(r.client).split(':')[1]), r]));
   let exact = 0;
@@ -92,7 +87,7 @@ t.test('flows on the kernel datapath are logged like the relay\'s, with exact co
   await waitFor(async () => (await rig.metric(ADMIN, 'fulcrum_udp_kernel_flows', 'service="game"')) === 1, 5_000, 100);
   fulcrum.child.kill('SIGTERM');
   t.ok(await waitFor(async () => fulcrum.exited(), 15_000), 'Fulcrum stops on SIGTERM');
-  const shutdown = records(logFile).filter((r) => r.client === `${CLIENT}:${last}`);
+  const shutdown = logRecords(logFile).filter((r) => r.client === `${CLIENT}:${last}`);
   t.match(shutdown, [{ termination: 'shutdown', datagrams_in: 1, datagrams_out: 1, bytes_in: 100, bytes_out: 100 }], 'the open flow ends shutdown, with its counts');
 });
 
@@ -106,9 +101,9 @@ t.test('a flow the program ends at its udp.responses-th reply is logged response
   t.ok(await waitFor(async () => (await rig.metric(ADMIN, 'fulcrum_udp_kernel_flows', 'service="game"')) === 5, 5_000, 100), 'the walk saw the 5 flows');
   const ports: number[] = (await client({ op: 'ports' })).ports;
   t.same(await client({ op: 'echo', size: 64, target: GAME }), { exact: 5, timeouts: 0, wrongSource: 0, total: 5 }, 'request 3: the third reply, which ends each flow');
-  const logged = await waitFor(async () => records(logFile).filter((r) => r.type === 'udp').length >= 5, 10_000, 200);
+  const logged = await waitFor(async () => logRecords(logFile).filter((r) => r.type === 'udp').length >= 5, 10_000, 200);
   t.ok(logged, 'the 5 flows are logged once the walk finds them ended');
-  const udp = records(logFile).filter((r) => r.type === 'udp');
+  const udp = logRecords(logFile).filter((r) => r.type === 'udp');
   t.same(udp.map((r) => r.termination), ['responses_done', 'responses_done', 'responses_done', 'responses_done', 'responses_done'], 'each ended responses_done (not evicted: the program ended it)');
   t.same(udp.map((r) => Number(String(r.client).split(':')[1])).sort(), [...ports].sort(), 'one record per client port');
   t.ok(udp.every((r) => r.datagrams_out === 3 && r.bytes_out === 3 * 64), `3 replies and ${3 * 64} bytes out each, exact (first: ${JSON.stringify(udp[0])})`);

@@ -11,11 +11,11 @@
 // Linux >= 6.6 (tcx).
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, run, waitFor } from './helpers/ha-rig.mjs';
-import { BACKENDS, CLIENT, FRONT, KernelNatRig } from './helpers/kernel-nat-rig.js';
+import { BACKENDS, CLIENT, FRONT, KernelNatRig, logRecords } from './helpers/kernel-nat-rig.js';
 
 const ADMIN = '127.0.0.1:18408';
 const GAME = `${FRONT}:7000`;
@@ -24,11 +24,6 @@ const FLOWS = 40;
 if (process.getuid?.() !== 0) {
   t.plan(0, 'needs root (network namespaces, BPF)');
   process.exit(0);
-}
-
-function records(path: string): any[] {
-  if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
 }
 
 function config(logFile: string, extra = ''): string {
@@ -108,13 +103,13 @@ t.test('flows keep their backend and NAT port across a reload and an upgrade; pi
   t.same(await ask(), before, 'with the old process gone: every flow on its backend, with its NAT port');
   await echo(64, 'with the old process gone');
   t.equal(await rig.metric(ADMIN, 'fulcrum_udp_datapath_kernel', 'service="game"'), 1, 'the new process runs game on the kernel datapath');
-  t.equal(records(logFile).filter((r) => r.service === 'game').length, 0, 'the old process ended no flow of game');
+  t.equal(logRecords(logFile).filter((r) => r.service === 'game').length, 0, 'the old process ended no flow of game');
 
   // Idle: the new process logs every flow once, with the counts of both processes.
   await client({ op: 'close' });
-  const logged = await waitFor(async () => records(logFile).filter((r) => r.service === 'game').length >= FLOWS, 20_000, 250);
+  const logged = await waitFor(async () => logRecords(logFile).filter((r) => r.service === 'game').length >= FLOWS, 20_000, 250);
   t.ok(logged, 'the new process logs the flows once idle');
-  const game = records(logFile).filter((r) => r.service === 'game');
+  const game = logRecords(logFile).filter((r) => r.service === 'game');
   const exact = game.filter((r) => r.termination === 'idle_timeout' && r.datagrams_in === datagrams && r.bytes_in === bytesIn &&
     r.datagrams_out === datagrams && String(r.client).startsWith(`${CLIENT}:`));
   t.equal(exact.length, FLOWS, `${FLOWS} records, each ${datagrams} datagrams and ${bytesIn} bytes in, ${datagrams} out (first: ${JSON.stringify(game[0])})`);

@@ -6,6 +6,7 @@
 // removed.
 import { type Test } from 'tap';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import readline from 'node:readline';
 import { removeStaleNamespaces, run, killTree, waitFor } from './ha-rig.mjs';
@@ -111,4 +112,10 @@ export class KernelNatRig {
     const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
     return line === undefined ? undefined : Number(line.split(' ').at(-1));
   }
+}
+
+/** The connection log's JSON records in `path` (none while it does not exist). */
+export function logRecords(path: string): any[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
 }
